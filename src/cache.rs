@@ -1,0 +1,165 @@
+//! The verified-credential cache: the reason the hot path never verifies a
+//! signature twice.
+//!
+//! Keyed by the SHA-256 of the token, so the cache holds no credential and
+//! a hit needs no constant-time compare (an attacker who can find a
+//! SHA-256 preimage has easier targets). Only successes are stored, as the
+//! rendered identity, and an entry never outlives its token's `exp`: moka
+//! evicts it at min(max_ttl, exp - now), and a hit re-checks `exp` against
+//! the caller's clock, so a late eviction can never extend a token's life.
+
+use crate::config::CacheConfig;
+use crate::identity::Identity;
+use moka::Expiry;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// SHA-256 of a credential: the cache key, and (shortened) its log name.
+pub type CredentialHash = [u8; 32];
+
+/// Hashes a credential.
+pub fn hash_credential(credential: &str) -> CredentialHash {
+    Sha256::digest(credential.as_bytes()).into()
+}
+
+/// The first 12 hex digits of a credential's hash: enough to correlate log
+/// lines, too little to help anyone guess the credential.
+pub fn short_hash(hash: &CredentialHash) -> String {
+    hex::encode(&hash[..6])
+}
+
+#[derive(Debug)]
+struct Entry {
+    identity: Arc<Identity>,
+    expires_at: u64,
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl Expiry<CredentialHash, Arc<Entry>> for PerEntryTtl {
+    fn expire_after_create(
+        &self,
+        _key: &CredentialHash,
+        value: &Arc<Entry>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// Verified identities by credential hash. Disabled means every lookup
+/// misses and nothing is stored.
+#[derive(Clone)]
+pub struct TokenCache {
+    inner: Option<moka::sync::Cache<CredentialHash, Arc<Entry>>>,
+    max_ttl: Duration,
+}
+
+impl TokenCache {
+    pub fn new(config: &CacheConfig) -> Self {
+        let inner = config.enabled.then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(config.max_entries)
+                .expire_after(PerEntryTtl)
+                .build()
+        });
+        Self {
+            inner,
+            max_ttl: config.max_ttl,
+        }
+    }
+
+    /// The cached identity for `key`, if its token is still unexpired at
+    /// `now` (unix seconds).
+    pub fn get(&self, key: &CredentialHash, now: u64) -> Option<Arc<Identity>> {
+        let entry = self.inner.as_ref()?.get(key)?;
+        (now < entry.expires_at).then(|| entry.identity.clone())
+    }
+
+    /// Stores a verified identity whose credential expires at `expires_at`.
+    pub fn insert(&self, key: CredentialHash, identity: Arc<Identity>, expires_at: u64, now: u64) {
+        let Some(cache) = &self.inner else { return };
+        let remaining = Duration::from_secs(expires_at.saturating_sub(now));
+        let ttl = remaining.min(self.max_ttl);
+        if ttl.is_zero() {
+            return;
+        }
+        let entry = Entry {
+            identity,
+            expires_at,
+            ttl,
+        };
+        cache.insert(key, Arc::new(entry));
+    }
+
+    /// Entries currently held (approximate; for metrics and benchmarks).
+    pub fn len(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |c| c.entry_count())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs moka's pending maintenance now (tests and benchmarks).
+    pub fn sync(&self) {
+        if let Some(c) = &self.inner {
+            c.run_pending_tasks();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::AuthMethod;
+
+    fn identity(user: &str) -> Arc<Identity> {
+        Arc::new(Identity {
+            user_id: user.into(),
+            method: AuthMethod::Jwt,
+            headers: vec![],
+        })
+    }
+
+    fn cache(enabled: bool) -> TokenCache {
+        TokenCache::new(&CacheConfig {
+            enabled,
+            max_entries: 100,
+            max_ttl: Duration::from_secs(300),
+        })
+    }
+
+    #[test]
+    fn hit_until_the_token_expires() {
+        let c = cache(true);
+        let k = hash_credential("token-a");
+        c.insert(k, identity("alice"), 1_000, 900);
+        assert_eq!(c.get(&k, 900).unwrap().user_id, "alice");
+        assert_eq!(c.get(&k, 999).unwrap().user_id, "alice");
+        assert!(c.get(&k, 1_000).is_none(), "never past exp");
+        assert!(c.get(&hash_credential("token-b"), 900).is_none());
+    }
+
+    #[test]
+    fn expired_tokens_and_disabled_cache_store_nothing() {
+        let c = cache(true);
+        let k = hash_credential("t");
+        c.insert(k, identity("a"), 100, 100);
+        c.sync();
+        assert!(c.is_empty());
+        let off = cache(false);
+        off.insert(k, identity("a"), 1_000, 100);
+        assert!(off.get(&k, 100).is_none());
+    }
+
+    #[test]
+    fn short_hash_is_stable_and_short() {
+        let h = hash_credential("secret-token");
+        assert_eq!(short_hash(&h).len(), 12);
+        assert_eq!(short_hash(&h), short_hash(&hash_credential("secret-token")));
+        assert!(!short_hash(&h).contains("secret"));
+    }
+}

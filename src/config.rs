@@ -1,0 +1,345 @@
+//! ward's configuration: one serde struct with defaults, read once from YAML.
+//!
+//! Loading has two steps so that `ward check-config` can report every
+//! problem at once: [`Config::from_yaml`] rejects what does not parse (an
+//! unknown field, a wrong type), naming the field path; [`Config::validate`]
+//! then checks meaning (a key file that cannot be read, an issuer list that
+//! is empty) and returns every problem with its path. Field-by-field
+//! documentation lives in `docs/configuration.md`.
+
+mod secret;
+
+pub use secret::{EnvSource, ProcessEnv, Secret, SecretError, SecretSource};
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: Listen,
+    pub runtime: Runtime,
+    pub log: Log,
+    pub jwt: JwtConfig,
+    pub headers: HeadersConfig,
+    pub cache: CacheConfig,
+}
+
+/// Where ward listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    /// ext_authz gRPC (`Authorization/Check` and `grpc.health.v1`).
+    pub grpc: SocketAddr,
+    /// The same gRPC services on a Unix domain socket, for a sidecar Envoy.
+    pub unix_socket: Option<PathBuf>,
+    /// Admin HTTP: `/healthz`, `/readyz`, `/metrics`.
+    pub admin: SocketAddr,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            grpc: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            unix_socket: None,
+            admin: SocketAddr::from(([127, 0, 0, 1], 9901)),
+        }
+    }
+}
+
+/// Process-level settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Runtime {
+    /// Tokio worker threads; 0 means one per CPU.
+    pub worker_threads: usize,
+    /// How long a SIGTERM waits for in-flight checks before exiting.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self {
+            worker_threads: 0,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, `ward=debug`, ...; `RUST_LOG` overrides.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// JWT verification.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtConfig {
+    /// Request header carrying `Bearer <token>`.
+    pub header: String,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    /// Tokens longer than this are rejected before any parsing.
+    pub max_token_bytes: usize,
+    /// Accepted `iss` values; empty means `iss` is not checked.
+    pub issuers: Vec<String>,
+    /// Accepted `aud` values; empty means `aud` is not checked.
+    pub audiences: Vec<String>,
+    /// Reject tokens whose `exp` lies further than this in the future.
+    #[serde(with = "humantime_serde")]
+    pub max_lifetime: Option<Duration>,
+    /// Keys written in the config (PEM file, inline PEM, or HMAC secret).
+    pub keys: Vec<StaticKey>,
+    /// JWKS documents, from a file or a URL, refreshed in the background.
+    pub jwks: Vec<JwksSource>,
+    /// Which claims become which identity headers.
+    pub claims: ClaimMapping,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            header: "authorization".into(),
+            leeway: Duration::from_secs(60),
+            max_token_bytes: 8 * 1024,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            max_lifetime: None,
+            keys: Vec::new(),
+            jwks: Vec::new(),
+            claims: ClaimMapping::default(),
+        }
+    }
+}
+
+/// One verification key. Its `alg` is the only algorithm it verifies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticKey {
+    #[serde(default)]
+    pub kid: Option<String>,
+    pub alg: String,
+    #[serde(default)]
+    pub pem_file: Option<PathBuf>,
+    #[serde(default)]
+    pub pem: Option<String>,
+    #[serde(default)]
+    pub secret: Option<SecretSource>,
+}
+
+/// A JWKS document to load keys from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwksSource {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    #[serde(default = "defaults::jwks_refresh", with = "humantime_serde")]
+    pub refresh_interval: Duration,
+    /// Minimum gap between refetches triggered by an unknown `kid`.
+    #[serde(default = "defaults::jwks_min_refetch", with = "humantime_serde")]
+    pub min_refetch_interval: Duration,
+    /// Deadline for one fetch.
+    #[serde(default = "defaults::jwks_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// Claim-to-header mapping.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClaimMapping {
+    /// The claim (dot path) that identifies the user; required in tokens.
+    pub user_id: String,
+    /// Further claims copied into headers; the first present claim wins
+    /// for a header named twice.
+    pub headers: Vec<ClaimHeader>,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        let map = |claim: &str, header: &str, list: bool| ClaimHeader {
+            claim: claim.into(),
+            header: header.into(),
+            list,
+        };
+        Self {
+            user_id: "sub".into(),
+            headers: vec![
+                map("email", "x-user-email", false),
+                map("roles", "x-user-roles", true),
+                map("scope", "x-user-scopes", true),
+                map("scp", "x-user-scopes", true),
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimHeader {
+    pub claim: String,
+    pub header: String,
+    /// Render as a comma-separated list: an array is joined, a string is
+    /// split on spaces and commas (`"read write"` becomes `read,write`).
+    #[serde(default)]
+    pub list: bool,
+}
+
+/// The identity headers ward manages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeadersConfig {
+    pub user_id: String,
+    pub auth_method: String,
+    /// A client header starting with one of these (or its underscore
+    /// spelling) is removed unless ward sets it.
+    pub managed_prefixes: Vec<String>,
+    /// A claim value longer than this is rejected, not truncated.
+    pub max_value_bytes: usize,
+    /// The `realm` in `WWW-Authenticate`.
+    pub realm: String,
+}
+
+impl Default for HeadersConfig {
+    fn default() -> Self {
+        Self {
+            user_id: "x-user-id".into(),
+            auth_method: "x-auth-method".into(),
+            managed_prefixes: vec!["x-user-".into(), "x-auth-".into()],
+            max_value_bytes: 1024,
+            realm: "ward".into(),
+        }
+    }
+}
+
+/// The verified-credential cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    pub max_entries: u64,
+    /// An entry lives at most this long, and never past its token's `exp`.
+    #[serde(with = "humantime_serde")]
+    pub max_ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries: 100_000,
+            max_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+mod defaults {
+    use std::time::Duration;
+    pub fn jwks_refresh() -> Duration {
+        Duration::from_secs(300)
+    }
+    pub fn jwks_min_refetch() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn jwks_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+}
+
+/// One problem in a config file, with the path of the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Parse(ConfigProblem),
+    #[error("{} problem(s):\n{}", .0.len(), render(.0))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+fn render(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Parses YAML; an empty document gives the defaults.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = match e.path().to_string() {
+                p if p == "." => "(root)".to_string(),
+                p => p,
+            };
+            ConfigError::Parse(ConfigProblem {
+                path,
+                message: e.inner().to_string(),
+            })
+        })
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let config = Config::from_yaml(&text)?;
+        let problems = config.validate(env);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+}
+
+mod validate;

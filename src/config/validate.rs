@@ -1,0 +1,239 @@
+//! Semantic checks over a parsed [`Config`]: everything a YAML parser cannot
+//! see. Each problem carries the dotted path of its field, and every problem
+//! is reported, not just the first, so one `ward check-config` run shows a
+//! platform engineer the whole list.
+
+use super::{Config, ConfigProblem, EnvSource};
+use crate::headers::is_valid_header_name;
+use crate::jwt::keys;
+
+struct Problems(Vec<ConfigProblem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigProblem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn header(&mut self, path: &str, name: &str) {
+        if !is_valid_header_name(name) {
+            self.add(
+                path,
+                format!("`{name}` is not a lowercase HTTP header name (a-z, 0-9, `-`, `_`)"),
+            );
+        }
+    }
+}
+
+impl Config {
+    /// Every semantic problem in this config, each with its field path.
+    /// Empty means the config is usable.
+    pub fn validate(&self, env: &dyn EnvSource) -> Vec<ConfigProblem> {
+        let mut p = Problems(Vec::new());
+        self.check_listen(&mut p);
+        self.check_log(&mut p);
+        self.check_jwt(&mut p, env);
+        self.check_headers(&mut p);
+        self.check_cache(&mut p);
+        p.0
+    }
+
+    fn check_listen(&self, p: &mut Problems) {
+        if self.listen.grpc == self.listen.admin && self.listen.grpc.port() != 0 {
+            p.add("listen.admin", "must differ from listen.grpc");
+        }
+        if let Some(path) = &self.listen.unix_socket {
+            if path.as_os_str().is_empty() {
+                p.add("listen.unix_socket", "must not be empty");
+            }
+        }
+        if self.runtime.worker_threads > 1024 {
+            p.add(
+                "runtime.worker_threads",
+                "must be at most 1024 (0 = one per CPU)",
+            );
+        }
+    }
+
+    fn check_log(&self, p: &mut Problems) {
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            p.add("log.level", format!("not a valid filter: {e}"));
+        }
+    }
+
+    fn check_jwt(&self, p: &mut Problems, env: &dyn EnvSource) {
+        let jwt = &self.jwt;
+        p.header("jwt.header", &jwt.header);
+        if !(64..=65_536).contains(&jwt.max_token_bytes) {
+            p.add("jwt.max_token_bytes", "must be between 64 and 65536");
+        }
+        if jwt.keys.is_empty() && jwt.jwks.is_empty() {
+            p.add(
+                "jwt",
+                "no verification key: set jwt.keys or jwt.jwks (ward has no other credential yet)",
+            );
+        }
+        for (i, key) in jwt.keys.iter().enumerate() {
+            if let Err(e) = keys::load_static(key, env) {
+                p.add(format!("jwt.keys[{i}]"), e.to_string());
+            }
+        }
+        for (i, src) in jwt.jwks.iter().enumerate() {
+            let path = format!("jwt.jwks[{i}]");
+            match (&src.url, &src.file) {
+                (Some(url), None) => {
+                    if !(url.starts_with("https://") || url.starts_with("http://")) {
+                        p.add(format!("{path}.url"), "must start with https:// or http://");
+                    }
+                }
+                (None, Some(_)) => {}
+                _ => p.add(&path, "exactly one of `url` or `file` must be set"),
+            }
+            if src.refresh_interval.as_secs() < 1 {
+                p.add(format!("{path}.refresh_interval"), "must be at least 1s");
+            }
+            if src.timeout.is_zero() {
+                p.add(format!("{path}.timeout"), "must be greater than 0");
+            }
+        }
+        for (field, list) in [
+            ("jwt.issuers", &jwt.issuers),
+            ("jwt.audiences", &jwt.audiences),
+        ] {
+            if list.iter().any(|v| v.is_empty()) {
+                p.add(field, "must not contain an empty string");
+            }
+        }
+        if jwt.claims.user_id.is_empty() {
+            p.add("jwt.claims.user_id", "must name a claim");
+        }
+        for (i, m) in jwt.claims.headers.iter().enumerate() {
+            let path = format!("jwt.claims.headers[{i}]");
+            if m.claim.is_empty() {
+                p.add(format!("{path}.claim"), "must name a claim");
+            }
+            p.header(&format!("{path}.header"), &m.header);
+            if m.header == self.headers.user_id || m.header == self.headers.auth_method {
+                p.add(
+                    format!("{path}.header"),
+                    format!("`{}` is set by ward itself", m.header),
+                );
+            }
+        }
+    }
+
+    fn check_headers(&self, p: &mut Problems) {
+        let h = &self.headers;
+        p.header("headers.user_id", &h.user_id);
+        p.header("headers.auth_method", &h.auth_method);
+        if h.user_id == h.auth_method {
+            p.add("headers.auth_method", "must differ from headers.user_id");
+        }
+        for (i, prefix) in h.managed_prefixes.iter().enumerate() {
+            if prefix.len() < 2 || !is_valid_header_name(prefix) {
+                p.add(
+                    format!("headers.managed_prefixes[{i}]"),
+                    "must be a lowercase header-name prefix of at least 2 characters",
+                );
+            }
+        }
+        if !(16..=8192).contains(&h.max_value_bytes) {
+            p.add("headers.max_value_bytes", "must be between 16 and 8192");
+        }
+        if h.realm.is_empty() || h.realm.contains(['"', '\\', '\r', '\n']) {
+            p.add(
+                "headers.realm",
+                "must be non-empty, without quotes, backslashes or newlines",
+            );
+        }
+    }
+
+    fn check_cache(&self, p: &mut Problems) {
+        let c = &self.cache;
+        if c.enabled && c.max_entries == 0 {
+            p.add(
+                "cache.max_entries",
+                "must be greater than 0 (or set cache.enabled: false)",
+            );
+        }
+        if c.enabled && c.max_ttl.as_secs() < 1 {
+            p.add("cache.max_ttl", "must be at least 1s");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProcessEnv;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        Config::from_yaml(yaml)
+            .unwrap()
+            .validate(&ProcessEnv)
+            .into_iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    const KEY: &str = "jwt: {keys: [{alg: RS256, pem_file: tests/fixtures/keys/rsa.pub}]}";
+
+    #[test]
+    fn a_minimal_config_is_valid() {
+        assert_eq!(problems(KEY), Vec::<String>::new());
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path() {
+        let got = problems(
+            r#"
+listen: {grpc: "127.0.0.1:7000", admin: "127.0.0.1:7000"}
+log: {level: "ward=nope=x"}
+jwt:
+  header: "Authorization"
+  keys:
+    - {alg: RS999, pem_file: tests/fixtures/keys/rsa.pub}
+    - {alg: HS256}
+    - {alg: ES256, pem_file: /nonexistent.pem}
+  jwks: [{url: "ftp://x"}, {}]
+  claims: {headers: [{claim: sub, header: x-user-id}]}
+headers: {max_value_bytes: 1, managed_prefixes: ["X"]}
+cache: {max_entries: 0}
+"#,
+        );
+        let paths: Vec<&str> = got.iter().map(|s| s.split(':').next().unwrap()).collect();
+        for want in [
+            "listen.admin",
+            "log.level",
+            "jwt.header",
+            "jwt.keys[0]",
+            "jwt.keys[1]",
+            "jwt.keys[2]",
+            "jwt.jwks[0].url",
+            "jwt.jwks[1]",
+            "jwt.claims.headers[0].header",
+            "headers.managed_prefixes[0]",
+            "headers.max_value_bytes",
+            "cache.max_entries",
+        ] {
+            assert!(paths.contains(&want), "missing {want} in {got:#?}");
+        }
+    }
+
+    #[test]
+    fn a_config_without_keys_is_rejected() {
+        assert!(problems("{}").iter().any(|p| p.starts_with("jwt:")));
+    }
+
+    #[test]
+    fn parse_errors_name_the_field() {
+        let err = Config::from_yaml("jwt: {leeway: soon}").unwrap_err();
+        assert!(err.to_string().starts_with("jwt.leeway"), "{err}");
+        let err = Config::from_yaml("jwt: {keyz: []}").unwrap_err();
+        assert!(err.to_string().contains("keyz"), "{err}");
+        let err = Config::from_yaml("listen: {grpc: nowhere}").unwrap_err();
+        assert!(err.to_string().starts_with("listen.grpc"), "{err}");
+    }
+}

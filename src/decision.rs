@@ -1,0 +1,229 @@
+//! A decision is a value: allow with an identity, or deny with a reason.
+//!
+//! [`Reason`] is a closed set, so it is safe as a metric label and stable
+//! as the machine-readable `reason` in a deny body. Each reason carries its
+//! HTTP status and RFC 6750 §3.1 error code in one table ([`Reason::status`],
+//! [`Reason::error_code`]); the gRPC adapter only copies them into Envoy's
+//! types. Nothing here knows Envoy.
+
+use crate::identity::Identity;
+use crate::jwt::JwtError;
+use std::sync::Arc;
+
+/// What ward answers for one check.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    Allow(Arc<Identity>),
+    Deny(Reason),
+}
+
+/// Why a request was denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    MissingCredential,
+    MalformedRequest,
+    UnsupportedScheme,
+    MalformedAuthorization,
+    MultipleCredentials,
+    MalformedToken,
+    TokenTooLarge,
+    UnsupportedAlgorithm,
+    UnsupportedCrit,
+    UnknownKid,
+    AlgorithmMismatch,
+    BadSignature,
+    TokenExpired,
+    TokenNotYetValid,
+    TokenLifetimeTooLong,
+    MissingClaim,
+    InvalidClaim,
+    InvalidIssuer,
+    InvalidAudience,
+    KeysUnavailable,
+}
+
+impl Reason {
+    /// Every reason, for pre-registering metric series.
+    pub const ALL: [Reason; 20] = [
+        Reason::MissingCredential,
+        Reason::MalformedRequest,
+        Reason::UnsupportedScheme,
+        Reason::MalformedAuthorization,
+        Reason::MultipleCredentials,
+        Reason::MalformedToken,
+        Reason::TokenTooLarge,
+        Reason::UnsupportedAlgorithm,
+        Reason::UnsupportedCrit,
+        Reason::UnknownKid,
+        Reason::AlgorithmMismatch,
+        Reason::BadSignature,
+        Reason::TokenExpired,
+        Reason::TokenNotYetValid,
+        Reason::TokenLifetimeTooLong,
+        Reason::MissingClaim,
+        Reason::InvalidClaim,
+        Reason::InvalidIssuer,
+        Reason::InvalidAudience,
+        Reason::KeysUnavailable,
+    ];
+
+    /// The stable machine-readable code (deny body, metrics, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::MissingCredential => "missing_credential",
+            Reason::MalformedRequest => "malformed_request",
+            Reason::UnsupportedScheme => "unsupported_scheme",
+            Reason::MalformedAuthorization => "malformed_authorization",
+            Reason::MultipleCredentials => "multiple_credentials",
+            Reason::MalformedToken => "malformed_token",
+            Reason::TokenTooLarge => "token_too_large",
+            Reason::UnsupportedAlgorithm => "unsupported_algorithm",
+            Reason::UnsupportedCrit => "unsupported_crit",
+            Reason::UnknownKid => "unknown_kid",
+            Reason::AlgorithmMismatch => "algorithm_mismatch",
+            Reason::BadSignature => "bad_signature",
+            Reason::TokenExpired => "token_expired",
+            Reason::TokenNotYetValid => "token_not_yet_valid",
+            Reason::TokenLifetimeTooLong => "token_lifetime_too_long",
+            Reason::MissingClaim => "missing_claim",
+            Reason::InvalidClaim => "invalid_claim",
+            Reason::InvalidIssuer => "invalid_issuer",
+            Reason::InvalidAudience => "invalid_audience",
+            Reason::KeysUnavailable => "keys_unavailable",
+        }
+    }
+
+    /// HTTP status: 400 for a malformed request, 503 when ward cannot
+    /// decide, 401 for every credential problem (RFC 6750 §3.1).
+    pub fn status(self) -> u16 {
+        match self {
+            Reason::MalformedRequest
+            | Reason::UnsupportedScheme
+            | Reason::MalformedAuthorization
+            | Reason::MultipleCredentials => 400,
+            Reason::KeysUnavailable => 503,
+            _ => 401,
+        }
+    }
+
+    /// The RFC 6750 `error` code; none when no credential was presented
+    /// (RFC 6750 §3.1: "SHOULD NOT include an error code").
+    pub fn error_code(self) -> Option<&'static str> {
+        match self {
+            Reason::MissingCredential => None,
+            Reason::MalformedRequest
+            | Reason::UnsupportedScheme
+            | Reason::MalformedAuthorization
+            | Reason::MultipleCredentials => Some("invalid_request"),
+            Reason::KeysUnavailable => Some("temporarily_unavailable"),
+            _ => Some("invalid_token"),
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge for a 401 or 400.
+    pub fn challenge(self, realm: &str) -> Option<String> {
+        if !matches!(self.status(), 400 | 401) {
+            return None;
+        }
+        Some(match self.error_code() {
+            Some(code) => format!(
+                "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{}\"",
+                self.as_str()
+            ),
+            None => format!("Bearer realm=\"{realm}\""),
+        })
+    }
+
+    /// The small JSON deny body. Holds no credential and nothing the
+    /// client sent except the request id (kept to correlate with logs,
+    /// and JSON-escaped).
+    pub fn body(self, request_id: Option<&str>) -> String {
+        let mut body = serde_json::json!({
+            "error": self.error_code().unwrap_or("unauthorized"),
+            "reason": self.as_str(),
+            "status": self.status(),
+        });
+        if let Some(id) = request_id.filter(|id| id.len() <= 128) {
+            body["request_id"] = id.into();
+        }
+        body.to_string()
+    }
+}
+
+impl From<&JwtError> for Reason {
+    fn from(e: &JwtError) -> Self {
+        match e {
+            JwtError::TooLarge => Reason::TokenTooLarge,
+            JwtError::Malformed(_) => Reason::MalformedToken,
+            JwtError::UnsupportedAlg => Reason::UnsupportedAlgorithm,
+            JwtError::UnsupportedCrit => Reason::UnsupportedCrit,
+            JwtError::UnknownKey => Reason::UnknownKid,
+            JwtError::AlgorithmMismatch => Reason::AlgorithmMismatch,
+            JwtError::BadSignature => Reason::BadSignature,
+            JwtError::Expired => Reason::TokenExpired,
+            JwtError::NotYetValid => Reason::TokenNotYetValid,
+            JwtError::LifetimeTooLong => Reason::TokenLifetimeTooLong,
+            JwtError::MissingClaim(_) => Reason::MissingClaim,
+            JwtError::InvalidClaim(_) => Reason::InvalidClaim,
+            JwtError::WrongIssuer => Reason::InvalidIssuer,
+            JwtError::WrongAudience => Reason::InvalidAudience,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_snake_case() {
+        let mut codes: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), Reason::ALL.len());
+    }
+
+    #[test]
+    fn statuses_follow_rfc_6750() {
+        assert_eq!(Reason::MissingCredential.status(), 401);
+        assert_eq!(Reason::TokenExpired.status(), 401);
+        assert_eq!(Reason::MalformedToken.status(), 401);
+        assert_eq!(Reason::UnsupportedScheme.status(), 400);
+        assert_eq!(Reason::KeysUnavailable.status(), 503);
+        assert_eq!(
+            Reason::MissingCredential.challenge("ward").as_deref(),
+            Some("Bearer realm=\"ward\"")
+        );
+        assert_eq!(
+            Reason::TokenExpired.challenge("ward").as_deref(),
+            Some(
+                "Bearer realm=\"ward\", error=\"invalid_token\", error_description=\"token_expired\""
+            )
+        );
+        assert!(
+            Reason::UnsupportedScheme
+                .challenge("r")
+                .unwrap()
+                .contains("invalid_request")
+        );
+        assert_eq!(Reason::KeysUnavailable.challenge("r"), None);
+    }
+
+    #[test]
+    fn body_is_json_with_a_stable_reason() {
+        let body: serde_json::Value =
+            serde_json::from_str(&Reason::BadSignature.body(Some("req-\"1"))).unwrap();
+        assert_eq!(body["reason"], "bad_signature");
+        assert_eq!(body["error"], "invalid_token");
+        assert_eq!(body["status"], 401);
+        assert_eq!(body["request_id"], "req-\"1");
+        let body: serde_json::Value =
+            serde_json::from_str(&Reason::MissingCredential.body(Some(&"x".repeat(200)))).unwrap();
+        assert!(body.get("request_id").is_none());
+    }
+}

@@ -1,0 +1,152 @@
+//! The identity headers ward manages, and which client headers must go.
+//!
+//! Backends trust `x-user-id` because only ward sets it. That holds only if
+//! every header in ward's managed set that the *client* sent is removed
+//! before the request reaches the backend, on allow and on routes that need
+//! no credential. Envoy applies `headers_to_remove` after the headers ward
+//! sets, so a header ward sets must never be listed for removal: it is
+//! overwritten instead (`OVERWRITE_IF_EXISTS_OR_ADD`).
+
+use crate::config::Config;
+
+/// Decides whether a header name belongs to ward's managed set.
+///
+/// Names are compared case-insensitively and with `_` equal to `-`: some
+/// proxies and CGI-style backends treat the two alike, so `x_user_id` (or
+/// `x-user_id`) would reach them as `x-user-id`.
+#[derive(Debug, Clone)]
+pub struct ManagedHeaders {
+    prefixes: Vec<String>,
+    /// Exact names ward sets (user id, auth method, mapped claims).
+    names: Vec<String>,
+}
+
+impl ManagedHeaders {
+    pub fn from_config(config: &Config) -> Self {
+        let mut names = vec![
+            config.headers.user_id.clone(),
+            config.headers.auth_method.clone(),
+        ];
+        names.extend(config.jwt.claims.headers.iter().map(|m| m.header.clone()));
+        Self::new(&config.headers.managed_prefixes, names)
+    }
+
+    pub fn new(prefixes: &[String], names: Vec<String>) -> Self {
+        let canonical = |s: &String| s.to_ascii_lowercase().replace('_', "-");
+        let mut prefixes: Vec<String> = prefixes.iter().map(canonical).collect();
+        prefixes.sort();
+        prefixes.dedup();
+        let mut names: Vec<String> = names.iter().map(canonical).collect();
+        names.sort();
+        names.dedup();
+        Self { prefixes, names }
+    }
+
+    /// Is `name` one of ward's headers?
+    pub fn is_managed(&self, name: &str) -> bool {
+        let name = name.as_bytes();
+        self.prefixes
+            .iter()
+            .any(|p| name.len() >= p.len() && same_name(&name[..p.len()], p.as_bytes()))
+            || self.names.iter().any(|n| same_name(name, n.as_bytes()))
+    }
+
+    /// The client headers to remove: every managed one that the response
+    /// does not itself set (Envoy removes after setting, so listing a set
+    /// header would delete ward's own value).
+    pub fn to_remove<'a>(
+        &self,
+        client_headers: impl Iterator<Item = &'a str>,
+        set: &[(String, String)],
+    ) -> Vec<String> {
+        client_headers
+            .filter(|name| self.is_managed(name))
+            .filter(|name| !set.iter().any(|(s, _)| s.eq_ignore_ascii_case(name)))
+            .map(|name| name.to_ascii_lowercase())
+            .collect()
+    }
+}
+
+/// Byte-wise equality, ASCII case-insensitive, with `_` equal to `-`.
+/// `canonical` is already lowercase with dashes.
+fn same_name(name: &[u8], canonical: &[u8]) -> bool {
+    name.len() == canonical.len()
+        && name.iter().zip(canonical).all(|(a, b)| {
+            let a = a.to_ascii_lowercase();
+            a == *b || (a == b'_' && *b == b'-')
+        })
+}
+
+/// A lowercase HTTP header name ward may set or match: `a-z`, `0-9`, `-`, `_`.
+pub fn is_valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn managed() -> ManagedHeaders {
+        ManagedHeaders::new(
+            &["x-user-".into(), "x-auth-".into()],
+            vec!["x-user-id".into(), "x-tenant".into()],
+        )
+    }
+
+    #[test]
+    fn managed_set_covers_both_spellings_and_exact_names() {
+        let m = managed();
+        for name in [
+            "x-user-id",
+            "x_user_id",
+            "x-user_id",
+            "x-auth-method",
+            "x_auth_anything",
+            "X-User-Email",
+            "x-tenant",
+            "x_tenant",
+        ] {
+            assert!(m.is_managed(name), "{name} should be managed");
+        }
+        for name in [
+            "x-userid",
+            "user-id",
+            "authorization",
+            "x-request-id",
+            "x-use",
+        ] {
+            assert!(!m.is_managed(name), "{name} should not be managed");
+        }
+    }
+
+    #[test]
+    fn removes_forged_headers_but_never_one_it_sets() {
+        let m = managed();
+        let client = [
+            "x-user-id",
+            "x-user-admin",
+            "x_user_id",
+            "accept",
+            "x-auth-method",
+        ];
+        let set = vec![
+            ("x-user-id".to_string(), "alice".to_string()),
+            ("x-auth-method".to_string(), "jwt".to_string()),
+        ];
+        let removed = m.to_remove(client.into_iter(), &set);
+        assert_eq!(removed, vec!["x-user-admin", "x_user_id"]);
+    }
+
+    #[test]
+    fn header_name_check() {
+        assert!(is_valid_header_name("x-user-id"));
+        assert!(is_valid_header_name("x_user_1"));
+        assert!(!is_valid_header_name("X-User"));
+        assert!(!is_valid_header_name("x user"));
+        assert!(!is_valid_header_name(""));
+        assert!(!is_valid_header_name("x:y"));
+    }
+}

@@ -1,0 +1,250 @@
+//! Who the caller is, as the backend will see it: the identity headers
+//! rendered from a verified credential.
+//!
+//! Claim values end up in HTTP headers, so they are checked here: a value
+//! with a control character (CR and LF would split headers; NUL truncates
+//! them in C backends) or longer than the cap is rejected, never cleaned
+//! up or truncated, since a silently altered identity is worse than none.
+
+use crate::config::{ClaimHeader, Config};
+use serde_json::{Map, Value};
+
+/// How the caller authenticated; also the `x-auth-method` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    Jwt,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Jwt => "jwt",
+        }
+    }
+}
+
+/// A verified caller and the headers to send upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub method: AuthMethod,
+    /// `(name, value)` pairs, names unique: user id, method, then claims.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Why verified claims could not become an identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("claim `{0}` (the user id) is missing or not a non-empty string")]
+    MissingUserId(String),
+    #[error("claim `{claim}` cannot go into a header: {why}")]
+    BadValue { claim: String, why: &'static str },
+}
+
+/// Renders claims into identity headers, as configured.
+#[derive(Debug, Clone)]
+pub struct ClaimRenderer {
+    user_id_claim: String,
+    user_id_header: String,
+    method_header: String,
+    mappings: Vec<ClaimHeader>,
+    max_value_bytes: usize,
+}
+
+impl ClaimRenderer {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            user_id_claim: config.jwt.claims.user_id.clone(),
+            user_id_header: config.headers.user_id.clone(),
+            method_header: config.headers.auth_method.clone(),
+            mappings: config.jwt.claims.headers.clone(),
+            max_value_bytes: config.headers.max_value_bytes,
+        }
+    }
+
+    pub fn render(
+        &self,
+        claims: &Map<String, Value>,
+        method: AuthMethod,
+    ) -> Result<Identity, IdentityError> {
+        let user_id = match lookup(claims, &self.user_id_claim) {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(IdentityError::MissingUserId(self.user_id_claim.clone())),
+        };
+        self.check_value(&self.user_id_claim, &user_id)?;
+        let mut headers = vec![
+            (self.user_id_header.clone(), user_id.clone()),
+            (self.method_header.clone(), method.as_str().to_string()),
+        ];
+        for m in &self.mappings {
+            if headers.iter().any(|(name, _)| *name == m.header) {
+                continue; // an earlier claim already filled this header
+            }
+            let Some(value) = lookup(claims, &m.claim) else {
+                continue;
+            };
+            let Some(text) =
+                render_value(value, m.list).map_err(|why| IdentityError::BadValue {
+                    claim: m.claim.clone(),
+                    why,
+                })?
+            else {
+                continue;
+            };
+            self.check_value(&m.claim, &text)?;
+            headers.push((m.header.clone(), text));
+        }
+        Ok(Identity {
+            user_id,
+            method,
+            headers,
+        })
+    }
+
+    fn check_value(&self, claim: &str, value: &str) -> Result<(), IdentityError> {
+        let bad = |why| {
+            Err(IdentityError::BadValue {
+                claim: claim.to_string(),
+                why,
+            })
+        };
+        if value.len() > self.max_value_bytes {
+            return bad("longer than headers.max_value_bytes");
+        }
+        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return bad("contains a control character (CR, LF, NUL, ...)");
+        }
+        Ok(())
+    }
+}
+
+/// A claim by name; a name with dots that is not itself a claim is read as
+/// a path into nested objects (`realm_access.roles`). Namespaced claims
+/// such as `https://example.com/roles` are found by their literal name.
+fn lookup<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    if let Some(v) = claims.get(name) {
+        return Some(v);
+    }
+    let mut parts = name.split('.');
+    let mut current = claims.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current)
+}
+
+/// A claim value as header text; `None` for null or an empty list.
+fn render_value(value: &Value, list: bool) -> Result<Option<String>, &'static str> {
+    let text = match value {
+        Value::Null => return Ok(None),
+        Value::String(s) if list => split_list(s).collect::<Vec<_>>().join(","),
+        Value::String(s) => s.clone(),
+        Value::Bool(_) | Value::Number(_) => value.to_string(),
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                let s = match item {
+                    Value::String(s) => s.clone(),
+                    Value::Bool(_) | Value::Number(_) => item.to_string(),
+                    _ => return Err("an array element is not a string, number or boolean"),
+                };
+                if s.contains(',') {
+                    return Err("an array element contains a comma");
+                }
+                out.push(s);
+            }
+            out.join(",")
+        }
+        Value::Object(_) => return Err("an object cannot be a header value"),
+    };
+    Ok((!text.is_empty()).then_some(text))
+}
+
+fn split_list(s: &str) -> impl Iterator<Item = &str> {
+    s.split([' ', ',']).filter(|p| !p.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn render(claims: Value) -> Result<Identity, IdentityError> {
+        let renderer = ClaimRenderer::from_config(&Config::default());
+        renderer.render(claims.as_object().unwrap(), AuthMethod::Jwt)
+    }
+
+    fn header<'a>(id: &'a Identity, name: &str) -> Option<&'a str> {
+        id.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn default_mapping() {
+        let id = render(json!({
+            "sub": "alice", "email": "a@example.com",
+            "roles": ["admin", "dev"], "scope": "read  write"
+        }))
+        .unwrap();
+        assert_eq!(id.user_id, "alice");
+        assert_eq!(header(&id, "x-user-id"), Some("alice"));
+        assert_eq!(header(&id, "x-auth-method"), Some("jwt"));
+        assert_eq!(header(&id, "x-user-email"), Some("a@example.com"));
+        assert_eq!(header(&id, "x-user-roles"), Some("admin,dev"));
+        assert_eq!(header(&id, "x-user-scopes"), Some("read,write"));
+    }
+
+    #[test]
+    fn first_present_claim_wins_and_absent_claims_add_nothing() {
+        let id = render(json!({"sub": "bob", "scp": ["a", "b"]})).unwrap();
+        assert_eq!(header(&id, "x-user-scopes"), Some("a,b"));
+        assert_eq!(header(&id, "x-user-email"), None);
+        assert_eq!(id.headers.len(), 3);
+        let id = render(json!({"sub": "bob", "scope": "x", "scp": ["a"]})).unwrap();
+        assert_eq!(header(&id, "x-user-scopes"), Some("x"));
+    }
+
+    #[test]
+    fn rejects_values_that_would_corrupt_headers() {
+        let long = "a".repeat(1025);
+        for claims in [
+            json!({"sub": "ali\r\nx-user-admin: 1"}),
+            json!({"sub": "ali\nce"}),
+            json!({"sub": "ali\u{0}ce"}),
+            json!({"sub": "alice", "email": "a@b\r\n"}),
+            json!({"sub": long}),
+            json!({"sub": "alice", "roles": [["nested"]]}),
+            json!({"sub": "alice", "roles": ["a,b"]}),
+            json!({"sub": "alice", "email": {"o": 1}}),
+        ] {
+            assert!(
+                matches!(render(claims.clone()), Err(IdentityError::BadValue { .. })),
+                "{claims}"
+            );
+        }
+        for claims in [json!({}), json!({"sub": ""}), json!({"sub": 42})] {
+            assert!(matches!(
+                render(claims),
+                Err(IdentityError::MissingUserId(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn nested_and_namespaced_claims() {
+        let claims = json!({
+            "sub": "a",
+            "realm_access": {"roles": ["r1"]},
+            "https://example.com/roles": ["n1"]
+        });
+        let map = claims.as_object().unwrap();
+        assert_eq!(lookup(map, "realm_access.roles"), Some(&json!(["r1"])));
+        assert_eq!(
+            lookup(map, "https://example.com/roles"),
+            Some(&json!(["n1"]))
+        );
+        assert_eq!(lookup(map, "realm_access.nope"), None);
+    }
+}

@@ -1,0 +1,248 @@
+//! The key store and the JWKS fetcher: the I/O edge of JWT verification.
+//!
+//! Verification reads one immutable [`KeySet`] snapshot (an `ArcSwap`
+//! load, no lock). Each JWKS source has a background task that refetches
+//! on its interval and, at a bounded rate, when a token names a `kid`
+//! nobody knows (a key rotation). A failed fetch keeps the last good keys:
+//! an identity provider's outage must not log everyone out. `/readyz`
+//! stays false until every source has loaded once.
+
+use crate::config::{JwksSource, JwtConfig, ProcessEnv};
+use crate::jwt::KeySet;
+use crate::jwt::keys::{self, Key, KeyError};
+use crate::metrics::Metrics;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+
+/// A JWKS document larger than this is refused.
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+/// Retry delay after a failed fetch, before the first success.
+const RETRY_DELAY: Duration = Duration::from_secs(2);
+
+/// Why one JWKS fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("read {0}: {1}")]
+    File(String, std::io::Error),
+    #[error("GET {0}: {1}")]
+    Http(String, String),
+    #[error("GET {0}: status {1}")]
+    Status(String, u16),
+    #[error("document larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
+    #[error("not a JWKS document: {0}")]
+    Parse(#[from] serde_json::Error),
+    #[error("no usable signing key in the document")]
+    NoKeys,
+}
+
+struct Source {
+    config: JwksSource,
+    keys: ArcSwapOption<Vec<Arc<Key>>>,
+    wake: Notify,
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+/// All verification keys: static ones from config, plus each JWKS
+/// source's last good set, merged into one snapshot.
+pub struct KeyStore {
+    static_keys: Vec<Arc<Key>>,
+    sources: Vec<Source>,
+    current: ArcSwap<KeySet>,
+    generation: watch::Sender<u64>,
+}
+
+impl KeyStore {
+    /// Loads the static keys; JWKS sources start empty until [`spawn`]ed
+    /// fetchers fill them.
+    pub fn new(config: &JwtConfig) -> Result<Arc<Self>, KeyError> {
+        let static_keys = config
+            .keys
+            .iter()
+            .map(|k| keys::load_static(k, &ProcessEnv).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sources = config
+            .jwks
+            .iter()
+            .map(|c| Source {
+                config: c.clone(),
+                keys: ArcSwapOption::empty(),
+                wake: Notify::new(),
+                last_fetch: Mutex::new(None),
+            })
+            .collect();
+        let store = Self {
+            current: ArcSwap::from_pointee(KeySet::new(static_keys.iter().cloned())),
+            static_keys,
+            sources,
+            generation: watch::channel(0).0,
+        };
+        Ok(Arc::new(store))
+    }
+
+    /// The current keys.
+    pub fn snapshot(&self) -> Arc<KeySet> {
+        self.current.load_full()
+    }
+
+    /// True once every JWKS source has loaded at least once.
+    pub fn is_ready(&self) -> bool {
+        self.sources.iter().all(|s| s.keys.load().is_some())
+    }
+
+    /// Asks the sources to refetch because a token named an unknown `kid`.
+    /// Returns a receiver that changes when new keys land, or `None` if
+    /// every source fetched too recently (the refetch rate is bounded so a
+    /// flood of random `kid`s cannot hammer the identity provider).
+    pub fn request_refetch(&self) -> Option<watch::Receiver<u64>> {
+        let mut woke = false;
+        for source in &self.sources {
+            let Ok(last) = source.last_fetch.lock() else {
+                continue;
+            };
+            let due = last.is_none_or(|t| t.elapsed() >= source.config.min_refetch_interval);
+            if due {
+                source.wake.notify_one();
+                woke = true;
+            }
+        }
+        woke.then(|| self.generation.subscribe())
+    }
+
+    fn publish(&self) {
+        let jwks: Vec<Arc<Key>> = self
+            .sources
+            .iter()
+            .filter_map(|s| s.keys.load_full())
+            .flat_map(|keys| keys.iter().cloned().collect::<Vec<_>>())
+            .collect();
+        let set = KeySet::new(self.static_keys.iter().cloned().chain(jwks));
+        self.current.store(Arc::new(set));
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Starts one background fetcher per JWKS source. They stop when
+    /// `shutdown` fires.
+    pub fn spawn(self: &Arc<Self>, metrics: Arc<Metrics>, shutdown: watch::Receiver<bool>) {
+        let client = reqwest::Client::builder().build().ok();
+        for index in 0..self.sources.len() {
+            let store = self.clone();
+            let metrics = metrics.clone();
+            let client = client.clone();
+            let mut shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    let delay = store.fetch_once(index, client.as_ref(), &metrics).await;
+                    let source = &store.sources[index];
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = source.wake.notified() => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            });
+        }
+    }
+
+    /// Fetches one source, publishes on success, and says how long to wait
+    /// before the next scheduled fetch.
+    async fn fetch_once(
+        &self,
+        index: usize,
+        client: Option<&reqwest::Client>,
+        metrics: &Metrics,
+    ) -> Duration {
+        let source = &self.sources[index];
+        if let Ok(mut last) = source.last_fetch.lock() {
+            *last = Some(Instant::now());
+        }
+        let name = source_name(&source.config);
+        match fetch(&source.config, client).await {
+            Ok(keys) => {
+                metrics.jwks_refresh_ok.inc();
+                metrics.jwks_last_success.set(crate::unix_now() as i64);
+                tracing::info!(source = %name, keys = keys.len(), "jwks loaded");
+                source.keys.store(Some(Arc::new(keys)));
+                self.publish();
+                let total: usize = self
+                    .sources
+                    .iter()
+                    .filter_map(|s| s.keys.load_full())
+                    .map(|k| k.len())
+                    .sum();
+                metrics.jwks_keys.set(total as i64);
+                source.config.refresh_interval
+            }
+            Err(e) => {
+                metrics.jwks_refresh_error.inc();
+                let kept = source.keys.load().is_some();
+                tracing::warn!(source = %name, error = %e, keeping_last_good = kept, "jwks fetch failed");
+                if kept {
+                    source.config.refresh_interval.min(Duration::from_secs(30))
+                } else {
+                    RETRY_DELAY
+                }
+            }
+        }
+    }
+}
+
+fn source_name(config: &JwksSource) -> String {
+    match (&config.url, &config.file) {
+        (Some(url), _) => url.clone(),
+        (_, Some(file)) => file.display().to_string(),
+        _ => "?".into(),
+    }
+}
+
+async fn fetch(
+    config: &JwksSource,
+    client: Option<&reqwest::Client>,
+) -> Result<Vec<Arc<Key>>, FetchError> {
+    let body = match (&config.url, &config.file) {
+        (Some(url), _) => fetch_url(url, config.timeout, client).await?,
+        (_, Some(path)) => tokio::fs::read(path)
+            .await
+            .map_err(|e| FetchError::File(path.display().to_string(), e))?,
+        _ => return Err(FetchError::NoKeys),
+    };
+    if body.len() > MAX_JWKS_BYTES {
+        return Err(FetchError::TooLarge);
+    }
+    let (keys, skipped) = keys::from_jwks(&body)?;
+    for note in skipped {
+        tracing::debug!(source = %source_name(config), %note, "jwks key skipped");
+    }
+    if keys.is_empty() {
+        return Err(FetchError::NoKeys);
+    }
+    Ok(keys.into_iter().map(Arc::new).collect())
+}
+
+async fn fetch_url(
+    url: &str,
+    timeout: Duration,
+    client: Option<&reqwest::Client>,
+) -> Result<Vec<u8>, FetchError> {
+    let http = |e: reqwest::Error| FetchError::Http(url.to_string(), e.to_string());
+    let client = client.ok_or_else(|| FetchError::Http(url.into(), "no HTTP client".into()))?;
+    let response = client
+        .get(url)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(http)?;
+    if !response.status().is_success() {
+        return Err(FetchError::Status(url.into(), response.status().as_u16()));
+    }
+    if response
+        .content_length()
+        .is_some_and(|n| n as usize > MAX_JWKS_BYTES)
+    {
+        return Err(FetchError::TooLarge);
+    }
+    Ok(response.bytes().await.map_err(http)?.to_vec())
+}

@@ -1,0 +1,361 @@
+//! Verification keys and how a token picks one.
+//!
+//! One algorithm per key: the key decides, never the token. A token whose
+//! header `alg` differs from its key's is rejected, which closes the
+//! classic key-confusion attacks (an RSA public key used as an HMAC
+//! secret, `alg: none`). Keys come from config (PEM, inline PEM, HMAC
+//! secret) or from JWKS documents; both end up in one immutable [`KeySet`]
+//! that the JWKS fetcher swaps atomically.
+
+use crate::config::{EnvSource, SecretError, StaticKey};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// One key, bound to exactly one algorithm.
+pub struct Key {
+    pub kid: Option<String>,
+    pub alg: Algorithm,
+    pub key: DecodingKey,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a configured key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "unknown alg `{0}` (expected one of HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA)"
+    )]
+    UnknownAlg(String),
+    #[error("exactly one of `pem_file`, `pem` or `secret` must be set")]
+    NotExactlyOneSource,
+    #[error("alg {0:?} is an HMAC algorithm: use `secret`, not a PEM")]
+    HmacNeedsSecret(Algorithm),
+    #[error("alg {0:?} needs a public key PEM (`pem_file` or `pem`), not a secret")]
+    PublicKeyNeedsPem(Algorithm),
+    #[error("HMAC secret for {alg:?} must be at least {min} bytes (RFC 7518 §3.2), got {got}")]
+    ShortSecret {
+        alg: Algorithm,
+        min: usize,
+        got: usize,
+    },
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("not a valid {alg:?} public key PEM: {reason}")]
+    BadPem { alg: Algorithm, reason: String },
+    #[error("secret: {0}")]
+    Secret(#[from] SecretError),
+}
+
+/// Parses an algorithm name as written in config or a JWKS.
+pub fn parse_alg(name: &str) -> Option<Algorithm> {
+    Algorithm::from_str(name).ok()
+}
+
+/// Loads one key from the config.
+pub fn load_static(cfg: &StaticKey, env: &dyn EnvSource) -> Result<Key, KeyError> {
+    let alg = parse_alg(&cfg.alg).ok_or_else(|| KeyError::UnknownAlg(cfg.alg.clone()))?;
+    let hmac = matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+    let key = match (&cfg.pem_file, &cfg.pem, &cfg.secret) {
+        (None, None, Some(secret)) if hmac => {
+            let secret = secret.resolve(env)?;
+            let min = hmac_min_len(alg);
+            if secret.expose().len() < min {
+                return Err(KeyError::ShortSecret {
+                    alg,
+                    min,
+                    got: secret.expose().len(),
+                });
+            }
+            DecodingKey::from_secret(secret.expose())
+        }
+        (None, None, Some(_)) => return Err(KeyError::PublicKeyNeedsPem(alg)),
+        (Some(_), None, None) | (None, Some(_), None) if hmac => {
+            return Err(KeyError::HmacNeedsSecret(alg));
+        }
+        (Some(path), None, None) => {
+            let pem = std::fs::read(path).map_err(|e| KeyError::Read {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            from_pem(alg, &pem)?
+        }
+        (None, Some(pem), None) => from_pem(alg, pem.as_bytes())?,
+        _ => return Err(KeyError::NotExactlyOneSource),
+    };
+    Ok(Key {
+        kid: cfg.kid.clone(),
+        alg,
+        key,
+    })
+}
+
+fn hmac_min_len(alg: Algorithm) -> usize {
+    match alg {
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        _ => 32,
+    }
+}
+
+fn from_pem(alg: Algorithm, pem: &[u8]) -> Result<DecodingKey, KeyError> {
+    let result = match alg {
+        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
+        Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
+        _ => DecodingKey::from_rsa_pem(pem),
+    };
+    result.map_err(|e| KeyError::BadPem {
+        alg,
+        reason: e.to_string(),
+    })
+}
+
+/// Reads a JWKS document. Keys that cannot be used for signature
+/// verification (`use: enc`, unknown types, encryption algorithms) are
+/// skipped, not fatal: an identity provider may publish them alongside.
+/// Returns the usable keys and a note for each skipped one.
+pub fn from_jwks(json: &[u8]) -> Result<(Vec<Key>, Vec<String>), serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        keys: Vec<serde_json::Value>,
+    }
+    let doc: Doc = serde_json::from_slice(json)?;
+    let mut keys = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, value) in doc.keys.into_iter().enumerate() {
+        match jwk_to_key(value) {
+            Ok(key) => keys.push(key),
+            Err(why) => skipped.push(format!("keys[{i}]: {why}")),
+        }
+    }
+    Ok((keys, skipped))
+}
+
+fn jwk_to_key(value: serde_json::Value) -> Result<Key, String> {
+    let jwk: Jwk = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        return Err("use is enc".into());
+    }
+    let alg = match &jwk.common.key_algorithm {
+        Some(a) => {
+            signing_alg(a).ok_or_else(|| format!("alg {a:?} is not a signature algorithm"))?
+        }
+        None => infer_alg(&jwk.algorithm)?,
+    };
+    let key = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
+    Ok(Key {
+        kid: jwk.common.key_id.clone(),
+        alg,
+        key,
+    })
+}
+
+fn signing_alg(alg: &KeyAlgorithm) -> Option<Algorithm> {
+    Algorithm::try_from(*alg).ok()
+}
+
+/// A JWK without `alg`: the key type decides. RSA keys default to RS256,
+/// the algorithm OpenID Connect requires every provider to support.
+fn infer_alg(params: &AlgorithmParameters) -> Result<Algorithm, String> {
+    match params {
+        AlgorithmParameters::RSA(_) => Ok(Algorithm::RS256),
+        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+            EllipticCurve::P256 => Ok(Algorithm::ES256),
+            EllipticCurve::P384 => Ok(Algorithm::ES384),
+            ref c => Err(format!("unsupported curve {c:?}")),
+        },
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+            Ok(Algorithm::EdDSA)
+        }
+        _ => Err("no alg and the key type does not imply one".into()),
+    }
+}
+
+/// Why no key could be chosen for a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLookup {
+    /// No key has the token's `kid` (or, without a `kid`, no key fits).
+    Unknown,
+    /// A key matched, but it is bound to another algorithm.
+    AlgorithmMismatch,
+}
+
+/// An immutable set of keys, indexed for lookup by `kid`.
+#[derive(Debug, Default)]
+pub struct KeySet {
+    by_kid: HashMap<String, Vec<Arc<Key>>>,
+    without_kid: Vec<Arc<Key>>,
+    total: usize,
+}
+
+impl KeySet {
+    pub fn new(keys: impl IntoIterator<Item = Arc<Key>>) -> Self {
+        let mut set = KeySet::default();
+        for key in keys {
+            set.total += 1;
+            match &key.kid {
+                Some(kid) => set.by_kid.entry(kid.clone()).or_default().push(key),
+                None => set.without_kid.push(key),
+            }
+        }
+        set
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// The keys a token may be verified with. With a `kid`, only keys with
+    /// that `kid`; without, the keys configured without one (or the only
+    /// key, when there is exactly one). Only keys bound to `alg` qualify.
+    pub fn candidates(&self, kid: Option<&str>, alg: Algorithm) -> Result<Vec<&Key>, KeyLookup> {
+        let pool: Vec<&Arc<Key>> = match kid {
+            Some(kid) => self
+                .by_kid
+                .get(kid)
+                .map(|v| v.iter().collect())
+                .unwrap_or_default(),
+            None if !self.without_kid.is_empty() => self.without_kid.iter().collect(),
+            None if self.total == 1 => self.by_kid.values().flatten().collect(),
+            None => Vec::new(),
+        };
+        if pool.is_empty() {
+            return Err(KeyLookup::Unknown);
+        }
+        let fit: Vec<&Key> = pool
+            .into_iter()
+            .filter(|k| k.alg == alg)
+            .map(|k| &**k)
+            .collect();
+        if fit.is_empty() {
+            Err(KeyLookup::AlgorithmMismatch)
+        } else {
+            Ok(fit)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ProcessEnv, SecretSource};
+
+    fn cfg(alg: &str, pem_file: Option<&str>, secret: Option<&str>) -> StaticKey {
+        StaticKey {
+            kid: None,
+            alg: alg.into(),
+            pem_file: pem_file.map(Into::into),
+            pem: None,
+            secret: secret.map(|s| SecretSource {
+                value: Some(s.into()),
+                file: None,
+                env: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn loads_each_key_family_from_pem() {
+        for (alg, file) in [
+            ("RS256", "rsa.pub"),
+            ("PS512", "rsa.pub"),
+            ("ES256", "ec256.pub"),
+            ("ES384", "ec384.pub"),
+            ("EdDSA", "ed25519.pub"),
+        ] {
+            let path = format!("tests/fixtures/keys/{file}");
+            let key = load_static(&cfg(alg, Some(&path), None), &ProcessEnv);
+            assert!(key.is_ok(), "{alg}: {key:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_wrong_key_material() {
+        let long = "s".repeat(64);
+        let cases = [
+            cfg("none", Some("tests/fixtures/keys/rsa.pub"), None),
+            cfg("HS256", Some("tests/fixtures/keys/rsa.pub"), None),
+            cfg("RS256", None, Some(&long)),
+            cfg("HS512", None, Some(&"s".repeat(63))),
+            cfg("ES256", Some("tests/fixtures/keys/rsa.pub"), None),
+            cfg("RS256", None, None),
+        ];
+        for c in cases {
+            assert!(load_static(&c, &ProcessEnv).is_err(), "{c:?} should fail");
+        }
+        assert!(load_static(&cfg("HS512", None, Some(&long)), &ProcessEnv).is_ok());
+    }
+
+    fn key(kid: Option<&str>, alg: Algorithm) -> Arc<Key> {
+        Arc::new(Key {
+            kid: kid.map(Into::into),
+            alg,
+            key: DecodingKey::from_secret(b"x"),
+        })
+    }
+
+    #[test]
+    fn lookup_by_kid_and_algorithm() {
+        let set = KeySet::new([
+            key(Some("a"), Algorithm::RS256),
+            key(Some("b"), Algorithm::ES256),
+        ]);
+        assert_eq!(
+            set.candidates(Some("a"), Algorithm::RS256).unwrap().len(),
+            1
+        );
+        assert_eq!(
+            set.candidates(Some("a"), Algorithm::HS256).unwrap_err(),
+            KeyLookup::AlgorithmMismatch
+        );
+        assert_eq!(
+            set.candidates(Some("zz"), Algorithm::RS256).unwrap_err(),
+            KeyLookup::Unknown
+        );
+        assert_eq!(
+            set.candidates(None, Algorithm::RS256).unwrap_err(),
+            KeyLookup::Unknown
+        );
+
+        let single = KeySet::new([key(Some("a"), Algorithm::RS256)]);
+        assert_eq!(single.candidates(None, Algorithm::RS256).unwrap().len(), 1);
+        let anon = KeySet::new([
+            key(None, Algorithm::ES256),
+            key(Some("a"), Algorithm::RS256),
+        ]);
+        assert_eq!(anon.candidates(None, Algorithm::ES256).unwrap().len(), 1);
+        assert_eq!(
+            anon.candidates(None, Algorithm::RS256).unwrap_err(),
+            KeyLookup::AlgorithmMismatch
+        );
+    }
+
+    #[test]
+    fn jwks_skips_unusable_keys_and_infers_alg() {
+        let doc = br#"{"keys":[
+            {"kty":"EC","crv":"P-256","kid":"e1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty":"RSA","use":"enc","kid":"x","n":"AQAB","e":"AQAB"},
+            {"kty":"RSA","alg":"RSA-OAEP","kid":"y","n":"AQAB","e":"AQAB"},
+            {"kty":"weird"}
+        ]}"#;
+        let (keys, skipped) = from_jwks(doc).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].alg, Algorithm::ES256);
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        assert!(from_jwks(b"{}").is_err());
+    }
+}

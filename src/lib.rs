@@ -1,0 +1,50 @@
+//! ward: an Envoy external-authorization server.
+//!
+//! Envoy asks, for every request, "may this pass?" over
+//! `envoy.service.auth.v3.Authorization/Check`; ward checks the credential
+//! the request carries and answers allow (with identity headers for the
+//! backend) or deny (with an explicit status and a stable reason).
+//!
+//! # Layout
+//!
+//! A functional core (pure: data and `now` in, data out) wrapped by a thin
+//! imperative shell (gRPC, HTTP, JWKS fetch, metrics). See
+//! `ARCHITECTURE.md` for the life of a check.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`config`] | the YAML config, its defaults and `validate()` |
+//! | [`request`] | ward's own view of a check request |
+//! | [`credentials`] | which credential a request carries (pure) |
+//! | [`jwt`] | JWT parsing, key choice, signature and claim rules (pure) |
+//! | [`identity`] | claims rendered into identity headers (pure) |
+//! | [`headers`] | ward's managed header set and what to strip (pure) |
+//! | [`decision`] | `Decision`, the closed `Reason` set, statuses, bodies (pure) |
+//! | [`cache`] | the moka cache of verified credentials |
+//! | [`jwks`] | the key store and background JWKS fetchers (I/O) |
+//! | [`authn`] | extract → cache → verify → identity: one check |
+//! | [`metrics`] | Prometheus metrics in an explicit registry |
+//! | [`server`] | listeners, the Envoy adapter, admin port, shutdown (I/O) |
+//! | [`telemetry`] | `tracing` subscriber setup |
+
+pub mod authn;
+pub mod cache;
+pub mod config;
+pub mod credentials;
+pub mod decision;
+pub mod headers;
+pub mod identity;
+pub mod jwks;
+pub mod jwt;
+pub mod metrics;
+pub mod request;
+pub mod server;
+pub mod telemetry;
+
+/// Seconds since the Unix epoch: the one clock read per check, handed to
+/// the pure core as `now`.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,137 @@
+//! ward's Prometheus metrics, registered into one explicit registry.
+//!
+//! Only this module names metrics. Labels are bounded: `decision`,
+//! `method` and `reason` come from closed enums, never from request data.
+//! The check counters are resolved once at startup into a table, so
+//! recording a decision on the hot path is one atomic add.
+
+use crate::decision::Reason;
+use crate::identity::AuthMethod;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Auth method label values, in table order.
+const METHODS: [&str; 2] = ["none", "jwt"];
+
+pub struct Metrics {
+    registry: Registry,
+    /// `[method][0 = allow, 1 + reason]`
+    checks: Vec<Vec<IntCounter>>,
+    check_duration: Histogram,
+    pub token_cache_hits: IntCounter,
+    pub token_cache_misses: IntCounter,
+    pub jwks_refresh_ok: IntCounter,
+    pub jwks_refresh_error: IntCounter,
+    pub jwks_keys: IntGauge,
+    pub jwks_last_success: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let checks_vec = IntCounterVec::new(
+            Opts::new("ward_check_total", "Authorization decisions."),
+            &["decision", "method", "reason"],
+        )?;
+        let mut checks = Vec::new();
+        for method in METHODS {
+            let mut row = vec![checks_vec.with_label_values(&["allow", method, "ok"])];
+            for reason in Reason::ALL {
+                row.push(checks_vec.with_label_values(&["deny", method, reason.as_str()]));
+            }
+            checks.push(row);
+        }
+        let check_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "ward_check_duration_seconds",
+                "Time to answer one Check, from request decoded to response built.",
+            )
+            .buckets(vec![
+                0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+                0.025, 0.05, 0.1, 0.25,
+            ]),
+        )?;
+        let cache = IntCounterVec::new(
+            Opts::new("ward_cache_requests_total", "Cache lookups by result."),
+            &["cache", "result"],
+        )?;
+        let jwks = IntCounterVec::new(
+            Opts::new("ward_jwks_refresh_total", "JWKS fetches by result."),
+            &["result"],
+        )?;
+        let jwks_keys = IntGauge::new("ward_jwks_keys", "Keys currently loaded from JWKS.")?;
+        let jwks_last_success = IntGauge::new(
+            "ward_jwks_last_success_timestamp_seconds",
+            "Unix time of the last successful JWKS fetch (0 = never).",
+        )?;
+        registry.register(Box::new(checks_vec))?;
+        registry.register(Box::new(check_duration.clone()))?;
+        registry.register(Box::new(cache.clone()))?;
+        registry.register(Box::new(jwks.clone()))?;
+        registry.register(Box::new(jwks_keys.clone()))?;
+        registry.register(Box::new(jwks_last_success.clone()))?;
+        Ok(Self {
+            registry,
+            checks,
+            check_duration,
+            token_cache_hits: cache.with_label_values(&["token", "hit"]),
+            token_cache_misses: cache.with_label_values(&["token", "miss"]),
+            jwks_refresh_ok: jwks.with_label_values(&["ok"]),
+            jwks_refresh_error: jwks.with_label_values(&["error"]),
+            jwks_keys,
+            jwks_last_success,
+        })
+    }
+
+    /// Counts one decision and its latency.
+    pub fn record(&self, method: Option<AuthMethod>, denied: Option<Reason>, seconds: f64) {
+        let row = match method {
+            None => 0,
+            Some(AuthMethod::Jwt) => 1,
+        };
+        let col = denied.map_or(0, |r| 1 + r as usize);
+        if let Some(counter) = self.checks.get(row).and_then(|r| r.get(col)) {
+            counter.inc();
+        }
+        self.check_duration.observe(seconds);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_discriminants_index_the_table() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+    }
+
+    #[test]
+    fn records_into_the_right_series() {
+        let m = Metrics::new().unwrap();
+        m.record(Some(AuthMethod::Jwt), None, 0.0001);
+        m.record(Some(AuthMethod::Jwt), Some(Reason::TokenExpired), 0.0001);
+        m.record(None, Some(Reason::MissingCredential), 0.0001);
+        let text = m.render();
+        for line in [
+            r#"ward_check_total{decision="allow",method="jwt",reason="ok"} 1"#,
+            r#"ward_check_total{decision="deny",method="jwt",reason="token_expired"} 1"#,
+            r#"ward_check_total{decision="deny",method="none",reason="missing_credential"} 1"#,
+            "ward_check_duration_seconds_count 3",
+        ] {
+            assert!(text.contains(line), "missing {line}");
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! ward's own view of a check: the few request attributes decisions use,
+//! borrowed from whatever the transport decoded. Only the gRPC adapter
+//! knows Envoy's `CheckRequest`; everything after it sees this.
+
+use std::collections::HashMap;
+
+/// One request to authorize. Header names are lowercase, as Envoy sends
+/// them; a repeated header arrives as one comma-joined value.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub headers: &'a HashMap<String, String>,
+}
+
+impl<'a> Request<'a> {
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// `x-request-id`, which Envoy sets on every request, for logs.
+    pub fn request_id(&self) -> Option<&'a str> {
+        self.header("x-request-id")
+    }
+
+    pub fn header_names(&self) -> impl Iterator<Item = &'a str> {
+        self.headers.keys().map(String::as_str)
+    }
+}

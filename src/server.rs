@@ -1,0 +1,171 @@
+//! Wiring and lifecycle: bind every listener, start the JWKS fetchers,
+//! serve gRPC (TCP and optionally a Unix socket) and the admin port, and
+//! drain on shutdown.
+//!
+//! Binding is separate from serving so a caller (a test, a supervisor)
+//! learns the real addresses before the first check, and so a port that
+//! is taken fails startup instead of a background task.
+
+mod admin;
+mod grpc;
+
+use crate::authn::Authenticator;
+use crate::config::Config;
+use crate::headers::ManagedHeaders;
+use crate::jwks::KeyStore;
+use crate::metrics::Metrics;
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
+use grpc::CheckService;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot load keys: {0}")]
+    Keys(#[from] crate::jwt::keys::KeyError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("admin server: {0}")]
+    Admin(std::io::Error),
+}
+
+/// A ward whose listeners are bound, ready to serve.
+pub struct Server {
+    grpc: TcpListener,
+    unix: Option<(UnixListener, PathBuf)>,
+    admin: TcpListener,
+    keys: Arc<KeyStore>,
+    metrics: Arc<Metrics>,
+    service: Arc<CheckService>,
+    shutdown_grace: Duration,
+}
+
+impl Server {
+    /// Loads keys and binds every listener named in `config`.
+    pub async fn bind(config: &Config) -> Result<Server, ServerError> {
+        let metrics = Arc::new(Metrics::new()?);
+        let keys = KeyStore::new(&config.jwt)?;
+        let authn = Arc::new(Authenticator::new(config, keys.clone(), metrics.clone()));
+        let service = Arc::new(CheckService {
+            authn,
+            managed: ManagedHeaders::from_config(config),
+            metrics: metrics.clone(),
+            realm: config.headers.realm.clone(),
+        });
+        let bind_err = |what, addr: String| move |source| ServerError::Bind { what, addr, source };
+        let grpc = TcpListener::bind(config.listen.grpc)
+            .await
+            .map_err(bind_err("gRPC", config.listen.grpc.to_string()))?;
+        let admin = TcpListener::bind(config.listen.admin)
+            .await
+            .map_err(bind_err("admin", config.listen.admin.to_string()))?;
+        let unix = match &config.listen.unix_socket {
+            Some(path) => {
+                // A socket file left by a previous run would make bind fail.
+                let _ = std::fs::remove_file(path);
+                let listener = UnixListener::bind(path)
+                    .map_err(bind_err("unix socket", path.display().to_string()))?;
+                Some((listener, path.clone()))
+            }
+            None => None,
+        };
+        Ok(Server {
+            grpc,
+            unix,
+            admin,
+            keys,
+            metrics,
+            service,
+            shutdown_grace: config.runtime.shutdown_grace,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.local_addr().ok()
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.local_addr().ok()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight checks for
+    /// up to `runtime.shutdown_grace`.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        self.keys.spawn(self.metrics.clone(), stop_rx.clone());
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<AuthorizationServer<CheckService>>()
+            .await;
+        let authz = AuthorizationServer::from_arc(self.service.clone());
+        let router = || {
+            tonic::transport::Server::builder()
+                .add_service(health_service.clone())
+                .add_service(authz.clone())
+        };
+        let draining = Arc::new(AtomicBool::new(false));
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+
+        let incoming = TcpIncoming::from(self.grpc).with_nodelay(Some(true));
+        let tcp =
+            tokio::spawn(router().serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
+        let unix = self.unix.map(|(listener, path)| {
+            let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+            let task = tokio::spawn(
+                router().serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())),
+            );
+            (task, path)
+        });
+        let app = admin::router(self.keys.clone(), self.metrics.clone(), draining.clone());
+        let admin_stop = stopped(stop_rx.clone());
+        let admin_listener = self.admin;
+        let admin = tokio::spawn(async move {
+            axum::serve(admin_listener, app)
+                .with_graceful_shutdown(admin_stop)
+                .await
+        });
+        tracing::info!("ward serving");
+
+        shutdown.await;
+        tracing::info!(grace = ?self.shutdown_grace, "shutting down: draining in-flight checks");
+        draining.store(true, Ordering::SeqCst);
+        health
+            .set_not_serving::<AuthorizationServer<CheckService>>()
+            .await;
+        let _ = stop_tx.send(true);
+        let drain = async {
+            let tcp_result = tcp.await;
+            if let Some((task, path)) = unix {
+                let _ = task.await;
+                let _ = std::fs::remove_file(path);
+            }
+            let _ = admin.await;
+            tcp_result
+        };
+        match tokio::time::timeout(self.shutdown_grace, drain).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(join)) => tracing::error!(error = %join, "gRPC task failed"),
+            Err(_) => tracing::warn!("shutdown grace elapsed with checks still in flight"),
+        }
+        tracing::info!("ward stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+//! The admin HTTP port: liveness, readiness and metrics, kept off the
+//! gRPC port so a probe or a scrape never competes with Envoy's checks and
+//! never needs to be exposed where Envoy is.
+
+use crate::jwks::KeyStore;
+use crate::metrics::Metrics;
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Clone)]
+struct State {
+    keys: Arc<KeyStore>,
+    metrics: Arc<Metrics>,
+    draining: Arc<AtomicBool>,
+}
+
+/// `/healthz`: the process answers. `/readyz`: config and keys are loaded
+/// (503 until every JWKS source has loaded once, and again while draining
+/// on shutdown). `/metrics`: Prometheus.
+pub fn router(keys: Arc<KeyStore>, metrics: Arc<Metrics>, draining: Arc<AtomicBool>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_text))
+        .with_state(State {
+            keys,
+            metrics,
+            draining,
+        })
+}
+
+async fn ready(axum::extract::State(s): axum::extract::State<State>) -> impl IntoResponse {
+    if s.draining.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else if s.keys.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "waiting for keys\n")
+    }
+}
+
+async fn metrics_text(axum::extract::State(s): axum::extract::State<State>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}
