@@ -101,14 +101,16 @@ impl Authenticator {
     }
 
     async fn verify_jwt(&self, token: &str, now: u64) -> Result<(Arc<Identity>, u64), Reason> {
+        self.metrics.jwt_verifications.inc();
         let mut result = self.verifier.verify(token, &self.keys.snapshot(), now);
-        if matches!(result, Err(JwtError::UnknownKey)) {
-            if let Some(mut changed) = self.keys.request_refetch() {
-                // A new kid is most often a key rotation: give the fetcher
-                // one bounded chance before denying.
-                let _ = tokio::time::timeout(UNKNOWN_KID_WAIT, changed.changed()).await;
-                result = self.verifier.verify(token, &self.keys.snapshot(), now);
-            }
+        if matches!(result, Err(JwtError::UnknownKey))
+            && let Some(mut changed) = self.keys.request_refetch()
+        {
+            // A new kid is most often a key rotation: give the fetcher
+            // one bounded chance before denying.
+            let _ = tokio::time::timeout(UNKNOWN_KID_WAIT, changed.changed()).await;
+            self.metrics.jwt_verifications.inc();
+            result = self.verifier.verify(token, &self.keys.snapshot(), now);
         }
         let verified = result.map_err(|e| {
             if e == JwtError::UnknownKey && self.keys.snapshot().is_empty() {

@@ -87,7 +87,8 @@ mod tests {
     fn table() {
         use Reason::*;
         let a = "authorization";
-        let cases: &[(&str, &[(&str, &str)], Result<&str, Reason>)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Result<&'a str, Reason>);
+        let cases: &[Case] = &[
             (a, &[], Err(MissingCredential)),
             (
                 a,

@@ -22,6 +22,8 @@ pub struct Metrics {
     check_duration: Histogram,
     pub token_cache_hits: IntCounter,
     pub token_cache_misses: IntCounter,
+    /// JWT verifications run: a cache hit runs none.
+    pub jwt_verifications: IntCounter,
     pub jwks_refresh_ok: IntCounter,
     pub jwks_refresh_error: IntCounter,
     pub jwks_keys: IntGauge,
@@ -61,6 +63,10 @@ impl Metrics {
             Opts::new("ward_jwks_refresh_total", "JWKS fetches by result."),
             &["result"],
         )?;
+        let jwt_verifications = IntCounter::new(
+            "ward_jwt_verifications_total",
+            "JWT verifications run (a cache hit runs none).",
+        )?;
         let jwks_keys = IntGauge::new("ward_jwks_keys", "Keys currently loaded from JWKS.")?;
         let jwks_last_success = IntGauge::new(
             "ward_jwks_last_success_timestamp_seconds",
@@ -70,6 +76,7 @@ impl Metrics {
         registry.register(Box::new(check_duration.clone()))?;
         registry.register(Box::new(cache.clone()))?;
         registry.register(Box::new(jwks.clone()))?;
+        registry.register(Box::new(jwt_verifications.clone()))?;
         registry.register(Box::new(jwks_keys.clone()))?;
         registry.register(Box::new(jwks_last_success.clone()))?;
         Ok(Self {
@@ -78,6 +85,7 @@ impl Metrics {
             check_duration,
             token_cache_hits: cache.with_label_values(&["token", "hit"]),
             token_cache_misses: cache.with_label_values(&["token", "miss"]),
+            jwt_verifications,
             jwks_refresh_ok: jwks.with_label_values(&["ok"]),
             jwks_refresh_error: jwks.with_label_values(&["error"]),
             jwks_keys,

@@ -44,10 +44,10 @@ impl Config {
         if self.listen.grpc == self.listen.admin && self.listen.grpc.port() != 0 {
             p.add("listen.admin", "must differ from listen.grpc");
         }
-        if let Some(path) = &self.listen.unix_socket {
-            if path.as_os_str().is_empty() {
-                p.add("listen.unix_socket", "must not be empty");
-            }
+        if let Some(path) = &self.listen.unix_socket
+            && path.as_os_str().is_empty()
+        {
+            p.add("listen.unix_socket", "must not be empty");
         }
         if self.runtime.worker_threads > 1024 {
             p.add(

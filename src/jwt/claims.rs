@@ -26,20 +26,20 @@ pub fn check(claims: &Map<String, Value>, rules: &Rules, now: u64) -> Result<u64
     if now >= exp.saturating_add(leeway) {
         return Err(JwtError::Expired);
     }
-    if let Some(max) = rules.max_lifetime {
-        if exp > now.saturating_add(max.as_secs()) {
-            return Err(JwtError::LifetimeTooLong);
-        }
+    if let Some(max) = rules.max_lifetime
+        && exp > now.saturating_add(max.as_secs())
+    {
+        return Err(JwtError::LifetimeTooLong);
     }
-    if let Some(nbf) = numeric_date(claims, "nbf")? {
-        if nbf > now.saturating_add(leeway) {
-            return Err(JwtError::NotYetValid);
-        }
+    if let Some(nbf) = numeric_date(claims, "nbf")?
+        && nbf > now.saturating_add(leeway)
+    {
+        return Err(JwtError::NotYetValid);
     }
-    if let Some(iat) = numeric_date(claims, "iat")? {
-        if iat > now.saturating_add(leeway) {
-            return Err(JwtError::NotYetValid);
-        }
+    if let Some(iat) = numeric_date(claims, "iat")?
+        && iat > now.saturating_add(leeway)
+    {
+        return Err(JwtError::NotYetValid);
     }
     if !rules.issuers.is_empty() {
         let ok =
