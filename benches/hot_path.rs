@@ -1,1 +1,404 @@
-fn main() {}
+//! Micro-benchmarks of ward's hot path: the pure pieces of a check and the
+//! cached decision path, through the library's public API.
+//!
+//! Run with `cargo bench --bench hot_path`. Numbers on a shared, noisy
+//! machine only mean something as ratios against a baseline measured in
+//! the same run: `baseline/sha256_token` is the unavoidable cost of a cache
+//! lookup (hashing the token), `baseline/block_on_ready` the cost of
+//! driving a ready future on a current-thread runtime.
+//!
+//! The async `authenticate` benches drive a whole batch of calls inside one
+//! `block_on` (what criterion's `async_tokio` support does), so the
+//! per-call figure excludes runtime entry.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use ward::authn::Authenticator;
+use ward::cache::hash_credential;
+use ward::config::{Config, ProcessEnv, SecretSource, StaticKey};
+use ward::credentials::Extractor;
+use ward::decision::Reason;
+use ward::headers::ManagedHeaders;
+use ward::identity::{AuthMethod, ClaimRenderer};
+use ward::jwks::KeyStore;
+use ward::jwt::{KeySet, Rules, Verifier, keys};
+use ward::metrics::Metrics;
+use ward::request::Request;
+
+/// The HMAC secret of the test configs (64 bytes: enough for HS512).
+const HMAC_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const ISSUER: &str = "https://idp.test";
+const AUDIENCE: &str = "api";
+/// Distinct tokens for the cache-miss benches.
+const POOL: usize = 10_000;
+
+/// The algorithms `verify/<ALG>` covers, each with its fixture key pair.
+const ALGS: [(Algorithm, &str, &str); 6] = [
+    (Algorithm::HS256, "", ""),
+    (Algorithm::RS256, "rsa.key", "rsa.pub"),
+    (Algorithm::PS256, "rsa.key", "rsa.pub"),
+    (Algorithm::ES256, "ec256.key", "ec256.pub"),
+    (Algorithm::ES384, "ec384.key", "ec384.pub"),
+    (Algorithm::EdDSA, "ed25519.key", "ed25519.pub"),
+];
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/keys")
+        .join(name)
+}
+
+fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::RS256 => "RS256",
+        Algorithm::PS256 => "PS256",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::EdDSA => "EdDSA",
+        other => panic!("no fixture for {other:?}"),
+    }
+}
+
+fn encoding_key(alg: Algorithm, private: &str) -> EncodingKey {
+    let pem = || std::fs::read(fixture(private)).unwrap();
+    match alg {
+        Algorithm::HS256 => EncodingKey::from_secret(HMAC_SECRET.as_bytes()),
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&pem()).unwrap(),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem()).unwrap(),
+        _ => EncodingKey::from_rsa_pem(&pem()).unwrap(),
+    }
+}
+
+/// The config entry for one verification key, with `kid` = the alg name.
+fn static_key(alg: Algorithm, public: &str) -> StaticKey {
+    let hmac = alg == Algorithm::HS256;
+    StaticKey {
+        kid: Some(alg_name(alg).into()),
+        alg: alg_name(alg).into(),
+        pem_file: (!hmac).then(|| fixture(public)),
+        pem: None,
+        secret: hmac.then(|| SecretSource {
+            value: Some(HMAC_SECRET.into()),
+            file: None,
+            env: None,
+        }),
+    }
+}
+
+/// Typical access-token claims: registered claims plus email, roles and
+/// an OAuth scope string.
+fn claims(sub: &str, jti: usize, now: u64) -> Value {
+    json!({
+        "sub": sub,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+        "jti": format!("jti-{jti:08}"),
+        "email": format!("{sub}@example.com"),
+        "roles": ["reader", "writer"],
+        "scope": "openid profile email read:orders",
+    })
+}
+
+fn sign(alg: Algorithm, key: &EncodingKey, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(alg_name(alg).into());
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+/// A config as a deployment would write it: issuer and audience checked,
+/// the given keys, defaults elsewhere.
+fn config(keys: Vec<StaticKey>) -> Config {
+    let mut config = Config::default();
+    config.jwt.issuers = vec![ISSUER.into()];
+    config.jwt.audiences = vec![AUDIENCE.into()];
+    config.jwt.keys = keys;
+    config
+}
+
+fn verifier(config: &Config) -> Verifier {
+    Verifier {
+        max_token_bytes: config.jwt.max_token_bytes,
+        rules: Rules {
+            leeway: config.jwt.leeway,
+            issuers: config.jwt.issuers.clone(),
+            audiences: config.jwt.audiences.clone(),
+            max_lifetime: config.jwt.max_lifetime,
+        },
+    }
+}
+
+/// The headers Envoy forwards for a typical browser/API request: 12 of
+/// them, lowercase, the credential in `authorization`.
+fn request_headers(token: &str) -> HashMap<String, String> {
+    [
+        (":authority", "api.example.com"),
+        (":method", "GET"),
+        (":path", "/v1/orders?limit=50&cursor=eyJpZCI6MTIzNH0"),
+        (":scheme", "https"),
+        ("accept", "application/json, text/plain, */*"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("accept-language", "en-GB,en;q=0.9"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+        ),
+        ("x-forwarded-for", "203.0.113.7, 10.0.0.12"),
+        ("x-forwarded-proto", "https"),
+        ("x-request-id", "6f1c1e6e-3b0b-4b8e-9f3a-2a0d6c1f9e42"),
+        ("authorization", &format!("Bearer {token}")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn request(headers: &HashMap<String, String>) -> Request<'_> {
+    Request {
+        method: "GET",
+        host: "api.example.com",
+        path: "/v1/orders",
+        headers,
+        policy: None,
+    }
+}
+
+/// Mints `n` distinct RS256 tokens (distinct `jti`) on every core.
+fn rs256_pool(n: usize, now: u64) -> Vec<String> {
+    let key = encoding_key(Algorithm::RS256, "rsa.key");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = n.div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let key = &key;
+                s.spawn(move || {
+                    (t * chunk..((t + 1) * chunk).min(n))
+                        .map(|i| sign(Algorithm::RS256, key, &claims("alice", i, now)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn authenticator(config: &Config) -> Authenticator {
+    let keys = KeyStore::new(&config.jwt).unwrap();
+    Authenticator::new(config, keys, Arc::new(Metrics::new().unwrap()))
+}
+
+/// Each request's headers, prepared up front so the benches time only
+/// `authenticate`.
+fn header_maps(tokens: &[String]) -> Vec<HashMap<String, String>> {
+    tokens.iter().map(|t| request_headers(t)).collect()
+}
+
+fn bench_pure(c: &mut Criterion) {
+    let now = ward::unix_now();
+    let config = config(vec![]);
+    let token = sign(
+        Algorithm::RS256,
+        &encoding_key(Algorithm::RS256, "rsa.key"),
+        &claims("alice", 0, now),
+    );
+    let headers = request_headers(&token);
+
+    let extractor = Extractor {
+        jwt_header: config.jwt.header.clone(),
+    };
+    assert!(extractor.extract(&request(&headers)).is_ok());
+    c.bench_function("extract", |b| {
+        b.iter(|| extractor.extract(black_box(&request(&headers))))
+    });
+
+    let renderer = ClaimRenderer::from_config(&config);
+    let Value::Object(map) = claims("alice", 0, now) else {
+        unreachable!()
+    };
+    let map: Map<String, Value> = map;
+    let identity = renderer.render(&map, AuthMethod::Jwt).unwrap();
+    assert_eq!(identity.headers.len(), 5, "{identity:?}");
+    c.bench_function("claims_to_identity", |b| {
+        b.iter(|| renderer.render(black_box(&map), AuthMethod::Jwt))
+    });
+
+    // 15 client headers: the 12 above, plus 3 forged identity headers in
+    // the spellings a client would try.
+    let managed = ManagedHeaders::from_config(&config);
+    let mut client = headers.clone();
+    for forged in ["x-user-id", "x_user_roles", "x-auth-admin"] {
+        client.insert(forged.into(), "root".into());
+    }
+    assert_eq!(client.len(), 15);
+    let scrub_req = request(&client);
+    let removed = managed.to_remove(scrub_req.header_names(), &identity.headers);
+    assert_eq!(removed.len(), 2, "{removed:?}"); // x-user-id is overwritten
+    c.bench_function("scrub", |b| {
+        b.iter(|| managed.to_remove(black_box(scrub_req).header_names(), &identity.headers))
+    });
+
+    let request_id = headers["x-request-id"].as_str();
+    c.bench_function("deny_body", |b| {
+        b.iter(|| black_box(Reason::BadSignature).body(black_box(Some(request_id))))
+    });
+
+    c.bench_function("baseline/sha256_token", |b| {
+        b.iter(|| hash_credential(black_box(&token)))
+    });
+    let rt = runtime();
+    c.bench_function("baseline/block_on_ready", |b| {
+        b.iter(|| rt.block_on(async { black_box(1) }))
+    });
+}
+
+fn bench_verify(c: &mut Criterion) {
+    let now = ward::unix_now();
+    let statics: Vec<StaticKey> = ALGS
+        .iter()
+        .map(|(alg, _, public)| static_key(*alg, public))
+        .collect();
+    let config = config(statics.clone());
+    let keys = KeySet::new(
+        statics
+            .iter()
+            .map(|k| Arc::new(keys::load_static(k, &ProcessEnv).unwrap())),
+    );
+    let verifier = verifier(&config);
+    let mut group = c.benchmark_group("verify");
+    for (alg, private, _) in ALGS {
+        let token = sign(alg, &encoding_key(alg, private), &claims("alice", 0, now));
+        assert!(verifier.verify(&token, &keys, now).is_ok(), "{alg:?}");
+        group.bench_function(alg_name(alg), |b| {
+            b.iter(|| verifier.verify(black_box(&token), &keys, now))
+        });
+    }
+    group.finish();
+}
+
+fn bench_authenticate(c: &mut Criterion) {
+    let now = ward::unix_now();
+    let rt = runtime();
+    let rs256 = static_key(Algorithm::RS256, "rsa.pub");
+    let pool = rs256_pool(POOL, now);
+    let pool_headers = header_maps(&pool);
+    let mut group = c.benchmark_group("authenticate");
+
+    // One token, already cached: the steady state for a returning caller.
+    let hit = authenticator(&config(vec![rs256.clone()]));
+    let one = &pool_headers[0];
+    let outcome = rt.block_on(hit.authenticate(&request(one), now));
+    assert!(matches!(
+        outcome.decision,
+        ward::decision::Decision::Allow(_)
+    ));
+    group.bench_function("cache_hit", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let req = request(one);
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(hit.authenticate(black_box(&req), now).await);
+                }
+                start.elapsed()
+            })
+        })
+    });
+
+    // Many cached callers: the same hit path over 10k entries, so the
+    // cache and its keys no longer sit in L1.
+    let warm = authenticator(&config(vec![rs256.clone()]));
+    for h in &pool_headers {
+        rt.block_on(warm.authenticate(&request(h), now));
+    }
+    group.bench_function("cache_hit_10k", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters as usize {
+                    let req = request(&pool_headers[i % POOL]);
+                    black_box(warm.authenticate(black_box(&req), now).await);
+                }
+                start.elapsed()
+            })
+        })
+    });
+
+    // Cache disabled: every call parses, looks up the key, verifies RS256,
+    // checks claims and renders the identity.
+    let mut cold_config = config(vec![rs256.clone()]);
+    cold_config.cache.enabled = false;
+    let cold = authenticator(&cold_config);
+    group.bench_function("cache_miss_rs256", |b| {
+        let mut next = 0usize;
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let req = request(&pool_headers[next % POOL]);
+                    next += 1;
+                    black_box(cold.authenticate(black_box(&req), now).await);
+                }
+                start.elapsed()
+            })
+        })
+    });
+
+    // Cache enabled and every token new: the real first-sight cost, miss
+    // plus moka insert. A fresh cache each time the pool runs out, built
+    // outside the timed section.
+    let fresh_config = config(vec![rs256]);
+    group.bench_function("cache_miss_insert_rs256", |b| {
+        b.iter_custom(|iters| {
+            let mut left = iters as usize;
+            let mut total = Duration::ZERO;
+            while left > 0 {
+                let authn = authenticator(&fresh_config);
+                let n = left.min(POOL);
+                total += rt.block_on(async {
+                    let start = Instant::now();
+                    for h in &pool_headers[..n] {
+                        black_box(authn.authenticate(black_box(&request(h)), now).await);
+                    }
+                    start.elapsed()
+                });
+                left -= n;
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+fn settings() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30)
+}
+
+criterion_group! {
+    name = benches;
+    config = settings();
+    targets = bench_pure, bench_verify, bench_authenticate
+}
+criterion_main!(benches);

@@ -32,6 +32,25 @@ pub struct Outcome {
     pub credential: Option<CredentialHash>,
 }
 
+impl Outcome {
+    /// A decision taken before any credential was looked at.
+    pub fn anonymous(decision: Decision) -> Self {
+        Outcome {
+            decision,
+            method: None,
+            credential: None,
+        }
+    }
+}
+
+/// Built-in policies an Envoy route can select with the ext_authz
+/// `context_extensions` key `ward_policy`. `required` (a valid credential)
+/// is the default; `public` lets the request pass without one, scrubbing
+/// forged identity headers all the same. Any other name is denied: a
+/// route that asks for a policy ward does not know fails closed.
+pub const POLICY_REQUIRED: &str = "required";
+pub const POLICY_PUBLIC: &str = "public";
+
 pub struct Authenticator {
     extractor: Extractor,
     verifier: Verifier,
@@ -66,15 +85,14 @@ impl Authenticator {
 
     /// Decides one request at `now` (unix seconds).
     pub async fn authenticate(&self, req: &Request<'_>, now: u64) -> Outcome {
+        match req.policy {
+            None | Some(POLICY_REQUIRED) => {}
+            Some(POLICY_PUBLIC) => return Outcome::anonymous(Decision::AllowAnonymous),
+            Some(_) => return Outcome::anonymous(Decision::Deny(Reason::UnknownPolicy)),
+        }
         let token = match self.extractor.extract(req) {
             Ok(Credential::Bearer(token)) => token,
-            Err(reason) => {
-                return Outcome {
-                    decision: Decision::Deny(reason),
-                    method: None,
-                    credential: None,
-                };
-            }
+            Err(reason) => return Outcome::anonymous(Decision::Deny(reason)),
         };
         let hash = hash_credential(token);
         let decision = match self.cache.get(&hash, now) {

@@ -76,6 +76,7 @@ mod tests {
             host: "h",
             path: "/",
             headers: &headers,
+            policy: None,
         };
         let ex = Extractor {
             jwt_header: header.into(),

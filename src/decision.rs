@@ -14,6 +14,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub enum Decision {
     Allow(Arc<Identity>),
+    /// A public route: no credential needed, no identity injected, and
+    /// every managed header the client sent is still removed.
+    AllowAnonymous,
     Deny(Reason),
 }
 
@@ -40,11 +43,12 @@ pub enum Reason {
     InvalidIssuer,
     InvalidAudience,
     KeysUnavailable,
+    UnknownPolicy,
 }
 
 impl Reason {
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::MissingCredential,
         Reason::MalformedRequest,
         Reason::UnsupportedScheme,
@@ -65,6 +69,7 @@ impl Reason {
         Reason::InvalidIssuer,
         Reason::InvalidAudience,
         Reason::KeysUnavailable,
+        Reason::UnknownPolicy,
     ];
 
     /// The stable machine-readable code (deny body, metrics, logs).
@@ -90,13 +95,17 @@ impl Reason {
             Reason::InvalidIssuer => "invalid_issuer",
             Reason::InvalidAudience => "invalid_audience",
             Reason::KeysUnavailable => "keys_unavailable",
+            Reason::UnknownPolicy => "unknown_policy",
         }
     }
 
     /// HTTP status: 400 for a malformed request, 503 when ward cannot
-    /// decide, 401 for every credential problem (RFC 6750 §3.1).
+    /// decide yet, 500 for a route naming a policy ward does not have (a
+    /// deployment mistake, failed closed), 401 for every credential
+    /// problem (RFC 6750 §3.1).
     pub fn status(self) -> u16 {
         match self {
+            Reason::UnknownPolicy => 500,
             Reason::MalformedRequest
             | Reason::UnsupportedScheme
             | Reason::MalformedAuthorization
@@ -116,6 +125,7 @@ impl Reason {
             | Reason::MalformedAuthorization
             | Reason::MultipleCredentials => Some("invalid_request"),
             Reason::KeysUnavailable => Some("temporarily_unavailable"),
+            Reason::UnknownPolicy => Some("server_error"),
             _ => Some("invalid_token"),
         }
     }

@@ -5,7 +5,7 @@
 //! The check counters are resolved once at startup into a table, so
 //! recording a decision on the hot path is one atomic add.
 
-use crate::decision::Reason;
+use crate::decision::{Decision, Reason};
 use crate::identity::AuthMethod;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -17,7 +17,7 @@ const METHODS: [&str; 2] = ["none", "jwt"];
 
 pub struct Metrics {
     registry: Registry,
-    /// `[method][0 = allow, 1 + reason]`
+    /// `[method][0 = allow, 1 = public allow, 2 + reason]`
     checks: Vec<Vec<IntCounter>>,
     check_duration: Histogram,
     pub token_cache_hits: IntCounter,
@@ -39,7 +39,10 @@ impl Metrics {
         )?;
         let mut checks = Vec::new();
         for method in METHODS {
-            let mut row = vec![checks_vec.with_label_values(&["allow", method, "ok"])];
+            let mut row = vec![
+                checks_vec.with_label_values(&["allow", method, "ok"]),
+                checks_vec.with_label_values(&["allow", method, "public"]),
+            ];
             for reason in Reason::ALL {
                 row.push(checks_vec.with_label_values(&["deny", method, reason.as_str()]));
             }
@@ -94,12 +97,16 @@ impl Metrics {
     }
 
     /// Counts one decision and its latency.
-    pub fn record(&self, method: Option<AuthMethod>, denied: Option<Reason>, seconds: f64) {
+    pub fn record(&self, method: Option<AuthMethod>, decision: &Decision, seconds: f64) {
         let row = match method {
             None => 0,
             Some(AuthMethod::Jwt) => 1,
         };
-        let col = denied.map_or(0, |r| 1 + r as usize);
+        let col = match decision {
+            Decision::Allow(_) => 0,
+            Decision::AllowAnonymous => 1,
+            Decision::Deny(r) => 2 + *r as usize,
+        };
         if let Some(counter) = self.checks.get(row).and_then(|r| r.get(col)) {
             counter.inc();
         }
@@ -129,12 +136,16 @@ mod tests {
     #[test]
     fn records_into_the_right_series() {
         let m = Metrics::new().unwrap();
-        m.record(Some(AuthMethod::Jwt), None, 0.0001);
-        m.record(Some(AuthMethod::Jwt), Some(Reason::TokenExpired), 0.0001);
-        m.record(None, Some(Reason::MissingCredential), 0.0001);
+        m.record(
+            Some(AuthMethod::Jwt),
+            &Decision::Deny(Reason::TokenExpired),
+            0.0001,
+        );
+        m.record(None, &Decision::Deny(Reason::MissingCredential), 0.0001);
+        m.record(None, &Decision::AllowAnonymous, 0.0001);
         let text = m.render();
         for line in [
-            r#"ward_check_total{decision="allow",method="jwt",reason="ok"} 1"#,
+            r#"ward_check_total{decision="allow",method="none",reason="public"} 1"#,
             r#"ward_check_total{decision="deny",method="jwt",reason="token_expired"} 1"#,
             r#"ward_check_total{decision="deny",method="none",reason="missing_credential"} 1"#,
             "ward_check_duration_seconds_count 3",

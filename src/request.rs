@@ -12,6 +12,9 @@ pub struct Request<'a> {
     pub host: &'a str,
     pub path: &'a str,
     pub headers: &'a HashMap<String, String>,
+    /// The policy an Envoy route selected through its ext_authz
+    /// `context_extensions` (key `ward_policy`), if any.
+    pub policy: Option<&'a str>,
 }
 
 impl<'a> Request<'a> {

@@ -23,6 +23,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The `context_extensions` key an Envoy route sets to select a policy.
+pub const POLICY_KEY: &str = "ward_policy";
+
 /// gRPC status codes carried inside a `CheckResponse`.
 const OK: i32 = 0;
 const PERMISSION_DENIED: i32 = 7;
@@ -47,26 +50,29 @@ impl Authorization for CheckService {
         let response = match http_request(&check) {
             Some((http, raw_headers)) => {
                 let headers = raw_headers.as_ref().unwrap_or(&http.headers);
+                let policy = check
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.context_extensions.get(POLICY_KEY))
+                    .map(String::as_str);
                 let req = Request {
                     method: &http.method,
                     host: &http.host,
                     path: &http.path,
                     headers,
+                    policy,
                 };
                 let outcome = self.authn.authenticate(&req, crate::unix_now()).await;
                 self.finish(&req, &outcome, start)
             }
             None => {
-                let outcome = Outcome {
-                    decision: Decision::Deny(Reason::MalformedRequest),
-                    method: None,
-                    credential: None,
-                };
+                let outcome = Outcome::anonymous(Decision::Deny(Reason::MalformedRequest));
                 let req = Request {
                     method: "",
                     host: "",
                     path: "",
                     headers: &HashMap::new(),
+                    policy: None,
                 };
                 self.finish(&req, &outcome, start)
             }
@@ -110,6 +116,7 @@ impl CheckService {
     fn finish(&self, req: &Request<'_>, outcome: &Outcome, start: Instant) -> CheckResponse {
         let response = match &outcome.decision {
             Decision::Allow(identity) => self.allow(req, identity),
+            Decision::AllowAnonymous => self.allow_anonymous(req),
             Decision::Deny(reason) => {
                 tracing::info!(
                     request_id = req.request_id().unwrap_or(""),
@@ -127,12 +134,11 @@ impl CheckService {
                 self.deny(req, *reason)
             }
         };
-        let denied = match &outcome.decision {
-            Decision::Deny(r) => Some(*r),
-            Decision::Allow(_) => None,
-        };
-        self.metrics
-            .record(outcome.method, denied, start.elapsed().as_secs_f64());
+        self.metrics.record(
+            outcome.method,
+            &outcome.decision,
+            start.elapsed().as_secs_f64(),
+        );
         response
     }
 
@@ -155,6 +161,20 @@ impl CheckService {
                 ("user_id", &identity.user_id),
                 ("auth_method", identity.method.as_str()),
             ])),
+        }
+    }
+
+    fn allow_anonymous(&self, req: &Request<'_>) -> CheckResponse {
+        CheckResponse {
+            status: Some(rpc::Status {
+                code: OK,
+                ..Default::default()
+            }),
+            http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+                headers_to_remove: self.managed.to_remove(req.header_names(), &[]),
+                ..Default::default()
+            })),
+            dynamic_metadata: Some(metadata(&[("auth_method", "none")])),
         }
     }
 

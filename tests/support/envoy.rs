@@ -53,6 +53,10 @@ pub struct EnvoyOptions {
     pub status_on_error: Option<u16>,
     /// Path prefix routed with ext_authz disabled (default `/public`).
     pub public_prefix: Option<String>,
+    /// Path prefix whose route selects ward's `public` policy through
+    /// `context_extensions: {ward_policy: public}` (default `/open`): no
+    /// credential needed, forged identity headers still scrubbed.
+    pub open_prefix: Option<String>,
     /// HCM `use_remote_address` (default `false`, unlike `envoy/envoy.yaml`):
     /// the `x-forwarded-for` a test sends is exactly what ward sees. With
     /// `true`, Envoy appends the peer address, and for a loopback peer it
@@ -70,6 +74,7 @@ impl EnvoyOptions {
             failure_mode_allow: false,
             status_on_error: Some(503),
             public_prefix: Some("/public".to_owned()),
+            open_prefix: Some("/open".to_owned()),
             use_remote_address: false,
         }
     }
@@ -220,6 +225,18 @@ pub fn render_config(opts: &EnvoyOptions, http_port: u16, admin_port: u16) -> Va
                 "envoy.filters.http.ext_authz": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
                     "disabled": true
+                }
+            }
+        }));
+    }
+    if let Some(prefix) = &opts.open_prefix {
+        routes.push(json!({
+            "match": { "prefix": prefix },
+            "route": { "cluster": "upstream" },
+            "typed_per_filter_config": {
+                "envoy.filters.http.ext_authz": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
+                    "check_settings": { "context_extensions": { "ward_policy": "public" } }
                 }
             }
         }));
