@@ -75,6 +75,16 @@ impl Ward {
         })
     }
 
+    /// ward's process id (to send it a signal).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Waits up to `limit` for ward to exit by itself; its exit code.
+    pub async fn wait_exit(&mut self, limit: std::time::Duration) -> Option<i32> {
+        self.process.wait_exit(limit).await
+    }
+
     /// Kills ward now (e.g. to check that Envoy then fails closed).
     pub fn stop(&mut self) {
         self.process.kill();
