@@ -73,7 +73,8 @@ async fn denials_never_reach_the_backend() {
         Some("r1"),
         &json!({"sub": "a", "iss": "https://evil.test", "exp": tokens::now() + 600}),
     );
-    let cases: Vec<(Vec<(&str, String)>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, String)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![], 401, "missing_credential"),
         (
             vec![("authorization", bearer(&expired))],
