@@ -10,7 +10,7 @@ use crate::cache::{CredentialHash, TokenCache, hash_credential};
 use crate::config::Config;
 use crate::credentials::{Credential, Extractor};
 use crate::decision::{Decision, Reason};
-use crate::identity::{AuthMethod, ClaimRenderer, Identity};
+use crate::identity::{AuthMethod, ClaimRenderer, Identity, IdentityError};
 use crate::jwks::KeyStore;
 use crate::jwt::{JwtError, Rules, Verifier};
 use crate::metrics::Metrics;
@@ -101,7 +101,9 @@ impl Authenticator {
                 Decision::Allow(identity)
             }
             None => {
-                self.metrics.token_cache_misses.inc();
+                if self.cache.is_enabled() {
+                    self.metrics.token_cache_misses.inc();
+                }
                 match self.verify_jwt(token, now).await {
                     Ok((identity, exp)) => {
                         self.cache.insert(hash, identity.clone(), exp, now);
@@ -140,7 +142,10 @@ impl Authenticator {
         let identity = self
             .renderer
             .render(&verified.claims, AuthMethod::Jwt)
-            .map_err(|_| Reason::InvalidClaim)?;
+            .map_err(|e| match e {
+                IdentityError::MissingUserId(_) => Reason::MissingClaim,
+                IdentityError::BadValue { .. } => Reason::InvalidClaim,
+            })?;
         Ok((Arc::new(identity), verified.exp))
     }
 }

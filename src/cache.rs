@@ -94,6 +94,10 @@ impl TokenCache {
         cache.insert(key, Arc::new(entry));
     }
 
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
     /// Entries currently held (approximate; for metrics and benchmarks).
     pub fn len(&self) -> u64 {
         self.inner.as_ref().map_or(0, |c| c.entry_count())

@@ -56,7 +56,12 @@ impl Default for Listen {
 pub struct Runtime {
     /// Tokio worker threads; 0 means one per CPU.
     pub worker_threads: usize,
-    /// How long a SIGTERM waits for in-flight checks before exiting.
+    /// After SIGTERM, how long ward keeps answering checks while reporting
+    /// not-ready (`/readyz` 503, gRPC health NOT_SERVING), so load
+    /// balancers and Envoy move away before the listeners close.
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
+    /// Then, how long to wait for in-flight checks before exiting.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
 }
@@ -65,6 +70,7 @@ impl Default for Runtime {
     fn default() -> Self {
         Self {
             worker_threads: 0,
+            drain_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -259,6 +265,15 @@ impl Default for CacheConfig {
     }
 }
 
+/// The YAML parser starts its messages with its own notion of the path
+/// (`jwt.leeway: invalid value`); the problem already carries the path.
+fn strip_location_prefix(message: &str, path: &str) -> String {
+    match message.split_once(": ") {
+        Some((head, rest)) if !head.contains(' ') && path.starts_with(head) => rest.to_string(),
+        _ => message.to_string(),
+    }
+}
+
 mod defaults {
     use std::time::Duration;
     pub fn jwks_refresh() -> Duration {
@@ -319,10 +334,8 @@ impl Config {
                 p if p == "." => "(root)".to_string(),
                 p => p,
             };
-            ConfigError::Parse(ConfigProblem {
-                path,
-                message: e.inner().to_string(),
-            })
+            let message = strip_location_prefix(&e.inner().to_string(), &path);
+            ConfigError::Parse(ConfigProblem { path, message })
         })
     }
 

@@ -53,7 +53,18 @@ pub struct Server {
     keys: Arc<KeyStore>,
     metrics: Arc<Metrics>,
     service: Arc<CheckService>,
+    drain_delay: Duration,
     shutdown_grace: Duration,
+}
+
+/// A socket file left by a previous run would make bind fail; anything
+/// else at that path (a regular file, a directory) is left alone and the
+/// bind error names it.
+fn remove_stale_socket(path: &std::path::Path) {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 impl Server {
@@ -77,8 +88,7 @@ impl Server {
             .map_err(bind_err("admin", config.listen.admin.to_string()))?;
         let unix = match &config.listen.unix_socket {
             Some(path) => {
-                // A socket file left by a previous run would make bind fail.
-                let _ = std::fs::remove_file(path);
+                remove_stale_socket(path);
                 let listener = UnixListener::bind(path)
                     .map_err(bind_err("unix socket", path.display().to_string()))?;
                 Some((listener, path.clone()))
@@ -92,6 +102,7 @@ impl Server {
             keys,
             metrics,
             service,
+            drain_delay: config.runtime.drain_delay,
             shutdown_grace: config.runtime.shutdown_grace,
         })
     }
@@ -145,11 +156,15 @@ impl Server {
         tracing::info!("ward serving");
 
         shutdown.await;
-        tracing::info!(grace = ?self.shutdown_grace, "shutting down: draining in-flight checks");
         draining.store(true, Ordering::SeqCst);
         health
             .set_not_serving::<AuthorizationServer<CheckService>>()
             .await;
+        if !self.drain_delay.is_zero() {
+            tracing::info!(delay = ?self.drain_delay, "shutting down: not ready, still answering");
+            tokio::time::sleep(self.drain_delay).await;
+        }
+        tracing::info!(grace = ?self.shutdown_grace, "shutting down: draining in-flight checks");
         let _ = stop_tx.send(true);
         let drain = async {
             let tcp_result = tcp.await;

@@ -96,3 +96,26 @@ async fn sigterm_drains_and_exits_cleanly() {
         "JSON logs by default: {logs}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_first_reports_not_ready_while_still_answering() {
+    let yaml = "runtime: {drain_delay: 1s}\njwt: {keys: [{alg: ES256, pem_file: tests/fixtures/keys/ec256.pub}]}\n";
+    let mut ward = support::ward::Ward::start(yaml).await;
+    let admin = ward.admin_addr;
+    let pid = ward.pid().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let readyz = support::http::get(admin, "/readyz").await.unwrap();
+    assert_eq!(readyz.status, 503, "not ready while draining");
+    assert_eq!(readyz.text().trim(), "draining");
+    let healthz = support::http::get(admin, "/healthz").await.unwrap();
+    assert_eq!(healthz.status, 200, "still alive while draining");
+    let code = ward.wait_exit(std::time::Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0), "logs: {}", ward.logs());
+}

@@ -213,7 +213,7 @@ async fn rejections_carry_status_reason_and_challenge() {
             "no sub",
             rs(with(json!({"sub": null}))),
             401,
-            "invalid_claim",
+            "missing_claim",
         ),
         ("garbage", "not-a-jwt".into(), 401, "malformed_token"),
     ];

@@ -7,6 +7,21 @@ use super::{Config, ConfigProblem, EnvSource};
 use crate::headers::is_valid_header_name;
 use crate::jwt::keys;
 
+/// Headers that carry the request itself; ward must never set them.
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "x-forwarded-for",
+    "x-request-id",
+];
+
 struct Problems(Vec<ConfigProblem>);
 
 impl Problems {
@@ -18,7 +33,12 @@ impl Problems {
     }
 
     fn header(&mut self, path: &str, name: &str) {
-        if !is_valid_header_name(name) {
+        if RESERVED_HEADERS.contains(&name) {
+            self.add(
+                path,
+                format!("`{name}` is not an identity header ward may set"),
+            );
+        } else if !is_valid_header_name(name) {
             self.add(
                 path,
                 format!("`{name}` is not a lowercase HTTP header name (a-z, 0-9, `-`, `_`)"),
@@ -49,6 +69,9 @@ impl Config {
         {
             p.add("listen.unix_socket", "must not be empty");
         }
+        if self.runtime.drain_delay.as_secs() > 300 {
+            p.add("runtime.drain_delay", "must be at most 300s");
+        }
         if self.runtime.worker_threads > 1024 {
             p.add(
                 "runtime.worker_threads",
@@ -65,7 +88,9 @@ impl Config {
 
     fn check_jwt(&self, p: &mut Problems, env: &dyn EnvSource) {
         let jwt = &self.jwt;
-        p.header("jwt.header", &jwt.header);
+        if !is_valid_header_name(&jwt.header) {
+            p.add("jwt.header", "must be a lowercase HTTP header name");
+        }
         if !(64..=65_536).contains(&jwt.max_token_bytes) {
             p.add("jwt.max_token_bytes", "must be between 64 and 65536");
         }
@@ -88,7 +113,16 @@ impl Config {
                         p.add(format!("{path}.url"), "must start with https:// or http://");
                     }
                 }
-                (None, Some(_)) => {}
+                (None, Some(file)) => match std::fs::read(file) {
+                    Err(e) => p.add(format!("{path}.file"), format!("cannot read: {e}")),
+                    Ok(bytes) => match keys::from_jwks(&bytes) {
+                        Err(e) => p.add(format!("{path}.file"), format!("not a JWKS: {e}")),
+                        Ok((found, _)) if found.is_empty() => {
+                            p.add(format!("{path}.file"), "no usable signing key in it")
+                        }
+                        Ok(_) => {}
+                    },
+                },
                 _ => p.add(&path, "exactly one of `url` or `file` must be set"),
             }
             if src.refresh_interval.as_secs() < 1 {
@@ -197,8 +231,8 @@ jwt:
     - {alg: RS999, pem_file: tests/fixtures/keys/rsa.pub}
     - {alg: HS256}
     - {alg: ES256, pem_file: /nonexistent.pem}
-  jwks: [{url: "ftp://x"}, {}]
-  claims: {headers: [{claim: sub, header: x-user-id}]}
+  jwks: [{url: "ftp://x"}, {}, {file: /nonexistent.json}]
+  claims: {headers: [{claim: sub, header: x-user-id}, {claim: h, header: host}]}
 headers: {max_value_bytes: 1, managed_prefixes: ["X"]}
 cache: {max_entries: 0}
 "#,
@@ -213,7 +247,9 @@ cache: {max_entries: 0}
             "jwt.keys[2]",
             "jwt.jwks[0].url",
             "jwt.jwks[1]",
+            "jwt.jwks[2].file",
             "jwt.claims.headers[0].header",
+            "jwt.claims.headers[1].header",
             "headers.managed_prefixes[0]",
             "headers.max_value_bytes",
             "cache.max_entries",

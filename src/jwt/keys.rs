@@ -109,6 +109,10 @@ fn hmac_min_len(alg: Algorithm) -> usize {
 }
 
 fn from_pem(alg: Algorithm, pem: &[u8]) -> Result<DecodingKey, KeyError> {
+    check_public_pem(alg, pem).map_err(|reason| KeyError::BadPem {
+        alg,
+        reason: reason.into(),
+    })?;
     let result = match alg {
         Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
         Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
@@ -118,6 +122,60 @@ fn from_pem(alg: Algorithm, pem: &[u8]) -> Result<DecodingKey, KeyError> {
         alg,
         reason: e.to_string(),
     })
+}
+
+/// Object identifiers, DER-encoded, that name each key type in a
+/// SubjectPublicKeyInfo.
+const OID_RSA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+];
+const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+
+/// Refuses a PEM that could never verify a token of `alg`: a private key
+/// (ward needs only the public half, and must not hold the signing key),
+/// or a public key of another type or curve. The library would accept
+/// both at load time and fail every token later as `bad_signature`.
+fn check_public_pem(alg: Algorithm, pem: &[u8]) -> Result<(), &'static str> {
+    use base64::Engine;
+    let text = std::str::from_utf8(pem).map_err(|_| "not a PEM text file")?;
+    let label = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("-----BEGIN "))
+        .and_then(|l| l.strip_suffix("-----"))
+        .ok_or("no PEM `-----BEGIN ...-----` line")?;
+    if label.contains("PRIVATE") {
+        return Err("this is a private key: configure the public key (`openssl pkey -pubout`)");
+    }
+    if label == "RSA PUBLIC KEY" {
+        return match alg.family() {
+            jsonwebtoken::AlgorithmFamily::Rsa => Ok(()),
+            _ => Err("an RSA key cannot verify this algorithm"),
+        };
+    }
+    if label != "PUBLIC KEY" {
+        return Err("expected a `PUBLIC KEY` PEM block");
+    }
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| "PEM body is not valid base64")?;
+    let want = match alg {
+        Algorithm::ES256 => OID_P256,
+        Algorithm::ES384 => OID_P384,
+        Algorithm::EdDSA => OID_ED25519,
+        _ => OID_RSA,
+    };
+    if der.windows(want.len()).any(|w| w == want) {
+        Ok(())
+    } else {
+        Err("the key's type or curve does not match the algorithm")
+    }
 }
 
 /// Reads a JWKS document. Keys that cannot be used for signature
@@ -145,6 +203,11 @@ fn jwk_to_key(value: serde_json::Value) -> Result<Key, String> {
     let jwk: Jwk = serde_json::from_value(value).map_err(|e| e.to_string())?;
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return Err("use is enc".into());
+    }
+    if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
+        // A JWKS is published; a symmetric key in it is a shared secret
+        // anyone can read. HMAC keys belong in `jwt.keys` as secrets.
+        return Err("symmetric (`oct`) keys are never taken from a JWKS".into());
     }
     let alg = match &jwk.common.key_algorithm {
         Some(a) => {
@@ -287,6 +350,12 @@ mod tests {
     fn rejects_wrong_key_material() {
         let long = "s".repeat(64);
         let cases = [
+            cfg("RS256", Some("tests/fixtures/keys/rsa.key"), None),
+            cfg("ES256", Some("tests/fixtures/keys/ec256.key"), None),
+            cfg("ES256", Some("tests/fixtures/keys/ec384.pub"), None),
+            cfg("ES384", Some("tests/fixtures/keys/ec256.pub"), None),
+            cfg("EdDSA", Some("tests/fixtures/keys/ec256.pub"), None),
+            cfg("RS256", Some("tests/fixtures/keys/ed25519.pub"), None),
             cfg("none", Some("tests/fixtures/keys/rsa.pub"), None),
             cfg("HS256", Some("tests/fixtures/keys/rsa.pub"), None),
             cfg("RS256", None, Some(&long)),
@@ -350,12 +419,14 @@ mod tests {
             {"kty":"EC","crv":"P-256","kid":"e1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
             {"kty":"RSA","use":"enc","kid":"x","n":"AQAB","e":"AQAB"},
             {"kty":"RSA","alg":"RSA-OAEP","kid":"y","n":"AQAB","e":"AQAB"},
-            {"kty":"weird"}
+            {"kty":"weird"},
+            {"kty":"oct","alg":"HS256","kid":"o","k":"c2hvcnQ"}
         ]}"#;
         let (keys, skipped) = from_jwks(doc).unwrap();
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].alg, Algorithm::ES256);
-        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        assert_eq!(skipped.len(), 4, "{skipped:?}");
+        assert!(skipped[3].contains("oct"), "{skipped:?}");
         assert!(from_jwks(b"{}").is_err());
     }
 }
