@@ -66,6 +66,16 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn verify(&self, token: &str, keys: &KeySet, now: u64) -> Result<Verified, JwtError> {
+        let payload = self.verify_signature(token, keys)?;
+        let claims: Map<String, Value> = serde_json::from_slice(&payload)
+            .map_err(|_| JwtError::Malformed("payload is not a JSON object"))?;
+        let exp = claims::check(&claims, &self.rules, now)?;
+        Ok(Verified { claims, exp })
+    }
+
+    /// The JWS layer alone: size cap, strict parse, key choice, signature.
+    /// Returns the decoded payload, not yet read as claims.
+    pub fn verify_signature(&self, token: &str, keys: &KeySet) -> Result<Vec<u8>, JwtError> {
         let parts = token::parse(token, self.max_token_bytes)?;
         let alg = parts.header.alg;
         let candidates =
@@ -81,10 +91,6 @@ impl Verifier {
         if !verified {
             return Err(JwtError::BadSignature);
         }
-        let claims: Map<String, Value> =
-            serde_json::from_slice(&token::decode_part(parts.payload)?)
-                .map_err(|_| JwtError::Malformed("payload is not a JSON object"))?;
-        let exp = claims::check(&claims, &self.rules, now)?;
-        Ok(Verified { claims, exp })
+        token::decode_part(parts.payload)
     }
 }
