@@ -160,6 +160,11 @@ impl Server {
         health
             .set_not_serving::<AuthorizationServer<CheckService>>()
             .await;
+        // The whole server (service name "") drains too, for health checks
+        // that name no service.
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
         if !self.drain_delay.is_zero() {
             tracing::info!(delay = ?self.drain_delay, "shutting down: not ready, still answering");
             tokio::time::sleep(self.drain_delay).await;

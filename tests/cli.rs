@@ -116,6 +116,23 @@ async fn sigterm_first_reports_not_ready_while_still_answering() {
     assert_eq!(readyz.text().trim(), "draining");
     let healthz = support::http::get(admin, "/healthz").await.unwrap();
     assert_eq!(healthz.status, 200, "still alive while draining");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", ward.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for service in ["", "envoy.service.auth.v3.Authorization"] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, 2, "{service:?} must be NOT_SERVING while draining");
+    }
     let code = ward.wait_exit(std::time::Duration::from_secs(10)).await;
     assert_eq!(code, Some(0), "logs: {}", ward.logs());
 }
