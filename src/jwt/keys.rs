@@ -8,7 +8,9 @@
 //! that the JWKS fetcher swaps atomically.
 
 use crate::config::{EnvSource, SecretError, StaticKey};
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -203,6 +205,13 @@ fn jwk_to_key(value: serde_json::Value) -> Result<Key, String> {
     let jwk: Jwk = serde_json::from_value(value).map_err(|e| e.to_string())?;
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return Err("use is enc".into());
+    }
+    if let Some(ops) = &jwk.common.key_operations {
+        // RFC 7517 §4.3: a key whose `key_ops` leaves out `verify` is not
+        // meant for checking signatures.
+        if !ops.iter().any(|op| matches!(op, KeyOperations::Verify)) {
+            return Err("key_ops does not include verify".into());
+        }
     }
     if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
         // A JWKS is published; a symmetric key in it is a shared secret
@@ -420,13 +429,15 @@ mod tests {
             {"kty":"RSA","use":"enc","kid":"x","n":"AQAB","e":"AQAB"},
             {"kty":"RSA","alg":"RSA-OAEP","kid":"y","n":"AQAB","e":"AQAB"},
             {"kty":"weird"},
-            {"kty":"oct","alg":"HS256","kid":"o","k":"c2hvcnQ"}
+            {"kty":"oct","alg":"HS256","kid":"o","k":"c2hvcnQ"},
+            {"kty":"EC","crv":"P-256","kid":"e2","key_ops":["encrypt"],"x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
         ]}"#;
         let (keys, skipped) = from_jwks(doc).unwrap();
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].alg, Algorithm::ES256);
-        assert_eq!(skipped.len(), 4, "{skipped:?}");
+        assert_eq!(skipped.len(), 5, "{skipped:?}");
         assert!(skipped[3].contains("oct"), "{skipped:?}");
+        assert!(skipped[4].contains("key_ops"), "{skipped:?}");
         assert!(from_jwks(b"{}").is_err());
     }
 }
