@@ -125,6 +125,8 @@ mod tests {
             user_id: user.into(),
             method: AuthMethod::Jwt,
             headers: vec![],
+            jti: None,
+            session_id: None,
         })
     }
 

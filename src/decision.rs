@@ -44,11 +44,24 @@ pub enum Reason {
     InvalidAudience,
     KeysUnavailable,
     UnknownPolicy,
+    MalformedSessionId,
+    UnknownSession,
+    SessionExpired,
+    SessionRevoked,
+    InvalidSession,
+    FingerprintMismatch,
+    MalformedApiKey,
+    UnknownApiKey,
+    ApiKeyExpired,
+    ApiKeyRevoked,
+    InvalidApiKey,
+    TokenRevoked,
+    StoreUnavailable,
 }
 
 impl Reason {
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 34] = [
         Reason::MissingCredential,
         Reason::MalformedRequest,
         Reason::UnsupportedScheme,
@@ -70,6 +83,19 @@ impl Reason {
         Reason::InvalidAudience,
         Reason::KeysUnavailable,
         Reason::UnknownPolicy,
+        Reason::MalformedSessionId,
+        Reason::UnknownSession,
+        Reason::SessionExpired,
+        Reason::SessionRevoked,
+        Reason::InvalidSession,
+        Reason::FingerprintMismatch,
+        Reason::MalformedApiKey,
+        Reason::UnknownApiKey,
+        Reason::ApiKeyExpired,
+        Reason::ApiKeyRevoked,
+        Reason::InvalidApiKey,
+        Reason::TokenRevoked,
+        Reason::StoreUnavailable,
     ];
 
     /// The stable machine-readable code (deny body, metrics, logs).
@@ -96,6 +122,19 @@ impl Reason {
             Reason::InvalidAudience => "invalid_audience",
             Reason::KeysUnavailable => "keys_unavailable",
             Reason::UnknownPolicy => "unknown_policy",
+            Reason::MalformedSessionId => "malformed_session_id",
+            Reason::UnknownSession => "unknown_session",
+            Reason::SessionExpired => "session_expired",
+            Reason::SessionRevoked => "session_revoked",
+            Reason::InvalidSession => "invalid_session",
+            Reason::FingerprintMismatch => "fingerprint_mismatch",
+            Reason::MalformedApiKey => "malformed_api_key",
+            Reason::UnknownApiKey => "unknown_api_key",
+            Reason::ApiKeyExpired => "api_key_expired",
+            Reason::ApiKeyRevoked => "api_key_revoked",
+            Reason::InvalidApiKey => "invalid_api_key",
+            Reason::TokenRevoked => "token_revoked",
+            Reason::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -110,7 +149,7 @@ impl Reason {
             | Reason::UnsupportedScheme
             | Reason::MalformedAuthorization
             | Reason::MultipleCredentials => 400,
-            Reason::KeysUnavailable => 503,
+            Reason::KeysUnavailable | Reason::StoreUnavailable => 503,
             _ => 401,
         }
     }
@@ -124,7 +163,7 @@ impl Reason {
             | Reason::UnsupportedScheme
             | Reason::MalformedAuthorization
             | Reason::MultipleCredentials => Some("invalid_request"),
-            Reason::KeysUnavailable => Some("temporarily_unavailable"),
+            Reason::KeysUnavailable | Reason::StoreUnavailable => Some("temporarily_unavailable"),
             Reason::UnknownPolicy => Some("server_error"),
             _ => Some("invalid_token"),
         }

@@ -13,12 +13,18 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthMethod {
     Jwt,
+    Session,
+    ApiKey,
 }
 
 impl AuthMethod {
+    pub const ALL: [AuthMethod; 3] = [AuthMethod::Jwt, AuthMethod::Session, AuthMethod::ApiKey];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::Jwt => "jwt",
+            AuthMethod::Session => "session",
+            AuthMethod::ApiKey => "apikey",
         }
     }
 }
@@ -30,6 +36,79 @@ pub struct Identity {
     pub method: AuthMethod,
     /// `(name, value)` pairs, names unique: user id, method, then claims.
     pub headers: Vec<(String, String)>,
+    /// A JWT's `jti` and `sid`, kept for revocation checks on every use.
+    pub jti: Option<String>,
+    pub session_id: Option<String>,
+}
+
+/// The header rules every credential kind shares.
+#[derive(Debug, Clone)]
+pub struct HeaderRules {
+    pub user_id_header: String,
+    pub method_header: String,
+    pub max_value_bytes: usize,
+}
+
+impl HeaderRules {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            user_id_header: config.headers.user_id.clone(),
+            method_header: config.headers.auth_method.clone(),
+            max_value_bytes: config.headers.max_value_bytes,
+        }
+    }
+
+    /// An identity with the user id and method headers, then `extra`
+    /// `(source, header, value)` triples (the first value for a header
+    /// wins), every value checked for header safety.
+    pub fn build(
+        &self,
+        user_id: &str,
+        method: AuthMethod,
+        extra: impl IntoIterator<Item = (String, String, String)>,
+    ) -> Result<Identity, IdentityError> {
+        self.check_value("user id", user_id)?;
+        let mut headers = vec![
+            (self.user_id_header.clone(), user_id.to_string()),
+            (self.method_header.clone(), method.as_str().to_string()),
+        ];
+        for (source, header, value) in extra {
+            if value.is_empty() || headers.iter().any(|(name, _)| *name == header) {
+                continue;
+            }
+            self.check_value(&source, &value)?;
+            headers.push((header, value));
+        }
+        Ok(Identity {
+            user_id: user_id.to_string(),
+            method,
+            headers,
+            jti: None,
+            session_id: None,
+        })
+    }
+
+    fn check_value(&self, source: &str, value: &str) -> Result<(), IdentityError> {
+        let bad = |why| {
+            Err(IdentityError::BadValue {
+                claim: source.to_string(),
+                why,
+            })
+        };
+        if value.len() > self.max_value_bytes {
+            return bad("longer than headers.max_value_bytes");
+        }
+        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return bad("contains a control character (CR, LF, NUL, ...)");
+        }
+        Ok(())
+    }
+}
+
+/// A comma-separated list header value from a string: split on spaces
+/// and commas, joined with commas (`"read write"` becomes `read,write`).
+pub fn list_value(s: &str) -> String {
+    split_list(s).collect::<Vec<_>>().join(",")
 }
 
 /// Why verified claims could not become an identity.
@@ -45,20 +124,16 @@ pub enum IdentityError {
 #[derive(Debug, Clone)]
 pub struct ClaimRenderer {
     user_id_claim: String,
-    user_id_header: String,
-    method_header: String,
     mappings: Vec<ClaimHeader>,
-    max_value_bytes: usize,
+    rules: HeaderRules,
 }
 
 impl ClaimRenderer {
     pub fn from_config(config: &Config) -> Self {
         Self {
             user_id_claim: config.jwt.claims.user_id.clone(),
-            user_id_header: config.headers.user_id.clone(),
-            method_header: config.headers.auth_method.clone(),
             mappings: config.jwt.claims.headers.clone(),
-            max_value_bytes: config.headers.max_value_bytes,
+            rules: HeaderRules::from_config(config),
         }
     }
 
@@ -68,53 +143,33 @@ impl ClaimRenderer {
         method: AuthMethod,
     ) -> Result<Identity, IdentityError> {
         let user_id = match lookup(claims, &self.user_id_claim) {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::String(s)) if !s.is_empty() => s.as_str(),
             _ => return Err(IdentityError::MissingUserId(self.user_id_claim.clone())),
         };
-        self.check_value(&self.user_id_claim, &user_id)?;
-        let mut headers = vec![
-            (self.user_id_header.clone(), user_id.clone()),
-            (self.method_header.clone(), method.as_str().to_string()),
-        ];
+        let mut extra = Vec::new();
         for m in &self.mappings {
-            if headers.iter().any(|(name, _)| *name == m.header) {
-                continue; // an earlier claim already filled this header
-            }
             let Some(value) = lookup(claims, &m.claim) else {
                 continue;
             };
-            let Some(text) =
-                render_value(value, m.list).map_err(|why| IdentityError::BadValue {
-                    claim: m.claim.clone(),
-                    why,
-                })?
-            else {
-                continue;
-            };
-            self.check_value(&m.claim, &text)?;
-            headers.push((m.header.clone(), text));
-        }
-        Ok(Identity {
-            user_id,
-            method,
-            headers,
-        })
-    }
-
-    fn check_value(&self, claim: &str, value: &str) -> Result<(), IdentityError> {
-        let bad = |why| {
-            Err(IdentityError::BadValue {
-                claim: claim.to_string(),
+            let text = render_value(value, m.list).map_err(|why| IdentityError::BadValue {
+                claim: m.claim.clone(),
                 why,
-            })
-        };
-        if value.len() > self.max_value_bytes {
-            return bad("longer than headers.max_value_bytes");
+            })?;
+            if let Some(text) = text {
+                extra.push((m.claim.clone(), m.header.clone(), text));
+            }
         }
-        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-            return bad("contains a control character (CR, LF, NUL, ...)");
-        }
-        Ok(())
+        let mut identity = self.rules.build(user_id, method, extra)?;
+        identity.jti = string_claim(claims, "jti");
+        identity.session_id = string_claim(claims, "sid");
+        Ok(identity)
+    }
+}
+
+fn string_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
+    match claims.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
     }
 }
 

@@ -27,11 +27,14 @@
 //! | [`server`] | listeners, the Envoy adapter, admin port, shutdown (I/O) |
 //! | [`telemetry`] | `tracing` subscriber setup |
 
+pub mod apikey;
 pub mod authn;
 pub mod cache;
 pub mod config;
 pub mod credentials;
 pub mod decision;
+pub mod fields;
+pub mod fingerprint;
 pub mod headers;
 pub mod identity;
 pub mod jwks;
@@ -39,6 +42,8 @@ pub mod jwt;
 pub mod metrics;
 pub mod request;
 pub mod server;
+pub mod session;
+pub mod store;
 pub mod telemetry;
 
 /// Seconds since the Unix epoch: the one clock read per check, handed to

@@ -12,8 +12,9 @@ use prometheus::{
     TextEncoder,
 };
 
-/// Auth method label values, in table order.
-const METHODS: [&str; 2] = ["none", "jwt"];
+/// Auth method label values, in table order: `none`, then
+/// [`AuthMethod::ALL`].
+const METHODS: [&str; 4] = ["none", "jwt", "session", "apikey"];
 
 pub struct Metrics {
     registry: Registry,
@@ -101,6 +102,8 @@ impl Metrics {
         let row = match method {
             None => 0,
             Some(AuthMethod::Jwt) => 1,
+            Some(AuthMethod::Session) => 2,
+            Some(AuthMethod::ApiKey) => 3,
         };
         let col = match decision {
             Decision::Allow(_) => 0,
@@ -125,6 +128,13 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn method_labels_follow_auth_method() {
+        for (i, m) in AuthMethod::ALL.iter().enumerate() {
+            assert_eq!(METHODS[i + 1], m.as_str());
+        }
+    }
 
     #[test]
     fn reason_discriminants_index_the_table() {

@@ -1,0 +1,238 @@
+//! API keys: `PREFIX_` + 32 random base62 characters + a 6-character
+//! base62 CRC32 checksum. The checksum lets ward reject a mistyped or
+//! made-up key without a Redis call; the 190 random bits make guessing
+//! hopeless. Redis holds only the key's SHA-256 (`apikey:{hex}`), never
+//! the key; the public `key_id` is what logs and backends see.
+
+use crate::decision::Reason;
+use crate::fields;
+use crate::identity::{AuthMethod, HeaderRules, Identity, IdentityError, list_value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const RANDOM_LEN: usize = 32;
+const CHECKSUM_LEN: usize = 6;
+
+/// Why a key could not be generated.
+#[derive(Debug, thiserror::Error)]
+#[error("no randomness available: {0}")]
+pub struct RandomError(String);
+
+/// `n` random base62 characters (rejection sampling: no modulo bias).
+pub fn random_base62(n: usize) -> Result<String, RandomError> {
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 64];
+    while out.len() < n {
+        getrandom::fill(&mut buf).map_err(|e| RandomError(e.to_string()))?;
+        for b in buf {
+            if b < 248 && out.len() < n {
+                out.push(char::from(BASE62[usize::from(b % 62)]));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn checksum(prefix_and_random: &str) -> String {
+    let mut n = crc32fast::hash(prefix_and_random.as_bytes());
+    let mut digits = [b'0'; CHECKSUM_LEN];
+    for d in digits.iter_mut().rev() {
+        *d = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    digits.iter().map(|b| char::from(*b)).collect()
+}
+
+/// A new key: `{prefix}_{random}{checksum}`.
+pub fn generate(prefix: &str) -> Result<String, RandomError> {
+    let head = format!("{prefix}_{}", random_base62(RANDOM_LEN)?);
+    let sum = checksum(&head);
+    Ok(head + &sum)
+}
+
+/// A new public key id (`key_` + 16 base62), safe to log and send upstream.
+pub fn generate_id() -> Result<String, RandomError> {
+    Ok(format!("key_{}", random_base62(16)?))
+}
+
+/// Whether `key` is worth a lookup: a well-formed ward key with this
+/// prefix and a valid checksum, or, when `accept_foreign`, any 16 to 256
+/// visible ASCII characters.
+pub fn well_formed(key: &str, prefix: &str, accept_foreign: bool) -> bool {
+    if accept_foreign
+        && (16..=256).contains(&key.len())
+        && key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return true;
+    }
+    let Some(body) = key
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('_'))
+    else {
+        return false;
+    };
+    if body.len() != RANDOM_LEN + CHECKSUM_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let split = key.len() - CHECKSUM_LEN;
+    checksum(&key[..split]) == key[split..]
+}
+
+/// The lookup key: lowercase hex SHA-256 of the whole key.
+pub fn hash_hex(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// An API key record, as read from `apikey:{hash}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub key_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub scopes: String,
+    pub expires_at: Option<u64>,
+    pub revoked: bool,
+}
+
+impl ApiKey {
+    pub fn parse(fields: &HashMap<String, String>) -> Result<ApiKey, Reason> {
+        let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+        let (key_id, user_id) = (get("key_id"), get("user_id"));
+        if key_id.is_empty() || user_id.is_empty() {
+            return Err(Reason::InvalidApiKey);
+        }
+        Ok(ApiKey {
+            key_id,
+            user_id,
+            name: get("name"),
+            scopes: get("scopes"),
+            expires_at: fields::unix_time(fields.get("expires_at"))
+                .map_err(|_| Reason::InvalidApiKey)?,
+            revoked: fields::revoked(fields.get("revoked")).map_err(|_| Reason::InvalidApiKey)?,
+        })
+    }
+
+    pub fn check(&self, now: u64) -> Result<(), Reason> {
+        if self.revoked {
+            return Err(Reason::ApiKeyRevoked);
+        }
+        if fields::expired(self.expires_at, now) {
+            return Err(Reason::ApiKeyExpired);
+        }
+        Ok(())
+    }
+
+    /// Headers: user id, method, `x-user-scopes`, and the key id.
+    pub fn identity(
+        &self,
+        rules: &HeaderRules,
+        id_header: &str,
+    ) -> Result<Identity, IdentityError> {
+        let extra = [
+            (
+                "scopes".into(),
+                "x-user-scopes".into(),
+                list_value(&self.scopes),
+            ),
+            ("key_id".into(), id_header.to_string(), self.key_id.clone()),
+        ];
+        rules.build(&self.user_id, AuthMethod::ApiKey, extra)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_well_formed_and_distinct() {
+        let a = generate("ward").unwrap();
+        let b = generate("ward").unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with("ward_"));
+        assert_eq!(a.len(), 5 + 38);
+        assert!(well_formed(&a, "ward", false));
+        assert!(!well_formed(&a, "acme", false), "wrong prefix");
+    }
+
+    #[test]
+    fn typos_fail_the_checksum() {
+        let key = generate("ward").unwrap();
+        let mut typo: Vec<char> = key.chars().collect();
+        let i = 10;
+        typo[i] = if typo[i] == 'a' { 'b' } else { 'a' };
+        let typo: String = typo.into_iter().collect();
+        assert!(!well_formed(&typo, "ward", false));
+        assert!(!well_formed(&key[..key.len() - 1], "ward", false));
+        assert!(!well_formed(&format!("{key}x"), "ward", false));
+        assert!(!well_formed("ward_", "ward", false));
+        assert!(!well_formed("", "ward", false));
+    }
+
+    #[test]
+    fn foreign_keys_only_when_accepted() {
+        let foreign = "sk-live-0123456789abcdef";
+        assert!(!well_formed(foreign, "ward", false));
+        assert!(well_formed(foreign, "ward", true));
+        assert!(!well_formed("short", "ward", true));
+        assert!(!well_formed("has space 0123456789", "ward", true));
+    }
+
+    #[test]
+    fn hash_is_sha256_hex() {
+        assert_eq!(
+            hash_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn record_rules() {
+        let f = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let k = ApiKey::parse(&f(&[
+            ("key_id", "key_1"),
+            ("user_id", "u"),
+            ("scopes", "read write"),
+        ]))
+        .unwrap();
+        assert_eq!(k.check(0), Ok(()));
+        let rules = HeaderRules {
+            user_id_header: "x-user-id".into(),
+            method_header: "x-auth-method".into(),
+            max_value_bytes: 1024,
+        };
+        let id = k.identity(&rules, "x-api-key-id").unwrap();
+        assert!(
+            id.headers
+                .contains(&("x-user-scopes".into(), "read,write".into()))
+        );
+        assert!(
+            id.headers
+                .contains(&("x-api-key-id".into(), "key_1".into()))
+        );
+        assert!(
+            id.headers
+                .contains(&("x-auth-method".into(), "apikey".into()))
+        );
+        let expired = ApiKey::parse(&f(&[
+            ("key_id", "k"),
+            ("user_id", "u"),
+            ("expires_at", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(expired.check(5), Err(Reason::ApiKeyExpired));
+        let revoked =
+            ApiKey::parse(&f(&[("key_id", "k"), ("user_id", "u"), ("revoked", "1")])).unwrap();
+        assert_eq!(revoked.check(0), Err(Reason::ApiKeyRevoked));
+        assert_eq!(
+            ApiKey::parse(&f(&[("user_id", "u")])),
+            Err(Reason::InvalidApiKey)
+        );
+    }
+}

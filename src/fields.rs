@@ -1,0 +1,73 @@
+//! Reading the string fields login services write into Redis hashes:
+//! unix times, revocation flags, lists. Strict, because a field ward
+//! misreads is a credential it misjudges: anything unexpected is an error
+//! and the credential is denied.
+
+/// `expires_at`: unix seconds, a non-negative integer. Absent or empty
+/// means no expiry beyond the key's TTL.
+pub fn unix_time(value: Option<&String>) -> Result<Option<u64>, ()> {
+    match value.map(|v| v.trim()) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse::<u64>().map(Some).map_err(|_| ()),
+    }
+}
+
+/// `revoked`: `1` or `true` (any case) revokes; absent, empty, `0` or
+/// `false` does not; any other value is an error (fail closed).
+pub fn revoked(value: Option<&String>) -> Result<bool, ()> {
+    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("0") | Some("false") => Ok(false),
+        Some("1") | Some("true") => Ok(true),
+        Some(_) => Err(()),
+    }
+}
+
+/// Whether a credential that `expires_at` is already expired at `now`.
+pub fn expired(expires_at: Option<u64>, now: u64) -> bool {
+    expires_at.is_some_and(|t| now >= t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_string())
+    }
+
+    #[test]
+    fn unix_times() {
+        assert_eq!(unix_time(None), Ok(None));
+        assert_eq!(unix_time(s("").as_ref()), Ok(None));
+        assert_eq!(
+            unix_time(s(" 1700000000 ").as_ref()),
+            Ok(Some(1_700_000_000))
+        );
+        assert_eq!(unix_time(s("-5").as_ref()), Err(()));
+        assert_eq!(unix_time(s("1.5").as_ref()), Err(()));
+        assert_eq!(unix_time(s("tomorrow").as_ref()), Err(()));
+    }
+
+    #[test]
+    fn revocation_flags() {
+        for (v, want) in [
+            ("1", Ok(true)),
+            ("TRUE", Ok(true)),
+            ("0", Ok(false)),
+            ("false", Ok(false)),
+            ("", Ok(false)),
+            ("yes", Err(())),
+            ("2", Err(())),
+        ] {
+            assert_eq!(revoked(s(v).as_ref()), want, "{v:?}");
+        }
+        assert_eq!(revoked(None), Ok(false));
+    }
+
+    #[test]
+    fn expiry() {
+        assert!(!expired(None, 10));
+        assert!(!expired(Some(11), 10));
+        assert!(expired(Some(10), 10));
+    }
+}

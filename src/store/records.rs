@@ -1,0 +1,1 @@
+//! Domain operations over any [`super::Backend`]. (Being written.)

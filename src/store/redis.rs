@@ -1,0 +1,1 @@
+//! The Redis backend. (Being written.)
