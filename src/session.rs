@@ -136,7 +136,8 @@ mod tests {
             "",
             "short",
             "0123456789abcdef0123456789abcde", // 31 hex digits: 124 bits
-            "q2VsbG8td29ybGQtc2Vzc2",          // 22 chars but hex-free? no: fine below
+            "AAAAAAAAAAAAAAAAAAAAAA",          // 22 hex digits: 88 bits
+            "ZZZZZZZZZZZZZZZZZZZZZ",           // 21 base64url characters
             "has space in it and is long enough",
             "semi;colon-aaaaaaaaaaaaaaaaaaaaaa",
             "percent%41aaaaaaaaaaaaaaaaaaaaaaaa",
