@@ -1,26 +1,39 @@
 //! Authentication: request in, decision out. The one step of a check that
-//! may wait (for a JWKS refetch on an unknown `kid`); everything it calls
-//! is pure but for the cache and the key store.
+//! may wait: on the store (sessions, API keys, revocations, through the
+//! in-process cache) and on a JWKS refetch for an unknown `kid`.
 //!
-//! Order: extract the credential (a malformed request never reaches a
-//! verifier), look it up by hash in the cache (a hit skips the signature
-//! entirely), else verify, render the identity and cache it.
+//! Order: the route's policy, then the credential (a malformed request
+//! never reaches a verifier, a malformed id never reaches the store), then
+//! one path per credential kind. A store failure is a deny (503
+//! `store_unavailable`), never an allow.
 
+use crate::apikey::{self, ApiKey};
 use crate::cache::{CredentialHash, TokenCache, hash_credential};
-use crate::config::Config;
+use crate::config::{Config, FingerprintConfig, FingerprintMode};
 use crate::credentials::{Credential, Extractor};
 use crate::decision::{Decision, Reason};
-use crate::identity::{AuthMethod, ClaimRenderer, Identity, IdentityError};
+use crate::fingerprint;
+use crate::identity::{AuthMethod, ClaimRenderer, HeaderRules, Identity, IdentityError};
 use crate::jwks::KeyStore;
 use crate::jwt::{JwtError, Rules, Verifier};
+use crate::lookup::Lookups;
 use crate::metrics::Metrics;
 use crate::request::Request;
+use crate::session::{self, Session};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a check with an unknown `kid` waits for a triggered JWKS
 /// refetch; well under Envoy's default 200 ms ext_authz timeout.
 const UNKNOWN_KID_WAIT: Duration = Duration::from_millis(100);
+
+/// Built-in policies an Envoy route can select with the ext_authz
+/// `context_extensions` key `ward_policy`. `required` (a valid credential)
+/// is the default; `public` lets the request pass without one, scrubbing
+/// forged identity headers all the same. Any other name is denied: a
+/// route that asks for a policy ward does not know fails closed.
+pub const POLICY_REQUIRED: &str = "required";
+pub const POLICY_PUBLIC: &str = "public";
 
 /// A decision plus what the shell needs to record it.
 #[derive(Debug)]
@@ -43,30 +56,34 @@ impl Outcome {
     }
 }
 
-/// Built-in policies an Envoy route can select with the ext_authz
-/// `context_extensions` key `ward_policy`. `required` (a valid credential)
-/// is the default; `public` lets the request pass without one, scrubbing
-/// forged identity headers all the same. Any other name is denied: a
-/// route that asks for a policy ward does not know fails closed.
-pub const POLICY_REQUIRED: &str = "required";
-pub const POLICY_PUBLIC: &str = "public";
-
 pub struct Authenticator {
     extractor: Extractor,
     verifier: Verifier,
     renderer: ClaimRenderer,
+    rules: HeaderRules,
     keys: Arc<KeyStore>,
     cache: TokenCache,
+    lookups: Arc<Lookups>,
     metrics: Arc<Metrics>,
+    session_fields: Vec<(String, String)>,
+    fingerprint: FingerprintConfig,
+    api_key_prefix: String,
+    api_key_foreign: bool,
+    api_key_id_header: String,
+    check_jti: bool,
+    require_session: bool,
 }
 
 impl Authenticator {
-    pub fn new(config: &Config, keys: Arc<KeyStore>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        config: &Config,
+        keys: Arc<KeyStore>,
+        lookups: Arc<Lookups>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let jwt = &config.jwt;
         Self {
-            extractor: Extractor {
-                jwt_header: jwt.header.clone(),
-            },
+            extractor: Extractor::from_config(config),
             verifier: Verifier {
                 max_token_bytes: jwt.max_token_bytes,
                 rules: Rules {
@@ -77,10 +94,29 @@ impl Authenticator {
                 },
             },
             renderer: ClaimRenderer::from_config(config),
+            rules: HeaderRules::from_config(config),
             keys,
             cache: TokenCache::new(&config.cache),
+            lookups,
             metrics,
+            session_fields: config
+                .sessions
+                .fields
+                .iter()
+                .map(|f| (f.field.clone(), f.header.clone()))
+                .collect(),
+            fingerprint: config.sessions.fingerprint.clone(),
+            api_key_prefix: config.api_keys.prefix.clone(),
+            api_key_foreign: config.api_keys.accept_foreign,
+            api_key_id_header: config.api_keys.id_header.clone(),
+            check_jti: jwt.revocation.check_jti,
+            require_session: jwt.revocation.require_session,
         }
+    }
+
+    /// The cached store reads, for invalidation.
+    pub fn lookups(&self) -> &Arc<Lookups> {
+        &self.lookups
     }
 
     /// Decides one request at `now` (unix seconds).
@@ -90,34 +126,73 @@ impl Authenticator {
             Some(POLICY_PUBLIC) => return Outcome::anonymous(Decision::AllowAnonymous),
             Some(_) => return Outcome::anonymous(Decision::Deny(Reason::UnknownPolicy)),
         }
-        let token = match self.extractor.extract(req) {
-            Ok(Credential::Bearer(token)) => token,
+        let credential = match self.extractor.extract(req) {
+            Ok(c) => c,
             Err(reason) => return Outcome::anonymous(Decision::Deny(reason)),
         };
+        let (method, secret, result) = match credential {
+            Credential::Bearer(token) => (AuthMethod::Jwt, token, self.jwt(token, now).await),
+            Credential::Session(sid) => {
+                (AuthMethod::Session, sid, self.session(sid, req, now).await)
+            }
+            Credential::ApiKey(key) => (AuthMethod::ApiKey, key, self.api_key(key, now).await),
+        };
+        Outcome {
+            decision: match result {
+                Ok(identity) => Decision::Allow(identity),
+                Err(reason) => Decision::Deny(reason),
+            },
+            method: Some(method),
+            credential: Some(hash_credential(secret)),
+        }
+    }
+
+    async fn jwt(&self, token: &str, now: u64) -> Result<Arc<Identity>, Reason> {
         let hash = hash_credential(token);
-        let decision = match self.cache.get(&hash, now) {
+        let identity = match self.cache.get(&hash, now) {
             Some(identity) => {
                 self.metrics.token_cache_hits.inc();
-                Decision::Allow(identity)
+                identity
             }
             None => {
                 if self.cache.is_enabled() {
                     self.metrics.token_cache_misses.inc();
                 }
-                match self.verify_jwt(token, now).await {
-                    Ok((identity, exp)) => {
-                        self.cache.insert(hash, identity.clone(), exp, now);
-                        Decision::Allow(identity)
-                    }
-                    Err(reason) => Decision::Deny(reason),
-                }
+                let (identity, exp) = self.verify_jwt(token, now).await?;
+                self.cache.insert(hash, identity.clone(), exp, now);
+                identity
             }
         };
-        Outcome {
-            decision,
-            method: Some(AuthMethod::Jwt),
-            credential: Some(hash),
+        self.check_revocation(&identity, now).await?;
+        Ok(identity)
+    }
+
+    /// Revocation is checked on every use, cache hit or not: a logout must
+    /// take effect within an invalidation, not at the token's `exp`.
+    async fn check_revocation(&self, identity: &Identity, now: u64) -> Result<(), Reason> {
+        if let (true, Some(jti)) = (self.check_jti, &identity.jti)
+            && self
+                .lookups
+                .jti_revoked(jti)
+                .await
+                .map_err(|_| Reason::StoreUnavailable)?
+        {
+            return Err(Reason::TokenRevoked);
         }
+        if let (true, Some(sid)) = (self.require_session, &identity.session_id) {
+            let hash = self
+                .lookups
+                .session(sid)
+                .await
+                .map_err(|_| Reason::StoreUnavailable)?;
+            let live = hash
+                .and_then(|h| Session::parse(&h.fields).ok())
+                .is_some_and(|s| s.check(now).is_ok());
+            if !live {
+                return Err(Reason::TokenRevoked);
+            }
+        }
+        Ok(())
     }
 
     async fn verify_jwt(&self, token: &str, now: u64) -> Result<(Arc<Identity>, u64), Reason> {
@@ -148,4 +223,94 @@ impl Authenticator {
             })?;
         Ok((Arc::new(identity), verified.exp))
     }
+
+    async fn session(
+        &self,
+        sid: &str,
+        req: &Request<'_>,
+        now: u64,
+    ) -> Result<Arc<Identity>, Reason> {
+        if !session::valid_id(sid) {
+            return Err(Reason::MalformedSessionId);
+        }
+        let hash = self
+            .lookups
+            .session(sid)
+            .await
+            .map_err(|_| Reason::StoreUnavailable)?
+            .ok_or(Reason::UnknownSession)?;
+        let session = Session::parse(&hash.fields)?;
+        session.check(now)?;
+        if let Some(stored) = &session.fingerprint {
+            self.check_fingerprint(stored, req)?;
+        }
+        let identity = session
+            .identity(&self.rules, &self.session_fields)
+            .map_err(|_| Reason::InvalidSession)?;
+        Ok(Arc::new(identity))
+    }
+
+    fn check_fingerprint(&self, stored: &str, req: &Request<'_>) -> Result<(), Reason> {
+        let fp = &self.fingerprint;
+        if fp.mode == FingerprintMode::Off {
+            return Ok(());
+        }
+        let computed = request_fingerprint(fp, req);
+        if fingerprint::matches(stored, &computed) {
+            return Ok(());
+        }
+        match fp.mode {
+            FingerprintMode::Enforce => Err(Reason::FingerprintMismatch),
+            _ => {
+                tracing::warn!(
+                    request_id = req.request_id().unwrap_or(""),
+                    "session fingerprint mismatch (fingerprint.mode: log)"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    async fn api_key(&self, key: &str, now: u64) -> Result<Arc<Identity>, Reason> {
+        if !apikey::well_formed(key, &self.api_key_prefix, self.api_key_foreign) {
+            return Err(Reason::MalformedApiKey);
+        }
+        let hash = self
+            .lookups
+            .api_key(&apikey::hash_hex(key))
+            .await
+            .map_err(|_| Reason::StoreUnavailable)?
+            .ok_or(Reason::UnknownApiKey)?;
+        let record = ApiKey::parse(&hash.fields)?;
+        record.check(now)?;
+        let identity = record
+            .identity(&self.rules, &self.api_key_id_header)
+            .map_err(|_| Reason::InvalidApiKey)?;
+        Ok(Arc::new(identity))
+    }
+}
+
+/// The fingerprint of a request under `config`: the client IP (masked)
+/// and the named headers' values, in the configured order.
+pub fn request_fingerprint(config: &FingerprintConfig, req: &Request<'_>) -> String {
+    let ip = fingerprint::client_ip(
+        req.header("x-forwarded-for"),
+        req.source_ip,
+        config.trusted_hops,
+    )
+    .map(|ip| fingerprint::masked(ip, config.ipv4_prefix, config.ipv6_prefix))
+    .unwrap_or_default();
+    let values: Vec<(&str, &str)> = config
+        .attributes
+        .iter()
+        .map(|a| {
+            let v = if a == fingerprint::CLIENT_IP {
+                ip.as_str()
+            } else {
+                req.header(a).unwrap_or("")
+            };
+            (a.as_str(), v)
+        })
+        .collect();
+    fingerprint::compute(values)
 }

@@ -135,6 +135,7 @@ mod tests {
             enabled,
             max_entries: 100,
             max_ttl: Duration::from_secs(300),
+            ..CacheConfig::default()
         })
     }
 

@@ -27,6 +27,8 @@ pub struct Config {
     pub headers: HeadersConfig,
     pub cache: CacheConfig,
     pub store: StoreConfig,
+    pub sessions: SessionsConfig,
+    pub api_keys: ApiKeysConfig,
 }
 
 /// Where ward listens.
@@ -126,6 +128,8 @@ pub struct JwtConfig {
     pub jwks: Vec<JwksSource>,
     /// Which claims become which identity headers.
     pub claims: ClaimMapping,
+    /// Revocation checks against the store.
+    pub revocation: RevocationConfig,
 }
 
 impl Default for JwtConfig {
@@ -140,8 +144,20 @@ impl Default for JwtConfig {
             keys: Vec::new(),
             jwks: Vec::new(),
             claims: ClaimMapping::default(),
+            revocation: RevocationConfig::default(),
         }
     }
+}
+
+/// JWT revocation through the store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevocationConfig {
+    /// Deny a token whose `jti` is listed at `revoked_jti:{jti}`.
+    pub check_jti: bool,
+    /// Deny a token with a `sid` claim unless `session:{sid}` is live (not
+    /// missing, expired or revoked): a logout also kills access tokens.
+    pub require_session: bool,
 }
 
 /// One verification key. Its `alg` is the only algorithm it verifies.
@@ -245,15 +261,25 @@ impl Default for HeadersConfig {
     }
 }
 
-/// The verified-credential cache.
+/// The in-process caches: verified tokens, and store reads.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     pub enabled: bool,
     pub max_entries: u64,
-    /// An entry lives at most this long, and never past its token's `exp`.
+    /// A verified token lives at most this long, and never past its `exp`.
     #[serde(with = "humantime_serde")]
     pub max_ttl: Duration,
+    /// A store read (session, API key, revocation) is fresh this long;
+    /// invalidation messages evict sooner. Never past the key's TTL.
+    #[serde(with = "humantime_serde")]
+    pub store_ttl: Duration,
+    /// A "not found" is remembered this long, so a flood of random ids
+    /// does not become a flood of store calls.
+    #[serde(with = "humantime_serde")]
+    pub negative_ttl: Duration,
+    /// Store reads held at most.
+    pub store_max_entries: u64,
 }
 
 impl Default for CacheConfig {
@@ -262,6 +288,115 @@ impl Default for CacheConfig {
             enabled: true,
             max_entries: 100_000,
             max_ttl: Duration::from_secs(300),
+            store_ttl: Duration::from_secs(30),
+            negative_ttl: Duration::from_secs(5),
+            store_max_entries: 100_000,
+        }
+    }
+}
+
+/// Session credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    pub enabled: bool,
+    /// Cookie carrying the session id.
+    pub cookie: String,
+    /// Header carrying the session id (for non-browser clients).
+    pub header: String,
+    /// Further session hash fields copied into headers.
+    pub fields: Vec<FieldHeader>,
+    pub fingerprint: FingerprintConfig,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cookie: "session_id".into(),
+            header: "x-session-id".into(),
+            fields: Vec::new(),
+            fingerprint: FingerprintConfig::default(),
+        }
+    }
+}
+
+/// A session hash field and the header it goes to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldHeader {
+    pub field: String,
+    pub header: String,
+}
+
+/// Device fingerprint binding for sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FingerprintConfig {
+    /// `enforce` (mismatch denies), `log` (mismatch is logged), or `off`.
+    pub mode: FingerprintMode,
+    /// `client_ip` and/or request header names, in hashing order.
+    pub attributes: Vec<String>,
+    /// Proxies in front of Envoy that append to `x-forwarded-for`; 0 means
+    /// the client is the peer Envoy saw.
+    pub trusted_hops: usize,
+    /// Bits of an IPv4 address kept before hashing (24 tolerates a mobile
+    /// client moving within its carrier's /24).
+    pub ipv4_prefix: u8,
+    /// Bits of an IPv6 address kept before hashing.
+    pub ipv6_prefix: u8,
+}
+
+impl Default for FingerprintConfig {
+    fn default() -> Self {
+        Self {
+            mode: FingerprintMode::Enforce,
+            attributes: vec![
+                "client_ip".into(),
+                "user-agent".into(),
+                "accept-language".into(),
+            ],
+            trusted_hops: 0,
+            ipv4_prefix: 32,
+            ipv6_prefix: 128,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FingerprintMode {
+    Enforce,
+    Log,
+    Off,
+}
+
+/// API key credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiKeysConfig {
+    pub enabled: bool,
+    /// Header carrying the bare key.
+    pub header: String,
+    /// `Authorization` scheme carrying the key (`Authorization: ApiKey KEY`).
+    pub scheme: String,
+    /// Prefix of ward-issued keys (`PREFIX_...`).
+    pub prefix: String,
+    /// Also look up keys not in ward's format (16-256 visible ASCII).
+    pub accept_foreign: bool,
+    /// Header carrying the key's public id upstream.
+    pub id_header: String,
+}
+
+impl Default for ApiKeysConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            header: "x-api-key".into(),
+            scheme: "ApiKey".into(),
+            prefix: "ward".into(),
+            accept_foreign: false,
+            id_header: "x-api-key-id".into(),
         }
     }
 }

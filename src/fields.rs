@@ -3,22 +3,27 @@
 //! misreads is a credential it misjudges: anything unexpected is an error
 //! and the credential is denied.
 
+/// A field whose value ward cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unreadable field value")]
+pub struct BadField;
+
 /// `expires_at`: unix seconds, a non-negative integer. Absent or empty
 /// means no expiry beyond the key's TTL.
-pub fn unix_time(value: Option<&String>) -> Result<Option<u64>, ()> {
+pub fn unix_time(value: Option<&String>) -> Result<Option<u64>, BadField> {
     match value.map(|v| v.trim()) {
         None | Some("") => Ok(None),
-        Some(v) => v.parse::<u64>().map(Some).map_err(|_| ()),
+        Some(v) => v.parse::<u64>().map(Some).map_err(|_| BadField),
     }
 }
 
 /// `revoked`: `1` or `true` (any case) revokes; absent, empty, `0` or
 /// `false` does not; any other value is an error (fail closed).
-pub fn revoked(value: Option<&String>) -> Result<bool, ()> {
+pub fn revoked(value: Option<&String>) -> Result<bool, BadField> {
     match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
         None | Some("") | Some("0") | Some("false") => Ok(false),
         Some("1") | Some("true") => Ok(true),
-        Some(_) => Err(()),
+        Some(_) => Err(BadField),
     }
 }
 
@@ -43,9 +48,9 @@ mod tests {
             unix_time(s(" 1700000000 ").as_ref()),
             Ok(Some(1_700_000_000))
         );
-        assert_eq!(unix_time(s("-5").as_ref()), Err(()));
-        assert_eq!(unix_time(s("1.5").as_ref()), Err(()));
-        assert_eq!(unix_time(s("tomorrow").as_ref()), Err(()));
+        assert_eq!(unix_time(s("-5").as_ref()), Err(BadField));
+        assert_eq!(unix_time(s("1.5").as_ref()), Err(BadField));
+        assert_eq!(unix_time(s("tomorrow").as_ref()), Err(BadField));
     }
 
     #[test]
@@ -56,8 +61,8 @@ mod tests {
             ("0", Ok(false)),
             ("false", Ok(false)),
             ("", Ok(false)),
-            ("yes", Err(())),
-            ("2", Err(())),
+            ("yes", Err(BadField)),
+            ("2", Err(BadField)),
         ] {
             assert_eq!(revoked(s(v).as_ref()), want, "{v:?}");
         }

@@ -28,6 +28,11 @@ impl ManagedHeaders {
             config.headers.auth_method.clone(),
         ];
         names.extend(config.jwt.claims.headers.iter().map(|m| m.header.clone()));
+        names.extend(config.sessions.fields.iter().map(|f| f.header.clone()));
+        names.push(config.api_keys.id_header.clone());
+        for fixed in ["x-user-email", "x-user-roles", "x-user-scopes"] {
+            names.push(fixed.to_string());
+        }
         Self::new(&config.headers.managed_prefixes, names)
     }
 

@@ -39,6 +39,7 @@ pub mod headers;
 pub mod identity;
 pub mod jwks;
 pub mod jwt;
+pub mod lookup;
 pub mod metrics;
 pub mod request;
 pub mod server;

@@ -23,6 +23,12 @@ pub struct Metrics {
     check_duration: Histogram,
     pub token_cache_hits: IntCounter,
     pub token_cache_misses: IntCounter,
+    pub store_cache_hits: IntCounter,
+    pub store_cache_misses: IntCounter,
+    /// Store failures answered from a stale entry.
+    pub store_cache_stale: IntCounter,
+    pub store_ok: IntCounter,
+    pub store_errors: IntCounter,
     /// JWT verifications run: a cache hit runs none.
     pub jwt_verifications: IntCounter,
     pub jwks_refresh_ok: IntCounter,
@@ -67,6 +73,10 @@ impl Metrics {
             Opts::new("ward_jwks_refresh_total", "JWKS fetches by result."),
             &["result"],
         )?;
+        let store = IntCounterVec::new(
+            Opts::new("ward_store_requests_total", "Store reads by result."),
+            &["result"],
+        )?;
         let jwt_verifications = IntCounter::new(
             "ward_jwt_verifications_total",
             "JWT verifications run (a cache hit runs none).",
@@ -81,6 +91,7 @@ impl Metrics {
         registry.register(Box::new(cache.clone()))?;
         registry.register(Box::new(jwks.clone()))?;
         registry.register(Box::new(jwt_verifications.clone()))?;
+        registry.register(Box::new(store.clone()))?;
         registry.register(Box::new(jwks_keys.clone()))?;
         registry.register(Box::new(jwks_last_success.clone()))?;
         Ok(Self {
@@ -89,6 +100,11 @@ impl Metrics {
             check_duration,
             token_cache_hits: cache.with_label_values(&["token", "hit"]),
             token_cache_misses: cache.with_label_values(&["token", "miss"]),
+            store_cache_hits: cache.with_label_values(&["store", "hit"]),
+            store_cache_misses: cache.with_label_values(&["store", "miss"]),
+            store_cache_stale: cache.with_label_values(&["store", "stale"]),
+            store_ok: store.with_label_values(&["ok"]),
+            store_errors: store.with_label_values(&["error"]),
             jwt_verifications,
             jwks_refresh_ok: jwks.with_label_values(&["ok"]),
             jwks_refresh_error: jwks.with_label_values(&["error"]),

@@ -3,6 +3,7 @@
 //! knows Envoy's `CheckRequest`; everything after it sees this.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 /// One request to authorize. Header names are lowercase, as Envoy sends
 /// them; a repeated header arrives as one comma-joined value.
@@ -15,6 +16,9 @@ pub struct Request<'a> {
     /// The policy an Envoy route selected through its ext_authz
     /// `context_extensions` (key `ward_policy`), if any.
     pub policy: Option<&'a str>,
+    /// The peer address Envoy saw (not necessarily the client: see
+    /// `fingerprint::client_ip`).
+    pub source_ip: Option<IpAddr>,
 }
 
 impl<'a> Request<'a> {

@@ -13,7 +13,9 @@ use crate::authn::Authenticator;
 use crate::config::Config;
 use crate::headers::ManagedHeaders;
 use crate::jwks::KeyStore;
+use crate::lookup::Lookups;
 use crate::metrics::Metrics;
+use crate::store::{Invalidation, Store};
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use grpc::CheckService;
 use std::future::Future;
@@ -37,6 +39,8 @@ pub enum ServerError {
     },
     #[error("cannot load keys: {0}")]
     Keys(#[from] crate::jwt::keys::KeyError),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::OpenError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("gRPC server: {0}")]
@@ -51,10 +55,29 @@ pub struct Server {
     unix: Option<(UnixListener, PathBuf)>,
     admin: TcpListener,
     keys: Arc<KeyStore>,
+    store: Store,
+    lookups: Arc<Lookups>,
     metrics: Arc<Metrics>,
     service: Arc<CheckService>,
     drain_delay: Duration,
     shutdown_grace: Duration,
+}
+
+/// Evicts what the store says changed; clears everything on (re)subscribe.
+fn spawn_invalidations(store: &Store, lookups: Arc<Lookups>, mut stop: watch::Receiver<bool>) {
+    let mut rx = store.invalidations();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(Invalidation::Key(key)) => lookups.invalidate(&key).await,
+                    Some(Invalidation::Reset) => lookups.invalidate_all(),
+                    None => return,
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    });
 }
 
 /// A socket file left by a previous run would make bind fail; anything
@@ -72,7 +95,14 @@ impl Server {
     pub async fn bind(config: &Config) -> Result<Server, ServerError> {
         let metrics = Arc::new(Metrics::new()?);
         let keys = KeyStore::new(&config.jwt)?;
-        let authn = Arc::new(Authenticator::new(config, keys.clone(), metrics.clone()));
+        let store = Store::open(config).await?;
+        let lookups = Arc::new(Lookups::new(config, store.clone(), metrics.clone()));
+        let authn = Arc::new(Authenticator::new(
+            config,
+            keys.clone(),
+            lookups.clone(),
+            metrics.clone(),
+        ));
         let service = Arc::new(CheckService {
             authn,
             managed: ManagedHeaders::from_config(config),
@@ -100,6 +130,8 @@ impl Server {
             unix,
             admin,
             keys,
+            store,
+            lookups,
             metrics,
             service,
             drain_delay: config.runtime.drain_delay,
@@ -120,6 +152,7 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         self.keys.spawn(self.metrics.clone(), stop_rx.clone());
+        spawn_invalidations(&self.store, self.lookups.clone(), stop_rx.clone());
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_serving::<AuthorizationServer<CheckService>>()

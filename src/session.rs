@@ -11,10 +11,10 @@ use std::collections::HashMap;
 /// Longest session id ward looks up.
 const MAX_ID_LEN: usize = 256;
 
-/// A session id worth a lookup: URL-safe characters only (`A-Z a-z 0-9
-/// - _`) and long enough for 128 bits of entropy: 22 characters of
-/// base64url, or 32 hex digits when the id is hex (a UUID, with its
-/// hyphens, passes).
+/// A session id worth a lookup: URL-safe characters only (letters,
+/// digits, `-` and `_`) and long enough for 128 bits of entropy: 22
+/// characters of base64url, or 32 hex digits when the id is hex (a UUID,
+/// with its hyphens, passes).
 pub fn valid_id(sid: &str) -> bool {
     if sid.len() > MAX_ID_LEN
         || !sid

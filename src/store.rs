@@ -13,13 +13,154 @@
 //! Failure mode: every backend error is a [`StoreError`]; the caller turns
 //! it into a decision (stale entry or 503), never into an allow.
 
+pub mod breaker;
 pub mod keys;
 pub mod memory;
 pub mod records;
 pub mod redis;
+pub mod seed;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// What a store tells its readers' caches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    /// This key changed or was deleted: evict it.
+    Key(String),
+    /// Messages may have been missed (a (re)subscription): evict all.
+    Reset,
+}
+
+/// The store ward runs with.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Memory(Arc<memory::MemoryStore>),
+    Redis(Arc<redis::RedisStore>),
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("seed file: {0}")]
+    Seed(#[from] seed::SeedError),
+    #[error("redis: {0}")]
+    Redis(StoreError),
+}
+
+impl Store {
+    /// Opens the configured store: Redis when `store.redis` is set, else
+    /// the embedded store, seeded from `store.seed_file` if given.
+    pub async fn open(config: &crate::config::Config) -> Result<Store, OpenError> {
+        if let Some(redis) = &config.store.redis {
+            let store = redis::RedisStore::connect(redis)
+                .await
+                .map_err(OpenError::Redis)?;
+            return Ok(Store::Redis(Arc::new(store)));
+        }
+        let memory = Arc::new(memory::MemoryStore::default());
+        if let Some(path) = &config.store.seed_file {
+            let keys = keys::KeyNames::new(&config.store.key_prefix);
+            let (s, k) = seed::load(path, &memory, &keys, crate::unix_now()).await?;
+            tracing::info!(sessions = s, api_keys = k, file = %path.display(), "embedded store seeded");
+        }
+        Ok(Store::Memory(memory))
+    }
+
+    /// A stream of invalidations for this store's readers. The first
+    /// message is always [`Invalidation::Reset`].
+    pub fn invalidations(&self) -> tokio::sync::mpsc::Receiver<Invalidation> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        match self {
+            Store::Redis(r) => return r.subscribe_invalidations(),
+            Store::Memory(m) => {
+                let mut sub = m.subscribe();
+                tokio::spawn(async move {
+                    if tx.send(Invalidation::Reset).await.is_err() {
+                        return;
+                    }
+                    loop {
+                        let msg = match sub.recv().await {
+                            Ok((channel, key)) if channel == keys::INVALIDATION_CHANNEL => {
+                                Invalidation::Key(key)
+                            }
+                            Ok(_) => continue,
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                Invalidation::Reset
+                            }
+                            Err(_) => return,
+                        };
+                        if tx.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+        rx
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $b:ident => $call:expr) => {
+        match $self {
+            Store::Memory($b) => $call,
+            Store::Redis($b) => $call,
+        }
+    };
+}
+
+impl Backend for Store {
+    async fn hash(&self, key: &str) -> Result<Option<Hash>, StoreError> {
+        delegate!(self, b => b.hash(key).await)
+    }
+    async fn put_hash(
+        &self,
+        key: &str,
+        fields: &[(&str, &str)],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        delegate!(self, b => b.put_hash(key, fields, ttl).await)
+    }
+    async fn set_field_if_exists(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, b => b.set_field_if_exists(key, field, value).await)
+    }
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        delegate!(self, b => b.exists(key).await)
+    }
+    async fn put_string(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        delegate!(self, b => b.put_string(key, value, ttl).await)
+    }
+    async fn string(&self, key: &str) -> Result<Option<String>, StoreError> {
+        delegate!(self, b => b.string(key).await)
+    }
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        delegate!(self, b => b.delete(key).await)
+    }
+    async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        delegate!(self, b => b.set_add(key, member).await)
+    }
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        delegate!(self, b => b.set_remove(key, member).await)
+    }
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        delegate!(self, b => b.set_members(key).await)
+    }
+    async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError> {
+        delegate!(self, b => b.publish(channel, message).await)
+    }
+}
 
 /// A Redis hash as read, with the key's remaining time to live.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -75,7 +75,10 @@ fn check_config_accepts_a_good_file_and_lists_every_problem_of_a_bad_one() {
 #[test]
 fn serve_refuses_an_invalid_config_without_starting() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = write(&dir, "jwt: {keys: []}\n");
+    let bad = write(
+        &dir,
+        "sessions: {enabled: false}\napi_keys: {enabled: false}\n",
+    );
     let (ok, text) = ward(&["serve", "--config", &bad]);
     assert!(!ok);
     assert!(text.contains("jwt"), "{text}");

@@ -3,7 +3,7 @@
 //! is reported, not just the first, so one `ward check-config` run shows a
 //! platform engineer the whole list.
 
-use super::{Config, ConfigProblem, EnvSource};
+use super::{Config, ConfigProblem, EnvSource, FingerprintMode, ProcessEnv, RedisMode};
 use crate::headers::is_valid_header_name;
 use crate::jwt::keys;
 
@@ -57,6 +57,9 @@ impl Config {
         self.check_jwt(&mut p, env);
         self.check_headers(&mut p);
         self.check_cache(&mut p);
+        self.check_store(&mut p);
+        self.check_sessions(&mut p);
+        self.check_api_keys(&mut p);
         p.0
     }
 
@@ -94,10 +97,11 @@ impl Config {
         if !(64..=65_536).contains(&jwt.max_token_bytes) {
             p.add("jwt.max_token_bytes", "must be between 64 and 65536");
         }
-        if jwt.keys.is_empty() && jwt.jwks.is_empty() {
+        let jwt_on = !(jwt.keys.is_empty() && jwt.jwks.is_empty());
+        if !jwt_on && !self.sessions.enabled && !self.api_keys.enabled {
             p.add(
                 "jwt",
-                "no verification key: set jwt.keys or jwt.jwks (ward has no other credential yet)",
+                "no credential kind is enabled: set jwt.keys or jwt.jwks, or enable sessions or api_keys",
             );
         }
         for (i, key) in jwt.keys.iter().enumerate() {
@@ -195,6 +199,154 @@ impl Config {
         if c.enabled && c.max_ttl.as_secs() < 1 {
             p.add("cache.max_ttl", "must be at least 1s");
         }
+        if c.store_ttl.is_zero() {
+            p.add("cache.store_ttl", "must be greater than 0");
+        }
+        if c.negative_ttl > c.store_ttl {
+            p.add("cache.negative_ttl", "must not exceed cache.store_ttl");
+        }
+        if c.store_max_entries == 0 {
+            p.add("cache.store_max_entries", "must be greater than 0");
+        }
+    }
+
+    fn check_store(&self, p: &mut Problems) {
+        let s = &self.store;
+        if s.key_prefix.contains(char::is_whitespace) {
+            p.add("store.key_prefix", "must not contain whitespace");
+        }
+        let Some(r) = &s.redis else { return };
+        if s.seed_file.is_some() {
+            p.add(
+                "store.seed_file",
+                "only for the embedded store (remove store.redis)",
+            );
+        }
+        let url_ok = |u: &str| u.starts_with("redis://") || u.starts_with("rediss://");
+        match r.mode {
+            RedisMode::Standalone => match &r.url {
+                Some(u) if url_ok(u) => {}
+                Some(_) => p.add("store.redis.url", "must start with redis:// or rediss://"),
+                None => p.add("store.redis.url", "required in standalone mode"),
+            },
+            RedisMode::Cluster | RedisMode::Sentinel => {
+                if r.nodes.is_empty() {
+                    p.add("store.redis.nodes", "list at least one node URL");
+                }
+                for (i, n) in r.nodes.iter().enumerate() {
+                    if !url_ok(n) {
+                        p.add(
+                            format!("store.redis.nodes[{i}]"),
+                            "must start with redis:// or rediss://",
+                        );
+                    }
+                }
+            }
+        }
+        if r.mode == RedisMode::Sentinel && r.master_name.as_deref().unwrap_or("").is_empty() {
+            p.add("store.redis.master_name", "required in sentinel mode");
+        }
+        if r.command_timeout.is_zero() || r.command_timeout > std::time::Duration::from_secs(1) {
+            p.add(
+                "store.redis.command_timeout",
+                "must be between 1ms and 1s (keep it well under Envoy's ext_authz timeout)",
+            );
+        }
+        if r.breaker_failures == 0 {
+            p.add("store.redis.breaker_failures", "must be at least 1");
+        }
+        if let Some(pw) = &r.password
+            && let Err(e) = pw.resolve(&ProcessEnv)
+        {
+            p.add("store.redis.password", e.to_string());
+        }
+    }
+
+    fn check_sessions(&self, p: &mut Problems) {
+        let s = &self.sessions;
+        if !s.enabled {
+            return;
+        }
+        if s.cookie.is_empty()
+            || !s
+                .cookie
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"=;,\"".contains(&b))
+        {
+            p.add(
+                "sessions.cookie",
+                "must be a cookie name (visible ASCII, no = ; , or quote)",
+            );
+        }
+        if !is_valid_header_name(&s.header) {
+            p.add("sessions.header", "must be a lowercase HTTP header name");
+        }
+        for (i, f) in s.fields.iter().enumerate() {
+            if f.field.is_empty() {
+                p.add(
+                    format!("sessions.fields[{i}].field"),
+                    "must name a hash field",
+                );
+            }
+            p.header(&format!("sessions.fields[{i}].header"), &f.header);
+        }
+        let fp = &s.fingerprint;
+        if fp.mode != FingerprintMode::Off && fp.attributes.is_empty() {
+            p.add(
+                "sessions.fingerprint.attributes",
+                "list at least one attribute (or set mode: off)",
+            );
+        }
+        for (i, a) in fp.attributes.iter().enumerate() {
+            if a != crate::fingerprint::CLIENT_IP && !is_valid_header_name(a) {
+                p.add(
+                    format!("sessions.fingerprint.attributes[{i}]"),
+                    "must be `client_ip` or a lowercase request header name",
+                );
+            }
+        }
+        if fp.ipv4_prefix > 32 {
+            p.add("sessions.fingerprint.ipv4_prefix", "must be at most 32");
+        }
+        if fp.ipv6_prefix > 128 {
+            p.add("sessions.fingerprint.ipv6_prefix", "must be at most 128");
+        }
+        if fp.trusted_hops > 16 {
+            p.add("sessions.fingerprint.trusted_hops", "must be at most 16");
+        }
+    }
+
+    fn check_api_keys(&self, p: &mut Problems) {
+        let a = &self.api_keys;
+        if !a.enabled {
+            return;
+        }
+        if !is_valid_header_name(&a.header) {
+            p.add("api_keys.header", "must be a lowercase HTTP header name");
+        }
+        if a.scheme.is_empty()
+            || !a
+                .scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            p.add(
+                "api_keys.scheme",
+                "must be an HTTP auth scheme name (letters, digits, -)",
+            );
+        }
+        if a.scheme.eq_ignore_ascii_case("bearer") {
+            p.add("api_keys.scheme", "`Bearer` is for JWTs");
+        }
+        if !(1..=16).contains(&a.prefix.len())
+            || !a
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            p.add("api_keys.prefix", "must be 1-16 characters of a-z and 0-9");
+        }
+        p.header("api_keys.id_header", &a.id_header);
     }
 }
 
@@ -259,8 +411,45 @@ cache: {max_entries: 0}
     }
 
     #[test]
-    fn a_config_without_keys_is_rejected() {
-        assert!(problems("{}").iter().any(|p| p.starts_with("jwt:")));
+    fn a_config_without_any_credential_kind_is_rejected() {
+        assert!(
+            problems("{}").is_empty(),
+            "sessions and API keys are on by default"
+        );
+        let none = "sessions: {enabled: false}\napi_keys: {enabled: false}\n";
+        assert!(problems(none).iter().any(|p| p.starts_with("jwt:")));
+    }
+
+    #[test]
+    fn store_and_credential_sections_are_checked() {
+        let got = problems(
+            r#"
+store:
+  redis: {mode: sentinel, nodes: ["http://x"], command_timeout: 5s}
+  seed_file: seed.yaml
+sessions:
+  cookie: "a;b"
+  fingerprint: {attributes: ["client_ip", "User-Agent"], ipv4_prefix: 33}
+api_keys: {prefix: "Bad_Prefix", scheme: Bearer, id_header: host}
+cache: {store_ttl: 1s, negative_ttl: 2s}
+"#,
+        );
+        let paths: Vec<&str> = got.iter().map(|s| s.split(':').next().unwrap()).collect();
+        for want in [
+            "store.seed_file",
+            "store.redis.nodes[0]",
+            "store.redis.master_name",
+            "store.redis.command_timeout",
+            "sessions.cookie",
+            "sessions.fingerprint.attributes[1]",
+            "sessions.fingerprint.ipv4_prefix",
+            "api_keys.prefix",
+            "api_keys.scheme",
+            "api_keys.id_header",
+            "cache.negative_ttl",
+        ] {
+            assert!(paths.contains(&want), "missing {want} in {got:#?}");
+        }
     }
 
     #[test]

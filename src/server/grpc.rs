@@ -61,6 +61,7 @@ impl Authorization for CheckService {
                     path: &http.path,
                     headers,
                     policy,
+                    source_ip: source_ip(&check),
                 };
                 let outcome = self.authn.authenticate(&req, crate::unix_now()).await;
                 self.finish(&req, &outcome, start)
@@ -73,11 +74,28 @@ impl Authorization for CheckService {
                     path: "",
                     headers: &HashMap::new(),
                     policy: None,
+                    source_ip: None,
                 };
                 self.finish(&req, &outcome, start)
             }
         };
         Ok(tonic::Response::new(response))
+    }
+}
+
+/// The socket address of the peer Envoy saw.
+fn source_ip(check: &CheckRequest) -> Option<std::net::IpAddr> {
+    use envoy_types::pb::envoy::config::core::v3::address::Address;
+    let address = check
+        .attributes
+        .as_ref()?
+        .source
+        .as_ref()?
+        .address
+        .as_ref()?;
+    match address.address.as_ref()? {
+        Address::SocketAddress(sa) => sa.address.parse().ok(),
+        _ => None,
     }
 }
 

@@ -92,6 +92,10 @@ impl Backend for MemoryStore {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         self.with(|data, now| {
+            if fields.is_empty() {
+                data.remove(key); // Redis cannot hold an empty hash
+                return;
+            }
             data.insert(
                 key.to_string(),
                 Entry {

@@ -1,1 +1,199 @@
-//! Domain operations over any [`super::Backend`]. (Being written.)
+//! The domain operations of the Redis contract, written once over any
+//! [`Backend`]: what ward reads on a check, and what the management CLI
+//! (or a login service following `docs/redis-contract.md`) writes. Every
+//! write publishes the keys it changed on the invalidation channel, so
+//! every ward evicts them at once.
+
+use super::keys::{INVALIDATION_CHANNEL, KeyNames};
+use super::{Backend, Hash, StoreError};
+use std::time::Duration;
+
+/// A session to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewSession {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub fingerprint: Option<String>,
+    /// Lifetime: the key's TTL, and `expires_at`.
+    pub ttl: Duration,
+}
+
+/// An API key to create (the raw key is hashed here and never stored).
+#[derive(Debug, Clone, Default)]
+pub struct NewApiKey {
+    pub key_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<u64>,
+}
+
+/// Reads and writes the contract's records through a backend.
+pub struct Records<'a, B> {
+    backend: &'a B,
+    keys: &'a KeyNames,
+}
+
+impl<'a, B: Backend> Records<'a, B> {
+    pub fn new(backend: &'a B, keys: &'a KeyNames) -> Self {
+        Self { backend, keys }
+    }
+
+    async fn invalidate(&self, key: &str) -> Result<(), StoreError> {
+        self.backend.publish(INVALIDATION_CHANNEL, key).await
+    }
+
+    /// Writes `session:{sid}` (with TTL and `expires_at`) and adds it to
+    /// `user_sessions:{user_id}`.
+    pub async fn create_session(
+        &self,
+        sid: &str,
+        s: &NewSession,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let expires_at = (now + s.ttl.as_secs()).to_string();
+        let (roles, scopes) = (s.roles.join(","), s.scopes.join(","));
+        let mut fields = vec![
+            ("user_id", s.user_id.as_str()),
+            ("expires_at", expires_at.as_str()),
+        ];
+        if let Some(email) = &s.email {
+            fields.push(("email", email));
+        }
+        if !roles.is_empty() {
+            fields.push(("roles", &roles));
+        }
+        if !scopes.is_empty() {
+            fields.push(("scopes", &scopes));
+        }
+        if let Some(fp) = &s.fingerprint {
+            fields.push(("fingerprint", fp));
+        }
+        let key = self.keys.session(sid);
+        self.backend.put_hash(&key, &fields, Some(s.ttl)).await?;
+        self.backend
+            .set_add(&self.keys.user_sessions(&s.user_id), sid)
+            .await?;
+        self.invalidate(&key).await
+    }
+
+    /// The session ids listed for a user that still exist.
+    pub async fn list_sessions(&self, user_id: &str) -> Result<Vec<(String, Hash)>, StoreError> {
+        let mut out = Vec::new();
+        for sid in self
+            .backend
+            .set_members(&self.keys.user_sessions(user_id))
+            .await?
+        {
+            if let Some(hash) = self.backend.hash(&self.keys.session(&sid)).await? {
+                out.push((sid, hash));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks one session revoked (keeping it, so a cached copy elsewhere
+    /// reads as revoked, not unknown); false if it did not exist.
+    pub async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError> {
+        let key = self.keys.session(sid);
+        let existed = self
+            .backend
+            .set_field_if_exists(&key, "revoked", "1")
+            .await?;
+        self.invalidate(&key).await?;
+        Ok(existed)
+    }
+
+    /// Revokes every session of a user; returns how many.
+    pub async fn revoke_user(&self, user_id: &str) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for sid in self
+            .backend
+            .set_members(&self.keys.user_sessions(user_id))
+            .await?
+        {
+            if self.revoke_session(&sid).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Stores `apikey:{sha256(key)}`, its id index and the user's list.
+    pub async fn create_api_key(
+        &self,
+        key_hash: &str,
+        k: &NewApiKey,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let scopes = k.scopes.join(",");
+        let created = now.to_string();
+        let expires = k.expires_at.map(|t| t.to_string());
+        let mut fields = vec![
+            ("key_id", k.key_id.as_str()),
+            ("user_id", k.user_id.as_str()),
+            ("name", k.name.as_str()),
+            ("created_at", created.as_str()),
+        ];
+        if !scopes.is_empty() {
+            fields.push(("scopes", &scopes));
+        }
+        if let Some(e) = &expires {
+            fields.push(("expires_at", e));
+        }
+        let ttl = k
+            .expires_at
+            .map(|t| Duration::from_secs(t.saturating_sub(now).max(1)));
+        let key = self.keys.api_key(key_hash);
+        self.backend.put_hash(&key, &fields, ttl).await?;
+        self.backend
+            .put_string(&self.keys.api_key_id(&k.key_id), key_hash, ttl)
+            .await?;
+        self.backend
+            .set_add(&self.keys.user_api_keys(&k.user_id), &k.key_id)
+            .await?;
+        self.invalidate(&key).await
+    }
+
+    /// A user's API keys (by id) that still exist.
+    pub async fn list_api_keys(&self, user_id: &str) -> Result<Vec<Hash>, StoreError> {
+        let mut out = Vec::new();
+        for id in self
+            .backend
+            .set_members(&self.keys.user_api_keys(user_id))
+            .await?
+        {
+            if let Some(hash) = self.backend.string(&self.keys.api_key_id(&id)).await?
+                && let Some(record) = self.backend.hash(&self.keys.api_key(&hash)).await?
+            {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks the key with this public id revoked; false if unknown.
+    pub async fn revoke_api_key(&self, key_id: &str) -> Result<bool, StoreError> {
+        let Some(hash) = self.backend.string(&self.keys.api_key_id(key_id)).await? else {
+            return Ok(false);
+        };
+        let key = self.keys.api_key(&hash);
+        let existed = self
+            .backend
+            .set_field_if_exists(&key, "revoked", "1")
+            .await?;
+        self.invalidate(&key).await?;
+        Ok(existed)
+    }
+
+    /// Lists `jti` as revoked until the token would have expired anyway.
+    pub async fn revoke_jti(&self, jti: &str, remaining: Duration) -> Result<(), StoreError> {
+        let key = self.keys.revoked_jti(jti);
+        self.backend
+            .put_string(&key, "1", Some(remaining.max(Duration::from_secs(1))))
+            .await?;
+        self.invalidate(&key).await
+    }
+}

@@ -1,1 +1,300 @@
-//! The Redis backend. (Being written.)
+//! The Redis backend: the [`Backend`] primitives as Redis commands, in
+//! standalone, cluster or sentinel mode, each bounded by
+//! `command_timeout` and guarded by a circuit breaker.
+//!
+//! Failure modes, and why:
+//! - `connect` never waits for Redis (it connects lazily): a ward started
+//!   while Redis is down still starts, serves what needs no store, and
+//!   recovers by itself. Only a bad config fails it.
+//! - Every command has a deadline well under Envoy's (200 ms by default):
+//!   a slow Redis turns into [`StoreError::Timeout`], not a hung check.
+//! - After `breaker_failures` consecutive timeouts or lost connections the
+//!   breaker opens: calls fail fast with [`StoreError::CircuitOpen`] for
+//!   `breaker_open_for`, then one probe tests Redis again. Opening also
+//!   throws the connection away, so one that hangs without failing is
+//!   replaced.
+//! - An error Redis answered (`WRONGTYPE`) is [`StoreError::Command`]: a
+//!   bug or a bad record, not an outage; it does not trip the breaker.
+
+mod connection;
+mod invalidation;
+mod sentinel;
+
+use self::connection::{Connection, Request};
+use super::breaker::{Admit, Breaker, Outcome, Transition};
+use super::{Backend, Hash, Invalidation, StoreError};
+use crate::config::RedisConfig;
+use redis::{ErrorKind, FromRedisValue, RedisError, ServerErrorKind};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// The store on Redis. Share it behind an `Arc`.
+pub struct RedisStore {
+    connection: Connection,
+    command_timeout: Duration,
+    connect_timeout: Duration,
+    breaker: Mutex<Breaker>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("command_timeout", &self.command_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sets a hash field only if the hash exists, atomically.
+const SET_FIELD_IF_EXISTS: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then \
+     redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1 else return 0 end";
+
+impl RedisStore {
+    /// Builds the store. Does not wait for Redis: it connects lazily (one
+    /// warm-up attempt, bounded by `connect_timeout`, only logs if Redis is
+    /// not there yet). Fails only on a bad config, with
+    /// [`StoreError::Unavailable`] naming the field.
+    pub async fn connect(config: &RedisConfig) -> Result<RedisStore, StoreError> {
+        let connection = Connection::open(config).map_err(StoreError::Unavailable)?;
+        let store = RedisStore {
+            connection,
+            command_timeout: config.command_timeout,
+            connect_timeout: config.connect_timeout,
+            breaker: Mutex::new(Breaker::new(
+                config.breaker_failures,
+                config.breaker_open_for,
+            )),
+        };
+        let ping = redis::cmd("PING");
+        let warm_up = tokio::time::timeout(
+            config.connect_timeout,
+            store.connection.query(Request::Cmd(&ping)),
+        );
+        let reason = match warm_up.await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("timed out".to_string()),
+        };
+        match reason {
+            None => tracing::info!(mode = ?config.mode, "connected to Redis"),
+            Some(reason) => {
+                tracing::warn!(mode = ?config.mode, %reason, "Redis not reachable yet; will keep trying");
+                store.connection.reset();
+            }
+        }
+        Ok(store)
+    }
+
+    /// Subscribes to the invalidation channel in the background (see
+    /// [`Invalidation`]). Each call starts its own subscriber, which stops
+    /// when the receiver is dropped. Must be called inside a Tokio runtime.
+    pub fn subscribe_invalidations(&self) -> mpsc::Receiver<Invalidation> {
+        invalidation::spawn(self.connection.subscription_target(), self.connect_timeout)
+    }
+
+    /// Whether the breaker currently fails calls fast.
+    pub fn circuit_open(&self) -> bool {
+        self.breaker().is_open()
+    }
+
+    /// Runs one request under the breaker and the command deadline.
+    async fn query<T: FromRedisValue>(&self, request: Request<'_>) -> Result<T, StoreError> {
+        let admitted = self.breaker().admit(Instant::now());
+        if admitted == Admit::Reject {
+            return Err(StoreError::CircuitOpen);
+        }
+        let result = match tokio::time::timeout(
+            self.command_timeout,
+            self.connection.query(request),
+        )
+        .await
+        {
+            // Redis answered; a reply of the wrong shape is not an outage.
+            Ok(Ok(value)) => {
+                T::from_redis_value(value).map_err(|e| StoreError::Command(e.to_string()))
+            }
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(StoreError::Timeout(self.command_timeout)),
+        };
+        let outcome = match &result {
+            Err(StoreError::Timeout(_) | StoreError::Unavailable(_)) => Outcome::Failed,
+            _ => Outcome::Answered,
+        };
+        let transition = self.breaker().record(admitted, outcome, Instant::now());
+        self.on_transition(transition, &result);
+        result
+    }
+
+    /// Logs a breaker state change; on opening, also drops the connection.
+    fn on_transition<T>(&self, transition: Option<Transition>, result: &Result<T, StoreError>) {
+        let error = result
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        match transition {
+            Some(Transition::Opened { failures }) => {
+                tracing::warn!(failures, %error, "Redis circuit breaker opened: failing fast");
+                self.connection.reset();
+            }
+            Some(Transition::Reopened) => {
+                tracing::debug!(%error, "Redis circuit breaker probe failed; staying open");
+            }
+            Some(Transition::Closed) => {
+                tracing::info!("Redis circuit breaker closed: Redis answers again")
+            }
+            None => {}
+        }
+    }
+
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        // The breaker never panics while locked; a poisoned lock still
+        // holds a consistent state.
+        self.breaker.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One command with string arguments.
+    async fn cmd<T: FromRedisValue>(&self, name: &str, args: &[&str]) -> Result<T, StoreError> {
+        let mut cmd = redis::cmd(name);
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        self.query(Request::Cmd(&cmd)).await
+    }
+}
+
+/// Sorts a Redis error into the store's vocabulary. Errors Redis answered
+/// are `Command`, except those that mean "not this node, not now"
+/// (failover, cluster resharding, loading), which are outages.
+fn classify(e: &RedisError) -> StoreError {
+    use ServerErrorKind as S;
+    let transient = matches!(
+        e.kind(),
+        ErrorKind::Server(
+            S::ReadOnly
+                | S::MasterDown
+                | S::ClusterDown
+                | S::TryAgain
+                | S::BusyLoading
+                | S::Moved
+                | S::Ask
+        )
+    ) || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"));
+    let answered = matches!(
+        e.kind(),
+        ErrorKind::Server(_)
+            | ErrorKind::Extension
+            | ErrorKind::UnexpectedReturnType
+            | ErrorKind::Client
+    );
+    if answered && !transient {
+        StoreError::Command(e.to_string())
+    } else {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// Milliseconds for `PX`/`PEXPIRE`, rounded up, at least 1 (`SET PX 0` is
+/// an error in Redis; the memory store treats 0 as "already expired").
+fn millis(ttl: Duration) -> u64 {
+    let ms = ttl.as_nanos().div_ceil(1_000_000);
+    u64::try_from(ms).unwrap_or(u64::MAX).max(1)
+}
+
+impl Backend for RedisStore {
+    async fn hash(&self, key: &str) -> Result<Option<Hash>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGETALL").arg(key).cmd("PTTL").arg(key);
+        let (fields, pttl): (HashMap<String, String>, i64) =
+            self.query(Request::Pipe(&pipe)).await?;
+        // PTTL: -1 no expiry, -2 no key (expired between the two commands).
+        if fields.is_empty() || pttl == -2 {
+            return Ok(None);
+        }
+        let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
+        Ok(Some(Hash { fields, ttl }))
+    }
+
+    async fn put_hash(
+        &self,
+        key: &str,
+        fields: &[(&str, &str)],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("DEL").arg(key).ignore();
+        if !fields.is_empty() {
+            let hset = pipe.cmd("HSET").arg(key);
+            for (field, value) in fields {
+                hset.arg(*field).arg(*value);
+            }
+            pipe.ignore();
+        }
+        if let Some(ttl) = ttl {
+            pipe.cmd("PEXPIRE").arg(key).arg(millis(ttl)).ignore();
+        }
+        self.query(Request::Pipe(&pipe)).await
+    }
+
+    async fn set_field_if_exists(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        let set: i64 = self
+            .cmd("EVAL", &[SET_FIELD_IF_EXISTS, "1", key, field, value])
+            .await?;
+        Ok(set == 1)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.cmd("EXISTS", &[key]).await?;
+        Ok(n > 0)
+    }
+
+    async fn put_string(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        match ttl {
+            Some(ttl) => {
+                self.cmd("SET", &[key, value, "PX", &millis(ttl).to_string()])
+                    .await
+            }
+            None => self.cmd("SET", &[key, value]).await,
+        }
+    }
+
+    async fn string(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.cmd("GET", &[key]).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.cmd("DEL", &[key]).await?;
+        Ok(n > 0)
+    }
+
+    async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        self.cmd::<i64>("SADD", &[key, member]).await.map(drop)
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        self.cmd::<i64>("SREM", &[key, member]).await.map(drop)
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let mut members: Vec<String> = self.cmd("SMEMBERS", &[key]).await?;
+        members.sort_unstable();
+        Ok(members)
+    }
+
+    async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError> {
+        self.cmd::<i64>("PUBLISH", &[channel, message])
+            .await
+            .map(drop)
+    }
+}

@@ -23,6 +23,7 @@ pub mod envoy;
 pub mod http;
 pub mod inproc;
 pub mod process;
+pub mod redis;
 pub mod tokens;
 pub mod ward;
 

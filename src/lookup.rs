@@ -1,0 +1,204 @@
+//! Store reads behind an in-process moka cache, so the hot path for a
+//! known session or API key never leaves the process.
+//!
+//! - A record is *fresh* for `cache.store_ttl` (invalidation messages
+//!   evict it sooner), and never past its key's own TTL.
+//! - "Not found" is cached for `cache.negative_ttl`: a flood of random
+//!   ids costs one store call per id per window, not one per request.
+//! - Concurrent misses for one key make one store call (moka's per-key
+//!   compute is single-flight).
+//! - When the store fails, a record validated before is served for up to
+//!   `store.stale_if_error` past its freshness; then the error surfaces
+//!   and the caller denies (503). Errors are never cached.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::keys::KeyNames;
+use crate::store::{Backend, Hash, Store, StoreError};
+use moka::Expiry;
+use moka::ops::compute::{CompResult, Op};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a read found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Hash(Option<Hash>),
+    Exists(bool),
+}
+
+#[derive(Debug)]
+struct Cached {
+    found: Found,
+    fetched: Instant,
+    fresh_for: Duration,
+    /// Fresh plus the stale window, capped by the key's TTL.
+    keep_for: Duration,
+}
+
+impl Cached {
+    fn fresh(&self) -> bool {
+        self.fetched.elapsed() < self.fresh_for
+    }
+    fn usable_stale(&self) -> bool {
+        self.fetched.elapsed() < self.keep_for
+    }
+}
+
+struct KeepFor;
+
+impl Expiry<String, Arc<Cached>> for KeepFor {
+    fn expire_after_create(&self, _: &String, v: &Arc<Cached>, _: Instant) -> Option<Duration> {
+        Some(v.keep_for)
+    }
+    fn expire_after_update(
+        &self,
+        _: &String,
+        v: &Arc<Cached>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(v.keep_for)
+    }
+}
+
+/// Cached reads of sessions, API keys and revocations.
+pub struct Lookups {
+    store: Store,
+    keys: KeyNames,
+    cache: moka::future::Cache<String, Arc<Cached>>,
+    store_ttl: Duration,
+    negative_ttl: Duration,
+    stale_if_error: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Lookups {
+    pub fn new(config: &Config, store: Store, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            keys: KeyNames::new(&config.store.key_prefix),
+            cache: moka::future::Cache::builder()
+                .max_capacity(config.cache.store_max_entries)
+                .expire_after(KeepFor)
+                .build(),
+            store_ttl: config.cache.store_ttl,
+            negative_ttl: config.cache.negative_ttl,
+            stale_if_error: config.store.stale_if_error,
+            metrics,
+        }
+    }
+
+    pub fn keys(&self) -> &KeyNames {
+        &self.keys
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The hash at `session:{sid}`.
+    pub async fn session(&self, sid: &str) -> Result<Option<Hash>, StoreError> {
+        self.hash(self.keys.session(sid)).await
+    }
+
+    /// The hash at `apikey:{hash}`.
+    pub async fn api_key(&self, key_hash: &str) -> Result<Option<Hash>, StoreError> {
+        self.hash(self.keys.api_key(key_hash)).await
+    }
+
+    /// Whether `revoked_jti:{jti}` exists.
+    pub async fn jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        match self.read(self.keys.revoked_jti(jti), false).await? {
+            Found::Exists(e) => Ok(e),
+            Found::Hash(_) => Ok(false),
+        }
+    }
+
+    async fn hash(&self, key: String) -> Result<Option<Hash>, StoreError> {
+        match self.read(key, true).await? {
+            Found::Hash(h) => Ok(h),
+            Found::Exists(_) => Ok(None),
+        }
+    }
+
+    /// Evicts one key (an invalidation message named it).
+    pub async fn invalidate(&self, key: &str) {
+        self.cache.invalidate(key).await;
+    }
+
+    /// Evicts everything (messages may have been missed).
+    pub fn invalidate_all(&self) {
+        self.cache.invalidate_all();
+    }
+
+    async fn read(&self, key: String, is_hash: bool) -> Result<Found, StoreError> {
+        if let Some(c) = self.cache.get(&key).await
+            && c.fresh()
+        {
+            self.metrics.store_cache_hits.inc();
+            return Ok(c.found.clone());
+        }
+        self.metrics.store_cache_misses.inc();
+        let outcome = self
+            .cache
+            .entry(key.clone())
+            .and_try_compute_with(|existing| async {
+                if let Some(e) = &existing
+                    && e.value().fresh()
+                {
+                    return Ok(Op::Nop); // another caller just refreshed it
+                }
+                match self.fetch(&key, is_hash).await {
+                    Ok(c) => Ok(Op::Put(Arc::new(c))),
+                    Err(err) => match existing {
+                        Some(e) if e.value().usable_stale() => {
+                            self.metrics.store_cache_stale.inc();
+                            tracing::warn!(error = %err, "store failed: serving a stale entry");
+                            Ok(Op::Nop)
+                        }
+                        _ => Err(err),
+                    },
+                }
+            })
+            .await?;
+        match outcome {
+            CompResult::Inserted(e) | CompResult::ReplacedWith(e) | CompResult::Unchanged(e) => {
+                Ok(e.into_value().found.clone())
+            }
+            CompResult::StillNone(_) | CompResult::Removed(_) => {
+                Err(StoreError::Unavailable("cache entry vanished".into()))
+            }
+        }
+    }
+
+    async fn fetch(&self, key: &str, is_hash: bool) -> Result<Cached, StoreError> {
+        let result = if is_hash {
+            self.store.hash(key).await.map(Found::Hash)
+        } else {
+            self.store.exists(key).await.map(Found::Exists)
+        };
+        match &result {
+            Ok(_) => self.metrics.store_ok.inc(),
+            Err(_) => self.metrics.store_errors.inc(),
+        }
+        let found = result?;
+        let (fresh_for, keep_for) = match &found {
+            Found::Hash(None) | Found::Exists(false) => (self.negative_ttl, self.negative_ttl),
+            Found::Hash(Some(h)) => {
+                let keep = self.store_ttl + self.stale_if_error;
+                match h.ttl {
+                    Some(ttl) => (self.store_ttl.min(ttl), keep.min(ttl)),
+                    None => (self.store_ttl, keep),
+                }
+            }
+            Found::Exists(true) => (self.store_ttl, self.store_ttl + self.stale_if_error),
+        };
+        Ok(Cached {
+            found,
+            fetched: Instant::now(),
+            fresh_for,
+            keep_for: keep_for.max(Duration::from_millis(1)),
+        })
+    }
+}

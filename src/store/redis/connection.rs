@@ -1,0 +1,268 @@
+//! How ward reaches Redis in each mode: one multiplexed, self-healing
+//! connection per ward, whatever the topology behind it.
+//!
+//! - standalone: the crate's `ConnectionManager` (reconnects by itself);
+//! - cluster: the crate's async cluster connection (follows slot moves and
+//!   node failures by itself);
+//! - sentinel: see [`super::sentinel`].
+//!
+//! All three connect lazily: building one fails only on a bad config, so a
+//! ward that starts while Redis is down still starts, and its commands fail
+//! until Redis is back. [`Connection::reset`] starts over from scratch (the
+//! store calls it when its breaker opens), which also clears a connection
+//! that hangs without ever failing.
+
+use super::sentinel::SentinelMaster;
+use crate::config::{ProcessEnv, RedisConfig, RedisMode};
+use arc_swap::ArcSwap;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisResult,
+    Value,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One command, or a pipeline (possibly `MULTI`/`EXEC`).
+pub(super) enum Request<'a> {
+    Cmd(&'a Cmd),
+    Pipe(&'a Pipeline),
+}
+
+impl Request<'_> {
+    /// The raw reply (server errors already extracted); the store converts
+    /// it, so that a value of the wrong shape is told apart from an outage.
+    pub(super) async fn send(&self, conn: &mut impl ConnectionLike) -> RedisResult<Value> {
+        match self {
+            Request::Cmd(cmd) => cmd.query_async(conn).await,
+            Request::Pipe(pipe) => pipe.query_async(conn).await,
+        }
+    }
+}
+
+/// A connection to Redis in one of the three modes.
+pub(super) enum Connection {
+    Standalone(Box<Standalone>),
+    Cluster(Box<Cluster>),
+    Sentinel(Arc<SentinelMaster>),
+}
+
+pub(super) struct Standalone {
+    client: Client,
+    connect_timeout: Duration,
+    manager: ArcSwap<ConnectionManager>,
+}
+
+pub(super) struct Cluster {
+    client: ClusterClient,
+    nodes: Vec<ConnectionInfo>,
+    connect_timeout: Duration,
+    connection: ArcSwap<ClusterConnection>,
+}
+
+/// Where to subscribe: any of these nodes (standalone, or any cluster node
+/// since a cluster broadcasts `PUBLISH` to every node), or the master the
+/// Sentinels name at the time.
+pub(super) enum SubscriptionTarget {
+    Nodes(Vec<Client>),
+    Sentinel(Arc<SentinelMaster>),
+}
+
+/// Username and password from the config, which override the URLs'.
+pub(super) struct Credentials {
+    username: Option<String>,
+    password: Option<String>,
+}
+
+impl Credentials {
+    pub(super) fn apply(&self, info: RedisConnectionInfo) -> RedisConnectionInfo {
+        let info = match &self.username {
+            Some(user) => info.set_username(user),
+            None => info,
+        };
+        match &self.password {
+            Some(password) => info.set_password(password),
+            None => info,
+        }
+    }
+
+    fn apply_to(&self, node: ConnectionInfo) -> ConnectionInfo {
+        let settings = self.apply(node.redis_settings().clone());
+        node.set_redis_settings(settings)
+    }
+}
+
+impl Connection {
+    /// Builds the connection without reaching Redis; fails only on a bad
+    /// config (the message names the field, never a secret).
+    pub(super) fn open(config: &RedisConfig) -> Result<Connection, String> {
+        let credentials = Credentials {
+            username: config.username.clone(),
+            password: password(config)?,
+        };
+        Ok(match config.mode {
+            RedisMode::Standalone => {
+                Connection::Standalone(Box::new(Standalone::open(config, &credentials)?))
+            }
+            RedisMode::Cluster => {
+                Connection::Cluster(Box::new(Cluster::open(config, &credentials)?))
+            }
+            RedisMode::Sentinel => {
+                Connection::Sentinel(Arc::new(SentinelMaster::open(config, &credentials)?))
+            }
+        })
+    }
+
+    /// Sends one request. Not bounded here: the store puts its deadline
+    /// around this call.
+    pub(super) async fn query(&self, request: Request<'_>) -> RedisResult<Value> {
+        match self {
+            Connection::Standalone(s) => request.send(&mut (**s.manager.load()).clone()).await,
+            Connection::Cluster(c) => request.send(&mut (**c.connection.load()).clone()).await,
+            Connection::Sentinel(master) => master.query(request).await,
+        }
+    }
+
+    /// Drops the current connection and starts a fresh one.
+    pub(super) fn reset(&self) {
+        match self {
+            Connection::Standalone(s) => s.reset(),
+            Connection::Cluster(c) => c
+                .connection
+                .store(Arc::new(pending_cluster(&c.client, c.connect_timeout))),
+            Connection::Sentinel(master) => master.forget(),
+        }
+    }
+
+    /// Where a pub/sub subscriber should connect.
+    pub(super) fn subscription_target(&self) -> SubscriptionTarget {
+        match self {
+            Connection::Standalone(s) => SubscriptionTarget::Nodes(vec![s.client.clone()]),
+            Connection::Cluster(c) => SubscriptionTarget::Nodes(
+                c.nodes
+                    .iter()
+                    .filter_map(|n| Client::open(n.clone()).ok())
+                    .collect(),
+            ),
+            Connection::Sentinel(master) => SubscriptionTarget::Sentinel(master.clone()),
+        }
+    }
+}
+
+impl SubscriptionTarget {
+    /// The clients to try, in order.
+    pub(super) async fn clients(&self) -> RedisResult<Vec<Client>> {
+        match self {
+            SubscriptionTarget::Nodes(clients) => Ok(clients.clone()),
+            SubscriptionTarget::Sentinel(master) => Ok(vec![master.lookup_client().await?]),
+        }
+    }
+}
+
+impl Standalone {
+    fn open(config: &RedisConfig, credentials: &Credentials) -> Result<Standalone, String> {
+        let url = config
+            .url
+            .as_deref()
+            .ok_or("store.redis.url: required in standalone mode")?;
+        let info = credentials.apply_to(parse_url(url, "store.redis.url")?);
+        let client = Client::open(info).map_err(|e| format!("store.redis.url: {e}"))?;
+        let manager = lazy_manager(&client, config.connect_timeout)?;
+        Ok(Standalone {
+            client,
+            connect_timeout: config.connect_timeout,
+            manager: ArcSwap::from_pointee(manager),
+        })
+    }
+
+    /// A fresh manager, connected in the background so that a connect
+    /// slower than one command's deadline still completes.
+    fn reset(&self) {
+        // Built from a config that was accepted once: cannot fail.
+        let Ok(mut fresh) = lazy_manager(&self.client, self.connect_timeout) else {
+            return;
+        };
+        self.manager.store(Arc::new(fresh.clone()));
+        let connect_timeout = self.connect_timeout;
+        tokio::spawn(async move {
+            let ping = redis::cmd("PING");
+            let _ = tokio::time::timeout(connect_timeout, ping.exec_async(&mut fresh)).await;
+        });
+    }
+}
+
+impl Cluster {
+    fn open(config: &RedisConfig, credentials: &Credentials) -> Result<Cluster, String> {
+        let nodes: Vec<ConnectionInfo> = parse_nodes(config)?
+            .into_iter()
+            .map(|node| credentials.apply_to(node))
+            .collect();
+        let mut builder =
+            ClusterClientBuilder::new(nodes.clone()).connection_timeout(config.connect_timeout);
+        if let Some(user) = &credentials.username {
+            builder = builder.username(user);
+        }
+        if let Some(password) = &credentials.password {
+            builder = builder.password(password);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("store.redis.nodes: {e}"))?;
+        let connection = pending_cluster(&client, config.connect_timeout);
+        Ok(Cluster {
+            client,
+            nodes,
+            connect_timeout: config.connect_timeout,
+            connection: ArcSwap::from_pointee(connection),
+        })
+    }
+}
+
+/// A `ConnectionManager` that connects on first use. One connect attempt
+/// per use: the store's breaker decides how often to try, not a retry loop
+/// that would make every waiting command wait longer.
+fn lazy_manager(client: &Client, connect_timeout: Duration) -> Result<ConnectionManager, String> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_number_of_retries(0);
+    ConnectionManager::new_lazy_with_config(client.clone(), config)
+        .map_err(|e| format!("store.redis: {e}"))
+}
+
+fn pending_cluster(client: &ClusterClient, connect_timeout: Duration) -> ClusterConnection {
+    client.get_pending_async_connection_with_config(
+        ClusterConfig::default().set_connection_timeout(connect_timeout),
+    )
+}
+
+fn password(config: &RedisConfig) -> Result<Option<String>, String> {
+    let Some(source) = &config.password else {
+        return Ok(None);
+    };
+    let secret = source
+        .resolve(&ProcessEnv)
+        .map_err(|e| format!("store.redis.password: {e}"))?;
+    String::from_utf8(secret.expose().to_vec())
+        .map(Some)
+        .map_err(|_| "store.redis.password: not valid UTF-8".to_string())
+}
+
+pub(super) fn parse_nodes(config: &RedisConfig) -> Result<Vec<ConnectionInfo>, String> {
+    if config.nodes.is_empty() {
+        return Err("store.redis.nodes: at least one node is required in this mode".into());
+    }
+    config
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, url)| parse_url(url, &format!("store.redis.nodes[{i}]")))
+        .collect()
+}
+
+/// Parses a URL without echoing it: it may hold a password.
+fn parse_url(url: &str, field: &str) -> Result<ConnectionInfo, String> {
+    url.into_connection_info()
+        .map_err(|e| format!("{field}: not a usable Redis URL ({})", e.category()))
+}
