@@ -40,6 +40,7 @@ pub mod identity;
 pub mod jwks;
 pub mod jwt;
 pub mod lookup;
+pub mod manage;
 pub mod metrics;
 pub mod request;
 pub mod server;

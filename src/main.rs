@@ -1,12 +1,15 @@
 //! The `ward` command line: parse arguments, load config, start logging,
 //! and hand over to the library. No logic lives here.
 
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use ward::config::{Config, ConfigError, ProcessEnv};
+use std::time::Duration;
+use ward::config::{Config, ConfigError, FingerprintConfig, ProcessEnv};
+use ward::manage::{ManageError, Manager};
+use ward::store::records::NewSession;
 
-/// ward: an Envoy ext_authz server for JWTs (sessions and API keys to come).
+/// ward: an Envoy ext_authz server for JWTs, sessions and API keys.
 ///
 /// Envoy calls ward's gRPC `envoy.service.auth.v3.Authorization/Check` for
 /// every request; ward verifies the credential, answers allow or deny, and
@@ -37,6 +40,125 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Print the device fingerprint ward computes for these attributes, so
+    /// a login service can check its own implementation.
+    ///
+    /// With --config, its sessions.fingerprint settings (attributes,
+    /// masks) apply; otherwise the defaults (client_ip, user-agent,
+    /// accept-language; no masking).
+    Fingerprint(FingerprintArgs),
+    /// Create, list and revoke API keys in Redis (store.redis).
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+    /// Create, list and revoke sessions in Redis (store.redis).
+    #[command(subcommand)]
+    Session(SessionCommand),
+}
+
+#[derive(Args)]
+struct FingerprintArgs {
+    /// The client IP address (after trusted-hop resolution).
+    #[arg(long)]
+    ip: Option<String>,
+    /// The User-Agent header value.
+    #[arg(long)]
+    user_agent: Option<String>,
+    /// The Accept-Language header value.
+    #[arg(long)]
+    accept_language: Option<String>,
+    /// Any other attribute header, as NAME=VALUE (repeatable).
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    headers: Vec<String>,
+    /// Take attributes and masks from this config's sessions.fingerprint.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// The ward config whose store.redis to use.
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create a key and print it once (only its SHA-256 is stored).
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The user the key acts as (x-user-id).
+        #[arg(long)]
+        user: String,
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes (x-user-scopes).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. 30d or 12h; none means no expiry.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+    },
+    /// List a user's keys (ids and metadata, never the keys).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        user: String,
+    },
+    /// Revoke a key by its public id.
+    Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(value_name = "KEY_ID")]
+        key_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionCommand {
+    /// Create a session and print its id (for tests and demos; a login
+    /// service normally does this).
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Hex fingerprint to bind the session to (see `ward fingerprint`).
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// Lifetime (key TTL and expires_at).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+    /// List a user's live sessions.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(value_name = "USER")]
+        user: String,
+    },
+    /// Revoke one session.
+    Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(value_name = "SID")]
+        sid: String,
+    },
+    /// Revoke every session of a user (log out everywhere).
+    RevokeUser {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(value_name = "USER")]
+        user: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,10 +166,183 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Serve { config } => serve(&config),
+        Command::Fingerprint(args) => fingerprint(&args),
+        Command::Apikey(cmd) => {
+            run_store_command(apikey_path(&cmd), |m, c| Box::pin(apikey(m, c, cmd)))
+        }
+        Command::Session(cmd) => {
+            run_store_command(session_path(&cmd), |m, _| Box::pin(session(m, cmd)))
+        }
     }
 }
 
-fn check_config(file: &std::path::Path) -> ExitCode {
+fn apikey_path(cmd: &ApikeyCommand) -> PathBuf {
+    match cmd {
+        ApikeyCommand::Create { store, .. }
+        | ApikeyCommand::List { store, .. }
+        | ApikeyCommand::Revoke { store, .. } => store.config.clone(),
+    }
+}
+
+fn session_path(cmd: &SessionCommand) -> PathBuf {
+    match cmd {
+        SessionCommand::Create { store, .. }
+        | SessionCommand::List { store, .. }
+        | SessionCommand::Revoke { store, .. }
+        | SessionCommand::RevokeUser { store, .. } => store.config.clone(),
+    }
+}
+
+type CommandFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, ManageError>> + 'a>>;
+
+/// Loads the config, opens its Redis, runs one management command and
+/// prints its output.
+fn run_store_command(
+    path: PathBuf,
+    run: impl for<'a> FnOnce(&'a Manager, &'a Config) -> CommandFuture<'a>,
+) -> ExitCode {
+    let config = match Config::load(&path, &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let manager = Manager::open(&config).await?;
+        run(&manager, &config).await
+    });
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ward: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn apikey(m: &Manager, config: &Config, cmd: ApikeyCommand) -> Result<String, ManageError> {
+    match cmd {
+        ApikeyCommand::Create {
+            user,
+            name,
+            scopes,
+            expires,
+            ..
+        } => {
+            let (key, id) = m
+                .create_api_key(&config.api_keys.prefix, &user, &name, scopes, expires)
+                .await?;
+            Ok(format!(
+                "key_id: {id}\nkey:    {key}\n\nThe key is shown only this once; ward stores only its SHA-256.\n"
+            ))
+        }
+        ApikeyCommand::List { user, .. } => m.list_api_keys(&user).await,
+        ApikeyCommand::Revoke { key_id, .. } => {
+            m.revoke_api_key(&key_id).await?;
+            Ok(format!("revoked {key_id}\n"))
+        }
+    }
+}
+
+async fn session(m: &Manager, cmd: SessionCommand) -> Result<String, ManageError> {
+    match cmd {
+        SessionCommand::Create {
+            user,
+            email,
+            roles,
+            scopes,
+            fingerprint,
+            ttl,
+            ..
+        } => {
+            let new = NewSession {
+                user_id: user,
+                email,
+                roles,
+                scopes,
+                fingerprint,
+                ttl,
+            };
+            Ok(format!("{}\n", m.create_session(&new).await?))
+        }
+        SessionCommand::List { user, .. } => m.list_sessions(&user).await,
+        SessionCommand::Revoke { sid, .. } => {
+            m.revoke_session(&sid).await?;
+            Ok(format!("revoked {sid}\n"))
+        }
+        SessionCommand::RevokeUser { user, .. } => {
+            let n = m.revoke_user(&user).await?;
+            Ok(format!("revoked {n} session(s) of {user}\n"))
+        }
+    }
+}
+
+fn fingerprint(args: &FingerprintArgs) -> ExitCode {
+    let config = match &args.config {
+        Some(path) => match Config::load(path, &ProcessEnv) {
+            Ok(c) => c.sessions.fingerprint,
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => FingerprintConfig::default(),
+    };
+    let mut headers = std::collections::HashMap::new();
+    if let Some(ua) = &args.user_agent {
+        headers.insert("user-agent".to_string(), ua.clone());
+    }
+    if let Some(al) = &args.accept_language {
+        headers.insert("accept-language".to_string(), al.clone());
+    }
+    for pair in &args.headers {
+        let Some((name, value)) = pair.split_once('=') else {
+            eprintln!("--header takes NAME=VALUE, got {pair:?}");
+            return ExitCode::FAILURE;
+        };
+        headers.insert(name.trim().to_ascii_lowercase(), value.to_string());
+    }
+    let source_ip = match args.ip.as_deref().map(str::parse) {
+        None => None,
+        Some(Ok(ip)) => Some(ip),
+        Some(Err(_)) => {
+            eprintln!("--ip is not an IP address");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The IP given is the resolved client IP: no hops to count.
+    let config = FingerprintConfig {
+        trusted_hops: 0,
+        ..config
+    };
+    let req = ward::request::Request {
+        method: "GET",
+        host: "",
+        path: "/",
+        headers: &headers,
+        policy: None,
+        source_ip,
+    };
+    println!("{}", ward::authn::request_fingerprint(&config, &req));
+    ExitCode::SUCCESS
+}
+
+fn check_config(file: &Path) -> ExitCode {
     match Config::load(file, &ProcessEnv) {
         Ok(_) => {
             println!("{}: ok", file.display());
@@ -60,7 +355,7 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(path: &std::path::Path) -> ExitCode {
+fn serve(path: &Path) -> ExitCode {
     let config = match Config::load(path, &ProcessEnv) {
         Ok(c) => c,
         Err(e @ (ConfigError::Read { .. } | ConfigError::Parse(_) | ConfigError::Invalid(_))) => {

@@ -18,6 +18,7 @@
 // Test setup failing is a test failure: panicking with a message is the point.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod authz;
 pub mod echo;
 pub mod envoy;
 pub mod http;

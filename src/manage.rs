@@ -1,0 +1,150 @@
+//! The management commands behind `ward apikey ...` and `ward session
+//! ...`: what an operator (or a demo) runs against the same Redis the
+//! servers read. Each change goes through [`Records`], so it is written
+//! atomically and its invalidation is published: every ward sees it
+//! within one message. Raw API keys are printed once and never stored.
+
+use crate::apikey;
+use crate::config::Config;
+use crate::store::keys::KeyNames;
+use crate::store::records::{NewApiKey, NewSession, Records};
+use crate::store::{Hash, Store, StoreError};
+use std::time::Duration;
+
+/// Why a management command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    #[error(
+        "store.redis is not configured: the embedded store lives inside `ward serve` (seed it with store.seed_file)"
+    )]
+    NoRedis,
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot open the store: {0}")]
+    Open(#[from] crate::store::OpenError),
+    #[error("{0}")]
+    Random(#[from] apikey::RandomError),
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+/// A store and its key names, opened from a config that uses Redis.
+pub struct Manager {
+    store: Store,
+    keys: KeyNames,
+}
+
+impl Manager {
+    pub async fn open(config: &Config) -> Result<Self, ManageError> {
+        if config.store.redis.is_none() {
+            return Err(ManageError::NoRedis);
+        }
+        Ok(Self {
+            store: Store::open(config).await?,
+            keys: KeyNames::new(&config.store.key_prefix),
+        })
+    }
+
+    fn records(&self) -> Records<'_, Store> {
+        Records::new(&self.store, &self.keys)
+    }
+
+    /// Creates a session; returns its new id.
+    pub async fn create_session(&self, session: &NewSession) -> Result<String, ManageError> {
+        let sid = apikey::random_base62(32)?;
+        self.records()
+            .create_session(&sid, session, crate::unix_now())
+            .await?;
+        Ok(sid)
+    }
+
+    pub async fn list_sessions(&self, user_id: &str) -> Result<String, ManageError> {
+        let sessions = self.records().list_sessions(user_id).await?;
+        let mut out = String::from("SESSION_ID                        EXPIRES_AT  REVOKED  TTL\n");
+        for (sid, hash) in sessions {
+            out += &format!(
+                "{sid:<33} {:<11} {:<8} {}\n",
+                field(&hash, "expires_at"),
+                field(&hash, "revoked"),
+                ttl(&hash)
+            );
+        }
+        Ok(out)
+    }
+
+    pub async fn revoke_session(&self, sid: &str) -> Result<(), ManageError> {
+        if self.records().revoke_session(sid).await? {
+            Ok(())
+        } else {
+            Err(ManageError::NotFound(format!("session {sid}")))
+        }
+    }
+
+    pub async fn revoke_user(&self, user_id: &str) -> Result<usize, ManageError> {
+        Ok(self.records().revoke_user(user_id).await?)
+    }
+
+    /// Creates an API key; returns `(key, key_id)`. The key is shown once.
+    pub async fn create_api_key(
+        &self,
+        prefix: &str,
+        user_id: &str,
+        name: &str,
+        scopes: Vec<String>,
+        expires_in: Option<Duration>,
+    ) -> Result<(String, String), ManageError> {
+        let key = apikey::generate(prefix)?;
+        let key_id = apikey::generate_id()?;
+        let now = crate::unix_now();
+        let new = NewApiKey {
+            key_id: key_id.clone(),
+            user_id: user_id.to_string(),
+            name: name.to_string(),
+            scopes,
+            expires_at: expires_in.map(|d| now + d.as_secs()),
+        };
+        self.records()
+            .create_api_key(&apikey::hash_hex(&key), &new, now)
+            .await?;
+        Ok((key, key_id))
+    }
+
+    pub async fn list_api_keys(&self, user_id: &str) -> Result<String, ManageError> {
+        let keys = self.records().list_api_keys(user_id).await?;
+        let mut out = String::from(
+            "KEY_ID                NAME                  SCOPES            EXPIRES_AT  REVOKED\n",
+        );
+        for hash in keys {
+            out += &format!(
+                "{:<21} {:<21} {:<17} {:<11} {}\n",
+                field(&hash, "key_id"),
+                field(&hash, "name"),
+                field(&hash, "scopes"),
+                field(&hash, "expires_at"),
+                field(&hash, "revoked"),
+            );
+        }
+        Ok(out)
+    }
+
+    pub async fn revoke_api_key(&self, key_id: &str) -> Result<(), ManageError> {
+        if self.records().revoke_api_key(key_id).await? {
+            Ok(())
+        } else {
+            Err(ManageError::NotFound(format!("API key {key_id}")))
+        }
+    }
+}
+
+fn field(hash: &Hash, name: &str) -> String {
+    hash.fields
+        .get(name)
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "-".into())
+}
+
+fn ttl(hash: &Hash) -> String {
+    hash.ttl
+        .map_or_else(|| "-".into(), |t| format!("{}s", t.as_secs()))
+}

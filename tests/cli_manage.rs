@@ -1,0 +1,174 @@
+//! `ward apikey ...`, `ward session ...` and `ward fingerprint` against a
+//! real Redis: what an operator types, and what lands in Redis.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Command;
+use support::redis::RedisServer;
+
+fn ward(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
+    let url = redis.url();
+    let out = Command::new("redis-cli")
+        .arg("-u")
+        .arg(&url)
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn config(redis: &RedisServer) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ward.yaml");
+    std::fs::write(
+        &path,
+        format!("store: {{redis: {{url: \"{}\"}}}}\n", redis.url()),
+    )
+    .unwrap();
+    let path = path.display().to_string();
+    (dir, path)
+}
+
+#[tokio::test]
+async fn api_keys_are_created_listed_and_revoked_and_only_hashes_are_stored() {
+    let redis = RedisServer::start().await;
+    let (_dir, cfg) = config(&redis);
+    let (ok, out) = ward(&[
+        "apikey",
+        "create",
+        "-c",
+        &cfg,
+        "--user",
+        "alice",
+        "--name",
+        "ci",
+        "--scopes",
+        "read,write",
+        "--expires",
+        "30d",
+    ]);
+    assert!(ok, "{out}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let key_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key_id:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(ward::apikey::well_formed(&key, "ward", false));
+    let hash = ward::apikey::hash_hex(&key);
+    assert_eq!(
+        redis_cli(&redis, &["HGET", &format!("apikey:{hash}"), "user_id"]),
+        "alice"
+    );
+    assert_eq!(
+        redis_cli(&redis, &["HGET", &format!("apikey:{hash}"), "scopes"]),
+        "read,write"
+    );
+    let dump = redis_cli(&redis, &["--scan"]);
+    assert!(!dump.contains(&key), "the raw key is stored: {dump}");
+
+    let (ok, out) = ward(&["apikey", "list", "-c", &cfg, "--user", "alice"]);
+    assert!(ok && out.contains(&key_id) && !out.contains(&key), "{out}");
+    let (ok, out) = ward(&["apikey", "revoke", "-c", &cfg, &key_id]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        redis_cli(&redis, &["HGET", &format!("apikey:{hash}"), "revoked"]),
+        "1"
+    );
+    let (ok, out) = ward(&["apikey", "revoke", "-c", &cfg, "key_unknown"]);
+    assert!(!ok && out.contains("not found"), "{out}");
+}
+
+#[tokio::test]
+async fn sessions_are_created_listed_and_revoked_per_user() {
+    let redis = RedisServer::start().await;
+    let (_dir, cfg) = config(&redis);
+    let mut sids = Vec::new();
+    for _ in 0..2 {
+        let (ok, out) = ward(&[
+            "session", "create", "-c", &cfg, "--user", "bob", "--roles", "admin", "--ttl", "1h",
+        ]);
+        assert!(ok, "{out}");
+        let sid = out.trim().to_string();
+        assert!(ward::session::valid_id(&sid), "{sid}");
+        let ttl: i64 = redis_cli(&redis, &["TTL", &format!("session:{sid}")])
+            .parse()
+            .unwrap();
+        assert!((3500..=3600).contains(&ttl), "{ttl}");
+        sids.push(sid);
+    }
+    let (ok, out) = ward(&["session", "list", "-c", &cfg, "bob"]);
+    assert!(ok && sids.iter().all(|s| out.contains(s)), "{out}");
+    let (ok, _) = ward(&["session", "revoke", "-c", &cfg, &sids[0]]);
+    assert!(ok);
+    assert_eq!(
+        redis_cli(
+            &redis,
+            &["HGET", &format!("session:{}", sids[0]), "revoked"]
+        ),
+        "1"
+    );
+    assert_eq!(
+        redis_cli(
+            &redis,
+            &["HGET", &format!("session:{}", sids[1]), "revoked"]
+        ),
+        ""
+    );
+    let (ok, out) = ward(&["session", "revoke-user", "-c", &cfg, "bob"]);
+    assert!(ok && out.contains("revoked 2"), "{out}");
+    assert_eq!(
+        redis_cli(
+            &redis,
+            &["HGET", &format!("session:{}", sids[1]), "revoked"]
+        ),
+        "1"
+    );
+}
+
+#[test]
+fn fingerprint_prints_the_documented_vector() {
+    let (ok, out) = ward(&[
+        "fingerprint",
+        "--ip",
+        "203.0.113.7",
+        "--user-agent",
+        "Mozilla/5.0",
+        "--accept-language",
+        "en-US",
+    ]);
+    assert!(ok);
+    // sha256("ward-fp-v1" "9:client_ip," "11:203.0.113.7," "10:user-agent," ...)
+    assert_eq!(
+        out.trim(),
+        "90c2178d6f713c800346bd2b37db52b4457a7fa5578683a7d543dd899d5d745f"
+    );
+    let (ok, _) = ward(&["fingerprint", "--ip", "not-an-ip"]);
+    assert!(!ok);
+}
+
+#[test]
+fn management_commands_need_redis() {
+    let (ok, out) = ward(&["session", "list", "-c", "examples/quickstart.yaml", "alice"]);
+    assert!(!ok);
+    assert!(out.contains("store.redis is not configured"), "{out}");
+}
