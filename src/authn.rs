@@ -185,9 +185,8 @@ impl Authenticator {
                 .session(sid)
                 .await
                 .map_err(|_| Reason::StoreUnavailable)?;
-            let live = hash
-                .and_then(|h| Session::parse(&h.fields).ok())
-                .is_some_and(|s| s.check(now).is_ok());
+            let live =
+                hash.is_some_and(|h| Session::parse(&h.fields).is_ok_and(|s| s.check(now).is_ok()));
             if !live {
                 return Err(Reason::TokenRevoked);
             }
@@ -241,7 +240,7 @@ impl Authenticator {
             .ok_or(Reason::UnknownSession)?;
         let session = Session::parse(&hash.fields)?;
         session.check(now)?;
-        if let Some(stored) = &session.fingerprint {
+        if let Some(stored) = session.fingerprint {
             self.check_fingerprint(stored, req)?;
         }
         let identity = session

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 /// What a read found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
-    Hash(Option<Hash>),
+    Hash(Option<Arc<Hash>>),
     Exists(bool),
 }
 
@@ -98,12 +98,12 @@ impl Lookups {
     }
 
     /// The hash at `session:{sid}`.
-    pub async fn session(&self, sid: &str) -> Result<Option<Hash>, StoreError> {
+    pub async fn session(&self, sid: &str) -> Result<Option<Arc<Hash>>, StoreError> {
         self.hash(self.keys.session(sid)).await
     }
 
     /// The hash at `apikey:{hash}`.
-    pub async fn api_key(&self, key_hash: &str) -> Result<Option<Hash>, StoreError> {
+    pub async fn api_key(&self, key_hash: &str) -> Result<Option<Arc<Hash>>, StoreError> {
         self.hash(self.keys.api_key(key_hash)).await
     }
 
@@ -115,7 +115,7 @@ impl Lookups {
         }
     }
 
-    async fn hash(&self, key: String) -> Result<Option<Hash>, StoreError> {
+    async fn hash(&self, key: String) -> Result<Option<Arc<Hash>>, StoreError> {
         match self.read(key, true).await? {
             Found::Hash(h) => Ok(h),
             Found::Exists(_) => Ok(None),
@@ -174,7 +174,10 @@ impl Lookups {
 
     async fn fetch(&self, key: &str, is_hash: bool) -> Result<Cached, StoreError> {
         let result = if is_hash {
-            self.store.hash(key).await.map(Found::Hash)
+            self.store
+                .hash(key)
+                .await
+                .map(|h| Found::Hash(h.map(Arc::new)))
         } else {
             self.store.exists(key).await.map(Found::Exists)
         };

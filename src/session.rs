@@ -34,32 +34,32 @@ pub fn valid_id(sid: &str) -> bool {
 
 /// A session record, as read from its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    pub user_id: String,
-    pub fields: HashMap<String, String>,
-    pub fingerprint: Option<String>,
+pub struct Session<'a> {
+    pub user_id: &'a str,
+    pub fields: &'a HashMap<String, String>,
+    pub fingerprint: Option<&'a str>,
     pub expires_at: Option<u64>,
     pub revoked: bool,
 }
 
-impl Session {
+impl<'a> Session<'a> {
     /// Reads a session hash; a hash without `user_id`, or with an
     /// unreadable `expires_at` or `revoked`, is invalid (denied).
-    pub fn parse(fields: &HashMap<String, String>) -> Result<Session, Reason> {
+    pub fn parse(fields: &'a HashMap<String, String>) -> Result<Session<'a>, Reason> {
         let user_id = fields
             .get("user_id")
             .filter(|u| !u.is_empty())
             .ok_or(Reason::InvalidSession)?;
         Ok(Session {
-            user_id: user_id.clone(),
+            user_id,
             fingerprint: fields
                 .get("fingerprint")
-                .filter(|f| !f.trim().is_empty())
-                .cloned(),
+                .map(String::as_str)
+                .filter(|f| !f.trim().is_empty()),
             expires_at: fields::unix_time(fields.get("expires_at"))
                 .map_err(|_| Reason::InvalidSession)?,
             revoked: fields::revoked(fields.get("revoked")).map_err(|_| Reason::InvalidSession)?,
-            fields: fields.clone(),
+            fields,
         })
     }
 
@@ -98,7 +98,7 @@ impl Session {
         for (name, header) in mapped {
             extra.push((name.clone(), header.clone(), field(name)));
         }
-        rules.build(&self.user_id, AuthMethod::Session, extra)
+        rules.build(self.user_id, AuthMethod::Session, extra)
     }
 }
 
@@ -149,10 +149,12 @@ mod tests {
 
     #[test]
     fn parse_and_check() {
-        let s = Session::parse(&hash(&[("user_id", "u1"), ("expires_at", "100")])).unwrap();
+        let h1 = hash(&[("user_id", "u1"), ("expires_at", "100")]);
+        let s = Session::parse(&h1).unwrap();
         assert_eq!(s.check(99), Ok(()));
         assert_eq!(s.check(100), Err(Reason::SessionExpired));
-        let r = Session::parse(&hash(&[("user_id", "u1"), ("revoked", "true")])).unwrap();
+        let h2 = hash(&[("user_id", "u1"), ("revoked", "true")]);
+        let r = Session::parse(&h2).unwrap();
         assert_eq!(r.check(0), Err(Reason::SessionRevoked));
         for bad in [
             hash(&[]),
@@ -166,13 +168,13 @@ mod tests {
 
     #[test]
     fn identity_headers() {
-        let s = Session::parse(&hash(&[
+        let h = hash(&[
             ("user_id", "u1"),
             ("email", "u1@example.com"),
             ("roles", "admin, dev"),
             ("name", "Ada"),
-        ]))
-        .unwrap();
+        ]);
+        let s = Session::parse(&h).unwrap();
         let id = s
             .identity(&rules(), &[("name".into(), "x-user-name".into())])
             .unwrap();
@@ -188,7 +190,8 @@ mod tests {
         assert_eq!(get("x-user-roles"), Some("admin,dev"));
         assert_eq!(get("x-user-scopes"), None);
         assert_eq!(get("x-user-name"), Some("Ada"));
-        let evil = Session::parse(&hash(&[("user_id", "u1"), ("name", "a\r\nb")])).unwrap();
+        let e = hash(&[("user_id", "u1"), ("name", "a\r\nb")]);
+        let evil = Session::parse(&e).unwrap();
         assert!(
             evil.identity(&rules(), &[("name".into(), "x-user-name".into())])
                 .is_err()
