@@ -20,6 +20,7 @@ use crate::lookup::Lookups;
 use crate::metrics::Metrics;
 use crate::request::Request;
 use crate::session::{self, Session};
+use crate::store::StoreError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -236,7 +237,7 @@ impl Authenticator {
             .lookups
             .session(sid)
             .await
-            .map_err(|_| Reason::StoreUnavailable)?
+            .map_err(|e| store_reason(&e, Reason::InvalidSession))?
             .ok_or(Reason::UnknownSession)?;
         let session = Session::parse(&hash.fields)?;
         session.check(now)?;
@@ -278,7 +279,7 @@ impl Authenticator {
             .lookups
             .api_key(&apikey::hash_hex(key))
             .await
-            .map_err(|_| Reason::StoreUnavailable)?
+            .map_err(|e| store_reason(&e, Reason::InvalidApiKey))?
             .ok_or(Reason::UnknownApiKey)?;
         let record = ApiKey::parse(&hash.fields)?;
         record.check(now)?;
@@ -286,6 +287,16 @@ impl Authenticator {
             .identity(&self.rules, &self.api_key_id_header)
             .map_err(|_| Reason::InvalidApiKey)?;
         Ok(Arc::new(identity))
+    }
+}
+
+/// A store failure as a deny reason: a command error means the record is
+/// not what the contract says (e.g. a string where a hash belongs), so
+/// the credential is invalid; anything else is an outage (503).
+fn store_reason(e: &StoreError, invalid: Reason) -> Reason {
+    match e {
+        StoreError::Command(_) => invalid,
+        _ => Reason::StoreUnavailable,
     }
 }
 

@@ -71,7 +71,7 @@ impl Extractor {
         }
         if let Some((cookie, header)) = &self.session {
             if let Some(value) = req.header(header) {
-                found.push(Credential::Session(value.trim()));
+                found.push(Credential::Session(token(value.trim())?));
             }
             if let Some(cookies) = req.header("cookie") {
                 for value in cookie_values(cookies, cookie) {

@@ -7,9 +7,12 @@
 //!   ids costs one store call per id per window, not one per request.
 //! - Concurrent misses for one key make one store call (moka's per-key
 //!   compute is single-flight).
-//! - When the store fails, a record validated before is served for up to
-//!   `store.stale_if_error` past its freshness; then the error surfaces
-//!   and the caller denies (503). Errors are never cached.
+//! - When the store fails, a read answered before (a record, or a "not
+//!   found") is served for up to `store.stale_if_error` past its
+//!   freshness; then the error surfaces and the caller denies (503).
+//!   Errors are never cached.
+//! - An invalidation waits for a read of the same key in flight and wins
+//!   over it: a revocation is never overwritten by an older copy.
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -17,7 +20,8 @@ use crate::store::keys::KeyNames;
 use crate::store::{Backend, Hash, Store, StoreError};
 use moka::Expiry;
 use moka::ops::compute::{CompResult, Op};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What a read found.
@@ -71,6 +75,8 @@ pub struct Lookups {
     negative_ttl: Duration,
     stale_if_error: Duration,
     metrics: Arc<Metrics>,
+    /// Bumped by every invalidation; see [`Lookups::read`].
+    generation: AtomicU64,
 }
 
 impl Lookups {
@@ -86,6 +92,7 @@ impl Lookups {
             negative_ttl: config.cache.negative_ttl,
             stale_if_error: config.store.stale_if_error,
             metrics,
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -122,13 +129,22 @@ impl Lookups {
         }
     }
 
-    /// Evicts one key (an invalidation message named it).
+    /// Evicts one key (an invalidation message named it). It goes through
+    /// the same per-key compute as a read, so it waits for a fetch in
+    /// flight and removes what that fetch stored: a revocation published
+    /// while an older copy was on the wire is never lost.
     pub async fn invalidate(&self, key: &str) {
-        self.cache.invalidate(key).await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.cache
+            .entry(key.to_string())
+            .and_compute_with(|_| async { Op::Remove })
+            .await;
     }
 
-    /// Evicts everything (messages may have been missed).
+    /// Evicts everything (messages may have been missed). Fetches in
+    /// flight when it runs do not store what they read.
     pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate_all();
     }
 
@@ -140,6 +156,9 @@ impl Lookups {
             return Ok(c.found.clone());
         }
         self.metrics.store_cache_misses.inc();
+        // A read overtaken by an invalidation answers its own caller but
+        // stores nothing: what it read may be older than the invalidation.
+        let overtaken: Mutex<Option<Found>> = Mutex::new(None);
         let outcome = self
             .cache
             .entry(key.clone())
@@ -149,7 +168,14 @@ impl Lookups {
                 {
                     return Ok(Op::Nop); // another caller just refreshed it
                 }
+                let generation = self.generation.load(Ordering::SeqCst);
                 match self.fetch(&key, is_hash).await {
+                    Ok(c) if self.generation.load(Ordering::SeqCst) != generation => {
+                        if let Ok(mut slot) = overtaken.lock() {
+                            *slot = Some(c.found);
+                        }
+                        Ok(Op::Remove)
+                    }
                     Ok(c) => Ok(Op::Put(Arc::new(c))),
                     Err(err) => match existing {
                         Some(e) if e.value().usable_stale() => {
@@ -162,6 +188,9 @@ impl Lookups {
                 }
             })
             .await?;
+        if let Some(found) = overtaken.lock().ok().and_then(|mut slot| slot.take()) {
+            return Ok(found);
+        }
         match outcome {
             CompResult::Inserted(e) | CompResult::ReplacedWith(e) | CompResult::Unchanged(e) => {
                 Ok(e.into_value().found.clone())
@@ -187,7 +216,11 @@ impl Lookups {
         }
         let found = result?;
         let (fresh_for, keep_for) = match &found {
-            Found::Hash(None) | Found::Exists(false) => (self.negative_ttl, self.negative_ttl),
+            // A "not found" (or "not revoked") is fresh only briefly, but
+            // usable through an outage like any other read.
+            Found::Hash(None) | Found::Exists(false) => {
+                (self.negative_ttl, self.negative_ttl + self.stale_if_error)
+            }
             Found::Hash(Some(h)) => {
                 let keep = self.store_ttl + self.stale_if_error;
                 match h.ttl {

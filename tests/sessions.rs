@@ -147,9 +147,15 @@ async fn malformed_session_ids_never_reach_the_store() {
         ("cookie", "session_id=abc".into()),
         ("x-session-id", "abc".into()),
         ("x-session-id", "x;yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy".into()),
-        ("cookie", "session_id=\"x%3Byyyyyyyyyyyyyyyyyyyyyyyyyyyy\"".into()),
+        (
+            "cookie",
+            "session_id=\"x%3Byyyyyyyyyyyyyyyyyyyyyyyyyyyy\"".into(),
+        ),
         ("x-session-id", "0123456789abcdef0123456789abcde".into()), // 31 hex digits
-        ("x-session-id", "../../etc/passwd-aaaaaaaaaaaaaaaaaaaa".into()),
+        (
+            "x-session-id",
+            "../../etc/passwd-aaaaaaaaaaaaaaaaaaaa".into(),
+        ),
         ("x-session-id", "*".into()),
         ("x-session-id", long),
     ];
@@ -162,7 +168,10 @@ async fn malformed_session_ids_never_reach_the_store() {
         );
     }
     let store_calls = authz::metric(ward.admin_addr, "ward_store_requests_total", &[]).await;
-    assert_eq!(store_calls, 0.0, "a malformed id must not cost a store call");
+    assert_eq!(
+        store_calls, 0.0,
+        "a malformed id must not cost a store call"
+    );
     // Control: a well-formed id does go to the store, which is down.
     let resp = check(&ward.client, &[("x-session-id", &session_id())]).await;
     assert_eq!(verdict(&resp), (503, "store_unavailable".into()));
@@ -179,7 +188,10 @@ async fn a_session_key_ttl_bounds_the_cache() {
     let sid = session_id();
     alice_session(&redis, &sid, &[]);
     let written = Instant::now();
-    assert_eq!(redis.cli(&["PEXPIRE", &format!("session:{sid}"), "1000"]), "1");
+    assert_eq!(
+        redis.cli(&["PEXPIRE", &format!("session:{sid}"), "1000"]),
+        "1"
+    );
     for _ in 0..3 {
         let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
         assert_eq!(verdict(&resp), (200, "allowed".into()));
@@ -190,7 +202,10 @@ async fn a_session_key_ttl_bounds_the_cache() {
         &[("cache", "store"), ("result", "hit")],
     )
     .await;
-    assert!(hits >= 2.0, "the session was served from the cache ({hits})");
+    assert!(
+        hits >= 2.0,
+        "the session was served from the cache ({hits})"
+    );
     // No invalidation is published: only the key's TTL can end it.
     tokio::time::sleep_until((written + Duration::from_millis(1150)).into()).await;
     let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
@@ -214,6 +229,22 @@ fn login_fingerprint(attrs: &[(&str, &str)]) -> String {
     hex::encode(Sha256::digest(&buf))
 }
 
+/// What `ward fingerprint ARGS` prints: the tool a login-service author
+/// checks their own implementation against.
+fn cli_fingerprint(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ward"))
+        .arg("fingerprint")
+        .args(args)
+        .output()
+        .expect("run ward fingerprint");
+    assert!(
+        out.status.success(),
+        "ward fingerprint {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,6 +260,18 @@ async fn a_fingerprint_binds_the_session_to_the_device() {
     ];
     let fp = login_fingerprint(&attrs);
     assert_eq!(fp, ward::fingerprint::compute(attrs), "documented encoding");
+    assert_eq!(
+        fp,
+        cli_fingerprint(&[
+            "--ip",
+            "203.0.113.7",
+            "--user-agent",
+            UA,
+            "--accept-language",
+            "en-GB"
+        ]),
+        "ward fingerprint"
+    );
     let sid = session_id();
     // Stored in upper case with a newline: a sloppy writer still matches.
     let stored = format!("{}\n", fp.to_ascii_uppercase());
@@ -275,12 +318,16 @@ async fn a_fingerprint_binds_the_session_to_the_device() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fingerprint_prefix_and_trusted_hops_follow_the_config() {
     let redis = RedisServer::start().await;
-    let ward = InProc::start(&config(
-        &redis,
-        "sessions:\n  fingerprint: {attributes: [client_ip, user-agent], trusted_hops: 1, ipv4_prefix: 24}\n",
-    ))
-    .await;
+    let sessions = "sessions:\n  fingerprint: {attributes: [client_ip, user-agent], trusted_hops: 1, ipv4_prefix: 24}\n";
+    let ward = InProc::start(&config(&redis, sessions)).await;
     let fp = login_fingerprint(&[("client_ip", "203.0.113.0"), ("user-agent", UA)]);
+    // `ward fingerprint --config` applies the same attributes and mask.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ward.yaml");
+    std::fs::write(&file, config(&redis, sessions)).unwrap();
+    let file = file.to_str().unwrap();
+    let from_cli = cli_fingerprint(&["--config", file, "--ip", "203.0.113.77", "--user-agent", UA]);
+    assert_eq!(fp, from_cli, "ward fingerprint --config");
     let sid = session_id();
     alice_session(&redis, &sid, &[("fingerprint", &fp)]);
     // The client is the rightmost x-forwarded-for entry (one trusted hop);

@@ -1,0 +1,176 @@
+//! Redis outages: a session validated before is served stale for
+//! `store.stale_if_error`, then denied 503; anything not cached is denied
+//! 503 at once and fast; nothing unknown is ever allowed; and ward
+//! recovers by itself when Redis is back. Every test has its own
+//! `redis-server`, which it kills and restarts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::authz::{self, check, hset, session_id, verdict};
+use support::inproc::InProc;
+use support::redis::RedisServer;
+use support::tokens;
+
+const STORE_TTL: Duration = Duration::from_millis(300);
+const STALE_IF_ERROR: Duration = Duration::from_secs(3);
+
+fn config(redis: &RedisServer) -> String {
+    format!(
+        "log: {{format: text, level: error}}\n\
+         store:\n  stale_if_error: 3s\n  redis: {{url: \"{}\", command_timeout: 50ms, breaker_failures: 3, breaker_open_for: 500ms}}\n\
+         cache: {{store_ttl: 300ms, negative_ttl: 300ms}}\n\
+         sessions: {{fingerprint: {{mode: off}}}}\n",
+        redis.url()
+    )
+}
+
+fn write_session(redis: &RedisServer, sid: &str, user: &str) {
+    let expires = (tokens::now() + 3600).to_string();
+    hset(
+        redis,
+        &format!("session:{sid}"),
+        &[("user_id", user), ("expires_at", &expires)],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_session_is_served_stale_then_denied() {
+    let mut redis = RedisServer::start().await;
+    let ward = InProc::start(&config(&redis)).await;
+    let sid = session_id();
+    write_session(&redis, &sid, "alice");
+    let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
+    assert_eq!(verdict(&resp), (200, "allowed".into()));
+    let fetched = Instant::now(); // the last successful read, at the latest
+    redis.stop();
+
+    // Poll through the outage: allowed (stale) up to fresh + stale_if_error,
+    // then 503, never anything else.
+    let window = STORE_TTL + STALE_IF_ERROR;
+    let mut last_allow = Duration::ZERO;
+    let mut first_deny = None;
+    let mut stale_seen = false;
+    while fetched.elapsed() < window + Duration::from_millis(700) {
+        let at = fetched.elapsed();
+        let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
+        match verdict(&resp) {
+            (200, _) => {
+                assert!(first_deny.is_none(), "allowed again at {at:?} after a 503");
+                last_allow = at;
+            }
+            (503, r) if r == "store_unavailable" => {
+                first_deny.get_or_insert(at);
+            }
+            other => panic!("unexpected {other:?} at {at:?}"),
+        }
+        if !stale_seen && at > STORE_TTL + Duration::from_millis(100) {
+            let stale = authz::metric(
+                ward.admin_addr,
+                "ward_cache_requests_total",
+                &[("cache", "store"), ("result", "stale")],
+            )
+            .await;
+            assert!(stale > 0.0, "allowed past freshness, so served stale");
+            stale_seen = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first_deny = first_deny.expect("denied once the stale window is over");
+    println!("stale allows until {last_allow:?}, first 503 at {first_deny:?}");
+    assert!(stale_seen);
+    assert!(
+        last_allow >= STORE_TTL + STALE_IF_ERROR - Duration::from_millis(400),
+        "served stale for the whole window (last allow at {last_allow:?})"
+    );
+    assert!(
+        first_deny <= window + Duration::from_millis(300),
+        "not served past the window (first 503 at {first_deny:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncached_credentials_are_denied_fast_and_never_allowed() {
+    let mut redis = RedisServer::start().await;
+    let ward = InProc::start(&config(&redis)).await;
+    let known = session_id();
+    write_session(&redis, &known, "alice"); // in Redis, never read by ward
+    redis.stop();
+    let mut slowest = Duration::ZERO;
+    let key = ward::apikey::generate("ward").unwrap();
+    for i in 0..40 {
+        let sid = if i % 4 == 0 {
+            known.clone()
+        } else {
+            session_id()
+        };
+        let started = Instant::now();
+        let resp = if i % 5 == 4 {
+            check(&ward.client, &[("x-api-key", &key)]).await
+        } else {
+            check(&ward.client, &[("x-session-id", &sid)]).await
+        };
+        let took = started.elapsed();
+        slowest = slowest.max(took);
+        assert_eq!(
+            verdict(&resp),
+            (503, "store_unavailable".into()),
+            "check {i}"
+        );
+        assert!(
+            took < Duration::from_millis(150),
+            "check {i} took {took:?} with Redis down"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("slowest deny with Redis down: {slowest:?}");
+    let allows = authz::metric(
+        ward.admin_addr,
+        "ward_check_total",
+        &[("decision", "allow")],
+    )
+    .await;
+    assert_eq!(allows, 0.0, "nothing was allowed during the outage");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ward_recovers_when_redis_comes_back() {
+    let mut redis = RedisServer::start().await;
+    let ward = InProc::start(&config(&redis)).await;
+    let sid = session_id();
+    write_session(&redis, &sid, "alice");
+    assert_eq!(
+        authz::status(&check(&ward.client, &[("x-session-id", &sid)]).await),
+        200
+    );
+    redis.stop();
+    // Long enough for the stale entry to go and the breaker to open.
+    tokio::time::sleep(STORE_TTL + STALE_IF_ERROR + Duration::from_millis(200)).await;
+    for _ in 0..5 {
+        let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
+        assert_eq!(verdict(&resp), (503, "store_unavailable".into()));
+    }
+    // Back, empty (no persistence): the login service writes again.
+    redis.restart().await;
+    write_session(&redis, &sid, "alice");
+    let other = session_id();
+    write_session(&redis, &other, "bob");
+    let back = Instant::now();
+    let limit = Duration::from_secs(5);
+    loop {
+        let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
+        match verdict(&resp) {
+            (200, _) => break,
+            (503, _) => assert!(back.elapsed() < limit, "not recovered after {limit:?}"),
+            other => panic!("unexpected {other:?} while recovering"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("allowed again {:?} after Redis restarted", back.elapsed());
+    let resp = check(&ward.client, &[("x-session-id", &other)]).await;
+    assert_eq!(verdict(&resp), (200, "allowed".into()));
+    let resp = check(&ward.client, &[("x-session-id", &session_id())]).await;
+    assert_eq!(verdict(&resp), (401, "unknown_session".into()));
+}
