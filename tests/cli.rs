@@ -6,18 +6,9 @@
 
 mod support;
 
-use std::process::Command;
+use support::cli::ward;
 
-fn ward(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
+use std::process::Command;
 
 fn write(dir: &tempfile::TempDir, yaml: &str) -> String {
     let path = dir.path().join("ward.yaml");

@@ -5,19 +5,10 @@
 
 mod support;
 
+use support::cli::ward;
+
 use std::process::Command;
 use support::redis::RedisServer;
-
-fn ward(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
 
 fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
     let url = redis.url();

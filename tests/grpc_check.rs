@@ -6,10 +6,11 @@
 
 mod support;
 
-use envoy_types::ext_authz::v3::pb::{CheckResponse, HeaderAppendAction, HttpResponse};
+use envoy_types::ext_authz::v3::pb::HttpResponse;
 use envoy_types::pb::google::protobuf::value::Kind;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
+use support::authz::{reason, set_header, status};
 use support::inproc::InProc;
 use support::tokens::{self, HMAC_SECRET, b64, claims, sign};
 
@@ -33,46 +34,6 @@ fn config() -> String {
 
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
-}
-
-fn status(resp: &CheckResponse) -> i32 {
-    match resp
-        .http_response
-        .as_ref()
-        .expect("http_response is always set")
-    {
-        HttpResponse::OkResponse(_) => 200,
-        HttpResponse::DeniedResponse(d) => d.status.as_ref().expect("deny has a status").code,
-        HttpResponse::ErrorResponse(_) => panic!("ward must never answer with error_response"),
-    }
-}
-
-fn reason(resp: &CheckResponse) -> String {
-    match resp.http_response.as_ref().unwrap() {
-        HttpResponse::DeniedResponse(d) => {
-            let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
-            body["reason"].as_str().unwrap().to_string()
-        }
-        _ => "allowed".into(),
-    }
-}
-
-fn set_header(resp: &CheckResponse, name: &str) -> Option<String> {
-    let HttpResponse::OkResponse(ok) = resp.http_response.as_ref().unwrap() else {
-        return None;
-    };
-    ok.headers
-        .iter()
-        .filter_map(|h| h.header.as_ref().map(|hv| (hv, h.append_action)))
-        .find(|(hv, _)| hv.key == name)
-        .map(|(hv, action)| {
-            assert_eq!(
-                action,
-                HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
-                "{name}"
-            );
-            hv.value.clone()
-        })
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod authz;
+pub mod cli;
 pub mod echo;
 pub mod envoy;
 pub mod http;
