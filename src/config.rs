@@ -403,7 +403,7 @@ impl Default for ApiKeysConfig {
 
 /// The YAML parser starts its messages with its own notion of the path
 /// (`jwt.leeway: invalid value`); the problem already carries the path.
-fn strip_location_prefix(message: &str, path: &str) -> String {
+pub(crate) fn strip_location_prefix(message: &str, path: &str) -> String {
     match message.split_once(": ") {
         Some((head, rest)) if !head.contains(' ') && path.starts_with(head) => rest.to_string(),
         _ => message.to_string(),

@@ -62,7 +62,8 @@ impl Store {
         let memory = Arc::new(memory::MemoryStore::default());
         if let Some(path) = &config.store.seed_file {
             let keys = keys::KeyNames::new(&config.store.key_prefix);
-            let (s, k) = seed::load(path, &memory, &keys, crate::unix_now()).await?;
+            let (s, k) =
+                seed::load(path, &config.api_keys, &memory, &keys, crate::unix_now()).await?;
             tracing::info!(sessions = s, api_keys = k, file = %path.display(), "embedded store seeded");
         }
         Ok(Store::Memory(memory))

@@ -215,6 +215,11 @@ impl Config {
         if s.key_prefix.contains(char::is_whitespace) {
             p.add("store.key_prefix", "must not contain whitespace");
         }
+        if let (Some(path), None) = (&s.seed_file, &s.redis) {
+            if let Err(e) = crate::store::seed::check(path, &self.api_keys) {
+                p.add("store.seed_file", e.to_string());
+            }
+        }
         let Some(r) = &s.redis else { return };
         if s.seed_file.is_some() {
             p.add(
@@ -347,6 +352,21 @@ impl Config {
             p.add("api_keys.prefix", "must be 1-16 characters of a-z and 0-9");
         }
         p.header("api_keys.id_header", &a.id_header);
+        self.not_set_by_ward(p, "api_keys.id_header", &a.id_header);
+    }
+
+    /// A configurable header must not be one ward already sets.
+    fn not_set_by_ward(&self, p: &mut Problems, path: &str, name: &str) {
+        let fixed = [
+            self.headers.user_id.as_str(),
+            self.headers.auth_method.as_str(),
+            "x-user-email",
+            "x-user-roles",
+            "x-user-scopes",
+        ];
+        if fixed.contains(&name) {
+            p.add(path, format!("`{name}` is set by ward itself"));
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 use super::keys::KeyNames;
 use super::memory::MemoryStore;
 use super::records::{NewApiKey, NewSession, Records};
+use crate::config::ApiKeysConfig;
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
@@ -63,18 +64,51 @@ pub enum SeedError {
     Store(String, super::StoreError),
 }
 
+/// Reads and checks a seed file: every session id must pass the format
+/// check and every API key must be well formed for `config.api_keys`, so
+/// the file cannot hold a credential ward would always refuse.
+fn read(path: &Path, config: &ApiKeysConfig) -> Result<SeedFile, SeedError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| SeedError::Read(name.clone(), e))?;
+    let de = serde_yaml_ng::Deserializer::from_str(&text);
+    let seed: SeedFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let message = crate::config::strip_location_prefix(&e.inner().to_string(), &path);
+        SeedError::Parse(name.clone(), format!("{path}: {message}"))
+    })?;
+    for (i, s) in seed.sessions.iter().enumerate() {
+        if !crate::session::valid_id(&s.id) {
+            let why = "not a valid session id (see docs/redis-contract.md)";
+            return Err(SeedError::Parse(name, format!("sessions[{i}].id: {why}")));
+        }
+    }
+    for (i, k) in seed.api_keys.iter().enumerate() {
+        if !crate::apikey::well_formed(&k.key, &config.prefix, config.accept_foreign) {
+            let why = format!(
+                "not a well-formed `{}_` key (prefix and checksum)",
+                config.prefix
+            );
+            return Err(SeedError::Parse(name, format!("api_keys[{i}].key: {why}")));
+        }
+    }
+    Ok(seed)
+}
+
+/// Checks a seed file without loading it (for `ward check-config`).
+pub fn check(path: &Path, config: &ApiKeysConfig) -> Result<(), SeedError> {
+    read(path, config).map(|_| ())
+}
+
 /// Loads `path` into `store`.
 pub async fn load(
     path: &Path,
+    config: &ApiKeysConfig,
     store: &MemoryStore,
     keys: &KeyNames,
     now: u64,
 ) -> Result<(usize, usize), SeedError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| SeedError::Read(name.clone(), e))?;
-    let de = serde_yaml_ng::Deserializer::from_str(&text);
-    let seed: SeedFile = serde_path_to_error::deserialize(de)
-        .map_err(|e| SeedError::Parse(name.clone(), e.to_string()))?;
+    let seed = read(path, config)?;
     let records = Records::new(store, keys);
     for s in &seed.sessions {
         let new = NewSession {
