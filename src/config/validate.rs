@@ -215,10 +215,10 @@ impl Config {
         if s.key_prefix.contains(char::is_whitespace) {
             p.add("store.key_prefix", "must not contain whitespace");
         }
-        if let (Some(path), None) = (&s.seed_file, &s.redis) {
-            if let Err(e) = crate::store::seed::check(path, &self.api_keys) {
-                p.add("store.seed_file", e.to_string());
-            }
+        if let (Some(path), None) = (&s.seed_file, &s.redis)
+            && let Err(e) = crate::store::seed::check(path, &self.api_keys)
+        {
+            p.add("store.seed_file", e.to_string());
         }
         let Some(r) = &s.redis else { return };
         if s.seed_file.is_some() {
