@@ -402,6 +402,68 @@ fn bench_authenticate(c: &mut Criterion) {
     group.finish();
 }
 
+/// Session and API-key checks answered from the store cache (embedded
+/// store behind it): the steady state for a returning browser or client.
+fn bench_store_credentials(c: &mut Criterion) {
+    use ward::store::records::{NewApiKey, NewSession, Records};
+    let now = ward::unix_now();
+    let rt = runtime();
+    let config = config(vec![]);
+    let memory = Arc::new(ward::store::memory::MemoryStore::default());
+    let names = ward::store::keys::KeyNames::default();
+    let sid = "112f551c-d6fe-4e67-a818-01deee0e47c9";
+    let key = ward::apikey::generate("ward").unwrap();
+    rt.block_on(async {
+        let records = Records::new(&*memory, &names);
+        let session = NewSession {
+            user_id: "alice".into(),
+            email: Some("alice@example.com".into()),
+            roles: vec!["reader".into()],
+            ttl: Duration::from_secs(3600),
+            ..NewSession::default()
+        };
+        records.create_session(sid, &session, now).await.unwrap();
+        let api_key = NewApiKey {
+            key_id: "key_bench".into(),
+            user_id: "bot".into(),
+            name: "bench".into(),
+            scopes: vec!["read".into()],
+            expires_at: None,
+        };
+        let hash = ward::apikey::hash_hex(&key);
+        records.create_api_key(&hash, &api_key, now).await.unwrap();
+    });
+    let keys = KeyStore::new(&config.jwt).unwrap();
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let store = ward::store::Store::Memory(memory);
+    let lookups = Arc::new(ward::lookup::Lookups::new(&config, store, metrics.clone()));
+    let authn = Authenticator::new(&config, keys, lookups, metrics);
+
+    let mut group = c.benchmark_group("authenticate");
+    let cookie = HashMap::from([("cookie".to_string(), format!("session_id={sid}"))]);
+    let api = HashMap::from([("x-api-key".to_string(), key.clone())]);
+    for (name, headers) in [("session_hit", &cookie), ("apikey_hit", &api)] {
+        let outcome = rt.block_on(authn.authenticate(&request(headers), now));
+        assert!(
+            matches!(outcome.decision, ward::decision::Decision::Allow(_)),
+            "{name}"
+        );
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let req = request(headers);
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(authn.authenticate(black_box(&req), now).await);
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 fn settings() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -412,6 +474,6 @@ fn settings() -> Criterion {
 criterion_group! {
     name = benches;
     config = settings();
-    targets = bench_pure, bench_verify, bench_authenticate
+    targets = bench_pure, bench_verify, bench_authenticate, bench_store_credentials
 }
 criterion_main!(benches);
