@@ -42,7 +42,8 @@ pub struct Outcome {
     pub decision: Decision,
     /// The method of the credential presented, if any was.
     pub method: Option<AuthMethod>,
-    /// The credential's hash, for logs (never the credential).
+    /// On a deny, the credential's hash, for the log line (never the
+    /// credential itself).
     pub credential: Option<CredentialHash>,
 }
 
@@ -138,13 +139,16 @@ impl Authenticator {
             }
             Credential::ApiKey(key) => (AuthMethod::ApiKey, key, self.api_key(key, now).await),
         };
+        // The credential's hash names it in the deny log line; an allow
+        // logs nothing, so the hot path does not pay for a second hash.
+        let (decision, credential) = match result {
+            Ok(identity) => (Decision::Allow(identity), None),
+            Err(reason) => (Decision::Deny(reason), Some(hash_credential(secret))),
+        };
         Outcome {
-            decision: match result {
-                Ok(identity) => Decision::Allow(identity),
-                Err(reason) => Decision::Deny(reason),
-            },
+            decision,
             method: Some(method),
-            credential: Some(hash_credential(secret)),
+            credential,
         }
     }
 
