@@ -92,6 +92,9 @@ fi
 step "cargo test --doc"
 cargo test --doc
 
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+
 step "envoy --mode validate envoy/*.yaml"
 shopt -s nullglob
 configs=(envoy/*.yaml)

@@ -56,7 +56,7 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
-    /// Loads the static keys; JWKS sources start empty until [`spawn`]ed
+    /// Loads the static keys; JWKS sources start empty until [`Self::spawn`]ed
     /// fetchers fill them.
     pub fn new(config: &JwtConfig) -> Result<Arc<Self>, KeyError> {
         let static_keys = config
