@@ -82,7 +82,11 @@ impl TokenCache {
     pub fn insert(&self, key: CredentialHash, identity: Arc<Identity>, expires_at: u64, now: u64) {
         let Some(cache) = &self.inner else { return };
         let remaining = Duration::from_secs(expires_at.saturating_sub(now));
-        let ttl = remaining.min(self.max_ttl);
+        // Entries cached together must not all expire together (a burst of
+        // re-verifications stalls the hits queued behind it): take up to
+        // 10% off `max_ttl`, spread by the key (a SHA-256, so uniform).
+        let jitter = self.max_ttl.mul_f64(f64::from(key[0]) / 255.0 * 0.1);
+        let ttl = remaining.min(self.max_ttl - jitter);
         if ttl.is_zero() {
             return;
         }
@@ -160,6 +164,21 @@ mod tests {
         let off = cache(false);
         off.insert(k, identity("a"), 1_000, 100);
         assert!(off.get(&k, 100).is_none());
+    }
+
+    #[test]
+    fn ttls_are_spread_so_entries_cached_together_expire_apart() {
+        let c = cache(true);
+        let ttl_of = |first: u8| {
+            let mut k = [7u8; 32];
+            k[0] = first;
+            c.insert(k, identity("a"), 1_000_000, 0);
+            c.inner.as_ref().unwrap().get(&k).unwrap().ttl
+        };
+        assert_eq!(ttl_of(0), Duration::from_secs(300));
+        assert_eq!(ttl_of(255), Duration::from_secs(270));
+        let mid = ttl_of(128);
+        assert!(mid > Duration::from_secs(270) && mid < Duration::from_secs(300));
     }
 
     #[test]
