@@ -13,7 +13,9 @@
 //! pre-encoded gRPC frame, nothing is buffered or boxed per call. It keeps
 //! `conns` connections with `depth` requests in flight on each, picks a
 //! token per request from a pool (cycling, or each token once with `--once`,
-//! or a fresh token every Nth request with `--fresh`), decodes every
+//! or a fresh token every Nth request with `--fresh`; `--header-name` and
+//! `--value-prefix` send pool lines as, say, `cookie: session_id=<line>` or
+//! `x-api-key: <line>` instead of `authorization: Bearer <line>`), decodes every
 //! `CheckResponse` and counts allows, denies and errors, so a fast deny is
 //! never mistaken for a fast allow. It writes one JSON report: counts,
 //! throughput, a latency histogram's percentiles, the longest gap between two
@@ -119,6 +121,14 @@ struct RunArgs {
     /// Use each pool token at most once, and stop when the pool runs out.
     #[arg(long)]
     once: bool,
+    /// The request header that carries each pool line (gRPC mode), e.g.
+    /// `cookie` or `x-api-key` for sessions and API keys.
+    #[arg(long, default_value = "authorization")]
+    header_name: String,
+    /// Prepended to each pool line to make the header's value, e.g.
+    /// `session_id=` (with `--header-name cookie`) or `` (API keys).
+    #[arg(long, default_value = "Bearer ")]
+    value_prefix: String,
     /// A second pool of fresh tokens, each used once, for every
     /// `--fresh-every`-th request (the tail-stability mix).
     #[arg(long)]
@@ -172,7 +182,8 @@ fn main() {
                     .expect("token file is empty")
                     .to_string()
             });
-            std::fs::write(out, frame(token.as_deref())).expect("write frame");
+            let cred = token.map(|t| ("authorization", format!("Bearer {t}")));
+            std::fs::write(out, frame(cred)).expect("write frame");
         }
         Command::Run(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -278,26 +289,32 @@ fn mint(
 /// its `authorization` header (empty: none).
 fn payload(token: Option<&str>, http: bool) -> Bytes {
     match (http, token) {
-        (false, token) => frame(token),
+        (false, token) => frame(token.map(|t| ("authorization", format!("Bearer {t}")))),
         (true, Some(token)) => Bytes::from(format!("Bearer {token}")),
         (true, None) => Bytes::new(),
     }
 }
 
-fn read_pool(path: &PathBuf, http: bool) -> Vec<Bytes> {
+/// A pool file's lines as request bodies; in gRPC mode each line goes in
+/// header `name` as `prefix` + line.
+fn read_pool(path: &PathBuf, http: bool, name: &str, prefix: &str) -> Vec<Bytes> {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("token file {}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.is_empty())
-        .map(|t| payload(Some(t), http))
+        .map(|t| match http {
+            true => payload(Some(t), http),
+            false => frame(Some((name, format!("{prefix}{t}")))),
+        })
         .collect()
 }
 
 // ---------------------------------------------------------------- requests
 
 /// A CheckRequest shaped like Envoy's for a typical API call, as one gRPC
-/// frame (flag byte, big-endian length, protobuf).
-fn frame(token: Option<&str>) -> Bytes {
+/// frame (flag byte, big-endian length, protobuf). `cred`: one more header
+/// (name, value), e.g. `authorization: Bearer <token>`.
+fn frame(cred: Option<(&str, String)>) -> Bytes {
     let mut headers: HashMap<String, String> = [
         (":authority", "api.bench.test"),
         (":method", "GET"),
@@ -311,8 +328,8 @@ fn frame(token: Option<&str>) -> Bytes {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    if let Some(token) = token {
-        headers.insert("authorization".into(), format!("Bearer {token}"));
+    if let Some((name, value)) = cred {
+        headers.insert(name.into(), value);
     }
     let peer = |port: u32| Peer {
         address: Some(Address {
@@ -486,12 +503,17 @@ async fn run(args: RunArgs) -> serde_json::Value {
             key: encoding_key(Algorithm::HS256),
         }
     } else if let Some(path) = &args.tokens {
-        let pool = read_pool(path, http);
+        assert!(
+            !http || args.header_name == "authorization",
+            "--header-name is for gRPC mode only"
+        );
+        let (name, prefix) = (args.header_name.as_str(), args.value_prefix.as_str());
+        let pool = read_pool(path, http, name, prefix);
         assert!(!pool.is_empty(), "empty token pool");
         match (&args.fresh, args.once) {
             (Some(fresh), _) => Source::Mixed {
                 hot: pool,
-                fresh: read_pool(fresh, http),
+                fresh: read_pool(fresh, http, name, prefix),
                 every: args.fresh_every.max(1),
             },
             (None, true) => Source::Once(pool),

@@ -32,6 +32,7 @@ import argparse
 import atexit
 import datetime
 import glob
+import hashlib
 import json
 import math
 import os
@@ -45,6 +46,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -72,6 +74,9 @@ ENVOY_CONNS, ENVOY_DEPTH = 16, 8
 TARGETS = [
     ("hit_vs_noop_rps", "ward JWT cache hit Check/s vs no-op", ">=", 0.90),
     ("hit_vs_noop_cpu", "ward CPU per check vs no-op (cache hit)", "<=", 1.20),
+    ("session_hit_vs_noop_rps", "ward session cache hit Check/s vs no-op", ">=", 0.90),
+    ("apikey_hit_vs_noop_rps", "ward API key cache hit Check/s vs no-op", ">=", 0.90),
+    ("session_miss_vs_noop_rps", "ward session all-miss Check/s vs no-op", ">=", 0.50),
     ("envoy_ward_vs_noop", "Envoy+ward req/s vs Envoy+no-op", ">=", 0.95),
     ("envoy_ward_vs_jwt_authn", "Envoy+ward req/s vs Envoy+jwt_authn", ">=", 0.90),
     ("envoy_added_p99_ms", "p99 ward adds through Envoy at fixed rate (ms)", "<=", 1.0),
@@ -363,11 +368,11 @@ class Ward:
                     pass
         return out
 
-    def decisions(self) -> tuple[float, float]:
-        """(allow, deny) counts from ward_check_total."""
+    def decisions(self, method: Optional[str] = None) -> tuple[float, float]:
+        """(allow, deny) counts from ward_check_total (of one method if given)."""
         allow = deny = 0.0
         for k, v in self.metrics().items():
-            if k.startswith("ward_check_total{"):
+            if k.startswith("ward_check_total{") and (method is None or f'method="{method}"' in k):
                 if 'decision="allow"' in k:
                     allow += v
                 elif 'decision="deny"' in k:
@@ -388,7 +393,7 @@ class Noop:
         self.unix_path = None
         wait_until("noop_authz", lambda: tcp_open(self.grpc_port), proc=self.proc)
 
-    def decisions(self):
+    def decisions(self, method: Optional[str] = None):
         return None
 
     def stop(self) -> None:
@@ -555,6 +560,129 @@ def one_token(bed: Bed, alg: str = "RS256") -> str:
     return token_pool(bed, alg, 1, 7 * 86400, "hot-")
 
 
+# ------------------------------------------------------- sessions, API keys
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_B62_TABLE = bytes((BASE62 * 5)[:256], "ascii")
+
+
+def random_base62(n: int) -> str:
+    """n base62 characters (bytes mod 62: slightly biased, fine for ids)."""
+    return os.urandom(n).translate(_B62_TABLE).decode()
+
+
+def resp(*args: str) -> bytes:
+    """One Redis command in the wire protocol (for redis-cli --pipe)."""
+    out = [f"*{len(args)}\r\n".encode()]
+    for a in args:
+        b = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+class Redis:
+    """A throwaway redis-server (no persistence) on the load CPU, holding
+    the sessions and API keys of the direct phase."""
+
+    def __init__(self, bed: Bed, cpu: str):
+        if not shutil.which("redis-server") or not shutil.which("redis-cli"):
+            raise SystemExit("redis-server missing: run scripts/bench.sh (it installs it)")
+        self.port = free_port()
+        self.proc = Proc(bed.name("redis"), ["redis-server", "--port", str(self.port),
+                                             "--bind", "127.0.0.1", "--save", "",
+                                             "--appendonly", "no", "--dir", bed.tmp],
+                         cpu, bed.logs)
+        self.pid = self.proc.pid
+        self.url = f"redis://127.0.0.1:{self.port}"
+        wait_until("redis-server", lambda: tcp_open(self.port), proc=self.proc)
+        self.sessions: list[str] = []  # written so far; the first is the hot one
+        self.api_key: Optional[str] = None
+
+    def pipe(self, commands: bytes, what: str) -> None:
+        r = subprocess.run(["redis-cli", "-p", str(self.port), "--pipe"], input=commands,
+                           capture_output=True, timeout=300)
+        if r.returncode != 0 or b"errors: 0" not in r.stdout:
+            raise RuntimeError(f"redis-cli --pipe ({what}) failed:\n{r.stdout[-1000:]!r}"
+                               f"\n{r.stderr[-1000:]!r}")
+
+    def ensure_sessions(self, count: int) -> None:
+        """At least `count` valid sessions (`session:{sid}`, a day long)."""
+        need = count - len(self.sessions)
+        if need <= 0:
+            return
+        t = time.monotonic()
+        exp = str(int(time.time()) + 86400)
+        new = [random_base62(32) for _ in range(need)]
+        cmds = b"".join(resp("HSET", f"session:{sid}", "user_id", "bench-user",
+                             "expires_at", exp) + resp("EXPIRE", f"session:{sid}", "86400")
+                        for sid in new)
+        self.pipe(cmds, "sessions")
+        self.sessions += new
+        log(f"  wrote {need:,} sessions to Redis in {time.monotonic() - t:.1f}s")
+
+    def ensure_api_key(self) -> str:
+        """One valid ward-format API key (`apikey:{sha256hex}`, no expiry)."""
+        if self.api_key is None:
+            body = "ward_" + random_base62(32)
+            crc, digits = zlib.crc32(body.encode()), []
+            for _ in range(6):
+                crc, d = divmod(crc, 62)
+                digits.append(BASE62[d])
+            key = body + "".join(reversed(digits))
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            key_id = "key_" + random_base62(16)
+            self.pipe(resp("HSET", f"apikey:{digest}", "key_id", key_id, "user_id", "bench-bot",
+                           "name", "bench") + resp("SET", f"apikey_id:{key_id}", digest),
+                      "API key")
+            self.api_key = key
+        return self.api_key
+
+
+def bed_redis(bed: Bed) -> Redis:
+    if getattr(bed, "redis", None) is None:
+        bed.redis = Redis(bed, LOAD_CPU)
+    return bed.redis
+
+
+def redis_store(bed: Bed) -> dict:
+    """ward config for the scenarios that read sessions and API keys."""
+    return {"store": {"redis": {"url": bed_redis(bed).url}}}
+
+
+def lines_file(bed: Bed, name: str, lines: list[str]) -> str:
+    path = os.path.join(bed.tmp, name)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def session_hit_args(bed: Bed) -> list[str]:
+    r = bed_redis(bed)
+    r.ensure_sessions(1)
+    return ["--tokens", lines_file(bed, "session-hot.txt", r.sessions[:1]),
+            "--header-name", "cookie", "--value-prefix", "session_id="]
+
+
+def apikey_hit_args(bed: Bed) -> list[str]:
+    key = bed_redis(bed).ensure_api_key()
+    return ["--tokens", lines_file(bed, "apikey-hot.txt", [key]),
+            "--header-name", "x-api-key", "--value-prefix", ""]
+
+
+def session_miss_args(rate_guess: int):
+    """A different stored session per request, each sent once (ward
+    restarts per run, so its cache starts empty and the ids are reused)."""
+
+    def args(bed: Bed) -> list[str]:
+        count = int(math.ceil(rate_guess * bed.direct_window * 1.15 / 1000.0) * 1000)
+        r = bed_redis(bed)
+        r.ensure_sessions(count + 1)
+        return ["--tokens", lines_file(bed, f"session-miss-{count}.txt", r.sessions[1:count + 1]),
+                "--once", "--header-name", "cookie", "--value-prefix", "session_id="]
+
+    return args
+
+
 # ------------------------------------------------------------------ direct
 
 @dataclass
@@ -566,6 +694,8 @@ class DirectScenario:
     tokens: Optional[Callable[[Bed], list[str]]] = None  # extra loadgen args
     expect_allow: bool = True
     ward_extra: dict = field(default_factory=dict)
+    setup: Optional[Callable[[Bed], dict]] = None  # starts helpers, returns more ward config
+    method: Optional[str] = None      # ward's ward_check_total method label that must allow
     crosscheck: bool = False          # h2load twin, shown apart from the ratios
 
 
@@ -594,6 +724,13 @@ DIRECT_SCENARIOS = [
                    tokens=miss_args("RS256", 20000)),
     DirectScenario("ward_miss_es256", "ward, JWT ES256, cache miss", "ward",
                    tokens=miss_args("ES256", 14000)),
+    # Sessions and API keys in a throwaway Redis (on the load CPU).
+    DirectScenario("ward_session_hit", "ward, session, cache hit", "ward",
+                   tokens=session_hit_args, setup=redis_store, method="session"),
+    DirectScenario("ward_apikey_hit", "ward, API key, cache hit", "ward",
+                   tokens=apikey_hit_args, setup=redis_store, method="apikey"),
+    DirectScenario("ward_session_miss", "ward, session, all miss (Redis)", "ward",
+                   tokens=session_miss_args(35000), setup=redis_store, method="session"),
     # The same two with h2load, to show loadgen is not the bottleneck.
     DirectScenario("h2load_noop", "no-op server, h2load", "noop", tool="h2load",
                    tokens=hot_token_args, crosscheck=True),
@@ -621,14 +758,21 @@ def parse_h2load(out: str) -> dict:
 
 
 def run_direct_once(bed: Bed, sc: DirectScenario) -> dict:
+    helpers = []
     if sc.server == "ward":
-        server = Ward(bed, SERVER_CPU, extra=sc.ward_extra)
+        extra = dict(sc.ward_extra)
+        if sc.setup:
+            extra.update(sc.setup(bed))
+            if getattr(bed, "redis", None) is not None:
+                helpers.append(bed.redis.pid)
+        server = Ward(bed, SERVER_CPU, extra=extra)
     else:
         server = Noop(bed, SERVER_CPU, shaped=sc.server == "noop_shaped")
     try:
         token_args = sc.tokens(bed) if sc.tokens else []
         warmup, duration = bed.direct_warmup, bed.direct_duration
-        foreign = Foreign([server.pid])
+        foreign = Foreign([server.pid] + helpers)
+        h0 = sum(cpu_ticks(p) for p in helpers)
         c0, t0 = cpu_ticks(server.pid), time.monotonic()
         if sc.tool == "loadgen":
             out_path = os.path.join(bed.tmp, bed.name(f"loadgen-{sc.name}") + ".json")
@@ -665,17 +809,20 @@ def run_direct_once(bed: Bed, sc: DirectScenario) -> dict:
             r = {"rps": h["rps"], "requests": None}
             total = None
         r["foreign_cpu"] = foreign.done()
+        if helpers:  # Redis: on the load CPU, not counted in the server's CPU
+            r["redis_cpu_s"] = (sum(cpu_ticks(p) for p in helpers) - h0) / CLK_TCK
         cpu_s = (c1 - c0) / CLK_TCK
         r["server_cpu_s"] = cpu_s
         r["server_util"] = cpu_s / max(t1 - t0, 1e-9)
         if total:
             r["cpu_ms_per_1k"] = cpu_s * 1e6 / total  # ms of CPU per 1000 checks
-        decisions = server.decisions()
+        decisions = server.decisions(sc.method)
         if decisions is not None:
             allow, deny = decisions
             r["ward_allow"], r["ward_deny"] = allow, deny
             if sc.expect_allow and (deny > 0 or allow == 0 or (total and allow < total)):
-                raise RuntimeError(f"{sc.name}: ward metrics say allow={allow} deny={deny}, "
+                raise RuntimeError(f"{sc.name}: ward metrics say allow={allow} deny={deny} "
+                                   f"(method {sc.method or 'any'}), "
                                    f"loadgen sent {total}")
         return r
     finally:
@@ -1117,6 +1264,11 @@ def compute_targets(res: dict) -> list[dict]:
         hit = d["scenarios"]["ward_hit"]
         vals["hit_vs_noop_rps"] = hit["rps_ratio"]
         vals["hit_vs_noop_cpu"] = hit.get("cpu_ratio")
+        for key, name in (("session_hit_vs_noop_rps", "ward_session_hit"),
+                          ("apikey_hit_vs_noop_rps", "ward_apikey_hit"),
+                          ("session_miss_vs_noop_rps", "ward_session_miss")):
+            if name in d["scenarios"]:
+                vals[key] = d["scenarios"][name]["rps_ratio"]
     e = res.get("envoy")
     if e:
         vals["envoy_ward_vs_noop"] = e["ratios"]["ward_tcp_vs_noop"]

