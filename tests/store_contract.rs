@@ -254,11 +254,7 @@ async fn redis_publish_is_delivered() {
     );
     // Other channels are not ours.
     store.publish("elsewhere", "x").await.unwrap();
-    store
-        .publish(INVALIDATION_CHANNEL, "apikey:1")
-        .await
-        .unwrap();
-    assert_eq!(next(&mut sub).await, Invalidation::Key("apikey:1".into()));
+    assert_delivered(&store, &mut sub, "apikey:1").await;
 }
 
 // ---------------------------------------------------------------------------
@@ -290,6 +286,17 @@ async fn next(sub: &mut tokio::sync::mpsc::Receiver<Invalidation>) -> Invalidati
         .await
         .expect("no invalidation within 5 s")
         .expect("subscriber ended")
+}
+
+/// Publishes `key` on the invalidation channel and expects the subscriber
+/// to pass it on.
+async fn assert_delivered(
+    store: &RedisStore,
+    sub: &mut tokio::sync::mpsc::Receiver<Invalidation>,
+    key: &str,
+) {
+    store.publish(INVALIDATION_CHANNEL, key).await.unwrap();
+    assert_eq!(next(sub).await, Invalidation::Key(key.into()));
 }
 
 /// Retries a round trip until it works, for at most `limit`.
@@ -429,11 +436,7 @@ async fn the_subscriber_resets_after_a_restart() {
         "missed messages are assumed"
     );
     until_it_works(&store, Duration::from_secs(5)).await;
-    store
-        .publish(INVALIDATION_CHANNEL, "session:x")
-        .await
-        .unwrap();
-    assert_eq!(next(&mut sub).await, Invalidation::Key("session:x".into()));
+    assert_delivered(&store, &mut sub, "session:x").await;
 }
 
 #[tokio::test]
@@ -537,11 +540,7 @@ async fn cluster_mode() {
         .filter(|n| n.cli(&["DBSIZE"]).parse::<u32>().unwrap_or(0) > 0)
         .count();
     assert_eq!(masters_used, 3, "keys landed on every master");
-    store
-        .publish(INVALIDATION_CHANNEL, "session:3")
-        .await
-        .unwrap();
-    assert_eq!(next(&mut sub).await, Invalidation::Key("session:3".into()));
+    assert_delivered(&store, &mut sub, "session:3").await;
 }
 
 #[tokio::test]

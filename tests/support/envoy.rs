@@ -217,29 +217,26 @@ pub fn envoy_bin() -> PathBuf {
 /// The Envoy bootstrap for `opts`, as a JSON value (written out as YAML).
 pub fn render_config(opts: &EnvoyOptions, http_port: u16, admin_port: u16) -> Value {
     let mut routes = Vec::new();
-    if let Some(prefix) = &opts.public_prefix {
-        routes.push(json!({
+    // A route whose ext_authz filter gets a per-route setting.
+    let route = |prefix: &str, per_route: Value| {
+        let mut setting = json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute"
+        });
+        if let (Some(obj), Value::Object(extra)) = (setting.as_object_mut(), per_route) {
+            obj.extend(extra);
+        }
+        json!({
             "match": { "prefix": prefix },
             "route": { "cluster": "upstream" },
-            "typed_per_filter_config": {
-                "envoy.filters.http.ext_authz": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
-                    "disabled": true
-                }
-            }
-        }));
+            "typed_per_filter_config": { "envoy.filters.http.ext_authz": setting }
+        })
+    };
+    if let Some(prefix) = &opts.public_prefix {
+        routes.push(route(prefix, json!({ "disabled": true })));
     }
     if let Some(prefix) = &opts.open_prefix {
-        routes.push(json!({
-            "match": { "prefix": prefix },
-            "route": { "cluster": "upstream" },
-            "typed_per_filter_config": {
-                "envoy.filters.http.ext_authz": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
-                    "check_settings": { "context_extensions": { "ward_policy": "public" } }
-                }
-            }
-        }));
+        let public = json!({ "context_extensions": { "ward_policy": "public" } });
+        routes.push(route(prefix, json!({ "check_settings": public })));
     }
     routes.push(json!({ "match": { "prefix": "/" }, "route": { "cluster": "upstream" } }));
 
