@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use ward::authn::Authenticator;
 use ward::cache::hash_credential;
+use ward::check::Checker;
 use ward::config::{Config, ProcessEnv, SecretSource, StaticKey};
 use ward::credentials::Extractor;
 use ward::decision::Reason;
@@ -203,12 +204,18 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn authenticator(config: &Config) -> Authenticator {
+fn authenticator(config: &Config) -> Checker {
     let keys = KeyStore::new(&config.jwt).unwrap();
     let metrics = Arc::new(Metrics::new().unwrap());
     let store = ward::store::Store::Memory(Arc::default());
     let lookups = Arc::new(ward::lookup::Lookups::new(config, store, metrics.clone()));
-    Authenticator::new(config, keys, lookups, metrics)
+    checker(config, Authenticator::new(config, keys, lookups, metrics))
+}
+
+/// The whole check (policy, credential, authentication) around `authn`.
+fn checker(config: &Config, authn: Authenticator) -> Checker {
+    let policies = ward::policy::Policies::from_config(config).unwrap();
+    Checker::new(config, policies, authn)
 }
 
 /// Each request's headers, prepared up front so the benches time only
@@ -316,7 +323,7 @@ fn bench_authenticate(c: &mut Criterion) {
         &claims("alice", 0, now),
     );
     let one = request_headers(&token);
-    let outcome = rt.block_on(hit.authenticate(&request(&one), now));
+    let outcome = rt.block_on(hit.check(&request(&one), now));
     assert!(matches!(
         outcome.decision,
         ward::decision::Decision::Allow(_)
@@ -327,7 +334,7 @@ fn bench_authenticate(c: &mut Criterion) {
                 let req = request(&one);
                 let start = Instant::now();
                 for _ in 0..iters {
-                    black_box(hit.authenticate(black_box(&req), now).await);
+                    black_box(hit.check(black_box(&req), now).await);
                 }
                 start.elapsed()
             })
@@ -340,14 +347,14 @@ fn bench_authenticate(c: &mut Criterion) {
         let pool = pool();
         let warm = authenticator(&config(vec![rs256.clone()]));
         for h in pool {
-            rt.block_on(warm.authenticate(&request(h), now));
+            rt.block_on(warm.check(&request(h), now));
         }
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let start = Instant::now();
                 for i in 0..iters as usize {
                     let req = request(&pool[i % POOL]);
-                    black_box(warm.authenticate(black_box(&req), now).await);
+                    black_box(warm.check(black_box(&req), now).await);
                 }
                 start.elapsed()
             })
@@ -368,7 +375,7 @@ fn bench_authenticate(c: &mut Criterion) {
                 for _ in 0..iters {
                     let req = request(&pool[next % POOL]);
                     next += 1;
-                    black_box(cold.authenticate(black_box(&req), now).await);
+                    black_box(cold.check(black_box(&req), now).await);
                 }
                 start.elapsed()
             })
@@ -390,7 +397,7 @@ fn bench_authenticate(c: &mut Criterion) {
                 total += rt.block_on(async {
                     let start = Instant::now();
                     for h in &pool[..n] {
-                        black_box(authn.authenticate(black_box(&request(h)), now).await);
+                        black_box(authn.check(black_box(&request(h)), now).await);
                     }
                     start.elapsed()
                 });
@@ -437,13 +444,13 @@ fn bench_store_credentials(c: &mut Criterion) {
     let metrics = Arc::new(Metrics::new().unwrap());
     let store = ward::store::Store::Memory(memory);
     let lookups = Arc::new(ward::lookup::Lookups::new(&config, store, metrics.clone()));
-    let authn = Authenticator::new(&config, keys, lookups, metrics);
+    let authn = checker(&config, Authenticator::new(&config, keys, lookups, metrics));
 
     let mut group = c.benchmark_group("authenticate");
     let cookie = HashMap::from([("cookie".to_string(), format!("session_id={sid}"))]);
     let api = HashMap::from([("x-api-key".to_string(), key.clone())]);
     for (name, headers) in [("session_hit", &cookie), ("apikey_hit", &api)] {
-        let outcome = rt.block_on(authn.authenticate(&request(headers), now));
+        let outcome = rt.block_on(authn.check(&request(headers), now));
         assert!(
             matches!(outcome.decision, ward::decision::Decision::Allow(_)),
             "{name}"
@@ -454,7 +461,7 @@ fn bench_store_credentials(c: &mut Criterion) {
                     let req = request(headers);
                     let start = Instant::now();
                     for _ in 0..iters {
-                        black_box(authn.authenticate(black_box(&req), now).await);
+                        black_box(authn.check(black_box(&req), now).await);
                     }
                     start.elapsed()
                 })

@@ -6,7 +6,7 @@
 
 use crate::decision::Reason;
 use crate::fields;
-use crate::identity::{AuthMethod, HeaderRules, Identity, IdentityError, list_value};
+use crate::identity::{AuthMethod, HeaderRules, Identity, IdentityError, list_items, list_value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
@@ -137,7 +137,9 @@ impl ApiKey {
             ),
             ("key_id".into(), id_header.to_string(), self.key_id.clone()),
         ];
-        rules.build(&self.user_id, AuthMethod::ApiKey, extra)
+        let mut identity = rules.build(&self.user_id, AuthMethod::ApiKey, extra)?;
+        identity.scopes = list_items(&self.scopes);
+        Ok(identity)
     }
 }
 

@@ -2,16 +2,16 @@
 //! may wait: on the store (sessions, API keys, revocations, through the
 //! in-process cache) and on a JWKS refetch for an unknown `kid`.
 //!
-//! Order: the route's policy, then the credential (a malformed request
-//! never reaches a verifier, a malformed id never reaches the store), then
-//! one path per credential kind. A store failure is a deny (503
-//! `store_unavailable`), never an allow.
+//! One path per credential kind; a malformed id never reaches the store.
+//! A store failure is a deny (503 `store_unavailable`), never an allow,
+//! except for a JWT on a route whose policy says `on_store_error: open`.
+//! The policy, the limiter and roles/scopes are `check.rs`'s business.
 
 use crate::apikey::{self, ApiKey};
-use crate::cache::{CredentialHash, TokenCache, hash_credential};
-use crate::config::{Config, FingerprintConfig, FingerprintMode};
+use crate::cache::{TokenCache, hash_credential};
+use crate::config::{Config, FingerprintConfig, FingerprintMode, OnStoreError};
 use crate::credentials::{Credential, Extractor};
-use crate::decision::{Decision, Reason};
+use crate::decision::Reason;
 use crate::fingerprint;
 use crate::identity::{AuthMethod, ClaimRenderer, HeaderRules, Identity, IdentityError};
 use crate::jwks::KeyStore;
@@ -27,36 +27,6 @@ use std::time::Duration;
 /// How long a check with an unknown `kid` waits for a triggered JWKS
 /// refetch; well under Envoy's default 200 ms ext_authz timeout.
 const UNKNOWN_KID_WAIT: Duration = Duration::from_millis(100);
-
-/// Built-in policies an Envoy route can select with the ext_authz
-/// `context_extensions` key `ward_policy`. `required` (a valid credential)
-/// is the default; `public` lets the request pass without one, scrubbing
-/// forged identity headers all the same. Any other name is denied: a
-/// route that asks for a policy ward does not know fails closed.
-pub const POLICY_REQUIRED: &str = "required";
-pub const POLICY_PUBLIC: &str = "public";
-
-/// A decision plus what the shell needs to record it.
-#[derive(Debug)]
-pub struct Outcome {
-    pub decision: Decision,
-    /// The method of the credential presented, if any was.
-    pub method: Option<AuthMethod>,
-    /// On a deny, the credential's hash, for the log line (never the
-    /// credential itself).
-    pub credential: Option<CredentialHash>,
-}
-
-impl Outcome {
-    /// A decision taken before any credential was looked at.
-    pub fn anonymous(decision: Decision) -> Self {
-        Outcome {
-            decision,
-            method: None,
-            credential: None,
-        }
-    }
-}
 
 pub struct Authenticator {
     extractor: Extractor,
@@ -121,38 +91,35 @@ impl Authenticator {
         &self.lookups
     }
 
-    /// Decides one request at `now` (unix seconds).
-    pub async fn authenticate(&self, req: &Request<'_>, now: u64) -> Outcome {
-        match req.policy {
-            None | Some(POLICY_REQUIRED) => {}
-            Some(POLICY_PUBLIC) => return Outcome::anonymous(Decision::AllowAnonymous),
-            Some(_) => return Outcome::anonymous(Decision::Deny(Reason::UnknownPolicy)),
-        }
-        let credential = match self.extractor.extract(req) {
-            Ok(c) => c,
-            Err(reason) => return Outcome::anonymous(Decision::Deny(reason)),
-        };
-        let (method, secret, result) = match credential {
-            Credential::Bearer(token) => (AuthMethod::Jwt, token, self.jwt(token, now).await),
-            Credential::Session(sid) => {
-                (AuthMethod::Session, sid, self.session(sid, req, now).await)
-            }
-            Credential::ApiKey(key) => (AuthMethod::ApiKey, key, self.api_key(key, now).await),
-        };
-        // The credential's hash names it in the deny log line; an allow
-        // logs nothing, so the hot path does not pay for a second hash.
-        let (decision, credential) = match result {
-            Ok(identity) => (Decision::Allow(identity), None),
-            Err(reason) => (Decision::Deny(reason), Some(hash_credential(secret))),
-        };
-        Outcome {
-            decision,
-            method: Some(method),
-            credential,
+    /// The one credential the request carries (400 when ambiguous or
+    /// malformed, 401 when missing).
+    pub fn extract<'a>(&self, req: &Request<'a>) -> Result<Credential<'a>, Reason> {
+        self.extractor.extract(req)
+    }
+
+    /// The identity behind a credential at `now` (unix seconds).
+    /// `on_store_error` is the route's: with `open`, a verified JWT whose
+    /// revocation cannot be checked keeps its identity.
+    pub async fn authenticate(
+        &self,
+        credential: Credential<'_>,
+        req: &Request<'_>,
+        now: u64,
+        on_store_error: OnStoreError,
+    ) -> Result<Arc<Identity>, Reason> {
+        match credential {
+            Credential::Bearer(token) => self.jwt(token, now, on_store_error).await,
+            Credential::Session(sid) => self.session(sid, req, now).await,
+            Credential::ApiKey(key) => self.api_key(key, now).await,
         }
     }
 
-    async fn jwt(&self, token: &str, now: u64) -> Result<Arc<Identity>, Reason> {
+    async fn jwt(
+        &self,
+        token: &str,
+        now: u64,
+        on_store_error: OnStoreError,
+    ) -> Result<Arc<Identity>, Reason> {
         let hash = hash_credential(token);
         let identity = match self.cache.get(&hash, now) {
             Some(identity) => {
@@ -168,7 +135,14 @@ impl Authenticator {
                 identity
             }
         };
-        self.check_revocation(&identity, now).await?;
+        match self.check_revocation(&identity, now).await {
+            Err(Reason::StoreUnavailable) if on_store_error == OnStoreError::Open => {
+                tracing::warn!(
+                    "store unavailable: JWT revocation not checked (on_store_error: open)"
+                );
+            }
+            result => result?,
+        }
         Ok(identity)
     }
 

@@ -131,6 +131,8 @@ mod tests {
             headers: vec![],
             jti: None,
             session_id: None,
+            roles: vec![],
+            scopes: vec![],
         })
     }
 

@@ -7,11 +7,17 @@
 //! is empty) and returns every problem with its path. Field-by-field
 //! documentation lives in `docs/configuration.md`.
 
+mod policy;
 mod secret;
 
+pub use policy::{
+    BUILTIN_POLICIES, Kind, Mode, OnStoreError, PolicyConfig, Requirement, ResponsesConfig,
+    RouteConfig,
+};
 pub use secret::{EnvSource, ProcessEnv, Secret, SecretError, SecretSource};
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +35,15 @@ pub struct Config {
     pub store: StoreConfig,
     pub sessions: SessionsConfig,
     pub api_keys: ApiKeysConfig,
+    /// Request routes, first match wins (see `docs/policies.md`).
+    pub routes: Vec<RouteConfig>,
+    /// Named policies, for routes and Envoy's `ward_policy`.
+    pub policies: BTreeMap<String, PolicyConfig>,
+    /// The policy for a request no route matches: `required` when
+    /// `routes` is empty, else `deny`.
+    pub default_policy: Option<String>,
+    /// How denies are rendered: status overrides, login redirects.
+    pub responses: ResponsesConfig,
 }
 
 /// Where ward listens.
@@ -202,6 +217,11 @@ pub struct ClaimMapping {
     /// Further claims copied into headers; the first present claim wins
     /// for a header named twice.
     pub headers: Vec<ClaimHeader>,
+    /// Where route policies read roles: the first of these claims present
+    /// (an array, or a string split on spaces and commas).
+    pub roles: Vec<String>,
+    /// Where route policies read scopes, likewise.
+    pub scopes: Vec<String>,
 }
 
 impl Default for ClaimMapping {
@@ -219,6 +239,8 @@ impl Default for ClaimMapping {
                 map("scope", "x-user-scopes", true),
                 map("scp", "x-user-scopes", true),
             ],
+            roles: vec!["roles".into()],
+            scopes: vec!["scope".into(), "scp".into()],
         }
     }
 }

@@ -57,11 +57,18 @@ pub enum Reason {
     InvalidApiKey,
     TokenRevoked,
     StoreUnavailable,
+    CredentialNotAccepted,
+    InsufficientRole,
+    InsufficientScope,
+    RouteDenied,
+    NoRoute,
+    MalformedPath,
+    TooManyFailures,
 }
 
 impl Reason {
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [Reason; 34] = [
+    pub const ALL: [Reason; 41] = [
         Reason::MissingCredential,
         Reason::MalformedRequest,
         Reason::UnsupportedScheme,
@@ -96,6 +103,13 @@ impl Reason {
         Reason::InvalidApiKey,
         Reason::TokenRevoked,
         Reason::StoreUnavailable,
+        Reason::CredentialNotAccepted,
+        Reason::InsufficientRole,
+        Reason::InsufficientScope,
+        Reason::RouteDenied,
+        Reason::NoRoute,
+        Reason::MalformedPath,
+        Reason::TooManyFailures,
     ];
 
     /// The stable machine-readable code (deny body, metrics, logs).
@@ -135,6 +149,13 @@ impl Reason {
             Reason::InvalidApiKey => "invalid_api_key",
             Reason::TokenRevoked => "token_revoked",
             Reason::StoreUnavailable => "store_unavailable",
+            Reason::CredentialNotAccepted => "credential_not_accepted",
+            Reason::InsufficientRole => "insufficient_role",
+            Reason::InsufficientScope => "insufficient_scope",
+            Reason::RouteDenied => "route_denied",
+            Reason::NoRoute => "no_route",
+            Reason::MalformedPath => "malformed_path",
+            Reason::TooManyFailures => "too_many_failures",
         }
     }
 
@@ -148,8 +169,14 @@ impl Reason {
             Reason::MalformedRequest
             | Reason::UnsupportedScheme
             | Reason::MalformedAuthorization
-            | Reason::MultipleCredentials => 400,
+            | Reason::MultipleCredentials
+            | Reason::MalformedPath => 400,
             Reason::KeysUnavailable | Reason::StoreUnavailable => 503,
+            Reason::InsufficientRole
+            | Reason::InsufficientScope
+            | Reason::RouteDenied
+            | Reason::NoRoute => 403,
+            Reason::TooManyFailures => 429,
             _ => 401,
         }
     }
@@ -162,35 +189,30 @@ impl Reason {
             Reason::MalformedRequest
             | Reason::UnsupportedScheme
             | Reason::MalformedAuthorization
-            | Reason::MultipleCredentials => Some("invalid_request"),
+            | Reason::MultipleCredentials
+            | Reason::MalformedPath => Some("invalid_request"),
             Reason::KeysUnavailable | Reason::StoreUnavailable => Some("temporarily_unavailable"),
             Reason::UnknownPolicy => Some("server_error"),
+            Reason::InsufficientRole | Reason::InsufficientScope => Some("insufficient_scope"),
+            Reason::RouteDenied | Reason::NoRoute => Some("access_denied"),
+            Reason::TooManyFailures => Some("too_many_requests"),
             _ => Some("invalid_token"),
         }
-    }
-
-    /// The `WWW-Authenticate` challenge for a 401 or 400.
-    pub fn challenge(self, realm: &str) -> Option<String> {
-        if !matches!(self.status(), 400 | 401) {
-            return None;
-        }
-        Some(match self.error_code() {
-            Some(code) => format!(
-                "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{}\"",
-                self.as_str()
-            ),
-            None => format!("Bearer realm=\"{realm}\""),
-        })
     }
 
     /// The small JSON deny body. Holds no credential and nothing the
     /// client sent except the request id (kept to correlate with logs,
     /// and JSON-escaped).
     pub fn body(self, request_id: Option<&str>) -> String {
+        self.body_with_status(self.status(), request_id)
+    }
+
+    /// The body when `responses.status` answers this reason with `status`.
+    pub fn body_with_status(self, status: u16, request_id: Option<&str>) -> String {
         let mut body = serde_json::json!({
             "error": self.error_code().unwrap_or("unauthorized"),
             "reason": self.as_str(),
-            "status": self.status(),
+            "status": status,
         });
         if let Some(id) = request_id.filter(|id| id.len() <= 128) {
             body["request_id"] = id.into();
@@ -244,23 +266,19 @@ mod tests {
         assert_eq!(Reason::MalformedToken.status(), 401);
         assert_eq!(Reason::UnsupportedScheme.status(), 400);
         assert_eq!(Reason::KeysUnavailable.status(), 503);
+        assert_eq!(Reason::InsufficientRole.status(), 403);
         assert_eq!(
-            Reason::MissingCredential.challenge("ward").as_deref(),
-            Some("Bearer realm=\"ward\"")
+            Reason::InsufficientScope.error_code(),
+            Some("insufficient_scope")
         );
+        assert_eq!(Reason::MalformedPath.status(), 400);
+        assert_eq!(Reason::TooManyFailures.status(), 429);
+        assert_eq!(Reason::MissingCredential.error_code(), None);
+        assert_eq!(Reason::TokenExpired.error_code(), Some("invalid_token"));
         assert_eq!(
-            Reason::TokenExpired.challenge("ward").as_deref(),
-            Some(
-                "Bearer realm=\"ward\", error=\"invalid_token\", error_description=\"token_expired\""
-            )
+            Reason::UnsupportedScheme.error_code(),
+            Some("invalid_request")
         );
-        assert!(
-            Reason::UnsupportedScheme
-                .challenge("r")
-                .unwrap()
-                .contains("invalid_request")
-        );
-        assert_eq!(Reason::KeysUnavailable.challenge("r"), None);
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Identity {
     /// A JWT's `jti` and `sid`, kept for revocation checks on every use.
     pub jti: Option<String>,
     pub session_id: Option<String>,
+    /// Roles and scopes, for route policies (`policy.rs`).
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
 }
 
 /// The header rules every credential kind shares.
@@ -85,6 +88,8 @@ impl HeaderRules {
             headers,
             jti: None,
             session_id: None,
+            roles: Vec::new(),
+            scopes: Vec::new(),
         })
     }
 
@@ -111,6 +116,11 @@ pub fn list_value(s: &str) -> String {
     split_list(s).collect::<Vec<_>>().join(",")
 }
 
+/// A list value's items: split on spaces and commas, empties dropped.
+pub fn list_items(s: &str) -> Vec<String> {
+    split_list(s).map(str::to_string).collect()
+}
+
 /// Why verified claims could not become an identity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
@@ -125,6 +135,8 @@ pub enum IdentityError {
 pub struct ClaimRenderer {
     user_id_claim: String,
     mappings: Vec<ClaimHeader>,
+    roles_claims: Vec<String>,
+    scopes_claims: Vec<String>,
     rules: HeaderRules,
 }
 
@@ -133,6 +145,8 @@ impl ClaimRenderer {
         Self {
             user_id_claim: config.jwt.claims.user_id.clone(),
             mappings: config.jwt.claims.headers.clone(),
+            roles_claims: config.jwt.claims.roles.clone(),
+            scopes_claims: config.jwt.claims.scopes.clone(),
             rules: HeaderRules::from_config(config),
         }
     }
@@ -162,6 +176,8 @@ impl ClaimRenderer {
         let mut identity = self.rules.build(user_id, method, extra)?;
         identity.jti = string_claim(claims, "jti");
         identity.session_id = string_claim(claims, "sid");
+        identity.roles = list_claim(claims, &self.roles_claims);
+        identity.scopes = list_claim(claims, &self.scopes_claims);
         Ok(identity)
     }
 }
@@ -170,6 +186,24 @@ fn string_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
     match claims.get(name) {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         _ => None,
+    }
+}
+
+/// The items of the first of `names` present: an array of strings, or
+/// a string of items separated by spaces or commas (OAuth's `scope`).
+fn list_claim(claims: &Map<String, Value>, names: &[String]) -> Vec<String> {
+    let Some(value) = names.iter().find_map(|n| lookup(claims, n)) else {
+        return Vec::new();
+    };
+    match value {
+        Value::String(s) => list_items(s),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -10,11 +10,14 @@ mod admin;
 mod grpc;
 
 use crate::authn::Authenticator;
+use crate::check::Checker;
 use crate::config::Config;
 use crate::headers::ManagedHeaders;
 use crate::jwks::KeyStore;
 use crate::lookup::Lookups;
 use crate::metrics::Metrics;
+use crate::policy::Policies;
+use crate::response::Responder;
 use crate::store::{Invalidation, Store};
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use grpc::CheckService;
@@ -47,6 +50,8 @@ pub enum ServerError {
     Grpc(#[from] tonic::transport::Error),
     #[error("admin server: {0}")]
     Admin(std::io::Error),
+    #[error("policies: {0}")]
+    Policies(String),
 }
 
 /// A ward whose listeners are bound, ready to serve.
@@ -97,17 +102,22 @@ impl Server {
         let keys = KeyStore::new(&config.jwt)?;
         let store = Store::open(config).await?;
         let lookups = Arc::new(Lookups::new(config, store.clone(), metrics.clone()));
-        let authn = Arc::new(Authenticator::new(
-            config,
-            keys.clone(),
-            lookups.clone(),
-            metrics.clone(),
-        ));
+        let authn = Authenticator::new(config, keys.clone(), lookups.clone(), metrics.clone());
+        let policies = Policies::from_config(config).map_err(|problems| {
+            ServerError::Policies(
+                problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.path, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let checker = Arc::new(Checker::new(config, policies, authn));
         let service = Arc::new(CheckService {
-            authn,
+            checker,
             managed: ManagedHeaders::from_config(config),
             metrics: metrics.clone(),
-            realm: config.headers.realm.clone(),
+            responder: Responder::from_config(config),
         });
         let bind_err = |what, addr: String| move |source| ServerError::Bind { what, addr, source };
         let grpc = TcpListener::bind(config.listen.grpc)

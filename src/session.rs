@@ -5,7 +5,7 @@
 
 use crate::decision::Reason;
 use crate::fields;
-use crate::identity::{AuthMethod, HeaderRules, Identity, IdentityError, list_value};
+use crate::identity::{AuthMethod, HeaderRules, Identity, IdentityError, list_items, list_value};
 use std::collections::HashMap;
 
 /// Longest session id ward looks up.
@@ -98,7 +98,10 @@ impl<'a> Session<'a> {
         for (name, header) in mapped {
             extra.push((name.clone(), header.clone(), field(name)));
         }
-        rules.build(self.user_id, AuthMethod::Session, extra)
+        let mut identity = rules.build(self.user_id, AuthMethod::Session, extra)?;
+        identity.roles = list_items(&field("roles"));
+        identity.scopes = list_items(&field("scopes"));
+        Ok(identity)
     }
 }
 

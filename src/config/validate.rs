@@ -60,7 +60,41 @@ impl Config {
         self.check_store(&mut p);
         self.check_sessions(&mut p);
         self.check_api_keys(&mut p);
+        self.check_policies(&mut p);
         p.0
+    }
+
+    fn check_policies(&self, p: &mut Problems) {
+        if let Err(problems) = crate::policy::Policies::from_config(self) {
+            for problem in problems {
+                p.add(problem.path, problem.message);
+            }
+        }
+        for (code, status) in &self.responses.status {
+            let path = format!("responses.status.{code}");
+            if !crate::decision::Reason::ALL
+                .iter()
+                .any(|r| r.as_str() == code)
+            {
+                p.add(
+                    path,
+                    format!("`{code}` is not a deny reason (see docs/decisions.md)"),
+                );
+            } else if !(400..=599).contains(status) {
+                p.add(path, "a deny status must be 400-599".to_string());
+            }
+        }
+        let param = &self.responses.return_param;
+        if param.is_empty()
+            || !param
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            p.add(
+                "responses.return_param",
+                "must be a non-empty query parameter name (a-z, 0-9, `_`, `-`)",
+            );
+        }
     }
 
     fn check_listen(&self, p: &mut Problems) {

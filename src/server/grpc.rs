@@ -6,13 +6,14 @@
 //! a *failure* in Envoy, and with `failure_mode_allow: true` a failure lets
 //! the request through. Every deny carries an explicit HTTP status.
 
-use crate::authn::{Authenticator, Outcome};
 use crate::cache::short_hash;
+use crate::check::{Checker, Outcome};
 use crate::decision::{Decision, Reason};
 use crate::headers::ManagedHeaders;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::request::Request;
+use crate::response::Responder;
 use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction,
     HeaderValue, HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
@@ -33,10 +34,10 @@ const UNAVAILABLE: i32 = 14;
 const UNAUTHENTICATED: i32 = 16;
 
 pub struct CheckService {
-    pub authn: Arc<Authenticator>,
+    pub checker: Arc<Checker>,
     pub managed: ManagedHeaders,
     pub metrics: Arc<Metrics>,
-    pub realm: String,
+    pub responder: Responder,
 }
 
 #[tonic::async_trait]
@@ -63,7 +64,7 @@ impl Authorization for CheckService {
                     policy,
                     source_ip: source_ip(&check),
                 };
-                let outcome = self.authn.authenticate(&req, crate::unix_now()).await;
+                let outcome = self.checker.check(&req, crate::unix_now()).await;
                 self.finish(&req, &outcome, start)
             }
             None => {
@@ -139,7 +140,8 @@ impl CheckService {
                 tracing::info!(
                     request_id = req.request_id().unwrap_or(""),
                     reason = reason.as_str(),
-                    status = reason.status(),
+                    status = self.responder.status(*reason),
+                    policy = outcome.policy.as_ref().map_or("", |p| p.name.as_str()),
                     method = outcome.method.map_or("none", |m| m.as_str()),
                     credential = outcome
                         .credential
@@ -149,7 +151,7 @@ impl CheckService {
                     path = req.path,
                     "deny"
                 );
-                self.deny(req, *reason)
+                self.deny(req, outcome, *reason)
             }
         };
         self.metrics.record(
@@ -196,15 +198,9 @@ impl CheckService {
         }
     }
 
-    fn deny(&self, req: &Request<'_>, reason: Reason) -> CheckResponse {
-        let mut headers = vec![
-            header("content-type", "application/json"),
-            header("cache-control", "no-store"),
-        ];
-        if let Some(challenge) = reason.challenge(&self.realm) {
-            headers.push(header("www-authenticate", &challenge));
-        }
-        let code = match reason.status() {
+    fn deny(&self, req: &Request<'_>, outcome: &Outcome, reason: Reason) -> CheckResponse {
+        let rendered = self.responder.deny(req, outcome, reason);
+        let code = match rendered.status {
             401 => UNAUTHENTICATED,
             503 => UNAVAILABLE,
             _ => PERMISSION_DENIED,
@@ -216,10 +212,10 @@ impl CheckService {
             }),
             http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
                 status: Some(HttpStatus {
-                    code: i32::from(reason.status()),
+                    code: i32::from(rendered.status),
                 }),
-                headers,
-                body: reason.body(req.request_id()),
+                headers: rendered.headers.iter().map(|(k, v)| header(k, v)).collect(),
+                body: rendered.body,
             })),
             dynamic_metadata: Some(metadata(&[("reason", reason.as_str())])),
         }

@@ -1,0 +1,271 @@
+//! One check, start to finish: policy, credential, authentication,
+//! authorization. Both transports (gRPC and HTTP ext_authz) and
+//! `ward explain` go through [`Checker::check`], so they cannot disagree.
+//!
+//! Order matters for safety and cost:
+//! 1. the policy (`policy.rs`): Envoy's `ward_policy`, else the first
+//!    matching route, else the default; `deny` and `public` end here;
+//! 2. the credential (`credentials.rs`): exactly one, of a kind the
+//!    policy accepts; a malformed request never reaches a verifier;
+//! 3. the brute-force limiter: a client or credential with too many
+//!    recent failures gets 429 before anything reaches the store;
+//! 4. authentication (`authn.rs`): JWT, session or API key → identity;
+//!    the store's failure mode is the policy's (`on_store_error`);
+//! 5. authorization: the policy's roles and scopes (403).
+//!
+//! An `optional` policy turns every failure of 2-5 into an anonymous
+//! allow: the request passes without identity headers (forged ones are
+//! still removed).
+
+use crate::authn::Authenticator;
+use crate::cache::{CredentialHash, hash_credential};
+use crate::config::{Config, Mode, OnStoreError};
+use crate::credentials::Credential;
+use crate::decision::{Decision, Reason};
+use crate::fingerprint;
+use crate::identity::AuthMethod;
+use crate::limiter::Limiter;
+use crate::policy::{Policies, Policy, SelectError, Source};
+use crate::request::Request;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// A decision plus what the shell needs to render and record it.
+#[derive(Debug)]
+pub struct Outcome {
+    pub decision: Decision,
+    /// The method of the credential presented, if any was.
+    pub method: Option<AuthMethod>,
+    /// On a deny, the credential's hash, for the log line (never the
+    /// credential itself).
+    pub credential: Option<CredentialHash>,
+    /// The policy applied, when one was selected (login URL and the
+    /// accepted kinds shape the deny).
+    pub policy: Option<Arc<Policy>>,
+    /// For a 429: seconds until the client may try again.
+    pub retry_after: Option<u64>,
+}
+
+impl Outcome {
+    /// A decision taken before any credential was looked at.
+    pub fn anonymous(decision: Decision) -> Self {
+        Outcome {
+            decision,
+            method: None,
+            credential: None,
+            policy: None,
+            retry_after: None,
+        }
+    }
+}
+
+/// What `ward explain` prints: each step and its result, in order.
+#[derive(Debug, Default)]
+pub struct Trace {
+    enabled: bool,
+    pub steps: Vec<(String, String)>,
+}
+
+impl Trace {
+    pub fn enabled() -> Self {
+        Trace {
+            enabled: true,
+            steps: Vec::new(),
+        }
+    }
+
+    fn step(&mut self, name: &str, detail: impl FnOnce() -> String) {
+        if self.enabled {
+            self.steps.push((name.to_string(), detail()));
+        }
+    }
+}
+
+pub struct Checker {
+    policies: Policies,
+    authn: Authenticator,
+    limiter: Limiter,
+    trusted_hops: usize,
+}
+
+impl Checker {
+    pub fn new(config: &Config, policies: Policies, authn: Authenticator) -> Self {
+        Self {
+            policies,
+            authn,
+            limiter: Limiter::default(),
+            trusted_hops: config.sessions.fingerprint.trusted_hops,
+        }
+    }
+
+    pub fn authn(&self) -> &Authenticator {
+        &self.authn
+    }
+
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// Decides one request at `now` (unix seconds).
+    pub async fn check(&self, req: &Request<'_>, now: u64) -> Outcome {
+        self.run(req, now, &mut Trace::default()).await
+    }
+
+    /// As [`Checker::check`], recording each step.
+    pub async fn explain(&self, req: &Request<'_>, now: u64) -> (Outcome, Trace) {
+        let mut trace = Trace::enabled();
+        let outcome = self.run(req, now, &mut trace).await;
+        (outcome, trace)
+    }
+
+    async fn run(&self, req: &Request<'_>, now: u64, trace: &mut Trace) -> Outcome {
+        let selection = match self
+            .policies
+            .select(req.policy, req.host, req.method, req.path)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let reason = match e {
+                    SelectError::UnknownPolicy => Reason::UnknownPolicy,
+                    SelectError::BadPath => Reason::MalformedPath,
+                };
+                trace.step("policy", || format!("none: {}", reason.as_str()));
+                return Outcome::anonymous(Decision::Deny(reason));
+            }
+        };
+        let policy = selection.policy;
+        trace.step("policy", || {
+            let from = match &selection.source {
+                Source::Envoy => "selected by Envoy (context_extensions ward_policy)".to_string(),
+                Source::Route { index, name } => format!("route {name} (routes[{index}])"),
+                Source::Default => "no route matched: default_policy".to_string(),
+            };
+            format!("{} ({from}), mode {:?}", policy.name, policy.mode).to_lowercase()
+        });
+        let mut outcome = match policy.mode {
+            Mode::Deny => {
+                let reason = if selection.source == Source::Default {
+                    Reason::NoRoute
+                } else {
+                    Reason::RouteDenied
+                };
+                Outcome::anonymous(Decision::Deny(reason))
+            }
+            Mode::Public => Outcome::anonymous(Decision::AllowAnonymous),
+            Mode::Optional | Mode::Required => self.authenticate(req, policy, now, trace).await,
+        };
+        if policy.mode == Mode::Optional && matches!(outcome.decision, Decision::Deny(_)) {
+            trace.step("optional", || {
+                "the credential did not pass: allowed anonymously".into()
+            });
+            outcome.decision = Decision::AllowAnonymous;
+        }
+        outcome.policy = Some(policy.clone());
+        outcome
+    }
+
+    async fn authenticate(
+        &self,
+        req: &Request<'_>,
+        policy: &Arc<Policy>,
+        now: u64,
+        trace: &mut Trace,
+    ) -> Outcome {
+        let credential = match self.authn.extract(req) {
+            Ok(c) => c,
+            Err(reason) => {
+                trace.step("credential", || reason.as_str().to_string());
+                return Outcome::anonymous(Decision::Deny(reason));
+            }
+        };
+        let (method, secret) = match credential {
+            Credential::Bearer(t) => (AuthMethod::Jwt, t),
+            Credential::Session(s) => (AuthMethod::Session, s),
+            Credential::ApiKey(k) => (AuthMethod::ApiKey, k),
+        };
+        trace.step("credential", || {
+            format!(
+                "{} ({})",
+                method.as_str(),
+                crate::cache::short_hash(&hash_credential(secret))
+            )
+        });
+        let deny = |reason: Reason, retry_after: Option<u64>| Outcome {
+            decision: Decision::Deny(reason),
+            method: Some(method),
+            credential: Some(hash_credential(secret)),
+            policy: None,
+            retry_after,
+        };
+        if !policy.accepts(method) {
+            trace.step("accepted", || {
+                let kinds: Vec<&str> = policy.accepted().map(|m| m.as_str()).collect();
+                format!("no: the policy accepts {}", kinds.join(", "))
+            });
+            return deny(Reason::CredentialNotAccepted, None);
+        }
+        let ip = self.client_ip(req);
+        if let Some(wait) = self.limiter.blocked(ip, Some(secret.as_bytes())) {
+            let secs = wait.as_secs().max(1);
+            trace.step("limiter", || format!("blocked for {secs}s more"));
+            return deny(Reason::TooManyFailures, Some(secs));
+        }
+        let result = self
+            .authn
+            .authenticate(credential, req, now, policy.on_store_error)
+            .await;
+        let identity = match result {
+            Ok(identity) => identity,
+            Err(reason) => {
+                trace.step("authenticate", || reason.as_str().to_string());
+                if counts_as_failure(reason) {
+                    self.limiter.record_failure(ip, Some(secret.as_bytes()));
+                }
+                if reason == Reason::StoreUnavailable && policy.on_store_error == OnStoreError::Open
+                {
+                    trace.step("on_store_error", || "open: allowed anonymously".into());
+                    let mut outcome = Outcome::anonymous(Decision::AllowAnonymous);
+                    outcome.method = Some(method);
+                    return outcome;
+                }
+                return deny(reason, None);
+            }
+        };
+        trace.step("authenticate", || {
+            format!(
+                "user {} via {}; roles [{}]; scopes [{}]",
+                identity.user_id,
+                identity.method.as_str(),
+                identity.roles.join(", "),
+                identity.scopes.join(", ")
+            )
+        });
+        if let Err(reason) = policy.authorize(&identity) {
+            trace.step("authorize", || reason.as_str().to_string());
+            return deny(reason, None);
+        }
+        trace.step("authorize", || "ok".into());
+        Outcome {
+            decision: Decision::Allow(identity),
+            method: Some(method),
+            credential: None,
+            policy: None,
+            retry_after: None,
+        }
+    }
+
+    fn client_ip(&self, req: &Request<'_>) -> Option<IpAddr> {
+        fingerprint::client_ip(
+            req.header("x-forwarded-for"),
+            req.source_ip,
+            self.trusted_hops,
+        )
+    }
+}
+
+/// Failures the limiter counts: a presented credential that is bad. Not
+/// an outage (503), not a malformed request (400), not a valid credential
+/// lacking a role (403).
+fn counts_as_failure(reason: Reason) -> bool {
+    reason.status() == 401
+}

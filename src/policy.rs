@@ -1,0 +1,506 @@
+//! Route policies: which rules a request must meet, chosen by route.
+//!
+//! Real deployments are never "everything needs a token": health checks
+//! are public, `/admin` needs a role, a partner API takes only API keys.
+//! A [`Policy`] says what a request needs (mode, accepted credential
+//! kinds, roles, scopes, behaviour when the store is down, a login URL);
+//! [`Policies`] picks one per request:
+//!
+//! 1. an Envoy route's `context_extensions` `ward_policy: NAME`, for
+//!    teams that keep routing in Envoy (an unknown name fails closed);
+//! 2. else the first entry of `routes` matching the canonical path
+//!    ([`path`]), host and method;
+//! 3. else `default_policy` (`required` when there are no routes, so a
+//!    config without routes protects everything; `deny` otherwise).
+//!
+//! Pure: no I/O, no clock. `authz.rs` applies the chosen policy.
+
+pub mod path;
+mod route;
+
+pub use route::{PathMatch, RouteError, RouteSpec, RouteTable};
+
+use crate::config::{Config, Kind, Mode, OnStoreError, PolicyConfig, Requirement, RouteConfig};
+use crate::decision::Reason;
+use crate::identity::{AuthMethod, Identity};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A compiled policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The policy's name, or the route's for an inline policy.
+    pub name: String,
+    pub mode: Mode,
+    accept: [bool; 3],
+    pub roles: Requirement,
+    pub scopes: Requirement,
+    pub on_store_error: OnStoreError,
+    pub login_url: Option<String>,
+}
+
+impl Policy {
+    pub fn from_config(name: &str, config: &PolicyConfig) -> Self {
+        let mut accept = [config.accept.is_empty(); 3];
+        for kind in &config.accept {
+            accept[slot(method_of(*kind))] = true;
+        }
+        Self {
+            name: name.to_string(),
+            mode: config.mode,
+            accept,
+            roles: config.roles.clone(),
+            scopes: config.scopes.clone(),
+            on_store_error: config.on_store_error,
+            login_url: config.login_url.clone(),
+        }
+    }
+
+    fn builtin(name: &str, mode: Mode) -> Self {
+        Self::from_config(
+            name,
+            &PolicyConfig {
+                mode,
+                ..PolicyConfig::default()
+            },
+        )
+    }
+
+    /// Whether this policy accepts credentials of `method`.
+    pub fn accepts(&self, method: AuthMethod) -> bool {
+        self.accept[slot(method)]
+    }
+
+    /// The kinds accepted, in a fixed order (for challenges and `explain`).
+    pub fn accepted(&self) -> impl Iterator<Item = AuthMethod> + '_ {
+        AuthMethod::ALL.into_iter().filter(|m| self.accepts(*m))
+    }
+
+    /// Roles, then scopes: a valid credential lacking either is a 403.
+    pub fn authorize(&self, identity: &Identity) -> Result<(), Reason> {
+        if !satisfies(&self.roles, &identity.roles) {
+            return Err(Reason::InsufficientRole);
+        }
+        if !satisfies(&self.scopes, &identity.scopes) {
+            return Err(Reason::InsufficientScope);
+        }
+        Ok(())
+    }
+}
+
+fn satisfies(req: &Requirement, held: &[String]) -> bool {
+    let has = |want: &String| held.iter().any(|h| h == want);
+    req.all_of.iter().all(has) && (req.any_of.is_empty() || req.any_of.iter().any(has))
+}
+
+fn slot(method: AuthMethod) -> usize {
+    match method {
+        AuthMethod::Jwt => 0,
+        AuthMethod::Session => 1,
+        AuthMethod::ApiKey => 2,
+    }
+}
+
+pub fn method_of(kind: Kind) -> AuthMethod {
+    match kind {
+        Kind::Jwt => AuthMethod::Jwt,
+        Kind::Session => AuthMethod::Session,
+        Kind::Apikey => AuthMethod::ApiKey,
+    }
+}
+
+/// Which policy applies to a request, and why.
+#[derive(Debug, Clone)]
+pub struct Selection<'a> {
+    pub policy: &'a Arc<Policy>,
+    pub source: Source,
+}
+
+/// Where a selection came from (shown by `ward explain`, logged on deny).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Envoy's `context_extensions` named it.
+    Envoy,
+    /// `routes[index]` matched.
+    Route { index: usize, name: String },
+    /// No route matched.
+    Default,
+}
+
+/// Why no policy could be selected: the request is denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectError {
+    /// Envoy named a policy ward does not have (a deployment mistake).
+    UnknownPolicy,
+    /// The path cannot be canonicalized (400).
+    BadPath,
+}
+
+/// The compiled `routes`, `policies` and `default_policy`.
+#[derive(Debug)]
+pub struct Policies {
+    named: HashMap<String, Arc<Policy>>,
+    routes: RouteTable,
+    route_policies: Vec<(String, Arc<Policy>)>,
+    default: Arc<Policy>,
+    /// Whether any route needs the path (else matching is skipped).
+    has_routes: bool,
+}
+
+/// A config problem found while compiling, with its field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyProblem {
+    pub path: String,
+    pub message: String,
+}
+
+impl Policies {
+    /// Compiles the policy sections; every problem is returned with its
+    /// field path (`config::validate` reports them).
+    pub fn from_config(config: &Config) -> Result<Self, Vec<PolicyProblem>> {
+        let mut problems = Vec::new();
+        let mut add =
+            |path: String, message: String| problems.push(PolicyProblem { path, message });
+        let mut named: HashMap<String, Arc<Policy>> = HashMap::new();
+        for (name, mode) in [
+            ("required", Mode::Required),
+            ("optional", Mode::Optional),
+            ("public", Mode::Public),
+            ("deny", Mode::Deny),
+        ] {
+            named.insert(name.into(), Arc::new(Policy::builtin(name, mode)));
+        }
+        for (name, p) in &config.policies {
+            let path = format!("policies.{name}");
+            if named.contains_key(name) {
+                add(
+                    path,
+                    format!("`{name}` is a built-in policy and cannot be redefined"),
+                );
+                continue;
+            }
+            if !valid_name(name) {
+                add(path, "a policy name is 1-64 of a-z, 0-9, `-`, `_`".into());
+                continue;
+            }
+            check_policy(&path, p, &mut add);
+            named.insert(name.clone(), Arc::new(Policy::from_config(name, p)));
+        }
+        let mut specs = Vec::with_capacity(config.routes.len());
+        let mut route_policies = Vec::with_capacity(config.routes.len());
+        for (i, r) in config.routes.iter().enumerate() {
+            let path = format!("routes[{i}]");
+            let name = r.name.clone().unwrap_or_else(|| path.clone());
+            let policy = match (&r.policy, r.has_inline_policy()) {
+                (Some(_), true) => {
+                    add(
+                        path.clone(),
+                        "set either `policy` or inline policy fields (mode, accept, roles, scopes, on_store_error, login_url), not both".into(),
+                    );
+                    None
+                }
+                (Some(p), false) => match named.get(p) {
+                    Some(policy) => Some(policy.clone()),
+                    None => {
+                        add(format!("{path}.policy"), format!("no policy named `{p}`"));
+                        None
+                    }
+                },
+                (None, _) => {
+                    let inline = r.inline_policy();
+                    check_policy(&path, &inline, &mut add);
+                    Some(Arc::new(Policy::from_config(&name, &inline)))
+                }
+            };
+            match route_spec(r) {
+                Ok(spec) => specs.push(spec),
+                Err(message) => add(path.clone(), message),
+            }
+            if let Some(policy) = policy {
+                route_policies.push((name, policy));
+            }
+        }
+        let default_name = config.default_policy.clone().unwrap_or_else(|| {
+            if config.routes.is_empty() {
+                "required".into()
+            } else {
+                "deny".into()
+            }
+        });
+        let default = named.get(&default_name).cloned();
+        if default.is_none() {
+            add(
+                "default_policy".into(),
+                format!("no policy named `{default_name}`"),
+            );
+        }
+        let routes = if specs.len() == config.routes.len() {
+            RouteTable::new(specs).map_err(|(i, e)| {
+                add(format!("routes[{i}]"), e.to_string());
+            })
+        } else {
+            Err(())
+        };
+        match (routes, default) {
+            (Ok(routes), Some(default)) if problems.is_empty() => Ok(Self {
+                has_routes: !routes.is_empty(),
+                named,
+                routes,
+                route_policies,
+                default,
+            }),
+            _ => Err(problems),
+        }
+    }
+
+    /// The policy for a request. `envoy_policy` is the `ward_policy`
+    /// context extension, if the Envoy route set one.
+    pub fn select(
+        &self,
+        envoy_policy: Option<&str>,
+        host: &str,
+        method: &str,
+        raw_path: &str,
+    ) -> Result<Selection<'_>, SelectError> {
+        if let Some(name) = envoy_policy {
+            return self
+                .named
+                .get(name)
+                .map(|policy| Selection {
+                    policy,
+                    source: Source::Envoy,
+                })
+                .ok_or(SelectError::UnknownPolicy);
+        }
+        if !self.has_routes {
+            return Ok(Selection {
+                policy: &self.default,
+                source: Source::Default,
+            });
+        }
+        let path = path::canonicalize(raw_path).map_err(|_| SelectError::BadPath)?;
+        Ok(match self.routes.find(host, method, &path) {
+            Some(index) => {
+                let (name, policy) = &self.route_policies[index];
+                Selection {
+                    policy,
+                    source: Source::Route {
+                        index,
+                        name: name.clone(),
+                    },
+                }
+            }
+            None => Selection {
+                policy: &self.default,
+                source: Source::Default,
+            },
+        })
+    }
+
+    /// A named policy (built-in or from `policies`).
+    pub fn named(&self, name: &str) -> Option<&Arc<Policy>> {
+        self.named.get(name)
+    }
+
+    /// The route's spec at `index`, for `ward explain`.
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn check_policy(path: &str, p: &PolicyConfig, add: &mut impl FnMut(String, String)) {
+    if matches!(p.mode, Mode::Public | Mode::Optional | Mode::Deny)
+        && !(p.roles.is_empty() && p.scopes.is_empty())
+    {
+        add(
+            format!("{path}.mode"),
+            "roles and scopes need `mode: required`".into(),
+        );
+    }
+    if let Some(url) = &p.login_url {
+        let ok =
+            (url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/'))
+                && !url.starts_with("//")
+                && url.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            add(
+                format!("{path}.login_url"),
+                "must be an absolute http(s) URL or a path starting with `/`, without spaces or control characters".into(),
+            );
+        }
+    }
+    for (field, req) in [("roles", &p.roles), ("scopes", &p.scopes)] {
+        for (list, values) in [("any_of", &req.any_of), ("all_of", &req.all_of)] {
+            if values
+                .iter()
+                .any(|v| v.is_empty() || v.contains([',', ' ']))
+            {
+                add(
+                    format!("{path}.{field}.{list}"),
+                    "values must be non-empty and contain no comma or space".into(),
+                );
+            }
+        }
+    }
+}
+
+fn route_spec(r: &RouteConfig) -> Result<RouteSpec, String> {
+    let forms = [
+        r.exact.clone().map(PathMatch::Exact),
+        r.prefix.clone().map(PathMatch::Prefix),
+        r.glob.clone().map(PathMatch::Glob),
+        r.regex.clone().map(PathMatch::Regex),
+    ];
+    let mut set = forms.into_iter().flatten();
+    let path = match (set.next(), set.next()) {
+        (Some(p), None) => p,
+        _ => return Err("set exactly one of `exact`, `prefix`, `glob`, `regex`".into()),
+    };
+    Ok(RouteSpec {
+        path,
+        hosts: r.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        methods: r.methods.clone(),
+        case_sensitive: r.case_sensitive,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policies(yaml: &str) -> Result<Policies, Vec<PolicyProblem>> {
+        Policies::from_config(&Config::from_yaml(yaml).unwrap())
+    }
+
+    fn paths(result: Result<Policies, Vec<PolicyProblem>>) -> Vec<String> {
+        result.err().unwrap().into_iter().map(|p| p.path).collect()
+    }
+
+    #[test]
+    fn no_routes_means_everything_is_required() {
+        let p = policies("").unwrap();
+        let s = p.select(None, "h", "GET", "/anything").unwrap();
+        assert_eq!(s.policy.mode, Mode::Required);
+        assert_eq!(s.source, Source::Default);
+    }
+
+    #[test]
+    fn unmatched_requests_are_denied_once_routes_exist() {
+        let p = policies("routes: [{exact: /healthz, policy: public}]").unwrap();
+        assert_eq!(
+            p.select(None, "h", "GET", "/healthz").unwrap().policy.mode,
+            Mode::Public
+        );
+        let s = p.select(None, "h", "GET", "/other").unwrap();
+        assert_eq!(s.policy.mode, Mode::Deny);
+        assert_eq!(s.source, Source::Default);
+    }
+
+    #[test]
+    fn envoy_names_a_policy() {
+        let p = policies("policies: {partner: {accept: [apikey]}}").unwrap();
+        let s = p.select(Some("partner"), "h", "GET", "/").unwrap();
+        assert!(s.policy.accepts(AuthMethod::ApiKey));
+        assert!(!s.policy.accepts(AuthMethod::Jwt));
+        assert_eq!(s.source, Source::Envoy);
+        assert_eq!(
+            p.select(Some("public"), "h", "GET", "/")
+                .unwrap()
+                .policy
+                .mode,
+            Mode::Public
+        );
+        assert_eq!(
+            p.select(Some("nope"), "h", "GET", "/").err(),
+            Some(SelectError::UnknownPolicy)
+        );
+    }
+
+    #[test]
+    fn inline_and_named_route_policies() {
+        let p = policies(
+            "policies: {admins: {roles: {any_of: [admin]}}}\n\
+             routes:\n\
+             - {name: admin, prefix: /admin, policy: admins}\n\
+             - {prefix: /api, methods: [GET], scopes: {all_of: [read]}}\n\
+             default_policy: required\n",
+        )
+        .unwrap();
+        let s = p.select(None, "h", "GET", "/admin/x").unwrap();
+        assert_eq!(s.policy.roles.any_of, vec!["admin".to_string()]);
+        assert_eq!(
+            s.source,
+            Source::Route {
+                index: 0,
+                name: "admin".into()
+            }
+        );
+        let s = p.select(None, "h", "GET", "/api/v1").unwrap();
+        assert_eq!(s.policy.name, "routes[1]");
+        assert_eq!(s.policy.scopes.all_of, vec!["read".to_string()]);
+        let s = p.select(None, "h", "POST", "/api/v1").unwrap();
+        assert_eq!(s.source, Source::Default);
+        assert_eq!(s.policy.mode, Mode::Required);
+    }
+
+    #[test]
+    fn problems_name_their_fields() {
+        assert_eq!(
+            paths(policies(
+                "policies: {public: {}, Bad: {}, ok: {mode: public, roles: {any_of: [a]}}}\n\
+                 routes:\n\
+                 - {prefix: /a, policy: missing}\n\
+                 - {prefix: /b, exact: /b}\n\
+                 - {prefix: /c, policy: ok, mode: required}\n\
+                 - {prefix: /d/}\n\
+                 - {prefix: /e, login_url: 'javascript:alert(1)'}\n\
+                 default_policy: nope\n"
+            )),
+            vec![
+                "policies.Bad",
+                "policies.ok.mode",
+                "policies.public",
+                "routes[0].policy",
+                "routes[1]",
+                "routes[2]",
+                "routes[4].login_url",
+                "default_policy",
+            ]
+        );
+        assert_eq!(
+            paths(policies("routes: [{prefix: /d/}]")),
+            vec!["routes[0]"]
+        );
+    }
+
+    #[test]
+    fn roles_and_scopes() {
+        let p = policies(
+            "routes:\n\
+             - {prefix: /a, roles: {any_of: [admin, ops]}, scopes: {all_of: [read, write]}}\n",
+        )
+        .unwrap();
+        let policy = p.select(None, "h", "GET", "/a").unwrap().policy.clone();
+        let mut id = Identity {
+            user_id: "u".into(),
+            method: AuthMethod::Jwt,
+            headers: vec![],
+            jti: None,
+            session_id: None,
+            roles: vec!["ops".into()],
+            scopes: vec!["read".into(), "write".into()],
+        };
+        assert_eq!(policy.authorize(&id), Ok(()));
+        id.scopes.pop();
+        assert_eq!(policy.authorize(&id), Err(Reason::InsufficientScope));
+        id.roles = vec!["dev".into()];
+        assert_eq!(policy.authorize(&id), Err(Reason::InsufficientRole));
+    }
+}

@@ -1,0 +1,447 @@
+//! The route table: which route a request hits, first match wins, in
+//! time that does not grow with the number of routes.
+//!
+//! A linear scan over thousands of routes would cost microseconds per
+//! check; instead exact paths and segment prefixes are hash lookups (one
+//! per path segment), and globs and regexes run as one `RegexSet` pass.
+//! Each index yields candidate route numbers; the lowest candidate whose
+//! host and method also match wins, which is exactly "first match wins"
+//! over the list as written.
+//!
+//! Paths are matched in canonical form (`policy::path`), so route
+//! patterns are canonicalized the same way when the table is built.
+
+use super::path;
+use regex::RegexSet;
+use std::collections::HashMap;
+
+/// How a route matches the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    Prefix(String),
+    Glob(String),
+    Regex(String),
+}
+
+impl PathMatch {
+    pub fn describe(&self) -> String {
+        match self {
+            PathMatch::Exact(p) => format!("exact {p}"),
+            PathMatch::Prefix(p) => format!("prefix {p}"),
+            PathMatch::Glob(p) => format!("glob {p}"),
+            PathMatch::Regex(p) => format!("regex {p}"),
+        }
+    }
+}
+
+/// One route as the table sees it.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub path: PathMatch,
+    /// Lowercase host names, or `*.suffix`; empty means any.
+    pub hosts: Vec<String>,
+    /// Upper-case methods; empty means any.
+    pub methods: Vec<String>,
+    pub case_sensitive: bool,
+}
+
+/// Why a route could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("must start with `/`")]
+    NotAbsolute,
+    #[error("is not a canonical path (it would never match): use `{0}`")]
+    NotCanonical(String),
+    #[error("is not a valid regular expression: {0}")]
+    BadRegex(String),
+    #[error("`**` must be a whole segment")]
+    BadGlob,
+    #[error("`{0}` is not a valid host (lowercase name, or `*.` and a name)")]
+    BadHost(String),
+    #[error("`{0}` is not an HTTP method (upper-case letters)")]
+    BadMethod(String),
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    exact: HashMap<String, Vec<u32>>,
+    prefix: HashMap<String, Vec<u32>>,
+}
+
+/// The compiled table.
+#[derive(Debug)]
+pub struct RouteTable {
+    specs: Vec<RouteSpec>,
+    /// Case-sensitive and case-insensitive (keys lowercased) indexes.
+    sensitive: Index,
+    insensitive: Index,
+    patterns: RegexSet,
+    /// Route number of each pattern in `patterns`.
+    pattern_routes: Vec<u32>,
+}
+
+impl RouteTable {
+    /// Compiles `specs`; an error names the route's position.
+    pub fn new(specs: Vec<RouteSpec>) -> Result<Self, (usize, RouteError)> {
+        let mut sensitive = Index::default();
+        let mut insensitive = Index::default();
+        let mut patterns = Vec::new();
+        let mut pattern_routes = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let n = u32::try_from(i).unwrap_or(u32::MAX);
+            check_spec(spec).map_err(|e| (i, e))?;
+            let index = if spec.case_sensitive {
+                &mut sensitive
+            } else {
+                &mut insensitive
+            };
+            let fold = |p: &str| {
+                if spec.case_sensitive {
+                    p.to_string()
+                } else {
+                    p.to_ascii_lowercase()
+                }
+            };
+            match &spec.path {
+                PathMatch::Exact(p) => index.exact.entry(fold(p)).or_default().push(n),
+                PathMatch::Prefix(p) => index.prefix.entry(fold(p)).or_default().push(n),
+                PathMatch::Glob(g) => {
+                    patterns.push(flags(spec) + &glob_regex(g).map_err(|e| (i, e))?);
+                    pattern_routes.push(n);
+                }
+                PathMatch::Regex(r) => {
+                    patterns.push(format!("{}^(?:{r})$", flags(spec)));
+                    pattern_routes.push(n);
+                }
+            }
+        }
+        let patterns = RegexSet::new(&patterns).map_err(|e| {
+            // RegexSet reports no position; find the offending pattern.
+            let at = patterns
+                .iter()
+                .position(|p| regex::Regex::new(p).is_err())
+                .map_or(0, |k| pattern_routes[k] as usize);
+            (at, RouteError::BadRegex(e.to_string()))
+        })?;
+        Ok(Self {
+            specs,
+            sensitive,
+            insensitive,
+            patterns,
+            pattern_routes,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    /// The first route (by position) matching a canonical path, host and
+    /// method.
+    pub fn find(&self, host: &str, method: &str, path: &str) -> Option<usize> {
+        let mut best: Option<u32> = None;
+        let host = host_without_port(host);
+        let mut consider = |candidates: &[u32]| {
+            for &n in candidates {
+                if best.is_some_and(|b| b <= n) {
+                    // Candidate lists are ascending.
+                    break;
+                }
+                if self.host_and_method(n as usize, host, method) {
+                    best = Some(n);
+                    break;
+                }
+            }
+        };
+        for (index, path) in [
+            (&self.sensitive, std::borrow::Cow::Borrowed(path)),
+            (&self.insensitive, lowercase(path)),
+        ] {
+            if index.exact.is_empty() && index.prefix.is_empty() {
+                continue;
+            }
+            if let Some(c) = index.exact.get(path.as_ref()) {
+                consider(c);
+            }
+            if !index.prefix.is_empty() {
+                for prefix in segment_prefixes(&path) {
+                    if let Some(c) = index.prefix.get(prefix) {
+                        consider(c);
+                    }
+                }
+            }
+        }
+        if !self.pattern_routes.is_empty() {
+            for k in self.patterns.matches(path).iter() {
+                let n = self.pattern_routes[k];
+                if best.is_some_and(|b| b <= n) {
+                    continue;
+                }
+                if self.host_and_method(n as usize, host, method) {
+                    best = Some(n);
+                }
+            }
+        }
+        best.map(|n| n as usize)
+    }
+
+    fn host_and_method(&self, n: usize, host: &str, method: &str) -> bool {
+        let Some(spec) = self.specs.get(n) else {
+            return false;
+        };
+        (spec.methods.is_empty() || spec.methods.iter().any(|m| m == method))
+            && (spec.hosts.is_empty() || spec.hosts.iter().any(|h| host_matches(h, host)))
+    }
+}
+
+fn check_spec(spec: &RouteSpec) -> Result<(), RouteError> {
+    match &spec.path {
+        PathMatch::Exact(p) | PathMatch::Prefix(p) => {
+            let canonical = path::canonicalize(p).map_err(|_| RouteError::NotAbsolute)?;
+            if canonical != *p {
+                return Err(RouteError::NotCanonical(canonical));
+            }
+        }
+        PathMatch::Glob(g) if !g.starts_with('/') => return Err(RouteError::NotAbsolute),
+        _ => {}
+    }
+    for h in &spec.hosts {
+        let name = h.strip_prefix("*.").unwrap_or(h);
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !ok {
+            return Err(RouteError::BadHost(h.clone()));
+        }
+    }
+    for m in &spec.methods {
+        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(RouteError::BadMethod(m.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn flags(spec: &RouteSpec) -> String {
+    if spec.case_sensitive {
+        String::new()
+    } else {
+        "(?i)".into()
+    }
+}
+
+/// A glob as an anchored regex: `*` is one segment (or part of one),
+/// `**` any number of whole segments.
+fn glob_regex(glob: &str) -> Result<String, RouteError> {
+    let mut out = String::from("^");
+    let segments: Vec<&str> = glob.trim_start_matches('/').split('/').collect();
+    for seg in &segments {
+        if *seg == "**" {
+            // `/a/**` matches `/a` and everything below it.
+            out.push_str("(?:/.*)?");
+            continue;
+        }
+        if seg.contains("**") {
+            return Err(RouteError::BadGlob);
+        }
+        out.push('/');
+        for (j, part) in seg.split('*').enumerate() {
+            if j > 0 {
+                out.push_str("[^/]*");
+            }
+            out.push_str(&regex::escape(part));
+        }
+    }
+    if out == "^" {
+        out.push('/');
+    }
+    out.push('$');
+    Ok(out)
+}
+
+fn lowercase(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(path.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(path)
+    }
+}
+
+/// `/a/b/c` → `/`, `/a`, `/a/b`, `/a/b/c`.
+fn segment_prefixes(path: &str) -> impl Iterator<Item = &str> {
+    std::iter::once("/")
+        .chain(
+            path.match_indices('/')
+                .skip(1)
+                .map(move |(i, _)| &path[..i]),
+        )
+        .chain((path.len() > 1).then_some(path))
+}
+
+fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // [v6]:port
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..=h.len()]);
+    }
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+}
+
+fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => {
+            host.len() > suffix.len() + 1
+                && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+                && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+        }
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(path: PathMatch) -> RouteSpec {
+        RouteSpec {
+            path,
+            hosts: vec![],
+            methods: vec![],
+            case_sensitive: false,
+        }
+    }
+
+    fn table(specs: Vec<RouteSpec>) -> RouteTable {
+        RouteTable::new(specs).unwrap()
+    }
+
+    #[test]
+    fn first_match_wins_across_kinds() {
+        let t = table(vec![
+            spec(PathMatch::Glob("/api/*/admin".into())),
+            spec(PathMatch::Prefix("/api".into())),
+            spec(PathMatch::Exact("/api/v1/admin".into())),
+            spec(PathMatch::Prefix("/".into())),
+        ]);
+        assert_eq!(t.find("h", "GET", "/api/v1/admin"), Some(0));
+        assert_eq!(t.find("h", "GET", "/api/v1"), Some(1));
+        assert_eq!(t.find("h", "GET", "/api"), Some(1));
+        assert_eq!(t.find("h", "GET", "/apix"), Some(3));
+        assert_eq!(t.find("h", "GET", "/"), Some(3));
+    }
+
+    #[test]
+    fn prefixes_are_whole_segments() {
+        let t = table(vec![spec(PathMatch::Prefix("/admin".into()))]);
+        assert_eq!(t.find("h", "GET", "/admin"), Some(0));
+        assert_eq!(t.find("h", "GET", "/admin/users"), Some(0));
+        assert_eq!(t.find("h", "GET", "/administrator"), None);
+        assert_eq!(t.find("h", "GET", "/"), None);
+    }
+
+    #[test]
+    fn case_is_ignored_unless_asked() {
+        let mut sensitive = spec(PathMatch::Exact("/Docs".into()));
+        sensitive.case_sensitive = true;
+        let t = table(vec![
+            sensitive,
+            spec(PathMatch::Prefix("/admin".into())),
+            spec(PathMatch::Glob("/files/*.PDF".into())),
+        ]);
+        assert_eq!(t.find("h", "GET", "/ADMIN/x"), Some(1));
+        assert_eq!(t.find("h", "GET", "/Docs"), Some(0));
+        assert_eq!(t.find("h", "GET", "/docs"), None);
+        assert_eq!(t.find("h", "GET", "/FILES/a.pdf"), Some(2));
+    }
+
+    #[test]
+    fn globs() {
+        let t = table(vec![
+            spec(PathMatch::Glob("/a/**".into())),
+            spec(PathMatch::Glob("/b/*/c".into())),
+            spec(PathMatch::Glob("/v*/x".into())),
+        ]);
+        assert_eq!(t.find("h", "GET", "/a"), Some(0));
+        assert_eq!(t.find("h", "GET", "/a/b/c/d"), Some(0));
+        assert_eq!(t.find("h", "GET", "/ab"), None);
+        assert_eq!(t.find("h", "GET", "/b/1/c"), Some(1));
+        assert_eq!(t.find("h", "GET", "/b/1/2/c"), None);
+        assert_eq!(t.find("h", "GET", "/v2/x"), Some(2));
+        assert_eq!(
+            RouteTable::new(vec![spec(PathMatch::Glob("/a**".into()))]).err(),
+            Some((0, RouteError::BadGlob))
+        );
+    }
+
+    #[test]
+    fn regexes_are_anchored() {
+        let t = table(vec![spec(PathMatch::Regex("/users/[0-9]+".into()))]);
+        assert_eq!(t.find("h", "GET", "/users/42"), Some(0));
+        assert_eq!(t.find("h", "GET", "/users/42/x"), None);
+        assert_eq!(t.find("h", "GET", "/x/users/42"), None);
+        let bad = vec![
+            spec(PathMatch::Exact("/ok".into())),
+            spec(PathMatch::Regex("(".into())),
+        ];
+        assert!(matches!(
+            RouteTable::new(bad).err(),
+            Some((1, RouteError::BadRegex(_)))
+        ));
+    }
+
+    #[test]
+    fn hosts_and_methods_filter() {
+        let mut admin = spec(PathMatch::Prefix("/".into()));
+        admin.hosts = vec!["admin.example.com".into()];
+        let mut wild = spec(PathMatch::Prefix("/".into()));
+        wild.hosts = vec!["*.example.com".into()];
+        wild.methods = vec!["GET".into()];
+        let t = table(vec![admin, wild, spec(PathMatch::Prefix("/".into()))]);
+        assert_eq!(t.find("admin.example.com:8443", "POST", "/x"), Some(0));
+        assert_eq!(t.find("ADMIN.example.com", "POST", "/x"), Some(0));
+        assert_eq!(t.find("api.example.com", "GET", "/x"), Some(1));
+        assert_eq!(t.find("api.example.com", "POST", "/x"), Some(2));
+        assert_eq!(t.find("example.com", "GET", "/x"), Some(2));
+        assert_eq!(t.find("evilexample.com", "GET", "/x"), Some(2));
+    }
+
+    #[test]
+    fn patterns_must_be_canonical() {
+        for bad in ["/admin/", "//admin", "/a/../b", "/%61"] {
+            assert!(
+                matches!(
+                    RouteTable::new(vec![spec(PathMatch::Prefix(bad.into()))]).err(),
+                    Some((0, RouteError::NotCanonical(_)))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(RouteTable::new(vec![spec(PathMatch::Exact("admin".into()))]).is_err());
+    }
+
+    #[test]
+    fn ten_thousand_routes() {
+        let specs = (0..10_000)
+            .map(|i| match i % 3 {
+                0 => spec(PathMatch::Exact(format!("/svc{i}/health"))),
+                1 => spec(PathMatch::Prefix(format!("/svc{i}"))),
+                _ => spec(PathMatch::Glob(format!("/g{i}/*/x"))),
+            })
+            .collect();
+        let t = table(specs);
+        assert_eq!(t.find("h", "GET", "/svc9999/health"), Some(9999));
+        assert_eq!(t.find("h", "GET", "/svc3/health"), Some(3));
+        assert_eq!(t.find("h", "GET", "/svc4/a/b"), Some(4));
+        assert_eq!(t.find("h", "GET", "/g5/a/x"), Some(5));
+        assert_eq!(t.find("h", "GET", "/nope"), None);
+    }
+}
