@@ -56,6 +56,9 @@ pub struct Listen {
     pub unix_socket: Option<PathBuf>,
     /// Admin HTTP: `/healthz`, `/readyz`, `/metrics`.
     pub admin: SocketAddr,
+    /// HTTP ext_authz mode (Envoy `http_service`, nginx `auth_request`,
+    /// Traefik `forwardAuth`); off unless set.
+    pub http: Option<SocketAddr>,
 }
 
 impl Default for Listen {
@@ -64,6 +67,7 @@ impl Default for Listen {
             grpc: SocketAddr::from(([127, 0, 0, 1], 9001)),
             unix_socket: None,
             admin: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            http: None,
         }
     }
 }

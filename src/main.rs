@@ -381,6 +381,7 @@ fn serve(path: &Path) -> ExitCode {
         tracing::info!(
             grpc = ?server.grpc_addr(),
             admin = ?server.admin_addr(),
+            http = ?server.http_addr(),
             unix_socket = ?config.listen.unix_socket,
             version = env!("CARGO_PKG_VERSION"),
             "ward listening"

@@ -8,6 +8,7 @@
 
 mod admin;
 mod grpc;
+mod http;
 
 use crate::authn::Authenticator;
 use crate::check::Checker;
@@ -59,6 +60,7 @@ pub struct Server {
     grpc: TcpListener,
     unix: Option<(UnixListener, PathBuf)>,
     admin: TcpListener,
+    http: Option<(TcpListener, http::HttpService)>,
     keys: Arc<KeyStore>,
     store: Store,
     lookups: Arc<Lookups>,
@@ -113,11 +115,19 @@ impl Server {
             )
         })?;
         let checker = Arc::new(Checker::new(config, policies, authn));
+        let managed = ManagedHeaders::from_config(config);
+        let responder = Responder::from_config(config);
+        let http_service = http::HttpService {
+            checker: checker.clone(),
+            managed: Arc::new(managed.clone()),
+            metrics: metrics.clone(),
+            responder: Arc::new(responder.clone()),
+        };
         let service = Arc::new(CheckService {
             checker,
-            managed: ManagedHeaders::from_config(config),
+            managed,
             metrics: metrics.clone(),
-            responder: Responder::from_config(config),
+            responder,
         });
         let bind_err = |what, addr: String| move |source| ServerError::Bind { what, addr, source };
         let grpc = TcpListener::bind(config.listen.grpc)
@@ -126,6 +136,15 @@ impl Server {
         let admin = TcpListener::bind(config.listen.admin)
             .await
             .map_err(bind_err("admin", config.listen.admin.to_string()))?;
+        let http = match config.listen.http {
+            Some(addr) => Some((
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(bind_err("HTTP ext_authz", addr.to_string()))?,
+                http_service,
+            )),
+            None => None,
+        };
         let unix = match &config.listen.unix_socket {
             Some(path) => {
                 remove_stale_socket(path);
@@ -139,6 +158,7 @@ impl Server {
             grpc,
             unix,
             admin,
+            http,
             keys,
             store,
             lookups,
@@ -155,6 +175,10 @@ impl Server {
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.local_addr().ok()
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes, then drains in-flight checks for
@@ -196,6 +220,14 @@ impl Server {
                 .with_graceful_shutdown(admin_stop)
                 .await
         });
+        let http = self.http.map(|(listener, service)| {
+            let stop = stopped(stop_rx.clone());
+            tokio::spawn(async move {
+                axum::serve(listener, http::router(service))
+                    .with_graceful_shutdown(stop)
+                    .await
+            })
+        });
         tracing::info!("ward serving");
 
         shutdown.await;
@@ -221,6 +253,9 @@ impl Server {
                 let _ = std::fs::remove_file(path);
             }
             let _ = admin.await;
+            if let Some(task) = http {
+                let _ = task.await;
+            }
             tcp_result
         };
         match tokio::time::timeout(self.shutdown_grace, drain).await {

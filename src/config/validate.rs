@@ -101,6 +101,12 @@ impl Config {
         if self.listen.grpc == self.listen.admin && self.listen.grpc.port() != 0 {
             p.add("listen.admin", "must differ from listen.grpc");
         }
+        if let Some(http) = self.listen.http
+            && http.port() != 0
+            && (http == self.listen.grpc || http == self.listen.admin)
+        {
+            p.add("listen.http", "must differ from listen.grpc and listen.admin");
+        }
         if let Some(path) = &self.listen.unix_socket
             && path.as_os_str().is_empty()
         {

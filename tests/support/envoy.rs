@@ -26,6 +26,9 @@ use super::process::Process;
 pub enum AuthzTarget {
     Tcp(SocketAddr),
     Unix(PathBuf),
+    /// HTTP ext_authz mode (`http_service`) to ward's `listen.http`,
+    /// configured as `envoy/http-mode.yaml` is.
+    Http(SocketAddr),
 }
 
 impl From<SocketAddr> for AuthzTarget {
@@ -63,6 +66,9 @@ pub struct EnvoyOptions {
     /// appends this machine's own non-loopback address instead, which a test
     /// cannot predict.
     pub use_remote_address: bool,
+    /// `(prefix, policy)`: routes that select a named ward policy through
+    /// `context_extensions: {ward_policy: policy}` (gRPC mode only).
+    pub policy_routes: Vec<(String, String)>,
 }
 
 impl EnvoyOptions {
@@ -76,6 +82,7 @@ impl EnvoyOptions {
             public_prefix: Some("/public".to_owned()),
             open_prefix: Some("/open".to_owned()),
             use_remote_address: false,
+            policy_routes: Vec::new(),
         }
     }
 }
@@ -238,24 +245,54 @@ pub fn render_config(opts: &EnvoyOptions, http_port: u16, admin_port: u16) -> Va
         let public = json!({ "context_extensions": { "ward_policy": "public" } });
         routes.push(route(prefix, json!({ "check_settings": public })));
     }
+    for (prefix, policy) in &opts.policy_routes {
+        let named = json!({ "context_extensions": { "ward_policy": policy } });
+        routes.push(route(prefix, json!({ "check_settings": named })));
+    }
     routes.push(json!({ "match": { "prefix": "/" }, "route": { "cluster": "upstream" } }));
 
+    let timeout = format!("{}s", opts.timeout.as_secs_f64());
     let mut ext_authz = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
         "transport_api_version": "V3",
         "failure_mode_allow": opts.failure_mode_allow,
         "include_peer_certificate": false,
-        "grpc_service": {
-            "envoy_grpc": { "cluster_name": "authz" },
-            "timeout": format!("{}s", opts.timeout.as_secs_f64())
-        }
     });
+    if matches!(opts.authz, AuthzTarget::Http(_)) {
+        let exact = |names: &[&str]| -> Vec<Value> {
+            names.iter().map(|n| json!({ "exact": n })).collect()
+        };
+        let mut forwarded = exact(&[
+            "authorization", "cookie", "x-api-key", "x-session-id", "accept", "user-agent",
+            "accept-language", "x-forwarded-for", "x-forwarded-proto", "x-request-id",
+        ]);
+        forwarded.extend(
+            ["x-user-", "x-auth-", "x_user_", "x_auth_", "x-api-key-id"]
+                .iter()
+                .map(|p| json!({ "prefix": p })),
+        );
+        ext_authz["allowed_headers"] = json!({ "patterns": forwarded });
+        ext_authz["http_service"] = json!({
+            "server_uri": { "uri": "http://ward", "cluster": "authz", "timeout": timeout },
+            "authorization_response": {
+                "allowed_upstream_headers": { "patterns": exact(&[
+                    "x-user-id", "x-user-email", "x-user-roles", "x-user-scopes",
+                    "x-auth-method", "x-api-key-id",
+                ]) }
+            }
+        });
+    } else {
+        ext_authz["grpc_service"] = json!({
+            "envoy_grpc": { "cluster_name": "authz" },
+            "timeout": timeout
+        });
+    }
     if let Some(code) = opts.status_on_error {
         ext_authz["status_on_error"] = json!({ "code": code });
     }
 
     let authz_address = match &opts.authz {
-        AuthzTarget::Tcp(addr) => socket_address(*addr),
+        AuthzTarget::Tcp(addr) | AuthzTarget::Http(addr) => socket_address(*addr),
         AuthzTarget::Unix(path) => json!({ "pipe": { "path": path } }),
     };
 
@@ -290,7 +327,7 @@ pub fn render_config(opts: &EnvoyOptions, http_port: u16, admin_port: u16) -> Va
             }],
             "clusters": [
                 cluster("upstream", socket_address(opts.upstream), false),
-                cluster("authz", authz_address, true),
+                cluster("authz", authz_address, !matches!(opts.authz, AuthzTarget::Http(_))),
             ]
         }
     })

@@ -1,7 +1,7 @@
 //! Runs the real ward binary (`ward serve --config FILE`) for black-box tests.
 //!
-//! The test gives the config as YAML without caring about ports: `listen.grpc`
-//! and `listen.admin` are overwritten with free 127.0.0.1 ports, and the
+//! The test gives the config as YAML without caring about ports: `listen.grpc`,
+//! `listen.admin` and `listen.http` are overwritten with free 127.0.0.1 ports, and the
 //! placeholder `{{tmp}}` is replaced by this ward's private temporary directory
 //! (for a unix socket path, say). ward runs with the crate root as its working
 //! directory, so `tests/fixtures/...` paths work as written.
@@ -22,6 +22,8 @@ pub struct Ward {
     pub grpc_addr: SocketAddr,
     /// HTTP admin: /healthz, /readyz, /metrics.
     pub admin_addr: SocketAddr,
+    /// HTTP ext_authz mode (always on in tests).
+    pub http_addr: SocketAddr,
     process: Process,
     config_path: PathBuf,
     dir: TempDir,
@@ -53,8 +55,8 @@ impl Ward {
 
     async fn start_once(yaml: &str) -> Result<Ward, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("ward: tempdir: {e}"))?;
-        let (grpc_addr, admin_addr) = (free_addr(), free_addr());
-        let config = with_listen(yaml, dir.path(), grpc_addr, admin_addr)?;
+        let (grpc_addr, admin_addr, http_addr) = (free_addr(), free_addr(), free_addr());
+        let config = with_listen(yaml, dir.path(), [grpc_addr, admin_addr, http_addr])?;
         let config_path = dir.path().join("ward.yaml");
         std::fs::write(&config_path, config).map_err(|e| format!("ward: write config: {e}"))?;
 
@@ -69,6 +71,7 @@ impl Ward {
         Ok(Ward {
             grpc_addr,
             admin_addr,
+            http_addr,
             process,
             config_path,
             dir,
@@ -115,8 +118,7 @@ impl Ward {
 fn with_listen(
     yaml: &str,
     tmp: &Path,
-    grpc: SocketAddr,
-    admin: SocketAddr,
+    [grpc, admin, http]: [SocketAddr; 3],
 ) -> Result<String, String> {
     let yaml = yaml.replace("{{tmp}}", &tmp.display().to_string());
     let mut doc: Value = serde_yaml_ng::from_str(&yaml)
@@ -135,5 +137,6 @@ fn with_listen(
         .ok_or("ward: `listen` must be a mapping")?;
     listen.insert(Value::from("grpc"), Value::from(grpc.to_string()));
     listen.insert(Value::from("admin"), Value::from(admin.to_string()));
+    listen.insert(Value::from("http"), Value::from(http.to_string()));
     serde_yaml_ng::to_string(&doc).map_err(|e| format!("ward: serialize config: {e}"))
 }

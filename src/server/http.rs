@@ -1,0 +1,168 @@
+//! HTTP ext_authz mode: the same decisions over plain HTTP, for Envoy's
+//! `http_service` (and what nginx `auth_request` and Traefik
+//! `forwardAuth` speak).
+//!
+//! The proxy forwards the original request's method, path and (allowed)
+//! headers; ward answers **200 with the identity headers** to allow, the
+//! deny's status otherwise (Envoy treats any 5xx as an authorization
+//! *failure*, so a 503 from ward fails closed only with
+//! `failure_mode_allow: false`, which every shipped config sets).
+//!
+//! Forged identity headers: on an allow, `x-envoy-auth-headers-to-remove`
+//! lists every managed header the client sent that ward does not set;
+//! Envoy removes them before the request goes upstream. ward can only see
+//! headers Envoy forwards, so Envoy's `allowed_headers` must include the
+//! managed prefixes (`x-user-`, `x-auth-`); `envoy/http-mode.yaml` does.
+
+use crate::check::{Checker, Outcome};
+use crate::decision::{Decision, Reason};
+use crate::headers::ManagedHeaders;
+use crate::metrics::Metrics;
+use crate::request::Request;
+use crate::response::Responder;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The header Envoy reads for headers to remove from the upstream request.
+pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
+
+#[derive(Clone)]
+pub struct HttpService {
+    pub checker: Arc<Checker>,
+    pub managed: Arc<ManagedHeaders>,
+    pub metrics: Arc<Metrics>,
+    pub responder: Arc<Responder>,
+}
+
+/// Every method and path is a check.
+pub fn router(service: HttpService) -> axum::Router {
+    axum::Router::new().fallback(check).with_state(service)
+}
+
+async fn check(
+    State(s): State<HttpService>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let start = Instant::now();
+    let Some(map) = header_map(&headers) else {
+        let outcome = Outcome::anonymous(Decision::Deny(Reason::MalformedRequest));
+        let empty = HashMap::new();
+        let req = Request {
+            method: method.as_str(),
+            host: "",
+            path: "",
+            headers: &empty,
+            policy: None,
+            source_ip: None,
+        };
+        return s.finish(&req, &outcome, start);
+    };
+    let host = map
+        .get("host")
+        .map(String::as_str)
+        .or_else(|| uri.host())
+        .unwrap_or("");
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let req = Request {
+        method: method.as_str(),
+        host,
+        path,
+        headers: &map,
+        // context_extensions exist only in gRPC mode.
+        policy: None,
+        // The peer is the proxy, not the client: the client IP comes from
+        // `x-forwarded-for` (trusted hops), which the proxy must forward.
+        source_ip: None,
+    };
+    let outcome = s.checker.check(&req, crate::unix_now()).await;
+    s.finish(&req, &outcome, start)
+}
+
+impl HttpService {
+    fn finish(&self, req: &Request<'_>, outcome: &Outcome, start: Instant) -> Response<Body> {
+        let response = match &outcome.decision {
+            Decision::Allow(identity) => {
+                let mut r = Response::new(Body::empty());
+                for (name, value) in &identity.headers {
+                    insert(r.headers_mut(), name, value);
+                }
+                let remove = self.managed.to_remove(req.header_names(), &identity.headers);
+                if !remove.is_empty() {
+                    insert(r.headers_mut(), HEADERS_TO_REMOVE, &remove.join(","));
+                }
+                r
+            }
+            Decision::AllowAnonymous => {
+                let mut r = Response::new(Body::empty());
+                let remove = self.managed.to_remove(req.header_names(), &[]);
+                if !remove.is_empty() {
+                    insert(r.headers_mut(), HEADERS_TO_REMOVE, &remove.join(","));
+                }
+                r
+            }
+            Decision::Deny(reason) => {
+                tracing::info!(
+                    request_id = req.request_id().unwrap_or(""),
+                    reason = reason.as_str(),
+                    status = self.responder.status(*reason),
+                    policy = outcome.policy.as_ref().map_or("", |p| p.name.as_str()),
+                    method = outcome.method.map_or("none", |m| m.as_str()),
+                    credential = outcome
+                        .credential
+                        .as_ref()
+                        .map(crate::cache::short_hash)
+                        .unwrap_or_default(),
+                    path = req.path,
+                    transport = "http",
+                    "deny"
+                );
+                let d = self.responder.deny(req, outcome, *reason);
+                let mut r = Response::new(Body::from(d.body));
+                *r.status_mut() = StatusCode::from_u16(d.status).unwrap_or(StatusCode::FORBIDDEN);
+                for (name, value) in &d.headers {
+                    insert(r.headers_mut(), name, value);
+                }
+                r
+            }
+        };
+        self.metrics.record(
+            outcome.method,
+            &outcome.decision,
+            start.elapsed().as_secs_f64(),
+        );
+        response
+    }
+}
+
+fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
+    // Identity values are checked for control characters when rendered;
+    // a value that still cannot be a header is left out, never mangled.
+    if let (Ok(n), Ok(v)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        headers.insert(n, v);
+    }
+}
+
+/// The request headers as ward's map: lowercase names, repeated headers
+/// joined with `,` (cookies with `; `). `None` if a value is not text.
+fn header_map(headers: &HeaderMap) -> Option<HashMap<String, String>> {
+    let mut map: HashMap<String, String> = HashMap::with_capacity(headers.keys_len());
+    for (name, value) in headers {
+        let value = value.to_str().ok()?;
+        map.entry(name.as_str().to_string())
+            .and_modify(|v| {
+                v.push_str(if name == "cookie" { "; " } else { "," });
+                v.push_str(value);
+            })
+            .or_insert_with(|| value.to_string());
+    }
+    Some(map)
+}
