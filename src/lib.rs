@@ -34,6 +34,7 @@ pub mod check;
 pub mod config;
 pub mod credentials;
 pub mod decision;
+pub mod explain;
 pub mod fields;
 pub mod fingerprint;
 pub mod headers;

@@ -2,6 +2,7 @@
 //! and hand over to the library. No logic lives here.
 
 use clap::{Args, Parser, Subcommand};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -47,12 +48,48 @@ enum Command {
     /// masks) apply; otherwise the defaults (client_ip, user-agent,
     /// accept-language; no masking).
     Fingerprint(FingerprintArgs),
+    /// Explain the decision for one request, without Envoy: the policy
+    /// and route, the credential, each check, and the response.
+    ///
+    /// Uses the config's keys and store (Redis or the embedded store).
+    /// Exits 0 when the request would be allowed, 2 when denied, 1 on an
+    /// error.
+    ///
+    /// Example: ward explain -c ward.yaml -H 'authorization: Bearer eyJ...'
+    /// https://api.example.com/admin/users
+    Explain(ExplainArgs),
     /// Create, list and revoke API keys in Redis (store.redis).
     #[command(subcommand)]
     Apikey(ApikeyCommand),
     /// Create, list and revoke sessions in Redis (store.redis).
     #[command(subcommand)]
     Session(SessionCommand),
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// The YAML config file.
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+    /// The request URL: https://host/path?query, or /path with -H 'host: ...'.
+    #[arg(value_name = "URL", required_unless_present = "request")]
+    url: Option<String>,
+    /// HTTP method.
+    #[arg(short = 'X', long, default_value = "GET")]
+    method: String,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    headers: Vec<String>,
+    /// The address Envoy would report as the peer (source.address).
+    #[arg(long, value_name = "IP")]
+    source_ip: Option<IpAddr>,
+    /// The `ward_policy` an Envoy route sets in context_extensions.
+    #[arg(long, value_name = "NAME")]
+    envoy_policy: Option<String>,
+    /// Read the request from a JSON file instead: {"method", "url",
+    /// "headers": {name: value}, "source_ip", "envoy_policy"}.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "headers", "source_ip", "envoy_policy"])]
+    request: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -167,6 +204,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Serve { config } => serve(&config),
         Command::Fingerprint(args) => fingerprint(&args),
+        Command::Explain(args) => explain(&args),
         Command::Apikey(cmd) => {
             run_store_command(apikey_path(&cmd), |m, c| Box::pin(apikey(m, c, cmd)))
         }
@@ -290,6 +328,85 @@ async fn session(m: &Manager, cmd: SessionCommand) -> Result<String, ManageError
             Ok(format!("revoked {n} session(s) of {user}\n"))
         }
     }
+}
+
+fn explain(args: &ExplainArgs) -> ExitCode {
+    let config = match Config::load(&args.config, &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {e}", args.config.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let request = match explain_request(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ward::explain::explain(&config, &request, ward::unix_now())) {
+        Ok(e) => {
+            print!("{}", e.text);
+            if e.allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn explain_request(args: &ExplainArgs) -> Result<ward::explain::ExplainRequest, String> {
+    if let Some(path) = &args.request {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut req: ward::explain::ExplainRequest =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if req.url.is_empty() {
+            return Err(format!("{}: `url` is required", path.display()));
+        }
+        if req.method.is_empty() {
+            req.method = args.method.clone();
+        }
+        return Ok(req);
+    }
+    let mut headers = std::collections::HashMap::new();
+    for h in &args.headers {
+        let Some((name, value)) = h.split_once(':') else {
+            return Err(format!("-H takes `Name: value`, got {h:?}"));
+        };
+        let name = name.trim().to_ascii_lowercase();
+        let value = value.trim().to_string();
+        headers
+            .entry(name)
+            .and_modify(|v: &mut String| {
+                v.push(',');
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    Ok(ward::explain::ExplainRequest {
+        method: args.method.clone(),
+        url: args.url.clone().unwrap_or_default(),
+        headers,
+        source_ip: args.source_ip,
+        envoy_policy: args.envoy_policy.clone(),
+    })
 }
 
 fn fingerprint(args: &FingerprintArgs) -> ExitCode {

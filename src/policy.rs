@@ -39,11 +39,26 @@ pub struct Policy {
     pub login_url: Option<String>,
 }
 
+/// The credential kinds a config enables: JWTs when keys or JWKS are
+/// configured, sessions and API keys when enabled.
+pub fn enabled_kinds(config: &Config) -> [bool; 3] {
+    let mut on = [false; 3];
+    on[slot(AuthMethod::Jwt)] = !(config.jwt.keys.is_empty() && config.jwt.jwks.is_empty());
+    on[slot(AuthMethod::Session)] = config.sessions.enabled;
+    on[slot(AuthMethod::ApiKey)] = config.api_keys.enabled;
+    on
+}
+
 impl Policy {
-    pub fn from_config(name: &str, config: &PolicyConfig) -> Self {
+    /// A policy accepting `config.accept` (every kind when empty) among
+    /// the `enabled` ones.
+    pub fn from_config(name: &str, config: &PolicyConfig, enabled: [bool; 3]) -> Self {
         let mut accept = [config.accept.is_empty(); 3];
         for kind in &config.accept {
             accept[slot(method_of(*kind))] = true;
+        }
+        for (a, on) in accept.iter_mut().zip(enabled) {
+            *a &= on;
         }
         Self {
             name: name.to_string(),
@@ -56,13 +71,14 @@ impl Policy {
         }
     }
 
-    fn builtin(name: &str, mode: Mode) -> Self {
+    fn builtin(name: &str, mode: Mode, enabled: [bool; 3]) -> Self {
         Self::from_config(
             name,
             &PolicyConfig {
                 mode,
                 ..PolicyConfig::default()
             },
+            enabled,
         )
     }
 
@@ -161,6 +177,7 @@ impl Policies {
         let mut problems = Vec::new();
         let mut add =
             |path: String, message: String| problems.push(PolicyProblem { path, message });
+        let enabled = enabled_kinds(config);
         let mut named: HashMap<String, Arc<Policy>> = HashMap::new();
         for (name, mode) in [
             ("required", Mode::Required),
@@ -168,7 +185,7 @@ impl Policies {
             ("public", Mode::Public),
             ("deny", Mode::Deny),
         ] {
-            named.insert(name.into(), Arc::new(Policy::builtin(name, mode)));
+            named.insert(name.into(), Arc::new(Policy::builtin(name, mode, enabled)));
         }
         for (name, p) in &config.policies {
             let path = format!("policies.{name}");
@@ -183,8 +200,11 @@ impl Policies {
                 add(path, "a policy name is 1-64 of a-z, 0-9, `-`, `_`".into());
                 continue;
             }
-            check_policy(&path, p, &mut add);
-            named.insert(name.clone(), Arc::new(Policy::from_config(name, p)));
+            check_policy(&path, p, enabled, &mut add);
+            named.insert(
+                name.clone(),
+                Arc::new(Policy::from_config(name, p, enabled)),
+            );
         }
         let mut specs = Vec::with_capacity(config.routes.len());
         let mut route_policies = Vec::with_capacity(config.routes.len());
@@ -208,8 +228,8 @@ impl Policies {
                 },
                 (None, _) => {
                     let inline = r.inline_policy();
-                    check_policy(&path, &inline, &mut add);
-                    Some(Arc::new(Policy::from_config(&name, &inline)))
+                    check_policy(&path, &inline, enabled, &mut add);
+                    Some(Arc::new(Policy::from_config(&name, &inline, enabled)))
                 }
             };
             match route_spec(r) {
@@ -315,7 +335,26 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-fn check_policy(path: &str, p: &PolicyConfig, add: &mut impl FnMut(String, String)) {
+fn check_policy(
+    path: &str,
+    p: &PolicyConfig,
+    enabled: [bool; 3],
+    add: &mut impl FnMut(String, String),
+) {
+    for (i, kind) in p.accept.iter().enumerate() {
+        let method = method_of(*kind);
+        if !enabled[slot(method)] {
+            let why = match method {
+                AuthMethod::Jwt => "no jwt.keys or jwt.jwks are configured",
+                AuthMethod::Session => "sessions.enabled is false",
+                AuthMethod::ApiKey => "api_keys.enabled is false",
+            };
+            add(
+                format!("{path}.accept[{i}]"),
+                format!("`{}` cannot be accepted: {why}", method.as_str()),
+            );
+        }
+    }
     if matches!(p.mode, Mode::Public | Mode::Optional | Mode::Deny)
         && !(p.roles.is_empty() && p.scopes.is_empty())
     {

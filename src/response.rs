@@ -213,7 +213,7 @@ mod tests {
             .map(|(_, v)| v.as_str())
     }
 
-    const WEB: &str = "policies: {web: {login_url: 'https://login.example.com/start?app=1', accept: [session]}, api: {accept: [jwt, apikey]}}";
+    const WEB: &str = "jwt: {keys: [{alg: RS256, pem_file: tests/fixtures/keys/rsa.pub}]}\npolicies: {web: {login_url: 'https://login.example.com/start?app=1', accept: [session]}, api: {accept: [jwt, apikey]}}";
 
     #[test]
     fn a_browser_is_redirected_to_login_with_its_url() {

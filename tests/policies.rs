@@ -68,7 +68,13 @@ async fn routes_decide_by_path_method_roles_and_scopes() {
         ("GET", "/", None, 200, "allowed"),
         ("GET", "/api/orders", None, 401, "missing_credential"),
         ("GET", "/api/orders", Some(&reader), 200, "allowed"),
-        ("POST", "/api/orders", Some(&reader), 403, "insufficient_scope"),
+        (
+            "POST",
+            "/api/orders",
+            Some(&reader),
+            403,
+            "insufficient_scope",
+        ),
         ("POST", "/api/orders", Some(&writer), 200, "allowed"),
         ("GET", "/admin", Some(&reader), 403, "insufficient_role"),
         ("GET", "/admin/users", Some(&admin), 200, "allowed"),
@@ -77,8 +83,20 @@ async fn routes_decide_by_path_method_roles_and_scopes() {
         ("GET", "/media/12.png", None, 200, "allowed"),
         ("GET", "/internal/x", Some(&admin), 403, "route_denied"),
         ("GET", "/app/home", None, 401, "missing_credential"),
-        ("GET", "/api/x", Some("Basic dTpw"), 400, "unsupported_scheme"),
-        ("GET", "/api/x", Some("Bearer x.y.z"), 401, "malformed_token"),
+        (
+            "GET",
+            "/api/x",
+            Some("Basic dTpw"),
+            400,
+            "unsupported_scheme",
+        ),
+        (
+            "GET",
+            "/api/x",
+            Some("Bearer x.y.z"),
+            401,
+            "malformed_token",
+        ),
         ("GET", "/api/x", Some(&partner), 200, "allowed"),
     ];
     for (method, path, auth, status, why) in table {
@@ -194,7 +212,10 @@ async fn through_envoy_routes_context_extensions_and_login_redirects() {
     // Envoy's route picks the policy: the same token is enough on /api,
     // not on /partner.
     assert_eq!(
-        envoy.get("/api/x", &[("authorization", &reader)]).await.status,
+        envoy
+            .get("/api/x", &[("authorization", &reader)])
+            .await
+            .status,
         200
     );
     let resp = envoy.get("/partner/x", &[("authorization", &reader)]).await;
@@ -222,7 +243,10 @@ async fn through_envoy_routes_context_extensions_and_login_redirects() {
     let resp = envoy
         .get(
             "/app/orders?id=7",
-            &[("accept", "text/html,*/*;q=0.8"), ("host", "shop.example.com")],
+            &[
+                ("accept", "text/html,*/*;q=0.8"),
+                ("host", "shop.example.com"),
+            ],
         )
         .await;
     assert_eq!(resp.status, 302);
@@ -312,9 +336,7 @@ async fn http_mode_through_envoy() {
     assert_eq!(resp.status, 200);
     assert!(header_values(&resp.json(), "x-user-id").is_empty());
 
-    let resp = envoy
-        .get("/app/x", &[("accept", "text/html")])
-        .await;
+    let resp = envoy.get("/app/x", &[("accept", "text/html")]).await;
     assert_eq!(resp.status, 302);
     assert!(
         resp.header("location")

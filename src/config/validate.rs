@@ -105,7 +105,10 @@ impl Config {
             && http.port() != 0
             && (http == self.listen.grpc || http == self.listen.admin)
         {
-            p.add("listen.http", "must differ from listen.grpc and listen.admin");
+            p.add(
+                "listen.http",
+                "must differ from listen.grpc and listen.admin",
+            );
         }
         if let Some(path) = &self.listen.unix_socket
             && path.as_os_str().is_empty()

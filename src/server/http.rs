@@ -92,7 +92,9 @@ impl HttpService {
                 for (name, value) in &identity.headers {
                     insert(r.headers_mut(), name, value);
                 }
-                let remove = self.managed.to_remove(req.header_names(), &identity.headers);
+                let remove = self
+                    .managed
+                    .to_remove(req.header_names(), &identity.headers);
                 if !remove.is_empty() {
                     insert(r.headers_mut(), HEADERS_TO_REMOVE, &remove.join(","));
                 }

@@ -263,8 +263,16 @@ pub fn render_config(opts: &EnvoyOptions, http_port: u16, admin_port: u16) -> Va
             names.iter().map(|n| json!({ "exact": n })).collect()
         };
         let mut forwarded = exact(&[
-            "authorization", "cookie", "x-api-key", "x-session-id", "accept", "user-agent",
-            "accept-language", "x-forwarded-for", "x-forwarded-proto", "x-request-id",
+            "authorization",
+            "cookie",
+            "x-api-key",
+            "x-session-id",
+            "accept",
+            "user-agent",
+            "accept-language",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-request-id",
         ]);
         forwarded.extend(
             ["x-user-", "x-auth-", "x_user_", "x_auth_", "x-api-key-id"]

@@ -1,0 +1,238 @@
+//! `ward explain`: why a request is allowed or denied, without Envoy.
+//!
+//! The tool a platform engineer reaches for when a request is denied and
+//! nobody knows why. It builds the same [`Checker`] `ward serve` builds
+//! (same config, keys, store) and runs one request through
+//! [`Checker::explain`], which records every step the real check takes:
+//! the policy and where it came from, the credential found, the
+//! authentication and authorization results, then the response Envoy
+//! would get (status, headers set and removed, body).
+
+use crate::authn::Authenticator;
+use crate::check::{Checker, Outcome};
+use crate::config::Config;
+use crate::decision::Decision;
+use crate::headers::ManagedHeaders;
+use crate::jwks::KeyStore;
+use crate::lookup::Lookups;
+use crate::metrics::Metrics;
+use crate::policy::{Policies, path};
+use crate::request::Request;
+use crate::response::Responder;
+use crate::store::Store;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long `explain` waits for JWKS URLs to load.
+const KEYS_WAIT: Duration = Duration::from_secs(5);
+
+/// The request to explain (flags, or a JSON file of this shape).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExplainRequest {
+    pub method: String,
+    /// `https://host/path?query`, or `/path?query` with a `host` header.
+    pub url: String,
+    pub headers: HashMap<String, String>,
+    pub source_ip: Option<IpAddr>,
+    /// The `ward_policy` an Envoy route would set in `context_extensions`.
+    pub envoy_policy: Option<String>,
+}
+
+/// Why a request could not be explained.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("url: {0}")]
+    Url(String),
+    #[error("keys: {0}")]
+    Keys(#[from] crate::jwt::keys::KeyError),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::OpenError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("policies: {0}")]
+    Policies(String),
+}
+
+/// The report, and whether the request would be allowed.
+pub struct Explanation {
+    pub text: String,
+    pub allowed: bool,
+}
+
+/// Explains `request` under `config` at `now` (unix seconds).
+pub async fn explain(
+    config: &Config,
+    request: &ExplainRequest,
+    now: u64,
+) -> Result<Explanation, ExplainError> {
+    let metrics = Arc::new(Metrics::new()?);
+    let keys = KeyStore::new(&config.jwt)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    keys.spawn(metrics.clone(), stop_rx);
+    let waited = tokio::time::Instant::now();
+    while !keys.is_ready() && waited.elapsed() < KEYS_WAIT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let store = Store::open(config).await?;
+    let lookups = Arc::new(Lookups::new(config, store, metrics.clone()));
+    let authn = Authenticator::new(config, keys.clone(), lookups, metrics);
+    let policies = Policies::from_config(config).map_err(|problems| {
+        ExplainError::Policies(
+            problems
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let checker = Checker::new(config, policies, authn);
+
+    let (host, path, scheme) = split_url(&request.url)?;
+    let mut headers: HashMap<String, String> = request
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    if let Some(scheme) = scheme {
+        headers
+            .entry("x-forwarded-proto".into())
+            .or_insert_with(|| scheme.to_string());
+    }
+    let host = match host {
+        Some(h) => h.to_string(),
+        None => headers.get("host").cloned().unwrap_or_default(),
+    };
+    let method = if request.method.is_empty() {
+        "GET".to_string()
+    } else {
+        request.method.to_ascii_uppercase()
+    };
+    let req = Request {
+        method: &method,
+        host: &host,
+        path,
+        headers: &headers,
+        policy: request.envoy_policy.as_deref(),
+        source_ip: request.source_ip,
+    };
+
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| {
+        let _ = writeln!(out, "{k:<13}{v}");
+    };
+    line("request", &format!("{method} {host}{path}"));
+    if !keys.is_ready() {
+        line(
+            "keys",
+            "WARNING: not every JWKS source loaded; JWTs may fail",
+        );
+    }
+    match path::canonicalize(path) {
+        Ok(p) => line("path", &format!("{p} (canonical, what routes match)")),
+        Err(e) => line("path", &format!("cannot canonicalize: {e}")),
+    }
+    let (outcome, trace) = checker.explain(&req, now).await;
+    let _ = stop_tx.send(true);
+    for (step, detail) in &trace.steps {
+        line(step, detail);
+    }
+    let responder = Responder::from_config(config);
+    let managed = ManagedHeaders::from_config(config);
+    let allowed = render_decision(&mut out, &req, &outcome, &responder, &managed);
+    Ok(Explanation { text: out, allowed })
+}
+
+fn render_decision(
+    out: &mut String,
+    req: &Request<'_>,
+    outcome: &Outcome,
+    responder: &Responder,
+    managed: &ManagedHeaders,
+) -> bool {
+    match &outcome.decision {
+        Decision::Allow(identity) => {
+            let _ = writeln!(out, "{:<13}ALLOW (200)", "decision");
+            for (k, v) in &identity.headers {
+                let _ = writeln!(out, "  set     {k}: {v}");
+            }
+            for k in managed.to_remove(req.header_names(), &identity.headers) {
+                let _ = writeln!(out, "  remove  {k}");
+            }
+            true
+        }
+        Decision::AllowAnonymous => {
+            let _ = writeln!(out, "{:<13}ALLOW (200), anonymous", "decision");
+            for k in managed.to_remove(req.header_names(), &[]) {
+                let _ = writeln!(out, "  remove  {k}");
+            }
+            true
+        }
+        Decision::Deny(reason) => {
+            let d = responder.deny(req, outcome, *reason);
+            let _ = writeln!(
+                out,
+                "{:<13}DENY {} {}",
+                "decision",
+                d.status,
+                reason.as_str()
+            );
+            for (k, v) in &d.headers {
+                let _ = writeln!(out, "  header  {k}: {v}");
+            }
+            if !d.body.is_empty() {
+                let _ = writeln!(out, "  body    {}", d.body);
+            }
+            false
+        }
+    }
+}
+
+/// `(host, path-and-query, scheme)` of a URL or a bare path.
+fn split_url(url: &str) -> Result<(Option<&str>, &str, Option<&str>), ExplainError> {
+    if url.starts_with('/') {
+        return Ok((None, url, None));
+    }
+    let (scheme, rest) = url
+        .split_once("://")
+        .filter(|(s, _)| matches!(*s, "http" | "https"))
+        .ok_or_else(|| ExplainError::Url(format!("`{url}` is not http(s)://host/path or /path")))?;
+    let (host, path) = match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], &rest[i..]),
+        Some(_) => {
+            return Err(ExplainError::Url(format!(
+                "`{url}`: put a `/` between the host and the query"
+            )));
+        }
+        None => (rest, "/"),
+    };
+    if host.is_empty() {
+        return Err(ExplainError::Url(format!("`{url}` has no host")));
+    }
+    Ok((Some(host), path, Some(scheme)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            split_url("https://a.example.com/x/y?z=1").unwrap(),
+            (Some("a.example.com"), "/x/y?z=1", Some("https"))
+        );
+        assert_eq!(
+            split_url("http://a:8080").unwrap(),
+            (Some("a:8080"), "/", Some("http"))
+        );
+        assert_eq!(split_url("/p?q").unwrap(), (None, "/p?q", None));
+        assert!(split_url("ftp://x/").is_err());
+        assert!(split_url("a.example.com/x").is_err());
+        assert!(split_url("https:///x").is_err());
+    }
+}
