@@ -66,9 +66,6 @@ Checks the schema cannot express; each failure names the value to fix.
 {{- if and .Values.http.enabled (ne .Values.mode "standalone") -}}
 {{- fail "http.enabled is for mode standalone (in sidecar and gateway modes the pod's Envoy uses gRPC)" -}}
 {{- end -}}
-{{- if and .Values.podDisruptionBudget.enabled (not (or (kindIs "invalid" .Values.podDisruptionBudget.minAvailable) (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable))) -}}
-{{- fail "podDisruptionBudget: set only one of maxUnavailable and minAvailable (the other to null)" -}}
-{{- end -}}
 {{- end -}}
 
 {{/* The chart's part of ward's config; .Values.config is merged over it. */}}
