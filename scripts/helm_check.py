@@ -102,6 +102,11 @@ def split(rendered, outdir):
         pipe = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["pipe"]["path"]
         if pipe != socket:
             fail(f"{rendered}: sidecar Envoy cluster pipe {pipe} != ward's listen.unix_socket {socket}")
+        example = yaml.safe_load(Path("envoy/sidecar-uds.yaml").read_text())
+        example_ward = [c for c in example["static_resources"]["clusters"] if c["name"] == "ward"][0]
+        if cluster != example_ward:
+            fail(f"{rendered}: sidecar envoy-cluster.yaml differs from the ward cluster of "
+                 "envoy/sidecar-uds.yaml (which envoy --mode validate checks)")
         mount = yaml.safe_load(sidecar["envoy-volume-mount.yaml"])
         envoy = {
             "name": "envoy", "image": "envoyproxy/envoy:distroless-v1.40.0",
