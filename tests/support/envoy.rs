@@ -118,12 +118,37 @@ impl Envoy {
     }
 
     async fn start_once(opts: &EnvoyOptions) -> Result<Envoy, String> {
+        let (http_port, admin_port) = (free_port(), free_port());
+        Self::spawn(
+            &render_config(opts, http_port, admin_port),
+            http_port,
+            admin_port,
+        )
+        .await
+    }
+
+    /// Starts Envoy with a complete bootstrap that the caller renders for
+    /// the ports it is given: `render(http_port, admin_port)` must put the
+    /// listener clients use on `127.0.0.1:http_port` and the admin endpoint
+    /// on `127.0.0.1:admin_port`. Retried with new ports if they were taken.
+    /// Panics with Envoy's log on failure.
+    pub async fn start_bootstrap(render: impl Fn(u16, u16) -> Value) -> Envoy {
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            let (http_port, admin_port) = (free_port(), free_port());
+            match Self::spawn(&render(http_port, admin_port), http_port, admin_port).await {
+                Ok(envoy) => return envoy,
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("{last_err}")
+    }
+
+    async fn spawn(config: &Value, http_port: u16, admin_port: u16) -> Result<Envoy, String> {
         let bin = envoy_bin();
         let dir = tempfile::tempdir().map_err(|e| format!("envoy: tempdir: {e}"))?;
-        let (http_port, admin_port) = (free_port(), free_port());
-        let config = render_config(opts, http_port, admin_port);
         let config_path = dir.path().join("envoy.yaml");
-        let yaml = serde_yaml_ng::to_string(&config).map_err(|e| format!("envoy: {e}"))?;
+        let yaml = serde_yaml_ng::to_string(config).map_err(|e| format!("envoy: {e}"))?;
         std::fs::write(&config_path, yaml).map_err(|e| format!("envoy: write config: {e}"))?;
 
         let mut cmd = Command::new(&bin);

@@ -1,0 +1,187 @@
+{{/* Names and labels. */}}
+{{- define "ward.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "ward.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "ward.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "ward.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ward.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ward.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "ward.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "ward.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: {{ .Values.mode }}
+{{- end -}}
+
+{{- define "ward.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "ward.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ward.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether this mode runs pods of its own. */}}
+{{- define "ward.runsPods" -}}
+{{- if ne .Values.mode "sidecar" }}true{{ end -}}
+{{- end -}}
+
+{{/*
+Checks the schema cannot express; each failure names the value to fix.
+*/}}
+{{- define "ward.validate" -}}
+{{- if hasKey .Values.config "listen" -}}
+{{- fail "config.listen is set by the chart: use ports.grpc / ports.admin (and http.*, sidecar.*) instead" -}}
+{{- end -}}
+{{- if and .Values.redis.passwordSecretKey (not .Values.secrets.existingSecret) -}}
+{{- fail "redis.passwordSecretKey needs secrets.existingSecret (the Secret that holds that key)" -}}
+{{- end -}}
+{{- if and .Values.secrets.env (not .Values.secrets.existingSecret) -}}
+{{- fail "secrets.env needs secrets.existingSecret (the Secret its keys come from)" -}}
+{{- end -}}
+{{- if and (eq .Values.mode "gateway") (not .Values.gateway.backend.host) -}}
+{{- fail "mode gateway needs gateway.backend.host: the backend Service to protect, e.g. orders.shop.svc.cluster.local" -}}
+{{- end -}}
+{{- if and .Values.http.enabled (ne .Values.mode "standalone") -}}
+{{- fail "http.enabled is for mode standalone (in sidecar and gateway modes the pod's Envoy uses gRPC)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The chart's part of ward's config; .Values.config is merged over it. */}}
+{{- define "ward.defaultConfig" -}}
+runtime:
+  drain_delay: 5s
+  shutdown_grace: 10s
+log:
+  format: json
+  level: info
+{{- with .Values.redis }}
+{{- if .mode }}
+store:
+  redis:
+    mode: {{ .mode }}
+    {{- if eq .mode "standalone" }}
+    url: {{ .url | quote }}
+    {{- else }}
+    nodes: {{ toJson .nodes }}
+    {{- end }}
+    {{- if eq .mode "sentinel" }}
+    master_name: {{ .masterName | quote }}
+    {{- end }}
+    {{- with .username }}
+    username: {{ . | quote }}
+    {{- end }}
+    {{- with .passwordSecretKey }}
+    password: {file: {{ printf "%s/%s" $.Values.secrets.mountPath . | quote }}}
+    {{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* `listen`, owned by the chart so probes, ports and sockets agree. */}}
+{{- define "ward.listen" -}}
+{{- $grpcHost := ternary "0.0.0.0" "127.0.0.1" (eq .Values.mode "standalone") -}}
+grpc: {{ printf "%s:%d" $grpcHost (int .Values.ports.grpc) | quote }}
+admin: {{ printf "0.0.0.0:%d" (int .Values.ports.admin) | quote }}
+{{- if eq .Values.mode "sidecar" }}
+unix_socket: {{ printf "%s/%s" .Values.sidecar.socketDir .Values.sidecar.socketName | quote }}
+{{- end }}
+{{- if .Values.http.enabled }}
+http: {{ printf "0.0.0.0:%d" (int .Values.http.port) | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The whole ward config file. */}}
+{{- define "ward.config" -}}
+{{- include "ward.validate" . -}}
+{{- $config := include "ward.defaultConfig" . | fromYaml -}}
+{{- $config = mergeOverwrite $config (deepCopy .Values.config) -}}
+{{- $_ := set $config "listen" (include "ward.listen" . | fromYaml) -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/* The ward container (standalone, gateway, and the sidecar spec). */}}
+{{- define "ward.container" -}}
+name: ward
+image: {{ include "ward.image" . }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+args: ["serve", "--config", "/etc/ward/ward.yaml"]
+ports:
+  {{- if eq .Values.mode "standalone" }}
+  - {name: grpc, containerPort: {{ .Values.ports.grpc }}, protocol: TCP}
+  {{- end }}
+  {{- if .Values.http.enabled }}
+  - {name: http-authz, containerPort: {{ .Values.http.port }}, protocol: TCP}
+  {{- end }}
+  - {name: admin, containerPort: {{ .Values.ports.admin }}, protocol: TCP}
+{{- if or .Values.secrets.env .Values.extraEnv }}
+env:
+  {{- range .Values.secrets.env }}
+  - name: {{ .name }}
+    valueFrom:
+      secretKeyRef: {name: {{ $.Values.secrets.existingSecret }}, key: {{ .key }}}
+  {{- end }}
+  {{- with .Values.extraEnv }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+livenessProbe:
+  httpGet: {path: /healthz, port: admin}
+  {{- toYaml .Values.probes.liveness | nindent 2 }}
+readinessProbe:
+  httpGet: {path: /readyz, port: admin}
+  {{- toYaml .Values.probes.readiness | nindent 2 }}
+resources:
+  {{- toYaml .Values.resources | nindent 2 }}
+securityContext:
+  {{- toYaml .Values.securityContext | nindent 2 }}
+volumeMounts:
+  - {name: ward-config, mountPath: /etc/ward, readOnly: true}
+  {{- if .Values.secrets.existingSecret }}
+  - {name: ward-secrets, mountPath: {{ .Values.secrets.mountPath }}, readOnly: true}
+  {{- end }}
+  {{- if eq .Values.mode "sidecar" }}
+  - {name: ward-socket, mountPath: {{ .Values.sidecar.socketDir }}}
+  {{- end }}
+  {{- with .Values.extraVolumeMounts }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end -}}
+
+{{/* The volumes the ward container mounts. */}}
+{{- define "ward.volumes" -}}
+- name: ward-config
+  configMap: {name: {{ include "ward.fullname" . }}-config}
+{{- if .Values.secrets.existingSecret }}
+- name: ward-secrets
+  secret: {secretName: {{ .Values.secrets.existingSecret }}, defaultMode: 0440}
+{{- end }}
+{{- if eq .Values.mode "sidecar" }}
+- name: ward-socket
+  emptyDir: {medium: Memory, sizeLimit: 1Mi}
+{{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
