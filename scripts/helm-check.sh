@@ -66,16 +66,10 @@ for values in "${renders[@]}"; do
     manifests+=("$dir/core.yaml")
     [ ! -f "$dir/sidecar-pod.yaml" ] || manifests+=("$dir/sidecar-pod.yaml")
 
-    if [ "$name" = http-mode ]; then
-        # listen.http is not in this ward yet (HTTP ext_authz mode lands
-        # separately); the manifests above are still validated.
-        echo "ward check-config: skipped (needs listen.http)"
-    else
-        sed "s|$SECRETS_MOUNT/|$secrets/|g" "$dir/ward.yaml" > "$dir/ward-local.yaml"
-        "$WARD" check-config "$dir/ward-local.yaml" >/dev/null \
-            || { cat "$dir/ward.yaml"; "$WARD" check-config "$dir/ward-local.yaml"; die "$name: ward check-config failed"; }
-        echo "ward check-config: ok"
-    fi
+    sed "s|$SECRETS_MOUNT/|$secrets/|g" "$dir/ward.yaml" > "$dir/ward-local.yaml"
+    "$WARD" check-config "$dir/ward-local.yaml" >/dev/null \
+        || { cat "$dir/ward.yaml"; "$WARD" check-config "$dir/ward-local.yaml"; die "$name: ward check-config failed"; }
+    echo "ward check-config: ok"
 
     if [ -f "$dir/envoy.yaml" ]; then
         "$WARD_ENVOY_BIN" --mode validate -c "$dir/envoy.yaml" --log-level warning >/dev/null \
