@@ -478,9 +478,40 @@ fn settings() -> Criterion {
         .sample_size(30)
 }
 
+/// Route selection: no routes (the default policy), and 10k routes of
+/// which none matches until the last (exact, prefix and glob, a third
+/// each), for a path that is already canonical and one that is not.
+fn bench_routes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("policy");
+    let none = ward::policy::Policies::from_config(&Config::default()).unwrap();
+    let mut yaml = String::from("routes:\n");
+    for i in 0..9999 {
+        yaml.push_str(&match i % 3 {
+            0 => format!("- {{exact: /svc{i}/health, policy: public}}\n"),
+            1 => format!("- {{prefix: /svc{i}, policy: public}}\n"),
+            _ => format!("- {{glob: \"/g{i}/*/items\", policy: public}}\n"),
+        });
+    }
+    yaml.push_str("- {prefix: /, policy: required}\n");
+    let many = ward::policy::Policies::from_config(&Config::from_yaml(&yaml).unwrap()).unwrap();
+    let path = "/api/v1/items?limit=10";
+    assert!(many.select(None, "h", "GET", path).is_ok());
+    group.bench_function("select_no_routes", |b| {
+        b.iter(|| black_box(none.select(None, "h", "GET", black_box(path)).is_ok()))
+    });
+    group.bench_function("select_10k_routes", |b| {
+        b.iter(|| black_box(many.select(None, "h", "GET", black_box(path)).is_ok()))
+    });
+    group.bench_function("select_10k_routes_dirty_path", |b| {
+        let dirty = "/api//v1/./x/../items;p=1?limit=10";
+        b.iter(|| black_box(many.select(None, "h", "GET", black_box(dirty)).is_ok()))
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = settings();
-    targets = bench_pure, bench_verify, bench_authenticate, bench_store_credentials
+    targets = bench_pure, bench_verify, bench_authenticate, bench_store_credentials, bench_routes
 }
 criterion_main!(benches);

@@ -77,6 +77,7 @@ TARGETS = [
     ("session_hit_vs_noop_rps", "ward session cache hit Check/s vs no-op", ">=", 0.90),
     ("apikey_hit_vs_noop_rps", "ward API key cache hit Check/s vs no-op", ">=", 0.90),
     ("session_miss_vs_noop_rps", "ward session all-miss Check/s vs no-op", ">=", 0.50),
+    ("routes_10k_vs_hit_rps", "ward cache hit with 10k routes vs without", ">=", 0.95),
     ("envoy_ward_vs_noop", "Envoy+ward req/s vs Envoy+no-op", ">=", 0.95),
     ("envoy_ward_vs_jwt_authn", "Envoy+ward req/s vs Envoy+jwt_authn", ">=", 0.90),
     ("envoy_added_p99_ms", "p99 ward adds through Envoy at fixed rate (ms)", "<=", 1.0),
@@ -703,6 +704,23 @@ def hot_token_args(bed: Bed) -> list[str]:
     return ["--tokens", one_token(bed)]
 
 
+def ten_thousand_routes() -> list[dict]:
+    """10,000 routes none of which matches the bench request (exact paths,
+    segment prefixes and globs, a third each), then a catch-all: the
+    matcher's worst case is to find nothing until the last route."""
+    routes: list[dict] = []
+    for i in range(9999):
+        kind = i % 3
+        if kind == 0:
+            routes.append({"exact": f"/svc{i}/health", "policy": "public"})
+        elif kind == 1:
+            routes.append({"prefix": f"/svc{i}", "scopes": {"all_of": ["x"]}})
+        else:
+            routes.append({"glob": f"/g{i}/*/items", "policy": "public"})
+    routes.append({"name": "catch-all", "prefix": "/", "policy": "required"})
+    return routes
+
+
 def miss_args(alg: str, rate_guess: int):
     """A pool of distinct tokens, each sent once: every check is a miss
     (ward restarts per run, so the pool is reused across repetitions)."""
@@ -720,6 +738,8 @@ DIRECT_SCENARIOS = [
     DirectScenario("noop_shaped", "no-op server, ward-shaped answer", "noop_shaped",
                    tokens=hot_token_args),
     DirectScenario("ward_hit", "ward, JWT RS256, cache hit", "ward", tokens=hot_token_args),
+    DirectScenario("ward_hit_10k_routes", "ward, JWT cache hit, 10k routes", "ward",
+                   tokens=hot_token_args, ward_extra={"routes": ten_thousand_routes()}),
     DirectScenario("ward_miss_rs256", "ward, JWT RS256, cache miss", "ward",
                    tokens=miss_args("RS256", 20000)),
     DirectScenario("ward_miss_es256", "ward, JWT ES256, cache miss", "ward",
@@ -1269,6 +1289,9 @@ def compute_targets(res: dict) -> list[dict]:
                           ("session_miss_vs_noop_rps", "ward_session_miss")):
             if name in d["scenarios"]:
                 vals[key] = d["scenarios"][name]["rps_ratio"]
+        routes = d["scenarios"].get("ward_hit_10k_routes")
+        if routes and hit["rps_ratio"]:
+            vals["routes_10k_vs_hit_rps"] = routes["rps_ratio"] / hit["rps_ratio"]
     e = res.get("envoy")
     if e:
         vals["envoy_ward_vs_noop"] = e["ratios"]["ward_tcp_vs_noop"]
