@@ -42,6 +42,7 @@ pub mod jwt;
 pub mod lookup;
 pub mod manage;
 pub mod metrics;
+pub mod policy;
 pub mod request;
 pub mod server;
 pub mod session;

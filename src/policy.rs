@@ -1,0 +1,3 @@
+//! Route policies (the lead fills this in).
+
+pub mod path;
