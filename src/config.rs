@@ -7,8 +7,10 @@
 //! is empty) and returns every problem with its path. Field-by-field
 //! documentation lives in `docs/configuration.md`.
 
+mod limits;
 mod secret;
 
+pub use limits::*;
 pub use secret::{EnvSource, ProcessEnv, Secret, SecretError, SecretSource};
 
 use serde::Deserialize;
@@ -29,6 +31,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub sessions: SessionsConfig,
     pub api_keys: ApiKeysConfig,
+    pub limits: LimitsConfig,
 }
 
 /// Where ward listens.
