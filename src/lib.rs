@@ -39,6 +39,7 @@ pub mod headers;
 pub mod identity;
 pub mod jwks;
 pub mod jwt;
+pub mod limiter;
 pub mod lookup;
 pub mod manage;
 pub mod metrics;
