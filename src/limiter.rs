@@ -8,12 +8,12 @@
 //! prefix; while either is empty, [`Limiter::blocked`] says so and the
 //! caller answers 429 with `Retry-After`, without touching the store.
 //!
-//! governor cannot peek at a bucket without drawing from it, so a bucket
-//! that a failure empties records a "blocked until" instant next to it,
-//! which [`Limiter::blocked`] reads without consuming anything. Buckets
-//! live in a moka cache bounded by `max_tracked` and idle-evicted after
-//! the budget's `per` (an idle bucket is full again by then, so forgetting
-//! it loses nothing). When no key is blocked at all, `blocked` is one
+//! governor cannot peek at a bucket without drawing from it, so the
+//! failure that empties a bucket records its key as "blocked until" in a
+//! second cache, which [`Limiter::blocked`] reads without drawing. Both
+//! caches are moka caches bounded by `max_tracked`; buckets are forgotten
+//! after `per` idle (by then a bucket is full again, so nothing is lost),
+//! blocks when they end. When no key is blocked at all, `blocked` is one
 //! clock read and one atomic load.
 
 use crate::config::{FailureBudget, LimitsConfig};
@@ -71,17 +71,17 @@ impl ClientKey {
 
 type Gcra = RateLimiter<NotKeyed, InMemoryState, MonotonicClock, StateInformationMiddleware>;
 
-/// One key's failure bucket and how long it is blocked.
-struct Bucket {
-    gcra: Gcra,
-    /// Nanoseconds since `Inner::start`; 0 = never blocked.
-    blocked_until: AtomicU64,
-}
-
-/// The buckets of one kind of key.
+/// The buckets of one kind of key, and the keys of that kind now blocked.
+///
+/// Blocked keys live apart from the buckets so that a flood of keys that
+/// each fail once (and never block) cannot push a blocked key out: to
+/// evict one, an attacker would have to get `max_tracked` other keys
+/// blocked.
 struct Tracker<K> {
     quota: Quota,
-    buckets: Cache<K, Arc<Bucket>>,
+    buckets: Cache<K, Arc<Gcra>>,
+    /// Key -> blocked until (nanoseconds since `Inner::start`).
+    blocked: Cache<K, u64>,
 }
 
 impl<K: Hash + Eq + Send + Sync + Clone + 'static> Tracker<K> {
@@ -91,11 +91,27 @@ impl<K: Hash + Eq + Send + Sync + Clone + 'static> Tracker<K> {
         let quota = Quota::with_period(interval)
             .unwrap_or(Quota::per_second(NonZeroU32::MIN))
             .allow_burst(failures);
+        // An idle bucket is full again after `per`: forgetting it loses
+        // nothing. A block never lasts longer than one refill interval.
         let buckets = Cache::builder()
             .max_capacity(max_tracked)
             .time_to_idle(budget.per.max(Duration::from_millis(1)))
             .build();
-        Self { quota, buckets }
+        let blocked = Cache::builder()
+            .max_capacity(max_tracked)
+            .time_to_live(interval + Duration::from_millis(1))
+            .build();
+        Self {
+            quota,
+            buckets,
+            blocked,
+        }
+    }
+
+    fn entries(&self) -> u64 {
+        self.buckets.run_pending_tasks();
+        self.blocked.run_pending_tasks();
+        self.buckets.entry_count() + self.blocked.entry_count()
     }
 
     /// How long `key` stays blocked after `now` (nanoseconds since start).
@@ -104,37 +120,36 @@ impl<K: Hash + Eq + Send + Sync + Clone + 'static> Tracker<K> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let until = self.buckets.get(key)?.blocked_until.load(Ordering::Relaxed);
+        let until = self.blocked.get(key)?;
         (until > now).then(|| Duration::from_nanos(until - now))
     }
 
-    /// Draws one failure from `key`'s bucket; when that empties it, marks
-    /// the key blocked until the bucket holds one failure again.
-    /// `horizon` is raised to the new "blocked until".
+    /// Draws one failure from `key`'s bucket; when that empties it, blocks
+    /// the key until the bucket holds one failure again. `horizon` is
+    /// raised to the new "blocked until".
     fn fail<Q>(&self, key: &Q, start: Instant, horizon: &AtomicU64) -> Option<Duration>
     where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let bucket = self.buckets.get_with_by_ref(key, || {
-            Arc::new(Bucket {
-                gcra: RateLimiter::direct_with_clock(self.quota, MonotonicClock)
+            Arc::new(
+                RateLimiter::direct_with_clock(self.quota, MonotonicClock)
                     .with_middleware::<StateInformationMiddleware>(),
-                blocked_until: AtomicU64::new(0),
-            })
+            )
         });
-        let refused = match bucket.gcra.check() {
+        let refused = match bucket.check() {
             Ok(state) if state.remaining_burst_capacity() > 0 => return None,
             // Just emptied. A refused check draws nothing, so this asks
             // "when is the next one allowed?" (if a cell came back in
             // between, it draws one more: conservative).
-            Ok(_) => bucket.gcra.check().err()?,
+            Ok(_) => bucket.check().err()?,
             Err(refused) => refused,
         };
         let now = MonotonicClock.now();
         let wait = refused.wait_time_from(now);
         let until = nanos_since(start, now + wait);
-        bucket.blocked_until.fetch_max(until, Ordering::Relaxed);
+        self.blocked.insert(key.to_owned(), until);
         horizon.fetch_max(until, Ordering::Relaxed);
         Some(wait)
     }
@@ -203,14 +218,12 @@ impl Limiter {
         by_ip.max(by_credential).map(retry_after)
     }
 
-    /// Keys currently remembered (client IPs + credentials), after pending
-    /// evictions ran: for tests and a gauge.
+    /// Entries held (buckets and blocks, client IPs and credentials),
+    /// after pending evictions ran: for tests and a gauge.
     pub fn tracked(&self) -> u64 {
-        self.inner.as_ref().map_or(0, |inner| {
-            inner.ips.buckets.run_pending_tasks();
-            inner.credentials.buckets.run_pending_tasks();
-            inner.ips.buckets.entry_count() + inner.credentials.buckets.entry_count()
-        })
+        self.inner
+            .as_ref()
+            .map_or(0, |inner| inner.ips.entries() + inner.credentials.entries())
     }
 }
 
@@ -220,12 +233,20 @@ mod tests {
     use std::thread::sleep;
 
     fn limiter(ip: (u32, Duration), credential: (u32, Duration)) -> Limiter {
+        limiter_tracking(ip, credential, 1000)
+    }
+
+    fn limiter_tracking(
+        ip: (u32, Duration),
+        credential: (u32, Duration),
+        max_tracked: u64,
+    ) -> Limiter {
         let budget = |(failures, per)| FailureBudget { failures, per };
         Limiter::new(&LimitsConfig {
             enabled: true,
             per_ip: budget(ip),
             per_credential: budget(credential),
-            max_tracked: 1000,
+            max_tracked,
         })
     }
 
@@ -358,16 +379,57 @@ mod tests {
 
     #[test]
     fn a_flood_of_distinct_keys_stays_within_max_tracked() {
+        // A budget of one: every key is both counted and blocked.
+        let l = limiter_tracking((1, MINUTE), (1, MINUTE), 50);
+        for i in 0..5000u32 {
+            let addr = IpAddr::from(i.to_be_bytes());
+            assert!(
+                l.record_failure(Some(addr), Some(&i.to_le_bytes()))
+                    .is_some()
+            );
+        }
+        let tracked = l.tracked();
+        // Buckets and blocks, for IPs and credentials: 4 caches of 50.
+        assert!((100..=200).contains(&tracked), "{tracked} entries");
+    }
+
+    #[test]
+    fn the_defaults_block_an_ip_for_3s_and_a_credential_for_6s() {
+        // docs/configuration.md: per / failures once the budget is spent.
+        let l = Limiter::new(&LimitsConfig::default());
+        let a = ip("192.0.2.1");
+        for _ in 0..19 {
+            assert_eq!(l.record_failure(a, None), None);
+        }
+        assert_eq!(l.record_failure(a, None), Some(Duration::from_secs(3)));
+        for _ in 0..9 {
+            assert_eq!(l.record_failure(None, Some(b"k")), None);
+        }
+        assert_eq!(
+            l.record_failure(None, Some(b"k")),
+            Some(Duration::from_secs(6))
+        );
+    }
+
+    #[test]
+    fn a_flood_of_one_time_keys_does_not_evict_a_blocked_attacker() {
         let l = Limiter::new(&LimitsConfig {
             max_tracked: 50,
             ..LimitsConfig::default()
         });
-        for i in 0..5000u32 {
-            let addr = IpAddr::from(i.to_be_bytes());
-            l.record_failure(Some(addr), Some(&i.to_le_bytes()));
+        let attacker = ip("198.51.100.1");
+        for _ in 0..20 {
+            l.record_failure(attacker, Some(b"stolen"));
         }
-        let tracked = l.tracked();
-        assert!((1..=100).contains(&tracked), "{tracked} keys tracked");
+        for i in 0..5000u32 {
+            l.record_failure(Some(IpAddr::from(i.to_be_bytes())), Some(&i.to_le_bytes()));
+            if i % 100 == 0 {
+                assert!(l.blocked(attacker, None).is_some(), "after {i}");
+            }
+        }
+        l.tracked();
+        assert!(l.blocked(attacker, None).is_some());
+        assert!(l.blocked(None, Some(b"stolen")).is_some());
     }
 
     #[test]

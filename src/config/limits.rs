@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// Brute-force limits on failed authentications.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub enabled: bool,
@@ -73,6 +73,19 @@ mod tests {
                 .limits
                 .enabled
         );
+    }
+
+    #[test]
+    fn the_annotated_example_in_the_docs_shows_the_defaults() {
+        let doc = include_str!("../../docs/configuration.md");
+        let example = doc
+            .split("## A complete annotated example")
+            .nth(1)
+            .and_then(|rest| rest.split("```yaml\n").nth(1))
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        let config = Config::from_yaml(example).unwrap();
+        assert_eq!(config.limits, LimitsConfig::default());
     }
 
     #[test]
