@@ -471,6 +471,54 @@ fn bench_store_credentials(c: &mut Criterion) {
     group.finish();
 }
 
+/// The brute-force limiter's check before any store call, and path
+/// canonicalization before route matching.
+fn bench_limits(c: &mut Criterion) {
+    use std::net::IpAddr;
+    use ward::limiter::Limiter;
+    let client: IpAddr = "203.0.113.7".parse().unwrap();
+    let credential = [0x5au8; 8];
+    let mut group = c.benchmark_group("limiter");
+
+    // Nothing blocked anywhere: the steady state.
+    let calm = Limiter::new(&ward::config::LimitsConfig::default());
+    assert_eq!(calm.blocked(Some(client), Some(&credential)), None);
+    group.bench_function("blocked", |b| {
+        b.iter(|| calm.blocked(black_box(Some(client)), black_box(Some(&credential))))
+    });
+
+    // Under attack: some other client is blocked, so every check looks
+    // both keys up (and finds nothing for this client).
+    let attacked = Limiter::new(&ward::config::LimitsConfig::default());
+    let attacker: IpAddr = "198.51.100.1".parse().unwrap();
+    while attacked.record_failure(Some(attacker), None).is_none() {}
+    assert!(attacked.blocked(Some(attacker), None).is_some());
+    assert_eq!(attacked.blocked(Some(client), Some(&credential)), None);
+    group.bench_function("blocked_under_attack", |b| {
+        b.iter(|| attacked.blocked(black_box(Some(client)), black_box(Some(&credential))))
+    });
+
+    // A failure from a new IP with a new credential: two bucket inserts.
+    let failing = Limiter::new(&ward::config::LimitsConfig::default());
+    let mut n = 0u32;
+    group.bench_function("record_failure_new_keys", |b| {
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            failing.record_failure(Some(IpAddr::from(n.to_be_bytes())), Some(&n.to_le_bytes()))
+        })
+    });
+    group.finish();
+
+    let path = "/v1/orders/1234/items?limit=50&cursor=eyJpZCI6MTIzNH0";
+    assert_eq!(
+        ward::policy::path::canonicalize(path).as_deref(),
+        Ok("/v1/orders/1234/items")
+    );
+    c.bench_function("path/canonicalize", |b| {
+        b.iter(|| ward::policy::path::canonicalize(black_box(path)))
+    });
+}
+
 fn settings() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -512,6 +560,7 @@ fn bench_routes(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = settings();
-    targets = bench_pure, bench_verify, bench_authenticate, bench_store_credentials, bench_routes
+    targets = bench_pure, bench_verify, bench_authenticate, bench_store_credentials, bench_routes,
+        bench_limits
 }
 criterion_main!(benches);

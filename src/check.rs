@@ -30,6 +30,9 @@ use crate::request::Request;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// Bytes of the credential's SHA-256 that key it in the limiter.
+const LIMITER_KEY_BYTES: usize = 8;
+
 /// A decision plus what the shell needs to render and record it.
 #[derive(Debug)]
 pub struct Outcome {
@@ -93,7 +96,7 @@ impl Checker {
         Self {
             policies,
             authn,
-            limiter: Limiter::default(),
+            limiter: Limiter::new(&config.limits),
             trusted_hops: config.sessions.fingerprint.trusted_hops,
         }
     }
@@ -205,7 +208,17 @@ impl Checker {
             return deny(Reason::CredentialNotAccepted, None);
         }
         let ip = self.client_ip(req);
-        if let Some(wait) = self.limiter.blocked(ip, Some(secret.as_bytes())) {
+        // The credential's limiter key is a hash prefix, never the secret;
+        // derived only when something is blocked or a failure is counted.
+        let key = |secret: &str| {
+            let hash = hash_credential(secret);
+            let mut key = [0u8; LIMITER_KEY_BYTES];
+            key.copy_from_slice(&hash[..LIMITER_KEY_BYTES]);
+            key
+        };
+        if self.limiter.any_blocked()
+            && let Some(wait) = self.limiter.blocked(ip, Some(&key(secret)))
+        {
             let secs = wait.as_secs().max(1);
             trace.step("limiter", || format!("blocked for {secs}s more"));
             return deny(Reason::TooManyFailures, Some(secs));
@@ -219,7 +232,7 @@ impl Checker {
             Err(reason) => {
                 trace.step("authenticate", || reason.as_str().to_string());
                 if counts_as_failure(reason) {
-                    self.limiter.record_failure(ip, Some(secret.as_bytes()));
+                    self.limiter.record_failure(ip, Some(&key(secret)));
                 }
                 if reason == Reason::StoreUnavailable && policy.on_store_error == OnStoreError::Open
                 {

@@ -7,9 +7,11 @@
 //! is empty) and returns every problem with its path. Field-by-field
 //! documentation lives in `docs/configuration.md`.
 
+mod limits;
 mod policy;
 mod secret;
 
+pub use limits::*;
 pub use policy::{
     BUILTIN_POLICIES, Kind, Mode, OnStoreError, PolicyConfig, Requirement, ResponsesConfig,
     RouteConfig,
@@ -44,6 +46,8 @@ pub struct Config {
     pub default_policy: Option<String>,
     /// How denies are rendered: status overrides, login redirects.
     pub responses: ResponsesConfig,
+    /// Failed-authentication budgets (429 before the store).
+    pub limits: LimitsConfig,
 }
 
 /// Where ward listens.

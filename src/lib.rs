@@ -22,6 +22,8 @@
 //! | [`decision`] | `Decision`, the closed `Reason` set, statuses, bodies (pure) |
 //! | [`cache`] | the moka cache of verified credentials |
 //! | [`jwks`] | the key store and background JWKS fetchers (I/O) |
+//! | [`policy`] | route policies; [`policy::path`] canonicalizes paths (pure) |
+//! | [`limiter`] | failed-authentication budgets per IP and credential |
 //! | [`authn`] | extract → cache → verify → identity: one check |
 //! | [`metrics`] | Prometheus metrics in an explicit registry |
 //! | [`server`] | listeners, the Envoy adapter, admin port, shutdown (I/O) |

@@ -6,6 +6,7 @@
 use super::{Config, ConfigProblem, EnvSource, FingerprintMode, ProcessEnv, RedisMode};
 use crate::headers::is_valid_header_name;
 use crate::jwt::keys;
+use std::time::Duration;
 
 /// Headers that carry the request itself; ward must never set them.
 const RESERVED_HEADERS: &[&str] = &[
@@ -61,6 +62,7 @@ impl Config {
         self.check_sessions(&mut p);
         self.check_api_keys(&mut p);
         self.check_policies(&mut p);
+        self.check_limits(&mut p);
         p.0
     }
 
@@ -399,6 +401,27 @@ impl Config {
     }
 
     /// A configurable header must not be one ward already sets.
+    fn check_limits(&self, p: &mut Problems) {
+        let l = &self.limits;
+        for (path, budget) in [
+            ("limits.per_ip", &l.per_ip),
+            ("limits.per_credential", &l.per_credential),
+        ] {
+            if budget.failures == 0 {
+                p.add(format!("{path}.failures"), "must be at least 1");
+            }
+            if budget.per.is_zero() || budget.per > Duration::from_secs(24 * 3600) {
+                p.add(
+                    format!("{path}.per"),
+                    "must be greater than 0 and at most 24h",
+                );
+            }
+        }
+        if l.max_tracked == 0 {
+            p.add("limits.max_tracked", "must be at least 1");
+        }
+    }
+
     fn not_set_by_ward(&self, p: &mut Problems, path: &str, name: &str) {
         let fixed = [
             self.headers.user_id.as_str(),
@@ -513,6 +536,27 @@ cache: {store_ttl: 1s, negative_ttl: 2s}
         ] {
             assert!(paths.contains(&want), "missing {want} in {got:#?}");
         }
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let got = problems(
+            "limits: {per_ip: {failures: 0, per: 1m}, per_credential: {failures: 3, per: 25h}, max_tracked: 0}",
+        );
+        assert_eq!(
+            got,
+            [
+                "limits.per_ip.failures: must be at least 1",
+                "limits.per_credential.per: must be greater than 0 and at most 24h",
+                "limits.max_tracked: must be at least 1",
+            ]
+        );
+        let got = problems("limits: {per_ip: {failures: 1, per: 0s}}");
+        assert_eq!(
+            got,
+            ["limits.per_ip.per: must be greater than 0 and at most 24h"]
+        );
+        assert!(problems("limits: {per_credential: {failures: 1, per: 24h}}").is_empty());
     }
 
     #[test]
