@@ -143,7 +143,7 @@ impl Checker {
                 Source::Route { index, name } => format!("route {name} (routes[{index}])"),
                 Source::Default => "no route matched: default_policy".to_string(),
             };
-            format!("{} ({from}), mode {:?}", policy.name, policy.mode).to_lowercase()
+            format!("{} ({from}), mode {}", policy.name, policy.mode.as_str())
         });
         let mut outcome = match policy.mode {
             Mode::Deny => {

@@ -95,8 +95,10 @@ impl Responder {
     /// `insufficient_scope` on its 403.
     fn challenge(&self, outcome: &Outcome, reason: Reason, status: u16) -> Option<String> {
         let realm = &self.realm;
-        let kind_challenge =
-            matches!(reason, Reason::MissingCredential | Reason::CredentialNotAccepted);
+        let kind_challenge = matches!(
+            reason,
+            Reason::MissingCredential | Reason::CredentialNotAccepted
+        );
         if kind_challenge && matches!(status, 400 | 401) {
             let accepted: Vec<AuthMethod> = match &outcome.policy {
                 Some(p) => p.accepted().collect(),

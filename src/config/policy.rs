@@ -24,6 +24,17 @@ pub enum Mode {
     Deny,
 }
 
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Public => "public",
+            Mode::Optional => "optional",
+            Mode::Required => "required",
+            Mode::Deny => "deny",
+        }
+    }
+}
+
 /// A credential kind a route accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
