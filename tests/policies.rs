@@ -344,3 +344,33 @@ async fn http_mode_through_envoy() {
     );
     assert_eq!(echo.hits(), 2);
 }
+
+#[tokio::test]
+async fn a_reason_can_be_answered_with_another_status() {
+    let ward = Ward::start(&format!(
+        "{}responses: {{status: {{malformed_token: 403, missing_credential: 404}}}}\n",
+        config()
+    ))
+    .await;
+    let client = authz::connect(ward.grpc_addr).await;
+    let headers = [("authorization", "Bearer x.y.z")];
+    let resp = authz::send(&client, check_request("GET", "/api/x", &headers)).await;
+    assert_eq!(authz::verdict(&resp), (403, "malformed_token".to_string()));
+    assert_eq!(deny_header(&resp, "www-authenticate"), None);
+    let resp = authz::send(&client, check_request("GET", "/api/x", &[])).await;
+    assert_eq!(
+        authz::verdict(&resp),
+        (404, "missing_credential".to_string())
+    );
+    // An override is a deny status: 2xx and 3xx are refused.
+    let bad = Ward::try_start(&format!(
+        "{}responses: {{status: {{malformed_token: 200}}}}\n",
+        config()
+    ))
+    .await;
+    let err = bad.err().expect("a 200 override must be refused");
+    assert!(
+        err.contains("responses.status.malformed_token: a deny status must be 400-599"),
+        "{err}"
+    );
+}
