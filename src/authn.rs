@@ -16,7 +16,7 @@ use crate::fingerprint;
 use crate::identity::{AuthMethod, ClaimRenderer, HeaderRules, Identity, IdentityError};
 use crate::jwks::KeyStore;
 use crate::jwt::{JwtError, Rules, Verifier};
-use crate::lookup::Lookups;
+use crate::lookup::{Lookups, Stale};
 use crate::metrics::Metrics;
 use crate::request::Request;
 use crate::session::{self, Session};
@@ -107,10 +107,14 @@ impl Authenticator {
         now: u64,
         on_store_error: OnStoreError,
     ) -> Result<Arc<Identity>, Reason> {
+        let stale = match on_store_error {
+            OnStoreError::Closed => Stale::Refused,
+            OnStoreError::Stale | OnStoreError::Open => Stale::Allowed,
+        };
         match credential {
-            Credential::Bearer(token) => self.jwt(token, now, on_store_error).await,
-            Credential::Session(sid) => self.session(sid, req, now).await,
-            Credential::ApiKey(key) => self.api_key(key, now).await,
+            Credential::Bearer(token) => self.jwt(token, now, on_store_error, stale).await,
+            Credential::Session(sid) => self.session(sid, req, now, stale).await,
+            Credential::ApiKey(key) => self.api_key(key, now, stale).await,
         }
     }
 
@@ -119,6 +123,7 @@ impl Authenticator {
         token: &str,
         now: u64,
         on_store_error: OnStoreError,
+        stale: Stale,
     ) -> Result<Arc<Identity>, Reason> {
         let hash = hash_credential(token);
         let identity = match self.cache.get(&hash, now) {
@@ -135,7 +140,7 @@ impl Authenticator {
                 identity
             }
         };
-        match self.check_revocation(&identity, now).await {
+        match self.check_revocation(&identity, now, stale).await {
             Err(Reason::StoreUnavailable) if on_store_error == OnStoreError::Open => {
                 tracing::warn!(
                     "store unavailable: JWT revocation not checked (on_store_error: open)"
@@ -148,11 +153,16 @@ impl Authenticator {
 
     /// Revocation is checked on every use, cache hit or not: a logout must
     /// take effect within an invalidation, not at the token's `exp`.
-    async fn check_revocation(&self, identity: &Identity, now: u64) -> Result<(), Reason> {
+    async fn check_revocation(
+        &self,
+        identity: &Identity,
+        now: u64,
+        stale: Stale,
+    ) -> Result<(), Reason> {
         if let (true, Some(jti)) = (self.check_jti, &identity.jti)
             && self
                 .lookups
-                .jti_revoked(jti)
+                .jti_revoked(jti, stale)
                 .await
                 .map_err(|_| Reason::StoreUnavailable)?
         {
@@ -161,7 +171,7 @@ impl Authenticator {
         if let (true, Some(sid)) = (self.require_session, &identity.session_id) {
             let hash = self
                 .lookups
-                .session(sid)
+                .session(sid, stale)
                 .await
                 .map_err(|_| Reason::StoreUnavailable)?;
             let live =
@@ -207,13 +217,14 @@ impl Authenticator {
         sid: &str,
         req: &Request<'_>,
         now: u64,
+        stale: Stale,
     ) -> Result<Arc<Identity>, Reason> {
         if !session::valid_id(sid) {
             return Err(Reason::MalformedSessionId);
         }
         let hash = self
             .lookups
-            .session(sid)
+            .session(sid, stale)
             .await
             .map_err(|e| store_reason(&e, Reason::InvalidSession))?
             .ok_or(Reason::UnknownSession)?;
@@ -249,13 +260,13 @@ impl Authenticator {
         }
     }
 
-    async fn api_key(&self, key: &str, now: u64) -> Result<Arc<Identity>, Reason> {
+    async fn api_key(&self, key: &str, now: u64, stale: Stale) -> Result<Arc<Identity>, Reason> {
         if !apikey::well_formed(key, &self.api_key_prefix, self.api_key_foreign) {
             return Err(Reason::MalformedApiKey);
         }
         let hash = self
             .lookups
-            .api_key(&apikey::hash_hex(key))
+            .api_key(&apikey::hash_hex(key), stale)
             .await
             .map_err(|e| store_reason(&e, Reason::InvalidApiKey))?
             .ok_or(Reason::UnknownApiKey)?;

@@ -9,8 +9,9 @@
 //!   compute is single-flight).
 //! - When the store fails, a read answered before (a record, or a "not
 //!   found") is served for up to `store.stale_if_error` past its
-//!   freshness; then the error surfaces and the caller denies (503).
-//!   Errors are never cached.
+//!   freshness, if the caller allows it ([`Stale`]: the route's
+//!   `on_store_error` is `stale` or `open`); then the error surfaces and
+//!   the caller denies (503). Errors are never cached.
 //! - An invalidation waits for a read of the same key in flight and wins
 //!   over it: a revocation is never overwritten by an older copy.
 
@@ -23,6 +24,14 @@ use moka::ops::compute::{CompResult, Op};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Whether a read may be answered from an older copy when the store
+/// fails: the route's `on_store_error` decides (`closed` never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    Allowed,
+    Refused,
+}
 
 /// What a read found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,26 +113,31 @@ impl Lookups {
         &self.store
     }
 
-    /// The hash at `session:{sid}`.
-    pub async fn session(&self, sid: &str) -> Result<Option<Arc<Hash>>, StoreError> {
-        self.hash(self.keys.session(sid)).await
+    /// The hash at `session:{sid}`. With `stale`, a store failure may be
+    /// answered from a read made before (see the module docs).
+    pub async fn session(&self, sid: &str, stale: Stale) -> Result<Option<Arc<Hash>>, StoreError> {
+        self.hash(self.keys.session(sid), stale).await
     }
 
     /// The hash at `apikey:{hash}`.
-    pub async fn api_key(&self, key_hash: &str) -> Result<Option<Arc<Hash>>, StoreError> {
-        self.hash(self.keys.api_key(key_hash)).await
+    pub async fn api_key(
+        &self,
+        key_hash: &str,
+        stale: Stale,
+    ) -> Result<Option<Arc<Hash>>, StoreError> {
+        self.hash(self.keys.api_key(key_hash), stale).await
     }
 
     /// Whether `revoked_jti:{jti}` exists.
-    pub async fn jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        match self.read(self.keys.revoked_jti(jti), false).await? {
+    pub async fn jti_revoked(&self, jti: &str, stale: Stale) -> Result<bool, StoreError> {
+        match self.read(self.keys.revoked_jti(jti), false, stale).await? {
             Found::Exists(e) => Ok(e),
             Found::Hash(_) => Ok(false),
         }
     }
 
-    async fn hash(&self, key: String) -> Result<Option<Arc<Hash>>, StoreError> {
-        match self.read(key, true).await? {
+    async fn hash(&self, key: String, stale: Stale) -> Result<Option<Arc<Hash>>, StoreError> {
+        match self.read(key, true, stale).await? {
             Found::Hash(h) => Ok(h),
             Found::Exists(_) => Ok(None),
         }
@@ -148,7 +162,7 @@ impl Lookups {
         self.cache.invalidate_all();
     }
 
-    async fn read(&self, key: String, is_hash: bool) -> Result<Found, StoreError> {
+    async fn read(&self, key: String, is_hash: bool, stale: Stale) -> Result<Found, StoreError> {
         if let Some(c) = self.cache.get(&key).await
             && c.fresh()
         {
@@ -178,7 +192,7 @@ impl Lookups {
                     }
                     Ok(c) => Ok(Op::Put(Arc::new(c))),
                     Err(err) => match existing {
-                        Some(e) if e.value().usable_stale() => {
+                        Some(e) if stale == Stale::Allowed && e.value().usable_stale() => {
                             self.metrics.store_cache_stale.inc();
                             tracing::warn!(error = %err, "store failed: serving a stale entry");
                             Ok(Op::Nop)

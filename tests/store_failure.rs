@@ -1,8 +1,10 @@
-//! Redis outages: a session validated before is served stale for
-//! `store.stale_if_error`, then denied 503; anything not cached is denied
-//! 503 at once and fast; nothing unknown is ever allowed; and ward
-//! recovers by itself when Redis is back. Every test has its own
-//! `redis-server`, which it kills and restarts.
+//! Redis outages, by the route's `on_store_error`: with `stale`, a session
+//! validated before is served for `store.stale_if_error`, then denied 503;
+//! with `closed` (the default) it is denied 503 at once; with `open` it
+//! passes anonymously. Anything not cached is denied 503 at once and fast
+//! on a closed or stale route; nothing unknown is ever allowed with an
+//! identity; and ward recovers by itself when Redis is back. Every test
+//! has its own `redis-server`, which it kills and restarts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,14 +19,66 @@ use support::tokens;
 const STORE_TTL: Duration = Duration::from_millis(300);
 const STALE_IF_ERROR: Duration = Duration::from_secs(3);
 
+/// ward on `redis`, every request under a policy with `on_store_error: stale`.
 fn config(redis: &RedisServer) -> String {
+    config_with(redis, "stale")
+}
+
+fn config_with(redis: &RedisServer, on_store_error: &str) -> String {
     format!(
         "log: {{format: text, level: error}}\n\
+         policies: {{main: {{on_store_error: {on_store_error}}}}}\n\
+         default_policy: main\n\
          store:\n  stale_if_error: 3s\n  redis: {{url: \"{}\", command_timeout: 50ms, breaker_failures: 3, breaker_open_for: 500ms}}\n\
          cache: {{store_ttl: 300ms, negative_ttl: 300ms}}\n\
          sessions: {{fingerprint: {{mode: off}}}}\n",
         redis.url()
     )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_denies_at_once_and_open_passes_anonymously() {
+    for mode in ["closed", "open"] {
+        let mut redis = RedisServer::start().await;
+        let ward = InProc::start(&config_with(&redis, mode)).await;
+        let sid = session_id();
+        write_session(&redis, &sid, "alice");
+        let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
+        assert_eq!(verdict(&resp), (200, "allowed".into()), "{mode}");
+        assert_eq!(
+            authz::set_header(&resp, "x-user-id").as_deref(),
+            Some("alice")
+        );
+        redis.stop();
+        // Past freshness, the record must be read again: the store is down.
+        tokio::time::sleep(STORE_TTL + Duration::from_millis(100)).await;
+        let resp = check(
+            &ward.client,
+            &[("x-session-id", &sid), ("x-user-id", "root")],
+        )
+        .await;
+        match mode {
+            "closed" => assert_eq!(verdict(&resp), (503, "store_unavailable".into())),
+            _ => {
+                // A record read before is used, as with `stale`...
+                assert_eq!(verdict(&resp), (200, "allowed".into()), "open");
+                assert_eq!(
+                    authz::set_header(&resp, "x-user-id").as_deref(),
+                    Some("alice")
+                );
+                // ...and one never read passes, without an identity.
+                let other = session_id();
+                let resp = check(
+                    &ward.client,
+                    &[("x-session-id", &other), ("x-user-id", "root")],
+                )
+                .await;
+                assert_eq!(verdict(&resp), (200, "allowed".into()), "open, uncached");
+                assert_eq!(authz::set_header(&resp, "x-user-id"), None);
+                assert!(authz::removed(&resp).contains(&"x-user-id".to_string()));
+            }
+        }
+    }
 }
 
 fn write_session(redis: &RedisServer, sid: &str, user: &str) {
