@@ -207,9 +207,9 @@ impl Checker {
             });
             return deny(Reason::CredentialNotAccepted, None);
         }
-        let ip = self.client_ip(req);
-        // The credential's limiter key is a hash prefix, never the secret;
-        // derived only when something is blocked or a failure is counted.
+        // The client IP and the credential's limiter key (a hash prefix,
+        // never the secret) are derived only when something is blocked or
+        // a failure is counted.
         let key = |secret: &str| {
             let hash = hash_credential(secret);
             let mut key = [0u8; LIMITER_KEY_BYTES];
@@ -217,7 +217,9 @@ impl Checker {
             key
         };
         if self.limiter.any_blocked()
-            && let Some(wait) = self.limiter.blocked(ip, Some(&key(secret)))
+            && let Some(wait) = self
+                .limiter
+                .blocked(self.client_ip(req), Some(&key(secret)))
         {
             let secs = wait.as_secs().max(1);
             trace.step("limiter", || format!("blocked for {secs}s more"));
@@ -232,7 +234,8 @@ impl Checker {
             Err(reason) => {
                 trace.step("authenticate", || reason.as_str().to_string());
                 if counts_as_failure(reason) {
-                    self.limiter.record_failure(ip, Some(&key(secret)));
+                    self.limiter
+                        .record_failure(self.client_ip(req), Some(&key(secret)));
                 }
                 if reason == Reason::StoreUnavailable && policy.on_store_error == OnStoreError::Open
                 {
