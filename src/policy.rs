@@ -15,6 +15,7 @@
 //!
 //! Pure: no I/O, no clock. `authz.rs` applies the chosen policy.
 
+mod glob;
 pub mod path;
 mod route;
 

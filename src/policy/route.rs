@@ -3,7 +3,9 @@
 //!
 //! A linear scan over thousands of routes would cost microseconds per
 //! check; instead exact paths and segment prefixes are hash lookups (one
-//! per path segment), and globs and regexes run as one `RegexSet` pass.
+//! per path segment), globs walk a segment trie (`glob.rs`), and regexes
+//! run as one `RegexSet` pass (fast for tens of regexes; a config with
+//! thousands should prefer globs).
 //! Each index yields candidate route numbers; the lowest candidate whose
 //! host and method also match wins, which is exactly "first match wins"
 //! over the list as written.
@@ -11,6 +13,7 @@
 //! Paths are matched in canonical form (`policy::path`), so route
 //! patterns are canonicalized the same way when the table is built.
 
+use super::glob::GlobSet;
 use super::path;
 use regex::RegexSet;
 use std::collections::HashMap;
@@ -76,6 +79,7 @@ pub struct RouteTable {
     /// Case-sensitive and case-insensitive (keys lowercased) indexes.
     sensitive: Index,
     insensitive: Index,
+    globs: GlobSet,
     patterns: RegexSet,
     /// Route number of each pattern in `patterns`.
     pattern_routes: Vec<u32>,
@@ -86,6 +90,7 @@ impl RouteTable {
     pub fn new(specs: Vec<RouteSpec>) -> Result<Self, (usize, RouteError)> {
         let mut sensitive = Index::default();
         let mut insensitive = Index::default();
+        let mut globs = GlobSet::default();
         let mut patterns = Vec::new();
         let mut pattern_routes = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
@@ -106,10 +111,9 @@ impl RouteTable {
             match &spec.path {
                 PathMatch::Exact(p) => index.exact.entry(fold(p)).or_default().push(n),
                 PathMatch::Prefix(p) => index.prefix.entry(fold(p)).or_default().push(n),
-                PathMatch::Glob(g) => {
-                    patterns.push(flags(spec) + &glob_regex(g).map_err(|e| (i, e))?);
-                    pattern_routes.push(n);
-                }
+                PathMatch::Glob(g) => globs
+                    .insert(g, spec.case_sensitive, n)
+                    .map_err(|e| (i, e))?,
                 PathMatch::Regex(r) => {
                     patterns.push(format!("{}^(?:{r})$", flags(spec)));
                     pattern_routes.push(n);
@@ -128,6 +132,7 @@ impl RouteTable {
             specs,
             sensitive,
             insensitive,
+            globs,
             patterns,
             pattern_routes,
         })
@@ -158,21 +163,33 @@ impl RouteTable {
                 }
             }
         };
-        for (index, path) in [
-            (&self.sensitive, std::borrow::Cow::Borrowed(path)),
-            (&self.insensitive, lowercase(path)),
-        ] {
+        let lower = lowercase(path);
+        for (index, path) in [(&self.sensitive, path), (&self.insensitive, lower.as_ref())] {
             if index.exact.is_empty() && index.prefix.is_empty() {
                 continue;
             }
-            if let Some(c) = index.exact.get(path.as_ref()) {
+            if let Some(c) = index.exact.get(path) {
                 consider(c);
             }
             if !index.prefix.is_empty() {
-                for prefix in segment_prefixes(&path) {
+                for prefix in segment_prefixes(path) {
                     if let Some(c) = index.prefix.get(prefix) {
                         consider(c);
                     }
+                }
+            }
+        }
+        if !self.globs.is_empty() {
+            let mut matched = Vec::new();
+            self.globs.matches(path, &lower, &mut matched);
+            matched.sort_unstable();
+            for n in matched {
+                if best.is_some_and(|b| b <= n) {
+                    break;
+                }
+                if self.host_and_method(n as usize, host, method) {
+                    best = Some(n);
+                    break;
                 }
             }
         }
@@ -234,35 +251,6 @@ fn flags(spec: &RouteSpec) -> String {
     } else {
         "(?i)".into()
     }
-}
-
-/// A glob as an anchored regex: `*` is one segment (or part of one),
-/// `**` any number of whole segments.
-fn glob_regex(glob: &str) -> Result<String, RouteError> {
-    let mut out = String::from("^");
-    let segments: Vec<&str> = glob.trim_start_matches('/').split('/').collect();
-    for seg in &segments {
-        if *seg == "**" {
-            // `/a/**` matches `/a` and everything below it.
-            out.push_str("(?:/.*)?");
-            continue;
-        }
-        if seg.contains("**") {
-            return Err(RouteError::BadGlob);
-        }
-        out.push('/');
-        for (j, part) in seg.split('*').enumerate() {
-            if j > 0 {
-                out.push_str("[^/]*");
-            }
-            out.push_str(&regex::escape(part));
-        }
-    }
-    if out == "^" {
-        out.push('/');
-    }
-    out.push('$');
-    Ok(out)
 }
 
 fn lowercase(path: &str) -> std::borrow::Cow<'_, str> {
