@@ -123,7 +123,7 @@ pub async fn explain(
 
     let mut out = String::new();
     let mut line = |k: &str, v: &str| {
-        let _ = writeln!(out, "{k:<13}{v}");
+        let _ = writeln!(out, "{k:<12} {v}");
     };
     line("request", &format!("{method} {host}{path}"));
     if !keys.is_ready() {

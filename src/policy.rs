@@ -13,7 +13,7 @@
 //! 3. else `default_policy` (`required` when there are no routes, so a
 //!    config without routes protects everything; `deny` otherwise).
 //!
-//! Pure: no I/O, no clock. `authz.rs` applies the chosen policy.
+//! Pure: no I/O, no clock. `check.rs` applies the chosen policy.
 
 mod glob;
 pub mod path;
@@ -234,8 +234,11 @@ impl Policies {
                 }
             };
             match route_spec(r) {
-                Ok(spec) => specs.push(spec),
-                Err(message) => add(path.clone(), message),
+                Ok(spec) => specs.push(Some(spec)),
+                Err(message) => {
+                    add(path.clone(), message);
+                    specs.push(None);
+                }
             }
             if let Some(policy) = policy {
                 route_policies.push((name, policy));
@@ -255,11 +258,19 @@ impl Policies {
                 format!("no policy named `{default_name}`"),
             );
         }
-        let routes = if specs.len() == config.routes.len() {
-            RouteTable::new(specs).map_err(|(i, e)| {
-                add(format!("routes[{i}]"), e.to_string());
+        let routes = if specs.iter().all(Option::is_some) {
+            RouteTable::new(specs.into_iter().flatten().collect()).map_err(|problems| {
+                for (i, e) in problems {
+                    add(format!("routes[{i}]"), e.to_string());
+                }
             })
         } else {
+            // Report the other routes' own problems all the same.
+            for (i, spec) in specs.iter().enumerate() {
+                if let Some(Err(e)) = spec.as_ref().map(route::check_spec) {
+                    add(format!("routes[{i}]"), e.to_string());
+                }
+            }
             Err(())
         };
         match (routes, default) {
@@ -321,11 +332,6 @@ impl Policies {
     /// A named policy (built-in or from `policies`).
     pub fn named(&self, name: &str) -> Option<&Arc<Policy>> {
         self.named.get(name)
-    }
-
-    /// The route's spec at `index`, for `ward explain`.
-    pub fn route_count(&self) -> usize {
-        self.routes.len()
     }
 }
 
@@ -512,11 +518,25 @@ mod tests {
                 "routes[2]",
                 "routes[4].login_url",
                 "default_policy",
+                "routes[3]",
             ]
         );
         assert_eq!(
             paths(policies("routes: [{prefix: /d/}]")),
             vec!["routes[0]"]
+        );
+        // Every route's problem, even when another route has no path form.
+        assert_eq!(
+            paths(policies(
+                "routes: [{prefix: /a/}, {policy: public}, {glob: /x**}, {regex: '('}, {prefix: /ok, methods: [get]}]"
+            )),
+            vec![
+                "routes[1]",
+                "routes[0]",
+                "routes[2]",
+                "routes[3]",
+                "routes[4]"
+            ]
         );
     }
 

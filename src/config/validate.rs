@@ -94,7 +94,7 @@ impl Config {
         {
             p.add(
                 "responses.return_param",
-                "must be a non-empty query parameter name (a-z, 0-9, `_`, `-`)",
+                "must be a non-empty query parameter name (letters, digits, `_`, `-`)",
             );
         }
     }

@@ -86,8 +86,21 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Compiles `specs`; an error names the route's position.
-    pub fn new(specs: Vec<RouteSpec>) -> Result<Self, (usize, RouteError)> {
+    /// Compiles `specs`; every route's problem is returned with its
+    /// position.
+    pub fn new(specs: Vec<RouteSpec>) -> Result<Self, Vec<(usize, RouteError)>> {
+        let problems: Vec<(usize, RouteError)> = specs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, spec)| check_spec(spec).err().map(|e| (i, e)))
+            .collect();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Self::compile(specs).map_err(|e| vec![e])
+    }
+
+    fn compile(specs: Vec<RouteSpec>) -> Result<Self, (usize, RouteError)> {
         let mut sensitive = Index::default();
         let mut insensitive = Index::default();
         let mut globs = GlobSet::default();
@@ -95,7 +108,6 @@ impl RouteTable {
         let mut pattern_routes = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             let n = u32::try_from(i).unwrap_or(u32::MAX);
-            check_spec(spec).map_err(|e| (i, e))?;
             let index = if spec.case_sensitive {
                 &mut sensitive
             } else {
@@ -216,7 +228,8 @@ impl RouteTable {
     }
 }
 
-fn check_spec(spec: &RouteSpec) -> Result<(), RouteError> {
+/// One route's own problems (everything but how routes combine).
+pub fn check_spec(spec: &RouteSpec) -> Result<(), RouteError> {
     match &spec.path {
         PathMatch::Exact(p) | PathMatch::Prefix(p) => {
             let canonical = path::canonicalize(p).map_err(|_| RouteError::NotAbsolute)?;
@@ -224,8 +237,18 @@ fn check_spec(spec: &RouteSpec) -> Result<(), RouteError> {
                 return Err(RouteError::NotCanonical(canonical));
             }
         }
-        PathMatch::Glob(g) if !g.starts_with('/') => return Err(RouteError::NotAbsolute),
-        _ => {}
+        PathMatch::Glob(g) => {
+            if !g.starts_with('/') {
+                return Err(RouteError::NotAbsolute);
+            }
+            if g.split('/').any(|seg| seg != "**" && seg.contains("**")) {
+                return Err(RouteError::BadGlob);
+            }
+        }
+        PathMatch::Regex(r) => {
+            regex::Regex::new(&format!("^(?:{r})$"))
+                .map_err(|e| RouteError::BadRegex(e.to_string()))?;
+        }
     }
     for h in &spec.hosts {
         let name = h.strip_prefix("*.").unwrap_or(h);
@@ -366,7 +389,7 @@ mod tests {
         assert_eq!(t.find("h", "GET", "/v2/x"), Some(2));
         assert_eq!(
             RouteTable::new(vec![spec(PathMatch::Glob("/a**".into()))]).err(),
-            Some((0, RouteError::BadGlob))
+            Some(vec![(0, RouteError::BadGlob)])
         );
     }
 
@@ -381,8 +404,8 @@ mod tests {
             spec(PathMatch::Regex("(".into())),
         ];
         assert!(matches!(
-            RouteTable::new(bad).err(),
-            Some((1, RouteError::BadRegex(_)))
+            RouteTable::new(bad).err().as_deref(),
+            Some([(1, RouteError::BadRegex(_))])
         ));
     }
 
@@ -407,8 +430,10 @@ mod tests {
         for bad in ["/admin/", "//admin", "/a/../b", "/%61"] {
             assert!(
                 matches!(
-                    RouteTable::new(vec![spec(PathMatch::Prefix(bad.into()))]).err(),
-                    Some((0, RouteError::NotCanonical(_)))
+                    RouteTable::new(vec![spec(PathMatch::Prefix(bad.into()))])
+                        .err()
+                        .as_deref(),
+                    Some([(0, RouteError::NotCanonical(_))])
                 ),
                 "{bad}"
             );
