@@ -131,6 +131,7 @@ mod tests {
             headers: vec![],
             jti: None,
             session_id: None,
+            rendered: Default::default(),
         })
     }
 

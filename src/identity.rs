@@ -7,6 +7,7 @@
 //! up or truncated, since a silently altered identity is worse than none.
 
 use crate::config::{ClaimHeader, Config};
+use crate::memo::Memo;
 use serde_json::{Map, Value};
 
 /// How the caller authenticated; also the `x-auth-method` value.
@@ -39,6 +40,11 @@ pub struct Identity {
     /// A JWT's `jti` and `sid`, kept for revocation checks on every use.
     pub jti: Option<String>,
     pub session_id: Option<String>,
+    /// Where the shell keeps its rendering of this identity (the gRPC
+    /// adapter's pre-encoded headers), so a cached identity is rendered
+    /// once. Derived from the fields above: do not change them once the
+    /// identity is shared.
+    pub rendered: Memo,
 }
 
 /// The header rules every credential kind shares.
@@ -85,6 +91,7 @@ impl HeaderRules {
             headers,
             jti: None,
             session_id: None,
+            rendered: Memo::default(),
         })
     }
 

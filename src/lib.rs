@@ -23,6 +23,7 @@
 //! | [`cache`] | the moka cache of verified credentials |
 //! | [`jwks`] | the key store and background JWKS fetchers (I/O) |
 //! | [`authn`] | extract → cache → verify → identity: one check |
+//! | [`memo`] | a once-filled slot for values derived from cached data |
 //! | [`metrics`] | Prometheus metrics in an explicit registry |
 //! | [`server`] | listeners, the Envoy adapter, admin port, shutdown (I/O) |
 //! | [`telemetry`] | `tracing` subscriber setup |
@@ -41,6 +42,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod lookup;
 pub mod manage;
+pub mod memo;
 pub mod metrics;
 pub mod request;
 pub mod server;
