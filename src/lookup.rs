@@ -15,6 +15,7 @@
 //!   over it: a revocation is never overwritten by an older copy.
 
 use crate::config::Config;
+use crate::memo::Memo;
 use crate::metrics::Metrics;
 use crate::store::keys::KeyNames;
 use crate::store::{Backend, Hash, Store, StoreError};
@@ -27,8 +28,27 @@ use std::time::{Duration, Instant};
 /// What a read found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
-    Hash(Option<Arc<Hash>>),
+    Hash(Option<Arc<Record>>),
     Exists(bool),
+}
+
+/// A hash as cached, with a slot for what the caller derives from it (the
+/// parsed, validated record and its identity), so that a cache hit does
+/// not parse the same record again. A refetch or an invalidation makes a
+/// new `Record` with an empty slot: nothing derived outlives its copy.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Record {
+    pub hash: Hash,
+    pub derived: Memo,
+}
+
+impl Record {
+    pub fn new(hash: Hash) -> Self {
+        Record {
+            hash,
+            derived: Memo::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -105,12 +125,12 @@ impl Lookups {
     }
 
     /// The hash at `session:{sid}`.
-    pub async fn session(&self, sid: &str) -> Result<Option<Arc<Hash>>, StoreError> {
+    pub async fn session(&self, sid: &str) -> Result<Option<Arc<Record>>, StoreError> {
         self.hash(self.keys.session(sid)).await
     }
 
     /// The hash at `apikey:{hash}`.
-    pub async fn api_key(&self, key_hash: &str) -> Result<Option<Arc<Hash>>, StoreError> {
+    pub async fn api_key(&self, key_hash: &str) -> Result<Option<Arc<Record>>, StoreError> {
         self.hash(self.keys.api_key(key_hash)).await
     }
 
@@ -122,7 +142,7 @@ impl Lookups {
         }
     }
 
-    async fn hash(&self, key: String) -> Result<Option<Arc<Hash>>, StoreError> {
+    async fn hash(&self, key: String) -> Result<Option<Arc<Record>>, StoreError> {
         match self.read(key, true).await? {
             Found::Hash(h) => Ok(h),
             Found::Exists(_) => Ok(None),
@@ -206,7 +226,7 @@ impl Lookups {
             self.store
                 .hash(key)
                 .await
-                .map(|h| Found::Hash(h.map(Arc::new)))
+                .map(|h| Found::Hash(h.map(|h| Arc::new(Record::new(h)))))
         } else {
             self.store.exists(key).await.map(Found::Exists)
         };
@@ -221,9 +241,9 @@ impl Lookups {
             Found::Hash(None) | Found::Exists(false) => {
                 (self.negative_ttl, self.negative_ttl + self.stale_if_error)
             }
-            Found::Hash(Some(h)) => {
+            Found::Hash(Some(r)) => {
                 let keep = self.store_ttl + self.stale_if_error;
-                match h.ttl {
+                match r.hash.ttl {
                     Some(ttl) => (self.store_ttl.min(ttl), keep.min(ttl)),
                     None => (self.store_ttl, keep),
                 }
