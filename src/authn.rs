@@ -16,11 +16,12 @@ use crate::fingerprint;
 use crate::identity::{AuthMethod, ClaimRenderer, HeaderRules, Identity, IdentityError};
 use crate::jwks::KeyStore;
 use crate::jwt::{JwtError, Rules, Verifier};
-use crate::lookup::{Lookups, Stale};
+use crate::lookup::{Lookups, Record, Stale};
 use crate::metrics::Metrics;
 use crate::request::Request;
 use crate::session::{self, Session};
 use crate::store::StoreError;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ pub struct Authenticator {
     rules: HeaderRules,
     keys: Arc<KeyStore>,
     cache: TokenCache,
+    /// Serves this authenticator only: the views it keeps in cached
+    /// records ([`Record::derived`]) follow its header rules.
     lookups: Arc<Lookups>,
     metrics: Arc<Metrics>,
     session_fields: Vec<(String, String)>,
@@ -169,13 +172,17 @@ impl Authenticator {
             return Err(Reason::TokenRevoked);
         }
         if let (true, Some(sid)) = (self.require_session, &identity.session_id) {
-            let hash = self
+            let record = self
                 .lookups
                 .session(sid, stale)
                 .await
                 .map_err(|_| Reason::StoreUnavailable)?;
-            let live =
-                hash.is_some_and(|h| Session::parse(&h.fields).is_ok_and(|s| s.check(now).is_ok()));
+            let live = record.is_some_and(|r| {
+                self.with_session_view(&r, |view| {
+                    view.as_ref()
+                        .is_ok_and(|v| session::check_state(v.revoked, v.expires_at, now).is_ok())
+                })
+            });
             if !live {
                 return Err(Reason::TokenRevoked);
             }
@@ -222,21 +229,43 @@ impl Authenticator {
         if !session::valid_id(sid) {
             return Err(Reason::MalformedSessionId);
         }
-        let hash = self
+        let record = self
             .lookups
             .session(sid, stale)
             .await
             .map_err(|e| store_reason(&e, Reason::InvalidSession))?
             .ok_or(Reason::UnknownSession)?;
-        let session = Session::parse(&hash.fields)?;
-        session.check(now)?;
-        if let Some(stored) = session.fingerprint {
-            self.check_fingerprint(stored, req)?;
+        self.with_session_view(&record, |view| {
+            let view = view.as_ref().map_err(|reason| *reason)?;
+            session::check_state(view.revoked, view.expires_at, now)?;
+            if let Some(stored) = &view.fingerprint {
+                self.check_fingerprint(stored, req)?;
+            }
+            view.identity.clone().map_err(|()| Reason::InvalidSession)
+        })
+    }
+
+    /// Runs `f` on the session record read once per cached copy (see
+    /// [`SessionView`]).
+    fn with_session_view<R>(&self, record: &Record, f: impl FnOnce(&SessionView) -> R) -> R {
+        let derive = || self.session_view(&record.hash.fields);
+        match record.derived.get_or_init(derive) {
+            Some(view) => f(view),
+            None => f(&derive()),
         }
-        let identity = session
-            .identity(&self.rules, &self.session_fields)
-            .map_err(|_| Reason::InvalidSession)?;
-        Ok(Arc::new(identity))
+    }
+
+    fn session_view(&self, fields: &HashMap<String, String>) -> SessionView {
+        let session = Session::parse(fields)?;
+        Ok(ParsedSession {
+            revoked: session.revoked,
+            expires_at: session.expires_at,
+            fingerprint: session.fingerprint.map(str::to_string),
+            identity: session
+                .identity(&self.rules, &self.session_fields)
+                .map(Arc::new)
+                .map_err(|_| ()),
+        })
     }
 
     fn check_fingerprint(&self, stored: &str, req: &Request<'_>) -> Result<(), Reason> {
@@ -264,20 +293,56 @@ impl Authenticator {
         if !apikey::well_formed(key, &self.api_key_prefix, self.api_key_foreign) {
             return Err(Reason::MalformedApiKey);
         }
-        let hash = self
+        let record = self
             .lookups
             .api_key(&apikey::hash_hex(key), stale)
             .await
             .map_err(|e| store_reason(&e, Reason::InvalidApiKey))?
             .ok_or(Reason::UnknownApiKey)?;
-        let record = ApiKey::parse(&hash.fields)?;
-        record.check(now)?;
+        let derive = || self.api_key_view(&record.hash.fields);
+        let fresh;
+        let view = match record.derived.get_or_init(derive) {
+            Some(view) => view,
+            None => {
+                fresh = derive();
+                &fresh
+            }
+        };
+        let (parsed, identity) = view.as_ref().map_err(|reason| *reason)?;
+        parsed.check(now)?;
+        identity.clone().map_err(|()| Reason::InvalidApiKey)
+    }
+
+    fn api_key_view(&self, fields: &HashMap<String, String>) -> ApiKeyView {
+        let record = ApiKey::parse(fields)?;
         let identity = record
             .identity(&self.rules, &self.api_key_id_header)
-            .map_err(|_| Reason::InvalidApiKey)?;
-        Ok(Arc::new(identity))
+            .map(Arc::new)
+            .map_err(|_| ());
+        Ok((record, identity))
     }
 }
+
+/// A session record as read and checked once per cached copy
+/// ([`Record::derived`]): the parse verdict, and what a check needs that
+/// does not depend on the request or the clock. Revocation, expiry (at
+/// `now`) and the fingerprint (of this request) are still checked on every
+/// use, in the same order as before the view existed: parse, revoked,
+/// expired, fingerprint, identity.
+type SessionView = Result<ParsedSession, Reason>;
+
+#[derive(Debug)]
+struct ParsedSession {
+    revoked: bool,
+    expires_at: Option<u64>,
+    fingerprint: Option<String>,
+    /// `Err` when a field cannot go into a header (denied as invalid).
+    identity: Result<Arc<Identity>, ()>,
+}
+
+/// An API key record as read once per cached copy: the parsed record
+/// (checked against `now` on every use) and its identity.
+type ApiKeyView = Result<(ApiKey, Result<Arc<Identity>, ()>), Reason>;
 
 /// A store failure as a deny reason: a command error means the record is
 /// not what the contract says (e.g. a string where a hash belongs), so

@@ -133,6 +133,7 @@ mod tests {
             session_id: None,
             roles: vec![],
             scopes: vec![],
+            rendered: Default::default(),
         })
     }
 

@@ -19,6 +19,10 @@ pub struct ManagedHeaders {
     prefixes: Vec<String>,
     /// Exact names ward sets (user id, auth method, mapped claims).
     names: Vec<String>,
+    /// Whether some prefix or name starts with this byte (canonical: lower
+    /// case, `-` for `_`). Checked on every header of every allow, and most
+    /// headers (`:path`, `accept`, `user-agent`) fail it at once.
+    first_bytes: [bool; 256],
 }
 
 impl ManagedHeaders {
@@ -44,12 +48,37 @@ impl ManagedHeaders {
         let mut names: Vec<String> = names.iter().map(canonical).collect();
         names.sort();
         names.dedup();
-        Self { prefixes, names }
+        let mut first_bytes = [false; 256];
+        for s in prefixes.iter().chain(&names) {
+            match s.as_bytes().first() {
+                Some(&b) => first_bytes[usize::from(b)] = true,
+                None => first_bytes = [true; 256], // an empty prefix matches all
+            }
+        }
+        Self {
+            prefixes,
+            names,
+            first_bytes,
+        }
     }
 
     /// Is `name` one of ward's headers?
     pub fn is_managed(&self, name: &str) -> bool {
         let name = name.as_bytes();
+        let first = match name.first() {
+            Some(b'_') => b'-',
+            Some(b) => b.to_ascii_lowercase(),
+            None => {
+                return self
+                    .prefixes
+                    .iter()
+                    .chain(&self.names)
+                    .any(String::is_empty);
+            }
+        };
+        if !self.first_bytes[usize::from(first)] {
+            return false;
+        }
         self.prefixes
             .iter()
             .any(|p| name.len() >= p.len() && same_name(&name[..p.len()], p.as_bytes()))
@@ -117,6 +146,7 @@ mod tests {
             assert!(m.is_managed(name), "{name} should be managed");
         }
         for name in [
+            "",
             "x-userid",
             "user-id",
             "authorization",
@@ -124,6 +154,21 @@ mod tests {
             "x-use",
         ] {
             assert!(!m.is_managed(name), "{name} should not be managed");
+        }
+    }
+
+    #[test]
+    fn first_byte_filter_follows_case_underscores_and_empty_prefixes() {
+        let m = ManagedHeaders::new(&["-internal-".into()], vec!["tenant".into()]);
+        for name in ["_internal_x", "-Internal-y", "TENANT", "Tenant"] {
+            assert!(m.is_managed(name), "{name} should be managed");
+        }
+        for name in ["", "internal-x", "x-tenant", "accept"] {
+            assert!(!m.is_managed(name), "{name} should not be managed");
+        }
+        let all = ManagedHeaders::new(&["".into()], vec![]);
+        for name in ["", "accept", ":path"] {
+            assert!(all.is_managed(name), "an empty prefix matches {name:?}");
         }
     }
 

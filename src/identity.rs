@@ -7,6 +7,7 @@
 //! up or truncated, since a silently altered identity is worse than none.
 
 use crate::config::{ClaimHeader, Config};
+use crate::memo::Memo;
 use serde_json::{Map, Value};
 
 /// How the caller authenticated; also the `x-auth-method` value.
@@ -42,6 +43,11 @@ pub struct Identity {
     /// Roles and scopes, for route policies (`policy.rs`).
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
+    /// Where the shell keeps its rendering of this identity (the gRPC
+    /// adapter's pre-encoded headers), so a cached identity is rendered
+    /// once. Derived from the fields above: do not change them once the
+    /// identity is shared.
+    pub rendered: Memo,
 }
 
 /// The header rules every credential kind shares.
@@ -90,6 +96,7 @@ impl HeaderRules {
             session_id: None,
             roles: Vec::new(),
             scopes: Vec::new(),
+            rendered: Memo::default(),
         })
     }
 

@@ -25,6 +25,7 @@
 //! | [`policy`] | route policies; [`policy::path`] canonicalizes paths (pure) |
 //! | [`limiter`] | failed-authentication budgets per IP and credential |
 //! | [`authn`] | extract → cache → verify → identity: one check |
+//! | [`memo`] | a once-filled slot for values derived from cached data |
 //! | [`metrics`] | Prometheus metrics in an explicit registry |
 //! | [`server`] | listeners, the Envoy adapter, admin port, shutdown (I/O) |
 //! | [`telemetry`] | `tracing` subscriber setup |
@@ -46,6 +47,7 @@ pub mod jwt;
 pub mod limiter;
 pub mod lookup;
 pub mod manage;
+pub mod memo;
 pub mod metrics;
 pub mod policy;
 pub mod request;

@@ -16,6 +16,7 @@
 //!   over it: a revocation is never overwritten by an older copy.
 
 use crate::config::Config;
+use crate::memo::Memo;
 use crate::metrics::Metrics;
 use crate::store::keys::KeyNames;
 use crate::store::{Backend, Hash, Store, StoreError};
@@ -36,8 +37,27 @@ pub enum Stale {
 /// What a read found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
-    Hash(Option<Arc<Hash>>),
+    Hash(Option<Arc<Record>>),
     Exists(bool),
+}
+
+/// A hash as cached, with a slot for what the caller derives from it (the
+/// parsed, validated record and its identity), so that a cache hit does
+/// not parse the same record again. A refetch or an invalidation makes a
+/// new `Record` with an empty slot: nothing derived outlives its copy.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Record {
+    pub hash: Hash,
+    pub derived: Memo,
+}
+
+impl Record {
+    pub fn new(hash: Hash) -> Self {
+        Record {
+            hash,
+            derived: Memo::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -115,7 +135,11 @@ impl Lookups {
 
     /// The hash at `session:{sid}`. With `stale`, a store failure may be
     /// answered from a read made before (see the module docs).
-    pub async fn session(&self, sid: &str, stale: Stale) -> Result<Option<Arc<Hash>>, StoreError> {
+    pub async fn session(
+        &self,
+        sid: &str,
+        stale: Stale,
+    ) -> Result<Option<Arc<Record>>, StoreError> {
         self.hash(self.keys.session(sid), stale).await
     }
 
@@ -124,7 +148,7 @@ impl Lookups {
         &self,
         key_hash: &str,
         stale: Stale,
-    ) -> Result<Option<Arc<Hash>>, StoreError> {
+    ) -> Result<Option<Arc<Record>>, StoreError> {
         self.hash(self.keys.api_key(key_hash), stale).await
     }
 
@@ -136,7 +160,7 @@ impl Lookups {
         }
     }
 
-    async fn hash(&self, key: String, stale: Stale) -> Result<Option<Arc<Hash>>, StoreError> {
+    async fn hash(&self, key: String, stale: Stale) -> Result<Option<Arc<Record>>, StoreError> {
         match self.read(key, true, stale).await? {
             Found::Hash(h) => Ok(h),
             Found::Exists(_) => Ok(None),
@@ -220,7 +244,7 @@ impl Lookups {
             self.store
                 .hash(key)
                 .await
-                .map(|h| Found::Hash(h.map(Arc::new)))
+                .map(|h| Found::Hash(h.map(|h| Arc::new(Record::new(h)))))
         } else {
             self.store.exists(key).await.map(Found::Exists)
         };
@@ -235,9 +259,9 @@ impl Lookups {
             Found::Hash(None) | Found::Exists(false) => {
                 (self.negative_ttl, self.negative_ttl + self.stale_if_error)
             }
-            Found::Hash(Some(h)) => {
+            Found::Hash(Some(r)) => {
                 let keep = self.store_ttl + self.stale_if_error;
-                match h.ttl {
+                match r.hash.ttl {
                     Some(ttl) => (self.store_ttl.min(ttl), keep.min(ttl)),
                     None => (self.store_ttl, keep),
                 }

@@ -20,8 +20,7 @@ use crate::metrics::Metrics;
 use crate::policy::Policies;
 use crate::response::Responder;
 use crate::store::{Invalidation, Store};
-use envoy_types::ext_authz::v3::pb::AuthorizationServer;
-use grpc::CheckService;
+use grpc::{AuthzServer, CheckService};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -188,10 +187,8 @@ impl Server {
         self.keys.spawn(self.metrics.clone(), stop_rx.clone());
         spawn_invalidations(&self.store, self.lookups.clone(), stop_rx.clone());
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<AuthorizationServer<CheckService>>()
-            .await;
-        let authz = AuthorizationServer::from_arc(self.service.clone());
+        health.set_serving::<AuthzServer>().await;
+        let authz = AuthzServer::new(self.service.clone());
         let router = || {
             tonic::transport::Server::builder()
                 .add_service(health_service.clone())
@@ -232,9 +229,7 @@ impl Server {
 
         shutdown.await;
         draining.store(true, Ordering::SeqCst);
-        health
-            .set_not_serving::<AuthorizationServer<CheckService>>()
-            .await;
+        health.set_not_serving::<AuthzServer>().await;
         // The whole server (service name "") drains too, for health checks
         // that name no service.
         health

@@ -32,6 +32,17 @@ pub fn valid_id(sid: &str) -> bool {
     }
 }
 
+/// The clock-dependent rules of a session at `now`: revoked, then expired.
+pub fn check_state(revoked: bool, expires_at: Option<u64>, now: u64) -> Result<(), Reason> {
+    if revoked {
+        return Err(Reason::SessionRevoked);
+    }
+    if fields::expired(expires_at, now) {
+        return Err(Reason::SessionExpired);
+    }
+    Ok(())
+}
+
 /// A session record, as read from its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session<'a> {
@@ -65,13 +76,7 @@ impl<'a> Session<'a> {
 
     /// Revoked, then expired.
     pub fn check(&self, now: u64) -> Result<(), Reason> {
-        if self.revoked {
-            return Err(Reason::SessionRevoked);
-        }
-        if fields::expired(self.expires_at, now) {
-            return Err(Reason::SessionExpired);
-        }
-        Ok(())
+        check_state(self.revoked, self.expires_at, now)
     }
 
     /// The identity headers: `email`, `roles`, `scopes`, then the fields

@@ -5,6 +5,14 @@
 //! `CheckResponse`, always: a gRPC error or `error_response` would count as
 //! a *failure* in Envoy, and with `failure_mode_allow: true` a failure lets
 //! the request through. Every deny carries an explicit HTTP status.
+//!
+//! The service is served by [`AuthzServer`] rather than envoy-types'
+//! generated `AuthorizationServer`, for one reason: the answer type. An
+//! allow for a cached identity is written as bytes encoded once per
+//! identity ([`Answer::Allow`], kept in the identity's `rendered` slot)
+//! instead of a fresh `CheckResponse` of owned strings per check, which
+//! was a third of ward's own cost on a cache hit. On the wire it is the
+//! same `CheckResponse` (a test decodes one and compares).
 
 use crate::cache::short_hash;
 use crate::check::{Checker, Outcome};
@@ -15,23 +23,40 @@ use crate::metrics::Metrics;
 use crate::request::Request;
 use crate::response::Responder;
 use envoy_types::ext_authz::v3::pb::{
-    Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction,
-    HeaderValue, HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
+    CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue,
+    HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
 };
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
+use prost::Message;
+use prost::bytes::{Buf, BufMut};
+use prost::encoding::{self, DecodeContext, WireType};
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
+use tonic::codegen::{Body, BoxFuture, StdError, http};
 
 /// The `context_extensions` key an Envoy route sets to select a policy.
 pub const POLICY_KEY: &str = "ward_policy";
+
+/// The gRPC service and its one method.
+const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
+const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
 /// gRPC status codes carried inside a `CheckResponse`.
 const OK: i32 = 0;
 const PERMISSION_DENIED: i32 = 7;
 const UNAVAILABLE: i32 = 14;
 const UNAUTHENTICATED: i32 = 16;
+
+/// `CheckResponse.status` of every allow.
+const OK_STATUS: rpc::Status = rpc::Status {
+    code: OK,
+    message: String::new(),
+    details: Vec::new(),
+};
 
 pub struct CheckService {
     pub checker: Arc<Checker>,
@@ -40,15 +65,85 @@ pub struct CheckService {
     pub responder: Responder,
 }
 
-#[tonic::async_trait]
-impl Authorization for CheckService {
-    async fn check(
-        &self,
-        request: tonic::Request<CheckRequest>,
-    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+/// `envoy.service.auth.v3.Authorization` as a tower service for tonic's
+/// router: what envoy-types' generated server does (route `Check`, answer
+/// any other method `UNIMPLEMENTED`), with [`Answer`] as the response.
+#[derive(Clone)]
+pub struct AuthzServer {
+    inner: Arc<CheckService>,
+}
+
+impl AuthzServer {
+    pub fn new(inner: Arc<CheckService>) -> Self {
+        Self { inner }
+    }
+}
+
+impl tonic::server::NamedService for AuthzServer {
+    const NAME: &'static str = SERVICE_NAME;
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for AuthzServer
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != CHECK_PATH {
+            return Box::pin(async { Ok(tonic::Status::unimplemented("").into_http()) });
+        }
+        let method = CheckMethod(self.inner.clone());
+        Box::pin(async move {
+            let codec = tonic_prost::ProstCodec::<Answer, CheckRequest>::default();
+            Ok(tonic::server::Grpc::new(codec).unary(method, req).await)
+        })
+    }
+}
+
+struct CheckMethod(Arc<CheckService>);
+
+impl tonic::server::UnaryService<CheckRequest> for CheckMethod {
+    type Response = Answer;
+    type Future = BoxFuture<tonic::Response<Answer>, tonic::Status>;
+
+    fn call(&mut self, request: tonic::Request<CheckRequest>) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move {
+            Ok(tonic::Response::new(
+                service.check(request.into_inner()).await,
+            ))
+        })
+    }
+}
+
+/// What ward answers, encoded as a `CheckResponse`.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // boxing the message would cost every deny an allocation
+pub enum Answer {
+    /// An allow for an identity: its headers and metadata as encoded once
+    /// per identity ([`RenderedAllow`]), and the client headers this
+    /// request must lose.
+    Allow {
+        identity: Arc<Identity>,
+        remove: Vec<String>,
+    },
+    /// Any other answer (deny, public route), as Envoy's message.
+    Message(CheckResponse),
+}
+
+impl CheckService {
+    /// Decides one `CheckRequest`.
+    pub async fn check(&self, check: CheckRequest) -> Answer {
         let start = Instant::now();
-        let check = request.into_inner();
-        let response = match http_request(&check) {
+        match http_request(&check) {
             Some((http, raw_headers)) => {
                 let headers = raw_headers.as_ref().unwrap_or(&http.headers);
                 let policy = check
@@ -65,7 +160,7 @@ impl Authorization for CheckService {
                     source_ip: source_ip(&check),
                 };
                 let outcome = self.checker.check(&req, crate::unix_now()).await;
-                self.finish(&req, &outcome, start)
+                self.finish(&req, outcome, start)
             }
             None => {
                 let outcome = Outcome::anonymous(Decision::Deny(Reason::MalformedRequest));
@@ -77,10 +172,9 @@ impl Authorization for CheckService {
                     policy: None,
                     source_ip: None,
                 };
-                self.finish(&req, &outcome, start)
+                self.finish(&req, outcome, start)
             }
-        };
-        Ok(tonic::Response::new(response))
+        }
     }
 }
 
@@ -132,55 +226,37 @@ fn http_request(check: &CheckRequest) -> Option<(&HttpAttrs, Option<HashMap<Stri
 }
 
 impl CheckService {
-    fn finish(&self, req: &Request<'_>, outcome: &Outcome, start: Instant) -> CheckResponse {
-        let response = match &outcome.decision {
-            Decision::Allow(identity) => self.allow(req, identity),
-            Decision::AllowAnonymous => self.allow_anonymous(req),
-            Decision::Deny(reason) => {
-                tracing::info!(
-                    request_id = req.request_id().unwrap_or(""),
-                    reason = reason.as_str(),
-                    status = self.responder.status(*reason),
-                    policy = outcome.policy.as_ref().map_or("", |p| p.name.as_str()),
-                    method = outcome.method.map_or("none", |m| m.as_str()),
-                    credential = outcome
-                        .credential
-                        .as_ref()
-                        .map(short_hash)
-                        .unwrap_or_default(),
-                    path = req.path,
-                    "deny"
-                );
-                self.deny(req, outcome, *reason)
-            }
-        };
+    fn finish(&self, req: &Request<'_>, outcome: Outcome, start: Instant) -> Answer {
         self.metrics.record(
             outcome.method,
             &outcome.decision,
             start.elapsed().as_secs_f64(),
         );
-        response
-    }
-
-    fn allow(&self, req: &Request<'_>, identity: &Identity) -> CheckResponse {
-        let headers = identity.headers.iter().map(|(k, v)| header(k, v)).collect();
-        let headers_to_remove = self
-            .managed
-            .to_remove(req.header_names(), &identity.headers);
-        CheckResponse {
-            status: Some(rpc::Status {
-                code: OK,
-                ..Default::default()
-            }),
-            http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-                headers,
-                headers_to_remove,
-                ..Default::default()
-            })),
-            dynamic_metadata: Some(metadata(&[
-                ("user_id", &identity.user_id),
-                ("auth_method", identity.method.as_str()),
-            ])),
+        if let Decision::Deny(reason) = outcome.decision {
+            tracing::info!(
+                request_id = req.request_id().unwrap_or(""),
+                reason = reason.as_str(),
+                status = self.responder.status(reason),
+                policy = outcome.policy.as_ref().map_or("", |p| p.name.as_str()),
+                method = outcome.method.map_or("none", |m| m.as_str()),
+                credential = outcome
+                    .credential
+                    .as_ref()
+                    .map(short_hash)
+                    .unwrap_or_default(),
+                path = req.path,
+                "deny"
+            );
+            return Answer::Message(self.deny(req, &outcome, reason));
+        }
+        match outcome.decision {
+            Decision::Allow(identity) => Answer::Allow {
+                remove: self
+                    .managed
+                    .to_remove(req.header_names(), &identity.headers),
+                identity,
+            },
+            _ => Answer::Message(self.allow_anonymous(req)),
         }
     }
 
@@ -247,4 +323,272 @@ fn metadata(fields: &[(&str, &str)]) -> Struct {
         })
         .collect();
     Struct { fields }
+}
+
+/// An identity's allow, encoded once: `OkHttpResponse.headers` (each with
+/// `OVERWRITE_IF_EXISTS_OR_ADD`) and `CheckResponse.dynamic_metadata`.
+/// Only `headers_to_remove` depends on the request; it is encoded per check
+/// between the two.
+#[derive(Debug)]
+struct RenderedAllow {
+    /// `OkHttpResponse` field 2, repeated: the body of an `OkHttpResponse`
+    /// that has only headers.
+    headers: Vec<u8>,
+    /// `CheckResponse` field 4, key and length included.
+    metadata: Vec<u8>,
+}
+
+/// `CheckResponse` fields and `OkHttpResponse` fields ward writes by hand.
+const STATUS_FIELD: u32 = 1;
+const OK_RESPONSE_FIELD: u32 = 3;
+const METADATA_FIELD: u32 = 4;
+const HEADERS_TO_REMOVE_FIELD: u32 = 5;
+
+impl RenderedAllow {
+    /// Writes the bytes directly, as prost would from the messages
+    /// (`HeaderValueOption`, `Struct`), without building those messages
+    /// of owned strings first: a credential seen once (a cache miss) pays
+    /// for this rendering and uses it once.
+    fn new(identity: &Identity) -> Self {
+        let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd as u64;
+        let mut headers = Vec::with_capacity(
+            identity
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 12)
+                .sum(),
+        );
+        for (key, value) in &identity.headers {
+            // HeaderValue { key = 1, value = 2 }
+            let header_value = str_field_len(1, key) + str_field_len(2, value);
+            // HeaderValueOption { header = 1, append_action = 3 }
+            let option = encoding::key_len(1)
+                + encoding::encoded_len_varint(header_value as u64)
+                + header_value
+                + encoding::key_len(3)
+                + encoding::encoded_len_varint(overwrite);
+            put_len_prefix(2, option, &mut headers); // OkHttpResponse.headers
+            put_len_prefix(1, header_value, &mut headers);
+            put_str_field(1, key, &mut headers);
+            put_str_field(2, value, &mut headers);
+            encoding::encode_key(3, WireType::Varint, &mut headers);
+            encoding::encode_varint(overwrite, &mut headers);
+        }
+        // Struct { fields = 1: map<string, Value { string_value = 3 }> }
+        let fields = [
+            ("user_id", identity.user_id.as_str()),
+            ("auth_method", identity.method.as_str()),
+        ];
+        let entry_len = |(name, value): (&str, &str)| {
+            let v = encoding::key_len(3) + encoding::encoded_len_varint(value.len() as u64);
+            let v = v + value.len();
+            str_field_len(1, name)
+                + encoding::key_len(2)
+                + encoding::encoded_len_varint(v as u64)
+                + v
+        };
+        let body: usize = fields
+            .iter()
+            .map(|&f| {
+                let e = entry_len(f);
+                encoding::key_len(1) + encoding::encoded_len_varint(e as u64) + e
+            })
+            .sum();
+        let mut metadata = Vec::with_capacity(body + 4);
+        put_len_prefix(METADATA_FIELD, body, &mut metadata);
+        for (name, value) in fields {
+            put_len_prefix(1, entry_len((name, value)), &mut metadata);
+            put_str_field(1, name, &mut metadata);
+            let v = encoding::key_len(3) + encoding::encoded_len_varint(value.len() as u64);
+            put_len_prefix(2, v + value.len(), &mut metadata);
+            // A oneof member is written even when empty.
+            put_len_prefix(3, value.len(), &mut metadata);
+            metadata.put_slice(value.as_bytes());
+        }
+        Self { headers, metadata }
+    }
+
+    fn ok_response_len(&self, remove: &[String]) -> usize {
+        self.headers.len() + encoding::string::encoded_len_repeated(HEADERS_TO_REMOVE_FIELD, remove)
+    }
+
+    fn encoded_len(&self, remove: &[String]) -> usize {
+        let ok = self.ok_response_len(remove);
+        encoding::message::encoded_len(STATUS_FIELD, &OK_STATUS)
+            + encoding::key_len(OK_RESPONSE_FIELD)
+            + encoding::encoded_len_varint(ok as u64)
+            + ok
+            + self.metadata.len()
+    }
+
+    /// Fields in the order prost writes them: status, ok_response
+    /// (headers, then headers_to_remove), dynamic_metadata.
+    fn encode(&self, remove: &[String], buf: &mut impl BufMut) {
+        encoding::message::encode(STATUS_FIELD, &OK_STATUS, buf);
+        encoding::encode_key(OK_RESPONSE_FIELD, WireType::LengthDelimited, buf);
+        encoding::encode_varint(self.ok_response_len(remove) as u64, buf);
+        buf.put_slice(&self.headers);
+        encoding::string::encode_repeated(HEADERS_TO_REMOVE_FIELD, remove, buf);
+        buf.put_slice(&self.metadata);
+    }
+}
+
+/// A proto3 string field's encoded size: nothing when empty (the default).
+fn str_field_len(tag: u32, value: &str) -> usize {
+    if value.is_empty() {
+        return 0;
+    }
+    encoding::key_len(tag) + encoding::encoded_len_varint(value.len() as u64) + value.len()
+}
+
+fn put_str_field(tag: u32, value: &str, buf: &mut impl BufMut) {
+    if !value.is_empty() {
+        put_len_prefix(tag, value.len(), buf);
+        buf.put_slice(value.as_bytes());
+    }
+}
+
+/// The key and length of a length-delimited field.
+fn put_len_prefix(tag: u32, len: usize, buf: &mut impl BufMut) {
+    encoding::encode_key(tag, WireType::LengthDelimited, buf);
+    encoding::encode_varint(len as u64, buf);
+}
+
+#[cfg(test)]
+fn allow_metadata(identity: &Identity) -> Struct {
+    metadata(&[
+        ("user_id", &identity.user_id),
+        ("auth_method", identity.method.as_str()),
+    ])
+}
+
+impl Answer {
+    /// Runs `f` on the identity's rendering, made on first use and kept in
+    /// the identity (a cached identity is shared by every check it allows).
+    fn with_rendered<R>(identity: &Identity, f: impl FnOnce(&RenderedAllow) -> R) -> R {
+        match identity
+            .rendered
+            .get_or_init(|| RenderedAllow::new(identity))
+        {
+            Some(rendered) => f(rendered),
+            None => f(&RenderedAllow::new(identity)),
+        }
+    }
+}
+
+impl Message for Answer {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        match self {
+            Answer::Allow { identity, remove } => {
+                Answer::with_rendered(identity, |r| r.encode(remove, buf))
+            }
+            Answer::Message(m) => m.encode_raw(buf),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            Answer::Allow { identity, remove } => {
+                Answer::with_rendered(identity, |r| r.encoded_len(remove))
+            }
+            Answer::Message(m) => m.encoded_len(),
+        }
+    }
+
+    /// ward only sends answers; it never decodes one.
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn clear(&mut self) {
+        *self = Answer::Message(CheckResponse::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::AuthMethod;
+
+    fn identity(headers: &[(&str, &str)]) -> Arc<Identity> {
+        Arc::new(Identity {
+            user_id: "alice".into(),
+            method: AuthMethod::Session,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            jti: None,
+            session_id: None,
+            roles: vec![],
+            scopes: vec![],
+            rendered: Default::default(),
+        })
+    }
+
+    /// The allow as a plain `CheckResponse`: what the bytes must decode to.
+    fn expected(identity: &Identity, remove: &[String]) -> CheckResponse {
+        CheckResponse {
+            status: Some(OK_STATUS),
+            http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+                headers: identity.headers.iter().map(|(k, v)| header(k, v)).collect(),
+                headers_to_remove: remove.to_vec(),
+                ..Default::default()
+            })),
+            dynamic_metadata: Some(allow_metadata(identity)),
+        }
+    }
+
+    #[test]
+    fn pre_encoded_allow_is_the_same_check_response() {
+        let long = "v".repeat(300); // a length that needs a two-byte varint
+        let cases = [
+            (
+                vec![("x-user-id", "alice"), ("x-auth-method", "session")],
+                vec![],
+            ),
+            (
+                vec![("x-user-id", "alice"), ("x-user-email", long.as_str())],
+                vec!["x-user-admin".to_string(), "x_user_id".to_string()],
+            ),
+            (vec![], vec!["x-auth-forged".to_string()]),
+            // Never produced by identity.rs, but encoded as prost would.
+            (vec![("x-empty", ""), ("", "v")], vec![]),
+        ];
+        for (headers, remove) in cases {
+            let id = identity(&headers);
+            for _ in 0..2 {
+                // The second round encodes from the identity's kept rendering.
+                let answer = Answer::Allow {
+                    identity: id.clone(),
+                    remove: remove.clone(),
+                };
+                let bytes = answer.encode_to_vec();
+                assert_eq!(bytes.len(), answer.encoded_len());
+                let decoded = CheckResponse::decode(bytes.as_slice()).unwrap();
+                assert_eq!(decoded, expected(&id, &remove));
+                // Same size as prost's own encoding (map order may differ).
+                assert_eq!(bytes.len(), expected(&id, &remove).encoded_len());
+            }
+        }
+    }
+
+    #[test]
+    fn other_answers_encode_as_their_message() {
+        let message = CheckResponse {
+            status: Some(rpc::Status {
+                code: UNAUTHENTICATED,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let answer = Answer::Message(message.clone());
+        assert_eq!(answer.encode_to_vec(), message.encode_to_vec());
+    }
 }

@@ -19,9 +19,19 @@ impl KeyNames {
         }
     }
 
+    /// `{prefix}{kind}{id}`, without `format!`'s machinery: the three keys
+    /// read on every check (session, API key, revoked jti) are built here.
+    fn key(&self, kind: &str, id: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + kind.len() + id.len());
+        key.push_str(&self.prefix);
+        key.push_str(kind);
+        key.push_str(id);
+        key
+    }
+
     /// `session:{sid}`: a hash (`user_id`, `email`, `roles`, ...).
     pub fn session(&self, sid: &str) -> String {
-        format!("{}session:{sid}", self.prefix)
+        self.key("session:", sid)
     }
 
     /// `user_sessions:{user_id}`: a set of the user's session ids.
@@ -31,7 +41,7 @@ impl KeyNames {
 
     /// `apikey:{sha256-hex}`: a hash (`key_id`, `user_id`, `name`, ...).
     pub fn api_key(&self, hash_hex: &str) -> String {
-        format!("{}apikey:{hash_hex}", self.prefix)
+        self.key("apikey:", hash_hex)
     }
 
     /// `apikey_id:{key_id}`: a string, the key's SHA-256 hex (for revoke
@@ -47,6 +57,6 @@ impl KeyNames {
 
     /// `revoked_jti:{jti}`: exists while the token it names is revoked.
     pub fn revoked_jti(&self, jti: &str) -> String {
-        format!("{}revoked_jti:{jti}", self.prefix)
+        self.key("revoked_jti:", jti)
     }
 }

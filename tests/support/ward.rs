@@ -13,7 +13,7 @@ use std::process::Command;
 use serde_yaml_ng::{Mapping, Value};
 use tempfile::TempDir;
 
-use super::free_addr;
+use super::free_addrs;
 use super::process::Process;
 
 /// A running ward; killed when dropped.
@@ -55,7 +55,7 @@ impl Ward {
 
     async fn start_once(yaml: &str) -> Result<Ward, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("ward: tempdir: {e}"))?;
-        let (grpc_addr, admin_addr, http_addr) = (free_addr(), free_addr(), free_addr());
+        let [grpc_addr, admin_addr, http_addr] = free_addrs::<3>();
         let config = with_listen(yaml, dir.path(), [grpc_addr, admin_addr, http_addr])?;
         let config_path = dir.path().join("ward.yaml");
         std::fs::write(&config_path, config).map_err(|e| format!("ward: write config: {e}"))?;
