@@ -41,6 +41,7 @@ async fn closed_denies_at_once_and_open_passes_anonymously() {
     for mode in ["closed", "open"] {
         let mut redis = RedisServer::start().await;
         let ward = InProc::start(&config_with(&redis, mode)).await;
+        authz::wait_subscribed(&redis).await;
         let sid = session_id();
         write_session(&redis, &sid, "alice");
         let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
@@ -94,6 +95,7 @@ fn write_session(redis: &RedisServer, sid: &str, user: &str) {
 async fn a_cached_session_is_served_stale_then_denied() {
     let mut redis = RedisServer::start().await;
     let ward = InProc::start(&config(&redis)).await;
+    authz::wait_subscribed(&redis).await;
     let sid = session_id();
     write_session(&redis, &sid, "alice");
     let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
@@ -149,6 +151,7 @@ async fn a_cached_session_is_served_stale_then_denied() {
 async fn uncached_credentials_are_denied_fast_and_never_allowed() {
     let mut redis = RedisServer::start().await;
     let ward = InProc::start(&config(&redis)).await;
+    authz::wait_subscribed(&redis).await;
     let known = session_id();
     write_session(&redis, &known, "alice"); // in Redis, never read by ward
     redis.stop();
@@ -193,6 +196,7 @@ async fn uncached_credentials_are_denied_fast_and_never_allowed() {
 async fn ward_recovers_when_redis_comes_back() {
     let mut redis = RedisServer::start().await;
     let ward = InProc::start(&config(&redis)).await;
+    authz::wait_subscribed(&redis).await;
     let sid = session_id();
     write_session(&redis, &sid, "alice");
     assert_eq!(

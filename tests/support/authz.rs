@@ -176,6 +176,26 @@ pub fn publish_invalidation(redis: &RedisServer, key: &str) {
     );
 }
 
+/// Waits until a ward subscribes to invalidations on `redis` (PUBLISH
+/// counts a receiver), then a little longer for the `Reset` every
+/// subscribe sends first to be applied: a test that reads a record before
+/// that could see its cache cleared under it.
+pub async fn wait_subscribed(redis: &RedisServer) {
+    let started = std::time::Instant::now();
+    loop {
+        let out = redis.cli(&["PUBLISH", ward::store::keys::INVALIDATION_CHANNEL, "warmup"]);
+        if out.trim().parse::<u64>().is_ok_and(|n| n > 0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "ward did not subscribe to invalidations within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+}
+
 /// ward's `/metrics` text.
 pub async fn metrics(admin: SocketAddr) -> String {
     let resp = http::get(admin, "/metrics")
