@@ -102,17 +102,21 @@ impl Authenticator {
 
     /// The identity behind a credential at `now` (unix seconds).
     /// `on_store_error` is the route's: with `open`, a verified JWT whose
-    /// revocation cannot be checked keeps its identity.
+    /// revocation cannot be checked keeps its identity. With `cache_only`
+    /// (a client the limiter blocked), only what the caches answer counts:
+    /// no signature is verified and the store is never asked.
     pub async fn authenticate(
         &self,
         credential: Credential<'_>,
         req: &Request<'_>,
         now: u64,
         on_store_error: OnStoreError,
+        cache_only: bool,
     ) -> Result<Arc<Identity>, Reason> {
-        let stale = match on_store_error {
-            OnStoreError::Closed => Stale::Refused,
-            OnStoreError::Stale | OnStoreError::Open => Stale::Allowed,
+        let stale = match (cache_only, on_store_error) {
+            (true, _) => Stale::CacheOnly,
+            (false, OnStoreError::Closed) => Stale::Refused,
+            (false, OnStoreError::Stale | OnStoreError::Open) => Stale::Allowed,
         };
         match credential {
             Credential::Bearer(token) => self.jwt(token, now, on_store_error, stale).await,
@@ -134,6 +138,7 @@ impl Authenticator {
                 self.metrics.token_cache_hits.inc();
                 identity
             }
+            None if stale == Stale::CacheOnly => return Err(Reason::TooManyFailures),
             None => {
                 if self.cache.is_enabled() {
                     self.metrics.token_cache_misses.inc();
@@ -144,7 +149,9 @@ impl Authenticator {
             }
         };
         match self.check_revocation(&identity, now, stale).await {
-            Err(Reason::StoreUnavailable) if on_store_error == OnStoreError::Open => {
+            Err(Reason::StoreUnavailable)
+                if on_store_error == OnStoreError::Open && stale != Stale::CacheOnly =>
+            {
                 tracing::warn!(
                     "store unavailable: JWT revocation not checked (on_store_error: open)"
                 );

@@ -8,7 +8,9 @@
 //! 2. the credential (`credentials.rs`): exactly one, of a kind the
 //!    policy accepts; a malformed request never reaches a verifier;
 //! 3. the brute-force limiter: a client or credential with too many
-//!    recent failures gets 429 before anything reaches the store;
+//!    recent failures is answered from the caches only: a credential
+//!    known good passes, anything else gets 429 before it reaches a
+//!    signature check or the store;
 //! 4. authentication (`authn.rs`): JWT, session or API key → identity;
 //!    the store's failure mode is the policy's (`on_store_error`);
 //! 5. authorization: the policy's roles and scopes (403).
@@ -216,19 +218,37 @@ impl Checker {
             key.copy_from_slice(&hash[..LIMITER_KEY_BYTES]);
             key
         };
-        if self.limiter.any_blocked()
-            && let Some(wait) = self
-                .limiter
+        // A blocked client or credential is answered from the caches only:
+        // a credential known good (a cached token or record) still passes,
+        // so a shared address (a gateway, a NAT) blocked by someone else's
+        // failures does not lock out its signed-in users; anything that
+        // would need a signature check or a store read gets 429.
+        let blocked = if self.limiter.any_blocked() {
+            self.limiter
                 .blocked(self.client_ip(req), Some(&key(secret)))
-        {
-            let secs = wait.as_secs().max(1);
-            trace.step("limiter", || format!("blocked for {secs}s more"));
-            return deny(Reason::TooManyFailures, Some(secs));
-        }
+                .map(|wait| wait.as_secs().max(1))
+        } else {
+            None
+        };
         let result = self
             .authn
-            .authenticate(credential, req, now, policy.on_store_error)
+            .authenticate(
+                credential,
+                req,
+                now,
+                policy.on_store_error,
+                blocked.is_some(),
+            )
             .await;
+        if let (Some(secs), Err(reason)) = (blocked, &result) {
+            trace.step("limiter", || {
+                format!(
+                    "blocked for {secs}s more; not answerable from the caches ({})",
+                    reason.as_str()
+                )
+            });
+            return deny(Reason::TooManyFailures, Some(secs));
+        }
         let identity = match result {
             Ok(identity) => identity,
             Err(reason) => {

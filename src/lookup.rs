@@ -27,11 +27,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Whether a read may be answered from an older copy when the store
-/// fails: the route's `on_store_error` decides (`closed` never).
+/// fails: the route's `on_store_error` decides (`closed` never). And
+/// `CacheOnly`: answer from a fresh cached read or not at all, never
+/// asking the store (for a client the brute-force limiter has blocked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stale {
     Allowed,
     Refused,
+    CacheOnly,
 }
 
 /// What a read found.
@@ -192,6 +195,11 @@ impl Lookups {
         {
             self.metrics.store_cache_hits.inc();
             return Ok(c.found.clone());
+        }
+        if stale == Stale::CacheOnly {
+            return Err(StoreError::Unavailable(
+                "not cached (cache-only read)".into(),
+            ));
         }
         self.metrics.store_cache_misses.inc();
         // A read overtaken by an invalidation answers its own caller but
