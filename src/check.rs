@@ -44,8 +44,8 @@ pub struct Outcome {
     /// On a deny, the credential's hash, for the log line (never the
     /// credential itself).
     pub credential: Option<CredentialHash>,
-    /// The policy applied, when one was selected (login URL and the
-    /// accepted kinds shape the deny).
+    /// On a deny, the policy applied, when one was selected (its login
+    /// URL and accepted kinds shape the deny).
     pub policy: Option<Arc<Policy>>,
     /// For a 429: seconds until the client may try again.
     pub retry_after: Option<u64>,
@@ -165,7 +165,10 @@ impl Checker {
             });
             outcome.decision = Decision::AllowAnonymous;
         }
-        outcome.policy = Some(policy.clone());
+        if matches!(outcome.decision, Decision::Deny(_)) {
+            // Only a deny is shaped by its policy (login URL, challenges).
+            outcome.policy = Some(policy.clone());
+        }
         outcome
     }
 

@@ -184,7 +184,9 @@ impl Limiter {
     /// is `None` for every key, so a caller can skip deriving its keys.
     pub fn any_blocked(&self) -> bool {
         self.inner.as_ref().is_some_and(|inner| {
-            nanos_since(inner.start, Instant::now()) < inner.horizon.load(Ordering::Relaxed)
+            // Zero until the first block: no clock read on the common path.
+            let horizon = inner.horizon.load(Ordering::Relaxed);
+            horizon != 0 && nanos_since(inner.start, Instant::now()) < horizon
         })
     }
 
