@@ -14,13 +14,22 @@ use std::collections::HashMap;
 #[derive(Debug, Default)]
 struct Node {
     /// Children by literal segment.
-    literal: HashMap<String, Node>,
+    literal: HashMap<String, Node, foldhash::fast::RandomState>,
     /// Children by a segment with `*`: its literal parts around the stars.
     patterns: Vec<(Vec<String>, Node)>,
     /// The rest of the glob after a `**`.
     globstar: Option<Box<Node>>,
     /// Routes whose glob ends here.
     routes: Vec<u32>,
+}
+
+impl Node {
+    fn is_empty(&self) -> bool {
+        self.literal.is_empty()
+            && self.patterns.is_empty()
+            && self.globstar.is_none()
+            && self.routes.is_empty()
+    }
 }
 
 /// Case-sensitive and case-insensitive globs.
@@ -82,8 +91,11 @@ impl GlobSet {
         if self.len == 0 {
             return;
         }
-        walk(&self.sensitive, &segments(path), out);
-        walk(&self.insensitive, &segments(lower), out);
+        for (root, path) in [(&self.sensitive, path), (&self.insensitive, lower)] {
+            if !root.is_empty() {
+                walk(root, &segments(path), out);
+            }
+        }
     }
 }
 

@@ -18,6 +18,11 @@ use super::path;
 use regex::RegexSet;
 use std::collections::HashMap;
 
+/// Route tables hash request paths on every check: foldhash (seeded per
+/// process) is several times cheaper than SipHash for short keys, and
+/// lookups never insert, so a request cannot grow a bucket.
+type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 /// How a route matches the path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {
@@ -68,8 +73,8 @@ pub enum RouteError {
 
 #[derive(Debug, Default)]
 struct Index {
-    exact: HashMap<String, Vec<u32>>,
-    prefix: HashMap<String, Vec<u32>>,
+    exact: Map<Vec<u32>>,
+    prefix: Map<Vec<u32>>,
 }
 
 /// The compiled table.
