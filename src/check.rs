@@ -31,6 +31,7 @@ use crate::policy::{Policies, Policy, SelectError, Source};
 use crate::request::Request;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 /// Bytes of the credential's SHA-256 that key it in the limiter.
 const LIMITER_KEY_BYTES: usize = 8;
@@ -191,17 +192,22 @@ impl Checker {
             Credential::Session(s) => (AuthMethod::Session, s),
             Credential::ApiKey(k) => (AuthMethod::ApiKey, k),
         };
+        // The credential's hash names it in a deny's log line and keys it
+        // in the limiter; computed at most once, and only when needed (a
+        // cache hit's own hashing happens in authn).
+        let hash = OnceLock::new();
+        let hashed = || *hash.get_or_init(|| hash_credential(secret));
         trace.step("credential", || {
             format!(
                 "{} ({})",
                 method.as_str(),
-                crate::cache::short_hash(&hash_credential(secret))
+                crate::cache::short_hash(&hashed())
             )
         });
         let deny = |reason: Reason, retry_after: Option<u64>| Outcome {
             decision: Decision::Deny(reason),
             method: Some(method),
-            credential: Some(hash_credential(secret)),
+            credential: Some(hashed()),
             policy: None,
             retry_after,
         };
@@ -215,10 +221,9 @@ impl Checker {
         // The client IP and the credential's limiter key (a hash prefix,
         // never the secret) are derived only when something is blocked or
         // a failure is counted.
-        let key = |secret: &str| {
-            let hash = hash_credential(secret);
+        let key = || {
             let mut key = [0u8; LIMITER_KEY_BYTES];
-            key.copy_from_slice(&hash[..LIMITER_KEY_BYTES]);
+            key.copy_from_slice(&hashed()[..LIMITER_KEY_BYTES]);
             key
         };
         // A blocked client or credential is answered from the caches only:
@@ -228,7 +233,7 @@ impl Checker {
         // would need a signature check or a store read gets 429.
         let blocked = if self.limiter.any_blocked() {
             self.limiter
-                .blocked(self.client_ip(req), Some(&key(secret)))
+                .blocked(self.client_ip(req), Some(&key()))
                 .map(|wait| wait.as_secs().max(1))
         } else {
             None
@@ -258,7 +263,7 @@ impl Checker {
                 trace.step("authenticate", || reason.as_str().to_string());
                 if counts_as_failure(reason) {
                     self.limiter
-                        .record_failure(self.client_ip(req), Some(&key(secret)));
+                        .record_failure(self.client_ip(req), Some(&key()));
                 }
                 if reason == Reason::StoreUnavailable && policy.on_store_error == OnStoreError::Open
                 {
