@@ -30,8 +30,7 @@ use crate::limiter::Limiter;
 use crate::policy::{Policies, Policy, SelectError, Source};
 use crate::request::Request;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// Bytes of the credential's SHA-256 that key it in the limiter.
 const LIMITER_KEY_BYTES: usize = 8;
