@@ -26,8 +26,11 @@ use crate::credentials::Credential;
 use crate::decision::{Decision, Reason};
 use crate::fingerprint;
 use crate::identity::AuthMethod;
+use crate::jwks::KeyStore;
 use crate::limiter::Limiter;
-use crate::policy::{Policies, Policy, SelectError, Source};
+use crate::lookup::Lookups;
+use crate::metrics::Metrics;
+use crate::policy::{Policies, Policy, PolicyErrors, SelectError, Source};
 use crate::request::Request;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
@@ -94,6 +97,19 @@ pub struct Checker {
 }
 
 impl Checker {
+    /// The checker `config` describes, over these keys and store reads:
+    /// what `ward serve` and `ward explain` both run.
+    pub fn from_config(
+        config: &Config,
+        keys: Arc<KeyStore>,
+        lookups: Arc<Lookups>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, PolicyErrors> {
+        let policies = Policies::from_config(config).map_err(PolicyErrors)?;
+        let authn = Authenticator::new(config, keys, lookups, metrics);
+        Ok(Self::new(config, policies, authn))
+    }
+
     pub fn new(config: &Config, policies: Policies, authn: Authenticator) -> Self {
         Self {
             policies,

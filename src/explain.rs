@@ -8,7 +8,6 @@
 //! authentication and authorization results, then the response Envoy
 //! would get (status, headers set and removed, body).
 
-use crate::authn::Authenticator;
 use crate::check::{Checker, Outcome};
 use crate::config::Config;
 use crate::decision::Decision;
@@ -16,7 +15,7 @@ use crate::headers::ManagedHeaders;
 use crate::jwks::KeyStore;
 use crate::lookup::Lookups;
 use crate::metrics::Metrics;
-use crate::policy::{Policies, path};
+use crate::policy::path;
 use crate::request::Request;
 use crate::response::Responder;
 use crate::store::Store;
@@ -55,7 +54,7 @@ pub enum ExplainError {
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("policies: {0}")]
-    Policies(String),
+    Policies(#[from] crate::policy::PolicyErrors),
 }
 
 /// The report, and whether the request would be allowed.
@@ -80,17 +79,7 @@ pub async fn explain(
     }
     let store = Store::open(config).await?;
     let lookups = Arc::new(Lookups::new(config, store, metrics.clone()));
-    let authn = Authenticator::new(config, keys.clone(), lookups, metrics);
-    let policies = Policies::from_config(config).map_err(|problems| {
-        ExplainError::Policies(
-            problems
-                .iter()
-                .map(|p| format!("{}: {}", p.path, p.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
-    let checker = Checker::new(config, policies, authn);
+    let checker = Checker::from_config(config, keys.clone(), lookups, metrics)?;
 
     let (host, path, scheme) = split_url(&request.url)?;
     let mut headers: HashMap<String, String> = request

@@ -164,6 +164,12 @@ pub struct Policies {
     has_routes: bool,
 }
 
+/// Every problem of a policy config, as one error (for code that loads a
+/// config `check-config` has not vetted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
+pub struct PolicyErrors(pub Vec<PolicyProblem>);
+
 /// A config problem found while compiling, with its field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyProblem {

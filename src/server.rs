@@ -10,14 +10,12 @@ mod admin;
 mod grpc;
 mod http;
 
-use crate::authn::Authenticator;
 use crate::check::Checker;
 use crate::config::Config;
 use crate::headers::ManagedHeaders;
 use crate::jwks::KeyStore;
 use crate::lookup::Lookups;
 use crate::metrics::Metrics;
-use crate::policy::Policies;
 use crate::response::Responder;
 use crate::store::{Invalidation, Store};
 use grpc::{AuthzServer, CheckService};
@@ -51,7 +49,7 @@ pub enum ServerError {
     #[error("admin server: {0}")]
     Admin(std::io::Error),
     #[error("policies: {0}")]
-    Policies(String),
+    Policies(#[from] crate::policy::PolicyErrors),
 }
 
 /// A ward whose listeners are bound, ready to serve.
@@ -103,17 +101,12 @@ impl Server {
         let keys = KeyStore::new(&config.jwt)?;
         let store = Store::open(config).await?;
         let lookups = Arc::new(Lookups::new(config, store.clone(), metrics.clone()));
-        let authn = Authenticator::new(config, keys.clone(), lookups.clone(), metrics.clone());
-        let policies = Policies::from_config(config).map_err(|problems| {
-            ServerError::Policies(
-                problems
-                    .iter()
-                    .map(|p| format!("{}: {}", p.path, p.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
-        let checker = Arc::new(Checker::new(config, policies, authn));
+        let checker = Arc::new(Checker::from_config(
+            config,
+            keys.clone(),
+            lookups.clone(),
+            metrics.clone(),
+        )?);
         let managed = ManagedHeaders::from_config(config);
         let responder = Responder::from_config(config);
         let http_service = http::HttpService {
