@@ -2,8 +2,9 @@
 //! baseline the benchmark bed (`scripts/bench.sh`) measures ward against.
 //!
 //! It runs on the same stack as ward (tokio, tonic, envoy-types), with the
-//! same runtime shape (a multi-thread runtime with `--workers` workers, 1 by
-//! default, like ward's `runtime.worker_threads: 1`) and `TCP_NODELAY`, and
+//! same runtime as ward for `--workers` workers (1 by default, like ward's
+//! `runtime.worker_threads: 1`; built by `ward::runtime::builder`) and
+//! `TCP_NODELAY`, and
 //! answers every check with OK and an empty `OkHttpResponse`. Whatever ward
 //! costs beyond this server is ward's own work.
 //!
@@ -107,10 +108,7 @@ impl Authorization for Noop {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.workers.max(1))
-        .enable_all()
-        .build()?;
+    let runtime = ward::runtime::builder(args.workers.max(1)).build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));

@@ -52,6 +52,7 @@ pub mod metrics;
 pub mod policy;
 pub mod request;
 pub mod response;
+pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod store;

@@ -481,12 +481,7 @@ fn serve(path: &Path) -> ExitCode {
         }
     };
     ward::telemetry::init(&config.log);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if config.runtime.worker_threads > 0 {
-        runtime.worker_threads(config.runtime.worker_threads);
-    }
-    let runtime = match runtime.build() {
+    let runtime = match ward::runtime::builder(config.runtime.worker_threads).build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
