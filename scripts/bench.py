@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RELEASE = os.path.join(ROOT, "target", "release")
+RELEASE = os.environ.get("WARD_BENCH_RELEASE_DIR") or os.path.join(ROOT, "target", "release")
 WARD_BIN = os.path.join(RELEASE, "ward")
 NOOP_BIN = os.path.join(RELEASE, "examples", "noop_authz")
 LOADGEN_BIN = os.path.join(RELEASE, "examples", "loadgen")
@@ -128,9 +128,14 @@ def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
 
 def cpu_ticks(pid: int) -> int:
     """utime + stime of a process (all its threads), in clock ticks."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[int, int]:
+    """(utime, stime) of a process (all its threads), in clock ticks."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    return int(fields[11]), int(fields[12])
 
 
 def busy_ticks() -> int:
@@ -293,6 +298,7 @@ class Bed:
     def __init__(self, args):
         self.args = args
         self.quick = args.quick
+        self.scenarios = [n.strip() for n in (args.scenarios or "").split(",") if n.strip()]
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.outdir = os.path.join(ROOT, "bench-results", stamp + ("-quick" if args.quick else ""))
         self.tmp = os.path.join(self.outdir, "tmp")
@@ -793,7 +799,8 @@ def run_direct_once(bed: Bed, sc: DirectScenario) -> dict:
         warmup, duration = bed.direct_warmup, bed.direct_duration
         foreign = Foreign([server.pid] + helpers)
         h0 = sum(cpu_ticks(p) for p in helpers)
-        c0, t0 = cpu_ticks(server.pid), time.monotonic()
+        (u0, s0), t0 = cpu_split(server.pid), time.monotonic()
+        c0 = u0 + s0
         if sc.tool == "loadgen":
             out_path = os.path.join(bed.tmp, bed.name(f"loadgen-{sc.name}") + ".json")
             run_tool([LOADGEN_BIN, "run", "--addr", f"127.0.0.1:{server.grpc_port}",
@@ -833,6 +840,8 @@ def run_direct_once(bed: Bed, sc: DirectScenario) -> dict:
             r["redis_cpu_s"] = (sum(cpu_ticks(p) for p in helpers) - h0) / CLK_TCK
         cpu_s = (c1 - c0) / CLK_TCK
         r["server_cpu_s"] = cpu_s
+        u1, s1 = cpu_split(server.pid)
+        r["server_sys_share"] = (s1 - s0) / max(u1 + s1 - c0, 1)  # kernel share of its CPU
         r["server_util"] = cpu_s / max(t1 - t0, 1e-9)
         if total:
             r["cpu_ms_per_1k"] = cpu_s * 1e6 / total  # ms of CPU per 1000 checks
@@ -849,32 +858,47 @@ def run_direct_once(bed: Bed, sc: DirectScenario) -> dict:
         server.stop()
 
 
+def direct_scenarios(bed: Bed) -> list[DirectScenario]:
+    """All scenarios, or those `--scenarios` names (the baseline always)."""
+    if not bed.scenarios:
+        return DIRECT_SCENARIOS
+    known = {sc.name for sc in DIRECT_SCENARIOS}
+    unknown = sorted(set(bed.scenarios) - known)
+    if unknown:
+        raise SystemExit(f"--scenarios: unknown {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    keep = set(bed.scenarios) | {"noop"} | ({"h2load_noop"} if any(
+        n.startswith("h2load_") for n in bed.scenarios) else set())
+    return [sc for sc in DIRECT_SCENARIOS if sc.name in keep]
+
+
 def phase_direct(bed: Bed) -> dict:
+    scenarios = direct_scenarios(bed)
     q = bed.quick
     bed.direct_warmup, bed.direct_duration = (0.5, 2.0) if q else (1.0, 4.0)
     bed.direct_window = bed.direct_warmup + bed.direct_duration
     reps = 2 if q else 3
-    log(f"direct: {len(DIRECT_SCENARIOS)} scenarios x {reps} repetitions, "
+    log(f"direct: {len(scenarios)} scenarios x {reps} repetitions, "
         f"{DIRECT_CONNS} conns x {DIRECT_DEPTH} in flight, "
         f"{bed.direct_warmup}s warm-up + {bed.direct_duration}s")
-    for sc in DIRECT_SCENARIOS:  # mint before timing anything
+    for sc in scenarios:  # mint before timing anything
         if sc.tokens:
             sc.tokens(bed)
-    runs: dict[str, list[dict]] = {sc.name: [] for sc in DIRECT_SCENARIOS}
+    runs: dict[str, list[dict]] = {sc.name: [] for sc in scenarios}
     for rep in range(reps):
-        for sc in DIRECT_SCENARIOS:
+        for sc in scenarios:
             r = measure(bed, sc.name, lambda: run_direct_once(bed, sc))
             runs[sc.name].append(r)
             log(f"  [{rep + 1}/{reps}] {sc.name:18s} {r['rps']:9.0f} Check/s"
                 + (f"  p99 {r['p99_us'] / 1000:.2f} ms" if "p99_us" in r else "")
                 + (f"  {r['cpu_ms_per_1k']:.1f} ms CPU/1k" if "cpu_ms_per_1k" in r else "")
                 + f"  server CPU {r['server_util'] * 100:.0f}%"
+                + (f" ({r['server_sys_share'] * 100:.0f}% kernel)" if "server_sys_share" in r else "")
                 + (f"  (other processes: {r['foreign_cpu'] * 100:.0f}% CPU)"
                    if r["foreign_cpu"] > 0.05 else ""))
     out = {"conns": DIRECT_CONNS, "depth": DIRECT_DEPTH, "reps": reps,
            "warmup_s": bed.direct_warmup, "duration_s": bed.direct_duration, "scenarios": {}}
     base = None
-    for sc in DIRECT_SCENARIOS:
+    for sc in scenarios:
         rs = runs[sc.name]
         med = {k: median([r.get(k) for r in rs]) for k in rs[0] if isinstance(rs[0][k], (int, float))}
         out["scenarios"][sc.name] = {"label": sc.label, "tool": sc.tool, "crosscheck": sc.crosscheck,
@@ -882,7 +906,7 @@ def phase_direct(bed: Bed) -> dict:
         if sc.name == "noop":
             base = med
     # Ratios against the baseline, per repetition (same run), then median.
-    for sc in DIRECT_SCENARIOS:
+    for sc in scenarios:
         s = out["scenarios"][sc.name]
         ref = "h2load_noop" if sc.tool == "h2load" else "noop"
         pairs = list(zip(runs[sc.name], runs[ref]))
@@ -1160,7 +1184,7 @@ def phase_tail(bed: Bed, direct: Optional[dict]) -> dict:
     # the direct phase's cache-hit and ES256-miss maxima), so the run shows
     # stalls rather than queueing.
     capacity = 40000.0
-    if direct:
+    if direct and {"ward_hit", "ward_miss_es256"} <= set(direct["scenarios"]):
         sc = direct["scenarios"]
         hit, miss = sc["ward_hit"]["median"]["rps"], sc["ward_miss_es256"]["median"]["rps"]
         capacity = 1.0 / ((every - 1) / every / hit + 1 / every / miss)
@@ -1281,16 +1305,17 @@ def compute_targets(res: dict) -> list[dict]:
     vals: dict[str, Optional[float]] = {}
     d = res.get("direct")
     if d:
-        hit = d["scenarios"]["ward_hit"]
-        vals["hit_vs_noop_rps"] = hit["rps_ratio"]
-        vals["hit_vs_noop_cpu"] = hit.get("cpu_ratio")
+        hit = d["scenarios"].get("ward_hit")
+        if hit:
+            vals["hit_vs_noop_rps"] = hit["rps_ratio"]
+            vals["hit_vs_noop_cpu"] = hit.get("cpu_ratio")
         for key, name in (("session_hit_vs_noop_rps", "ward_session_hit"),
                           ("apikey_hit_vs_noop_rps", "ward_apikey_hit"),
                           ("session_miss_vs_noop_rps", "ward_session_miss")):
             if name in d["scenarios"]:
                 vals[key] = d["scenarios"][name]["rps_ratio"]
         routes = d["scenarios"].get("ward_hit_10k_routes")
-        if routes and hit["rps_ratio"]:
+        if routes and hit and hit["rps_ratio"]:
             vals["routes_10k_vs_hit_rps"] = routes["rps_ratio"] / hit["rps_ratio"]
     e = res.get("envoy")
     if e:
@@ -1590,6 +1615,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="shorter runs (~2 min)")
     ap.add_argument("--only", default="direct,envoy,memory,tail",
                     help="comma-separated phases to run (default: all)")
+    ap.add_argument("--scenarios", default="", metavar="NAMES",
+                    help="direct phase: only these comma-separated scenarios (and the no-op "
+                         "baseline); the targets of the others read as not measured")
     ap.add_argument("--authz-cpu", default=SERVER_CPU, choices=[SERVER_CPU, LOAD_CPU],
                     help=f"CPU for the ext_authz server behind Envoy (default {SERVER_CPU}: "
                          "shared with Envoy, so its CPU costs proxy throughput)")
