@@ -15,7 +15,6 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -30,7 +29,7 @@ use ward::identity::{AuthMethod, ClaimRenderer};
 use ward::jwks::KeyStore;
 use ward::jwt::{KeySet, Rules, Verifier, keys};
 use ward::metrics::Metrics;
-use ward::request::Request;
+use ward::request::{Headers, Request};
 
 /// The HMAC secret of the test configs (64 bytes: enough for HS512).
 const HMAC_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -140,7 +139,7 @@ fn verifier(config: &Config) -> Verifier {
 
 /// The headers Envoy forwards for a typical browser/API request: 12 of
 /// them, lowercase, the credential in `authorization`.
-fn request_headers(token: &str) -> HashMap<String, String> {
+fn request_headers(token: &str) -> Vec<(String, String)> {
     [
         (":authority", "api.example.com"),
         (":method", "GET"),
@@ -163,12 +162,12 @@ fn request_headers(token: &str) -> HashMap<String, String> {
     .collect()
 }
 
-fn request(headers: &HashMap<String, String>) -> Request<'_> {
+fn request(headers: &[(String, String)]) -> Request<'_> {
     Request {
         method: "GET",
         host: "api.example.com",
         path: "/v1/orders",
-        headers,
+        headers: Headers::owned(headers),
         policy: None,
         source_ip: None,
     }
@@ -220,7 +219,7 @@ fn checker(config: &Config, authn: Authenticator) -> Checker {
 
 /// Each request's headers, prepared up front so the benches time only
 /// `authenticate`.
-fn header_maps(tokens: &[String]) -> Vec<HashMap<String, String>> {
+fn header_maps(tokens: &[String]) -> Vec<Vec<(String, String)>> {
     tokens.iter().map(|t| request_headers(t)).collect()
 }
 
@@ -255,7 +254,7 @@ fn bench_pure(c: &mut Criterion) {
     let managed = ManagedHeaders::from_config(&config);
     let mut client = headers.clone();
     for forged in ["x-user-id", "x_user_roles", "x-auth-admin"] {
-        client.insert(forged.into(), "root".into());
+        client.push((forged.into(), "root".into()));
     }
     assert_eq!(client.len(), 15);
     let scrub_req = request(&client);
@@ -265,7 +264,9 @@ fn bench_pure(c: &mut Criterion) {
         b.iter(|| managed.to_remove(black_box(scrub_req).header_names(), &identity.headers))
     });
 
-    let request_id = headers["x-request-id"].as_str();
+    let request_id = Headers::owned(&headers)
+        .get("x-request-id")
+        .unwrap_or_default();
     c.bench_function("deny_body", |b| {
         b.iter(|| black_box(Reason::BadSignature).body(black_box(Some(request_id))))
     });
@@ -447,8 +448,8 @@ fn bench_store_credentials(c: &mut Criterion) {
     let authn = checker(&config, Authenticator::new(&config, keys, lookups, metrics));
 
     let mut group = c.benchmark_group("authenticate");
-    let cookie = HashMap::from([("cookie".to_string(), format!("session_id={sid}"))]);
-    let api = HashMap::from([("x-api-key".to_string(), key.clone())]);
+    let cookie = Vec::from([("cookie".to_string(), format!("session_id={sid}"))]);
+    let api = Vec::from([("x-api-key".to_string(), key.clone())]);
     for (name, headers) in [("session_hit", &cookie), ("apikey_hit", &api)] {
         let outcome = rt.block_on(authn.check(&request(headers), now));
         assert!(

@@ -152,7 +152,7 @@ fn cookie_values<'h>(header: &'h str, name: &str) -> Vec<&'h str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use crate::request::Headers;
 
     fn extractor() -> Extractor {
         Extractor {
@@ -163,15 +163,11 @@ mod tests {
     }
 
     fn extract(ex: &Extractor, pairs: &[(&str, &str)]) -> Result<String, Reason> {
-        let headers: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         let req = Request {
             method: "GET",
             host: "h",
             path: "/",
-            headers: &headers,
+            headers: Headers::new(pairs),
             policy: None,
             source_ip: None,
         };

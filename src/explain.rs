@@ -16,7 +16,7 @@ use crate::jwks::KeyStore;
 use crate::lookup::Lookups;
 use crate::metrics::Metrics;
 use crate::policy::path;
-use crate::request::Request;
+use crate::request::{Headers, Request};
 use crate::response::Responder;
 use crate::store::Store;
 use serde::Deserialize;
@@ -82,19 +82,24 @@ pub async fn explain(
     let checker = Checker::from_config(config, keys.clone(), lookups, metrics)?;
 
     let (host, path, scheme) = split_url(&request.url)?;
-    let mut headers: HashMap<String, String> = request
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-        .collect();
-    if let Some(scheme) = scheme {
-        headers
-            .entry("x-forwarded-proto".into())
-            .or_insert_with(|| scheme.to_string());
+    // Later values of a name replace earlier ones.
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(request.headers.len() + 1);
+    for (k, v) in &request.headers {
+        let name = k.to_ascii_lowercase();
+        headers.retain(|(n, _)| *n != name);
+        headers.push((name, v.clone()));
+    }
+    if let Some(scheme) = scheme
+        && Headers::owned(&headers).get("x-forwarded-proto").is_none()
+    {
+        headers.push(("x-forwarded-proto".into(), scheme.to_string()));
     }
     let host = match host {
         Some(h) => h.to_string(),
-        None => headers.get("host").cloned().unwrap_or_default(),
+        None => Headers::owned(&headers)
+            .get("host")
+            .unwrap_or_default()
+            .to_string(),
     };
     let method = if request.method.is_empty() {
         "GET".to_string()
@@ -105,7 +110,7 @@ pub async fn explain(
         method: &method,
         host: &host,
         path,
-        headers: &headers,
+        headers: Headers::owned(&headers),
         policy: request.envoy_policy.as_deref(),
         source_ip: request.source_ip,
     };

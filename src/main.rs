@@ -420,19 +420,20 @@ fn fingerprint(args: &FingerprintArgs) -> ExitCode {
         },
         None => FingerprintConfig::default(),
     };
-    let mut headers = std::collections::HashMap::new();
+    // Later values of a name win (Headers looks from the end).
+    let mut headers: Vec<(String, String)> = Vec::new();
     if let Some(ua) = &args.user_agent {
-        headers.insert("user-agent".to_string(), ua.clone());
+        headers.push(("user-agent".to_string(), ua.clone()));
     }
     if let Some(al) = &args.accept_language {
-        headers.insert("accept-language".to_string(), al.clone());
+        headers.push(("accept-language".to_string(), al.clone()));
     }
     for pair in &args.headers {
         let Some((name, value)) = pair.split_once('=') else {
             eprintln!("--header takes NAME=VALUE, got {pair:?}");
             return ExitCode::FAILURE;
         };
-        headers.insert(name.trim().to_ascii_lowercase(), value.to_string());
+        headers.push((name.trim().to_ascii_lowercase(), value.to_string()));
     }
     let source_ip = match args.ip.as_deref().map(str::parse) {
         None => None,
@@ -451,7 +452,7 @@ fn fingerprint(args: &FingerprintArgs) -> ExitCode {
         method: "GET",
         host: "",
         path: "/",
-        headers: &headers,
+        headers: ward::request::Headers::owned(&headers),
         policy: None,
         source_ip,
     };

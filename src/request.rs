@@ -2,7 +2,6 @@
 //! borrowed from whatever the transport decoded. Only the gRPC adapter
 //! knows Envoy's `CheckRequest`; everything after it sees this.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// One request to authorize. Header names are lowercase, as Envoy sends
@@ -12,7 +11,7 @@ pub struct Request<'a> {
     pub method: &'a str,
     pub host: &'a str,
     pub path: &'a str,
-    pub headers: &'a HashMap<String, String>,
+    pub headers: Headers<'a>,
     /// The policy an Envoy route selected through its ext_authz
     /// `context_extensions` (key `ward_policy`), if any.
     pub policy: Option<&'a str>,
@@ -23,7 +22,7 @@ pub struct Request<'a> {
 
 impl<'a> Request<'a> {
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers.get(name).map(String::as_str)
+        self.headers.get(name)
     }
 
     /// `x-request-id`, which Envoy sets on every request, for logs.
@@ -31,7 +30,113 @@ impl<'a> Request<'a> {
         self.header("x-request-id")
     }
 
-    pub fn header_names(&self) -> impl Iterator<Item = &'a str> {
-        self.headers.keys().map(String::as_str)
+    pub fn header_names(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.headers.names()
+    }
+}
+
+/// A request's headers as `(name, value)` pairs, names lowercase.
+///
+/// A slice searched from the end, not a map: a check reads a handful of
+/// headers out of a dozen or two, and comparing names costs less than
+/// hashing them into a map first. The gRPC adapter borrows the pairs from
+/// the request bytes as decoded, without copying them; HTTP mode and
+/// `ward explain` hold owned pairs. If a name occurs twice, the last one
+/// counts (as when a protobuf map is decoded).
+#[derive(Debug, Clone, Copy)]
+pub enum Headers<'a> {
+    Borrowed(&'a [(&'a str, &'a str)]),
+    Owned(&'a [(String, String)]),
+}
+
+impl Default for Headers<'_> {
+    fn default() -> Self {
+        Headers::Borrowed(&[])
+    }
+}
+
+impl<'a> Headers<'a> {
+    pub fn new(pairs: &'a [(&'a str, &'a str)]) -> Self {
+        Headers::Borrowed(pairs)
+    }
+
+    pub fn owned(pairs: &'a [(String, String)]) -> Self {
+        Headers::Owned(pairs)
+    }
+
+    /// The value of header `name` (lowercase).
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        match *self {
+            Headers::Borrowed(p) => p.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| *v),
+            Headers::Owned(p) => p
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str()),
+        }
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        let (borrowed, owned) = match *self {
+            Headers::Borrowed(p) => (p, &[][..]),
+            Headers::Owned(p) => (&[][..], p),
+        };
+        let borrowed = borrowed.iter().map(|(k, _)| *k);
+        borrowed.chain(owned.iter().map(|(k, _)| k.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Headers::Borrowed(p) => p.len(),
+            Headers::Owned(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Adds a header to owned pairs the way a proxy folds a repeated header:
+/// appended to the earlier value with `,` (`; ` for `cookie`).
+pub fn fold_header(pairs: &mut Vec<(String, String)>, name: &str, value: &str) {
+    match pairs.iter_mut().find(|(k, _)| k == name) {
+        Some((_, v)) => {
+            v.push_str(if name == "cookie" { "; " } else { "," });
+            v.push_str(value);
+        }
+        None => pairs.push((name.to_string(), value.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_by_name_last_one_wins() {
+        let pairs = [("a", "1"), ("cookie", "x=1"), ("a", "2")];
+        let h = Headers::new(&pairs);
+        assert_eq!(h.get("a"), Some("2"));
+        assert_eq!(h.get("cookie"), Some("x=1"));
+        assert_eq!(h.get("Cookie"), None, "names are compared as given");
+        assert_eq!(h.get("b"), None);
+        assert_eq!(h.names().collect::<Vec<_>>(), ["a", "cookie", "a"]);
+        assert_eq!(Headers::default().get("a"), None);
+        let owned = vec![("a".to_string(), "1".to_string()), ("a".into(), "3".into())];
+        let h = Headers::owned(&owned);
+        assert_eq!(h.get("a"), Some("3"));
+        assert_eq!(h.names().count(), 2);
+    }
+
+    #[test]
+    fn repeated_headers_fold_into_one() {
+        let mut pairs = Vec::new();
+        fold_header(&mut pairs, "accept", "a");
+        fold_header(&mut pairs, "cookie", "x=1");
+        fold_header(&mut pairs, "accept", "b");
+        fold_header(&mut pairs, "cookie", "y=2");
+        assert_eq!(Headers::owned(&pairs).get("accept"), Some("a,b"));
+        assert_eq!(Headers::owned(&pairs).get("cookie"), Some("x=1; y=2"));
     }
 }

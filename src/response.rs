@@ -182,7 +182,7 @@ mod tests {
     use super::*;
     use crate::decision::Decision;
     use crate::policy::Policies;
-    use std::collections::HashMap;
+    use crate::request::Headers;
     use std::sync::Arc;
 
     fn setup(yaml: &str) -> (Responder, Policies) {
@@ -199,12 +199,12 @@ mod tests {
         o
     }
 
-    fn req<'a>(method: &'a str, headers: &'a HashMap<String, String>) -> Request<'a> {
+    fn req<'a>(method: &'a str, headers: &'a [(&'a str, &'a str)]) -> Request<'a> {
         Request {
             method,
             host: "app.example.com",
             path: "/orders?id=7&x=<y>",
-            headers,
+            headers: Headers::new(headers),
             policy: None,
             source_ip: None,
         }
@@ -222,11 +222,7 @@ mod tests {
     #[test]
     fn a_browser_is_redirected_to_login_with_its_url() {
         let (r, p) = setup(WEB);
-        let html: HashMap<String, String> = [(
-            "accept".to_string(),
-            "text/html,application/xhtml+xml".to_string(),
-        )]
-        .into();
+        let html = [("accept", "text/html,application/xhtml+xml")];
         let o = outcome(&p, "web", Reason::MissingCredential);
         let d = r.deny(&req("GET", &html), &o, Reason::MissingCredential);
         assert_eq!(d.status, 302);
@@ -237,7 +233,7 @@ mod tests {
             )
         );
         // Not for an API call, a POST, or a 403.
-        let json: HashMap<String, String> = [("accept".into(), "application/json".into())].into();
+        let json = [("accept", "application/json")];
         assert_eq!(
             r.deny(&req("GET", &json), &o, Reason::MissingCredential)
                 .status,
@@ -259,7 +255,7 @@ mod tests {
     #[test]
     fn missing_credential_names_what_the_route_accepts() {
         let (r, p) = setup(WEB);
-        let none = HashMap::new();
+        let none = [];
         let d = r.deny(
             &req("GET", &none),
             &outcome(&p, "api", Reason::MissingCredential),
@@ -284,7 +280,7 @@ mod tests {
     #[test]
     fn statuses_can_be_overridden_and_429_says_when() {
         let (r, _) = setup("responses: {status: {unknown_api_key: 403}}");
-        let none = HashMap::new();
+        let none = [];
         let o = Outcome::anonymous(Decision::Deny(Reason::UnknownApiKey));
         let d = r.deny(&req("GET", &none), &o, Reason::UnknownApiKey);
         assert_eq!(d.status, 403);
@@ -303,7 +299,7 @@ mod tests {
     #[test]
     fn insufficient_scope_is_a_403_with_its_challenge() {
         let (r, _) = setup("");
-        let none = HashMap::new();
+        let none = [];
         let mut o = Outcome::anonymous(Decision::Deny(Reason::InsufficientScope));
         o.policy = Some(Arc::new(
             Policies::from_config(&Config::default())

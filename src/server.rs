@@ -9,6 +9,7 @@
 mod admin;
 mod grpc;
 mod http;
+mod wire;
 
 use crate::check::Checker;
 use crate::config::Config;

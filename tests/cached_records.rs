@@ -8,7 +8,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use ward::authn::{Authenticator, request_fingerprint};
@@ -19,7 +18,7 @@ use ward::jwks::KeyStore;
 use ward::lookup::Lookups;
 use ward::metrics::Metrics;
 use ward::policy::Policies;
-use ward::request::Request;
+use ward::request::{Headers, Request};
 use ward::store::{Backend, Store};
 
 const SID: &str = "q2VsbG8td29ybGQtc2Vzc2lvbg";
@@ -50,26 +49,26 @@ fn bed() -> Bed {
     }
 }
 
-fn headers(credential: (&str, &str), agent: &str) -> HashMap<String, String> {
-    HashMap::from([
+fn headers(credential: (&str, &str), agent: &str) -> Vec<(String, String)> {
+    Vec::from([
         (credential.0.to_string(), credential.1.to_string()),
         ("user-agent".to_string(), agent.to_string()),
     ])
 }
 
-fn request(headers: &HashMap<String, String>) -> Request<'_> {
+fn request(headers: &[(String, String)]) -> Request<'_> {
     Request {
         method: "GET",
         host: "api.test",
         path: "/",
-        headers,
+        headers: Headers::owned(headers),
         policy: None,
         source_ip: Some(IpAddr::from([10, 0, 0, 1])),
     }
 }
 
 impl Bed {
-    async fn decide(&self, headers: &HashMap<String, String>, now: u64) -> Result<String, Reason> {
+    async fn decide(&self, headers: &[(String, String)], now: u64) -> Result<String, Reason> {
         match self.checker.check(&request(headers), now).await.decision {
             Decision::Allow(identity) => Ok(identity.user_id.clone()),
             Decision::Deny(reason) => Err(reason),

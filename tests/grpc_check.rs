@@ -6,7 +6,7 @@
 
 mod support;
 
-use envoy_types::ext_authz::v3::pb::HttpResponse;
+use envoy_types::ext_authz::v3::pb::{CheckResponse, HttpResponse};
 use envoy_types::pb::google::protobuf::value::Kind;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
@@ -257,6 +257,93 @@ async fn malformed_requests_are_400_and_missing_credentials_401() {
         .await
         .unwrap()
         .into_inner();
+    assert_eq!(status(&resp), 400);
+    assert_eq!(reason(&resp), "malformed_request");
+}
+
+/// The few `CheckRequest` fields the next test sends, with strings as
+/// bytes so that one can be what a C++ client may put there: not UTF-8.
+mod raw {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Check {
+        #[prost(message, optional, tag = "1")]
+        pub attributes: Option<Attributes>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Attributes {
+        #[prost(message, optional, tag = "4")]
+        pub request: Option<Request>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Request {
+        #[prost(message, optional, tag = "2")]
+        pub http: Option<Http>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Http {
+        #[prost(bytes = "vec", tag = "2")]
+        pub method: Vec<u8>,
+        #[prost(message, repeated, tag = "3")]
+        pub headers: Vec<Entry>,
+        #[prost(bytes = "vec", tag = "4")]
+        pub path: Vec<u8>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Entry {
+        #[prost(bytes = "vec", tag = "1")]
+        pub key: Vec<u8>,
+        #[prost(bytes = "vec", tag = "2")]
+        pub value: Vec<u8>,
+    }
+}
+
+#[tokio::test]
+async fn a_header_that_is_not_utf8_is_a_malformed_request_not_an_error() {
+    let ward = InProc::start(&config()).await;
+    let token = sign(Algorithm::RS256, Some("RS256"), &claims("alice"));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", ward.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let check = |latin1: &[u8]| raw::Check {
+        attributes: Some(raw::Attributes {
+            request: Some(raw::Request {
+                http: Some(raw::Http {
+                    method: b"GET".to_vec(),
+                    path: b"/api".to_vec(),
+                    headers: vec![
+                        raw::Entry {
+                            key: b"authorization".to_vec(),
+                            value: format!("Bearer {token}").into_bytes(),
+                        },
+                        raw::Entry {
+                            key: b"x-name".to_vec(),
+                            value: latin1.to_vec(),
+                        },
+                    ],
+                }),
+            }),
+        }),
+    };
+    let send = |req: raw::Check| {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        async move {
+            grpc.ready().await.unwrap();
+            let path =
+                http::uri::PathAndQuery::from_static("/envoy.service.auth.v3.Authorization/Check");
+            let codec = tonic_prost::ProstCodec::<raw::Check, CheckResponse>::default();
+            grpc.unary(tonic::Request::new(req), path, codec)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    // The same request with the value as UTF-8 ("José") is allowed ...
+    let ok = send(check("Jos\u{e9}".as_bytes())).await.unwrap();
+    assert_eq!(status(&ok), 200, "{}", reason(&ok));
+    // ... and as Latin-1 it is denied with 400, not answered with a gRPC
+    // error (which Envoy would count as a failure of the authz server).
+    let resp = send(check(b"Jos\xe9")).await.unwrap();
     assert_eq!(status(&resp), 400);
     assert_eq!(reason(&resp), "malformed_request");
 }

@@ -14,29 +14,31 @@
 //! was a third of ward's own cost on a cache hit. On the wire it is the
 //! same `CheckResponse` (a test decodes one and compares).
 
+use super::wire::CheckView;
 use crate::cache::short_hash;
 use crate::check::{Checker, Outcome};
 use crate::decision::{Decision, Reason};
 use crate::headers::ManagedHeaders;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
-use crate::request::Request;
+use crate::request::{Headers, Request};
 use crate::response::Responder;
 use envoy_types::ext_authz::v3::pb::{
-    CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue,
-    HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
+    CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue, HeaderValueOption,
+    HttpResponse, HttpStatus, OkHttpResponse,
 };
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
 use prost::Message;
 use prost::bytes::{Buf, BufMut};
 use prost::encoding::{self, DecodeContext, WireType};
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
+use tonic::codec::BufferSettings;
 use tonic::codegen::{Body, BoxFuture, StdError, http};
+use tonic_prost::{ProstDecoder, ProstEncoder};
 
 /// The `context_extensions` key an Envoy route sets to select a policy.
 pub const POLICY_KEY: &str = "ward_policy";
@@ -102,19 +104,48 @@ where
         }
         let method = CheckMethod(self.inner.clone());
         Box::pin(async move {
-            let codec = tonic_prost::ProstCodec::<Answer, CheckRequest>::default();
-            Ok(tonic::server::Grpc::new(codec).unary(method, req).await)
+            Ok(tonic::server::Grpc::new(CheckCodec)
+                .unary(method, req)
+                .await)
         })
+    }
+}
+
+/// Check's codec: [`CheckView`] in, [`Answer`] out, with buffers sized
+/// for ext_authz messages. tonic allocates each call's encode and decode
+/// buffers up front, 8 KiB each by default, and grows them in steps of
+/// that size; a `CheckRequest` is typically 1-2 KiB and an answer a few
+/// hundred bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct CheckCodec;
+
+const DECODE_BUFFER: usize = 4096;
+const ENCODE_BUFFER: usize = 1024;
+/// tonic's default: a streaming call yields after this many bytes.
+const YIELD_THRESHOLD: usize = 32 * 1024;
+
+impl tonic::codec::Codec for CheckCodec {
+    type Encode = Answer;
+    type Decode = CheckView;
+    type Encoder = ProstEncoder<Answer>;
+    type Decoder = ProstDecoder<CheckView>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::new(BufferSettings::new(ENCODE_BUFFER, YIELD_THRESHOLD))
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::new(BufferSettings::new(DECODE_BUFFER, YIELD_THRESHOLD))
     }
 }
 
 struct CheckMethod(Arc<CheckService>);
 
-impl tonic::server::UnaryService<CheckRequest> for CheckMethod {
+impl tonic::server::UnaryService<CheckView> for CheckMethod {
     type Response = Answer;
     type Future = BoxFuture<tonic::Response<Answer>, tonic::Status>;
 
-    fn call(&mut self, request: tonic::Request<CheckRequest>) -> Self::Future {
+    fn call(&mut self, request: tonic::Request<CheckView>) -> Self::Future {
         let service = self.0.clone();
         Box::pin(async move {
             Ok(tonic::Response::new(
@@ -141,34 +172,28 @@ pub enum Answer {
 
 impl CheckService {
     /// Decides one `CheckRequest`.
-    pub async fn check(&self, check: CheckRequest) -> Answer {
+    pub async fn check(&self, check: CheckView) -> Answer {
         let start = Instant::now();
-        match http_request(&check) {
-            Some((http, raw_headers)) => {
-                let headers = raw_headers.as_ref().unwrap_or(&http.headers);
-                let policy = check
-                    .attributes
-                    .as_ref()
-                    .and_then(|a| a.context_extensions.get(POLICY_KEY))
-                    .map(String::as_str);
+        match check.attributes() {
+            Ok(attrs) => {
                 let req = Request {
-                    method: &http.method,
-                    host: &http.host,
-                    path: &http.path,
-                    headers,
-                    policy,
-                    source_ip: source_ip(&check),
+                    method: attrs.method,
+                    host: attrs.host,
+                    path: attrs.path,
+                    headers: attrs.headers(),
+                    policy: attrs.extension(POLICY_KEY),
+                    source_ip: attrs.source_ip,
                 };
                 let outcome = self.checker.check(&req, crate::unix_now()).await;
                 self.finish(&req, outcome, start)
             }
-            None => {
+            Err(_) => {
                 let outcome = Outcome::anonymous(Decision::Deny(Reason::MalformedRequest));
                 let req = Request {
                     method: "",
                     host: "",
                     path: "",
-                    headers: &HashMap::new(),
+                    headers: Headers::default(),
                     policy: None,
                     source_ip: None,
                 };
@@ -176,53 +201,6 @@ impl CheckService {
             }
         }
     }
-}
-
-/// The socket address of the peer Envoy saw.
-fn source_ip(check: &CheckRequest) -> Option<std::net::IpAddr> {
-    use envoy_types::pb::envoy::config::core::v3::address::Address;
-    let address = check
-        .attributes
-        .as_ref()?
-        .source
-        .as_ref()?
-        .address
-        .as_ref()?;
-    match address.address.as_ref()? {
-        Address::SocketAddress(sa) => sa.address.parse().ok(),
-        _ => None,
-    }
-}
-
-type HttpAttrs = envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
-
-/// The HTTP attributes of a check, and the headers as a map when Envoy
-/// sent them as `header_map` (`encode_raw_headers: true`) instead.
-fn http_request(check: &CheckRequest) -> Option<(&HttpAttrs, Option<HashMap<String, String>>)> {
-    let http = check.attributes.as_ref()?.request.as_ref()?.http.as_ref()?;
-    let raw = http
-        .header_map
-        .as_ref()
-        .filter(|_| http.headers.is_empty())
-        .map(|map| {
-            let mut out: HashMap<String, String> = HashMap::new();
-            for h in &map.headers {
-                let value = String::from_utf8_lossy(&h.raw_value);
-                let value = if value.is_empty() {
-                    h.value.as_str().into()
-                } else {
-                    value
-                };
-                out.entry(h.key.to_ascii_lowercase())
-                    .and_modify(|v| {
-                        v.push(',');
-                        v.push_str(&value);
-                    })
-                    .or_insert_with(|| value.into_owned());
-            }
-            out
-        });
-    Some((http, raw))
 }
 
 impl CheckService {

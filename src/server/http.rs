@@ -18,12 +18,11 @@ use crate::check::{Checker, Outcome};
 use crate::decision::{Decision, Reason};
 use crate::headers::ManagedHeaders;
 use crate::metrics::Metrics;
-use crate::request::Request;
+use crate::request::{Headers, Request, fold_header};
 use crate::response::Responder;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,28 +51,24 @@ async fn check(
     let start = Instant::now();
     let Some(map) = header_map(&headers) else {
         let outcome = Outcome::anonymous(Decision::Deny(Reason::MalformedRequest));
-        let empty = HashMap::new();
         let req = Request {
             method: method.as_str(),
             host: "",
             path: "",
-            headers: &empty,
+            headers: Headers::default(),
             policy: None,
             source_ip: None,
         };
         return s.finish(&req, &outcome, start);
     };
-    let host = map
-        .get("host")
-        .map(String::as_str)
-        .or_else(|| uri.host())
-        .unwrap_or("");
+    let headers = Headers::owned(&map);
+    let host = headers.get("host").or_else(|| uri.host()).unwrap_or("");
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let req = Request {
         method: method.as_str(),
         host,
         path,
-        headers: &map,
+        headers,
         // context_extensions exist only in gRPC mode.
         policy: None,
         // The peer is the proxy, not the client: the client IP comes from
@@ -153,18 +148,13 @@ fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
     }
 }
 
-/// The request headers as ward's map: lowercase names, repeated headers
-/// joined with `,` (cookies with `; `). `None` if a value is not text.
-fn header_map(headers: &HeaderMap) -> Option<HashMap<String, String>> {
-    let mut map: HashMap<String, String> = HashMap::with_capacity(headers.keys_len());
+/// The request headers as ward's pairs: lowercase names, repeated headers
+/// folded into one value (`,`, or `; ` for cookies). `None` if a value is
+/// not text.
+fn header_map(headers: &HeaderMap) -> Option<Vec<(String, String)>> {
+    let mut pairs = Vec::with_capacity(headers.keys_len());
     for (name, value) in headers {
-        let value = value.to_str().ok()?;
-        map.entry(name.as_str().to_string())
-            .and_modify(|v| {
-                v.push_str(if name == "cookie" { "; " } else { "," });
-                v.push_str(value);
-            })
-            .or_insert_with(|| value.to_string());
+        fold_header(&mut pairs, name.as_str(), value.to_str().ok()?);
     }
-    Some(map)
+    Some(pairs)
 }
