@@ -49,11 +49,15 @@ impl Expiry<CredentialHash, Arc<Entry>> for PerEntryTtl {
     }
 }
 
+/// Keys are SHA-256 digests: foldhash (seeded per process) is enough, and
+/// cheaper than SipHash on every lookup.
+type KeyHasher = foldhash::quality::RandomState;
+
 /// Verified identities by credential hash. Disabled means every lookup
 /// misses and nothing is stored.
 #[derive(Clone)]
 pub struct TokenCache {
-    inner: Option<moka::sync::Cache<CredentialHash, Arc<Entry>>>,
+    inner: Option<moka::sync::Cache<CredentialHash, Arc<Entry>, KeyHasher>>,
     max_ttl: Duration,
 }
 
@@ -63,7 +67,7 @@ impl TokenCache {
             moka::sync::Cache::builder()
                 .max_capacity(config.max_entries)
                 .expire_after(PerEntryTtl)
-                .build()
+                .build_with_hasher(KeyHasher::default())
         });
         Self {
             inner,
