@@ -31,14 +31,22 @@ impl Entry {
 /// An in-process store. Cloning shares nothing: wrap it in an `Arc`.
 #[derive(Debug)]
 pub struct MemoryStore {
-    data: Mutex<HashMap<String, Entry>>,
+    data: Mutex<Data>,
     published: broadcast::Sender<(String, String)>,
+}
+
+/// The keys, and how many operations ran since expired keys were last
+/// swept out.
+#[derive(Debug, Default)]
+struct Data {
+    entries: HashMap<String, Entry>,
+    since_sweep: usize,
 }
 
 impl Default for MemoryStore {
     fn default() -> Self {
         Self {
-            data: Mutex::new(HashMap::new()),
+            data: Mutex::new(Data::default()),
             published: broadcast::channel(1024).0,
         }
     }
@@ -52,8 +60,14 @@ impl MemoryStore {
         self.published.subscribe()
     }
 
+    /// Runs `f` on the data, as an operation on `key`: an expired `key`
+    /// is gone first, as in Redis. Other expired keys are swept out once
+    /// every as many operations as there are keys, so a sweep (a pass over
+    /// every key) costs each operation O(1) on average, and memory stays
+    /// bounded by the live keys.
     fn with<T>(
         &self,
+        key: &str,
         f: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> T,
     ) -> Result<T, StoreError> {
         let mut data = self
@@ -61,14 +75,24 @@ impl MemoryStore {
             .lock()
             .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
         let now = Instant::now();
-        data.retain(|_, e| e.live(now));
-        Ok(f(&mut data, now))
+        let Data {
+            entries,
+            since_sweep,
+        } = &mut *data;
+        *since_sweep += 1;
+        if *since_sweep >= entries.len() {
+            entries.retain(|_, e| e.live(now));
+            *since_sweep = 0;
+        } else if entries.get(key).is_some_and(|e| !e.live(now)) {
+            entries.remove(key);
+        }
+        Ok(f(entries, now))
     }
 }
 
 impl Backend for MemoryStore {
     async fn hash(&self, key: &str) -> Result<Option<Hash>, StoreError> {
-        self.with(|data, now| match data.get(key) {
+        self.with(key, |data, now| match data.get(key) {
             None => Ok(None),
             Some(Entry {
                 value: Value::Hash(fields),
@@ -91,7 +115,7 @@ impl Backend for MemoryStore {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        self.with(|data, now| {
+        self.with(key, |data, now| {
             if fields.is_empty() {
                 data.remove(key); // Redis cannot hold an empty hash
                 return;
@@ -112,7 +136,7 @@ impl Backend for MemoryStore {
         field: &str,
         value: &str,
     ) -> Result<bool, StoreError> {
-        self.with(|data, _| match data.get_mut(key) {
+        self.with(key, |data, _| match data.get_mut(key) {
             None => Ok(false),
             Some(Entry {
                 value: Value::Hash(fields),
@@ -126,7 +150,7 @@ impl Backend for MemoryStore {
     }
 
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        self.with(|data, _| data.contains_key(key))
+        self.with(key, |data, _| data.contains_key(key))
     }
 
     async fn put_string(
@@ -135,7 +159,7 @@ impl Backend for MemoryStore {
         value: &str,
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
-        self.with(|data, now| {
+        self.with(key, |data, now| {
             data.insert(
                 key.to_string(),
                 Entry {
@@ -147,7 +171,7 @@ impl Backend for MemoryStore {
     }
 
     async fn string(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.with(|data, _| match data.get(key) {
+        self.with(key, |data, _| match data.get(key) {
             None => Ok(None),
             Some(Entry {
                 value: Value::String(s),
@@ -158,11 +182,11 @@ impl Backend for MemoryStore {
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        self.with(|data, _| data.remove(key).is_some())
+        self.with(key, |data, _| data.remove(key).is_some())
     }
 
     async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError> {
-        self.with(|data, _| {
+        self.with(key, |data, _| {
             let entry = data.entry(key.to_string()).or_insert_with(|| Entry {
                 value: Value::Set(BTreeSet::new()),
                 expires_at: None,
@@ -178,7 +202,7 @@ impl Backend for MemoryStore {
     }
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
-        self.with(|data, _| {
+        self.with(key, |data, _| {
             let emptied = match data.get_mut(key) {
                 Some(Entry {
                     value: Value::Set(set),
@@ -198,7 +222,7 @@ impl Backend for MemoryStore {
     }
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        self.with(|data, _| match data.get(key) {
+        self.with(key, |data, _| match data.get(key) {
             None => Ok(Vec::new()),
             Some(Entry {
                 value: Value::Set(set),
@@ -214,5 +238,36 @@ impl Backend for MemoryStore {
             .published
             .send((channel.to_string(), message.to_string()));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(store: &MemoryStore) -> usize {
+        store.data.lock().unwrap().entries.len()
+    }
+
+    #[tokio::test]
+    async fn expired_keys_are_gone_when_read_and_swept_out_in_time() {
+        let store = MemoryStore::default();
+        let short = Some(Duration::from_millis(5));
+        for i in 0..50 {
+            store.put_string(&format!("k{i}"), "v", short).await.unwrap();
+        }
+        store.put_string("live", "v", None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        store.data.lock().unwrap().since_sweep = 0; // a sweep just ran
+        assert_eq!(store.string("k7").await.unwrap(), None);
+        assert!(!store.exists("k8").await.unwrap());
+        // Not every operation sweeps: a read of a live key leaves the rest.
+        store.string("live").await.unwrap();
+        assert!(held(&store) > 2, "swept on every operation");
+        // Within as many operations as there are keys, the rest is swept.
+        for _ in 0..60 {
+            assert_eq!(store.string("live").await.unwrap().as_deref(), Some("v"));
+        }
+        assert_eq!(held(&store), 1);
     }
 }
