@@ -5,26 +5,27 @@
 //!   evict it sooner), and never past its key's own TTL.
 //! - "Not found" is cached for `cache.negative_ttl`: a flood of random
 //!   ids costs one store call per id per window, not one per request.
-//! - Concurrent misses for one key make one store call (moka's per-key
-//!   compute is single-flight).
+//! - Concurrent misses for one key make one store call ([`flights`]).
 //! - When the store fails, a read answered before (a record, or a "not
 //!   found") is served for up to `store.stale_if_error` past its
 //!   freshness, if the caller allows it ([`Stale`]: the route's
 //!   `on_store_error` is `stale` or `open`); then the error surfaces and
 //!   the caller denies (503). Errors are never cached.
-//! - An invalidation waits for a read of the same key in flight and wins
-//!   over it: a revocation is never overwritten by an older copy.
+//! - An invalidation wins over a read of the same key in flight: that read
+//!   answers its callers but is not cached, so a revocation is never
+//!   overwritten by an older copy.
 
 use crate::config::Config;
 use crate::memo::Memo;
 use crate::metrics::Metrics;
 use crate::store::keys::KeyNames;
 use crate::store::{Backend, Hash, Store, StoreError};
+use flights::{Flights, Role};
 use moka::Expiry;
-use moka::ops::compute::{CompResult, Op};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod flights;
 
 /// Whether a read may be answered from an older copy when the store
 /// fails: the route's `on_store_error` decides (`closed` never). And
@@ -109,13 +110,12 @@ type StoreKeyHasher = foldhash::quality::RandomState;
 pub struct Lookups {
     store: Store,
     keys: KeyNames,
-    cache: moka::future::Cache<String, Arc<Cached>, StoreKeyHasher>,
+    cache: moka::sync::Cache<String, Arc<Cached>, StoreKeyHasher>,
+    flights: Flights<Result<Arc<Cached>, StoreError>>,
     store_ttl: Duration,
     negative_ttl: Duration,
     stale_if_error: Duration,
     metrics: Arc<Metrics>,
-    /// Bumped by every invalidation; see [`Lookups::read`].
-    generation: AtomicU64,
 }
 
 impl Lookups {
@@ -123,15 +123,16 @@ impl Lookups {
         Self {
             store,
             keys: KeyNames::new(&config.store.key_prefix),
-            cache: moka::future::Cache::builder()
+            cache: moka::sync::Cache::builder()
                 .max_capacity(config.cache.store_max_entries)
+                .initial_capacity(usize::try_from(config.cache.store_max_entries).unwrap_or(0))
                 .expire_after(KeepFor)
                 .build_with_hasher(StoreKeyHasher::default()),
             store_ttl: config.cache.store_ttl,
             negative_ttl: config.cache.negative_ttl,
             stale_if_error: config.store.stale_if_error,
+            flights: Flights::new(),
             metrics,
-            generation: AtomicU64::new(0),
         }
     }
 
@@ -177,27 +178,25 @@ impl Lookups {
         }
     }
 
-    /// Evicts one key (an invalidation message named it). It goes through
-    /// the same per-key compute as a read, so it waits for a fetch in
-    /// flight and removes what that fetch stored: a revocation published
-    /// while an older copy was on the wire is never lost.
+    /// Evicts one key (an invalidation message named it). A read of the
+    /// key in flight is marked first, so it stores nothing: a revocation
+    /// published while an older copy was on the wire is never lost.
     pub async fn invalidate(&self, key: &str) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.cache
-            .entry(key.to_string())
-            .and_compute_with(|_| async { Op::Remove })
-            .await;
+        self.flights.invalidate(key);
+        self.cache.invalidate(key);
     }
 
-    /// Evicts everything (messages may have been missed). Fetches in
-    /// flight when it runs do not store what they read.
+    /// Evicts everything (messages may have been missed). Reads in flight
+    /// when it runs do not store what they read.
     pub fn invalidate_all(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.flights.invalidate_all();
         self.cache.invalidate_all();
     }
 
     async fn read(&self, key: String, is_hash: bool, stale: Stale) -> Result<Found, StoreError> {
-        if let Some(c) = self.cache.get(&key).await
+        let mut epoch = self.flights.epoch();
+        let mut cached = self.cache.get(&key);
+        if let Some(c) = &cached
             && c.fresh()
         {
             self.metrics.store_cache_hits.inc();
@@ -209,48 +208,46 @@ impl Lookups {
             ));
         }
         self.metrics.store_cache_misses.inc();
-        // A read overtaken by an invalidation answers its own caller but
-        // stores nothing: what it read may be older than the invalidation.
-        let overtaken: Mutex<Option<Found>> = Mutex::new(None);
-        let outcome = self
-            .cache
-            .entry(key.clone())
-            .and_try_compute_with(|existing| async {
-                if let Some(e) = &existing
-                    && e.value().fresh()
-                {
-                    return Ok(Op::Nop); // another caller just refreshed it
-                }
-                let generation = self.generation.load(Ordering::SeqCst);
-                match self.fetch(&key, is_hash).await {
-                    Ok(c) if self.generation.load(Ordering::SeqCst) != generation => {
-                        if let Ok(mut slot) = overtaken.lock() {
-                            *slot = Some(c.found);
+        let fetched = loop {
+            match self.flights.join(&key, epoch) {
+                Role::Leader(lead) => {
+                    let fetched = self.fetch(&key, is_hash).await.map(Arc::new);
+                    lead.land(fetched.clone(), |f| {
+                        if let Ok(c) = f {
+                            self.cache.insert(key.clone(), c.clone());
                         }
-                        Ok(Op::Remove)
+                    });
+                    break fetched;
+                }
+                Role::Follower(flight) => {
+                    if let Some(fetched) = flight.wait().await {
+                        break fetched;
                     }
-                    Ok(c) => Ok(Op::Put(Arc::new(c))),
-                    Err(err) => match existing {
-                        Some(e) if stale == Stale::Allowed && e.value().usable_stale() => {
-                            self.metrics.store_cache_stale.inc();
-                            tracing::warn!(error = %err, "store failed: serving a stale entry");
-                            Ok(Op::Nop)
-                        }
-                        _ => Err(err),
-                    },
+                    // Its lead was cancelled: read again.
                 }
-            })
-            .await?;
-        if let Some(found) = overtaken.lock().ok().and_then(|mut slot| slot.take()) {
-            return Ok(found);
-        }
-        match outcome {
-            CompResult::Inserted(e) | CompResult::ReplacedWith(e) | CompResult::Unchanged(e) => {
-                Ok(e.into_value().found.clone())
+                Role::Landed => {
+                    // A read of this key may have just been stored.
+                    epoch = self.flights.epoch();
+                    cached = self.cache.get(&key);
+                    if let Some(c) = &cached
+                        && c.fresh()
+                    {
+                        return Ok(c.found.clone());
+                    }
+                }
             }
-            CompResult::StillNone(_) | CompResult::Removed(_) => {
-                Err(StoreError::Unavailable("cache entry vanished".into()))
-            }
+        };
+        match fetched {
+            Ok(c) => Ok(c.found.clone()),
+            // The copy read before this miss, kept for this (`keep_for`).
+            Err(err) => match cached {
+                Some(c) if stale == Stale::Allowed && c.usable_stale() => {
+                    self.metrics.store_cache_stale.inc();
+                    tracing::warn!(error = %err, "store failed: serving a stale entry");
+                    Ok(c.found.clone())
+                }
+                _ => Err(err),
+            },
         }
     }
 

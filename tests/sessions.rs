@@ -178,6 +178,33 @@ async fn malformed_session_ids_never_reach_the_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_for_one_session_make_one_store_call() {
+    let redis = RedisServer::start().await;
+    let ward = InProc::start(&config(&redis, "")).await;
+    let (sid, other) = (session_id(), session_id());
+    alice_session(&redis, &sid, &[]);
+    alice_session(&redis, &other, &[]);
+    // 64 checks of one uncached session, all in flight together (on 8
+    // connections), then 64 of another.
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(authz::connect(ward.grpc_addr).await);
+    }
+    for id in [&sid, &other] {
+        let mut checks = tokio::task::JoinSet::new();
+        for i in 0..64 {
+            let (client, id) = (clients[i % clients.len()].clone(), id.clone());
+            checks.spawn(async move { verdict(&check(&client, &[("x-session-id", &id)]).await) });
+        }
+        for v in checks.join_all().await {
+            assert_eq!(v, (200, "allowed".into()));
+        }
+    }
+    let store_calls = authz::metric(ward.admin_addr, "ward_store_requests_total", &[]).await;
+    assert_eq!(store_calls, 2.0, "one store read per session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_key_ttl_bounds_the_cache() {
     let redis = RedisServer::start().await;
     let ward = InProc::start(&config(
