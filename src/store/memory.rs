@@ -254,7 +254,10 @@ mod tests {
         let store = MemoryStore::default();
         let short = Some(Duration::from_millis(5));
         for i in 0..50 {
-            store.put_string(&format!("k{i}"), "v", short).await.unwrap();
+            store
+                .put_string(&format!("k{i}"), "v", short)
+                .await
+                .unwrap();
         }
         store.put_string("live", "v", None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
