@@ -7,8 +7,8 @@
 use crate::decision::Reason;
 use crate::fields;
 use crate::identity::{AuthMethod, HeaderRules, Identity, IdentityError, list_items, list_value};
+use crate::store::Fields;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const RANDOM_LEN: usize = 32;
@@ -104,7 +104,7 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
-    pub fn parse(fields: &HashMap<String, String>) -> Result<ApiKey, Reason> {
+    pub fn parse(fields: &Fields) -> Result<ApiKey, Reason> {
         let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
         let (key_id, user_id) = (get("key_id"), get("user_id"));
         if key_id.is_empty() || user_id.is_empty() {
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn record_rules() {
-        let f = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+        let f = |pairs: &[(&str, &str)]| -> Fields {
             pairs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

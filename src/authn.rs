@@ -20,8 +20,8 @@ use crate::lookup::{Lookups, Record, Stale};
 use crate::metrics::Metrics;
 use crate::request::Request;
 use crate::session::{self, Session};
+use crate::store::Fields;
 use crate::store::StoreError;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -262,7 +262,7 @@ impl Authenticator {
         }
     }
 
-    fn session_view(&self, fields: &HashMap<String, String>) -> SessionView {
+    fn session_view(&self, fields: &Fields) -> SessionView {
         let session = Session::parse(fields)?;
         Ok(ParsedSession {
             revoked: session.revoked,
@@ -320,7 +320,7 @@ impl Authenticator {
         identity.clone().map_err(|()| Reason::InvalidApiKey)
     }
 
-    fn api_key_view(&self, fields: &HashMap<String, String>) -> ApiKeyView {
+    fn api_key_view(&self, fields: &Fields) -> ApiKeyView {
         let record = ApiKey::parse(fields)?;
         let identity = record
             .identity(&self.rules, &self.api_key_id_header)

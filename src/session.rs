@@ -6,7 +6,7 @@
 use crate::decision::Reason;
 use crate::fields;
 use crate::identity::{AuthMethod, HeaderRules, Identity, IdentityError, list_items, list_value};
-use std::collections::HashMap;
+use crate::store::Fields;
 
 /// Longest session id ward looks up.
 const MAX_ID_LEN: usize = 256;
@@ -47,7 +47,7 @@ pub fn check_state(revoked: bool, expires_at: Option<u64>, now: u64) -> Result<(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session<'a> {
     pub user_id: &'a str,
-    pub fields: &'a HashMap<String, String>,
+    pub fields: &'a Fields,
     pub fingerprint: Option<&'a str>,
     pub expires_at: Option<u64>,
     pub revoked: bool,
@@ -56,7 +56,7 @@ pub struct Session<'a> {
 impl<'a> Session<'a> {
     /// Reads a session hash; a hash without `user_id`, or with an
     /// unreadable `expires_at` or `revoked`, is invalid (denied).
-    pub fn parse(fields: &'a HashMap<String, String>) -> Result<Session<'a>, Reason> {
+    pub fn parse(fields: &'a Fields) -> Result<Session<'a>, Reason> {
         let user_id = fields
             .get("user_id")
             .filter(|u| !u.is_empty())
@@ -114,7 +114,7 @@ impl<'a> Session<'a> {
 mod tests {
     use super::*;
 
-    fn hash(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    fn hash(pairs: &[(&str, &str)]) -> Fields {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -166,10 +166,14 @@ impl Backend for Store {
 /// A Redis hash as read, with the key's remaining time to live.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Hash {
-    pub fields: HashMap<String, String>,
+    pub fields: Fields,
     /// `None` when the key has no expiry.
     pub ttl: Option<Duration>,
 }
+
+/// A hash's fields. Hashed with foldhash rather than SipHash: the names
+/// come from the store's writers, and a cache miss builds one of these.
+pub type Fields = HashMap<String, String, foldhash::fast::RandomState>;
 
 /// Why the store could not answer. Always transient from ward's point of
 /// view: the same call may succeed later, and until then ward fails closed.

@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use support::redis::RedisServer;
 use ward::config::{RedisConfig, RedisMode, SecretSource};
@@ -174,7 +173,7 @@ async fn eventually_gone(s: &impl Backend, key: &str) {
     }
 }
 
-fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+fn fields(pairs: &[(&str, &str)]) -> ward::store::Fields {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -64,7 +64,7 @@ pub(super) enum Role<'a, T> {
 /// cancelled), it releases the key and tells the followers to retry.
 pub(super) struct Lead<'a, T> {
     flights: &'a Flights<T>,
-    key: String,
+    key: &'a str,
     flight: Arc<Flight<T>>,
     landed: bool,
 }
@@ -86,7 +86,7 @@ impl<T: Clone> Flights<T> {
 
     /// Leads the read of `key`, or follows the one in flight, or says to
     /// look in the cache again (see [`Flights::epoch`]).
-    pub(super) fn join(&self, key: &str, epoch: u64) -> Role<'_, T> {
+    pub(super) fn join<'a>(&'a self, key: &'a str, epoch: u64) -> Role<'a, T> {
         let mut table = table(self);
         if let Some(flight) = table.get(key) {
             return Role::Follower(flight.clone());
@@ -103,7 +103,7 @@ impl<T: Clone> Flights<T> {
         table.insert(key.to_string(), flight.clone());
         Role::Leader(Lead {
             flights: self,
-            key: key.to_string(),
+            key,
             flight,
             landed: false,
         })
@@ -133,7 +133,7 @@ impl<T: Clone> Lead<'_, T> {
     pub(super) fn land(mut self, result: T, store: impl FnOnce(&T)) -> bool {
         let stored = {
             let mut table = table(self.flights);
-            release(&mut table, &self.key, &self.flight);
+            release(&mut table, self.key, &self.flight);
             let overtaken = self.flight.invalidated.load(Ordering::SeqCst);
             if !overtaken {
                 store(&result);
@@ -153,7 +153,7 @@ impl<T> Drop for Lead<'_, T> {
         if self.landed {
             return;
         }
-        release(&mut table(self.flights), &self.key, &self.flight);
+        release(&mut table(self.flights), self.key, &self.flight);
         self.flight.abandoned.store(true, Ordering::SeqCst);
         self.flight.landed.notify_waiters();
     }
@@ -181,7 +181,7 @@ impl<T: Clone> Flight<T> {
 mod tests {
     use super::*;
 
-    fn lead<'a>(f: &'a Flights<u32>, key: &str) -> Lead<'a, u32> {
+    fn lead<'a>(f: &'a Flights<u32>, key: &'a str) -> Lead<'a, u32> {
         match f.join(key, f.epoch()) {
             Role::Leader(l) => l,
             _ => panic!("{key} already in flight"),

@@ -3,7 +3,7 @@
 //! seeded from a file so a demo has sessions and API keys with nothing
 //! else installed. Its data lives and dies with the process.
 
-use super::{Backend, Hash, StoreError};
+use super::{Backend, Fields, Hash, StoreError};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 
 #[derive(Debug, Clone)]
 enum Value {
-    Hash(HashMap<String, String>),
+    Hash(Fields),
     Set(BTreeSet<String>),
     String(String),
 }

@@ -22,10 +22,9 @@ mod sentinel;
 
 use self::connection::{Connection, Request};
 use super::breaker::{Admit, Breaker, Outcome, Transition};
-use super::{Backend, Hash, Invalidation, StoreError};
+use super::{Backend, Fields, Hash, Invalidation, StoreError};
 use crate::config::RedisConfig;
 use redis::{ErrorKind, FromRedisValue, RedisError, ServerErrorKind};
-use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -206,8 +205,7 @@ impl Backend for RedisStore {
     async fn hash(&self, key: &str) -> Result<Option<Hash>, StoreError> {
         let mut pipe = redis::pipe();
         pipe.cmd("HGETALL").arg(key).cmd("PTTL").arg(key);
-        let (fields, pttl): (HashMap<String, String>, i64) =
-            self.query(Request::Pipe(&pipe)).await?;
+        let (fields, pttl): (Fields, i64) = self.query(Request::Pipe(&pipe)).await?;
         // PTTL: -1 no expiry, -2 no key (expired between the two commands).
         if fields.is_empty() || pttl == -2 {
             return Ok(None);
