@@ -347,7 +347,10 @@ class Ward:
             "runtime": {"worker_threads": 1},
             "log": {"format": "text", "level": "warn"},
             "jwt": {"issuers": ["https://idp.test"], "audiences": ["api"], "keys": WARD_KEYS},
-            "cache": cache or {"max_entries": 200000, "max_ttl": "300s"},
+            # Both caches hold every credential a run sends, so that the miss
+            # scenarios measure a miss, not eviction (see ward_session_miss_full).
+            "cache": cache or {"max_entries": 200000, "max_ttl": "300s",
+                               "store_max_entries": 400000},
         }
         if self.unix_path:
             config["listen"]["unix_socket"] = self.unix_path
@@ -756,7 +759,13 @@ DIRECT_SCENARIOS = [
     DirectScenario("ward_apikey_hit", "ward, API key, cache hit", "ward",
                    tokens=apikey_hit_args, setup=redis_store, method="apikey"),
     DirectScenario("ward_session_miss", "ward, session, all miss (Redis)", "ward",
-                   tokens=session_miss_args(35000), setup=redis_store, method="session"),
+                   tokens=session_miss_args(60000), setup=redis_store, method="session"),
+    # The same with the default store cache (100k entries), which a run
+    # overfills: every miss past that also admits or evicts an entry.
+    DirectScenario("ward_session_miss_full", "ward, session, all miss, store cache full",
+                   "ward", tokens=session_miss_args(60000), method="session",
+                   setup=lambda bed: {**redis_store(bed),
+                                      "cache": {"max_entries": 200000, "max_ttl": "300s"}}),
     # The same two with h2load, to show loadgen is not the bottleneck.
     DirectScenario("h2load_noop", "no-op server, h2load", "noop", tool="h2load",
                    tokens=hot_token_args, crosscheck=True),
