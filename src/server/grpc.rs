@@ -36,9 +36,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
-use tonic::codec::BufferSettings;
+use tonic::codec::{BufferSettings, DecodeBuf};
 use tonic::codegen::{Body, BoxFuture, StdError, http};
-use tonic_prost::{ProstDecoder, ProstEncoder};
+use tonic_prost::ProstEncoder;
 
 /// The `context_extensions` key an Envoy route sets to select a policy.
 pub const POLICY_KEY: &str = "ward_policy";
@@ -128,14 +128,32 @@ impl tonic::codec::Codec for CheckCodec {
     type Encode = Answer;
     type Decode = CheckView;
     type Encoder = ProstEncoder<Answer>;
-    type Decoder = ProstDecoder<CheckView>;
+    type Decoder = CheckCodec;
 
     fn encoder(&mut self) -> Self::Encoder {
         ProstEncoder::new(BufferSettings::new(ENCODE_BUFFER, YIELD_THRESHOLD))
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        ProstDecoder::new(BufferSettings::new(DECODE_BUFFER, YIELD_THRESHOLD))
+        CheckCodec
+    }
+}
+
+/// Takes the whole message as one buffer (a slice of tonic's, not a copy)
+/// and reads it with [`CheckView::parse`].
+impl tonic::codec::Decoder for CheckCodec {
+    type Item = CheckView;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<CheckView>, tonic::Status> {
+        let bytes = buf.copy_to_bytes(buf.remaining());
+        CheckView::parse(bytes)
+            .map(Some)
+            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::new(DECODE_BUFFER, YIELD_THRESHOLD)
     }
 }
 
