@@ -43,6 +43,11 @@ struct Args {
     /// Answer with a canned allow shaped like ward's (headers + metadata).
     #[arg(long)]
     shaped: bool,
+    /// Decode each request as ward does (`ward::server::wire`, only the
+    /// fields ward reads, without copying) instead of envoy-types' full
+    /// `CheckRequest`; answer with an empty OK as usual.
+    #[arg(long, conflicts_with = "shaped")]
+    lean: bool,
 }
 
 /// The answer, built once; cloned per check (as ward builds one per check).
@@ -115,7 +120,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let service = AuthorizationServer::new(Noop {
             response: response(args.shaped),
         });
-        let router = || tonic::transport::Server::builder().add_service(service.clone());
+        let router = || {
+            let builder = tonic::transport::Server::builder();
+            if args.lean {
+                builder.clone().add_service(lean::Lean)
+            } else {
+                builder.clone().add_service(service.clone())
+            }
+        };
         let unix = match args.unix {
             Some(path) => {
                 let _ = std::fs::remove_file(&path);
@@ -148,4 +160,100 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok(())
     })
+}
+
+/// `--lean`: the same empty answer, with ward's request decoding.
+mod lean {
+    use envoy_types::ext_authz::v3::pb::CheckResponse;
+    use envoy_types::pb::google::rpc;
+    use prost::bytes::Buf;
+    use std::convert::Infallible;
+    use std::task::{Context, Poll};
+    use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
+    use tonic::codegen::{Body, BoxFuture, StdError, http};
+    use tonic_prost::ProstEncoder;
+    use ward::server::wire::CheckView;
+
+    #[derive(Clone)]
+    pub struct Lean;
+
+    impl tonic::server::NamedService for Lean {
+        const NAME: &'static str = "envoy.service.auth.v3.Authorization";
+    }
+
+    impl<B> tonic::codegen::Service<http::Request<B>> for Lean
+    where
+        B: Body + Send + 'static,
+        B::Error: Into<StdError> + Send + 'static,
+    {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = Infallible;
+        type Future = BoxFuture<Self::Response, Self::Error>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            Box::pin(async move { Ok(tonic::server::Grpc::new(LeanCodec).unary(Check, req).await) })
+        }
+    }
+
+    struct Check;
+
+    impl tonic::server::UnaryService<CheckView> for Check {
+        type Response = CheckResponse;
+        type Future = BoxFuture<tonic::Response<CheckResponse>, tonic::Status>;
+
+        fn call(&mut self, request: tonic::Request<CheckView>) -> Self::Future {
+            // Read the attributes as ward does (UTF-8 checks included).
+            let ok = request.get_ref().attributes().is_ok();
+            Box::pin(async move {
+                let mut answer = super::response(false);
+                if !ok {
+                    answer.status = Some(rpc::Status {
+                        code: 3, // INVALID_ARGUMENT
+                        ..Default::default()
+                    });
+                    answer.http_response = None;
+                }
+                Ok(tonic::Response::new(answer))
+            })
+        }
+    }
+
+    /// ward's buffer sizes (4 KiB in, 1 KiB out).
+    #[derive(Clone, Copy)]
+    struct LeanCodec;
+
+    impl Codec for LeanCodec {
+        type Encode = CheckResponse;
+        type Decode = CheckView;
+        type Encoder = ProstEncoder<CheckResponse>;
+        type Decoder = LeanCodec;
+
+        fn encoder(&mut self) -> Self::Encoder {
+            ProstEncoder::new(BufferSettings::new(1024, 32 * 1024))
+        }
+
+        fn decoder(&mut self) -> Self::Decoder {
+            LeanCodec
+        }
+    }
+
+    impl Decoder for LeanCodec {
+        type Item = CheckView;
+        type Error = tonic::Status;
+
+        fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<CheckView>, tonic::Status> {
+            let bytes = buf.copy_to_bytes(buf.remaining());
+            CheckView::parse(bytes)
+                .map(Some)
+                .map_err(|e| tonic::Status::invalid_argument(e.to_string()))
+        }
+
+        fn buffer_settings(&self) -> BufferSettings {
+            BufferSettings::new(4096, 32 * 1024)
+        }
+    }
 }

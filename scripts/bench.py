@@ -394,10 +394,11 @@ class Ward:
 
 
 class Noop:
-    def __init__(self, bed: Bed, cpu: str, shaped: bool = False):
+    def __init__(self, bed: Bed, cpu: str, shaped: bool = False, lean: bool = False):
         self.grpc_port = free_port()
         self.proc = Proc(bed.name("noop"), [NOOP_BIN, "--listen", f"127.0.0.1:{self.grpc_port}",
-                                            "--workers", "1"] + (["--shaped"] if shaped else []),
+                                            "--workers", "1"] + (["--shaped"] if shaped else [])
+                         + (["--lean"] if lean else []),
                          cpu, bed.logs)
         self.pid = self.proc.pid
         self.unix_path = None
@@ -699,7 +700,7 @@ def session_miss_args(rate_guess: int):
 class DirectScenario:
     name: str
     label: str
-    server: str                       # "noop" | "noop_shaped" | "ward"
+    server: str                       # "noop" | "noop_shaped" | "noop_lean" | "ward"
     tool: str = "loadgen"             # "loadgen" | "h2load"
     tokens: Optional[Callable[[Bed], list[str]]] = None  # extra loadgen args
     expect_allow: bool = True
@@ -745,6 +746,8 @@ def miss_args(alg: str, rate_guess: int):
 DIRECT_SCENARIOS = [
     DirectScenario("noop", "no-op server (baseline)", "noop", tokens=hot_token_args),
     DirectScenario("noop_shaped", "no-op server, ward-shaped answer", "noop_shaped",
+                   tokens=hot_token_args),
+    DirectScenario("noop_lean", "no-op server, ward's request decoding", "noop_lean",
                    tokens=hot_token_args),
     DirectScenario("ward_hit", "ward, JWT RS256, cache hit", "ward", tokens=hot_token_args),
     DirectScenario("ward_hit_10k_routes", "ward, JWT cache hit, 10k routes", "ward",
@@ -802,7 +805,8 @@ def run_direct_once(bed: Bed, sc: DirectScenario) -> dict:
                 helpers.append(bed.redis.pid)
         server = Ward(bed, SERVER_CPU, extra=extra)
     else:
-        server = Noop(bed, SERVER_CPU, shaped=sc.server == "noop_shaped")
+        server = Noop(bed, SERVER_CPU, shaped=sc.server == "noop_shaped",
+                      lean=sc.server == "noop_lean")
     try:
         token_args = sc.tokens(bed) if sc.tokens else []
         warmup, duration = bed.direct_warmup, bed.direct_duration
@@ -922,6 +926,11 @@ def phase_direct(bed: Bed) -> dict:
         s["rps_ratio"] = median([a["rps"] / b["rps"] for a, b in pairs])
         if "cpu_ms_per_1k" in s["median"] and base and "cpu_ms_per_1k" in base:
             s["cpu_ratio"] = median([a["cpu_ms_per_1k"] / b["cpu_ms_per_1k"] for a, b in pairs])
+        if "noop_lean" in runs and sc.tool == "loadgen":
+            # Against the no-op that decodes requests as ward does: what
+            # ward's own work costs, apart from the decoding it saves.
+            s["rps_ratio_lean"] = median([a["rps"] / b["rps"]
+                                          for a, b in zip(runs[sc.name], runs["noop_lean"])])
     return out
 
 
@@ -1375,13 +1384,13 @@ def render_markdown(res: dict) -> str:
                   f"{LOAD_CPU}; {d['conns']} connections × {d['depth']} in flight; median of "
                   f"{d['reps']} interleaved runs of {d['warmup_s']:g} s warm-up + {d['duration_s']:g} s)",
                   "",
-                  "| scenario | Check/s | × no-op | p50 ms | p99 ms | p99.9 ms | CPU ms / 1k checks | × no-op CPU |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| scenario | Check/s | × no-op | × lean no-op | p50 ms | p99 ms | p99.9 ms | CPU ms / 1k checks | × no-op CPU |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name, s in d["scenarios"].items():
             m = s["median"]
             label = s["label"] + (" *(cross-check)*" if s["crosscheck"] else "")
             lines.append(
-                f"| {label} | {m['rps']:,.0f} | {fmt(s['rps_ratio'])} | "
+                f"| {label} | {m['rps']:,.0f} | {fmt(s['rps_ratio'])} | {fmt(s.get('rps_ratio_lean'))} | "
                 f"{fmt(m.get('p50_us', float('nan')) / 1000, '.3f')} | "
                 f"{fmt(m.get('p99_us', float('nan')) / 1000, '.3f')} | "
                 f"{fmt(m.get('p999_us', float('nan')) / 1000, '.3f')} | "
@@ -1523,7 +1532,8 @@ def render_svg(res: dict) -> str:
                          f"{sc['rps_ratio']:.2f} × ({sc['median']['rps']:,.0f} Check/s)", color))
         panel("Direct gRPC Check, server on one core",
               "throughput relative to the do-nothing tonic server measured in the same run (higher is better)",
-              rows, 1.2, [0, 0.25, 0.5, 0.75, 1.0], target=(0.90, "target ≥ 0.90 (cache hit)"))
+              rows, max([1.2] + [r[1] * 1.05 for r in rows]), [0, 0.25, 0.5, 0.75, 1.0],
+              target=(0.90, "target ≥ 0.90 (cache hit)"))
         rows = []
         for name, sc in s.items():
             if sc["crosscheck"] or sc.get("cpu_ratio") is None:

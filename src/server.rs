@@ -9,7 +9,7 @@
 mod admin;
 mod grpc;
 mod http;
-mod wire;
+pub mod wire;
 
 use crate::check::Checker;
 use crate::config::Config;
