@@ -4,17 +4,22 @@
 //! It runs on the same stack as ward (tokio, tonic, envoy-types), with the
 //! same runtime as ward for `--workers` workers (1 by default, like ward's
 //! `runtime.worker_threads: 1`; built by `ward::runtime::builder`) and
-//! `TCP_NODELAY`, and
-//! answers every check with OK and an empty `OkHttpResponse`. Whatever ward
-//! costs beyond this server is ward's own work.
+//! `TCP_NODELAY`, and answers every check with OK and an empty
+//! `OkHttpResponse`, through envoy-types' generated service (which decodes
+//! the whole `CheckRequest`): the usual way to serve Check.
 //!
 //! With `--shaped` it answers with a canned response shaped like ward's
 //! allow instead (four identity headers with `OVERWRITE_IF_EXISTS_OR_ADD`
 //! and two dynamic-metadata fields), to tell what ward *says* (which Envoy
 //! must parse and apply) from what ward *computes*.
 //!
+//! With `--lean` it decodes each request as ward does (`ward::server::wire`:
+//! only the fields ward reads, without copying) instead of envoy-types'
+//! full `CheckRequest`, and still answers with an empty OK: against it,
+//! ward's ratio is the cost of ward's own work alone.
+//!
 //! ```text
-//! cargo run --release --example noop_authz -- --listen 127.0.0.1:9101 [--unix /tmp/noop.sock] [--shaped]
+//! cargo run --release --example noop_authz -- --listen 127.0.0.1:9101 [--unix /tmp/noop.sock] [--shaped | --lean]
 //! ```
 
 use clap::Parser;
