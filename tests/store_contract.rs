@@ -184,6 +184,61 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// Many reads at once (as a burst of cache misses makes them; Redis sends
+/// them as one pipeline): each gets its own answer, and a key of the wrong
+/// type fails only its own read.
+async fn concurrent_reads_each_get_their_own_answer(s: &impl Backend) {
+    for i in 0..40 {
+        let ttl = (i % 2 == 0).then(|| Duration::from_secs(60));
+        let value = i.to_string();
+        s.put_hash(&format!("h{i}"), &[("n", value.as_str())], ttl)
+            .await
+            .unwrap();
+    }
+    s.put_string("str", "v", None).await.unwrap();
+    let keys: Vec<String> = (0..40)
+        .map(|i| format!("h{i}"))
+        .chain(["missing".to_string(), "str".to_string()])
+        .collect();
+    let reads = keys.iter().map(|k| s.hash(k));
+    let results = join_all(reads).await;
+    for (i, r) in results.iter().take(40).enumerate() {
+        let hash = r.as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(hash.fields, fields(&[("n", &i.to_string())]), "h{i}");
+        assert_eq!(hash.ttl.is_some(), i % 2 == 0, "h{i} ttl");
+    }
+    assert_eq!(results[40], Ok(None), "missing");
+    assert!(
+        matches!(results[41], Err(StoreError::Command(_))),
+        "{:?}",
+        results[41]
+    );
+}
+
+/// Polls every future together until all are done (no extra crate).
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futures.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -217,6 +272,7 @@ contract!(
     delete_says_whether_it_existed,
     sets,
     wrong_type_is_a_command_error,
+    concurrent_reads_each_get_their_own_answer,
 );
 
 // Publish is delivered: the same message, seen through each store's own

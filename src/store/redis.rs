@@ -16,6 +16,7 @@
 //! - An error Redis answered (`WRONGTYPE`) is [`StoreError::Command`]: a
 //!   bug or a bad record, not an outage; it does not trip the breaker.
 
+mod batch;
 mod connection;
 mod invalidation;
 mod sentinel;
@@ -23,14 +24,22 @@ mod sentinel;
 use self::connection::{Connection, Request};
 use super::breaker::{Admit, Breaker, Outcome, Transition};
 use super::{Backend, Fields, Hash, Invalidation, StoreError};
-use crate::config::RedisConfig;
+use crate::config::{RedisConfig, RedisMode};
 use redis::{ErrorKind, FromRedisValue, RedisError, ServerErrorKind};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// The store on Redis. Share it behind an `Arc`.
 pub struct RedisStore {
+    shared: Arc<Shared>,
+    /// Hash reads waiting to go out together ([`batch`]); `None` in
+    /// cluster mode, where a pipeline cannot span nodes.
+    batch: Option<Arc<batch::Queue>>,
+}
+
+/// What the store's calls, and the tasks that send batched reads, share.
+struct Shared {
     connection: Connection,
     command_timeout: Duration,
     connect_timeout: Duration,
@@ -40,7 +49,8 @@ pub struct RedisStore {
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("command_timeout", &self.command_timeout)
+            .field("command_timeout", &self.shared.command_timeout)
+            .field("batched", &self.batch.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -56,7 +66,7 @@ impl RedisStore {
     /// [`StoreError::Unavailable`] naming the field.
     pub async fn connect(config: &RedisConfig) -> Result<RedisStore, StoreError> {
         let connection = Connection::open(config).map_err(StoreError::Unavailable)?;
-        let store = RedisStore {
+        let store = Shared {
             connection,
             command_timeout: config.command_timeout,
             connect_timeout: config.connect_timeout,
@@ -82,21 +92,31 @@ impl RedisStore {
                 store.connection.reset();
             }
         }
-        Ok(store)
+        let batch = (config.mode != RedisMode::Cluster).then(|| Arc::new(batch::Queue::default()));
+        Ok(RedisStore {
+            shared: Arc::new(store),
+            batch,
+        })
     }
 
     /// Subscribes to the invalidation channel in the background (see
     /// [`Invalidation`]). Each call starts its own subscriber, which stops
     /// when the receiver is dropped. Must be called inside a Tokio runtime.
     pub fn subscribe_invalidations(&self) -> mpsc::Receiver<Invalidation> {
-        invalidation::spawn(self.connection.subscription_target(), self.connect_timeout)
+        let shared = &self.shared;
+        invalidation::spawn(
+            shared.connection.subscription_target(),
+            shared.connect_timeout,
+        )
     }
 
     /// Whether the breaker currently fails calls fast.
     pub fn circuit_open(&self) -> bool {
-        self.breaker().is_open()
+        self.shared.breaker().is_open()
     }
+}
 
+impl Shared {
     /// Runs one request under the breaker and the command deadline.
     async fn query<T: FromRedisValue>(&self, request: Request<'_>) -> Result<T, StoreError> {
         let admitted = self.breaker().admit(Instant::now());
@@ -194,6 +214,16 @@ fn classify(e: &RedisError) -> StoreError {
     }
 }
 
+/// A hash read with `HGETALL` and `PTTL` (-1: no expiry; -2: no key, as
+/// when it expired between the two commands).
+fn hash_of(fields: Fields, pttl: i64) -> Option<Hash> {
+    if fields.is_empty() || pttl == -2 {
+        return None;
+    }
+    let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
+    Some(Hash { fields, ttl })
+}
+
 /// Milliseconds for `PX`/`PEXPIRE`, rounded up, at least 1 (`SET PX 0` is
 /// an error in Redis; the memory store treats 0 as "already expired").
 fn millis(ttl: Duration) -> u64 {
@@ -203,15 +233,15 @@ fn millis(ttl: Duration) -> u64 {
 
 impl Backend for RedisStore {
     async fn hash(&self, key: &str) -> Result<Option<Hash>, StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("HGETALL").arg(key).cmd("PTTL").arg(key);
-        let (fields, pttl): (Fields, i64) = self.query(Request::Pipe(&pipe)).await?;
-        // PTTL: -1 no expiry, -2 no key (expired between the two commands).
-        if fields.is_empty() || pttl == -2 {
-            return Ok(None);
+        match &self.batch {
+            Some(queue) => queue.hash(&self.shared, key).await,
+            None => {
+                let mut pipe = redis::pipe();
+                pipe.cmd("HGETALL").arg(key).cmd("PTTL").arg(key);
+                let (fields, pttl): (Fields, i64) = self.shared.query(Request::Pipe(&pipe)).await?;
+                Ok(hash_of(fields, pttl))
+            }
         }
-        let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
-        Ok(Some(Hash { fields, ttl }))
     }
 
     async fn put_hash(
@@ -232,7 +262,7 @@ impl Backend for RedisStore {
         if let Some(ttl) = ttl {
             pipe.cmd("PEXPIRE").arg(key).arg(millis(ttl)).ignore();
         }
-        self.query(Request::Pipe(&pipe)).await
+        self.shared.query(Request::Pipe(&pipe)).await
     }
 
     async fn set_field_if_exists(
@@ -242,13 +272,14 @@ impl Backend for RedisStore {
         value: &str,
     ) -> Result<bool, StoreError> {
         let set: i64 = self
+            .shared
             .cmd("EVAL", &[SET_FIELD_IF_EXISTS, "1", key, field, value])
             .await?;
         Ok(set == 1)
     }
 
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.cmd("EXISTS", &[key]).await?;
+        let n: i64 = self.shared.cmd("EXISTS", &[key]).await?;
         Ok(n > 0)
     }
 
@@ -260,38 +291,46 @@ impl Backend for RedisStore {
     ) -> Result<(), StoreError> {
         match ttl {
             Some(ttl) => {
-                self.cmd("SET", &[key, value, "PX", &millis(ttl).to_string()])
+                self.shared
+                    .cmd("SET", &[key, value, "PX", &millis(ttl).to_string()])
                     .await
             }
-            None => self.cmd("SET", &[key, value]).await,
+            None => self.shared.cmd("SET", &[key, value]).await,
         }
     }
 
     async fn string(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.cmd("GET", &[key]).await
+        self.shared.cmd("GET", &[key]).await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.cmd("DEL", &[key]).await?;
+        let n: i64 = self.shared.cmd("DEL", &[key]).await?;
         Ok(n > 0)
     }
 
     async fn set_add(&self, key: &str, member: &str) -> Result<(), StoreError> {
-        self.cmd::<i64>("SADD", &[key, member]).await.map(drop)
+        self.shared
+            .cmd::<i64>("SADD", &[key, member])
+            .await
+            .map(drop)
     }
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
-        self.cmd::<i64>("SREM", &[key, member]).await.map(drop)
+        self.shared
+            .cmd::<i64>("SREM", &[key, member])
+            .await
+            .map(drop)
     }
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        let mut members: Vec<String> = self.cmd("SMEMBERS", &[key]).await?;
+        let mut members: Vec<String> = self.shared.cmd("SMEMBERS", &[key]).await?;
         members.sort_unstable();
         Ok(members)
     }
 
     async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError> {
-        self.cmd::<i64>("PUBLISH", &[channel, message])
+        self.shared
+            .cmd::<i64>("PUBLISH", &[channel, message])
             .await
             .map(drop)
     }
