@@ -37,6 +37,29 @@ fn config_with(redis: &RedisServer, on_store_error: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_read_as_unknown_stays_unknown_through_an_outage() {
+    for mode in ["stale", "open"] {
+        let mut redis = RedisServer::start().await;
+        let ward = InProc::start(&config_with(&redis, mode)).await;
+        authz::wait_subscribed(&redis).await;
+        let unknown = session_id();
+        let resp = check(&ward.client, &[("x-session-id", &unknown)]).await;
+        assert_eq!(verdict(&resp), (401, "unknown_session".into()), "{mode}");
+        redis.stop();
+        // Past negative_ttl the "not found" is stale, and Redis is down: it
+        // is still used (not a 503, nor with `open` an anonymous pass)...
+        tokio::time::sleep(STORE_TTL + Duration::from_millis(100)).await;
+        let resp = check(&ward.client, &[("x-session-id", &unknown)]).await;
+        assert_eq!(verdict(&resp), (401, "unknown_session".into()), "{mode}");
+        // ...while an id never read before gets the policy's outage answer.
+        let never = session_id();
+        let resp = check(&ward.client, &[("x-session-id", &never)]).await;
+        let want = if mode == "open" { 200 } else { 503 };
+        assert_eq!(verdict(&resp).0, want, "{mode}: {:?}", verdict(&resp));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_denies_at_once_and_open_passes_anonymously() {
     for mode in ["closed", "open"] {
         let mut redis = RedisServer::start().await;
