@@ -194,8 +194,8 @@ impl Lookups {
     }
 
     async fn read(&self, key: String, is_hash: bool, stale: Stale) -> Result<Found, StoreError> {
-        let mut epoch = self.flights.epoch();
-        let mut cached = self.cache.get(&key);
+        let mut epoch = Some(self.flights.epoch());
+        let cached = self.cache.get(&key);
         if let Some(c) = &cached
             && c.fresh()
         {
@@ -226,10 +226,10 @@ impl Lookups {
                     // Its lead was cancelled: read again.
                 }
                 Role::Landed => {
-                    // A read of this key may have just been stored.
-                    epoch = self.flights.epoch();
-                    cached = self.cache.get(&key);
-                    if let Some(c) = &cached
+                    // A read of this key may have just been stored: look
+                    // once more, then read.
+                    epoch = None;
+                    if let Some(c) = self.cache.get(&key)
                         && c.fresh()
                     {
                         return Ok(c.found.clone());
@@ -239,8 +239,10 @@ impl Lookups {
         };
         match fetched {
             Ok(c) => Ok(c.found.clone()),
-            // The copy read before this miss, kept for this (`keep_for`).
-            Err(err) => match cached {
+            // A copy read before, kept for this (`keep_for`): looked up
+            // now, not the one seen before the miss, which an invalidation
+            // may have evicted since.
+            Err(err) => match self.cache.get(&key) {
                 Some(c) if stale == Stale::Allowed && c.usable_stale() => {
                     self.metrics.store_cache_stale.inc();
                     tracing::warn!(error = %err, "store failed: serving a stale entry");

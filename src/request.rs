@@ -2,6 +2,7 @@
 //! borrowed from whatever the transport decoded. Only the gRPC adapter
 //! knows Envoy's `CheckRequest`; everything after it sees this.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// One request to authorize. Header names are lowercase, as Envoy sends
@@ -97,16 +98,26 @@ impl<'a> Headers<'a> {
     }
 }
 
-/// Adds a header to owned pairs the way a proxy folds a repeated header:
-/// appended to the earlier value with `,` (`; ` for `cookie`).
-pub fn fold_header(pairs: &mut Vec<(String, String)>, name: &str, value: &str) {
-    match pairs.iter_mut().find(|(k, _)| k == name) {
-        Some((_, v)) => {
-            v.push_str(if name == "cookie" { "; " } else { "," });
-            v.push_str(value);
+/// Owned pairs from headers in the order received, a repeated name folded
+/// into one value the way a proxy folds it: `,` between values (`; ` for
+/// `cookie`). Linear in the number of headers, however many repeat.
+pub fn fold_headers(headers: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut index: HashMap<String, usize, foldhash::fast::RandomState> = HashMap::default();
+    for (name, value) in headers {
+        match index.get(&name) {
+            Some(&i) => {
+                let folded = &mut out[i].1;
+                folded.push_str(if name == "cookie" { "; " } else { "," });
+                folded.push_str(&value);
+            }
+            None => {
+                index.insert(name.clone(), out.len());
+                out.push((name, value));
+            }
         }
-        None => pairs.push((name.to_string(), value.to_string())),
     }
+    out
 }
 
 #[cfg(test)]
@@ -131,11 +142,17 @@ mod tests {
 
     #[test]
     fn repeated_headers_fold_into_one() {
-        let mut pairs = Vec::new();
-        fold_header(&mut pairs, "accept", "a");
-        fold_header(&mut pairs, "cookie", "x=1");
-        fold_header(&mut pairs, "accept", "b");
-        fold_header(&mut pairs, "cookie", "y=2");
+        let own = |(k, v): (&str, &str)| (k.to_string(), v.to_string());
+        let pairs = fold_headers(
+            [
+                ("accept", "a"),
+                ("cookie", "x=1"),
+                ("accept", "b"),
+                ("cookie", "y=2"),
+            ]
+            .map(own),
+        );
+        assert_eq!(pairs.len(), 2);
         assert_eq!(Headers::owned(&pairs).get("accept"), Some("a,b"));
         assert_eq!(Headers::owned(&pairs).get("cookie"), Some("x=1; y=2"));
     }

@@ -29,8 +29,8 @@ fn table<T>(flights: &Flights<T>) -> MutexGuard<'_, Table<T>> {
     flights.table.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Removes `key`'s entry if it is still `flight` (it always is: only its
-/// lead removes it).
+/// Removes `key`'s entry if it is still `flight` (an invalidation may have
+/// taken it out, and a new read of the key put in its own).
 fn release<T>(table: &mut Table<T>, key: &str, flight: &Arc<Flight<T>>) {
     if table.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
         table.remove(key);
@@ -85,13 +85,14 @@ impl<T: Clone> Flights<T> {
     }
 
     /// Leads the read of `key`, or follows the one in flight, or says to
-    /// look in the cache again (see [`Flights::epoch`]).
-    pub(super) fn join<'a>(&'a self, key: &'a str, epoch: u64) -> Role<'a, T> {
+    /// look in the cache again (see [`Flights::epoch`]; without an epoch,
+    /// never: a caller looks again at most once).
+    pub(super) fn join<'a>(&'a self, key: &'a str, epoch: Option<u64>) -> Role<'a, T> {
         let mut table = table(self);
         if let Some(flight) = table.get(key) {
             return Role::Follower(flight.clone());
         }
-        if self.landings.load(Ordering::SeqCst) != epoch {
+        if epoch.is_some_and(|e| self.landings.load(Ordering::SeqCst) != e) {
             return Role::Landed;
         }
         let flight = Arc::new(Flight {
@@ -109,16 +110,19 @@ impl<T: Clone> Flights<T> {
         })
     }
 
-    /// Marks the read of `key` in flight, if any, as overtaken.
+    /// Marks the read of `key` in flight, if any, as overtaken, and takes
+    /// it out of the table: its followers so far get its answer, but a
+    /// caller from now on starts a new read (the old one may predate the
+    /// change).
     pub(super) fn invalidate(&self, key: &str) {
-        if let Some(flight) = table(self).get(key) {
+        if let Some(flight) = table(self).remove(key) {
             flight.invalidated.store(true, Ordering::SeqCst);
         }
     }
 
-    /// Marks every read in flight as overtaken.
+    /// Marks every read in flight as overtaken, and empties the table.
     pub(super) fn invalidate_all(&self) {
-        for flight in table(self).values() {
+        for (_, flight) in table(self).drain() {
             flight.invalidated.store(true, Ordering::SeqCst);
         }
     }
@@ -182,14 +186,14 @@ mod tests {
     use super::*;
 
     fn lead<'a>(f: &'a Flights<u32>, key: &'a str) -> Lead<'a, u32> {
-        match f.join(key, f.epoch()) {
+        match f.join(key, Some(f.epoch())) {
             Role::Leader(l) => l,
             _ => panic!("{key} already in flight"),
         }
     }
 
     fn follow(f: &Flights<u32>, key: &str) -> Arc<Flight<u32>> {
-        match f.join(key, f.epoch()) {
+        match f.join(key, Some(f.epoch())) {
             Role::Follower(flight) => flight,
             _ => panic!("{key} not in flight"),
         }
@@ -217,8 +221,12 @@ mod tests {
         let follower = follow(&f, "a");
         f.invalidate("a");
         f.invalidate("not-in-flight");
+        // A caller after the invalidation does not join the old read: it
+        // reads again, and that read may store.
+        let again = lead(&f, "a");
         assert!(!l.land(1, |_| panic!("stored after an invalidation")));
         assert_eq!(follower.wait().await, Some(1));
+        assert!(again.land(2, |_| {}));
 
         let (a, b) = (lead(&f, "a"), lead(&f, "b"));
         f.invalidate_all();
@@ -231,8 +239,8 @@ mod tests {
         let f = Flights::new();
         let before = f.epoch(); // a caller looks in the cache: a miss
         lead(&f, "a").land(1, |_| {}); // meanwhile "a" lands and is stored
-        assert!(matches!(f.join("a", before), Role::Landed));
-        assert!(matches!(f.join("a", f.epoch()), Role::Leader(_)));
+        assert!(matches!(f.join("a", Some(before)), Role::Landed));
+        assert!(matches!(f.join("a", None), Role::Leader(_)));
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use crate::check::{Checker, Outcome};
 use crate::decision::{Decision, Reason};
 use crate::headers::ManagedHeaders;
 use crate::metrics::Metrics;
-use crate::request::{Headers, Request, fold_header};
+use crate::request::{Headers, Request, fold_headers};
 use crate::response::Responder;
 use axum::body::Body;
 use axum::extract::State;
@@ -152,9 +152,9 @@ fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
 /// folded into one value (`,`, or `; ` for cookies). `None` if a value is
 /// not text.
 fn header_map(headers: &HeaderMap) -> Option<Vec<(String, String)>> {
-    let mut pairs = Vec::with_capacity(headers.keys_len());
+    let mut pairs = Vec::with_capacity(headers.len());
     for (name, value) in headers {
-        fold_header(&mut pairs, name.as_str(), value.to_str().ok()?);
+        pairs.push((name.as_str().to_string(), value.to_str().ok()?.to_string()));
     }
-    Some(pairs)
+    Some(fold_headers(pairs))
 }

@@ -19,7 +19,7 @@
 //! `CheckRequest` would not decode either). Tests compare what this reads
 //! with what envoy-types decodes, on generated and on mangled messages.
 
-use crate::request::{Headers, fold_header};
+use crate::request::{Headers, fold_headers};
 use prost::bytes::Bytes;
 use prost::encoding::{self, DecodeContext, WireType};
 use std::net::IpAddr;
@@ -321,18 +321,16 @@ impl CheckView {
     /// match a credential, and dropping it would hide it from the
     /// forged-header check).
     fn raw_headers(&self, map: &[(Span, Span, Span)]) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = Vec::with_capacity(map.len());
-        for &(key, value, raw_value) in map {
+        fold_headers(map.iter().map(|&(key, value, raw_value)| {
             let value = if raw_value.0 == raw_value.1 {
                 value
             } else {
                 raw_value
             };
-            let value = String::from_utf8_lossy(self.bytes(value));
+            let value = String::from_utf8_lossy(self.bytes(value)).into_owned();
             let name = String::from_utf8_lossy(self.bytes(key)).to_ascii_lowercase();
-            fold_header(&mut out, &name, &value);
-        }
-        out
+            (name, value)
+        }))
     }
 }
 

@@ -25,7 +25,7 @@ use self::connection::{Connection, Request};
 use super::breaker::{Admit, Breaker, Outcome, Transition};
 use super::{Backend, Fields, Hash, Invalidation, StoreError};
 use crate::config::{RedisConfig, RedisMode};
-use redis::{ErrorKind, FromRedisValue, RedisError, ServerErrorKind};
+use redis::{ErrorKind, FromRedisValue, RedisError, ServerErrorKind, Value};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -119,26 +119,43 @@ impl RedisStore {
 impl Shared {
     /// Runs one request under the breaker and the command deadline.
     async fn query<T: FromRedisValue>(&self, request: Request<'_>) -> Result<T, StoreError> {
+        self.call(request, |value| {
+            // Redis answered; a reply of the wrong shape is not an outage.
+            let result = T::from_redis_value(value).map_err(|e| StoreError::Command(e.to_string()));
+            (result, Outcome::Answered)
+        })
+        .await
+    }
+
+    /// Runs one request under the breaker and the command deadline;
+    /// `answer` reads Redis's reply, and says whether it shows Redis
+    /// failing (a batch of reads whose replies include "not now" errors
+    /// such as `LOADING`), for the breaker.
+    async fn call<T>(
+        &self,
+        request: Request<'_>,
+        answer: impl FnOnce(Value) -> (Result<T, StoreError>, Outcome),
+    ) -> Result<T, StoreError> {
         let admitted = self.breaker().admit(Instant::now());
         if admitted == Admit::Reject {
             return Err(StoreError::CircuitOpen);
         }
-        let result = match tokio::time::timeout(
+        let (result, outcome) = match tokio::time::timeout(
             self.command_timeout,
             self.connection.query(request),
         )
         .await
         {
-            // Redis answered; a reply of the wrong shape is not an outage.
-            Ok(Ok(value)) => {
-                T::from_redis_value(value).map_err(|e| StoreError::Command(e.to_string()))
-            }
-            Ok(Err(e)) => Err(classify(&e)),
-            Err(_) => Err(StoreError::Timeout(self.command_timeout)),
+            Ok(Ok(value)) => answer(value),
+            Ok(Err(e)) => (Err(classify(&e)), Outcome::Answered),
+            Err(_) => (
+                Err(StoreError::Timeout(self.command_timeout)),
+                Outcome::Answered,
+            ),
         };
         let outcome = match &result {
             Err(StoreError::Timeout(_) | StoreError::Unavailable(_)) => Outcome::Failed,
-            _ => Outcome::Answered,
+            _ => outcome,
         };
         let transition = self.breaker().record(admitted, outcome, Instant::now());
         self.on_transition(transition, &result);

@@ -19,9 +19,10 @@
 //! - Not in cluster mode, where keys of one pipeline may live on different
 //!   nodes.
 
-use super::{Shared, hash_of};
+use super::{Shared, classify, hash_of};
+use crate::store::breaker::Outcome;
 use crate::store::{Fields, Hash, StoreError};
-use redis::{FromRedisValue, Value};
+use redis::{FromRedisValue, RedisError, Value};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
 
@@ -43,19 +44,43 @@ impl Queue {
             waiting.len() == 1
         };
         if first {
-            let (queue, shared) = (self.clone(), shared.clone());
+            let (mut sender, shared) = (Sender(Some(self.clone())), shared.clone());
             tokio::spawn(async move {
                 // Behind the tasks already ready: their reads join this one.
                 tokio::task::yield_now().await;
-                let reads = std::mem::take(
-                    &mut *queue.waiting.lock().unwrap_or_else(PoisonError::into_inner),
-                );
+                let reads = sender.take();
                 send(&shared, reads).await;
             });
         }
         answer
             .await
             .unwrap_or_else(|_| Err(StoreError::Unavailable("read abandoned".into())))
+    }
+}
+
+/// The task that sends the queue. If it is dropped before it took the
+/// queue (the runtime is shutting down), the queued reads are answered
+/// with an error rather than left waiting, and the queue is left empty for
+/// the next read to start a new task.
+struct Sender(Option<Arc<Queue>>);
+
+impl Sender {
+    /// The queued reads, once: later reads belong to the next task.
+    fn take(&mut self) -> Vec<(String, oneshot::Sender<Reply>)> {
+        match self.0.take() {
+            Some(queue) => {
+                std::mem::take(&mut *queue.waiting.lock().unwrap_or_else(PoisonError::into_inner))
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        for (_, reply) in self.take() {
+            let _ = reply.send(Err(StoreError::Unavailable("read not sent".into())));
+        }
     }
 }
 
@@ -66,23 +91,37 @@ async fn send(shared: &Shared, reads: Vec<(String, oneshot::Sender<Reply>)>) {
     for (key, _) in &reads {
         pipe.cmd("HGETALL").arg(key).cmd("PTTL").arg(key);
     }
-    let replies: Result<Vec<Value>, StoreError> = shared.query(super::Request::Pipe(&pipe)).await;
-    match replies {
-        Ok(values) if values.len() == 2 * reads.len() => {
+    let count = reads.len();
+    let replies = shared
+        .call(super::Request::Pipe(&pipe), |value| {
+            let values = match Vec::<Value>::from_redis_value(value) {
+                Ok(v) if v.len() == 2 * count => v,
+                _ => {
+                    let e = StoreError::Unavailable("pipeline reply of the wrong shape".into());
+                    return (Err(e), Outcome::Failed);
+                }
+            };
             let mut values = values.into_iter();
-            for (_, reply) in reads {
-                let (fields, pttl) = (values.next(), values.next());
-                let _ = reply.send(one(fields, pttl));
-            }
-        }
-        Ok(values) => {
-            let e = StoreError::Command(format!(
-                "pipeline of {} commands answered {}",
-                2 * reads.len(),
-                values.len()
-            ));
-            for (_, reply) in reads {
-                let _ = reply.send(Err(e.clone()));
+            let replies: Vec<Reply> = (0..count)
+                .map(|_| one(values.next(), values.next()))
+                .collect();
+            // An error reply that means "not now" (LOADING, MASTERDOWN, ...)
+            // counts against Redis, as it would for a read sent alone.
+            let failing = replies
+                .iter()
+                .any(|r| matches!(r, Err(StoreError::Unavailable(_))));
+            let outcome = if failing {
+                Outcome::Failed
+            } else {
+                Outcome::Answered
+            };
+            (Ok(replies), outcome)
+        })
+        .await;
+    match replies {
+        Ok(replies) => {
+            for ((_, reply), answer) in reads.into_iter().zip(replies) {
+                let _ = reply.send(answer);
             }
         }
         Err(e) => {
@@ -101,10 +140,45 @@ fn one(fields: Option<Value>, pttl: Option<Value>) -> Reply {
     };
     for v in [&fields, &pttl] {
         if let Value::ServerError(e) = v {
-            return Err(StoreError::Command(e.to_string()));
+            // As a read sent alone would be told: "not now" errors are
+            // outages, others (WRONGTYPE) a bad record.
+            return Err(classify(&RedisError::from(e.clone())));
         }
     }
     let fields = Fields::from_redis_value(fields).map_err(convert)?;
     let pttl = i64::from_redis_value(pttl).map_err(convert)?;
     Ok(hash_of(fields, pttl))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(resp: &[u8]) -> Option<Value> {
+        Some(redis::parse_redis_value(resp).unwrap())
+    }
+
+    #[test]
+    fn each_read_is_answered_from_its_own_replies() {
+        let hash = one(reply(b"*2\r\n$1\r\nn\r\n$1\r\n7\r\n"), reply(b":1500\r\n")).unwrap();
+        let hash = hash.unwrap();
+        assert_eq!(hash.fields.get("n").map(String::as_str), Some("7"));
+        assert_eq!(hash.ttl, Some(std::time::Duration::from_millis(1500)));
+        assert_eq!(one(reply(b"*0\r\n"), reply(b":-2\r\n")), Ok(None));
+        assert!(one(reply(b"*0\r\n"), None).is_err());
+    }
+
+    #[test]
+    fn a_not_now_error_is_an_outage_and_wrongtype_a_bad_record() {
+        let loading = one(reply(b"-LOADING Redis is loading\r\n"), reply(b":-2\r\n"));
+        assert!(
+            matches!(loading, Err(StoreError::Unavailable(_))),
+            "{loading:?}"
+        );
+        let wrong = one(
+            reply(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+            reply(b":-1\r\n"),
+        );
+        assert!(matches!(wrong, Err(StoreError::Command(_))), "{wrong:?}");
+    }
 }
