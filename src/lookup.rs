@@ -5,7 +5,7 @@
 //!   evict it sooner), and never past its key's own TTL.
 //! - "Not found" is cached for `cache.negative_ttl`: a flood of random
 //!   ids costs one store call per id per window, not one per request.
-//! - Concurrent misses for one key make one store call ([`flights`]).
+//! - Concurrent misses for one key make one store call (`lookup/flights.rs`).
 //! - When the store fails, a read answered before (a record, or a "not
 //!   found") is served for up to `store.stale_if_error` past its
 //!   freshness, if the caller allows it ([`Stale`]: the route's
