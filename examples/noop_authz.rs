@@ -171,13 +171,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 mod lean {
     use envoy_types::ext_authz::v3::pb::CheckResponse;
     use envoy_types::pb::google::rpc;
-    use prost::bytes::Buf;
     use std::convert::Infallible;
     use std::task::{Context, Poll};
-    use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
     use tonic::codegen::{Body, BoxFuture, StdError, http};
-    use tonic_prost::ProstEncoder;
-    use ward::server::wire::CheckView;
+    use ward::server::wire::{CheckCodec, CheckView};
 
     #[derive(Clone)]
     pub struct Lean;
@@ -200,7 +197,8 @@ mod lean {
         }
 
         fn call(&mut self, req: http::Request<B>) -> Self::Future {
-            Box::pin(async move { Ok(tonic::server::Grpc::new(LeanCodec).unary(Check, req).await) })
+            let codec = CheckCodec::<CheckResponse>::default();
+            Box::pin(async move { Ok(tonic::server::Grpc::new(codec).unary(Check, req).await) })
         }
     }
 
@@ -224,41 +222,6 @@ mod lean {
                 }
                 Ok(tonic::Response::new(answer))
             })
-        }
-    }
-
-    /// ward's buffer sizes (4 KiB in, 1 KiB out).
-    #[derive(Clone, Copy)]
-    struct LeanCodec;
-
-    impl Codec for LeanCodec {
-        type Encode = CheckResponse;
-        type Decode = CheckView;
-        type Encoder = ProstEncoder<CheckResponse>;
-        type Decoder = LeanCodec;
-
-        fn encoder(&mut self) -> Self::Encoder {
-            ProstEncoder::new(BufferSettings::new(1024, 32 * 1024))
-        }
-
-        fn decoder(&mut self) -> Self::Decoder {
-            LeanCodec
-        }
-    }
-
-    impl Decoder for LeanCodec {
-        type Item = CheckView;
-        type Error = tonic::Status;
-
-        fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<CheckView>, tonic::Status> {
-            let bytes = buf.copy_to_bytes(buf.remaining());
-            CheckView::parse(bytes)
-                .map(Some)
-                .map_err(|e| tonic::Status::invalid_argument(e.to_string()))
-        }
-
-        fn buffer_settings(&self) -> BufferSettings {
-            BufferSettings::new(4096, 32 * 1024)
         }
     }
 }

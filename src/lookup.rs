@@ -195,12 +195,9 @@ impl Lookups {
 
     async fn read(&self, key: String, is_hash: bool, stale: Stale) -> Result<Found, StoreError> {
         let mut epoch = Some(self.flights.epoch());
-        let cached = self.cache.get(&key);
-        if let Some(c) = &cached
-            && c.fresh()
-        {
+        if let Some(found) = self.fresh(&key) {
             self.metrics.store_cache_hits.inc();
-            return Ok(c.found.clone());
+            return Ok(found);
         }
         if stale == Stale::CacheOnly {
             return Err(StoreError::Unavailable(
@@ -229,10 +226,8 @@ impl Lookups {
                     // A read of this key may have just been stored: look
                     // once more, then read.
                     epoch = None;
-                    if let Some(c) = self.cache.get(&key)
-                        && c.fresh()
-                    {
-                        return Ok(c.found.clone());
+                    if let Some(found) = self.fresh(&key) {
+                        return Ok(found);
                     }
                 }
             }
@@ -251,6 +246,14 @@ impl Lookups {
                 _ => Err(err),
             },
         }
+    }
+
+    /// What the cache holds for `key`, if fresh.
+    fn fresh(&self, key: &str) -> Option<Found> {
+        self.cache
+            .get(key)
+            .filter(|c| c.fresh())
+            .map(|c| c.found.clone())
     }
 
     async fn fetch(&self, key: &str, is_hash: bool) -> Result<Cached, StoreError> {

@@ -14,7 +14,7 @@
 //! was a third of ward's own cost on a cache hit. On the wire it is the
 //! same `CheckResponse` (a test decodes one and compares).
 
-use super::wire::CheckView;
+use super::wire::{CheckCodec, CheckView};
 use crate::cache::short_hash;
 use crate::check::{Checker, Outcome};
 use crate::decision::{Decision, Reason};
@@ -36,9 +36,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
-use tonic::codec::{BufferSettings, DecodeBuf};
 use tonic::codegen::{Body, BoxFuture, StdError, http};
-use tonic_prost::ProstEncoder;
 
 /// The `context_extensions` key an Envoy route sets to select a policy.
 pub const POLICY_KEY: &str = "ward_policy";
@@ -104,56 +102,9 @@ where
         }
         let method = CheckMethod(self.inner.clone());
         Box::pin(async move {
-            Ok(tonic::server::Grpc::new(CheckCodec)
-                .unary(method, req)
-                .await)
+            let codec = CheckCodec::<Answer>::default();
+            Ok(tonic::server::Grpc::new(codec).unary(method, req).await)
         })
-    }
-}
-
-/// Check's codec: [`CheckView`] in, [`Answer`] out, with buffers sized
-/// for ext_authz messages. tonic allocates each call's encode and decode
-/// buffers up front, 8 KiB each by default, and grows them in steps of
-/// that size; a `CheckRequest` is typically 1-2 KiB and an answer a few
-/// hundred bytes.
-#[derive(Debug, Clone, Copy, Default)]
-struct CheckCodec;
-
-const DECODE_BUFFER: usize = 4096;
-const ENCODE_BUFFER: usize = 1024;
-/// tonic's default: a streaming call yields after this many bytes.
-const YIELD_THRESHOLD: usize = 32 * 1024;
-
-impl tonic::codec::Codec for CheckCodec {
-    type Encode = Answer;
-    type Decode = CheckView;
-    type Encoder = ProstEncoder<Answer>;
-    type Decoder = CheckCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        ProstEncoder::new(BufferSettings::new(ENCODE_BUFFER, YIELD_THRESHOLD))
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        CheckCodec
-    }
-}
-
-/// Takes the whole message as one buffer (a slice of tonic's, not a copy)
-/// and reads it with [`CheckView::parse`].
-impl tonic::codec::Decoder for CheckCodec {
-    type Item = CheckView;
-    type Error = tonic::Status;
-
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<CheckView>, tonic::Status> {
-        let bytes = buf.copy_to_bytes(buf.remaining());
-        CheckView::parse(bytes)
-            .map(Some)
-            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))
-    }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::new(DECODE_BUFFER, YIELD_THRESHOLD)
     }
 }
 
