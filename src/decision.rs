@@ -25,6 +25,7 @@ pub enum Decision {
 pub enum Reason {
     MissingCredential,
     MalformedRequest,
+    RequestTooLarge,
     UnsupportedScheme,
     MalformedAuthorization,
     MultipleCredentials,
@@ -32,6 +33,7 @@ pub enum Reason {
     TokenTooLarge,
     UnsupportedAlgorithm,
     UnsupportedCrit,
+    UnsupportedTyp,
     UnknownKid,
     AlgorithmMismatch,
     BadSignature,
@@ -68,9 +70,10 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [Reason; 41] = [
+    pub const ALL: [Reason; 43] = [
         Reason::MissingCredential,
         Reason::MalformedRequest,
+        Reason::RequestTooLarge,
         Reason::UnsupportedScheme,
         Reason::MalformedAuthorization,
         Reason::MultipleCredentials,
@@ -78,6 +81,7 @@ impl Reason {
         Reason::TokenTooLarge,
         Reason::UnsupportedAlgorithm,
         Reason::UnsupportedCrit,
+        Reason::UnsupportedTyp,
         Reason::UnknownKid,
         Reason::AlgorithmMismatch,
         Reason::BadSignature,
@@ -117,6 +121,7 @@ impl Reason {
         match self {
             Reason::MissingCredential => "missing_credential",
             Reason::MalformedRequest => "malformed_request",
+            Reason::RequestTooLarge => "request_too_large",
             Reason::UnsupportedScheme => "unsupported_scheme",
             Reason::MalformedAuthorization => "malformed_authorization",
             Reason::MultipleCredentials => "multiple_credentials",
@@ -124,6 +129,7 @@ impl Reason {
             Reason::TokenTooLarge => "token_too_large",
             Reason::UnsupportedAlgorithm => "unsupported_algorithm",
             Reason::UnsupportedCrit => "unsupported_crit",
+            Reason::UnsupportedTyp => "unsupported_typ",
             Reason::UnknownKid => "unknown_kid",
             Reason::AlgorithmMismatch => "algorithm_mismatch",
             Reason::BadSignature => "bad_signature",
@@ -159,13 +165,15 @@ impl Reason {
         }
     }
 
-    /// HTTP status: 400 for a malformed request, 503 when ward cannot
+    /// HTTP status: 400 for a malformed request (413 when it is too large
+    /// to read), 503 when ward cannot
     /// decide yet, 500 for a route naming a policy ward does not have (a
     /// deployment mistake, failed closed), 401 for every credential
     /// problem (RFC 6750 §3.1).
     pub fn status(self) -> u16 {
         match self {
             Reason::UnknownPolicy => 500,
+            Reason::RequestTooLarge => 413,
             Reason::MalformedRequest
             | Reason::UnsupportedScheme
             | Reason::MalformedAuthorization
@@ -187,6 +195,7 @@ impl Reason {
         match self {
             Reason::MissingCredential => None,
             Reason::MalformedRequest
+            | Reason::RequestTooLarge
             | Reason::UnsupportedScheme
             | Reason::MalformedAuthorization
             | Reason::MultipleCredentials
