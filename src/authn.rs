@@ -3,9 +3,11 @@
 //! in-process cache) and on a JWKS refetch for an unknown `kid`.
 //!
 //! One path per credential kind; a malformed id never reaches the store.
-//! A store failure is a deny (503 `store_unavailable`), never an allow,
-//! except for a JWT on a route whose policy says `on_store_error: open`.
-//! The policy, the limiter and roles/scopes are `check.rs`'s business.
+//! Every failed store read goes through [`on_store_error::verdict`], the
+//! one place the policy's `on_store_error` is applied: an outage is a 503
+//! unless the policy says `open`, a bad record is a 401 under every
+//! policy. The policy, the limiter and roles/scopes are `check.rs`'s
+//! business.
 
 use crate::apikey::{self, ApiKey};
 use crate::cache::{TokenCache, hash_credential};
@@ -18,12 +20,22 @@ use crate::jwks::KeyStore;
 use crate::jwt::{JwtError, Rules, Verifier};
 use crate::lookup::{Lookups, Record, Stale};
 use crate::metrics::Metrics;
+use crate::on_store_error::{self, Site, Verdict};
 use crate::request::Request;
 use crate::session::{self, Session};
 use crate::store::Fields;
 use crate::store::StoreError;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// What authentication established.
+#[derive(Debug, Clone)]
+pub enum Authenticated {
+    Identity(Arc<Identity>),
+    /// The store did not answer and the policy says `on_store_error:
+    /// open`: the request passes without an identity.
+    Anonymous,
+}
 
 /// How long a check with an unknown `kid` waits for a triggered JWKS
 /// refetch; well under Envoy's default 200 ms ext_authz timeout.
@@ -101,10 +113,10 @@ impl Authenticator {
     }
 
     /// The identity behind a credential at `now` (unix seconds).
-    /// `on_store_error` is the route's: with `open`, a verified JWT whose
-    /// revocation cannot be checked keeps its identity. With `cache_only`
-    /// (a client the limiter blocked), only what the caches answer counts:
-    /// no signature is verified and the store is never asked.
+    /// `on_store_error` is the route's; a failed store read is decided by
+    /// [`on_store_error::verdict`]. With `cache_only` (a client the limiter
+    /// blocked), only what the caches answer counts: no signature is
+    /// verified and the store is never asked.
     pub async fn authenticate(
         &self,
         credential: Credential<'_>,
@@ -112,26 +124,24 @@ impl Authenticator {
         now: u64,
         on_store_error: OnStoreError,
         cache_only: bool,
-    ) -> Result<Arc<Identity>, Reason> {
-        let stale = match (cache_only, on_store_error) {
-            (true, _) => Stale::CacheOnly,
-            (false, OnStoreError::Closed) => Stale::Refused,
-            (false, OnStoreError::Stale | OnStoreError::Open) => Stale::Allowed,
+    ) -> Result<Authenticated, Reason> {
+        let read = Read {
+            stale: match (cache_only, on_store_error) {
+                (true, _) => Stale::CacheOnly,
+                (false, OnStoreError::Closed) => Stale::Refused,
+                (false, OnStoreError::Stale | OnStoreError::Open) => Stale::Allowed,
+            },
+            policy: on_store_error,
         };
         match credential {
-            Credential::Bearer(token) => self.jwt(token, now, on_store_error, stale).await,
-            Credential::Session(sid) => self.session(sid, req, now, stale).await,
-            Credential::ApiKey(key) => self.api_key(key, now, stale).await,
+            Credential::Bearer(token) => self.jwt(token, now, read).await,
+            Credential::Session(sid) => self.session(sid, req, now, read).await,
+            Credential::ApiKey(key) => self.api_key(key, now, read).await,
         }
     }
 
-    async fn jwt(
-        &self,
-        token: &str,
-        now: u64,
-        on_store_error: OnStoreError,
-        stale: Stale,
-    ) -> Result<Arc<Identity>, Reason> {
+    async fn jwt(&self, token: &str, now: u64, read: Read) -> Result<Authenticated, Reason> {
+        let stale = read.stale;
         let hash = hash_credential(token);
         let identity = match self.cache.get(&hash, now) {
             Some(identity) => {
@@ -148,51 +158,42 @@ impl Authenticator {
                 identity
             }
         };
-        match self.check_revocation(&identity, now, stale).await {
-            Err(Reason::StoreUnavailable)
-                if on_store_error == OnStoreError::Open && stale != Stale::CacheOnly =>
-            {
-                tracing::warn!(
-                    "store unavailable: JWT revocation not checked (on_store_error: open)"
-                );
-            }
-            result => result?,
-        }
-        Ok(identity)
+        self.check_revocation(&identity, now, read).await?;
+        Ok(Authenticated::Identity(identity))
     }
 
     /// Revocation is checked on every use, cache hit or not: a logout must
-    /// take effect within an invalidation, not at the token's `exp`.
+    /// take effect within an invalidation, not at the token's `exp`. A
+    /// read that fails is decided by the policy ([`on_store_error`]): under
+    /// `open` an outage keeps the verified identity, a bad record never.
     async fn check_revocation(
         &self,
         identity: &Identity,
         now: u64,
-        stale: Stale,
+        read: Read,
     ) -> Result<(), Reason> {
-        if let (true, Some(jti)) = (self.check_jti, &identity.jti)
-            && self
-                .lookups
-                .jti_revoked(jti, stale)
-                .await
-                .map_err(|_| Reason::StoreUnavailable)?
-        {
-            return Err(Reason::TokenRevoked);
+        if let (true, Some(jti)) = (self.check_jti, &identity.jti) {
+            match self.lookups.jti_revoked(jti, read.stale).await {
+                Ok(true) => return Err(Reason::TokenRevoked),
+                Ok(false) => {}
+                Err(e) => keep_identity(store_failure(&e, read.policy, Site::RevokedJti))?,
+            }
         }
         if let (true, Some(sid)) = (self.require_session, &identity.session_id) {
-            let record = self
-                .lookups
-                .session(sid, stale)
-                .await
-                .map_err(|_| Reason::StoreUnavailable)?;
-            let live = record.is_some_and(|r| {
-                self.with_session_view(&r, |view| {
-                    view.as_ref()
-                        .is_ok_and(|v| session::check_state(v.revoked, v.expires_at, now).is_ok())
-                })
-            });
-            if !live {
-                return Err(Reason::TokenRevoked);
-            }
+            let record = match self.lookups.session(sid, read.stale).await {
+                Ok(record) => record.ok_or(Reason::TokenRevoked)?,
+                Err(e) => return keep_identity(store_failure(&e, read.policy, Site::TokenSession)),
+            };
+            self.with_session_view(&record, |view| match view {
+                Ok(v) => session::check_state(v.revoked, v.expires_at, now)
+                    .map_err(|_| Reason::TokenRevoked),
+                // Unparsable or incomplete: a bad record, as WRONGTYPE is.
+                Err(_) => keep_identity(on_store_error::verdict(
+                    on_store_error::Fault::BadRecord,
+                    read.policy,
+                    Site::TokenSession,
+                )),
+            })?;
         }
         Ok(())
     }
@@ -231,24 +232,23 @@ impl Authenticator {
         sid: &str,
         req: &Request<'_>,
         now: u64,
-        stale: Stale,
-    ) -> Result<Arc<Identity>, Reason> {
+        read: Read,
+    ) -> Result<Authenticated, Reason> {
         if !session::valid_id(sid) {
             return Err(Reason::MalformedSessionId);
         }
-        let record = self
-            .lookups
-            .session(sid, stale)
-            .await
-            .map_err(|e| store_reason(&e, Reason::InvalidSession))?
-            .ok_or(Reason::UnknownSession)?;
+        let record = match self.lookups.session(sid, read.stale).await {
+            Ok(record) => record.ok_or(Reason::UnknownSession)?,
+            Err(e) => return anonymous(store_failure(&e, read.policy, Site::Session)),
+        };
         self.with_session_view(&record, |view| {
             let view = view.as_ref().map_err(|reason| *reason)?;
             session::check_state(view.revoked, view.expires_at, now)?;
             if let Some(stored) = &view.fingerprint {
                 self.check_fingerprint(stored, req)?;
             }
-            view.identity.clone().map_err(|()| Reason::InvalidSession)
+            let identity = view.identity.clone().map_err(|()| Reason::InvalidSession)?;
+            Ok(Authenticated::Identity(identity))
         })
     }
 
@@ -296,16 +296,18 @@ impl Authenticator {
         }
     }
 
-    async fn api_key(&self, key: &str, now: u64, stale: Stale) -> Result<Arc<Identity>, Reason> {
+    async fn api_key(&self, key: &str, now: u64, read: Read) -> Result<Authenticated, Reason> {
         if !apikey::well_formed(key, &self.api_key_prefix, self.api_key_foreign) {
             return Err(Reason::MalformedApiKey);
         }
-        let record = self
+        let record = match self
             .lookups
-            .api_key(&apikey::hash_hex(key), stale)
+            .api_key(&apikey::hash_hex(key), read.stale)
             .await
-            .map_err(|e| store_reason(&e, Reason::InvalidApiKey))?
-            .ok_or(Reason::UnknownApiKey)?;
+        {
+            Ok(record) => record.ok_or(Reason::UnknownApiKey)?,
+            Err(e) => return anonymous(store_failure(&e, read.policy, Site::ApiKey)),
+        };
         let derive = || self.api_key_view(&record.hash.fields);
         let fresh;
         let view = match record.derived.get_or_init(derive) {
@@ -317,7 +319,8 @@ impl Authenticator {
         };
         let (parsed, identity) = view.as_ref().map_err(|reason| *reason)?;
         parsed.check(now)?;
-        identity.clone().map_err(|()| Reason::InvalidApiKey)
+        let identity = identity.clone().map_err(|()| Reason::InvalidApiKey)?;
+        Ok(Authenticated::Identity(identity))
     }
 
     fn api_key_view(&self, fields: &Fields) -> ApiKeyView {
@@ -351,13 +354,44 @@ struct ParsedSession {
 /// (checked against `now` on every use) and its identity.
 type ApiKeyView = Result<(ApiKey, Result<Arc<Identity>, ()>), Reason>;
 
-/// A store failure as a deny reason: a command error means the record is
-/// not what the contract says (e.g. a string where a hash belongs), so
-/// the credential is invalid; anything else is an outage (503).
-fn store_reason(e: &StoreError, invalid: Reason) -> Reason {
-    match e {
-        StoreError::Command(_) => invalid,
-        _ => Reason::StoreUnavailable,
+/// How a check reads the store: whether a stale copy may answer, and the
+/// policy that decides a failed read.
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    stale: Stale,
+    policy: OnStoreError,
+}
+
+/// The policy's verdict on a failed read at `site`, logged once.
+fn store_failure(e: &StoreError, policy: OnStoreError, site: Site) -> Verdict {
+    let verdict = on_store_error::verdict(e.fault(), policy, site);
+    match verdict {
+        Verdict::Deny(reason) if reason.status() == 401 => {
+            tracing::warn!(error = %e, site = ?site, "store holds a bad record: denied");
+        }
+        Verdict::Deny(_) => {}
+        Verdict::Anonymous | Verdict::KeepIdentity => {
+            tracing::warn!(error = %e, site = ?site, "store unavailable: passed (on_store_error: open)");
+        }
+    }
+    verdict
+}
+
+/// A verdict where a credential's own record was read (a session, an API
+/// key): an outage under `open` passes anonymously.
+fn anonymous(verdict: Verdict) -> Result<Authenticated, Reason> {
+    match verdict {
+        Verdict::Deny(reason) => Err(reason),
+        Verdict::Anonymous | Verdict::KeepIdentity => Ok(Authenticated::Anonymous),
+    }
+}
+
+/// A verdict on a JWT's revocation check: an outage under `open` keeps
+/// the verified identity.
+fn keep_identity(verdict: Verdict) -> Result<(), Reason> {
+    match verdict {
+        Verdict::Deny(reason) => Err(reason),
+        Verdict::Anonymous | Verdict::KeepIdentity => Ok(()),
     }
 }
 

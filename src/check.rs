@@ -12,16 +12,18 @@
 //!    known good passes, anything else gets 429 before it reaches a
 //!    signature check or the store;
 //! 4. authentication (`authn.rs`): JWT, session or API key → identity;
-//!    the store's failure mode is the policy's (`on_store_error`);
+//!    a failed store read is decided by `on_store_error.rs` under the
+//!    policy's `on_store_error` (an outage under `open` passes
+//!    anonymously, or keeps a verified JWT's identity);
 //! 5. authorization: the policy's roles and scopes (403).
 //!
 //! An `optional` policy turns every failure of 2-5 into an anonymous
 //! allow: the request passes without identity headers (forged ones are
 //! still removed).
 
-use crate::authn::Authenticator;
+use crate::authn::{Authenticated, Authenticator};
 use crate::cache::{CredentialHash, hash_credential};
-use crate::config::{Config, Mode, OnStoreError};
+use crate::config::{Config, Mode};
 use crate::credentials::Credential;
 use crate::decision::{Decision, Reason};
 use crate::fingerprint;
@@ -263,29 +265,30 @@ impl Checker {
                 blocked.is_some(),
             )
             .await;
-        if let (Some(secs), Err(reason)) = (blocked, &result) {
+        if let Some(secs) = blocked
+            && !matches!(result, Ok(Authenticated::Identity(_)))
+        {
             trace.step("limiter", || {
-                format!(
-                    "blocked for {secs}s more; not answerable from the caches ({})",
-                    reason.as_str()
-                )
+                let why = result.as_ref().err().map_or("no identity", |r| r.as_str());
+                format!("blocked for {secs}s more; not answerable from the caches ({why})")
             });
             return deny(Reason::TooManyFailures, Some(secs));
         }
         let identity = match result {
-            Ok(identity) => identity,
+            Ok(Authenticated::Identity(identity)) => identity,
+            Ok(Authenticated::Anonymous) => {
+                trace.step("on_store_error", || {
+                    "store unavailable; open: allowed anonymously".into()
+                });
+                let mut outcome = Outcome::anonymous(Decision::AllowAnonymous);
+                outcome.method = Some(method);
+                return outcome;
+            }
             Err(reason) => {
                 trace.step("authenticate", || reason.as_str().to_string());
                 if counts_as_failure(reason) {
                     self.limiter
                         .record_failure(self.client_ip(req), Some(&key()));
-                }
-                if reason == Reason::StoreUnavailable && policy.on_store_error == OnStoreError::Open
-                {
-                    trace.step("on_store_error", || "open: allowed anonymously".into());
-                    let mut outcome = Outcome::anonymous(Decision::AllowAnonymous);
-                    outcome.method = Some(method);
-                    return outcome;
                 }
                 return deny(reason, None);
             }

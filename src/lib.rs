@@ -25,6 +25,7 @@
 //! | [`policy`] | route policies; [`policy::path`] canonicalizes paths (pure) |
 //! | [`limiter`] | failed-authentication budgets per IP and credential |
 //! | [`authn`] | extract → cache → verify → identity: one check |
+//! | [`on_store_error`] | what a failed store read means: the one place `on_store_error` is applied (pure) |
 //! | [`memo`] | a once-filled slot for values derived from cached data |
 //! | [`metrics`] | Prometheus metrics in an explicit registry |
 //! | [`server`] | listeners, the Envoy adapter, admin port, shutdown (I/O) |
@@ -49,6 +50,7 @@ pub mod lookup;
 pub mod manage;
 pub mod memo;
 pub mod metrics;
+pub mod on_store_error;
 pub mod policy;
 pub mod request;
 pub mod response;

@@ -6,7 +6,8 @@
 //! - "Not found" is cached for `cache.negative_ttl`: a flood of random
 //!   ids costs one store call per id per window, not one per request.
 //! - Concurrent misses for one key make one store call (`lookup/flights.rs`).
-//! - When the store fails, a read answered before (a record, or a "not
+//! - When the store fails (an outage, not a bad record: see
+//!   [`StoreError::fault`]), a read answered before (a record, or a "not
 //!   found") is served for up to `store.stale_if_error` past its
 //!   freshness, if the caller allows it ([`Stale`]: the route's
 //!   `on_store_error` is `stale` or `open`); then the error surfaces and
@@ -18,6 +19,7 @@
 use crate::config::Config;
 use crate::memo::Memo;
 use crate::metrics::Metrics;
+use crate::on_store_error::Fault;
 use crate::store::keys::KeyNames;
 use crate::store::{Backend, Hash, Store, StoreError};
 use flights::{Flights, Role};
@@ -200,9 +202,7 @@ impl Lookups {
             return Ok(found);
         }
         if stale == Stale::CacheOnly {
-            return Err(StoreError::Unavailable(
-                "not cached (cache-only read)".into(),
-            ));
+            return Err(StoreError::NotCached);
         }
         self.metrics.store_cache_misses.inc();
         let fetched = loop {
@@ -236,9 +236,15 @@ impl Lookups {
             Ok(c) => Ok(c.found.clone()),
             // A copy read before, kept for this (`keep_for`): looked up
             // now, not the one seen before the miss, which an invalidation
-            // may have evicted since.
+            // may have evicted since. Only through an outage: a bad record
+            // is what the store holds now, and an older copy must not
+            // hide it.
             Err(err) => match self.cache.get(&key) {
-                Some(c) if stale == Stale::Allowed && c.usable_stale() => {
+                Some(c)
+                    if stale == Stale::Allowed
+                        && err.fault() == Fault::Outage
+                        && c.usable_stale() =>
+                {
                     self.metrics.store_cache_stale.inc();
                     tracing::warn!(error = %err, "store failed: serving a stale entry");
                     Ok(c.found.clone())

@@ -10,8 +10,9 @@
 //! [`records`], so both backends behave the same by construction, and one
 //! contract test suite runs against both.
 //!
-//! Failure mode: every backend error is a [`StoreError`]; the caller turns
-//! it into a decision (stale entry or 503), never into an allow.
+//! Failure mode: every backend error is a [`StoreError`], classified once
+//! ([`StoreError::fault`]): an outage or a bad record. `on_store_error.rs`
+//! turns that into a decision, the same way for every read site.
 
 pub mod breaker;
 pub mod keys;
@@ -20,6 +21,7 @@ pub mod records;
 pub mod redis;
 pub mod seed;
 
+use crate::on_store_error::Fault;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,8 +177,10 @@ pub struct Hash {
 /// come from the store's writers, and a cache miss builds one of these.
 pub type Fields = HashMap<String, String, foldhash::fast::RandomState>;
 
-/// Why the store could not answer. Always transient from ward's point of
-/// view: the same call may succeed later, and until then ward fails closed.
+/// Why the store could not answer. [`StoreError::fault`] sorts each error
+/// once into what it means for a check (`on_store_error.rs` decides what
+/// to do about it): an outage may pass under `on_store_error: open`, a bad
+/// record never does.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("store did not answer within {0:?}")]
@@ -185,8 +189,34 @@ pub enum StoreError {
     Unavailable(String),
     #[error("circuit open: not calling the store for now")]
     CircuitOpen,
+    /// The store answered with an error that is not about the record
+    /// (`NOPERM`, `OOM`, an unknown command): a deployment problem, the
+    /// same for every key, so an outage for the check.
     #[error("store error: {0}")]
     Command(String),
+    /// The record is not what the contract says: `WRONGTYPE` (a string
+    /// where a hash belongs), a reply of the wrong shape, bytes that are
+    /// not UTF-8. A permanent problem with this one key.
+    #[error("bad record: {0}")]
+    BadRecord(String),
+    /// A cache-only read (for a client the limiter blocked) found nothing
+    /// cached, and the store was not asked.
+    #[error("not cached (cache-only read)")]
+    NotCached,
+}
+
+impl StoreError {
+    /// What this error means for a check.
+    pub fn fault(&self) -> Fault {
+        match self {
+            StoreError::Timeout(_)
+            | StoreError::Unavailable(_)
+            | StoreError::CircuitOpen
+            | StoreError::Command(_) => Fault::Outage,
+            StoreError::BadRecord(_) => Fault::BadRecord,
+            StoreError::NotCached => Fault::NotCached,
+        }
+    }
 }
 
 /// The primitives every store offers, with Redis semantics.

@@ -141,22 +141,22 @@ async fn sets(s: &impl Backend) {
     assert_eq!(s.set_members("s").await, Ok(vec![]));
 }
 
-async fn wrong_type_is_a_command_error(s: &impl Backend) {
+async fn wrong_type_is_a_bad_record(s: &impl Backend) {
     s.put_string("str", "v", None).await.unwrap();
     s.set_add("set", "m").await.unwrap();
     s.put_hash("hash", &[("a", "1")], None).await.unwrap();
-    let is_command = |r: Result<(), StoreError>, what: &str| {
-        assert!(matches!(r, Err(StoreError::Command(_))), "{what}: {r:?}");
+    let is_bad_record = |r: Result<(), StoreError>, what: &str| {
+        assert!(matches!(r, Err(StoreError::BadRecord(_))), "{what}: {r:?}");
     };
-    is_command(s.hash("str").await.map(drop), "hash on a string");
-    is_command(
+    is_bad_record(s.hash("str").await.map(drop), "hash on a string");
+    is_bad_record(
         s.set_field_if_exists("str", "a", "1").await.map(drop),
         "hset on a string",
     );
-    is_command(s.set_add("str", "m").await, "sadd on a string");
-    is_command(s.set_remove("hash", "m").await, "srem on a hash");
-    is_command(s.set_members("hash").await.map(drop), "smembers on a hash");
-    is_command(s.string("set").await.map(drop), "get on a set");
+    is_bad_record(s.set_add("str", "m").await, "sadd on a string");
+    is_bad_record(s.set_remove("hash", "m").await, "srem on a hash");
+    is_bad_record(s.set_members("hash").await.map(drop), "smembers on a hash");
+    is_bad_record(s.string("set").await.map(drop), "get on a set");
     // Nothing was changed by the failed calls.
     assert_eq!(s.string("str").await, Ok(Some("v".into())));
 }
@@ -209,7 +209,7 @@ async fn concurrent_reads_each_get_their_own_answer(s: &impl Backend) {
     }
     assert_eq!(results[40], Ok(None), "missing");
     assert!(
-        matches!(results[41], Err(StoreError::Command(_))),
+        matches!(results[41], Err(StoreError::BadRecord(_))),
         "{:?}",
         results[41]
     );
@@ -271,7 +271,7 @@ contract!(
     strings_with_and_without_ttl,
     delete_says_whether_it_existed,
     sets,
-    wrong_type_is_a_command_error,
+    wrong_type_is_a_bad_record,
     concurrent_reads_each_get_their_own_answer,
 );
 
@@ -405,7 +405,10 @@ async fn an_unreadable_value_is_a_command_error_not_an_outage() {
     assert!(status.status.success());
     for _ in 0..5 {
         let result = store.string("bin").await;
-        assert!(matches!(result, Err(StoreError::Command(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(StoreError::BadRecord(_))),
+            "{result:?}"
+        );
     }
     assert!(
         !store.circuit_open(),

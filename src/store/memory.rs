@@ -101,7 +101,7 @@ impl Backend for MemoryStore {
                 fields: fields.clone(),
                 ttl: expires_at.map(|t| t.saturating_duration_since(now)),
             })),
-            Some(_) => Err(StoreError::Command(WRONG_TYPE.into())),
+            Some(_) => Err(StoreError::BadRecord(WRONG_TYPE.into())),
         })?
     }
 
@@ -145,7 +145,7 @@ impl Backend for MemoryStore {
                 fields.insert(field.to_string(), value.to_string());
                 Ok(true)
             }
-            Some(_) => Err(StoreError::Command(WRONG_TYPE.into())),
+            Some(_) => Err(StoreError::BadRecord(WRONG_TYPE.into())),
         })?
     }
 
@@ -177,7 +177,7 @@ impl Backend for MemoryStore {
                 value: Value::String(s),
                 ..
             }) => Ok(Some(s.clone())),
-            Some(_) => Err(StoreError::Command(WRONG_TYPE.into())),
+            Some(_) => Err(StoreError::BadRecord(WRONG_TYPE.into())),
         })?
     }
 
@@ -196,7 +196,7 @@ impl Backend for MemoryStore {
                     set.insert(member.to_string());
                     Ok(())
                 }
-                _ => Err(StoreError::Command(WRONG_TYPE.into())),
+                _ => Err(StoreError::BadRecord(WRONG_TYPE.into())),
             }
         })?
     }
@@ -211,7 +211,7 @@ impl Backend for MemoryStore {
                     set.remove(member);
                     set.is_empty()
                 }
-                Some(_) => return Err(StoreError::Command(WRONG_TYPE.into())),
+                Some(_) => return Err(StoreError::BadRecord(WRONG_TYPE.into())),
                 None => false,
             };
             if emptied {
@@ -228,7 +228,7 @@ impl Backend for MemoryStore {
                 value: Value::Set(set),
                 ..
             }) => Ok(set.iter().cloned().collect()),
-            Some(_) => Err(StoreError::Command(WRONG_TYPE.into())),
+            Some(_) => Err(StoreError::BadRecord(WRONG_TYPE.into())),
         })?
     }
 

@@ -13,8 +13,10 @@
 //!   `breaker_open_for`, then one probe tests Redis again. Opening also
 //!   throws the connection away, so one that hangs without failing is
 //!   replaced.
-//! - An error Redis answered (`WRONGTYPE`) is [`StoreError::Command`]: a
-//!   bug or a bad record, not an outage; it does not trip the breaker.
+//! - An error Redis answered does not trip the breaker: `WRONGTYPE` (or a
+//!   reply of the wrong shape) is [`StoreError::BadRecord`], a problem
+//!   with that key alone; any other (`NOPERM`, `OOM`) is
+//!   [`StoreError::Command`], which a check treats as an outage.
 
 mod batch;
 mod connection;
@@ -121,7 +123,8 @@ impl Shared {
     async fn query<T: FromRedisValue>(&self, request: Request<'_>) -> Result<T, StoreError> {
         self.call(request, |value| {
             // Redis answered; a reply of the wrong shape is not an outage.
-            let result = T::from_redis_value(value).map_err(|e| StoreError::Command(e.to_string()));
+            let result =
+                T::from_redis_value(value).map_err(|e| StoreError::BadRecord(e.to_string()));
             (result, Outcome::Answered)
         })
         .await
@@ -201,8 +204,9 @@ impl Shared {
 }
 
 /// Sorts a Redis error into the store's vocabulary. Errors Redis answered
-/// are `Command`, except those that mean "not this node, not now"
-/// (failover, cluster resharding, loading), which are outages.
+/// about the key (`WRONGTYPE`) are `BadRecord`; other answered errors are
+/// `Command`, except those that mean "not this node, not now" (failover,
+/// cluster resharding, loading), which are outages.
 fn classify(e: &RedisError) -> StoreError {
     use ServerErrorKind as S;
     let transient = matches!(
@@ -224,7 +228,9 @@ fn classify(e: &RedisError) -> StoreError {
             | ErrorKind::UnexpectedReturnType
             | ErrorKind::Client
     );
-    if answered && !transient {
+    if answered && (e.code() == Some("WRONGTYPE") || e.kind() == ErrorKind::UnexpectedReturnType) {
+        StoreError::BadRecord(e.to_string())
+    } else if answered && !transient {
         StoreError::Command(e.to_string())
     } else {
         StoreError::Unavailable(e.to_string())

@@ -134,9 +134,9 @@ async fn send(shared: &Shared, reads: Vec<(String, oneshot::Sender<Reply>)>) {
 
 /// One read's `HGETALL` and `PTTL` replies.
 fn one(fields: Option<Value>, pttl: Option<Value>) -> Reply {
-    let convert = |e: redis::ParsingError| StoreError::Command(e.to_string());
+    let convert = |e: redis::ParsingError| StoreError::BadRecord(e.to_string());
     let (Some(fields), Some(pttl)) = (fields, pttl) else {
-        return Err(StoreError::Command("missing reply".into()));
+        return Err(StoreError::Unavailable("missing reply".into()));
     };
     for v in [&fields, &pttl] {
         if let Value::ServerError(e) = v {
@@ -179,6 +179,6 @@ mod tests {
             reply(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
             reply(b":-1\r\n"),
         );
-        assert!(matches!(wrong, Err(StoreError::Command(_))), "{wrong:?}");
+        assert!(matches!(wrong, Err(StoreError::BadRecord(_))), "{wrong:?}");
     }
 }
