@@ -255,3 +255,67 @@ async fn ward_recovers_when_redis_comes_back() {
     let resp = check(&ward.client, &[("x-session-id", &session_id())]).await;
     assert_eq!(verdict(&resp), (401, "unknown_session".into()));
 }
+
+/// A ward idle while Redis restarts holds a dead connection; the first
+/// check afterwards must be answered from Redis, not find the dead
+/// connection for everybody (one retry on a fresh connection, within the
+/// same `command_timeout`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_check_after_an_idle_restart_is_answered() {
+    for mode in ["closed", "stale"] {
+        let mut redis = RedisServer::start().await;
+        let ward = InProc::start(&config_with(&redis, mode)).await;
+        authz::wait_subscribed(&redis).await;
+        let sid = session_id();
+        write_session(&redis, &sid, "alice");
+        let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
+        assert_eq!(verdict(&resp), (200, "allowed".into()), "{mode}");
+        redis.restart().await;
+        write_session(&redis, &sid, "alice");
+        // Past freshness, and no check in between: the connection is the
+        // one Redis closed.
+        tokio::time::sleep(STORE_TTL + Duration::from_millis(200)).await;
+        let fresh = session_id();
+        write_session(&redis, &fresh, "bob");
+        let resp = check(&ward.client, &[("x-session-id", &fresh)]).await;
+        assert_eq!(
+            verdict(&resp),
+            (200, "allowed".into()),
+            "{mode}: first check"
+        );
+    }
+}
+
+/// While the breaker is open, a background probe closes it on Redis's
+/// first answer: checks pass again within ~100 ms of Redis returning, not
+/// after `breaker_open_for` (500 ms here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_closes_soon_after_redis_returns() {
+    let mut redis = RedisServer::start().await;
+    let ward = InProc::start(&config_with(&redis, "closed")).await;
+    authz::wait_subscribed(&redis).await;
+    redis.stop();
+    // Open the breaker: three failures in a row.
+    for _ in 0..5 {
+        let resp = check(&ward.client, &[("x-session-id", &session_id())]).await;
+        assert_eq!(verdict(&resp).0, 503);
+    }
+    redis.restart().await;
+    let sid = session_id();
+    write_session(&redis, &sid, "alice");
+    let back = Instant::now();
+    loop {
+        let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
+        if authz::status(&resp) == 200 {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(2), "not recovered");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = back.elapsed();
+    println!("allowed again {took:?} after Redis restarted");
+    assert!(
+        took < Duration::from_millis(250),
+        "recovered only after {took:?}"
+    );
+}

@@ -2,7 +2,11 @@
 //! `command_timeout` on every check only adds latency to a deny that is
 //! coming anyway, and piles load onto a Redis that is trying to recover.
 //! After `threshold` consecutive failures the breaker opens and calls fail
-//! fast for `open_for`; then one probe call goes through (half-open): its
+//! fast. The store probes Redis in the background while it is open (a
+//! `PING` every ~50 ms, [`Breaker::probe_answered`]): the first answer
+//! closes it, so checks pass again within a probe interval of Redis coming
+//! back, and no check waits for a probe. `open_for` is the upper bound:
+//! past it, one check's call goes through as a probe too (half-open), its
 //! success closes the breaker, its failure opens it again.
 //!
 //! Pure state machine: the caller passes `now`, so every transition is
@@ -135,6 +139,18 @@ impl Breaker {
         }
     }
 
+    /// A background probe found the store answering: an open (or
+    /// half-open) breaker closes at once.
+    pub fn probe_answered(&mut self) -> Option<Transition> {
+        match self.state {
+            State::Closed { .. } => None,
+            State::Open { .. } | State::HalfOpen { .. } => {
+                self.state = State::Closed { failures: 0 };
+                Some(Transition::Closed)
+            }
+        }
+    }
+
     /// Whether calls currently fail fast (for readiness reporting).
     pub fn is_open(&self) -> bool {
         !matches!(self.state, State::Closed { .. })
@@ -173,6 +189,27 @@ mod tests {
                 ),
             }
         }
+    }
+
+    #[test]
+    fn a_background_probe_closes_an_open_breaker_before_open_for() {
+        let t0 = Instant::now();
+        let mut breaker = Breaker::new(1, OPEN_FOR);
+        assert_eq!(breaker.probe_answered(), None, "closed stays closed");
+        assert_eq!(
+            breaker.record(Call, Failed, t0),
+            Some(Transition::Opened { failures: 1 })
+        );
+        assert_eq!(breaker.admit(t0 + MS * 50), Reject);
+        assert_eq!(breaker.probe_answered(), Some(Transition::Closed));
+        assert_eq!(breaker.admit(t0 + MS * 51), Call);
+        // Half-open (a check's probe in flight) closes the same way, and
+        // that probe's late outcome changes nothing.
+        breaker.record(Call, Failed, t0);
+        assert_eq!(breaker.admit(t0 + OPEN_FOR), Probe);
+        assert_eq!(breaker.probe_answered(), Some(Transition::Closed));
+        assert_eq!(breaker.record(Probe, Answered, t0 + OPEN_FOR), None);
+        assert!(!breaker.is_open());
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::config::{RedisConfig, RedisMode};
 use redis::{ErrorKind, FromRedisValue, RedisError, ServerErrorKind, Value};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// The store on Redis. Share it behind an `Arc`.
 pub struct RedisStore {
@@ -46,6 +46,55 @@ struct Shared {
     command_timeout: Duration,
     connect_timeout: Duration,
     breaker: Mutex<Breaker>,
+    /// Wakes the background prober ([`probe_while_open`]) when the
+    /// breaker opens, and when the store is dropped (so it ends).
+    opened: Arc<Notify>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.opened.notify_one();
+    }
+}
+
+/// How often the background prober pings Redis while the breaker is open
+/// (plus up to [`PROBE_JITTER`], so wards do not probe in step).
+const PROBE_INTERVAL: Duration = Duration::from_millis(50);
+const PROBE_JITTER: Duration = Duration::from_millis(20);
+
+/// While the breaker is open, pings Redis every [`PROBE_INTERVAL`] and
+/// closes the breaker on the first answer; sleeps while it is closed.
+/// Holds the store weakly: it ends when the store is dropped.
+async fn probe_while_open(shared: std::sync::Weak<Shared>, opened: Arc<Notify>) {
+    let ping = redis::cmd("PING");
+    loop {
+        let open = match shared.upgrade() {
+            Some(s) => s.breaker().is_open(),
+            None => return,
+        };
+        if !open {
+            opened.notified().await;
+            continue;
+        }
+        tokio::time::sleep(PROBE_INTERVAL + jitter(PROBE_JITTER)).await;
+        let Some(s) = shared.upgrade() else { return };
+        let answered =
+            tokio::time::timeout(s.command_timeout, s.connection.query(Request::Cmd(&ping))).await;
+        if matches!(answered, Ok(Ok(_))) {
+            let transition = s.breaker().probe_answered();
+            s.on_transition(transition, &Ok::<(), StoreError>(()));
+        }
+    }
+}
+
+/// A duration in `[0, max)`, from the clock's low bits: spreading probes,
+/// not secrecy.
+fn jitter(max: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let max_nanos = u32::try_from(max.as_nanos()).unwrap_or(u32::MAX).max(1);
+    Duration::from_nanos(u64::from(nanos % max_nanos))
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -76,6 +125,7 @@ impl RedisStore {
                 config.breaker_failures,
                 config.breaker_open_for,
             )),
+            opened: Arc::new(Notify::new()),
         };
         let ping = redis::cmd("PING");
         let warm_up = tokio::time::timeout(
@@ -95,10 +145,12 @@ impl RedisStore {
             }
         }
         let batch = (config.mode != RedisMode::Cluster).then(|| Arc::new(batch::Queue::default()));
-        Ok(RedisStore {
-            shared: Arc::new(store),
-            batch,
-        })
+        let shared = Arc::new(store);
+        tokio::spawn(probe_while_open(
+            Arc::downgrade(&shared),
+            shared.opened.clone(),
+        ));
+        Ok(RedisStore { shared, batch })
     }
 
     /// Subscribes to the invalidation channel in the background (see
@@ -143,19 +195,15 @@ impl Shared {
         if admitted == Admit::Reject {
             return Err(StoreError::CircuitOpen);
         }
-        let (result, outcome) = match tokio::time::timeout(
-            self.command_timeout,
-            self.connection.query(request),
-        )
-        .await
-        {
-            Ok(Ok(value)) => answer(value),
-            Ok(Err(e)) => (Err(classify(&e)), Outcome::Answered),
-            Err(_) => (
-                Err(StoreError::Timeout(self.command_timeout)),
-                Outcome::Answered,
-            ),
-        };
+        let (result, outcome) =
+            match tokio::time::timeout(self.command_timeout, self.send_with_retry(request)).await {
+                Ok(Ok(value)) => answer(value),
+                Ok(Err(e)) => (Err(classify(&e)), Outcome::Answered),
+                Err(_) => (
+                    Err(StoreError::Timeout(self.command_timeout)),
+                    Outcome::Answered,
+                ),
+            };
         let outcome = match &result {
             Err(StoreError::Timeout(_) | StoreError::Unavailable(_)) => Outcome::Failed,
             _ => outcome,
@@ -163,6 +211,24 @@ impl Shared {
         let transition = self.breaker().record(admitted, outcome, Instant::now());
         self.on_transition(transition, &result);
         result
+    }
+
+    /// Sends `request`; if the connection turns out to be one Redis closed
+    /// (a restart or a failover while ward was idle), drops it and sends
+    /// once more on a fresh one, within the caller's deadline. Otherwise
+    /// the first check after a restart would find the dead connection for
+    /// everybody. Every request ward sends is safe to repeat: reads, and
+    /// writes that set a value whole (`MULTI`/`EXEC`, `SADD`, `SREM`); a
+    /// repeated `PUBLISH` only evicts a key twice.
+    async fn send_with_retry(&self, request: Request<'_>) -> redis::RedisResult<Value> {
+        match self.connection.query(request).await {
+            Err(e) if e.is_connection_dropped() || e.is_unrecoverable_error() => {
+                tracing::debug!(error = %e, "Redis connection closed; retrying once on a fresh one");
+                self.connection.reset();
+                self.connection.query(request).await
+            }
+            result => result,
+        }
     }
 
     /// Logs a breaker state change; on opening, also drops the connection.
@@ -176,6 +242,7 @@ impl Shared {
             Some(Transition::Opened { failures }) => {
                 tracing::warn!(failures, %error, "Redis circuit breaker opened: failing fast");
                 self.connection.reset();
+                self.opened.notify_one();
             }
             Some(Transition::Reopened) => {
                 tracing::debug!(%error, "Redis circuit breaker probe failed; staying open");

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// One command, or a pipeline (possibly `MULTI`/`EXEC`).
+#[derive(Clone, Copy)]
 pub(super) enum Request<'a> {
     Cmd(&'a Cmd),
     Pipe(&'a Pipeline),
