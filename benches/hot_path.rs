@@ -89,6 +89,7 @@ fn static_key(alg: Algorithm, public: &str) -> StaticKey {
             file: None,
             env: None,
         }),
+        allowed_types: None,
     }
 }
 
@@ -292,7 +293,7 @@ fn bench_verify(c: &mut Criterion) {
     let keys = KeySet::new(
         statics
             .iter()
-            .map(|k| Arc::new(keys::load_static(k, &ProcessEnv).unwrap())),
+            .map(|k| Arc::new(keys::load_static(k, &Default::default(), &ProcessEnv).unwrap())),
     );
     let verifier = verifier(&config);
     let mut group = c.benchmark_group("verify");

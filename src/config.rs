@@ -145,6 +145,10 @@ pub struct JwtConfig {
     /// Reject tokens whose `exp` lies further than this in the future.
     #[serde(with = "humantime_serde")]
     pub max_lifetime: Option<Duration>,
+    /// Header `typ` values a token may carry (case-insensitive, the
+    /// `application/` prefix optional); a token without `typ` passes. A
+    /// key or JWKS source may override it with its own `allowed_types`.
+    pub allowed_types: Vec<String>,
     /// Keys written in the config (PEM file, inline PEM, or HMAC secret).
     pub keys: Vec<StaticKey>,
     /// JWKS documents, from a file or a URL, refreshed in the background.
@@ -164,6 +168,10 @@ impl Default for JwtConfig {
             issuers: Vec::new(),
             audiences: Vec::new(),
             max_lifetime: None,
+            allowed_types: crate::jwt::typ::DEFAULT_TYPES
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
             keys: Vec::new(),
             jwks: Vec::new(),
             claims: ClaimMapping::default(),
@@ -196,6 +204,9 @@ pub struct StaticKey {
     pub pem: Option<String>,
     #[serde(default)]
     pub secret: Option<SecretSource>,
+    /// Overrides `jwt.allowed_types` for tokens this key verifies.
+    #[serde(default)]
+    pub allowed_types: Option<Vec<String>>,
 }
 
 /// A JWKS document to load keys from.
@@ -214,6 +225,9 @@ pub struct JwksSource {
     /// Deadline for one fetch.
     #[serde(default = "defaults::jwks_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Overrides `jwt.allowed_types` for tokens this source's keys verify.
+    #[serde(default)]
+    pub allowed_types: Option<Vec<String>>,
 }
 
 /// Claim-to-header mapping.

@@ -237,6 +237,7 @@ impl From<&JwtError> for Reason {
             JwtError::Malformed(_) => Reason::MalformedToken,
             JwtError::UnsupportedAlg => Reason::UnsupportedAlgorithm,
             JwtError::UnsupportedCrit => Reason::UnsupportedCrit,
+            JwtError::UnsupportedTyp => Reason::UnsupportedTyp,
             JwtError::UnknownKey => Reason::UnknownKid,
             JwtError::AlgorithmMismatch => Reason::AlgorithmMismatch,
             JwtError::BadSignature => Reason::BadSignature,

@@ -5,11 +5,14 @@
 //! on its interval and, at a bounded rate, when a token names a `kid`
 //! nobody knows (a key rotation). A failed fetch keeps the last good keys:
 //! an identity provider's outage must not log everyone out. `/readyz`
-//! stays false until every source has loaded once.
+//! stays false until every source has loaded once. A key ward will not use
+//! (an RSA key under 2048 bits, a key not meant for signatures) is
+//! skipped and counted in `ward_jwks_keys_skipped_total{reason}`; a weak
+//! one is also logged as a warning, by `kid`, never with key material.
 
 use crate::config::{JwksSource, JwtConfig, ProcessEnv};
-use crate::jwt::KeySet;
-use crate::jwt::keys::{self, Key, KeyError};
+use crate::jwt::keys::{self, Key, KeyError, SkipReason, Skipped};
+use crate::jwt::{AllowedTypes, KeySet};
 use crate::metrics::Metrics;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use std::sync::Arc;
@@ -35,12 +38,14 @@ pub enum FetchError {
     TooLarge,
     #[error("not a JWKS document: {0}")]
     Parse(#[from] serde_json::Error),
-    #[error("no usable signing key in the document")]
-    NoKeys,
+    #[error("no usable signing key in the document ({0} skipped)")]
+    NoKeys(usize),
 }
 
 struct Source {
     config: JwksSource,
+    /// The `typ` values this source's keys accept.
+    types: AllowedTypes,
     keys: ArcSwapOption<Vec<Arc<Key>>>,
     wake: Notify,
     last_fetch: Mutex<Option<Instant>>,
@@ -59,16 +64,21 @@ impl KeyStore {
     /// Loads the static keys; JWKS sources start empty until [`Self::spawn`]ed
     /// fetchers fill them.
     pub fn new(config: &JwtConfig) -> Result<Arc<Self>, KeyError> {
+        let types = AllowedTypes::new(&config.allowed_types);
         let static_keys = config
             .keys
             .iter()
-            .map(|k| keys::load_static(k, &ProcessEnv).map(Arc::new))
+            .map(|k| keys::load_static(k, &types, &ProcessEnv).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let sources = config
             .jwks
             .iter()
             .map(|c| Source {
                 config: c.clone(),
+                types: c
+                    .allowed_types
+                    .as_ref()
+                    .map_or_else(|| types.clone(), |own| AllowedTypes::new(own)),
                 keys: ArcSwapOption::empty(),
                 wake: Notify::new(),
                 last_fetch: Mutex::new(None),
@@ -160,7 +170,7 @@ impl KeyStore {
             *last = Some(Instant::now());
         }
         let name = source_name(&source.config);
-        match fetch(&source.config, client).await {
+        match fetch(source, &name, client, metrics).await {
             Ok(keys) => {
                 metrics.jwks_refresh_ok.inc();
                 metrics.jwks_last_success.set(crate::unix_now() as i64);
@@ -198,26 +208,44 @@ fn source_name(config: &JwksSource) -> String {
     }
 }
 
+/// Logs and counts the entries a fetch left out: a weak key is a warning
+/// (the identity provider publishes a key ward will never trust), the rest
+/// (`use: enc` and the like are normal in a JWKS) a debug note.
+fn report_skipped(source: &str, skipped: &[Skipped], metrics: &Metrics) {
+    for skip in skipped {
+        metrics.jwks_key_skipped(skip.reason);
+        match skip.reason {
+            SkipReason::WeakRsa => tracing::warn!(
+                %source, kid = ?skip.kid, index = skip.index, why = %skip.detail,
+                "jwks key skipped: too weak to trust"
+            ),
+            SkipReason::Unusable => tracing::debug!(%source, note = %skip, "jwks key skipped"),
+        }
+    }
+}
+
+/// One fetch of a source: its usable keys; skipped entries are reported.
 async fn fetch(
-    config: &JwksSource,
+    source: &Source,
+    name: &str,
     client: Option<&reqwest::Client>,
+    metrics: &Metrics,
 ) -> Result<Vec<Arc<Key>>, FetchError> {
+    let config = &source.config;
     let body = match (&config.url, &config.file) {
         (Some(url), _) => fetch_url(url, config.timeout, client).await?,
         (_, Some(path)) => tokio::fs::read(path)
             .await
             .map_err(|e| FetchError::File(path.display().to_string(), e))?,
-        _ => return Err(FetchError::NoKeys),
+        _ => return Err(FetchError::NoKeys(0)),
     };
     if body.len() > MAX_JWKS_BYTES {
         return Err(FetchError::TooLarge);
     }
-    let (keys, skipped) = keys::from_jwks(&body)?;
-    for note in skipped {
-        tracing::debug!(source = %source_name(config), %note, "jwks key skipped");
-    }
+    let (keys, skipped) = keys::from_jwks(&body, &source.types)?;
+    report_skipped(name, &skipped, metrics);
     if keys.is_empty() {
-        return Err(FetchError::NoKeys);
+        return Err(FetchError::NoKeys(skipped.len()));
     }
     Ok(keys.into_iter().map(Arc::new).collect())
 }

@@ -4,15 +4,22 @@
 //!
 //! Order matters for cost and safety: the size cap and the strict parse
 //! come before any key lookup, the signature before the claims are read,
-//! and the claims before anything is trusted.
+//! and the claims before anything is trusted. The key that verified the
+//! signature then judges the header `typ`. Header and payload are strict
+//! JSON: a member named twice at any depth is a malformed token.
 
 mod claims;
+pub(crate) mod json;
 pub mod keys;
+mod rsa;
 mod token;
+pub mod typ;
 
 pub use claims::Rules;
 pub use keys::{Key, KeySet};
+pub use typ::AllowedTypes;
 
+use json::StrictJsonError;
 use keys::KeyLookup;
 use serde_json::{Map, Value};
 
@@ -27,6 +34,8 @@ pub enum JwtError {
     UnsupportedAlg,
     #[error("header carries `crit`, which ward does not support")]
     UnsupportedCrit,
+    #[error("header `typ` is not a media type the verifying key accepts")]
+    UnsupportedTyp,
     #[error("no key for this token's kid")]
     UnknownKey,
     #[error("the key for this kid is bound to another algorithm")]
@@ -67,14 +76,19 @@ pub struct Verifier {
 impl Verifier {
     pub fn verify(&self, token: &str, keys: &KeySet, now: u64) -> Result<Verified, JwtError> {
         let payload = self.verify_signature(token, keys)?;
-        let claims: Map<String, Value> = serde_json::from_slice(&payload)
-            .map_err(|_| JwtError::Malformed("payload is not a JSON object"))?;
+        let claims = json::parse_object(&payload).map_err(|e| match e {
+            StrictJsonError::DuplicateMember => {
+                JwtError::Malformed("payload names a member twice (RFC 7519 §4)")
+            }
+            StrictJsonError::NotAnObject => JwtError::Malformed("payload is not a JSON object"),
+        })?;
         let exp = claims::check(&claims, &self.rules, now)?;
         Ok(Verified { claims, exp })
     }
 
-    /// The JWS layer alone: size cap, strict parse, key choice, signature.
-    /// Returns the decoded payload, not yet read as claims.
+    /// The JWS layer alone: size cap, strict parse, key choice, signature,
+    /// and the verifying key's judgement of `typ`. Returns the decoded
+    /// payload, not yet read as claims.
     pub fn verify_signature(&self, token: &str, keys: &KeySet) -> Result<Vec<u8>, JwtError> {
         let parts = token::parse(token, self.max_token_bytes)?;
         let alg = parts.header.alg;
@@ -84,13 +98,129 @@ impl Verifier {
                     KeyLookup::Unknown => JwtError::UnknownKey,
                     KeyLookup::AlgorithmMismatch => JwtError::AlgorithmMismatch,
                 })?;
-        let verified = candidates.iter().any(|key| {
-            jsonwebtoken::crypto::verify(parts.signature, parts.message.as_bytes(), &key.key, alg)
+        let key = candidates
+            .into_iter()
+            .find(|key| {
+                jsonwebtoken::crypto::verify(
+                    parts.signature,
+                    parts.message.as_bytes(),
+                    &key.key,
+                    alg,
+                )
                 .unwrap_or(false)
-        });
-        if !verified {
-            return Err(JwtError::BadSignature);
+            })
+            .ok_or(JwtError::BadSignature)?;
+        if !key.types.accepts(parts.header.typ.as_deref()) {
+            return Err(JwtError::UnsupportedTyp);
         }
         token::decode_part(parts.payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+    use std::sync::Arc;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const NOW: u64 = 1_700_000_000;
+
+    fn key(kid: &str, types: &[&str]) -> Arc<Key> {
+        Arc::new(Key {
+            kid: Some(kid.into()),
+            alg: Algorithm::HS256,
+            key: DecodingKey::from_secret(SECRET),
+            types: AllowedTypes::new(types),
+        })
+    }
+
+    /// An HS256 token from raw header and payload text.
+    fn token(header: &str, payload: &str) -> String {
+        let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        let message = format!("{}.{}", b64(header), b64(payload));
+        let key = EncodingKey::from_secret(SECRET);
+        let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
+        format!("{message}.{sig}")
+    }
+
+    fn verify(header: &str, payload: &str) -> Result<Verified, JwtError> {
+        let keys = KeySet::new([key("jwt", &["JWT"]), key("at", &["application/at+jwt"])]);
+        let verifier = Verifier {
+            max_token_bytes: 8192,
+            rules: Rules::default(),
+        };
+        verifier.verify(&token(header, payload), &keys, NOW)
+    }
+
+    const CLAIMS: &str = r#"{"sub":"alice","exp":1700000600}"#;
+
+    #[test]
+    fn the_verifying_key_judges_typ() {
+        let cases = [
+            (r#"{"alg":"HS256","kid":"jwt"}"#, Ok(())),
+            (r#"{"alg":"HS256","kid":"jwt","typ":"jwt"}"#, Ok(())),
+            (
+                r#"{"alg":"HS256","kid":"jwt","typ":"at+jwt"}"#,
+                Err(JwtError::UnsupportedTyp),
+            ),
+            (
+                r#"{"alg":"HS256","kid":"jwt","typ":"JWE"}"#,
+                Err(JwtError::UnsupportedTyp),
+            ),
+            (r#"{"alg":"HS256","kid":"at","typ":"AT+JWT"}"#, Ok(())),
+            (
+                r#"{"alg":"HS256","kid":"at","typ":"JWT"}"#,
+                Err(JwtError::UnsupportedTyp),
+            ),
+            (
+                r#"{"alg":"HS256","kid":"at","typ":true}"#,
+                Err(JwtError::Malformed("header `typ` is not a string")),
+            ),
+        ];
+        for (header, want) in cases {
+            assert_eq!(verify(header, CLAIMS).map(|_| ()), want, "{header}");
+        }
+    }
+
+    #[test]
+    fn a_forged_token_is_a_bad_signature_whatever_its_typ() {
+        let keys = KeySet::new([key("jwt", &["JWT"])]);
+        let verifier = Verifier {
+            max_token_bytes: 8192,
+            rules: Rules::default(),
+        };
+        let good = token(r#"{"alg":"HS256","kid":"jwt","typ":"JWE"}"#, CLAIMS);
+        let (message, sig) = good.rsplit_once('.').unwrap();
+        let flipped = if sig.starts_with('A') { "B" } else { "A" };
+        let forged = format!("{message}.{flipped}{}", &sig[1..]);
+        assert_eq!(
+            verifier.verify(&forged, &keys, NOW).unwrap_err(),
+            JwtError::BadSignature
+        );
+    }
+
+    #[test]
+    fn a_payload_member_named_twice_is_malformed() {
+        let header = r#"{"alg":"HS256","kid":"jwt"}"#;
+        let twice = Err(JwtError::Malformed(
+            "payload names a member twice (RFC 7519 §4)",
+        ));
+        for payload in [
+            r#"{"sub":"alice","sub":"admin","exp":1700000600}"#,
+            r#"{"sub":"alice","exp":1,"exp":1700000600}"#,
+            r#"{"sub":"alice","exp":1700000600,"roles":"user","roles":"admin"}"#,
+            r#"{"sub":"alice","exp":1700000600,"ext":{"a":{"b":[{"c":1,"c":1}]}}}"#,
+        ] {
+            assert_eq!(verify(header, payload).map(|_| ()), twice, "{payload}");
+        }
+        let ok = verify(header, CLAIMS).unwrap();
+        assert_eq!(ok.claims["sub"], "alice");
+        assert_eq!(
+            verify(header, "[1]").map(|_| ()),
+            Err(JwtError::Malformed("payload is not a JSON object"))
+        );
     }
 }

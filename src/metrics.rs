@@ -7,6 +7,7 @@
 
 use crate::decision::{Decision, Reason};
 use crate::identity::AuthMethod;
+use crate::jwt::keys::SkipReason;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -35,6 +36,8 @@ pub struct Metrics {
     pub jwks_refresh_error: IntCounter,
     pub jwks_keys: IntGauge,
     pub jwks_last_success: IntGauge,
+    /// JWKS entries left out, per fetch, in [`SkipReason::ALL`] order.
+    jwks_keys_skipped: Vec<IntCounter>,
 }
 
 impl Metrics {
@@ -86,6 +89,14 @@ impl Metrics {
             "ward_jwks_last_success_timestamp_seconds",
             "Unix time of the last successful JWKS fetch (0 = never).",
         )?;
+        let skipped = IntCounterVec::new(
+            Opts::new(
+                "ward_jwks_keys_skipped_total",
+                "JWKS entries left out of the key set, counted at each fetch, by reason.",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(skipped.clone()))?;
         registry.register(Box::new(checks_vec))?;
         registry.register(Box::new(check_duration.clone()))?;
         registry.register(Box::new(cache.clone()))?;
@@ -110,7 +121,19 @@ impl Metrics {
             jwks_refresh_error: jwks.with_label_values(&["error"]),
             jwks_keys,
             jwks_last_success,
+            jwks_keys_skipped: SkipReason::ALL
+                .iter()
+                .map(|r| skipped.with_label_values(&[r.as_str()]))
+                .collect(),
         })
+    }
+
+    /// Counts one JWKS entry skipped at a fetch.
+    pub fn jwks_key_skipped(&self, reason: SkipReason) {
+        let index = SkipReason::ALL.iter().position(|r| *r == reason);
+        if let Some(counter) = index.and_then(|i| self.jwks_keys_skipped.get(i)) {
+            counter.inc();
+        }
     }
 
     /// Counts one decision and its latency.
@@ -175,6 +198,8 @@ mod tests {
             r#"ward_check_total{decision="deny",method="jwt",reason="token_expired"} 1"#,
             r#"ward_check_total{decision="deny",method="none",reason="missing_credential"} 1"#,
             "ward_check_duration_seconds_count 3",
+            r#"ward_jwks_keys_skipped_total{reason="weak_rsa"} 0"#,
+            r#"ward_jwks_keys_skipped_total{reason="unusable"} 0"#,
         ] {
             assert!(text.contains(line), "missing {line}");
         }

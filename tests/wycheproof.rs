@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use ward::config::{ProcessEnv, StaticKey};
-use ward::jwt::{Key, KeySet, Verifier, keys};
+use ward::jwt::{AllowedTypes, Key, KeySet, Verifier, keys};
 
 /// Cases in `json_web_signature_test.json` where ward's answer differs
 /// from the label on purpose: `(tcId, ward accepts, why)`.
@@ -268,6 +268,12 @@ fn unsupported(jwk: &Value) -> Option<String> {
 /// else its `private` JWK with the private members removed. `oct` keys
 /// are built directly, since `from_jwks` never takes a symmetric key.
 /// `Err` carries ward's reason for refusing the key.
+/// Why the JWKS loader skipped the group's key, one line.
+fn joined(skipped: &[keys::Skipped]) -> String {
+    let notes: Vec<String> = skipped.iter().map(ToString::to_string).collect();
+    notes.join("; ")
+}
+
 fn jws_key(group: &Value) -> Result<Key, String> {
     let private = &group["private"];
     let jwk = match group.get("public") {
@@ -296,14 +302,16 @@ fn jws_key(group: &Value) -> Result<Key, String> {
             kid: jwk["kid"].as_str().map(Into::into),
             alg,
             key: DecodingKey::from_secret(&secret),
+            types: AllowedTypes::default(),
         });
     }
     let doc = serde_json::json!({ "keys": [jwk] }).to_string();
-    let (mut keys, skipped) = keys::from_jwks(doc.as_bytes()).expect("JWKS document");
+    let (mut keys, skipped) =
+        keys::from_jwks(doc.as_bytes(), &AllowedTypes::default()).expect("JWKS document");
     match keys.pop() {
         Some(key) if keys.is_empty() => Ok(key),
         Some(_) => panic!("one JWK gave several keys"),
-        None => Err(skipped.join("; ")),
+        None => Err(joined(&skipped)),
     }
 }
 
@@ -431,13 +439,16 @@ fn raw_keys(suite: &RawSuite, group: &Value) -> Vec<(&'static str, Result<Key, S
         pem_file: None,
         pem: Some(str_field(group, "publicKeyPem").to_owned()),
         secret: None,
+        allowed_types: None,
     };
-    let pem = keys::load_static(&cfg, &ProcessEnv).map_err(|e| e.to_string());
+    let pem =
+        keys::load_static(&cfg, &AllowedTypes::default(), &ProcessEnv).map_err(|e| e.to_string());
     keys.push(("pem", pem));
     if let Some(jwk) = group.get(suite.jwk_member) {
         let doc = serde_json::json!({ "keys": [jwk] }).to_string();
-        let (mut loaded, skipped) = keys::from_jwks(doc.as_bytes()).expect("JWKS document");
-        let key = loaded.pop().ok_or_else(|| skipped.join("; "));
+        let (mut loaded, skipped) =
+            keys::from_jwks(doc.as_bytes(), &AllowedTypes::default()).expect("JWKS document");
+        let key = loaded.pop().ok_or_else(|| joined(&skipped));
         keys.push(("jwk", key));
     }
     keys

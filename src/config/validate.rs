@@ -3,9 +3,9 @@
 //! is reported, not just the first, so one `ward check-config` run shows a
 //! platform engineer the whole list.
 
-use super::{Config, ConfigProblem, EnvSource, FingerprintMode, ProcessEnv, RedisMode};
+use super::{Config, ConfigProblem, EnvSource, FingerprintMode, JwksSource, ProcessEnv, RedisMode};
 use crate::headers::is_valid_header_name;
-use crate::jwt::keys;
+use crate::jwt::{AllowedTypes, keys};
 use std::time::Duration;
 
 /// Headers that carry the request itself; ward must never set them.
@@ -149,37 +149,27 @@ impl Config {
                 "no credential kind is enabled: set jwt.keys or jwt.jwks, or enable sessions or api_keys",
             );
         }
+        check_types(p, "jwt.allowed_types", Some(&jwt.allowed_types));
+        let types = AllowedTypes::new(&jwt.allowed_types);
         for (i, key) in jwt.keys.iter().enumerate() {
-            if let Err(e) = keys::load_static(key, env) {
-                p.add(format!("jwt.keys[{i}]"), e.to_string());
+            let path = format!("jwt.keys[{i}]");
+            if let Err(e) = keys::load_static(key, &types, env) {
+                // A weak RSA key is the key material's fault: name it.
+                let field = match (&e, &key.pem_file) {
+                    (keys::KeyError::WeakRsa { .. }, Some(_)) => ".pem_file",
+                    (keys::KeyError::WeakRsa { .. }, None) => ".pem",
+                    _ => "",
+                };
+                p.add(format!("{path}{field}"), e.to_string());
             }
+            check_types(
+                p,
+                &format!("{path}.allowed_types"),
+                key.allowed_types.as_ref(),
+            );
         }
         for (i, src) in jwt.jwks.iter().enumerate() {
-            let path = format!("jwt.jwks[{i}]");
-            match (&src.url, &src.file) {
-                (Some(url), None) => {
-                    if !(url.starts_with("https://") || url.starts_with("http://")) {
-                        p.add(format!("{path}.url"), "must start with https:// or http://");
-                    }
-                }
-                (None, Some(file)) => match std::fs::read(file) {
-                    Err(e) => p.add(format!("{path}.file"), format!("cannot read: {e}")),
-                    Ok(bytes) => match keys::from_jwks(&bytes) {
-                        Err(e) => p.add(format!("{path}.file"), format!("not a JWKS: {e}")),
-                        Ok((found, _)) if found.is_empty() => {
-                            p.add(format!("{path}.file"), "no usable signing key in it")
-                        }
-                        Ok(_) => {}
-                    },
-                },
-                _ => p.add(&path, "exactly one of `url` or `file` must be set"),
-            }
-            if src.refresh_interval.as_secs() < 1 {
-                p.add(format!("{path}.refresh_interval"), "must be at least 1s");
-            }
-            if src.timeout.is_zero() {
-                p.add(format!("{path}.timeout"), "must be greater than 0");
-            }
+            check_jwks(p, &format!("jwt.jwks[{i}]"), src);
         }
         for (field, list) in [
             ("jwt.issuers", &jwt.issuers),
@@ -436,6 +426,54 @@ impl Config {
     }
 }
 
+/// Each media type in a `typ` list (absent: nothing to check).
+fn check_types(p: &mut Problems, path: &str, types: Option<&Vec<String>>) {
+    for (i, typ) in types.into_iter().flatten().enumerate() {
+        if let Err(why) = crate::jwt::typ::check_type(typ) {
+            p.add(format!("{path}[{i}]"), why);
+        }
+    }
+}
+
+/// One `jwt.jwks[]` source. A file is loaded now; a key in it that ward
+/// would skip (too weak, not for signatures) is not a problem unless no
+/// key is left.
+fn check_jwks(p: &mut Problems, path: &str, src: &JwksSource) {
+    match (&src.url, &src.file) {
+        (Some(url), None) => {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                p.add(format!("{path}.url"), "must start with https:// or http://");
+            }
+        }
+        (None, Some(file)) => match std::fs::read(file) {
+            Err(e) => p.add(format!("{path}.file"), format!("cannot read: {e}")),
+            Ok(bytes) => match keys::from_jwks(&bytes, &AllowedTypes::default()) {
+                Err(e) => p.add(format!("{path}.file"), format!("not a JWKS: {e}")),
+                Ok((found, skipped)) if found.is_empty() => {
+                    let why: Vec<String> = skipped.iter().map(ToString::to_string).collect();
+                    p.add(
+                        format!("{path}.file"),
+                        format!("no usable signing key in it ({})", why.join("; ")),
+                    )
+                }
+                Ok(_) => {}
+            },
+        },
+        _ => p.add(path, "exactly one of `url` or `file` must be set"),
+    }
+    if src.refresh_interval.as_secs() < 1 {
+        p.add(format!("{path}.refresh_interval"), "must be at least 1s");
+    }
+    if src.timeout.is_zero() {
+        p.add(format!("{path}.timeout"), "must be greater than 0");
+    }
+    check_types(
+        p,
+        &format!("{path}.allowed_types"),
+        src.allowed_types.as_ref(),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,6 +489,37 @@ mod tests {
     }
 
     const KEY: &str = "jwt: {keys: [{alg: RS256, pem_file: tests/fixtures/keys/rsa.pub}]}";
+
+    #[test]
+    fn weak_rsa_keys_and_bad_types_name_their_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let weak_jwks = dir.path().join("weak.json");
+        let n = "wQ".repeat(64); // 96 bytes: a 768-bit modulus
+        let doc = format!(r#"{{"keys":[{{"kty":"RSA","kid":"w","n":"{n}","e":"AQAB"}}]}}"#);
+        std::fs::write(&weak_jwks, doc).unwrap();
+        let yaml = format!(
+            "jwt:\n  allowed_types: [JWT, \"application/\"]\n  keys:\n    - {{alg: RS256, pem_file: tests/fixtures/keys/rsa1024.pub}}\n    - {{alg: RS256, pem_file: tests/fixtures/keys/rsa.pub, allowed_types: [at+jwt, \"a b\"]}}\n  jwks:\n    - {{file: {}, allowed_types: []}}\n",
+            weak_jwks.display()
+        );
+        let got = problems(&yaml);
+        let paths: Vec<&str> = got.iter().map(|p| p.split(':').next().unwrap()).collect();
+        assert_eq!(
+            paths,
+            [
+                "jwt.allowed_types[1]",
+                "jwt.keys[0].pem_file",
+                "jwt.keys[1].allowed_types[1]",
+                "jwt.jwks[0].file",
+            ],
+            "{got:?}"
+        );
+        assert!(got[1].contains("1024 bits"), "{got:?}");
+        assert!(
+            got[3].contains("kid \"w\"") && got[3].contains("768 bits"),
+            "{got:?}"
+        );
+        assert!(problems("jwt: {allowed_types: []}\n").is_empty());
+    }
 
     #[test]
     fn a_minimal_config_is_valid() {

@@ -6,12 +6,18 @@
 //! secret, `alg: none`). Keys come from config (PEM, inline PEM, HMAC
 //! secret) or from JWKS documents; both end up in one immutable [`KeySet`]
 //! that the JWKS fetcher swaps atomically.
+//!
+//! Each key also carries the `typ` values it accepts ([`AllowedTypes`]),
+//! and an RSA key must have at least [`MIN_RSA_BITS`] bits: a weaker
+//! static key fails the config, a weaker JWKS entry is skipped.
 
+use super::rsa::{self, MIN_RSA_BITS};
+use super::typ::AllowedTypes;
 use crate::config::{EnvSource, SecretError, StaticKey};
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
 };
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -21,6 +27,8 @@ pub struct Key {
     pub kid: Option<String>,
     pub alg: Algorithm,
     pub key: DecodingKey,
+    /// The header `typ` values a token verified by this key may carry.
+    pub types: AllowedTypes,
 }
 
 impl std::fmt::Debug for Key {
@@ -28,6 +36,7 @@ impl std::fmt::Debug for Key {
         f.debug_struct("Key")
             .field("kid", &self.kid)
             .field("alg", &self.alg)
+            .field("types", &self.types)
             .finish_non_exhaustive()
     }
 }
@@ -55,6 +64,8 @@ pub enum KeyError {
     Read { path: String, reason: String },
     #[error("not a valid {alg:?} public key PEM: {reason}")]
     BadPem { alg: Algorithm, reason: String },
+    #[error("RSA key has {bits} bits; at least {min} are required (RFC 7518 §3.3)")]
+    WeakRsa { bits: usize, min: usize },
     #[error("secret: {0}")]
     Secret(#[from] SecretError),
 }
@@ -64,8 +75,13 @@ pub fn parse_alg(name: &str) -> Option<Algorithm> {
     Algorithm::from_str(name).ok()
 }
 
-/// Loads one key from the config.
-pub fn load_static(cfg: &StaticKey, env: &dyn EnvSource) -> Result<Key, KeyError> {
+/// Loads one key from the config. It accepts the `typ` values of its own
+/// `allowed_types`, else `default_types` (the global `jwt.allowed_types`).
+pub fn load_static(
+    cfg: &StaticKey,
+    default_types: &AllowedTypes,
+    env: &dyn EnvSource,
+) -> Result<Key, KeyError> {
     let alg = parse_alg(&cfg.alg).ok_or_else(|| KeyError::UnknownAlg(cfg.alg.clone()))?;
     let hmac = matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
     let key = match (&cfg.pem_file, &cfg.pem, &cfg.secret) {
@@ -95,10 +111,15 @@ pub fn load_static(cfg: &StaticKey, env: &dyn EnvSource) -> Result<Key, KeyError
         (None, Some(pem), None) => from_pem(alg, pem.as_bytes())?,
         _ => return Err(KeyError::NotExactlyOneSource),
     };
+    let types = match &cfg.allowed_types {
+        Some(list) => AllowedTypes::new(list),
+        None => default_types.clone(),
+    };
     Ok(Key {
         kid: cfg.kid.clone(),
         alg,
         key,
+        types,
     })
 }
 
@@ -111,10 +132,25 @@ fn hmac_min_len(alg: Algorithm) -> usize {
 }
 
 fn from_pem(alg: Algorithm, pem: &[u8]) -> Result<DecodingKey, KeyError> {
-    check_public_pem(alg, pem).map_err(|reason| KeyError::BadPem {
+    let bad = |reason: &str| KeyError::BadPem {
         alg,
         reason: reason.into(),
-    })?;
+    };
+    let (label, der) = pem_block(pem).map_err(bad)?;
+    check_public_der(alg, label, &der).map_err(bad)?;
+    if alg.family() == AlgorithmFamily::Rsa {
+        let bits = match label {
+            "RSA PUBLIC KEY" => rsa::pkcs1_modulus_bits(&der),
+            _ => rsa::spki_modulus_bits(&der),
+        };
+        let bits = bits.ok_or_else(|| bad("not a well-formed RSA public key"))?;
+        if bits < MIN_RSA_BITS {
+            return Err(KeyError::WeakRsa {
+                bits,
+                min: MIN_RSA_BITS,
+            });
+        }
+    }
     let result = match alg {
         Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
         Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
@@ -124,6 +160,22 @@ fn from_pem(alg: Algorithm, pem: &[u8]) -> Result<DecodingKey, KeyError> {
         alg,
         reason: e.to_string(),
     })
+}
+
+/// The label and DER body of the first PEM block in `pem`.
+fn pem_block(pem: &[u8]) -> Result<(&str, Vec<u8>), &'static str> {
+    use base64::Engine;
+    let text = std::str::from_utf8(pem).map_err(|_| "not a PEM text file")?;
+    let mut lines = text.lines().map(str::trim);
+    let label = lines
+        .find_map(|l| l.strip_prefix("-----BEGIN "))
+        .and_then(|l| l.strip_suffix("-----"))
+        .ok_or("no PEM `-----BEGIN ...-----` line")?;
+    let body: String = lines.take_while(|l| !l.starts_with("-----END ")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| "PEM body is not valid base64")?;
+    Ok((label, der))
 }
 
 /// Object identifiers, DER-encoded, that name each key type in a
@@ -139,34 +191,19 @@ const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 /// (ward needs only the public half, and must not hold the signing key),
 /// or a public key of another type or curve. The library would accept
 /// both at load time and fail every token later as `bad_signature`.
-fn check_public_pem(alg: Algorithm, pem: &[u8]) -> Result<(), &'static str> {
-    use base64::Engine;
-    let text = std::str::from_utf8(pem).map_err(|_| "not a PEM text file")?;
-    let label = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("-----BEGIN "))
-        .and_then(|l| l.strip_suffix("-----"))
-        .ok_or("no PEM `-----BEGIN ...-----` line")?;
+fn check_public_der(alg: Algorithm, label: &str, der: &[u8]) -> Result<(), &'static str> {
     if label.contains("PRIVATE") {
         return Err("this is a private key: configure the public key (`openssl pkey -pubout`)");
     }
     if label == "RSA PUBLIC KEY" {
         return match alg.family() {
-            jsonwebtoken::AlgorithmFamily::Rsa => Ok(()),
+            AlgorithmFamily::Rsa => Ok(()),
             _ => Err("an RSA key cannot verify this algorithm"),
         };
     }
     if label != "PUBLIC KEY" {
         return Err("expected a `PUBLIC KEY` PEM block");
     }
-    let body: String = text
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .map(str::trim)
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|_| "PEM body is not valid base64")?;
     let want = match alg {
         Algorithm::ES256 => OID_P256,
         Algorithm::ES384 => OID_P384,
@@ -180,11 +217,57 @@ fn check_public_pem(alg: Algorithm, pem: &[u8]) -> Result<(), &'static str> {
     }
 }
 
+/// Why a JWKS entry was skipped: a closed set, a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// An RSA key under [`MIN_RSA_BITS`] bits.
+    WeakRsa,
+    /// Not a signature-verification key ward can use (`use: enc`, an
+    /// encryption algorithm, `oct`, an unknown type or curve, bad JSON).
+    Unusable,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 2] = [SkipReason::WeakRsa, SkipReason::Unusable];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::WeakRsa => "weak_rsa",
+            SkipReason::Unusable => "unusable",
+        }
+    }
+}
+
+/// A JWKS entry that was not loaded, and why. Never holds key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Position in the document's `keys` array.
+    pub index: usize,
+    /// The entry's `kid`, when it has a string one.
+    pub kid: Option<String>,
+    pub reason: SkipReason,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "keys[{}]", self.index)?;
+        if let Some(kid) = &self.kid {
+            write!(f, " (kid {kid:?})")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
 /// Reads a JWKS document. Keys that cannot be used for signature
 /// verification (`use: enc`, unknown types, encryption algorithms) are
 /// skipped, not fatal: an identity provider may publish them alongside.
-/// Returns the usable keys and a note for each skipped one.
-pub fn from_jwks(json: &[u8]) -> Result<(Vec<Key>, Vec<String>), serde_json::Error> {
+/// So are RSA keys that are too weak to trust. Returns the usable keys,
+/// each accepting the `typ` values `types`, and the skipped entries.
+pub fn from_jwks(
+    json: &[u8],
+    types: &AllowedTypes,
+) -> Result<(Vec<Key>, Vec<Skipped>), serde_json::Error> {
     #[derive(serde::Deserialize)]
     struct Doc {
         keys: Vec<serde_json::Value>,
@@ -192,43 +275,60 @@ pub fn from_jwks(json: &[u8]) -> Result<(Vec<Key>, Vec<String>), serde_json::Err
     let doc: Doc = serde_json::from_slice(json)?;
     let mut keys = Vec::new();
     let mut skipped = Vec::new();
-    for (i, value) in doc.keys.into_iter().enumerate() {
-        match jwk_to_key(value) {
+    for (index, value) in doc.keys.into_iter().enumerate() {
+        let kid = value.get("kid").and_then(|k| k.as_str()).map(String::from);
+        match jwk_to_key(value, types) {
             Ok(key) => keys.push(key),
-            Err(why) => skipped.push(format!("keys[{i}]: {why}")),
+            Err((reason, detail)) => skipped.push(Skipped {
+                index,
+                kid,
+                reason,
+                detail,
+            }),
         }
     }
     Ok((keys, skipped))
 }
 
-fn jwk_to_key(value: serde_json::Value) -> Result<Key, String> {
-    let jwk: Jwk = serde_json::from_value(value).map_err(|e| e.to_string())?;
+fn jwk_to_key(value: serde_json::Value, types: &AllowedTypes) -> Result<Key, (SkipReason, String)> {
+    let unusable = |why: String| (SkipReason::Unusable, why);
+    let jwk: Jwk = serde_json::from_value(value).map_err(|e| unusable(e.to_string()))?;
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
-        return Err("use is enc".into());
+        return Err(unusable("use is enc".into()));
     }
     if let Some(ops) = &jwk.common.key_operations {
         // RFC 7517 §4.3: a key whose `key_ops` leaves out `verify` is not
         // meant for checking signatures.
         if !ops.iter().any(|op| matches!(op, KeyOperations::Verify)) {
-            return Err("key_ops does not include verify".into());
+            return Err(unusable("key_ops does not include verify".into()));
         }
     }
     if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
         // A JWKS is published; a symmetric key in it is a shared secret
         // anyone can read. HMAC keys belong in `jwt.keys` as secrets.
-        return Err("symmetric (`oct`) keys are never taken from a JWKS".into());
+        return Err(unusable(
+            "symmetric (`oct`) keys are never taken from a JWKS".into(),
+        ));
     }
     let alg = match &jwk.common.key_algorithm {
-        Some(a) => {
-            signing_alg(a).ok_or_else(|| format!("alg {a:?} is not a signature algorithm"))?
-        }
-        None => infer_alg(&jwk.algorithm)?,
+        Some(a) => signing_alg(a)
+            .ok_or_else(|| unusable(format!("alg {a:?} is not a signature algorithm")))?,
+        None => infer_alg(&jwk.algorithm).map_err(unusable)?,
     };
-    let key = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
+    if let AlgorithmParameters::RSA(params) = &jwk.algorithm {
+        let bits = rsa::jwk_modulus_bits(&params.n)
+            .ok_or_else(|| unusable("RSA `n` is not base64url".into()))?;
+        if bits < MIN_RSA_BITS {
+            let why = format!("RSA key has {bits} bits; at least {MIN_RSA_BITS} are required");
+            return Err((SkipReason::WeakRsa, why));
+        }
+    }
+    let key = DecodingKey::from_jwk(&jwk).map_err(|e| unusable(e.to_string()))?;
     Ok(Key {
         kid: jwk.common.key_id.clone(),
         alg,
         key,
+        types: types.clone(),
     })
 }
 
@@ -337,7 +437,16 @@ mod tests {
                 file: None,
                 env: None,
             }),
+            allowed_types: None,
         }
+    }
+
+    fn load(cfg: &StaticKey) -> Result<Key, KeyError> {
+        load_static(cfg, &AllowedTypes::default(), &ProcessEnv)
+    }
+
+    fn jwks(doc: &[u8]) -> (Vec<Key>, Vec<Skipped>) {
+        from_jwks(doc, &AllowedTypes::default()).unwrap()
     }
 
     #[test]
@@ -350,7 +459,7 @@ mod tests {
             ("EdDSA", "ed25519.pub"),
         ] {
             let path = format!("tests/fixtures/keys/{file}");
-            let key = load_static(&cfg(alg, Some(&path), None), &ProcessEnv);
+            let key = load(&cfg(alg, Some(&path), None));
             assert!(key.is_ok(), "{alg}: {key:?}");
         }
     }
@@ -373,9 +482,47 @@ mod tests {
             cfg("RS256", None, None),
         ];
         for c in cases {
-            assert!(load_static(&c, &ProcessEnv).is_err(), "{c:?} should fail");
+            assert!(load(&c).is_err(), "{c:?} should fail");
         }
-        assert!(load_static(&cfg("HS512", None, Some(&long)), &ProcessEnv).is_ok());
+        assert!(load(&cfg("HS512", None, Some(&long))).is_ok());
+    }
+
+    #[test]
+    fn refuses_rsa_keys_under_2048_bits_in_either_pem_form() {
+        for (alg, file) in [
+            ("RS256", "rsa1024.pub"),
+            ("PS384", "rsa1024.pub"),
+            ("RS512", "rsa1024.pkcs1.pub"),
+        ] {
+            let path = format!("tests/fixtures/keys/{file}");
+            let err = load(&cfg(alg, Some(&path), None)).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    KeyError::WeakRsa {
+                        bits: 1024,
+                        min: 2048
+                    }
+                ),
+                "{alg} {file}: {err:?}"
+            );
+        }
+        let mut inline = cfg("RS256", None, None);
+        inline.pem = Some(std::fs::read_to_string("tests/fixtures/keys/rsa1024.pub").unwrap());
+        assert!(matches!(load(&inline), Err(KeyError::WeakRsa { .. })));
+        let strong = cfg("RS256", Some("tests/fixtures/keys/rsa.pkcs1.pub"), None);
+        assert!(load(&strong).is_ok());
+    }
+
+    #[test]
+    fn a_key_accepts_its_own_types_else_the_default() {
+        let global = AllowedTypes::new(&["JWT"]);
+        let mut c = cfg("ES256", Some("tests/fixtures/keys/ec256.pub"), None);
+        let key = load_static(&c, &global, &ProcessEnv).unwrap();
+        assert_eq!(key.types, global);
+        c.allowed_types = Some(vec!["at+jwt".into()]);
+        let key = load_static(&c, &global, &ProcessEnv).unwrap();
+        assert_eq!(key.types, AllowedTypes::new(&["at+jwt"]));
     }
 
     fn key(kid: Option<&str>, alg: Algorithm) -> Arc<Key> {
@@ -383,6 +530,7 @@ mod tests {
             kid: kid.map(Into::into),
             alg,
             key: DecodingKey::from_secret(b"x"),
+            types: AllowedTypes::default(),
         })
     }
 
@@ -432,12 +580,54 @@ mod tests {
             {"kty":"oct","alg":"HS256","kid":"o","k":"c2hvcnQ"},
             {"kty":"EC","crv":"P-256","kid":"e2","key_ops":["encrypt"],"x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
         ]}"#;
-        let (keys, skipped) = from_jwks(doc).unwrap();
+        let (keys, skipped) = jwks(doc);
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].alg, Algorithm::ES256);
         assert_eq!(skipped.len(), 5, "{skipped:?}");
-        assert!(skipped[3].contains("oct"), "{skipped:?}");
-        assert!(skipped[4].contains("key_ops"), "{skipped:?}");
-        assert!(from_jwks(b"{}").is_err());
+        assert!(skipped[3].detail.contains("oct"), "{skipped:?}");
+        assert!(skipped[4].to_string().contains("key_ops"), "{skipped:?}");
+        assert_eq!(skipped[4].kid.as_deref(), Some("e2"));
+        assert!(
+            skipped
+                .iter()
+                .all(|s| s.reason == SkipReason::Unusable && s.index > 0)
+        );
+        assert!(from_jwks(b"{}", &AllowedTypes::default()).is_err());
+    }
+
+    /// A JWK for an RSA modulus of `bytes` bytes, top bit set.
+    fn rsa_jwk(kid: &str, bytes: usize, leading_zero: bool) -> serde_json::Value {
+        use base64::Engine;
+        let mut n = if leading_zero { vec![0] } else { vec![] };
+        n.push(0xc1);
+        n.extend(std::iter::repeat_n(0x5a, bytes - 2));
+        n.push(0x01);
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n);
+        serde_json::json!({"kty": "RSA", "kid": kid, "alg": "RS256", "n": n, "e": "AQAB"})
+    }
+
+    #[test]
+    fn jwks_skips_weak_rsa_keys_by_kid_without_key_material() {
+        let doc = serde_json::json!({"keys": [
+            rsa_jwk("weak", 128, false),
+            rsa_jwk("almost", 255, true),
+            rsa_jwk("strong", 256, true),
+        ]});
+        let (keys, skipped) = jwks(doc.to_string().as_bytes());
+        assert_eq!(keys.len(), 1, "{skipped:?}");
+        assert_eq!(keys[0].kid.as_deref(), Some("strong"));
+        let weak: Vec<_> = skipped
+            .iter()
+            .map(|s| (s.index, s.kid.as_deref(), s.reason))
+            .collect();
+        assert_eq!(
+            weak,
+            [
+                (0, Some("weak"), SkipReason::WeakRsa),
+                (1, Some("almost"), SkipReason::WeakRsa),
+            ]
+        );
+        assert!(skipped[1].detail.contains("2040 bits"), "{skipped:?}");
+        assert!(!skipped[0].to_string().contains("Wl"), "no key material");
     }
 }

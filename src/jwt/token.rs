@@ -2,15 +2,18 @@
 //!
 //! The header is parsed here rather than by `jsonwebtoken` because ward
 //! must see fields the library ignores: `crit` (an extension ward does not
-//! understand must fail the token, RFC 7515 §4.1.11) and `kid` for key
-//! choice. Base64url must be canonical and unpadded, so one token has one
-//! spelling and one cache key.
+//! understand must fail the token, RFC 7515 §4.1.11), `kid` for key
+//! choice and `typ` for the verifying key to judge. The header is strict
+//! JSON ([`super::json`]): a member named twice, whatever its name, makes
+//! the token malformed. Base64url must be canonical and unpadded, so one
+//! token has one spelling and one cache key.
 
 use super::JwtError;
+use super::json::{self, StrictJsonError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 /// The parts of a compact JWS, borrowed from the token string.
 #[derive(Debug)]
@@ -27,16 +30,11 @@ pub struct Parts<'a> {
 pub struct Header {
     pub alg: Algorithm,
     pub kid: Option<String>,
+    /// The media type the token claims to be; the verifying key judges it.
+    pub typ: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct RawHeader {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    crit: Option<serde_json::Value>,
-}
+const NOT_A_HEADER: &str = "header is not a JSON object with `alg`";
 
 /// Splits and checks a token of at most `max_bytes`.
 pub fn parse(token: &str, max_bytes: usize) -> Result<Parts<'_>, JwtError> {
@@ -50,21 +48,38 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parts<'_>, JwtError> {
     if h.is_empty() || p.is_empty() || s.is_empty() {
         return Err(JwtError::Malformed("empty part"));
     }
-    let raw: RawHeader = serde_json::from_slice(&decode_part(h)?)
-        .map_err(|_| JwtError::Malformed("header is not a JSON object with `alg`"))?;
-    if raw.crit.is_some() {
-        return Err(JwtError::UnsupportedCrit);
-    }
-    let alg = raw
-        .alg
-        .parse::<Algorithm>()
-        .map_err(|_| JwtError::UnsupportedAlg)?;
+    let header = json::parse_object(&decode_part(h)?).map_err(|e| match e {
+        StrictJsonError::DuplicateMember => {
+            JwtError::Malformed("header names a member twice (RFC 7519 §4)")
+        }
+        StrictJsonError::NotAnObject => JwtError::Malformed(NOT_A_HEADER),
+    })?;
     Ok(Parts {
         message: &token[..h.len() + 1 + p.len()],
         payload: p,
         signature: s,
-        header: Header { alg, kid: raw.kid },
+        header: read_header(header)?,
     })
+}
+
+/// The fields ward acts on, each of the type its RFC gives: `alg`, `kid`
+/// and `typ` are strings. Any `crit`, even empty, fails the token.
+fn read_header(mut header: Map<String, Value>) -> Result<Header, JwtError> {
+    let mut string = |name: &str, malformed: &'static str| match header.remove(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(JwtError::Malformed(malformed)),
+    };
+    let alg = string("alg", NOT_A_HEADER)?.ok_or(JwtError::Malformed(NOT_A_HEADER))?;
+    let kid = string("kid", "header `kid` is not a string")?;
+    let typ = string("typ", "header `typ` is not a string")?;
+    if header.contains_key("crit") {
+        return Err(JwtError::UnsupportedCrit);
+    }
+    let alg = alg
+        .parse::<Algorithm>()
+        .map_err(|_| JwtError::UnsupportedAlg)?;
+    Ok(Header { alg, kid, typ })
 }
 
 /// Decodes one base64url part; padding and non-canonical trailing bits are
@@ -93,6 +108,7 @@ mod tests {
         let parts = parse(&t, 8192).unwrap();
         assert_eq!(parts.header.alg, Algorithm::RS256);
         assert_eq!(parts.header.kid.as_deref(), Some("k1"));
+        assert_eq!(parts.header.typ.as_deref(), Some("JWT"));
         assert_eq!(parts.signature, "c2ln");
         assert!(t.starts_with(parts.message));
         assert_eq!(parts.message.matches('.').count(), 1);
@@ -122,7 +138,32 @@ mod tests {
             ),
             (
                 token(r#"{"alg":"RS256","alg":"HS256"}"#),
-                JwtError::Malformed("header is not a JSON object with `alg`"),
+                JwtError::Malformed("header names a member twice (RFC 7519 §4)"),
+            ),
+            (token(r#"{"alg":7}"#), JwtError::Malformed(NOT_A_HEADER)),
+            (
+                token(r#"[{"alg":"RS256"}]"#),
+                JwtError::Malformed(NOT_A_HEADER),
+            ),
+            (
+                token(r#"{"alg":"RS256","kid":1}"#),
+                JwtError::Malformed("header `kid` is not a string"),
+            ),
+            (
+                token(r#"{"alg":"RS256","typ":["JWT"]}"#),
+                JwtError::Malformed("header `typ` is not a string"),
+            ),
+            (
+                token(r#"{"alg":"RS256","typ":null}"#),
+                JwtError::Malformed("header `typ` is not a string"),
+            ),
+            (
+                token(r#"{"alg":"none","crit":["exp"]}"#),
+                JwtError::UnsupportedCrit,
+            ),
+            (
+                token(r#"{"alg":"RS256","crit":null}"#),
+                JwtError::UnsupportedCrit,
             ),
             (
                 token(r#"{"alg":"RS256","crit":["exp"],"exp":1}"#),
@@ -135,6 +176,20 @@ mod tests {
         ];
         for (t, want) in cases {
             assert_eq!(parse(t, 8192).unwrap_err(), *want, "token {t}");
+        }
+    }
+
+    #[test]
+    fn any_member_named_twice_is_malformed() {
+        let twice = JwtError::Malformed("header names a member twice (RFC 7519 §4)");
+        for header in [
+            r#"{"alg":"RS256","typ":"JWT","typ":"JWT"}"#,
+            r#"{"alg":"RS256","kid":"a","kid":"b"}"#,
+            r#"{"alg":"RS256","x5t":"a","x5t":"b"}"#,
+            r#"{"alg":"RS256","jwk":{"kty":"EC","kty":"RSA"}}"#,
+            r#"{"alg":"RS256","t\u0079p":"JWT","typ":"JWE"}"#,
+        ] {
+            assert_eq!(parse(&token(header), 8192).unwrap_err(), twice, "{header}");
         }
     }
 
