@@ -235,9 +235,17 @@ fn bench_pure(c: &mut Criterion) {
     let headers = request_headers(&token);
 
     let extractor = Extractor::from_config(&config);
-    assert!(extractor.extract(&request(&headers)).is_ok());
+    assert!(
+        extractor
+            .extract(&request(&headers), &mut String::new())
+            .is_ok()
+    );
     c.bench_function("extract", |b| {
-        b.iter(|| extractor.extract(black_box(&request(&headers))))
+        b.iter(|| {
+            extractor
+                .extract(black_box(&request(&headers)), &mut String::new())
+                .is_ok()
+        })
     });
 
     let renderer = ClaimRenderer::from_config(&config);

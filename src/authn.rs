@@ -107,9 +107,14 @@ impl Authenticator {
     }
 
     /// The one credential the request carries (400 when ambiguous or
-    /// malformed, 401 when missing).
-    pub fn extract<'a>(&self, req: &Request<'a>) -> Result<Credential<'a>, Reason> {
-        self.extractor.extract(req)
+    /// malformed, 401 when missing); `decoded` holds a query token that had
+    /// to be percent-decoded.
+    pub fn extract<'a>(
+        &self,
+        req: &Request<'a>,
+        decoded: &'a mut String,
+    ) -> Result<Credential<'a>, Reason> {
+        self.extractor.extract(req, decoded)
     }
 
     /// The identity behind a credential at `now` (unix seconds).

@@ -197,7 +197,8 @@ impl Checker {
         now: u64,
         trace: &mut Trace,
     ) -> Outcome {
-        let credential = match self.authn.extract(req) {
+        let mut decoded = String::new();
+        let credential = match self.authn.extract(req, &mut decoded) {
             Ok(c) => c,
             Err(reason) => {
                 trace.step("credential", || reason.as_str().to_string());

@@ -157,6 +157,12 @@ pub struct JwtConfig {
     pub claims: ClaimMapping,
     /// Revocation checks against the store.
     pub revocation: RevocationConfig,
+    /// Whether the JWT header reaches the backend on allow (default yes).
+    pub forward_credential: bool,
+    /// A query parameter that may carry the JWT (RFC 6750 §2.3, which
+    /// discourages it); off unless set. gRPC mode only: Envoy removes the
+    /// parameter from the forwarded path.
+    pub from_query: Option<String>,
 }
 
 impl Default for JwtConfig {
@@ -176,6 +182,8 @@ impl Default for JwtConfig {
             jwks: Vec::new(),
             claims: ClaimMapping::default(),
             revocation: RevocationConfig::default(),
+            forward_credential: true,
+            from_query: None,
         }
     }
 }
@@ -351,6 +359,9 @@ pub struct SessionsConfig {
     /// Further session hash fields copied into headers.
     pub fields: Vec<FieldHeader>,
     pub fingerprint: FingerprintConfig,
+    /// Whether the session header and cookie reach the backend on allow
+    /// (default yes; no cuts the cookie out of `cookie`).
+    pub forward_credential: bool,
 }
 
 impl Default for SessionsConfig {
@@ -361,6 +372,7 @@ impl Default for SessionsConfig {
             header: "x-session-id".into(),
             fields: Vec::new(),
             fingerprint: FingerprintConfig::default(),
+            forward_credential: true,
         }
     }
 }
@@ -430,6 +442,9 @@ pub struct ApiKeysConfig {
     pub accept_foreign: bool,
     /// Header carrying the key's public id upstream.
     pub id_header: String,
+    /// Whether the raw key reaches the backend on allow (default no: it
+    /// is a long-lived secret, and backends log headers).
+    pub forward_credential: bool,
 }
 
 impl Default for ApiKeysConfig {
@@ -441,6 +456,7 @@ impl Default for ApiKeysConfig {
             prefix: "ward".into(),
             accept_foreign: false,
             id_header: "x-api-key-id".into(),
+            forward_credential: false,
         }
     }
 }

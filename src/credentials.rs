@@ -1,14 +1,23 @@
 //! Which credential a request carries, and whether the request is well
-//! formed enough to say. Pure: a header map in, a credential or a deny
-//! reason out, nothing verified yet.
+//! formed enough to say. Pure: a header map (and the request path, for a
+//! query token) in, a credential or a deny reason out, nothing verified yet.
 //!
-//! A malformed *request* (an unsupported scheme, two different
-//! credentials) is a 400; a present but bad *credential* is the
-//! verifier's business (401).
+//! A malformed *request* (an unsupported scheme, two credentials, one sent
+//! two ways) is a 400; a present but bad *credential* is a 401.
+//!
+//! Every credential value is read by one rule, wherever it comes from
+//! (`Authorization`, the JWT header, the API key header, the session header
+//! or cookie, the query): only HTTP optional whitespace (SP, HTAB) around it
+//! is dropped. Anything else that is not visible ASCII (a line break, a
+//! control character, a Unicode space) makes the credential malformed, so
+//! `Bearer <T>\n` is never `<T>` (`str::trim` would have made it so).
 
 use crate::config::Config;
 use crate::decision::Reason;
 use crate::request::Request;
+
+/// The query parameter RFC 6750 §2.3 names for a bearer token.
+pub const ACCESS_TOKEN: &str = "access_token";
 
 /// A credential found in a request, borrowed from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,13 +27,35 @@ pub enum Credential<'a> {
     ApiKey(&'a str),
 }
 
+/// A credential's kind, for the 401 a malformed value of it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Jwt,
+    Session,
+    ApiKey,
+}
+
+impl Kind {
+    fn malformed(self) -> Reason {
+        match self {
+            Kind::Jwt => Reason::MalformedToken,
+            Kind::Session => Reason::MalformedSessionId,
+            Kind::ApiKey => Reason::MalformedApiKey,
+        }
+    }
+}
+
 /// Where to look for credentials.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Extractor {
     /// The header carrying the JWT (`None`: JWTs off). For
     /// `authorization` the `Bearer` scheme is required; any other header
     /// holds the bare token (a `Bearer ` prefix is tolerated).
     pub jwt_header: Option<String>,
+    /// The query parameter a JWT may come in (`jwt.from_query`; `None`:
+    /// a query token is never a credential, but still one too many beside
+    /// a credential in a header).
+    pub jwt_query: Option<String>,
     /// Session cookie name and header (`None`: sessions off).
     pub session: Option<(String, String)>,
     /// API key header and `Authorization` scheme (`None`: API keys off).
@@ -36,6 +67,7 @@ impl Extractor {
         let jwt_on = !(config.jwt.keys.is_empty() && config.jwt.jwks.is_empty());
         Self {
             jwt_header: jwt_on.then(|| config.jwt.header.clone()),
+            jwt_query: config.jwt.from_query.clone().filter(|_| jwt_on),
             session: config.sessions.enabled.then(|| {
                 (
                     config.sessions.cookie.clone(),
@@ -53,8 +85,15 @@ impl Extractor {
 
     /// The one credential the request carries. Two different ones (even
     /// of the same kind) are ambiguous: which identity would win is
-    /// exactly what an attacker would like to choose.
-    pub fn extract<'a>(&self, req: &Request<'a>) -> Result<Credential<'a>, Reason> {
+    /// exactly what an attacker would like to choose. A token in the query
+    /// beside any other is two methods (RFC 6750 §2), equal or not.
+    ///
+    /// `decoded` holds a query token that had to be percent-decoded.
+    pub fn extract<'a>(
+        &self,
+        req: &Request<'a>,
+        decoded: &'a mut String,
+    ) -> Result<Credential<'a>, Reason> {
         let mut found: Vec<Credential<'a>> = Vec::with_capacity(1);
         if let Some(value) = req.header("authorization") {
             found.push(self.authorization(value)?);
@@ -62,51 +101,116 @@ impl Extractor {
         if let Some(header) = self.jwt_header.as_deref().filter(|h| *h != "authorization")
             && let Some(value) = req.header(header)
         {
-            found.push(Credential::Bearer(token(strip_bearer(value.trim()))?));
+            found.push(Credential::Bearer(token(
+                strip_bearer(trim_ows(value)),
+                Kind::Jwt,
+            )?));
         }
         if let Some((header, _)) = &self.api_key
             && let Some(value) = req.header(header)
         {
-            found.push(Credential::ApiKey(token(value.trim())?));
+            found.push(Credential::ApiKey(token(trim_ows(value), Kind::ApiKey)?));
         }
         if let Some((cookie, header)) = &self.session {
             if let Some(value) = req.header(header) {
-                found.push(Credential::Session(token(value.trim())?));
+                found.push(Credential::Session(token(trim_ows(value), Kind::Session)?));
             }
             if let Some(cookies) = req.header("cookie") {
                 for value in cookie_values(cookies, cookie) {
-                    found.push(Credential::Session(value));
+                    found.push(Credential::Session(cookie_token(value)?));
                 }
             }
         }
         found.dedup();
-        match found.as_slice() {
-            [] => Err(Reason::MissingCredential),
-            [one] => Ok(*one),
+        let query = self.query_token(req.path, decoded)?;
+        match (found.as_slice(), query) {
+            ([], QueryToken::Token(t)) => Ok(Credential::Bearer(t)),
+            ([], _) => Err(Reason::MissingCredential),
+            ([one], QueryToken::Absent) => Ok(*one),
             _ => Err(Reason::MultipleCredentials),
         }
     }
 
     /// `Authorization: Bearer <jwt>` or `Authorization: <scheme> <key>`.
     fn authorization<'a>(&self, value: &'a str) -> Result<Credential<'a>, Reason> {
-        let value = value.trim();
+        let value = trim_ows(value);
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-        let rest = rest.trim_start();
+        let rest = trim_ows(rest);
         if self.jwt_header.as_deref() == Some("authorization")
             && scheme.eq_ignore_ascii_case("bearer")
         {
-            return Ok(Credential::Bearer(token(rest)?));
+            return Ok(Credential::Bearer(token(rest, Kind::Jwt)?));
         }
         match &self.api_key {
-            Some((_, s)) if scheme.eq_ignore_ascii_case(s) => Ok(Credential::ApiKey(token(rest)?)),
+            Some((_, s)) if scheme.eq_ignore_ascii_case(s) => {
+                Ok(Credential::ApiKey(token(rest, Kind::ApiKey)?))
+            }
             _ => Err(Reason::UnsupportedScheme),
+        }
+    }
+
+    /// A bearer token in the query: `jwt.from_query`'s parameter (a
+    /// credential), or `access_token` where the query is not a place for
+    /// credentials (present, so one method too many beside another). The
+    /// query is only looked at when JWTs are on.
+    fn query_token<'a>(
+        &self,
+        path: &'a str,
+        decoded: &'a mut String,
+    ) -> Result<QueryToken<'a>, Reason> {
+        let Some((_, query)) = path.split_once('?') else {
+            return Ok(QueryToken::Absent);
+        };
+        if self.jwt_header.is_none() {
+            return Ok(QueryToken::Absent);
+        }
+        let param = self.jwt_query.as_deref();
+        let (mut value, mut count, mut other) = (None, 0, false);
+        for (name, raw) in query_pairs(query) {
+            if param.is_some_and(|p| param_is(name, p)) {
+                count += 1;
+                value = Some(raw);
+            } else if param_is(name, ACCESS_TOKEN) {
+                other = true;
+            }
+        }
+        match (count, value) {
+            (0, _) if other => Ok(QueryToken::Present),
+            (0, _) | (_, None) => Ok(QueryToken::Absent),
+            (1, Some(raw)) if !other => {
+                if !raw.contains(['%', '+']) {
+                    return token(trim_ows(raw), Kind::Jwt).map(QueryToken::Token);
+                }
+                *decoded = form_decode(raw).ok_or(Reason::MalformedToken)?;
+                let decoded: &'a String = decoded;
+                token(trim_ows(decoded), Kind::Jwt).map(QueryToken::Token)
+            }
+            _ => Err(Reason::MultipleCredentials),
         }
     }
 }
 
-/// A credential value: non-empty, no whitespace, and no comma (Envoy
-/// joins a repeated header with commas: two credentials).
-fn token(value: &str) -> Result<&str, Reason> {
+/// What the query holds of a bearer token.
+#[derive(Debug, Clone, Copy)]
+enum QueryToken<'a> {
+    Absent,
+    /// A token where tokens are not accepted: no credential, but a second
+    /// method beside one.
+    Present,
+    Token(&'a str),
+}
+
+/// `value` without HTTP optional whitespace (SP, HTAB) at either end, and
+/// nothing else removed (RFC 9110 §5.5).
+pub fn trim_ows(value: &str) -> &str {
+    value.trim_matches([' ', '\t'])
+}
+
+/// A credential value: non-empty visible ASCII, without a comma (Envoy
+/// joins a repeated header with commas: two credentials). Empty or with
+/// inner SP/HTAB, the *request* is malformed (400); with a control or
+/// non-ASCII character, the credential is (its kind's 401).
+fn token(value: &str, kind: Kind) -> Result<&str, Reason> {
     // One branch-free pass over the bytes for the common, clean case; the
     // exact checks below only run for a value that is not.
     let suspicious = value.bytes().fold(false, |bad, b| {
@@ -115,38 +219,101 @@ fn token(value: &str) -> Result<&str, Reason> {
     if !suspicious && !value.is_empty() {
         return Ok(value);
     }
+    if value.is_empty() {
+        return Err(Reason::MalformedAuthorization);
+    }
     if value.contains(',') {
         return Err(Reason::MultipleCredentials);
     }
-    if value.is_empty() || value.contains(char::is_whitespace) {
+    if value.contains([' ', '\t']) {
         return Err(Reason::MalformedAuthorization);
     }
-    Ok(value)
+    Err(kind.malformed())
+}
+
+/// A session cookie's value, by the rule of [`token`]; an empty one (a
+/// cookie cleared by value) is a malformed session id, as it always was.
+fn cookie_token(value: &str) -> Result<&str, Reason> {
+    if value.is_empty() {
+        return Err(Reason::MalformedSessionId);
+    }
+    token(value, Kind::Session)
 }
 
 fn strip_bearer(value: &str) -> &str {
     match value.get(..7) {
-        Some(p) if p.eq_ignore_ascii_case("bearer ") => value[7..].trim_start(),
+        Some(p) if p.eq_ignore_ascii_case("bearer ") => trim_ows(&value[7..]),
         _ => value,
     }
 }
 
-/// Every value of cookie `name` in a `Cookie` header (RFC 6265 §5.4;
-/// Envoy joins several `Cookie` headers with `; `). Quotes around a value
-/// are removed.
+/// The `name=value` pieces of a `Cookie` header: split on `;` (RFC 6265
+/// §5.4, and how HTTP mode and `ward explain` fold several `Cookie`
+/// headers) and on `,` (how Envoy folds them into a gRPC check), each
+/// without optional whitespace around it.
+pub(crate) fn cookie_pieces(header: &str) -> impl Iterator<Item = &str> {
+    header.split([';', ',']).map(trim_ows)
+}
+
+/// The name of a cookie piece (`name=value`), if it has one.
+pub(crate) fn cookie_name(piece: &str) -> Option<&str> {
+    piece.split_once('=').map(|(k, _)| trim_ows(k))
+}
+
+/// Every value of cookie `name` in a `Cookie` header, optional whitespace
+/// and quotes around it removed.
 fn cookie_values<'h>(header: &'h str, name: &str) -> Vec<&'h str> {
-    header
-        .split(';')
+    cookie_pieces(header)
         .filter_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k.trim() == name).then(|| {
-                let v = v.trim();
+            let (k, v) = pair.split_once('=')?;
+            (trim_ows(k) == name).then(|| {
+                let v = trim_ows(v);
                 v.strip_prefix('"')
                     .and_then(|v| v.strip_suffix('"'))
                     .unwrap_or(v)
             })
         })
         .collect()
+}
+
+/// The `(name, raw value)` pairs of a query string, split on `&`.
+pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// Whether a raw query parameter name is `param` once form-decoded
+/// (`access%5Ftoken` is `access_token` to every backend).
+pub(crate) fn param_is(raw: &str, param: &str) -> bool {
+    if raw.contains(['%', '+']) {
+        form_decode(raw).is_some_and(|n| n == param)
+    } else {
+        raw == param
+    }
+}
+
+/// A query value decoded as an `application/x-www-form-urlencoded` value
+/// is: `+` is a space, `%XX` a byte, a `%` not followed by two hex digits
+/// itself. `None` when the bytes are not UTF-8.
+pub(crate) fn form_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |j: usize| bytes.get(j).and_then(|b| (*b as char).to_digit(16));
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'+', _, _) => out.push(b' '),
+            (b'%', Some(hi), Some(lo)) => {
+                // Two hex digits: at most 255.
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(0));
+                i += 2;
+            }
+            (b, _, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -157,21 +324,26 @@ mod tests {
     fn extractor() -> Extractor {
         Extractor {
             jwt_header: Some("authorization".into()),
+            jwt_query: None,
             session: Some(("session_id".into(), "x-session-id".into())),
             api_key: Some(("x-api-key".into(), "ApiKey".into())),
         }
     }
 
     fn extract(ex: &Extractor, pairs: &[(&str, &str)]) -> Result<String, Reason> {
+        extract_at(ex, "/", pairs)
+    }
+
+    fn extract_at(ex: &Extractor, path: &str, pairs: &[(&str, &str)]) -> Result<String, Reason> {
         let req = Request {
             method: "GET",
             host: "h",
-            path: "/",
+            path,
             headers: Headers::new(pairs),
             policy: None,
             source_ip: None,
         };
-        ex.extract(&req).map(|c| match c {
+        ex.extract(&req, &mut String::new()).map(|c| match c {
             Credential::Bearer(t) => format!("jwt:{t}"),
             Credential::Session(s) => format!("session:{s}"),
             Credential::ApiKey(k) => format!("apikey:{k}"),
@@ -244,8 +416,7 @@ mod tests {
     fn disabled_kinds_are_not_credentials() {
         let only_jwt = Extractor {
             jwt_header: Some("x-jwt".into()),
-            session: None,
-            api_key: None,
+            ..Extractor::default()
         };
         assert_eq!(
             extract(&only_jwt, &[("x-jwt", "Bearer abc")]),
@@ -264,5 +435,161 @@ mod tests {
             Err(Reason::UnsupportedScheme),
             "the JWT header is x-jwt here"
         );
+    }
+
+    #[test]
+    fn only_optional_whitespace_is_trimmed_from_any_credential() {
+        use Reason::*;
+        let x_jwt = Extractor {
+            jwt_header: Some("x-jwt".into()),
+            ..extractor()
+        };
+        let ex = extractor();
+        for junk in [
+            "\n", "\r", "\r\n", "\x0b", "\x0c", "\x00", "\x7f", "\u{85}", "\u{a0}", "\u{2028}",
+            "\u{3000}", "é",
+        ] {
+            let cases = [
+                ("authorization", format!("Bearer t{junk}"), MalformedToken),
+                ("authorization", format!("Bearer {junk}t"), MalformedToken),
+                ("authorization", format!("ApiKey k{junk}"), MalformedApiKey),
+                ("x-jwt", format!("t{junk}"), MalformedToken),
+                ("x-jwt", format!("Bearer t{junk}"), MalformedToken),
+                ("x-api-key", format!("{junk}k"), MalformedApiKey),
+                ("x-session-id", format!("s{junk}"), MalformedSessionId),
+                ("cookie", format!("session_id=s{junk}"), MalformedSessionId),
+                (
+                    "cookie",
+                    format!("a=b; session_id={junk}s"),
+                    MalformedSessionId,
+                ),
+            ];
+            for (name, value, want) in cases {
+                let ex = if name == "x-jwt" { &x_jwt } else { &ex };
+                assert_eq!(
+                    extract(ex, &[(name, &value)]),
+                    Err(want),
+                    "{name}: {value:?}"
+                );
+            }
+        }
+        for (name, value, want) in [
+            ("authorization", "\tBearer \t t \t", "jwt:t"),
+            ("x-jwt", " t\t", "jwt:t"),
+            ("x-api-key", "\tk ", "apikey:k"),
+            ("x-session-id", " s ", "session:s"),
+            ("cookie", "a=b;\tsession_id= s\t", "session:s"),
+        ] {
+            let ex = if name == "x-jwt" { &x_jwt } else { &ex };
+            assert_eq!(extract(ex, &[(name, value)]), Ok(want.into()), "{value:?}");
+        }
+        // The request, not the token, is malformed: 400.
+        assert_eq!(
+            extract(&ex, &[("x-api-key", "a\tb")]),
+            Err(MalformedAuthorization)
+        );
+        assert_eq!(
+            extract(&ex, &[("x-api-key", " \t")]),
+            Err(MalformedAuthorization)
+        );
+        assert_eq!(
+            extract(&ex, &[("cookie", "session_id=")]),
+            Err(MalformedSessionId)
+        );
+    }
+
+    #[test]
+    fn cookies_folded_by_envoy_with_commas_are_still_cookies() {
+        let ex = extractor();
+        assert_eq!(
+            extract(&ex, &[("cookie", "theme=dark,session_id=s1")]),
+            Ok("session:s1".into())
+        );
+        assert_eq!(
+            extract(&ex, &[("cookie", "session_id=s1,session_id=s2")]),
+            Err(Reason::MultipleCredentials)
+        );
+    }
+
+    #[test]
+    fn a_query_token_is_one_method_too_many_and_a_credential_only_when_configured() {
+        use Reason::*;
+        let ex = extractor();
+        let bearer = [("authorization", "Bearer t")];
+        let cookie = [("cookie", "session_id=s")];
+        assert_eq!(
+            extract_at(&ex, "/a?access_token=t", &bearer),
+            Err(MultipleCredentials)
+        );
+        assert_eq!(
+            extract_at(&ex, "/a?x=1&access%5ftoken=u", &cookie),
+            Err(MultipleCredentials)
+        );
+        assert_eq!(
+            extract_at(&ex, "/a?access_token", &bearer),
+            Err(MultipleCredentials)
+        );
+        assert_eq!(
+            extract_at(&ex, "/a?access_token=t", &[]),
+            Err(MissingCredential)
+        );
+        assert_eq!(extract_at(&ex, "/a?token=t", &bearer), Ok("jwt:t".into()));
+        let no_jwt = Extractor {
+            jwt_header: None,
+            ..extractor()
+        };
+        assert_eq!(
+            extract_at(&no_jwt, "/a?access_token=t", &cookie),
+            Ok("session:s".into())
+        );
+
+        let q = Extractor {
+            jwt_query: Some("access_token".into()),
+            ..extractor()
+        };
+        let cases: &[(&str, Result<&str, Reason>)] = &[
+            ("/a?access_token=t.u.v", Ok("jwt:t.u.v")),
+            ("/a?x=1&access_token=t%2Eu+&y", Ok("jwt:t.u")),
+            ("/a?access+token=t&access_token=u", Ok("jwt:u")),
+            ("/a?access_token=t%0A", Err(MalformedToken)),
+            ("/a?access_token=t%C2%A0", Err(MalformedToken)),
+            ("/a?access_token=t%FF", Err(MalformedToken)),
+            ("/a?access_token=t%2", Ok("jwt:t%2")),
+            ("/a?access_token=t%2Cu", Err(MultipleCredentials)),
+            ("/a?access_token=t+u", Err(MalformedAuthorization)),
+            ("/a?access_token=", Err(MalformedAuthorization)),
+            ("/a?access_token=t&access_token=t", Err(MultipleCredentials)),
+        ];
+        for (path, want) in cases {
+            assert_eq!(
+                extract_at(&q, path, &[]),
+                want.map(str::to_string),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            extract_at(&q, "/a?access_token=t", &bearer),
+            Err(MultipleCredentials)
+        );
+        let named = Extractor {
+            jwt_query: Some("tok".into()),
+            ..extractor()
+        };
+        assert_eq!(extract_at(&named, "/a?tok=t", &[]), Ok("jwt:t".into()));
+        assert_eq!(
+            extract_at(&named, "/a?tok=t&access_token=t", &[]),
+            Err(MultipleCredentials)
+        );
+        assert_eq!(
+            extract_at(&named, "/a?access_token=t", &[]),
+            Err(MissingCredential)
+        );
+    }
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(form_decode("a+b%20c%2e%zz%").as_deref(), Some("a b c.%zz%"));
+        assert_eq!(form_decode("%E2%80%A8").as_deref(), Some("\u{2028}"));
+        assert_eq!(form_decode("%FF"), None);
     }
 }

@@ -16,11 +16,11 @@ use crate::jwks::KeyStore;
 use crate::lookup::Lookups;
 use crate::metrics::Metrics;
 use crate::policy::path;
-use crate::request::{Headers, Request};
+use crate::request::{Headers, Request, fold_headers};
 use crate::response::Responder;
 use crate::store::Store;
 use serde::Deserialize;
-use std::collections::HashMap;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -36,7 +36,11 @@ pub struct ExplainRequest {
     pub method: String,
     /// `https://host/path?query`, or `/path?query` with a `host` header.
     pub url: String,
-    pub headers: HashMap<String, String>,
+    /// `(name, value)` in the order given; a name may repeat, and is then
+    /// folded as `ward serve` folds it ([`fold_headers`]). In a file:
+    /// `{"name": "value"}` or `{"name": ["value", "value"]}`.
+    #[serde(deserialize_with = "header_list")]
+    pub headers: Vec<(String, String)>,
     pub source_ip: Option<IpAddr>,
     /// The `ward_policy` an Envoy route would set in `context_extensions`.
     pub envoy_policy: Option<String>,
@@ -82,13 +86,13 @@ pub async fn explain(
     let checker = Checker::from_config(config, keys.clone(), lookups, metrics)?;
 
     let (host, path, scheme) = split_url(&request.url)?;
-    // Later values of a name replace earlier ones.
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(request.headers.len() + 1);
-    for (k, v) in &request.headers {
-        let name = k.to_ascii_lowercase();
-        headers.retain(|(n, _)| *n != name);
-        headers.push((name, v.clone()));
-    }
+    // Repeated names folded by the one function every front end uses.
+    let mut headers = fold_headers(
+        request
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone())),
+    );
     if let Some(scheme) = scheme
         && Headers::owned(&headers).get("x-forwarded-proto").is_none()
     {
@@ -151,19 +155,12 @@ fn render_decision(
     match &outcome.decision {
         Decision::Allow(identity) => {
             let _ = writeln!(out, "{:<13}ALLOW (200)", "decision");
-            for (k, v) in &identity.headers {
-                let _ = writeln!(out, "  set     {k}: {v}");
-            }
-            for k in managed.to_remove(req.header_names(), &identity.headers) {
-                let _ = writeln!(out, "  remove  {k}");
-            }
+            render_edits(out, req, &identity.headers, managed);
             true
         }
         Decision::AllowAnonymous => {
             let _ = writeln!(out, "{:<13}ALLOW (200), anonymous", "decision");
-            for k in managed.to_remove(req.header_names(), &[]) {
-                let _ = writeln!(out, "  remove  {k}");
-            }
+            render_edits(out, req, &[], managed);
             true
         }
         Decision::Deny(reason) => {
@@ -184,6 +181,54 @@ fn render_decision(
             false
         }
     }
+}
+
+/// What an allow setting `set` does to the request on its way upstream.
+fn render_edits(
+    out: &mut String,
+    req: &Request<'_>,
+    set: &[(String, String)],
+    managed: &ManagedHeaders,
+) {
+    let edits = managed.edits(req, set);
+    for (k, v) in set.iter().chain(&edits.set) {
+        let _ = writeln!(out, "  set     {k}: {v}");
+    }
+    for k in &edits.remove {
+        let _ = writeln!(out, "  remove  {k}");
+    }
+    for k in &edits.remove_query {
+        let _ = writeln!(out, "  remove  query parameter {k}");
+    }
+}
+
+/// Request headers from a JSON object in document order: each name to a
+/// value or a list of values.
+fn header_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Values {
+        One(String),
+        Many(Vec<String>),
+    }
+    struct Pairs;
+    impl<'de> Visitor<'de> for Pairs {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map from header names to a value or a list of values")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut pairs = Vec::new();
+            while let Some((name, values)) = map.next_entry::<String, Values>()? {
+                match values {
+                    Values::One(v) => pairs.push((name, v)),
+                    Values::Many(vs) => pairs.extend(vs.into_iter().map(|v| (name.clone(), v))),
+                }
+            }
+            Ok(pairs)
+        }
+    }
+    d.deserialize_map(Pairs)
 }
 
 /// `(host, path-and-query, scheme)` of a URL or a bare path.
@@ -213,6 +258,29 @@ fn split_url(url: &str) -> Result<(Option<&str>, &str, Option<&str>), ExplainErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_file_headers_keep_order_and_repeats() {
+        let req: ExplainRequest = serde_json::from_str(
+            r#"{"url": "/", "headers": {"Cookie": "a=1", "accept": ["x", "y"], "cookie": "b=2"}}"#,
+        )
+        .unwrap();
+        let pairs: Vec<(&str, &str)> = req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("Cookie", "a=1"),
+                ("accept", "x"),
+                ("accept", "y"),
+                ("cookie", "b=2")
+            ]
+        );
+        assert!(serde_json::from_str::<ExplainRequest>(r#"{"headers": {"a": 1}}"#).is_err());
+    }
 
     #[test]
     fn urls() {

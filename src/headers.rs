@@ -8,6 +8,8 @@
 //! overwritten instead (`OVERWRITE_IF_EXISTS_OR_ADD`).
 
 use crate::config::Config;
+use crate::forward::{Edits, Forwarding};
+use crate::request::Request;
 
 /// Decides whether a header name belongs to ward's managed set.
 ///
@@ -23,6 +25,8 @@ pub struct ManagedHeaders {
     /// case, `-` for `_`). Checked on every header of every allow, and most
     /// headers (`:path`, `accept`, `user-agent`) fail it at once.
     first_bytes: [bool; 256],
+    /// The credentials that must not reach the backend.
+    forwarding: Forwarding,
 }
 
 impl ManagedHeaders {
@@ -37,7 +41,9 @@ impl ManagedHeaders {
         for fixed in ["x-user-email", "x-user-roles", "x-user-scopes"] {
             names.push(fixed.to_string());
         }
-        Self::new(&config.headers.managed_prefixes, names)
+        let mut managed = Self::new(&config.headers.managed_prefixes, names);
+        managed.forwarding = Forwarding::from_config(config);
+        managed
     }
 
     pub fn new(prefixes: &[String], names: Vec<String>) -> Self {
@@ -59,7 +65,22 @@ impl ManagedHeaders {
             prefixes,
             names,
             first_bytes,
+            forwarding: Forwarding::default(),
         }
+    }
+
+    /// Everything an allow that sets `set` changes in `req` beside that:
+    /// forged managed headers removed, and credentials of kinds not
+    /// forwarded removed (see `forward.rs`). Never removes a header it sets.
+    pub fn edits(&self, req: &Request<'_>, set: &[(String, String)]) -> Edits {
+        let mut edits = Edits {
+            remove: self.to_remove(req.header_names(), set),
+            ..Edits::default()
+        };
+        self.forwarding.apply(req, set, &mut edits);
+        let Edits { remove, set, .. } = &mut edits;
+        remove.retain(|r| !set.iter().any(|(s, _)| s.eq_ignore_ascii_case(r)));
+        edits
     }
 
     /// Is `name` one of ward's headers?

@@ -41,6 +41,7 @@ pub mod decision;
 pub mod explain;
 pub mod fields;
 pub mod fingerprint;
+pub mod forward;
 pub mod headers;
 pub mod identity;
 pub mod jwks;

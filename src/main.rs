@@ -87,7 +87,7 @@ struct ExplainArgs {
     #[arg(long, value_name = "NAME")]
     envoy_policy: Option<String>,
     /// Read the request from a JSON file instead: {"method", "url",
-    /// "headers": {name: value}, "source_ip", "envoy_policy"}.
+    /// "headers": {name: value or [values]}, "source_ip", "envoy_policy"}.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "headers", "source_ip", "envoy_policy"])]
     request: Option<PathBuf>,
 }
@@ -385,20 +385,16 @@ fn explain_request(args: &ExplainArgs) -> Result<ward::explain::ExplainRequest, 
         }
         return Ok(req);
     }
-    let mut headers = std::collections::HashMap::new();
+    // In order, repeats kept: explain folds them as `ward serve` does. Only
+    // optional whitespace (SP, HTAB) is dropped around a value, as an HTTP
+    // parser drops it.
+    let mut headers = Vec::with_capacity(args.headers.len());
     for h in &args.headers {
         let Some((name, value)) = h.split_once(':') else {
             return Err(format!("-H takes `Name: value`, got {h:?}"));
         };
-        let name = name.trim().to_ascii_lowercase();
-        let value = value.trim().to_string();
-        headers
-            .entry(name)
-            .and_modify(|v: &mut String| {
-                v.push(',');
-                v.push_str(&value);
-            })
-            .or_insert(value);
+        let value = ward::credentials::trim_ows(value).to_string();
+        headers.push((name.trim().to_ascii_lowercase(), value));
     }
     Ok(ward::explain::ExplainRequest {
         method: args.method.clone(),

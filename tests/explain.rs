@@ -145,3 +145,95 @@ fn bad_input_is_an_error_not_a_decision() {
     assert_eq!(code, 1);
     assert!(out.contains("-H takes `Name: value`"), "{out}");
 }
+
+/// Runs `ward explain ARGS` with `config`; (exit code, stdout + stderr).
+fn explain_with(config: &str, args: &[&str]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ward.yaml");
+    std::fs::write(&path, config).unwrap();
+    let (ok, out) =
+        support::cli::ward(&[&["explain", "-c", path.to_str().unwrap()], args].concat());
+    let code = if ok {
+        0
+    } else if line(&out, "decision").contains("DENY") {
+        2
+    } else {
+        1
+    };
+    (code, out)
+}
+
+/// Repeated headers fold the same way in `ward explain` (its `-H` and its
+/// request file) as in `ward serve` behind Envoy: two `cookie` headers,
+/// the session in the second, are one session credential for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_folds_repeated_headers_as_serve_does() {
+    use support::authz::{hset, session_id};
+    use support::echo::{Echo, header_values};
+    let redis = support::redis::RedisServer::start().await;
+    let sid = session_id();
+    let expires = (support::tokens::now() + 3600).to_string();
+    hset(
+        &redis,
+        &format!("session:{sid}"),
+        &[("user_id", "alice"), ("expires_at", &expires)],
+    );
+    let config = format!(
+        "store:\n  redis: {{url: \"{}\"}}\nsessions:\n  fingerprint: {{mode: off}}\napi_keys: {{enabled: false}}\n",
+        redis.url()
+    );
+    let session = format!("session_id={sid}");
+    let headers = [("cookie", "theme=dark"), ("cookie", session.as_str())];
+
+    let echo = Echo::start().await;
+    let ward = support::ward::Ward::start(&config).await;
+    use support::envoy::{AuthzTarget, Envoy, EnvoyOptions};
+    let grpc = Envoy::start(echo.addr, ward.grpc_addr).await;
+    let http = Envoy::start_with(EnvoyOptions::new(
+        echo.addr,
+        AuthzTarget::Http(ward.http_addr),
+    ))
+    .await;
+    for envoy in [&grpc, &http] {
+        let resp = envoy.get("/api", &headers).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(header_values(&resp.json(), "x-user-id"), vec!["alice"]);
+    }
+
+    let first = format!("cookie: {}", headers[0].1);
+    let second = format!("Cookie: {}", headers[1].1);
+    let (code, out) = explain_with(&config, &["-H", &first, "-H", &second, "/api"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        line(&out, "authenticate").contains("user alice via session"),
+        "{out}"
+    );
+
+    // The request file: a list of values per name, or one value.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("req.json");
+    for body in [
+        json!({"url": "/api", "headers": {"cookie": [headers[0].1, headers[1].1]}}).to_string(),
+        format!(
+            "{{\"url\": \"/api\", \"headers\": {{\"Cookie\": \"{}\", \"cookie\": \"{}\"}}}}",
+            headers[0].1, headers[1].1
+        ),
+    ] {
+        std::fs::write(&file, &body).unwrap();
+        let (code, out) = explain_with(&config, &["--request", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{body}: {out}");
+        assert!(
+            line(&out, "authenticate").contains("user alice via session"),
+            "{out}"
+        );
+    }
+
+    // A Unicode space after the session id: serve denies, and so does explain.
+    let padded = format!("cookie: session_id={sid}\u{a0}");
+    let (code, out) = explain_with(&config, &["-H", &padded, "/api"]);
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(
+        line(&out, "decision"),
+        "decision     DENY 401 malformed_session_id"
+    );
+}

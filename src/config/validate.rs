@@ -61,6 +61,7 @@ impl Config {
         self.check_store(&mut p);
         self.check_sessions(&mut p);
         self.check_api_keys(&mut p);
+        self.check_from_query(&mut p);
         self.check_policies(&mut p);
         self.check_limits(&mut p);
         p.0
@@ -356,6 +357,34 @@ impl Config {
         }
     }
 
+    /// `jwt.from_query`: a parameter name, JWTs on, and the gRPC mode only:
+    /// the HTTP mode cannot have the proxy remove a query parameter, so
+    /// the token would reach the backend (and its access logs) in the URL.
+    fn check_from_query(&self, p: &mut Problems) {
+        let Some(param) = &self.jwt.from_query else {
+            return;
+        };
+        if param.is_empty()
+            || !param
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
+            p.add(
+                "jwt.from_query",
+                "must be a query parameter name (letters, digits, `_`, `-`, `.`)",
+            );
+        }
+        if self.jwt.keys.is_empty() && self.jwt.jwks.is_empty() {
+            p.add("jwt.from_query", "needs JWTs on (jwt.keys or jwt.jwks)");
+        }
+        if self.listen.http.is_some() {
+            p.add(
+                "jwt.from_query",
+                "not with listen.http: the HTTP mode cannot remove the token from the forwarded URL",
+            );
+        }
+    }
+
     fn check_api_keys(&self, p: &mut Problems) {
         let a = &self.api_keys;
         if !a.enabled {
@@ -636,5 +665,30 @@ cache: {store_ttl: 1s, negative_ttl: 2s}
         assert!(err.to_string().contains("keyz"), "{err}");
         let err = Config::from_yaml("listen: {grpc: nowhere}").unwrap_err();
         assert!(err.to_string().starts_with("listen.grpc"), "{err}");
+    }
+
+    #[test]
+    fn from_query_is_a_parameter_name_for_the_grpc_mode_only() {
+        let key = "  keys: [{alg: RS256, pem_file: tests/fixtures/keys/rsa.pub}]\n";
+        assert!(problems(&format!("jwt:\n  from_query: access_token\n{key}")).is_empty());
+        let http = format!(
+            "listen: {{http: \"127.0.0.1:9002\"}}\njwt:\n  from_query: access_token\n{key}"
+        );
+        let got = problems(&http);
+        assert!(
+            got.iter()
+                .any(|p| p.starts_with("jwt.from_query:") && p.contains("listen.http")),
+            "{got:?}"
+        );
+        let got = problems(&format!("jwt:\n  from_query: \"a&b\"\n{key}"));
+        assert!(
+            got.iter().any(|p| p.starts_with("jwt.from_query:")),
+            "{got:?}"
+        );
+        let got = problems("jwt: {from_query: access_token}");
+        assert!(
+            got.iter().any(|p| p.starts_with("jwt.from_query:")),
+            "{got:?}"
+        );
     }
 }

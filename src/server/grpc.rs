@@ -18,6 +18,7 @@ use super::wire::{CheckCodec, CheckView};
 use crate::cache::short_hash;
 use crate::check::{Checker, Outcome};
 use crate::decision::{Decision, Reason};
+use crate::forward::Edits;
 use crate::headers::ManagedHeaders;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
@@ -129,11 +130,11 @@ impl tonic::server::UnaryService<CheckView> for CheckMethod {
 #[allow(clippy::large_enum_variant)] // boxing the message would cost every deny an allocation
 pub enum Answer {
     /// An allow for an identity: its headers and metadata as encoded once
-    /// per identity ([`RenderedAllow`]), and the client headers this
-    /// request must lose.
+    /// per identity ([`RenderedAllow`]), and what this request must lose
+    /// (forged headers, credentials not forwarded) or have rewritten.
     Allow {
         identity: Arc<Identity>,
-        remove: Vec<String>,
+        edits: Edits,
     },
     /// Any other answer (deny, public route), as Envoy's message.
     Message(CheckResponse),
@@ -198,9 +199,7 @@ impl CheckService {
         }
         match outcome.decision {
             Decision::Allow(identity) => Answer::Allow {
-                remove: self
-                    .managed
-                    .to_remove(req.header_names(), &identity.headers),
+                edits: self.managed.edits(req, &identity.headers),
                 identity,
             },
             _ => Answer::Message(self.allow_anonymous(req)),
@@ -208,13 +207,16 @@ impl CheckService {
     }
 
     fn allow_anonymous(&self, req: &Request<'_>) -> CheckResponse {
+        let edits = self.managed.edits(req, &[]);
         CheckResponse {
             status: Some(rpc::Status {
                 code: OK,
                 ..Default::default()
             }),
             http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-                headers_to_remove: self.managed.to_remove(req.header_names(), &[]),
+                headers: edits.set.iter().map(|(k, v)| header(k, v)).collect(),
+                headers_to_remove: edits.remove,
+                query_parameters_to_remove: edits.remove_query,
                 ..Default::default()
             })),
             dynamic_metadata: Some(metadata(&[("auth_method", "none")])),
@@ -274,7 +276,8 @@ fn metadata(fields: &[(&str, &str)]) -> Struct {
 
 /// An identity's allow, encoded once: `OkHttpResponse.headers` (each with
 /// `OVERWRITE_IF_EXISTS_OR_ADD`) and `CheckResponse.dynamic_metadata`.
-/// Only `headers_to_remove` depends on the request; it is encoded per check
+/// Only the request's [`Edits`] (`headers_to_remove`, most often alone; a
+/// rewritten `cookie`; `query_parameters_to_remove`) are encoded per check,
 /// between the two.
 #[derive(Debug)]
 struct RenderedAllow {
@@ -289,7 +292,9 @@ struct RenderedAllow {
 const STATUS_FIELD: u32 = 1;
 const OK_RESPONSE_FIELD: u32 = 3;
 const METADATA_FIELD: u32 = 4;
+const HEADERS_FIELD: u32 = 2;
 const HEADERS_TO_REMOVE_FIELD: u32 = 5;
+const QUERY_TO_REMOVE_FIELD: u32 = 8;
 
 impl RenderedAllow {
     /// Writes the bytes directly, as prost would from the messages
@@ -355,12 +360,15 @@ impl RenderedAllow {
         Self { headers, metadata }
     }
 
-    fn ok_response_len(&self, remove: &[String]) -> usize {
-        self.headers.len() + encoding::string::encoded_len_repeated(HEADERS_TO_REMOVE_FIELD, remove)
+    fn ok_response_len(&self, edits: &Edits) -> usize {
+        self.headers.len()
+            + encoding::message::encoded_len_repeated(HEADERS_FIELD, &per_check_headers(edits))
+            + encoding::string::encoded_len_repeated(HEADERS_TO_REMOVE_FIELD, &edits.remove)
+            + encoding::string::encoded_len_repeated(QUERY_TO_REMOVE_FIELD, &edits.remove_query)
     }
 
-    fn encoded_len(&self, remove: &[String]) -> usize {
-        let ok = self.ok_response_len(remove);
+    fn encoded_len(&self, edits: &Edits) -> usize {
+        let ok = self.ok_response_len(edits);
         encoding::message::encoded_len(STATUS_FIELD, &OK_STATUS)
             + encoding::key_len(OK_RESPONSE_FIELD)
             + encoding::encoded_len_varint(ok as u64)
@@ -369,15 +377,24 @@ impl RenderedAllow {
     }
 
     /// Fields in the order prost writes them: status, ok_response
-    /// (headers, then headers_to_remove), dynamic_metadata.
-    fn encode(&self, remove: &[String], buf: &mut impl BufMut) {
+    /// (headers: the identity's, then this request's; headers_to_remove;
+    /// query_parameters_to_remove), dynamic_metadata.
+    fn encode(&self, edits: &Edits, buf: &mut impl BufMut) {
         encoding::message::encode(STATUS_FIELD, &OK_STATUS, buf);
         encoding::encode_key(OK_RESPONSE_FIELD, WireType::LengthDelimited, buf);
-        encoding::encode_varint(self.ok_response_len(remove) as u64, buf);
+        encoding::encode_varint(self.ok_response_len(edits) as u64, buf);
         buf.put_slice(&self.headers);
-        encoding::string::encode_repeated(HEADERS_TO_REMOVE_FIELD, remove, buf);
+        encoding::message::encode_repeated(HEADERS_FIELD, &per_check_headers(edits), buf);
+        encoding::string::encode_repeated(HEADERS_TO_REMOVE_FIELD, &edits.remove, buf);
+        encoding::string::encode_repeated(QUERY_TO_REMOVE_FIELD, &edits.remove_query, buf);
         buf.put_slice(&self.metadata);
     }
+}
+
+/// The headers an allow sets for this request only (empty but for a
+/// session cookie cut out of `cookie`: no allocation then).
+fn per_check_headers(edits: &Edits) -> Vec<HeaderValueOption> {
+    edits.set.iter().map(|(k, v)| header(k, v)).collect()
 }
 
 /// A proto3 string field's encoded size: nothing when empty (the default).
@@ -426,8 +443,8 @@ impl Answer {
 impl Message for Answer {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         match self {
-            Answer::Allow { identity, remove } => {
-                Answer::with_rendered(identity, |r| r.encode(remove, buf))
+            Answer::Allow { identity, edits } => {
+                Answer::with_rendered(identity, |r| r.encode(edits, buf))
             }
             Answer::Message(m) => m.encode_raw(buf),
         }
@@ -435,8 +452,8 @@ impl Message for Answer {
 
     fn encoded_len(&self) -> usize {
         match self {
-            Answer::Allow { identity, remove } => {
-                Answer::with_rendered(identity, |r| r.encoded_len(remove))
+            Answer::Allow { identity, edits } => {
+                Answer::with_rendered(identity, |r| r.encoded_len(edits))
             }
             Answer::Message(m) => m.encoded_len(),
         }
@@ -480,12 +497,18 @@ mod tests {
     }
 
     /// The allow as a plain `CheckResponse`: what the bytes must decode to.
-    fn expected(identity: &Identity, remove: &[String]) -> CheckResponse {
+    fn expected(identity: &Identity, edits: &Edits) -> CheckResponse {
         CheckResponse {
             status: Some(OK_STATUS),
             http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-                headers: identity.headers.iter().map(|(k, v)| header(k, v)).collect(),
-                headers_to_remove: remove.to_vec(),
+                headers: identity
+                    .headers
+                    .iter()
+                    .chain(&edits.set)
+                    .map(|(k, v)| header(k, v))
+                    .collect(),
+                headers_to_remove: edits.remove.clone(),
+                query_parameters_to_remove: edits.remove_query.clone(),
                 ..Default::default()
             })),
             dynamic_metadata: Some(allow_metadata(identity)),
@@ -508,20 +531,35 @@ mod tests {
             // Never produced by identity.rs, but encoded as prost would.
             (vec![("x-empty", ""), ("", "v")], vec![]),
         ];
+        let with_edits = |remove: Vec<String>| {
+            [
+                Edits {
+                    remove: remove.clone(),
+                    ..Edits::default()
+                },
+                Edits {
+                    remove,
+                    set: vec![("cookie".into(), "theme=dark".into())],
+                    remove_query: vec!["access_token".into()],
+                },
+            ]
+        };
         for (headers, remove) in cases {
             let id = identity(&headers);
-            for _ in 0..2 {
-                // The second round encodes from the identity's kept rendering.
-                let answer = Answer::Allow {
-                    identity: id.clone(),
-                    remove: remove.clone(),
-                };
-                let bytes = answer.encode_to_vec();
-                assert_eq!(bytes.len(), answer.encoded_len());
-                let decoded = CheckResponse::decode(bytes.as_slice()).unwrap();
-                assert_eq!(decoded, expected(&id, &remove));
-                // Same size as prost's own encoding (map order may differ).
-                assert_eq!(bytes.len(), expected(&id, &remove).encoded_len());
+            for edits in with_edits(remove) {
+                for _ in 0..2 {
+                    // The second round encodes from the identity's kept rendering.
+                    let answer = Answer::Allow {
+                        identity: id.clone(),
+                        edits: edits.clone(),
+                    };
+                    let bytes = answer.encode_to_vec();
+                    assert_eq!(bytes.len(), answer.encoded_len());
+                    let decoded = CheckResponse::decode(bytes.as_slice()).unwrap();
+                    assert_eq!(decoded, expected(&id, &edits));
+                    // Same size as prost's own encoding (map order may differ).
+                    assert_eq!(bytes.len(), expected(&id, &edits).encoded_len());
+                }
             }
         }
     }

@@ -9,8 +9,11 @@
 //! `failure_mode_allow: false`, which every shipped config sets).
 //!
 //! Forged identity headers: on an allow, `x-envoy-auth-headers-to-remove`
-//! lists every managed header the client sent that ward does not set;
-//! Envoy removes them before the request goes upstream. ward can only see
+//! lists every managed header the client sent that ward does not set, and
+//! every credential of a kind not forwarded (`forward.rs`); Envoy removes
+//! them before the request goes upstream. A session cookie not forwarded
+//! is cut out of a `cookie` header in the answer, which the proxy must copy
+//! upstream (Envoy: `allowed_upstream_headers`). ward can only see
 //! headers Envoy forwards, so Envoy's `allowed_headers` must include the
 //! managed prefixes (`x-user-`, `x-auth-`); `envoy/http-mode.yaml` does.
 
@@ -80,29 +83,27 @@ async fn check(
 }
 
 impl HttpService {
+    /// 200 with the identity headers `set`, this request's edits (a
+    /// rewritten `cookie`, which the proxy must copy upstream), and the
+    /// headers it must lose in `x-envoy-auth-headers-to-remove`. Query
+    /// edits cannot be expressed here; config validation refuses
+    /// `jwt.from_query` with this mode.
+    fn allow(&self, req: &Request<'_>, set: &[(String, String)]) -> Response<Body> {
+        let mut r = Response::new(Body::empty());
+        let edits = self.managed.edits(req, set);
+        for (name, value) in set.iter().chain(&edits.set) {
+            insert(r.headers_mut(), name, value);
+        }
+        if !edits.remove.is_empty() {
+            insert(r.headers_mut(), HEADERS_TO_REMOVE, &edits.remove.join(","));
+        }
+        r
+    }
+
     fn finish(&self, req: &Request<'_>, outcome: &Outcome, start: Instant) -> Response<Body> {
         let response = match &outcome.decision {
-            Decision::Allow(identity) => {
-                let mut r = Response::new(Body::empty());
-                for (name, value) in &identity.headers {
-                    insert(r.headers_mut(), name, value);
-                }
-                let remove = self
-                    .managed
-                    .to_remove(req.header_names(), &identity.headers);
-                if !remove.is_empty() {
-                    insert(r.headers_mut(), HEADERS_TO_REMOVE, &remove.join(","));
-                }
-                r
-            }
-            Decision::AllowAnonymous => {
-                let mut r = Response::new(Body::empty());
-                let remove = self.managed.to_remove(req.header_names(), &[]);
-                if !remove.is_empty() {
-                    insert(r.headers_mut(), HEADERS_TO_REMOVE, &remove.join(","));
-                }
-                r
-            }
+            Decision::Allow(identity) => self.allow(req, &identity.headers),
+            Decision::AllowAnonymous => self.allow(req, &[]),
             Decision::Deny(reason) => {
                 tracing::info!(
                     request_id = req.request_id().unwrap_or(""),

@@ -22,7 +22,8 @@ pub struct Ward {
     pub grpc_addr: SocketAddr,
     /// HTTP admin: /healthz, /readyz, /metrics.
     pub admin_addr: SocketAddr,
-    /// HTTP ext_authz mode (always on in tests).
+    /// HTTP ext_authz mode (on in tests unless the config says
+    /// `listen: {http: ~}`).
     pub http_addr: SocketAddr,
     process: Process,
     config_path: PathBuf,
@@ -137,6 +138,9 @@ fn with_listen(
         .ok_or("ward: `listen` must be a mapping")?;
     listen.insert(Value::from("grpc"), Value::from(grpc.to_string()));
     listen.insert(Value::from("admin"), Value::from(admin.to_string()));
-    listen.insert(Value::from("http"), Value::from(http.to_string()));
+    // `listen: {http: ~}` in a test config keeps the HTTP mode off.
+    if !listen.get("http").is_some_and(Value::is_null) {
+        listen.insert(Value::from("http"), Value::from(http.to_string()));
+    }
     serde_yaml_ng::to_string(&doc).map_err(|e| format!("ward: serialize config: {e}"))
 }
