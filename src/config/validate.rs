@@ -112,6 +112,12 @@ impl Config {
                 "must differ from listen.grpc and listen.admin",
             );
         }
+        if !super::MAX_REQUEST_BYTES_RANGE.contains(&self.listen.max_request_bytes) {
+            p.add(
+                "listen.max_request_bytes",
+                "must be between 65536 (64 KiB) and 1073741824 (1 GiB)",
+            );
+        }
         if let Some(path) = &self.listen.unix_socket
             && path.as_os_str().is_empty()
         {
@@ -461,7 +467,7 @@ mod tests {
     fn reports_every_problem_with_its_path() {
         let got = problems(
             r#"
-listen: {grpc: "127.0.0.1:7000", admin: "127.0.0.1:7000"}
+listen: {grpc: "127.0.0.1:7000", admin: "127.0.0.1:7000", max_request_bytes: 1024}
 log: {level: "ward=nope=x"}
 jwt:
   header: "Authorization"
@@ -478,6 +484,7 @@ cache: {max_entries: 0}
         let paths: Vec<&str> = got.iter().map(|s| s.split(':').next().unwrap()).collect();
         for want in [
             "listen.admin",
+            "listen.max_request_bytes",
             "log.level",
             "jwt.header",
             "jwt.keys[0]",
