@@ -567,6 +567,22 @@ cache: {store_ttl: 1s, negative_ttl: 2s}
     }
 
     #[test]
+    fn max_request_bytes_is_bounded() {
+        for (bytes, ok) in [
+            (65_535, false),
+            (65_536, true),
+            (1 << 30, true),
+            ((1 << 30) + 1, false),
+        ] {
+            let got = problems(&format!("{KEY}\nlisten: {{max_request_bytes: {bytes}}}"));
+            let named = got
+                .iter()
+                .any(|p| p.starts_with("listen.max_request_bytes"));
+            assert_eq!(named, !ok, "{bytes}: {got:?}");
+        }
+    }
+
+    #[test]
     fn parse_errors_name_the_field() {
         let err = Config::from_yaml("jwt: {leeway: soon}").unwrap_err();
         assert!(err.to_string().starts_with("jwt.leeway"), "{err}");
