@@ -167,14 +167,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
 }
 
-/// `--lean`: the same empty answer, with ward's request decoding.
+/// `--lean`: the same empty answer, with ward's request reading and
+/// decoding (`ward::server::unary` and `wire`) and ward's answer framing.
 mod lean {
-    use envoy_types::ext_authz::v3::pb::CheckResponse;
     use envoy_types::pb::google::rpc;
     use std::convert::Infallible;
     use std::task::{Context, Poll};
     use tonic::codegen::{Body, BoxFuture, StdError, http};
-    use ward::server::wire::{CheckCodec, CheckView};
+    use ward::server::unary::{self, Incoming};
+    use ward::server::wire::CheckView;
+
+    /// ward's default `listen.max_request_bytes`.
+    const LIMIT: usize = ward::config::DEFAULT_MAX_REQUEST_BYTES;
 
     #[derive(Clone)]
     pub struct Lean;
@@ -197,30 +201,23 @@ mod lean {
         }
 
         fn call(&mut self, req: http::Request<B>) -> Self::Future {
-            let codec = CheckCodec::<CheckResponse>::default();
-            Box::pin(async move { Ok(tonic::server::Grpc::new(codec).unary(Check, req).await) })
-        }
-    }
-
-    struct Check;
-
-    impl tonic::server::UnaryService<CheckView> for Check {
-        type Response = CheckResponse;
-        type Future = BoxFuture<tonic::Response<CheckResponse>, tonic::Status>;
-
-        fn call(&mut self, request: tonic::Request<CheckView>) -> Self::Future {
-            // Read the attributes as ward does (UTF-8 checks included).
-            let ok = request.get_ref().attributes().is_ok();
             Box::pin(async move {
+                // Read the attributes as ward does (UTF-8 checks included).
+                let ok = match unary::read_message(req.into_body(), LIMIT).await {
+                    Incoming::Message(bytes) => {
+                        CheckView::parse(bytes).is_ok_and(|v| v.attributes().is_ok())
+                    }
+                    _ => false,
+                };
                 let mut answer = super::response(false);
                 if !ok {
                     answer.status = Some(rpc::Status {
-                        code: 3, // INVALID_ARGUMENT
+                        code: 7, // PERMISSION_DENIED
                         ..Default::default()
                     });
                     answer.http_response = None;
                 }
-                Ok(tonic::Response::new(answer))
+                Ok(unary::respond(&answer))
             })
         }
     }

@@ -285,7 +285,10 @@ impl Authenticator {
         if fp.mode == FingerprintMode::Off {
             return Ok(());
         }
-        let computed = request_fingerprint(fp, req);
+        // The stored value says which algorithm wrote it (`fp2:` or bare
+        // hex), so sessions written before v2 keep verifying.
+        let version = fingerprint::Version::of(stored);
+        let computed = request_fingerprint_as(fp, req, version);
         if fingerprint::matches(stored, &computed) {
             return Ok(());
         }
@@ -400,9 +403,19 @@ fn keep_identity(verdict: Verdict) -> Result<(), Reason> {
     }
 }
 
-/// The fingerprint of a request under `config`: the client IP (masked)
-/// and the named headers' values, in the configured order.
+/// The fingerprint of a request under `config`, as a login service
+/// stores it today: the current version ([`fingerprint::Version::V2`]).
 pub fn request_fingerprint(config: &FingerprintConfig, req: &Request<'_>) -> String {
+    request_fingerprint_as(config, req, fingerprint::Version::V2)
+}
+
+/// The fingerprint of a request under `config` with `version`: the client
+/// IP (masked) and the named headers' values, in the configured order.
+pub fn request_fingerprint_as(
+    config: &FingerprintConfig,
+    req: &Request<'_>,
+    version: fingerprint::Version,
+) -> String {
     let ip = fingerprint::client_ip(
         req.header("x-forwarded-for"),
         req.source_ip,
@@ -422,5 +435,5 @@ pub fn request_fingerprint(config: &FingerprintConfig, req: &Request<'_>) -> Str
             (a.as_str(), v)
         })
         .collect();
-    fingerprint::compute(values)
+    version.compute(values)
 }

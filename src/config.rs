@@ -63,7 +63,18 @@ pub struct Listen {
     /// HTTP ext_authz mode (Envoy `http_service`, nginx `auth_request`,
     /// Traefik `forwardAuth`); off unless set.
     pub http: Option<SocketAddr>,
+    /// The largest `CheckRequest` ward reads on the gRPC listeners, in
+    /// bytes (the message, without gRPC's 5-byte prefix). A larger one is
+    /// denied 413 `request_too_large` from its prefix alone, unread.
+    pub max_request_bytes: usize,
 }
+
+/// `listen.max_request_bytes` by default: 8 MiB, room for the body Envoy's
+/// `with_request_body` buffers.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+/// `listen.max_request_bytes` bounds: room for Envoy's default header
+/// limit (60 KiB) below, 1 GiB above (a gRPC frame declares at most 4 GiB).
+pub const MAX_REQUEST_BYTES_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=1024 * 1024 * 1024;
 
 impl Default for Listen {
     fn default() -> Self {
@@ -72,6 +83,7 @@ impl Default for Listen {
             unix_socket: None,
             admin: SocketAddr::from(([127, 0, 0, 1], 9901)),
             http: None,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         }
     }
 }

@@ -3,27 +3,92 @@
 //!
 //! The encoding must be unambiguous (no two attribute lists hash alike)
 //! and easy to reproduce in any language, because the login service
-//! computes the same value at login. It is the string `ward-fp-v1` followed,
-//! for each attribute in order, by two netstrings (`<len>:<bytes>,`): the
-//! attribute's name and its value. The result is lowercase hex.
-//! `ward fingerprint` prints it for given inputs, and
-//! `docs/redis-contract.md` has test vectors.
+//! computes the same value at login. A domain string, then, for each
+//! attribute in order, two netstrings (`<len>:<bytes>,`): the attribute's
+//! name and its value; the hash in lowercase hex.
+//!
+//! Two versions, told apart by the stored value ([`Version::of`]):
+//!
+//! - **v1** (`ward-fp-v1`, stored as bare hex) hashes every value byte for
+//!   byte. A browser that only re-spaces `accept-language`
+//!   (`en-US, en;q=0.9` for `en-US,en;q=0.9`, the same list under RFC 9110
+//!   §5.6.1) changed its fingerprint and was logged out.
+//! - **v2** (`ward-fp-v2`, stored as `fp2:<hex>`) first puts the headers
+//!   of a fixed table, [`LIST_HEADERS`], in list normal form
+//!   ([`normalize`]); every other value (`user-agent`, `client_ip`, any
+//!   header not in the table) is still hashed byte for byte.
+//!
+//! Sessions written with v1 keep verifying with v1. `ward fingerprint`
+//! prints v2 (`--v1` for v1), and `docs/redis-contract.md` has the steps
+//! and test vectors of both.
 
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// The attribute name that stands for the client IP address.
 pub const CLIENT_IP: &str = "client_ip";
 
-/// Computes the fingerprint of `(name, value)` pairs, in order.
-pub fn compute<'a>(attributes: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(b"ward-fp-v1");
-    for (name, value) in attributes {
-        netstring(&mut hasher, name);
-        netstring(&mut hasher, value);
+/// How a v2 fingerprint is stored: this prefix, then the hex digest.
+pub const V2_PREFIX: &str = "fp2:";
+
+/// The headers v2 hashes as RFC 9110 lists, and whether their elements are
+/// case-insensitive (then ASCII-lower-cased). Fixed: a header added or
+/// removed here changes fingerprints, so it needs a new version.
+pub const LIST_HEADERS: &[(&str, bool)] = &[
+    // media ranges: parameter values may be case-sensitive
+    ("accept", false),
+    // content-codings are case-insensitive (RFC 9110 §8.4.1)
+    ("accept-encoding", true),
+    // language ranges are case-insensitive (RFC 4647 §2.1)
+    ("accept-language", true),
+    // a structured-field list of quoted brand strings
+    ("sec-ch-ua", false),
+];
+
+/// The algorithm a fingerprint is computed or was stored with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// `ward-fp-v1`: values byte for byte; bare hex.
+    V1,
+    /// `ward-fp-v2`: list headers normalized; `fp2:` + hex.
+    V2,
+}
+
+impl Version {
+    /// The version a stored fingerprint was written with: `fp2:` (any
+    /// case, surrounding whitespace ignored) is v2, anything else v1.
+    pub fn of(stored: &str) -> Version {
+        let prefix = stored.trim_start().get(..V2_PREFIX.len());
+        if prefix.is_some_and(|p| p.eq_ignore_ascii_case(V2_PREFIX)) {
+            Version::V2
+        } else {
+            Version::V1
+        }
     }
-    hex::encode(hasher.finalize())
+
+    /// The fingerprint of `(name, value)` pairs, in order, as stored.
+    pub fn compute<'a>(self, attributes: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+        let mut hasher = Sha256::new();
+        match self {
+            Version::V1 => {
+                hasher.update(b"ward-fp-v1");
+                for (name, value) in attributes {
+                    netstring(&mut hasher, name);
+                    netstring(&mut hasher, value);
+                }
+                hex::encode(hasher.finalize())
+            }
+            Version::V2 => {
+                hasher.update(b"ward-fp-v2");
+                for (name, value) in attributes {
+                    netstring(&mut hasher, name);
+                    netstring(&mut hasher, &normalize(name, value));
+                }
+                format!("{V2_PREFIX}{}", hex::encode(hasher.finalize()))
+            }
+        }
+    }
 }
 
 fn netstring(hasher: &mut Sha256, s: &str) {
@@ -31,6 +96,60 @@ fn netstring(hasher: &mut Sha256, s: &str) {
     hasher.update(b":");
     hasher.update(s.as_bytes());
     hasher.update(b",");
+}
+
+/// The value v2 hashes for attribute `name`: for a header of
+/// [`LIST_HEADERS`], its list normal form: split on `,`, each element
+/// split on `;` (neither splits inside a `"quoted string"`), each part
+/// trimmed of spaces and tabs, empty parts and empty elements dropped,
+/// parts joined with `;` and elements with `,`, then ASCII-lower-cased
+/// when the header's elements are case-insensitive. Any other value as is.
+pub fn normalize<'a>(name: &str, value: &'a str) -> Cow<'a, str> {
+    let Some(&(_, lower)) = LIST_HEADERS
+        .iter()
+        .find(|(h, _)| h.eq_ignore_ascii_case(name))
+    else {
+        return Cow::Borrowed(value);
+    };
+    let mut out = String::with_capacity(value.len());
+    for element in split_unquoted(value, b',') {
+        let parts = split_unquoted(element, b';')
+            .map(|p| p.trim_matches([' ', '\t']))
+            .filter(|p| !p.is_empty());
+        // An element with no part writes nothing, not even its comma.
+        let mut sep = if out.is_empty() { "" } else { "," };
+        for part in parts {
+            out.push_str(sep);
+            out.push_str(part);
+            sep = ";";
+        }
+    }
+    if lower {
+        out.make_ascii_lowercase();
+    }
+    Cow::Owned(out)
+}
+
+/// `s` split on `sep`, except inside a double-quoted string (where `\`
+/// escapes the next character, as in RFC 9110's `quoted-pair`).
+fn split_unquoted(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let (mut quoted, mut escaped) = (false, false);
+    let mut cuts = Vec::new();
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if escaped {
+            escaped = false;
+        } else if quoted && b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            quoted = !quoted;
+        } else if b == sep && !quoted {
+            cuts.push(&s[start..i]);
+            start = i + 1;
+        }
+    }
+    cuts.push(&s[start..]);
+    cuts.into_iter()
 }
 
 /// The client's address: with `trusted_hops` = 0, the peer Envoy saw
@@ -72,7 +191,9 @@ fn mask_v4(a: std::net::Ipv4Addr, bits: u8) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::from(u32::from(a) & keep)
 }
 
-/// Constant-time comparison of two hex fingerprints.
+/// Constant-time comparison of a stored fingerprint with the one computed
+/// for this request with the stored one's [`Version`]: case and
+/// surrounding whitespace of the stored value are ignored.
 pub fn matches(stored: &str, computed: &str) -> bool {
     use subtle::ConstantTimeEq;
     let stored = stored.trim().to_ascii_lowercase();
@@ -83,15 +204,18 @@ pub fn matches(stored: &str, computed: &str) -> bool {
 mod tests {
     use super::*;
 
+    const V1: Version = Version::V1;
+    const V2: Version = Version::V2;
+
     #[test]
-    fn vectors() {
+    fn v1_vectors() {
         // These vectors are repeated in docs/redis-contract.md.
         assert_eq!(
-            compute([]),
+            V1.compute([]),
             hex::encode(Sha256::digest(b"ward-fp-v1")),
             "no attributes"
         );
-        let v1 = compute([
+        let v1 = V1.compute([
             ("client_ip", "203.0.113.7"),
             ("user-agent", "Mozilla/5.0"),
             ("accept-language", "en-US"),
@@ -100,13 +224,172 @@ mod tests {
             b"ward-fp-v19:client_ip,11:203.0.113.7,10:user-agent,11:Mozilla/5.0,15:accept-language,5:en-US,",
         ));
         assert_eq!(v1, manual);
+        assert_eq!(
+            v1,
+            "90c2178d6f713c800346bd2b37db52b4457a7fa5578683a7d543dd899d5d745f"
+        );
+        // v1 hashes list headers byte for byte.
+        assert_ne!(
+            V1.compute([("accept-language", "en-US,en;q=0.9")]),
+            V1.compute([("accept-language", "en-US, en;q=0.9")])
+        );
+    }
+
+    /// The v2 table of docs/redis-contract.md: attributes as sent, the
+    /// stored value.
+    const V2_VECTORS: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[],
+            "fp2:72b67689738ff31def39e983b68ba1083b503f8c331219235fa2dba63daf3ea5",
+        ),
+        (
+            &[
+                ("client_ip", "203.0.113.7"),
+                ("user-agent", "Mozilla/5.0"),
+                ("accept-language", "en-US"),
+            ],
+            "fp2:4c85ce224a854c29fb50d281814f7b559397e498f0d7304e6ff1ba8a7a69b22f",
+        ),
+        (
+            &[
+                ("client_ip", "203.0.113.7"),
+                ("user-agent", "Mozilla/5.0"),
+                ("accept-language", "en-US,en;q=0.9"),
+            ],
+            "fp2:9fe6aaee40f156b2b579293c3d1a860bea93d47e60f429fd440449fcce5fda0f",
+        ),
+        (
+            &[
+                ("client_ip", "203.0.113.7"),
+                ("user-agent", "Mozilla/5.0"),
+                ("accept-language", " EN-us , en; q=0.9 ,,"),
+            ],
+            "fp2:9fe6aaee40f156b2b579293c3d1a860bea93d47e60f429fd440449fcce5fda0f",
+        ),
+        (
+            &[
+                ("client_ip", "2001:db8:1:2::"),
+                (
+                    "user-agent",
+                    "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0",
+                ),
+                ("accept-language", "de-CH,de;q=0.9,en;q=0.8"),
+            ],
+            "fp2:fb84b2cf96d4e51857089af8141d9aec3c78972768dec2a0f82d8146b27e9466",
+        ),
+        (
+            &[("accept-encoding", "gzip, deflate, BR, zstd")],
+            "fp2:2c6c0c17dda05f6534a52c1fd116e7258e591b74bd24c52b3d2d857615cb77d6",
+        ),
+        (
+            &[(
+                "accept",
+                r#"text/html, application/xhtml+xml;q=0.9, text/plain; format="a, b" , */*; q=0.8"#,
+            )],
+            "fp2:75e3dd4c5834b88011cec3c23004c66a0bf208641a51692bfaeb12e43de9f30c",
+        ),
+        (
+            &[(
+                "sec-ch-ua",
+                r#""Chromium";v="128", "Not;A=Brand";v="24", "Google Chrome";v="128""#,
+            )],
+            "fp2:bdfc95e89a128b4b530a20637570dc09d50eb5550231b9bd0f8f8136815d6430",
+        ),
+        (
+            &[
+                ("client_ip", ""),
+                ("user-agent", ""),
+                ("accept-language", ""),
+            ],
+            "fp2:fb83fa653e98342742869f52ca607c765d9bfc922bec0c9b65eca5c0344fae11",
+        ),
+        (
+            &[("user-agent", "Grüße 🚀")],
+            "fp2:48f951e5ff062f77e180034f7533590556fbbb72f4cf74495816dbdc1f40b24c",
+        ),
+    ];
+
+    #[test]
+    fn v2_vectors() {
+        for (attributes, expected) in V2_VECTORS {
+            assert_eq!(
+                V2.compute(attributes.iter().copied()),
+                *expected,
+                "{attributes:?}"
+            );
+        }
+        let manual = Sha256::digest(
+            b"ward-fp-v29:client_ip,11:203.0.113.7,10:user-agent,11:Mozilla/5.0,15:accept-language,5:en-us,",
+        );
+        assert_eq!(V2_VECTORS[1].1, format!("fp2:{}", hex::encode(manual)));
+    }
+
+    #[test]
+    fn list_headers_are_normalized_and_nothing_else() {
+        let cases = [
+            ("accept-language", "en-US,en;q=0.9", "en-us,en;q=0.9"),
+            ("accept-language", "en-US, en;q=0.9", "en-us,en;q=0.9"),
+            (
+                "Accept-Language",
+                "\ten-US ,\t, en ; q=0.9, ",
+                "en-us,en;q=0.9",
+            ),
+            ("accept-language", " , ,", ""),
+            ("accept-language", "en;", "en"),
+            ("accept-encoding", "GZIP , br", "gzip,br"),
+            (
+                "accept",
+                r#"a/b; p="X, Y;Z" , c/D"#,
+                r#"a/b;p="X, Y;Z",c/D"#,
+            ),
+            ("accept", r#"a/b; p="q\", r" ,c/d"#, r#"a/b;p="q\", r",c/d"#),
+            ("sec-ch-ua", r#""A";v="1" , "B""#, r#""A";v="1","B""#),
+            // Not lists: byte for byte.
+            (
+                "user-agent",
+                " Mozilla/5.0 (X11, a; b) ",
+                " Mozilla/5.0 (X11, a; b) ",
+            ),
+            ("x-device", "A, B", "A, B"),
+            ("client_ip", " 203.0.113.7", " 203.0.113.7"),
+        ];
+        for (name, value, expected) in cases {
+            assert_eq!(normalize(name, value), expected, "{name}: {value:?}");
+        }
+        // The order of elements is kept: a reordered list is another list.
+        assert_ne!(
+            V2.compute([("accept-language", "en,de")]),
+            V2.compute([("accept-language", "de,en")])
+        );
+    }
+
+    #[test]
+    fn the_stored_value_names_its_version() {
+        let fp = V2.compute([("a", "b")]);
+        assert_eq!(Version::of(&fp), V2);
+        assert_eq!(Version::of(&format!(" {}\n", fp.to_ascii_uppercase())), V2);
+        assert_eq!(Version::of(&V1.compute([("a", "b")])), V1);
+        assert_eq!(Version::of("fp3:00"), V1, "unknown: v1, which cannot match");
+        assert_eq!(Version::of("fp"), V1);
+        assert!(matches(&fp.to_ascii_uppercase(), &fp));
+        assert!(!matches(&fp[4..], &fp), "a v2 digest without its prefix");
+        assert!(!matches(&V1.compute([("a", "b")]), &fp));
     }
 
     #[test]
     fn encoding_is_unambiguous() {
-        assert_ne!(compute([("a", "bc")]), compute([("ab", "c")]));
-        assert_ne!(compute([("a", "1,2:x")]), compute([("a", "1"), ("2", "x")]));
-        assert_ne!(compute([("a", "")]), compute([]));
+        for v in [V1, V2] {
+            assert_ne!(v.compute([("a", "bc")]), v.compute([("ab", "c")]));
+            assert_ne!(
+                v.compute([("a", "1,2:x")]),
+                v.compute([("a", "1"), ("2", "x")])
+            );
+            assert_ne!(v.compute([("a", "")]), v.compute([]));
+        }
+        assert_ne!(
+            V1.compute([("a", "b")]).len(),
+            V2.compute([("a", "b")]).len()
+        );
     }
 
     #[test]
@@ -138,10 +421,10 @@ mod tests {
 
     #[test]
     fn comparison_ignores_case_and_whitespace_only() {
-        let fp = compute([("a", "b")]);
+        let fp = V1.compute([("a", "b")]);
         assert!(matches(&fp.to_ascii_uppercase(), &fp));
         assert!(matches(&format!(" {fp}\n"), &fp));
         assert!(!matches(&fp[1..], &fp));
-        assert!(!matches(&compute([("a", "c")]), &fp));
+        assert!(!matches(&V1.compute([("a", "c")]), &fp));
     }
 }

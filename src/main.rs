@@ -42,7 +42,8 @@ enum Command {
         file: PathBuf,
     },
     /// Print the device fingerprint ward computes for these attributes, so
-    /// a login service can check its own implementation.
+    /// a login service can check its own implementation: `fp2:<hex>` (the
+    /// current algorithm), or with --v1 the bare hex of v1.
     ///
     /// With --config, its sessions.fingerprint settings (attributes,
     /// masks) apply; otherwise the defaults (client_ip, user-agent,
@@ -109,6 +110,10 @@ struct FingerprintArgs {
     /// Take attributes and masks from this config's sessions.fingerprint.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Print the v1 fingerprint (bare hex, every value byte for byte), as
+    /// sessions written before `fp2:` store it.
+    #[arg(long)]
+    v1: bool,
 }
 
 #[derive(Args)]
@@ -168,7 +173,8 @@ enum SessionCommand {
         roles: Vec<String>,
         #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
-        /// Hex fingerprint to bind the session to (see `ward fingerprint`).
+        /// Fingerprint to bind the session to, as `ward fingerprint` prints
+        /// it (`fp2:<hex>`, or v1's bare hex).
         #[arg(long)]
         fingerprint: Option<String>,
         /// Lifetime (key TTL and expires_at).
@@ -452,7 +458,15 @@ fn fingerprint(args: &FingerprintArgs) -> ExitCode {
         policy: None,
         source_ip,
     };
-    println!("{}", ward::authn::request_fingerprint(&config, &req));
+    let version = if args.v1 {
+        ward::fingerprint::Version::V1
+    } else {
+        ward::fingerprint::Version::V2
+    };
+    println!(
+        "{}",
+        ward::authn::request_fingerprint_as(&config, &req, version)
+    );
     ExitCode::SUCCESS
 }
 

@@ -9,6 +9,7 @@
 mod admin;
 mod grpc;
 mod http;
+pub mod unary;
 pub mod wire;
 
 use crate::check::Checker;
@@ -121,6 +122,7 @@ impl Server {
             managed,
             metrics: metrics.clone(),
             responder,
+            max_request_bytes: config.listen.max_request_bytes,
         });
         let bind_err = |what, addr: String| move |source| ServerError::Bind { what, addr, source };
         let grpc = TcpListener::bind(config.listen.grpc)

@@ -48,6 +48,8 @@ pub fn check_state(revoked: bool, expires_at: Option<u64>, now: u64) -> Result<(
 pub struct Session<'a> {
     pub user_id: &'a str,
     pub fields: &'a Fields,
+    /// The device fingerprint as stored (blank: none): `fp2:<hex>` for
+    /// v2, bare hex for v1; `fingerprint::Version::of` tells which.
     pub fingerprint: Option<&'a str>,
     pub expires_at: Option<u64>,
     pub revoked: bool,

@@ -148,6 +148,22 @@ fn fingerprint_prints_the_documented_vector() {
         "en-US",
     ]);
     assert!(ok);
+    // "fp2:" sha256("ward-fp-v2" "9:client_ip," "11:203.0.113.7," ... "5:en-us,")
+    assert_eq!(
+        out.trim(),
+        "fp2:4c85ce224a854c29fb50d281814f7b559397e498f0d7304e6ff1ba8a7a69b22f"
+    );
+    let (ok, out) = ward(&[
+        "fingerprint",
+        "--ip",
+        "203.0.113.7",
+        "--user-agent",
+        "Mozilla/5.0",
+        "--accept-language",
+        "en-US",
+        "--v1",
+    ]);
+    assert!(ok);
     // sha256("ward-fp-v1" "9:client_ip," "11:203.0.113.7," "10:user-agent," ...)
     assert_eq!(
         out.trim(),

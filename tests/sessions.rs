@@ -243,9 +243,10 @@ async fn a_session_key_ttl_bounds_the_cache() {
     );
 }
 
-/// The fingerprint a login service stores, computed from the documented
-/// encoding (not with ward's code): SHA-256 over `ward-fp-v1` and, per
-/// attribute, two netstrings (name, value); lowercase hex.
+/// The fingerprint a login service stored before `fp2:` (v1, still
+/// verified), computed from the documented encoding (not with ward's
+/// code): SHA-256 over `ward-fp-v1` and, per attribute, two netstrings
+/// (name, value); lowercase hex. v2 is tested in tests/fingerprint.rs.
 fn login_fingerprint(attrs: &[(&str, &str)]) -> String {
     let mut buf = b"ward-fp-v1".to_vec();
     for (name, value) in attrs {
@@ -286,7 +287,11 @@ async fn a_fingerprint_binds_the_session_to_the_device() {
         ("accept-language", "en-GB"),
     ];
     let fp = login_fingerprint(&attrs);
-    assert_eq!(fp, ward::fingerprint::compute(attrs), "documented encoding");
+    assert_eq!(
+        fp,
+        ward::fingerprint::Version::V1.compute(attrs),
+        "documented encoding"
+    );
     assert_eq!(
         fp,
         cli_fingerprint(&[
@@ -295,9 +300,10 @@ async fn a_fingerprint_binds_the_session_to_the_device() {
             "--user-agent",
             UA,
             "--accept-language",
-            "en-GB"
+            "en-GB",
+            "--v1"
         ]),
-        "ward fingerprint"
+        "ward fingerprint --v1"
     );
     let sid = session_id();
     // Stored in upper case with a newline: a sloppy writer still matches.
@@ -353,7 +359,15 @@ async fn fingerprint_prefix_and_trusted_hops_follow_the_config() {
     let file = dir.path().join("ward.yaml");
     std::fs::write(&file, config(&redis, sessions)).unwrap();
     let file = file.to_str().unwrap();
-    let from_cli = cli_fingerprint(&["--config", file, "--ip", "203.0.113.77", "--user-agent", UA]);
+    let from_cli = cli_fingerprint(&[
+        "--config",
+        file,
+        "--ip",
+        "203.0.113.77",
+        "--user-agent",
+        UA,
+        "--v1",
+    ]);
     assert_eq!(fp, from_cli, "ward fingerprint --config");
     let sid = session_id();
     alice_session(&redis, &sid, &[("fingerprint", &fp)]);

@@ -113,6 +113,12 @@ impl Config {
                 "must differ from listen.grpc and listen.admin",
             );
         }
+        if !super::MAX_REQUEST_BYTES_RANGE.contains(&self.listen.max_request_bytes) {
+            p.add(
+                "listen.max_request_bytes",
+                "must be between 65536 (64 KiB) and 1073741824 (1 GiB)",
+            );
+        }
         if let Some(path) = &self.listen.unix_socket
             && path.as_os_str().is_empty()
         {
@@ -559,7 +565,7 @@ mod tests {
     fn reports_every_problem_with_its_path() {
         let got = problems(
             r#"
-listen: {grpc: "127.0.0.1:7000", admin: "127.0.0.1:7000"}
+listen: {grpc: "127.0.0.1:7000", admin: "127.0.0.1:7000", max_request_bytes: 1024}
 log: {level: "ward=nope=x"}
 jwt:
   header: "Authorization"
@@ -576,6 +582,7 @@ cache: {max_entries: 0}
         let paths: Vec<&str> = got.iter().map(|s| s.split(':').next().unwrap()).collect();
         for want in [
             "listen.admin",
+            "listen.max_request_bytes",
             "log.level",
             "jwt.header",
             "jwt.keys[0]",
@@ -655,6 +662,22 @@ cache: {store_ttl: 1s, negative_ttl: 2s}
             ["limits.per_ip.per: must be greater than 0 and at most 24h"]
         );
         assert!(problems("limits: {per_credential: {failures: 1, per: 24h}}").is_empty());
+    }
+
+    #[test]
+    fn max_request_bytes_is_bounded() {
+        for (bytes, ok) in [
+            (65_535, false),
+            (65_536, true),
+            (1 << 30, true),
+            ((1 << 30) + 1, false),
+        ] {
+            let got = problems(&format!("{KEY}\nlisten: {{max_request_bytes: {bytes}}}"));
+            let named = got
+                .iter()
+                .any(|p| p.starts_with("listen.max_request_bytes"));
+            assert_eq!(named, !ok, "{bytes}: {got:?}");
+        }
     }
 
     #[test]

@@ -7,14 +7,18 @@
 //! the request through. Every deny carries an explicit HTTP status.
 //!
 //! The service is served by [`AuthzServer`] rather than envoy-types'
-//! generated `AuthorizationServer`, for one reason: the answer type. An
+//! generated `AuthorizationServer`, for two reasons. The request: ward
+//! reads the call's body itself ([`unary`]), so that a message too large
+//! or not decodable gets a deny (413, 400) rather than the gRPC error
+//! tonic would answer with. The answer type: an
 //! allow for a cached identity is written as bytes encoded once per
 //! identity ([`Answer::Allow`], kept in the identity's `rendered` slot)
 //! instead of a fresh `CheckResponse` of owned strings per check, which
 //! was a third of ward's own cost on a cache hit. On the wire it is the
 //! same `CheckResponse` (a test decodes one and compares).
 
-use super::wire::{CheckCodec, CheckView};
+use super::unary::{self, Incoming};
+use super::wire::CheckView;
 use crate::cache::short_hash;
 use crate::check::{Checker, Outcome};
 use crate::decision::{Decision, Reason};
@@ -64,6 +68,8 @@ pub struct CheckService {
     pub managed: ManagedHeaders,
     pub metrics: Arc<Metrics>,
     pub responder: Responder,
+    /// `listen.max_request_bytes`.
+    pub max_request_bytes: usize,
 }
 
 /// `envoy.service.auth.v3.Authorization` as a tower service for tonic's
@@ -101,26 +107,11 @@ where
         if req.uri().path() != CHECK_PATH {
             return Box::pin(async { Ok(tonic::Status::unimplemented("").into_http()) });
         }
-        let method = CheckMethod(self.inner.clone());
+        let service = self.inner.clone();
         Box::pin(async move {
-            let codec = CheckCodec::<Answer>::default();
-            Ok(tonic::server::Grpc::new(codec).unary(method, req).await)
-        })
-    }
-}
-
-struct CheckMethod(Arc<CheckService>);
-
-impl tonic::server::UnaryService<CheckView> for CheckMethod {
-    type Response = Answer;
-    type Future = BoxFuture<tonic::Response<Answer>, tonic::Status>;
-
-    fn call(&mut self, request: tonic::Request<CheckView>) -> Self::Future {
-        let service = self.0.clone();
-        Box::pin(async move {
-            Ok(tonic::Response::new(
-                service.check(request.into_inner()).await,
-            ))
+            let start = Instant::now();
+            let incoming = unary::read_message(req.into_body(), service.max_request_bytes).await;
+            Ok(unary::respond(&service.answer(incoming, start).await))
         })
     }
 }
@@ -141,9 +132,38 @@ pub enum Answer {
 }
 
 impl CheckService {
+    /// Answers what a Check call's body held: a decision for a message
+    /// that decodes, a deny for anything else (413 for one over
+    /// `listen.max_request_bytes`, 400 for one that is not a single
+    /// uncompressed `CheckRequest`), rendered, counted and logged as every
+    /// deny is. `start` is when the call began.
+    pub async fn answer(&self, incoming: Incoming, start: Instant) -> Answer {
+        let refused = match incoming {
+            Incoming::Message(bytes) => match CheckView::parse(bytes) {
+                Ok(view) => return self.check(view, start).await,
+                Err(e) => {
+                    tracing::debug!(error = %e, "CheckRequest is not protobuf");
+                    Reason::MalformedRequest
+                }
+            },
+            Incoming::TooLarge { declared, limit } => {
+                tracing::debug!(
+                    declared,
+                    limit,
+                    "CheckRequest over listen.max_request_bytes"
+                );
+                Reason::RequestTooLarge
+            }
+            Incoming::Malformed(e) => {
+                tracing::debug!(error = %e, "Check call body is not one gRPC message");
+                Reason::MalformedRequest
+            }
+        };
+        self.refuse(refused, start)
+    }
+
     /// Decides one `CheckRequest`.
-    pub async fn check(&self, check: CheckView) -> Answer {
-        let start = Instant::now();
+    pub async fn check(&self, check: CheckView, start: Instant) -> Answer {
         match check.attributes() {
             Ok(attrs) => {
                 let req = Request {
@@ -157,19 +177,23 @@ impl CheckService {
                 let outcome = self.checker.check(&req, crate::unix_now()).await;
                 self.finish(&req, outcome, start)
             }
-            Err(_) => {
-                let outcome = Outcome::anonymous(Decision::Deny(Reason::MalformedRequest));
-                let req = Request {
-                    method: "",
-                    host: "",
-                    path: "",
-                    headers: Headers::default(),
-                    policy: None,
-                    source_ip: None,
-                };
-                self.finish(&req, outcome, start)
-            }
+            Err(_) => self.refuse(Reason::MalformedRequest, start),
         }
+    }
+
+    /// A deny for a request ward could not read: no attributes to render
+    /// it with (no path, no headers, so no login redirect).
+    fn refuse(&self, reason: Reason, start: Instant) -> Answer {
+        let outcome = Outcome::anonymous(Decision::Deny(reason));
+        let req = Request {
+            method: "",
+            host: "",
+            path: "",
+            headers: Headers::default(),
+            policy: None,
+            source_ip: None,
+        };
+        self.finish(&req, outcome, start)
     }
 }
 

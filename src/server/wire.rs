@@ -20,12 +20,9 @@
 //! with what envoy-types decodes, on generated and on mangled messages.
 
 use crate::request::{Headers, fold_headers};
-use prost::bytes::{Buf, Bytes};
+use prost::bytes::Bytes;
 use prost::encoding::{self, DecodeContext, WireType};
-use std::marker::PhantomData;
 use std::net::IpAddr;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
-use tonic_prost::ProstEncoder;
 
 /// Where a field's bytes are in the message: `start..end`.
 type Span = (usize, usize);
@@ -350,61 +347,6 @@ impl<'a> Attributes<'a> {
     pub fn extension(&self, key: &str) -> Option<&'a str> {
         let found = self.extensions.iter().rev().find(|(k, _)| *k == key);
         found.map(|(_, v)| *v)
-    }
-}
-
-/// Check's codec: [`CheckView`] in, `E` out (ward's answer, or the
-/// benchmark's no-op answer), with buffers sized for ext_authz messages.
-/// tonic allocates each call's encode and decode buffers up front, 8 KiB
-/// each by default, and grows them in steps of that size; a
-/// `CheckRequest` is typically 1-2 KiB and an answer a few hundred bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct CheckCodec<E>(PhantomData<E>);
-
-impl<E> Default for CheckCodec<E> {
-    fn default() -> Self {
-        CheckCodec(PhantomData)
-    }
-}
-
-const DECODE_BUFFER: usize = 4096;
-const ENCODE_BUFFER: usize = 1024;
-/// tonic's default: a streaming call yields after this many bytes.
-const YIELD_THRESHOLD: usize = 32 * 1024;
-
-impl<E: prost::Message + Send + 'static> Codec for CheckCodec<E> {
-    type Encode = E;
-    type Decode = CheckView;
-    type Encoder = ProstEncoder<E>;
-    type Decoder = CheckDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        ProstEncoder::new(BufferSettings::new(ENCODE_BUFFER, YIELD_THRESHOLD))
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        CheckDecoder
-    }
-}
-
-/// Takes the whole message as one buffer (a slice of tonic's, not a copy)
-/// and reads it with [`CheckView::parse`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CheckDecoder;
-
-impl Decoder for CheckDecoder {
-    type Item = CheckView;
-    type Error = tonic::Status;
-
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<CheckView>, tonic::Status> {
-        let bytes = buf.copy_to_bytes(buf.remaining());
-        CheckView::parse(bytes)
-            .map(Some)
-            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))
-    }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::new(DECODE_BUFFER, YIELD_THRESHOLD)
     }
 }
 
