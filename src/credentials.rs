@@ -85,8 +85,10 @@ impl Extractor {
 
     /// The one credential the request carries. Two different ones (even
     /// of the same kind) are ambiguous: which identity would win is
-    /// exactly what an attacker would like to choose. A token in the query
-    /// beside any other is two methods (RFC 6750 §2), equal or not.
+    /// exactly what an attacker would like to choose. One credential sent
+    /// two ways (a session id in cookie and header, a key in `x-api-key`
+    /// and `Authorization`, a token in a header and the query) is two
+    /// methods (RFC 6750 §2), equal or not: a malformed request.
     ///
     /// `decoded` holds a query token that had to be percent-decoded.
     pub fn extract<'a>(
@@ -116,12 +118,16 @@ impl Extractor {
                 found.push(Credential::Session(token(trim_ows(value), Kind::Session)?));
             }
             if let Some(cookies) = req.header("cookie") {
-                for value in cookie_values(cookies, cookie) {
+                // A browser holding the cookie for two paths sends it
+                // twice: the same value twice in one carrier is one
+                // credential; two carriers are two methods, equal or not.
+                let mut values = cookie_values(cookies, cookie);
+                values.dedup();
+                for value in values {
                     found.push(Credential::Session(cookie_token(value)?));
                 }
             }
         }
-        found.dedup();
         let query = self.query_token(req.path, decoded)?;
         match (found.as_slice(), query) {
             ([], QueryToken::Token(t)) => Ok(Credential::Bearer(t)),
@@ -395,7 +401,11 @@ mod tests {
             (&[("cookie", "xsession_id=s1")], Err(MissingCredential)),
             (
                 &[("x-session-id", "s1"), ("cookie", "session_id=s1")],
-                Ok("session:s1"),
+                Err(MultipleCredentials),
+            ),
+            (
+                &[("x-api-key", "ward_x"), ("authorization", "ApiKey ward_x")],
+                Err(MultipleCredentials),
             ),
             (
                 &[("authorization", "Bearer t"), ("cookie", "session_id=s1")],

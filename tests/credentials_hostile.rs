@@ -230,11 +230,32 @@ async fn a_query_token_beside_a_header_credential_is_a_400_through_envoy() {
         let challenge = resp.header("www-authenticate").unwrap_or_default();
         assert!(challenge.contains("invalid_request"), "{challenge}");
     }
+    // One credential sent two ways is two methods too, equal or not.
+    let api_key_scheme = format!("ApiKey {}", c.key);
+    for headers in [
+        vec![
+            ("x-session-id", c.sid.as_str()),
+            ("cookie", cookie.as_str()),
+        ],
+        vec![
+            ("x-api-key", c.key.as_str()),
+            ("authorization", &api_key_scheme),
+        ],
+    ] {
+        let resp = envoy.get("/api", &headers).await;
+        assert_eq!(resp.status, 400, "{headers:?}: {}", resp.text());
+        assert_eq!(resp.json()["reason"], "multiple_credentials");
+    }
+    // The same cookie twice in one header (a browser holding it for two
+    // paths) is one credential.
+    let twice = format!("{cookie}; theme=dark; {cookie}");
+    let resp = envoy.get("/api", &[("cookie", &twice)]).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
     // Without `jwt.from_query`, a query token alone is no credential.
     let resp = envoy.get(&query, &[]).await;
     assert_eq!(resp.status, 401, "{}", resp.text());
     assert_eq!(resp.json()["reason"], "missing_credential");
-    assert_eq!(echo.hits(), 0);
+    assert_eq!(echo.hits(), 1, "only the request with one cookie passed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
