@@ -40,6 +40,8 @@ pub mod decision;
 pub mod explain;
 pub mod fields;
 pub mod fingerprint;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headers;
 pub mod identity;
 pub mod jwks;
