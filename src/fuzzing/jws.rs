@@ -190,7 +190,7 @@ fn numeric(v: &Value) -> Option<u64> {
 }
 
 /// Mode 2: a JWKS document; every key it yields is bound to an algorithm
-/// a signature can be checked with, never an HMAC one.
+/// of its own type (one that can verify with it), never an HMAC one.
 fn jwks(data: &[u8]) {
     let Ok((found, _skipped)) = keys::from_jwks(data) else {
         return;
@@ -202,6 +202,11 @@ fn jwks(data: &[u8]) {
                 Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
             ),
             "a JWKS yielded an HMAC key"
+        );
+        assert_eq!(
+            key.key.family(),
+            key.alg.family(),
+            "a JWKS key is bound to an algorithm of another type"
         );
     }
     let set = KeySet::new(found.into_iter().map(Arc::new));
