@@ -95,9 +95,10 @@ printf '\n%-14s %12s %9s %8s %s\n' target executions exec/s corpus result
 for target in "${chosen[@]}"; do
     status="$(cat "$LOGS/$target.rc" 2>/dev/null || echo missing)"
     log="$LOGS/$target.log"
-    execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
-    rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)"
-    corpus="$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)"
+    # A target that crashes at once prints no stats: `|| true` keeps going.
+    execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1 || true)"
+    rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1 || true)"
+    corpus="$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)"
     result=ok
     if [ "$status" != 0 ]; then
         result="CRASH (exit $status): see $log and fuzz/artifacts/$target/"
