@@ -624,8 +624,9 @@ impl Config {
         }
         let de = serde_yaml_ng::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de).map_err(|e| {
+            // `.` is the root; an empty path is an empty key (`"": 1`).
             let path = match e.path().to_string() {
-                p if p == "." => "(root)".to_string(),
+                p if p == "." || p.is_empty() => "(root)".to_string(),
                 p => p,
             };
             let message = strip_location_prefix(&e.inner().to_string(), &path);

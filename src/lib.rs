@@ -42,6 +42,8 @@ pub mod explain;
 pub mod fields;
 pub mod fingerprint;
 pub mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headers;
 pub mod identity;
 pub mod jwks;

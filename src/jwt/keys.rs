@@ -315,6 +315,12 @@ fn jwk_to_key(value: serde_json::Value, types: &AllowedTypes) -> Result<Key, (Sk
             .ok_or_else(|| unusable(format!("alg {a:?} is not a signature algorithm")))?,
         None => infer_alg(&jwk.algorithm).map_err(unusable)?,
     };
+    if !alg_fits_key(alg, &jwk.algorithm) {
+        // A key that can never verify under its `alg` (an Ed25519 key
+        // marked HS256 or RS256, a P-256 key marked ES384) would deny
+        // every token naming it as `bad_signature`: not a key at all.
+        return Err(unusable(format!("alg {alg:?} does not fit the key type")));
+    }
     if let AlgorithmParameters::RSA(params) = &jwk.algorithm {
         let bits = rsa::jwk_modulus_bits(&params.n)
             .ok_or_else(|| unusable("RSA `n` is not base64url".into()))?;
@@ -330,6 +336,25 @@ fn jwk_to_key(value: serde_json::Value, types: &AllowedTypes) -> Result<Key, (Sk
         key,
         types: types.clone(),
     })
+}
+
+/// Whether a key of this type can verify signatures of `alg`.
+fn alg_fits_key(alg: Algorithm, params: &AlgorithmParameters) -> bool {
+    use Algorithm::*;
+    match params {
+        AlgorithmParameters::RSA(_) => {
+            matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
+        }
+        AlgorithmParameters::EllipticCurve(ec) => matches!(
+            (&ec.curve, alg),
+            (EllipticCurve::P256, ES256) | (EllipticCurve::P384, ES384)
+        ),
+        AlgorithmParameters::OctetKeyPair(okp) => {
+            okp.curve == EllipticCurve::Ed25519 && alg == EdDSA
+        }
+        // `oct` (refused before this), and types the library may add.
+        _ => false,
+    }
 }
 
 fn signing_alg(alg: &KeyAlgorithm) -> Option<Algorithm> {
