@@ -57,10 +57,14 @@ async fn a_session_in_a_cookie_or_header_is_allowed_with_identity_headers() {
     let sid = session_id();
     alice_session(&redis, &sid, &[]);
     let cookie = format!("theme=dark; session_id={sid}; lang=en");
+    // Sent two ways at once, even agreeing, it is a malformed request
+    // (RFC 6750 §2: one method per request).
+    let both = [("cookie", cookie.as_str()), ("x-session-id", sid.as_str())];
+    let resp = check(&ward.client, &both).await;
+    assert_eq!(verdict(&resp), (400, "multiple_credentials".into()));
     for headers in [
         vec![("cookie", cookie.as_str())],
         vec![("x-session-id", sid.as_str())],
-        vec![("cookie", cookie.as_str()), ("x-session-id", sid.as_str())],
     ] {
         let mut sent = headers.clone();
         sent.extend([
