@@ -20,7 +20,7 @@ use std::net::IpAddr;
 
 /// What both readers must agree on: (method, path, host, headers,
 /// extensions, source IP); maps sorted, the last value of a key kept.
-type Read = (
+pub(crate) type Read = (
     String,
     String,
     String,
@@ -65,7 +65,7 @@ fn last_wins(pairs: impl Iterator<Item = (String, String)>) -> Vec<(String, Stri
     pairs.collect::<BTreeMap<_, _>>().into_iter().collect()
 }
 
-fn read_by_ward(v: &CheckView) -> Option<Read> {
+pub(crate) fn read_by_ward(v: &CheckView) -> Option<Read> {
     let a = v.attributes().ok()?;
     let own = |p: &[(&str, &str)]| last_wins(p.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let headers = match &a.raw {
@@ -82,7 +82,7 @@ fn read_by_ward(v: &CheckView) -> Option<Read> {
     ))
 }
 
-fn read_by_envoy_types(req: &CheckRequest) -> Option<Read> {
+pub(crate) fn read_by_envoy_types(req: &CheckRequest) -> Option<Read> {
     let attrs = req.attributes.as_ref()?;
     let http = attrs.request.as_ref()?.http.as_ref()?;
     let source = attrs

@@ -565,59 +565,9 @@ mod tests {
         req
     }
 
-    /// What both decoders must agree on: (method, path, host, headers,
-    /// extensions, source IP), maps with the last value of a key.
-    type Read = (
-        String,
-        String,
-        String,
-        Vec<(String, String)>,
-        Vec<(String, String)>,
-        Option<IpAddr>,
-    );
-
-    fn sorted(pairs: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
-        let map: std::collections::BTreeMap<_, _> = pairs.collect();
-        map.into_iter().collect()
-    }
-
-    fn read_by_envoy_types(req: &CheckRequest) -> Option<Read> {
-        let attrs = req.attributes.as_ref()?;
-        let http = attrs.request.as_ref()?.http.as_ref()?;
-        let source = attrs
-            .source
-            .as_ref()
-            .and_then(|p| p.address.as_ref()?.address.as_ref());
-        let ip = match source {
-            Some(core::address::Address::SocketAddress(sa)) => sa.address.parse().ok(),
-            _ => None,
-        };
-        let own = |m: &std::collections::HashMap<String, String>| {
-            sorted(m.iter().map(|(k, v)| (k.clone(), v.clone())))
-        };
-        Some((
-            http.method.clone(),
-            http.path.clone(),
-            http.host.clone(),
-            own(&http.headers),
-            own(&attrs.context_extensions),
-            ip,
-        ))
-    }
-
-    fn read_by_ward(v: &CheckView) -> Option<Read> {
-        let a = v.attributes().ok()?;
-        let own =
-            |p: &[(&str, &str)]| sorted(p.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Some((
-            a.method.into(),
-            a.path.into(),
-            a.host.into(),
-            own(&a.pairs),
-            own(&a.extensions),
-            a.source_ip,
-        ))
-    }
+    // What both decoders must agree on, read the same way the fuzz
+    // target's differential check reads it (one copy of that rule).
+    use crate::fuzzing::check_request::{read_by_envoy_types, read_by_ward};
 
     #[test]
     fn reads_the_same_as_envoy_types_on_random_and_mangled_messages() {
