@@ -20,195 +20,101 @@ pub enum Decision {
     Deny(Reason),
 }
 
-/// Why a request was denied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
-    MissingCredential,
-    MalformedRequest,
-    RequestTooLarge,
-    UnsupportedScheme,
-    MalformedAuthorization,
-    MultipleCredentials,
-    MalformedToken,
-    TokenTooLarge,
-    UnsupportedAlgorithm,
-    UnsupportedCrit,
-    UnsupportedTyp,
-    UnknownKid,
-    AlgorithmMismatch,
-    BadSignature,
-    TokenExpired,
-    TokenNotYetValid,
-    TokenLifetimeTooLong,
-    MissingClaim,
-    InvalidClaim,
-    InvalidIssuer,
-    InvalidAudience,
-    KeysUnavailable,
-    UnknownPolicy,
-    MalformedSessionId,
-    UnknownSession,
-    SessionExpired,
-    SessionRevoked,
-    InvalidSession,
-    FingerprintMismatch,
-    MalformedApiKey,
-    UnknownApiKey,
-    ApiKeyExpired,
-    ApiKeyRevoked,
-    InvalidApiKey,
-    TokenRevoked,
-    StoreUnavailable,
-    CredentialNotAccepted,
-    InsufficientRole,
-    InsufficientScope,
-    RouteDenied,
-    NoRoute,
-    MalformedPath,
-    TooManyFailures,
+/// Declares [`Reason`] from one table: each reason once, with its stable
+/// code (deny body, metric label, logs), its default HTTP status and its
+/// RFC 6750 §3.1 `error` code. A new reason cannot compile without all
+/// three, and nothing matches on `Reason` with a fallback arm.
+macro_rules! reasons {
+    ($($variant:ident $code:literal, $status:literal, $error:expr;)+) => {
+        /// Why a request was denied.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $($variant,)+
+        }
+
+        impl Reason {
+            /// Every reason, in declaration order (a reason's index is
+            /// `reason as usize`), for pre-registering metric series.
+            pub const ALL: [Reason; [$(Reason::$variant),+].len()] = [$(Reason::$variant),+];
+
+            /// The stable machine-readable code (deny body, metrics, logs).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $code,)+
+                }
+            }
+
+            /// HTTP status: 400 for a malformed request (413 when it is too
+            /// large to read), 503 when ward cannot decide yet, 500 for a
+            /// route naming a policy ward does not have (a deployment
+            /// mistake, failed closed), 403 for a valid credential that may
+            /// not pass, 429 for a client the limiter blocked, 401 for every
+            /// credential problem (RFC 6750 §3.1).
+            pub fn status(self) -> u16 {
+                match self {
+                    $(Reason::$variant => $status,)+
+                }
+            }
+
+            /// The RFC 6750 `error` code; none when no credential was
+            /// presented (RFC 6750 §3.1: "SHOULD NOT include an error code").
+            pub fn error_code(self) -> Option<&'static str> {
+                match self {
+                    $(Reason::$variant => $error,)+
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    // variant                code, status, RFC 6750 error
+    MissingCredential        "missing_credential", 401, None;
+    MalformedRequest         "malformed_request", 400, Some("invalid_request");
+    RequestTooLarge          "request_too_large", 413, Some("invalid_request");
+    UnsupportedScheme        "unsupported_scheme", 400, Some("invalid_request");
+    MalformedAuthorization   "malformed_authorization", 400, Some("invalid_request");
+    MultipleCredentials      "multiple_credentials", 400, Some("invalid_request");
+    MalformedToken           "malformed_token", 401, Some("invalid_token");
+    TokenTooLarge            "token_too_large", 401, Some("invalid_token");
+    UnsupportedAlgorithm     "unsupported_algorithm", 401, Some("invalid_token");
+    UnsupportedCrit          "unsupported_crit", 401, Some("invalid_token");
+    UnsupportedTyp           "unsupported_typ", 401, Some("invalid_token");
+    UnknownKid               "unknown_kid", 401, Some("invalid_token");
+    AlgorithmMismatch        "algorithm_mismatch", 401, Some("invalid_token");
+    BadSignature             "bad_signature", 401, Some("invalid_token");
+    TokenExpired             "token_expired", 401, Some("invalid_token");
+    TokenNotYetValid         "token_not_yet_valid", 401, Some("invalid_token");
+    TokenLifetimeTooLong     "token_lifetime_too_long", 401, Some("invalid_token");
+    MissingClaim             "missing_claim", 401, Some("invalid_token");
+    InvalidClaim             "invalid_claim", 401, Some("invalid_token");
+    InvalidIssuer            "invalid_issuer", 401, Some("invalid_token");
+    InvalidAudience          "invalid_audience", 401, Some("invalid_token");
+    KeysUnavailable          "keys_unavailable", 503, Some("temporarily_unavailable");
+    UnknownPolicy            "unknown_policy", 500, Some("server_error");
+    MalformedSessionId       "malformed_session_id", 401, Some("invalid_token");
+    UnknownSession           "unknown_session", 401, Some("invalid_token");
+    SessionExpired           "session_expired", 401, Some("invalid_token");
+    SessionRevoked           "session_revoked", 401, Some("invalid_token");
+    InvalidSession           "invalid_session", 401, Some("invalid_token");
+    FingerprintMismatch      "fingerprint_mismatch", 401, Some("invalid_token");
+    MalformedApiKey          "malformed_api_key", 401, Some("invalid_token");
+    UnknownApiKey            "unknown_api_key", 401, Some("invalid_token");
+    ApiKeyExpired            "api_key_expired", 401, Some("invalid_token");
+    ApiKeyRevoked            "api_key_revoked", 401, Some("invalid_token");
+    InvalidApiKey            "invalid_api_key", 401, Some("invalid_token");
+    TokenRevoked             "token_revoked", 401, Some("invalid_token");
+    StoreUnavailable         "store_unavailable", 503, Some("temporarily_unavailable");
+    CredentialNotAccepted    "credential_not_accepted", 401, Some("invalid_token");
+    InsufficientRole         "insufficient_role", 403, Some("insufficient_scope");
+    InsufficientScope        "insufficient_scope", 403, Some("insufficient_scope");
+    RouteDenied              "route_denied", 403, Some("access_denied");
+    NoRoute                  "no_route", 403, Some("access_denied");
+    MalformedPath            "malformed_path", 400, Some("invalid_request");
+    TooManyFailures          "too_many_failures", 429, Some("too_many_requests");
 }
 
 impl Reason {
-    /// Every reason, for pre-registering metric series.
-    pub const ALL: [Reason; 43] = [
-        Reason::MissingCredential,
-        Reason::MalformedRequest,
-        Reason::RequestTooLarge,
-        Reason::UnsupportedScheme,
-        Reason::MalformedAuthorization,
-        Reason::MultipleCredentials,
-        Reason::MalformedToken,
-        Reason::TokenTooLarge,
-        Reason::UnsupportedAlgorithm,
-        Reason::UnsupportedCrit,
-        Reason::UnsupportedTyp,
-        Reason::UnknownKid,
-        Reason::AlgorithmMismatch,
-        Reason::BadSignature,
-        Reason::TokenExpired,
-        Reason::TokenNotYetValid,
-        Reason::TokenLifetimeTooLong,
-        Reason::MissingClaim,
-        Reason::InvalidClaim,
-        Reason::InvalidIssuer,
-        Reason::InvalidAudience,
-        Reason::KeysUnavailable,
-        Reason::UnknownPolicy,
-        Reason::MalformedSessionId,
-        Reason::UnknownSession,
-        Reason::SessionExpired,
-        Reason::SessionRevoked,
-        Reason::InvalidSession,
-        Reason::FingerprintMismatch,
-        Reason::MalformedApiKey,
-        Reason::UnknownApiKey,
-        Reason::ApiKeyExpired,
-        Reason::ApiKeyRevoked,
-        Reason::InvalidApiKey,
-        Reason::TokenRevoked,
-        Reason::StoreUnavailable,
-        Reason::CredentialNotAccepted,
-        Reason::InsufficientRole,
-        Reason::InsufficientScope,
-        Reason::RouteDenied,
-        Reason::NoRoute,
-        Reason::MalformedPath,
-        Reason::TooManyFailures,
-    ];
-
-    /// The stable machine-readable code (deny body, metrics, logs).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::MissingCredential => "missing_credential",
-            Reason::MalformedRequest => "malformed_request",
-            Reason::RequestTooLarge => "request_too_large",
-            Reason::UnsupportedScheme => "unsupported_scheme",
-            Reason::MalformedAuthorization => "malformed_authorization",
-            Reason::MultipleCredentials => "multiple_credentials",
-            Reason::MalformedToken => "malformed_token",
-            Reason::TokenTooLarge => "token_too_large",
-            Reason::UnsupportedAlgorithm => "unsupported_algorithm",
-            Reason::UnsupportedCrit => "unsupported_crit",
-            Reason::UnsupportedTyp => "unsupported_typ",
-            Reason::UnknownKid => "unknown_kid",
-            Reason::AlgorithmMismatch => "algorithm_mismatch",
-            Reason::BadSignature => "bad_signature",
-            Reason::TokenExpired => "token_expired",
-            Reason::TokenNotYetValid => "token_not_yet_valid",
-            Reason::TokenLifetimeTooLong => "token_lifetime_too_long",
-            Reason::MissingClaim => "missing_claim",
-            Reason::InvalidClaim => "invalid_claim",
-            Reason::InvalidIssuer => "invalid_issuer",
-            Reason::InvalidAudience => "invalid_audience",
-            Reason::KeysUnavailable => "keys_unavailable",
-            Reason::UnknownPolicy => "unknown_policy",
-            Reason::MalformedSessionId => "malformed_session_id",
-            Reason::UnknownSession => "unknown_session",
-            Reason::SessionExpired => "session_expired",
-            Reason::SessionRevoked => "session_revoked",
-            Reason::InvalidSession => "invalid_session",
-            Reason::FingerprintMismatch => "fingerprint_mismatch",
-            Reason::MalformedApiKey => "malformed_api_key",
-            Reason::UnknownApiKey => "unknown_api_key",
-            Reason::ApiKeyExpired => "api_key_expired",
-            Reason::ApiKeyRevoked => "api_key_revoked",
-            Reason::InvalidApiKey => "invalid_api_key",
-            Reason::TokenRevoked => "token_revoked",
-            Reason::StoreUnavailable => "store_unavailable",
-            Reason::CredentialNotAccepted => "credential_not_accepted",
-            Reason::InsufficientRole => "insufficient_role",
-            Reason::InsufficientScope => "insufficient_scope",
-            Reason::RouteDenied => "route_denied",
-            Reason::NoRoute => "no_route",
-            Reason::MalformedPath => "malformed_path",
-            Reason::TooManyFailures => "too_many_failures",
-        }
-    }
-
-    /// HTTP status: 400 for a malformed request (413 when it is too large
-    /// to read), 503 when ward cannot
-    /// decide yet, 500 for a route naming a policy ward does not have (a
-    /// deployment mistake, failed closed), 401 for every credential
-    /// problem (RFC 6750 §3.1).
-    pub fn status(self) -> u16 {
-        match self {
-            Reason::UnknownPolicy => 500,
-            Reason::RequestTooLarge => 413,
-            Reason::MalformedRequest
-            | Reason::UnsupportedScheme
-            | Reason::MalformedAuthorization
-            | Reason::MultipleCredentials
-            | Reason::MalformedPath => 400,
-            Reason::KeysUnavailable | Reason::StoreUnavailable => 503,
-            Reason::InsufficientRole
-            | Reason::InsufficientScope
-            | Reason::RouteDenied
-            | Reason::NoRoute => 403,
-            Reason::TooManyFailures => 429,
-            _ => 401,
-        }
-    }
-
-    /// The RFC 6750 `error` code; none when no credential was presented
-    /// (RFC 6750 §3.1: "SHOULD NOT include an error code").
-    pub fn error_code(self) -> Option<&'static str> {
-        match self {
-            Reason::MissingCredential => None,
-            Reason::MalformedRequest
-            | Reason::RequestTooLarge
-            | Reason::UnsupportedScheme
-            | Reason::MalformedAuthorization
-            | Reason::MultipleCredentials
-            | Reason::MalformedPath => Some("invalid_request"),
-            Reason::KeysUnavailable | Reason::StoreUnavailable => Some("temporarily_unavailable"),
-            Reason::UnknownPolicy => Some("server_error"),
-            Reason::InsufficientRole | Reason::InsufficientScope => Some("insufficient_scope"),
-            Reason::RouteDenied | Reason::NoRoute => Some("access_denied"),
-            Reason::TooManyFailures => Some("too_many_requests"),
-            _ => Some("invalid_token"),
-        }
-    }
-
     /// The small JSON deny body. Holds no credential and nothing the
     /// client sent except the request id (kept to correlate with logs,
     /// and JSON-escaped).
@@ -289,6 +195,34 @@ mod tests {
             Reason::UnsupportedScheme.error_code(),
             Some("invalid_request")
         );
+    }
+
+    /// docs/decisions.md is the contract: its reason table lists every
+    /// reason once, with the status and RFC 6750 code the code gives it.
+    #[test]
+    fn the_documented_reason_table_is_the_code_table() {
+        let doc = include_str!("../docs/decisions.md");
+        let mut documented: Vec<(String, u16, Option<String>)> = doc
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                let status: u16 = cells.get(2)?.parse().ok()?;
+                let error = cells.get(3)?;
+                let error = error.strip_prefix('`').and_then(|e| e.strip_suffix('`'));
+                Some((code.to_string(), status, error.map(str::to_string)))
+            })
+            .collect();
+        documented.sort();
+        let mut code: Vec<(String, u16, Option<String>)> = Reason::ALL
+            .iter()
+            .map(|r| {
+                let error = r.error_code().map(str::to_string);
+                (r.as_str().to_string(), r.status(), error)
+            })
+            .collect();
+        code.sort();
+        assert_eq!(documented, code);
     }
 
     #[test]
