@@ -25,7 +25,9 @@ use ward::config::{Config, ProcessEnv, SecretSource, StaticKey};
 use ward::credentials::Extractor;
 use ward::decision::Reason;
 use ward::headers::ManagedHeaders;
-use ward::identity::{AuthMethod, ClaimRenderer};
+use ward::identity::ClaimRenderer;
+
+use ward::credential_kind::CredentialKind;
 use ward::jwks::KeyStore;
 use ward::jwt::{KeySet, Rules, Verifier, keys};
 use ward::metrics::Metrics;
@@ -252,10 +254,10 @@ fn bench_pure(c: &mut Criterion) {
     let Value::Object(map) = claims("alice", 0, now) else {
         unreachable!()
     };
-    let identity = renderer.render(&map, AuthMethod::Jwt).unwrap();
+    let identity = renderer.render(&map, CredentialKind::Jwt).unwrap();
     assert_eq!(identity.headers.len(), 5, "{identity:?}");
     c.bench_function("claims_to_identity", |b| {
-        b.iter(|| renderer.render(black_box(&map), AuthMethod::Jwt))
+        b.iter(|| renderer.render(black_box(&map), CredentialKind::Jwt))
     });
 
     // 15 client headers: the 12 above, plus 3 forged identity headers in

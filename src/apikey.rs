@@ -6,7 +6,9 @@
 
 use crate::decision::Reason;
 use crate::fields;
-use crate::identity::{AuthMethod, HeaderRules, Identity, IdentityError, list_items, list_value};
+use crate::identity::{HeaderRules, Identity, IdentityError, list_items, list_value};
+
+use crate::credential_kind::CredentialKind;
 use crate::store::Fields;
 use sha2::{Digest, Sha256};
 
@@ -145,7 +147,7 @@ impl ApiKey {
             ),
             ("key_id".into(), id_header.to_string(), self.key_id.clone()),
         ];
-        let mut identity = rules.build(&self.user_id, AuthMethod::ApiKey, extra)?;
+        let mut identity = rules.build(&self.user_id, CredentialKind::ApiKey, extra)?;
         identity.scopes = list_items(&self.scopes);
         Ok(identity)
     }

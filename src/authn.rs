@@ -15,7 +15,9 @@ use crate::config::{Config, FingerprintConfig, FingerprintMode, OnStoreError};
 use crate::credentials::{Credential, Extractor};
 use crate::decision::Reason;
 use crate::fingerprint;
-use crate::identity::{AuthMethod, ClaimRenderer, HeaderRules, Identity, IdentityError};
+use crate::identity::{ClaimRenderer, HeaderRules, Identity, IdentityError};
+
+use crate::credential_kind::CredentialKind;
 use crate::jwks::KeyStore;
 use crate::jwt::{JwtError, Rules, Verifier};
 use crate::lookup::{Lookups, Record, Stale};
@@ -224,7 +226,7 @@ impl Authenticator {
         })?;
         let identity = self
             .renderer
-            .render(&verified.claims, AuthMethod::Jwt)
+            .render(&verified.claims, CredentialKind::Jwt)
             .map_err(|e| match e {
                 IdentityError::MissingUserId(_) => Reason::MissingClaim,
                 IdentityError::BadValue { .. } => Reason::InvalidClaim,

@@ -126,12 +126,12 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::AuthMethod;
+    use crate::credential_kind::CredentialKind;
 
     fn identity(user: &str) -> Arc<Identity> {
         Arc::new(Identity {
             user_id: user.into(),
-            method: AuthMethod::Jwt,
+            method: CredentialKind::Jwt,
             headers: vec![],
             jti: None,
             session_id: None,

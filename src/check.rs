@@ -24,10 +24,10 @@
 use crate::authn::{Authenticated, Authenticator};
 use crate::cache::{CredentialHash, hash_credential};
 use crate::config::{Config, Mode};
+use crate::credential_kind::CredentialKind;
 use crate::credentials::Credential;
 use crate::decision::{Decision, Reason};
 use crate::fingerprint;
-use crate::identity::AuthMethod;
 use crate::jwks::KeyStore;
 use crate::limiter::Limiter;
 use crate::lookup::Lookups;
@@ -45,7 +45,7 @@ const LIMITER_KEY_BYTES: usize = 8;
 pub struct Outcome {
     pub decision: Decision,
     /// The method of the credential presented, if any was.
-    pub method: Option<AuthMethod>,
+    pub method: Option<CredentialKind>,
     /// On a deny, the credential's hash, for the log line (never the
     /// credential itself).
     pub credential: Option<CredentialHash>,
@@ -206,9 +206,9 @@ impl Checker {
             }
         };
         let (method, secret) = match credential {
-            Credential::Bearer(t) => (AuthMethod::Jwt, t),
-            Credential::Session(s) => (AuthMethod::Session, s),
-            Credential::ApiKey(k) => (AuthMethod::ApiKey, k),
+            Credential::Bearer(t) => (CredentialKind::Jwt, t),
+            Credential::Session(s) => (CredentialKind::Session, s),
+            Credential::ApiKey(k) => (CredentialKind::ApiKey, k),
         };
         // The credential's hash names it in a deny's log line and keys it
         // in the limiter; computed at most once, and only when needed (a

@@ -13,8 +13,7 @@ mod secret;
 
 pub use limits::*;
 pub use policy::{
-    BUILTIN_POLICIES, Kind, Mode, OnStoreError, PolicyConfig, Requirement, ResponsesConfig,
-    RouteConfig,
+    BUILTIN_POLICIES, Mode, OnStoreError, PolicyConfig, Requirement, ResponsesConfig, RouteConfig,
 };
 pub use secret::{EnvSource, ProcessEnv, Secret, SecretError, SecretSource};
 

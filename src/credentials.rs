@@ -13,6 +13,7 @@
 //! `Bearer <T>\n` is never `<T>` (`str::trim` would have made it so).
 
 use crate::config::Config;
+use crate::credential_kind::CredentialKind;
 use crate::decision::Reason;
 use crate::request::Request;
 
@@ -27,21 +28,12 @@ pub enum Credential<'a> {
     ApiKey(&'a str),
 }
 
-/// A credential's kind, for the 401 a malformed value of it gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Jwt,
-    Session,
-    ApiKey,
-}
-
-impl Kind {
-    fn malformed(self) -> Reason {
-        match self {
-            Kind::Jwt => Reason::MalformedToken,
-            Kind::Session => Reason::MalformedSessionId,
-            Kind::ApiKey => Reason::MalformedApiKey,
-        }
+/// The 401 a malformed value of a credential kind gets.
+fn malformed(kind: CredentialKind) -> Reason {
+    match kind {
+        CredentialKind::Jwt => Reason::MalformedToken,
+        CredentialKind::Session => Reason::MalformedSessionId,
+        CredentialKind::ApiKey => Reason::MalformedApiKey,
     }
 }
 
@@ -105,17 +97,23 @@ impl Extractor {
         {
             found.push(Credential::Bearer(token(
                 strip_bearer(trim_ows(value)),
-                Kind::Jwt,
+                CredentialKind::Jwt,
             )?));
         }
         if let Some((header, _)) = &self.api_key
             && let Some(value) = req.header(header)
         {
-            found.push(Credential::ApiKey(token(trim_ows(value), Kind::ApiKey)?));
+            found.push(Credential::ApiKey(token(
+                trim_ows(value),
+                CredentialKind::ApiKey,
+            )?));
         }
         if let Some((cookie, header)) = &self.session {
             if let Some(value) = req.header(header) {
-                found.push(Credential::Session(token(trim_ows(value), Kind::Session)?));
+                found.push(Credential::Session(token(
+                    trim_ows(value),
+                    CredentialKind::Session,
+                )?));
             }
             if let Some(cookies) = req.header("cookie") {
                 // A browser holding the cookie for two paths sends it
@@ -145,11 +143,11 @@ impl Extractor {
         if self.jwt_header.as_deref() == Some("authorization")
             && scheme.eq_ignore_ascii_case("bearer")
         {
-            return Ok(Credential::Bearer(token(rest, Kind::Jwt)?));
+            return Ok(Credential::Bearer(token(rest, CredentialKind::Jwt)?));
         }
         match &self.api_key {
             Some((_, s)) if scheme.eq_ignore_ascii_case(s) => {
-                Ok(Credential::ApiKey(token(rest, Kind::ApiKey)?))
+                Ok(Credential::ApiKey(token(rest, CredentialKind::ApiKey)?))
             }
             _ => Err(Reason::UnsupportedScheme),
         }
@@ -185,11 +183,11 @@ impl Extractor {
             (0, _) | (_, None) => Ok(QueryToken::Absent),
             (1, Some(raw)) if !other => {
                 if !raw.contains(['%', '+']) {
-                    return token(trim_ows(raw), Kind::Jwt).map(QueryToken::Token);
+                    return token(trim_ows(raw), CredentialKind::Jwt).map(QueryToken::Token);
                 }
                 *decoded = form_decode(raw).ok_or(Reason::MalformedToken)?;
                 let decoded: &'a String = decoded;
-                token(trim_ows(decoded), Kind::Jwt).map(QueryToken::Token)
+                token(trim_ows(decoded), CredentialKind::Jwt).map(QueryToken::Token)
             }
             _ => Err(Reason::MultipleCredentials),
         }
@@ -216,7 +214,7 @@ pub fn trim_ows(value: &str) -> &str {
 /// joins a repeated header with commas: two credentials). Empty or with
 /// inner SP/HTAB, the *request* is malformed (400); with a control or
 /// non-ASCII character, the credential is (its kind's 401).
-fn token(value: &str, kind: Kind) -> Result<&str, Reason> {
+fn token(value: &str, kind: CredentialKind) -> Result<&str, Reason> {
     // One branch-free pass over the bytes for the common, clean case; the
     // exact checks below only run for a value that is not.
     let suspicious = value.bytes().fold(false, |bad, b| {
@@ -234,7 +232,7 @@ fn token(value: &str, kind: Kind) -> Result<&str, Reason> {
     if value.contains([' ', '\t']) {
         return Err(Reason::MalformedAuthorization);
     }
-    Err(kind.malformed())
+    Err(malformed(kind))
 }
 
 /// A session cookie's value, by the rule of [`token`]; an empty one (a
@@ -243,7 +241,7 @@ fn cookie_token(value: &str) -> Result<&str, Reason> {
     if value.is_empty() {
         return Err(Reason::MalformedSessionId);
     }
-    token(value, Kind::Session)
+    token(value, CredentialKind::Session)
 }
 
 fn strip_bearer(value: &str) -> &str {

@@ -7,34 +7,15 @@
 //! up or truncated, since a silently altered identity is worse than none.
 
 use crate::config::{ClaimHeader, Config};
+use crate::credential_kind::CredentialKind;
 use crate::memo::Memo;
 use serde_json::{Map, Value};
-
-/// How the caller authenticated; also the `x-auth-method` value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AuthMethod {
-    Jwt,
-    Session,
-    ApiKey,
-}
-
-impl AuthMethod {
-    pub const ALL: [AuthMethod; 3] = [AuthMethod::Jwt, AuthMethod::Session, AuthMethod::ApiKey];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::Jwt => "jwt",
-            AuthMethod::Session => "session",
-            AuthMethod::ApiKey => "apikey",
-        }
-    }
-}
 
 /// A verified caller and the headers to send upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub user_id: String,
-    pub method: AuthMethod,
+    pub method: CredentialKind,
     /// `(name, value)` pairs, names unique: user id, method, then claims.
     pub headers: Vec<(String, String)>,
     /// A JWT's `jti` and `sid`, kept for revocation checks on every use.
@@ -73,7 +54,7 @@ impl HeaderRules {
     pub fn build(
         &self,
         user_id: &str,
-        method: AuthMethod,
+        method: CredentialKind,
         extra: impl IntoIterator<Item = (String, String, String)>,
     ) -> Result<Identity, IdentityError> {
         self.check_value("user id", user_id)?;
@@ -161,7 +142,7 @@ impl ClaimRenderer {
     pub fn render(
         &self,
         claims: &Map<String, Value>,
-        method: AuthMethod,
+        method: CredentialKind,
     ) -> Result<Identity, IdentityError> {
         let user_id = match lookup(claims, &self.user_id_claim) {
             Some(Value::String(s)) if !s.is_empty() => s.as_str(),
@@ -267,7 +248,7 @@ mod tests {
 
     fn render(claims: Value) -> Result<Identity, IdentityError> {
         let renderer = ClaimRenderer::from_config(&Config::default());
-        renderer.render(claims.as_object().unwrap(), AuthMethod::Jwt)
+        renderer.render(claims.as_object().unwrap(), CredentialKind::Jwt)
     }
 
     fn header<'a>(id: &'a Identity, name: &str) -> Option<&'a str> {

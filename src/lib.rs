@@ -36,6 +36,7 @@ pub mod authn;
 pub mod cache;
 pub mod check;
 pub mod config;
+pub mod credential_kind;
 pub mod credentials;
 pub mod decision;
 pub mod explain;

@@ -5,8 +5,8 @@
 //! The check counters are resolved once at startup into a table, so
 //! recording a decision on the hot path is one atomic add.
 
+use crate::credential_kind::CredentialKind;
 use crate::decision::{Decision, Reason};
-use crate::identity::AuthMethod;
 use crate::jwt::keys::SkipReason;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -14,7 +14,7 @@ use prometheus::{
 };
 
 /// Auth method label values, in table order: `none`, then
-/// [`AuthMethod::ALL`].
+/// [`CredentialKind::ALL`].
 const METHODS: [&str; 4] = ["none", "jwt", "session", "apikey"];
 
 pub struct Metrics {
@@ -137,12 +137,12 @@ impl Metrics {
     }
 
     /// Counts one decision and its latency.
-    pub fn record(&self, method: Option<AuthMethod>, decision: &Decision, seconds: f64) {
+    pub fn record(&self, method: Option<CredentialKind>, decision: &Decision, seconds: f64) {
         let row = match method {
             None => 0,
-            Some(AuthMethod::Jwt) => 1,
-            Some(AuthMethod::Session) => 2,
-            Some(AuthMethod::ApiKey) => 3,
+            Some(CredentialKind::Jwt) => 1,
+            Some(CredentialKind::Session) => 2,
+            Some(CredentialKind::ApiKey) => 3,
         };
         let col = match decision {
             Decision::Allow(_) => 0,
@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn method_labels_follow_auth_method() {
-        for (i, m) in AuthMethod::ALL.iter().enumerate() {
+        for (i, m) in CredentialKind::ALL.iter().enumerate() {
             assert_eq!(METHODS[i + 1], m.as_str());
         }
     }
@@ -186,7 +186,7 @@ mod tests {
     fn records_into_the_right_series() {
         let m = Metrics::new().unwrap();
         m.record(
-            Some(AuthMethod::Jwt),
+            Some(CredentialKind::Jwt),
             &Decision::Deny(Reason::TokenExpired),
             0.0001,
         );

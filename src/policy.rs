@@ -21,9 +21,11 @@ mod route;
 
 pub use route::{PathMatch, RouteError, RouteSpec, RouteTable};
 
-use crate::config::{Config, Kind, Mode, OnStoreError, PolicyConfig, Requirement, RouteConfig};
+use crate::config::{Config, Mode, OnStoreError, PolicyConfig, Requirement, RouteConfig};
 use crate::decision::Reason;
-use crate::identity::{AuthMethod, Identity};
+use crate::identity::Identity;
+
+use crate::credential_kind::CredentialKind;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -44,9 +46,9 @@ pub struct Policy {
 /// configured, sessions and API keys when enabled.
 pub fn enabled_kinds(config: &Config) -> [bool; 3] {
     let mut on = [false; 3];
-    on[slot(AuthMethod::Jwt)] = !(config.jwt.keys.is_empty() && config.jwt.jwks.is_empty());
-    on[slot(AuthMethod::Session)] = config.sessions.enabled;
-    on[slot(AuthMethod::ApiKey)] = config.api_keys.enabled;
+    on[slot(CredentialKind::Jwt)] = !(config.jwt.keys.is_empty() && config.jwt.jwks.is_empty());
+    on[slot(CredentialKind::Session)] = config.sessions.enabled;
+    on[slot(CredentialKind::ApiKey)] = config.api_keys.enabled;
     on
 }
 
@@ -56,7 +58,7 @@ impl Policy {
     pub fn from_config(name: &str, config: &PolicyConfig, enabled: [bool; 3]) -> Self {
         let mut accept = [config.accept.is_empty(); 3];
         for kind in &config.accept {
-            accept[slot(method_of(*kind))] = true;
+            accept[slot(*kind)] = true;
         }
         for (a, on) in accept.iter_mut().zip(enabled) {
             *a &= on;
@@ -84,13 +86,13 @@ impl Policy {
     }
 
     /// Whether this policy accepts credentials of `method`.
-    pub fn accepts(&self, method: AuthMethod) -> bool {
+    pub fn accepts(&self, method: CredentialKind) -> bool {
         self.accept[slot(method)]
     }
 
     /// The kinds accepted, in a fixed order (for challenges and `explain`).
-    pub fn accepted(&self) -> impl Iterator<Item = AuthMethod> + '_ {
-        AuthMethod::ALL.into_iter().filter(|m| self.accepts(*m))
+    pub fn accepted(&self) -> impl Iterator<Item = CredentialKind> + '_ {
+        CredentialKind::ALL.into_iter().filter(|m| self.accepts(*m))
     }
 
     /// Roles, then scopes: a valid credential lacking either is a 403.
@@ -110,19 +112,11 @@ fn satisfies(req: &Requirement, held: &[String]) -> bool {
     req.all_of.iter().all(has) && (req.any_of.is_empty() || req.any_of.iter().any(has))
 }
 
-fn slot(method: AuthMethod) -> usize {
+fn slot(method: CredentialKind) -> usize {
     match method {
-        AuthMethod::Jwt => 0,
-        AuthMethod::Session => 1,
-        AuthMethod::ApiKey => 2,
-    }
-}
-
-pub fn method_of(kind: Kind) -> AuthMethod {
-    match kind {
-        Kind::Jwt => AuthMethod::Jwt,
-        Kind::Session => AuthMethod::Session,
-        Kind::Apikey => AuthMethod::ApiKey,
+        CredentialKind::Jwt => 0,
+        CredentialKind::Session => 1,
+        CredentialKind::ApiKey => 2,
     }
 }
 
@@ -355,12 +349,12 @@ fn check_policy(
     add: &mut impl FnMut(String, String),
 ) {
     for (i, kind) in p.accept.iter().enumerate() {
-        let method = method_of(*kind);
+        let method = *kind;
         if !enabled[slot(method)] {
             let why = match method {
-                AuthMethod::Jwt => "no jwt.keys or jwt.jwks are configured",
-                AuthMethod::Session => "sessions.enabled is false",
-                AuthMethod::ApiKey => "api_keys.enabled is false",
+                CredentialKind::Jwt => "no jwt.keys or jwt.jwks are configured",
+                CredentialKind::Session => "sessions.enabled is false",
+                CredentialKind::ApiKey => "api_keys.enabled is false",
             };
             add(
                 format!("{path}.accept[{i}]"),
@@ -459,8 +453,8 @@ mod tests {
     fn envoy_names_a_policy() {
         let p = policies("policies: {partner: {accept: [apikey]}}").unwrap();
         let s = p.select(Some("partner"), "h", "GET", "/").unwrap();
-        assert!(s.policy.accepts(AuthMethod::ApiKey));
-        assert!(!s.policy.accepts(AuthMethod::Jwt));
+        assert!(s.policy.accepts(CredentialKind::ApiKey));
+        assert!(!s.policy.accepts(CredentialKind::Jwt));
         assert_eq!(s.source, Source::Envoy);
         assert_eq!(
             p.select(Some("public"), "h", "GET", "/")
@@ -556,7 +550,7 @@ mod tests {
         let policy = p.select(None, "h", "GET", "/a").unwrap().policy.clone();
         let mut id = Identity {
             user_id: "u".into(),
-            method: AuthMethod::Jwt,
+            method: CredentialKind::Jwt,
             headers: vec![],
             jti: None,
             session_id: None,

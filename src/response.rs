@@ -8,8 +8,8 @@
 
 use crate::check::Outcome;
 use crate::config::Config;
+use crate::credential_kind::CredentialKind;
 use crate::decision::Reason;
-use crate::identity::AuthMethod;
 use crate::request::Request;
 
 /// A rendered deny.
@@ -100,19 +100,19 @@ impl Responder {
             Reason::MissingCredential | Reason::CredentialNotAccepted
         );
         if kind_challenge && matches!(status, 400 | 401) {
-            let accepted: Vec<AuthMethod> = match &outcome.policy {
+            let accepted: Vec<CredentialKind> = match &outcome.policy {
                 Some(p) => p.accepted().collect(),
-                None => AuthMethod::ALL.to_vec(),
+                None => CredentialKind::ALL.to_vec(),
             };
             let mut schemes: Vec<String> = accepted
                 .iter()
                 .map(|m| match m {
-                    AuthMethod::Jwt => format!("Bearer realm=\"{realm}\""),
-                    AuthMethod::ApiKey => format!(
+                    CredentialKind::Jwt => format!("Bearer realm=\"{realm}\""),
+                    CredentialKind::ApiKey => format!(
                         "ApiKey realm=\"{realm}\", header=\"{}\"",
                         self.api_key_header
                     ),
-                    AuthMethod::Session => format!(
+                    CredentialKind::Session => format!(
                         "Session realm=\"{realm}\", cookie=\"{}\"",
                         self.session_cookie
                     ),

@@ -5,7 +5,9 @@
 
 use crate::decision::Reason;
 use crate::fields;
-use crate::identity::{AuthMethod, HeaderRules, Identity, IdentityError, list_items, list_value};
+use crate::identity::{HeaderRules, Identity, IdentityError, list_items, list_value};
+
+use crate::credential_kind::CredentialKind;
 use crate::store::Fields;
 
 /// Longest session id ward looks up.
@@ -105,7 +107,7 @@ impl<'a> Session<'a> {
         for (name, header) in mapped {
             extra.push((name.clone(), header.clone(), field(name)));
         }
-        let mut identity = rules.build(self.user_id, AuthMethod::Session, extra)?;
+        let mut identity = rules.build(self.user_id, CredentialKind::Session, extra)?;
         identity.roles = list_items(&field("roles"));
         identity.scopes = list_items(&field("scopes"));
         Ok(identity)

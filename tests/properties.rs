@@ -17,7 +17,9 @@ use ward::check::Checker;
 use ward::config::Config;
 use ward::decision::Decision;
 use ward::headers::ManagedHeaders;
-use ward::identity::{AuthMethod, ClaimRenderer, HeaderRules};
+use ward::identity::{ClaimRenderer, HeaderRules};
+
+use ward::credential_kind::CredentialKind;
 use ward::policy::{PathMatch, RouteSpec, RouteTable};
 use ward::request::{Headers, Request};
 use ward::response::Responder;
@@ -261,7 +263,7 @@ proptest! {
             for (i, v) in values.iter().enumerate() {
                 claims.insert(format!("c{i}"), v.clone().into());
             }
-            ClaimRenderer::from_config(&config).render(&claims, AuthMethod::Jwt).unwrap()
+            ClaimRenderer::from_config(&config).render(&claims, CredentialKind::Jwt).unwrap()
         };
         let managed = ManagedHeaders::from_config(&config);
         let set = &identity.headers;

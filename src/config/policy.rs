@@ -3,6 +3,7 @@
 //! compiles them, and `validate.rs` reports what is wrong with their
 //! field paths.
 
+use crate::credential_kind::CredentialKind;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -33,15 +34,6 @@ impl Mode {
             Mode::Deny => "deny",
         }
     }
-}
-
-/// A credential kind a route accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Jwt,
-    Session,
-    Apikey,
 }
 
 /// What happens on a route when the store cannot answer.
@@ -80,7 +72,7 @@ impl Requirement {
 pub struct PolicyConfig {
     pub mode: Mode,
     /// Credential kinds accepted; empty means every enabled kind.
-    pub accept: Vec<Kind>,
+    pub accept: Vec<CredentialKind>,
     pub roles: Requirement,
     pub scopes: Requirement,
     pub on_store_error: OnStoreError,
@@ -113,7 +105,7 @@ pub struct RouteConfig {
     pub case_sensitive: bool,
     pub policy: Option<String>,
     pub mode: Option<Mode>,
-    pub accept: Option<Vec<Kind>>,
+    pub accept: Option<Vec<CredentialKind>>,
     pub roles: Option<Requirement>,
     pub scopes: Option<Requirement>,
     pub on_store_error: Option<OnStoreError>,

@@ -502,12 +502,12 @@ impl Message for Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::AuthMethod;
+    use crate::credential_kind::CredentialKind;
 
     fn identity(headers: &[(&str, &str)]) -> Arc<Identity> {
         Arc::new(Identity {
             user_id: "alice".into(),
-            method: AuthMethod::Session,
+            method: CredentialKind::Session,
             headers: headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -1,0 +1,34 @@
+//! The three kinds of credential ward checks, as one enum for every part
+//! that names them: a policy's `accept` list in the config, the policy
+//! check, the identity (`x-auth-method`) and the metrics' `method` label.
+//! Before, each had its own copy and the copies were converted by hand.
+
+use serde::Deserialize;
+
+/// A kind of credential; also how a caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum CredentialKind {
+    #[serde(rename = "jwt")]
+    Jwt,
+    #[serde(rename = "session")]
+    Session,
+    #[serde(rename = "apikey")]
+    ApiKey,
+}
+
+impl CredentialKind {
+    pub const ALL: [CredentialKind; 3] = [
+        CredentialKind::Jwt,
+        CredentialKind::Session,
+        CredentialKind::ApiKey,
+    ];
+
+    /// The name in the config, the `x-auth-method` header and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Jwt => "jwt",
+            CredentialKind::Session => "session",
+            CredentialKind::ApiKey => "apikey",
+        }
+    }
+}
