@@ -14,22 +14,34 @@
 //! | module | job |
 //! |---|---|
 //! | [`config`] | the YAML config, its defaults and `validate()` |
+//! | [`credential_kind`] | the one enum of credential kinds (config, policy, identity, metrics) |
 //! | [`request`] | ward's own view of a check request |
 //! | [`credentials`] | which credential a request carries (pure) |
+//! | [`forward`] | what of a credential reaches the backend on allow (pure) |
 //! | [`jwt`] | JWT parsing, key choice, signature and claim rules (pure) |
 //! | [`identity`] | claims rendered into identity headers (pure) |
 //! | [`headers`] | ward's managed header set and what to strip (pure) |
-//! | [`decision`] | `Decision`, the closed `Reason` set, statuses, bodies (pure) |
+//! | [`fingerprint`] | device fingerprints, v1 and v2; client IP from trusted hops (pure) |
+//! | [`apikey`], [`session`], [`fields`] | API key and session formats and record rules (pure) |
+//! | [`decision`] | `Decision`, the closed `Reason` table, statuses, bodies (pure) |
+//! | [`response`] | a deny as sent: status overrides, challenges, redirects (pure) |
+//! | [`check`] | one check, both transports and `ward explain` |
+//! | [`explain`] | `ward explain`: the serve-time checker on one request |
 //! | [`cache`] | the moka cache of verified credentials |
 //! | [`jwks`] | the key store and background JWKS fetchers (I/O) |
 //! | [`policy`] | route policies; [`policy::path`] canonicalizes paths (pure) |
 //! | [`limiter`] | failed-authentication budgets per IP and credential |
 //! | [`authn`] | extract → cache → verify → identity: one check |
 //! | [`on_store_error`] | what a failed store read means: the one place `on_store_error` is applied (pure) |
+//! | [`lookup`] | store reads behind the cache: fresh, negative, stale, single-flight |
+//! | [`store`] | the Redis contract: Redis (standalone, Cluster, Sentinel) and the embedded store (I/O) |
+//! | [`manage`] | `ward apikey` / `ward session` |
 //! | [`memo`] | a once-filled slot for values derived from cached data |
 //! | [`metrics`] | Prometheus metrics in an explicit registry |
+//! | [`runtime`] | the Tokio runtime for a worker count |
 //! | [`server`] | listeners, the Envoy adapter, admin port, shutdown (I/O) |
 //! | [`telemetry`] | `tracing` subscriber setup |
+//! | `fuzzing` | the fuzz targets' harnesses (hidden; `fuzz/`, `tests/fuzz_corpora.rs`) |
 
 pub mod apikey;
 pub mod authn;

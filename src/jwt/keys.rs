@@ -8,7 +8,7 @@
 //! that the JWKS fetcher swaps atomically.
 //!
 //! Each key also carries the `typ` values it accepts ([`AllowedTypes`]),
-//! and an RSA key must have at least [`MIN_RSA_BITS`] bits: a weaker
+//! and an RSA key must have at least 2048 bits (`MIN_RSA_BITS`): a weaker
 //! static key fails the config, a weaker JWKS entry is skipped.
 
 use super::rsa::{self, MIN_RSA_BITS};
@@ -220,7 +220,7 @@ fn check_public_der(alg: Algorithm, label: &str, der: &[u8]) -> Result<(), &'sta
 /// Why a JWKS entry was skipped: a closed set, a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
-    /// An RSA key under [`MIN_RSA_BITS`] bits.
+    /// An RSA key under 2048 bits (`MIN_RSA_BITS`).
     WeakRsa,
     /// Not a signature-verification key ward can use (`use: enc`, an
     /// encryption algorithm, `oct`, an unknown type or curve, bad JSON).
