@@ -392,7 +392,7 @@ async fn a_slow_redis_times_out_at_the_command_deadline() {
 }
 
 #[tokio::test]
-async fn an_unreadable_value_is_a_command_error_not_an_outage() {
+async fn an_unreadable_value_is_a_bad_record_not_an_outage() {
     use std::os::unix::ffi::OsStrExt;
     let server = RedisServer::start().await;
     let store = standalone(&server.url()).await;
