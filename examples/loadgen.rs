@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const KEYS: &str = "tests/fixtures/keys";
-/// The HMAC secret of the test suite (tests/support/tokens.rs).
+/// The HMAC secret of the test suite (tests/it/support/tokens.rs).
 const HMAC_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
@@ -230,7 +230,7 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Claims like the test suite's (`tests/support/tokens.rs`), with a unique
+/// Claims like the test suite's (`tests/it/support/tokens.rs`), with a unique
 /// subject and `jti` so every token is distinct.
 fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, sub: &str, exp: u64) -> String {
     let mut header = Header::new(alg);

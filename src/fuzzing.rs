@@ -1,5 +1,5 @@
 //! Fuzz harnesses, shared by the cargo-fuzz targets (`fuzz/`) and the
-//! stable replay of their corpora (`tests/fuzz_corpora.rs`).
+//! stable replay of their corpora (`tests/it/fuzz_corpora.rs`).
 //!
 //! Each function takes arbitrary bytes, runs one parser or rule set of
 //! ward on them, and panics when a property fails (a panic is what the

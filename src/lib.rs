@@ -41,7 +41,7 @@
 //! | [`runtime`] | the Tokio runtime for a worker count |
 //! | [`server`] | listeners, the Envoy adapter, admin port, shutdown (I/O) |
 //! | [`telemetry`] | `tracing` subscriber setup |
-//! | `fuzzing` | the fuzz targets' harnesses (hidden; `fuzz/`, `tests/fuzz_corpora.rs`) |
+//! | `fuzzing` | the fuzz targets' harnesses (hidden; `fuzz/`, `tests/it/fuzz_corpora.rs`) |
 
 pub mod apikey;
 pub mod authn;

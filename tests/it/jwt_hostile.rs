@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};

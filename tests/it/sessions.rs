@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
@@ -250,7 +250,7 @@ async fn a_session_key_ttl_bounds_the_cache() {
 /// The fingerprint a login service stored before `fp2:` (v1, still
 /// verified), computed from the documented encoding (not with ward's
 /// code): SHA-256 over `ward-fp-v1` and, per attribute, two netstrings
-/// (name, value); lowercase hex. v2 is tested in tests/fingerprint.rs.
+/// (name, value); lowercase hex. v2 is tested in tests/it/fingerprint.rs.
 fn login_fingerprint(attrs: &[(&str, &str)]) -> String {
     let mut buf = b"ward-fp-v1".to_vec();
     for (name, value) in attrs {

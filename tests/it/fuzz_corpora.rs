@@ -7,12 +7,12 @@
 //! run it to rebuild them after a format change):
 //!
 //! ```text
-//! cargo test --test fuzz_corpora -- --ignored write_seed_corpora
+//! cargo test --test it -- --ignored fuzz_corpora::write_seed_corpora
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use jsonwebtoken::Algorithm;
 use support::authz::{hset, session_id};

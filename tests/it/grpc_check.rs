@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use envoy_types::ext_authz::v3::pb::{CheckResponse, HttpResponse};
 use envoy_types::pb::google::protobuf::value::Kind;

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use std::time::{Duration, Instant};

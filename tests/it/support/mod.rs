@@ -1,7 +1,7 @@
 //! Test support for black-box tests against real processes: an echo upstream,
 //! the ward binary, and a real Envoy in front of both.
 //!
-//! Use it from an integration test with `mod support;`. Every helper picks
+//! Use it from a test module with `use crate::support;`. Every helper picks
 //! its own ports and temporary directories, so tests can run in parallel
 //! (nextest runs each test in its own process).
 //!

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use jsonwebtoken::Algorithm;
 use support::echo::{Echo, header_values};

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse};
 use jsonwebtoken::Algorithm;

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use envoy_types::ext_authz::v3::pb::{CheckResponse, HttpResponse};
 use jsonwebtoken::Algorithm;

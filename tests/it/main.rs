@@ -1,0 +1,35 @@
+//! ward's integration tests, as one test binary: `support/` (real
+//! redis-server, Envoy, echo upstream and ward processes) compiles once,
+//! and each file here is a module named after what it tests. nextest
+//! still runs every test in its own process.
+
+mod support;
+
+mod api_keys;
+mod cached_records;
+mod cli;
+mod cli_manage;
+mod corrupt_records;
+mod credentials_hostile;
+mod envoy_credentials;
+mod envoy_e2e;
+mod envoy_smoke;
+mod examples;
+mod explain;
+mod fingerprint;
+mod fuzz_corpora;
+mod grpc_check;
+mod helm_gateway;
+mod jwks;
+mod jwt_hostile;
+mod limits;
+mod policies;
+mod propagation;
+mod properties;
+mod request_size;
+mod revocation;
+mod sessions;
+mod shipped_envoy;
+mod store_contract;
+mod store_failure;
+mod wycheproof;
