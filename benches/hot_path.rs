@@ -19,13 +19,13 @@ use std::hint::black_box;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use ward::authn::Authenticator;
-use ward::cache::hash_credential;
 use ward::check::Checker;
 use ward::config::{Config, ProcessEnv, SecretSource, StaticKey};
 use ward::credentials::Extractor;
-use ward::decision::Reason;
+use ward::credentials::hash_credential;
 use ward::headers::ManagedHeaders;
 use ward::identity::ClaimRenderer;
+use ward::reason::Reason;
 
 use ward::credential_kind::CredentialKind;
 use ward::jwks::KeyStore;
@@ -335,11 +335,8 @@ fn bench_authenticate(c: &mut Criterion) {
         &claims("alice", 0, now),
     );
     let one = request_headers(&token);
-    let outcome = rt.block_on(hit.check(&request(&one), now));
-    assert!(matches!(
-        outcome.decision,
-        ward::decision::Decision::Allow(_)
-    ));
+    let decision = rt.block_on(hit.check(&request(&one), now));
+    assert!(matches!(decision, ward::decision::Decision::Allow(_)));
     group.bench_function("cache_hit", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
@@ -462,9 +459,9 @@ fn bench_store_credentials(c: &mut Criterion) {
     let cookie = Vec::from([("cookie".to_string(), format!("session_id={sid}"))]);
     let api = Vec::from([("x-api-key".to_string(), key.clone())]);
     for (name, headers) in [("session_hit", &cookie), ("apikey_hit", &api)] {
-        let outcome = rt.block_on(authn.check(&request(headers), now));
+        let decision = rt.block_on(authn.check(&request(headers), now));
         assert!(
-            matches!(outcome.decision, ward::decision::Decision::Allow(_)),
+            matches!(decision, ward::decision::Decision::Allow(_)),
             "{name}"
         );
         group.bench_function(name, |b| {

@@ -4,9 +4,9 @@
 //! hopeless. Redis holds only the key's SHA-256 (`apikey:{hex}`), never
 //! the key; the public `key_id` is what logs and backends see.
 
-use crate::decision::Reason;
 use crate::fields;
 use crate::identity::{HeaderRules, Identity, IdentityError, list_items, list_value};
+use crate::reason::Reason;
 
 use crate::credential_kind::CredentialKind;
 use crate::store::Fields;

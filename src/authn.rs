@@ -10,12 +10,13 @@
 //! business.
 
 use crate::apikey::{self, ApiKey};
-use crate::cache::{TokenCache, hash_credential};
+use crate::cache::TokenCache;
 use crate::config::{Config, FingerprintConfig, FingerprintMode, OnStoreError};
+use crate::credentials::hash_credential;
 use crate::credentials::{Credential, Extractor};
-use crate::decision::Reason;
 use crate::fingerprint;
 use crate::identity::{ClaimRenderer, HeaderRules, Identity, IdentityError};
+use crate::reason::Reason;
 
 use crate::credential_kind::CredentialKind;
 use crate::jwks::KeyStore;

@@ -9,25 +9,11 @@
 //! the caller's clock, so a late eviction can never extend a token's life.
 
 use crate::config::CacheConfig;
+use crate::credentials::CredentialHash;
 use crate::identity::Identity;
 use moka::Expiry;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// SHA-256 of a credential: the cache key, and (shortened) its log name.
-pub type CredentialHash = [u8; 32];
-
-/// Hashes a credential.
-pub fn hash_credential(credential: &str) -> CredentialHash {
-    Sha256::digest(credential.as_bytes()).into()
-}
-
-/// The first 12 hex digits of a credential's hash: enough to correlate log
-/// lines, too little to help anyone guess the credential.
-pub fn short_hash(hash: &CredentialHash) -> String {
-    hex::encode(&hash[..6])
-}
 
 #[derive(Debug)]
 struct Entry {
@@ -127,6 +113,7 @@ impl TokenCache {
 mod tests {
     use super::*;
     use crate::credential_kind::CredentialKind;
+    use crate::credentials::hash_credential;
 
     fn identity(user: &str) -> Arc<Identity> {
         Arc::new(Identity {
@@ -186,13 +173,5 @@ mod tests {
         assert_eq!(ttl_of(255), Duration::from_secs(270));
         let mid = ttl_of(128);
         assert!(mid > Duration::from_secs(270) && mid < Duration::from_secs(300));
-    }
-
-    #[test]
-    fn short_hash_is_stable_and_short() {
-        let h = hash_credential("secret-token");
-        assert_eq!(short_hash(&h).len(), 12);
-        assert_eq!(short_hash(&h), short_hash(&hash_credential("secret-token")));
-        assert!(!short_hash(&h).contains("secret"));
     }
 }

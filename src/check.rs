@@ -22,52 +22,24 @@
 //! still removed).
 
 use crate::authn::{Authenticated, Authenticator};
-use crate::cache::{CredentialHash, hash_credential};
 use crate::config::{Config, Mode};
 use crate::credential_kind::CredentialKind;
 use crate::credentials::Credential;
-use crate::decision::{Decision, Reason};
+use crate::credentials::hash_credential;
+use crate::decision::{Decision, Deny};
 use crate::fingerprint;
 use crate::jwks::KeyStore;
 use crate::limiter::Limiter;
 use crate::lookup::Lookups;
 use crate::metrics::Metrics;
 use crate::policy::{Policies, Policy, PolicyErrors, SelectError, Source};
+use crate::reason::Reason;
 use crate::request::Request;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 /// Bytes of the credential's SHA-256 that key it in the limiter.
 const LIMITER_KEY_BYTES: usize = 8;
-
-/// A decision plus what the shell needs to render and record it.
-#[derive(Debug)]
-pub struct Outcome {
-    pub decision: Decision,
-    /// The method of the credential presented, if any was.
-    pub method: Option<CredentialKind>,
-    /// On a deny, the credential's hash, for the log line (never the
-    /// credential itself).
-    pub credential: Option<CredentialHash>,
-    /// On a deny, the policy applied, when one was selected (its login
-    /// URL and accepted kinds shape the deny).
-    pub policy: Option<Arc<Policy>>,
-    /// For a 429: seconds until the client may try again.
-    pub retry_after: Option<u64>,
-}
-
-impl Outcome {
-    /// A decision taken before any credential was looked at.
-    pub fn anonymous(decision: Decision) -> Self {
-        Outcome {
-            decision,
-            method: None,
-            credential: None,
-            policy: None,
-            retry_after: None,
-        }
-    }
-}
 
 /// What `ward explain` prints: each step and its result, in order.
 #[derive(Debug, Default)]
@@ -130,18 +102,18 @@ impl Checker {
     }
 
     /// Decides one request at `now` (unix seconds).
-    pub async fn check(&self, req: &Request<'_>, now: u64) -> Outcome {
+    pub async fn check(&self, req: &Request<'_>, now: u64) -> Decision {
         self.run(req, now, &mut Trace::default()).await
     }
 
     /// As [`Checker::check`], recording each step.
-    pub async fn explain(&self, req: &Request<'_>, now: u64) -> (Outcome, Trace) {
+    pub async fn explain(&self, req: &Request<'_>, now: u64) -> (Decision, Trace) {
         let mut trace = Trace::enabled();
-        let outcome = self.run(req, now, &mut trace).await;
-        (outcome, trace)
+        let decision = self.run(req, now, &mut trace).await;
+        (decision, trace)
     }
 
-    async fn run(&self, req: &Request<'_>, now: u64, trace: &mut Trace) -> Outcome {
+    async fn run(&self, req: &Request<'_>, now: u64, trace: &mut Trace) -> Decision {
         let selection = match self
             .policies
             .select(req.policy, req.host, req.method, req.path)
@@ -153,7 +125,7 @@ impl Checker {
                     SelectError::BadPath => Reason::MalformedPath,
                 };
                 trace.step("policy", || format!("none: {}", reason.as_str()));
-                return Outcome::anonymous(Decision::Deny(reason));
+                return Decision::deny(reason);
             }
         };
         let policy = selection.policy;
@@ -165,29 +137,31 @@ impl Checker {
             };
             format!("{} ({from}), mode {}", policy.name, policy.mode.as_str())
         });
-        let mut outcome = match policy.mode {
-            Mode::Deny => {
-                let reason = if selection.source == Source::Default {
-                    Reason::NoRoute
-                } else {
-                    Reason::RouteDenied
-                };
-                Outcome::anonymous(Decision::Deny(reason))
-            }
-            Mode::Public => Outcome::anonymous(Decision::AllowAnonymous),
+        let decision = match policy.mode {
+            Mode::Deny => Decision::deny(if selection.source == Source::Default {
+                Reason::NoRoute
+            } else {
+                Reason::RouteDenied
+            }),
+            Mode::Public => Decision::AllowAnonymous { method: None },
             Mode::Optional | Mode::Required => self.authenticate(req, policy, now, trace).await,
         };
-        if policy.mode == Mode::Optional && matches!(outcome.decision, Decision::Deny(_)) {
-            trace.step("optional", || {
-                "the credential did not pass: allowed anonymously".into()
-            });
-            outcome.decision = Decision::AllowAnonymous;
-        }
-        if matches!(outcome.decision, Decision::Deny(_)) {
+        match decision {
+            Decision::Deny(deny) if policy.mode == Mode::Optional => {
+                trace.step("optional", || {
+                    "the credential did not pass: allowed anonymously".into()
+                });
+                Decision::AllowAnonymous {
+                    method: deny.method,
+                }
+            }
             // Only a deny is shaped by its policy (login URL, challenges).
-            outcome.policy = Some(policy.clone());
+            Decision::Deny(deny) => Decision::Deny(Deny {
+                policy: Some(policy.clone()),
+                ..deny
+            }),
+            allowed => allowed,
         }
-        outcome
     }
 
     async fn authenticate(
@@ -196,13 +170,13 @@ impl Checker {
         policy: &Arc<Policy>,
         now: u64,
         trace: &mut Trace,
-    ) -> Outcome {
+    ) -> Decision {
         let mut decoded = String::new();
         let credential = match self.authn.extract(req, &mut decoded) {
             Ok(c) => c,
             Err(reason) => {
                 trace.step("credential", || reason.as_str().to_string());
-                return Outcome::anonymous(Decision::Deny(reason));
+                return Decision::deny(reason);
             }
         };
         let (method, secret) = match credential {
@@ -219,15 +193,16 @@ impl Checker {
             format!(
                 "{} ({})",
                 method.as_str(),
-                crate::cache::short_hash(&hashed())
+                crate::credentials::short_hash(&hashed())
             )
         });
-        let deny = |reason: Reason, retry_after: Option<u64>| Outcome {
-            decision: Decision::Deny(reason),
-            method: Some(method),
-            credential: Some(hashed()),
-            policy: None,
-            retry_after,
+        let deny = |reason: Reason, retry_after: Option<u64>| {
+            Decision::Deny(Deny {
+                method: Some(method),
+                credential: Some(hashed()),
+                retry_after,
+                ..Deny::new(reason)
+            })
         };
         if !policy.accepts(method) {
             trace.step("accepted", || {
@@ -281,9 +256,9 @@ impl Checker {
                 trace.step("on_store_error", || {
                     "store unavailable; open: allowed anonymously".into()
                 });
-                let mut outcome = Outcome::anonymous(Decision::AllowAnonymous);
-                outcome.method = Some(method);
-                return outcome;
+                return Decision::AllowAnonymous {
+                    method: Some(method),
+                };
             }
             Err(reason) => {
                 trace.step("authenticate", || reason.as_str().to_string());
@@ -308,13 +283,7 @@ impl Checker {
             return deny(reason, None);
         }
         trace.step("authorize", || "ok".into());
-        Outcome {
-            decision: Decision::Allow(identity),
-            method: Some(method),
-            credential: None,
-            policy: None,
-            retry_after: None,
-        }
+        Decision::Allow(identity)
     }
 
     fn client_ip(&self, req: &Request<'_>) -> Option<IpAddr> {

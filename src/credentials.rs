@@ -14,7 +14,7 @@
 
 use crate::config::Config;
 use crate::credential_kind::CredentialKind;
-use crate::decision::Reason;
+use crate::reason::Reason;
 use crate::request::Request;
 
 /// The query parameter RFC 6750 §2.3 names for a bearer token.
@@ -26,6 +26,22 @@ pub enum Credential<'a> {
     Bearer(&'a str),
     Session(&'a str),
     ApiKey(&'a str),
+}
+
+/// SHA-256 of a credential: the token cache's key, the limiter's key, and
+/// (shortened) its name in logs. Nothing keeps the credential itself.
+pub type CredentialHash = [u8; 32];
+
+/// Hashes a credential.
+pub fn hash_credential(credential: &str) -> CredentialHash {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(credential.as_bytes()).into()
+}
+
+/// The first 12 hex digits of a credential's hash: enough to correlate log
+/// lines, too little to help anyone guess the credential.
+pub fn short_hash(hash: &CredentialHash) -> String {
+    hex::encode(&hash[..6])
 }
 
 /// The 401 a malformed value of a credential kind gets.
@@ -323,6 +339,14 @@ pub(crate) fn form_decode(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_hash_is_stable_and_short() {
+        let h = hash_credential("secret-token");
+        assert_eq!(short_hash(&h).len(), 12);
+        assert_eq!(short_hash(&h), short_hash(&hash_credential("secret-token")));
+        assert!(!short_hash(&h).contains("secret"));
+    }
     use crate::request::Headers;
 
     fn extractor() -> Extractor {

@@ -8,7 +8,7 @@
 //! authentication and authorization results, then the response Envoy
 //! would get (status, headers set and removed, body).
 
-use crate::check::{Checker, Outcome};
+use crate::check::Checker;
 use crate::config::Config;
 use crate::decision::Decision;
 use crate::headers::ManagedHeaders;
@@ -134,43 +134,43 @@ pub async fn explain(
         Ok(p) => line("path", &format!("{p} (canonical, what routes match)")),
         Err(e) => line("path", &format!("cannot canonicalize: {e}")),
     }
-    let (outcome, trace) = checker.explain(&req, now).await;
+    let (decision, trace) = checker.explain(&req, now).await;
     let _ = stop_tx.send(true);
     for (step, detail) in &trace.steps {
         line(step, detail);
     }
     let responder = Responder::from_config(config);
     let managed = ManagedHeaders::from_config(config);
-    let allowed = render_decision(&mut out, &req, &outcome, &responder, &managed);
+    let allowed = render_decision(&mut out, &req, &decision, &responder, &managed);
     Ok(Explanation { text: out, allowed })
 }
 
 fn render_decision(
     out: &mut String,
     req: &Request<'_>,
-    outcome: &Outcome,
+    decision: &Decision,
     responder: &Responder,
     managed: &ManagedHeaders,
 ) -> bool {
-    match &outcome.decision {
+    match decision {
         Decision::Allow(identity) => {
             let _ = writeln!(out, "{:<13}ALLOW (200)", "decision");
             render_edits(out, req, &identity.headers, managed);
             true
         }
-        Decision::AllowAnonymous => {
+        Decision::AllowAnonymous { .. } => {
             let _ = writeln!(out, "{:<13}ALLOW (200), anonymous", "decision");
             render_edits(out, req, &[], managed);
             true
         }
-        Decision::Deny(reason) => {
-            let d = responder.deny(req, outcome, *reason);
+        Decision::Deny(deny) => {
+            let d = responder.deny(req, deny);
             let _ = writeln!(
                 out,
                 "{:<13}DENY {} {}",
                 "decision",
                 d.status,
-                reason.as_str()
+                deny.reason.as_str()
             );
             for (k, v) in &d.headers {
                 let _ = writeln!(out, "  header  {k}: {v}");

@@ -23,7 +23,8 @@
 //! | [`headers`] | ward's managed header set and what to strip (pure) |
 //! | [`fingerprint`] | device fingerprints, v1 and v2; client IP from trusted hops (pure) |
 //! | [`apikey`], [`session`], [`fields`] | API key and session formats and record rules (pure) |
-//! | [`decision`] | `Decision`, the closed `Reason` table, statuses, bodies (pure) |
+//! | [`decision`] | `Decision` and `Deny`: a decision as a value (pure) |
+//! | [`reason`] | the closed `Reason` table: codes, statuses, RFC 6750 codes, bodies (pure) |
 //! | [`response`] | a deny as sent: status overrides, challenges, redirects (pure) |
 //! | [`check`] | one check, both transports and `ward explain` |
 //! | [`explain`] | `ward explain`: the serve-time checker on one request |
@@ -68,6 +69,7 @@ pub mod memo;
 pub mod metrics;
 pub mod on_store_error;
 pub mod policy;
+pub mod reason;
 pub mod request;
 pub mod response;
 pub mod runtime;

@@ -6,8 +6,9 @@
 //! recording a decision on the hot path is one atomic add.
 
 use crate::credential_kind::CredentialKind;
-use crate::decision::{Decision, Reason};
+use crate::decision::Decision;
 use crate::jwt::keys::SkipReason;
+use crate::reason::Reason;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -137,8 +138,8 @@ impl Metrics {
     }
 
     /// Counts one decision and its latency.
-    pub fn record(&self, method: Option<CredentialKind>, decision: &Decision, seconds: f64) {
-        let row = match method {
+    pub fn record(&self, decision: &Decision, seconds: f64) {
+        let row = match decision.method() {
             None => 0,
             Some(CredentialKind::Jwt) => 1,
             Some(CredentialKind::Session) => 2,
@@ -146,8 +147,8 @@ impl Metrics {
         };
         let col = match decision {
             Decision::Allow(_) => 0,
-            Decision::AllowAnonymous => 1,
-            Decision::Deny(r) => 2 + *r as usize,
+            Decision::AllowAnonymous { .. } => 1,
+            Decision::Deny(deny) => 2 + deny.reason as usize,
         };
         if let Some(counter) = self.checks.get(row).and_then(|r| r.get(col)) {
             counter.inc();
@@ -167,6 +168,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::Deny;
 
     #[test]
     fn method_labels_follow_auth_method() {
@@ -185,13 +187,13 @@ mod tests {
     #[test]
     fn records_into_the_right_series() {
         let m = Metrics::new().unwrap();
-        m.record(
-            Some(CredentialKind::Jwt),
-            &Decision::Deny(Reason::TokenExpired),
-            0.0001,
-        );
-        m.record(None, &Decision::Deny(Reason::MissingCredential), 0.0001);
-        m.record(None, &Decision::AllowAnonymous, 0.0001);
+        let expired = Deny {
+            method: Some(CredentialKind::Jwt),
+            ..Deny::new(Reason::TokenExpired)
+        };
+        m.record(&Decision::Deny(expired), 0.0001);
+        m.record(&Decision::deny(Reason::MissingCredential), 0.0001);
+        m.record(&Decision::AllowAnonymous { method: None }, 0.0001);
         let text = m.render();
         for line in [
             r#"ward_check_total{decision="allow",method="none",reason="public"} 1"#,

@@ -17,7 +17,7 @@
 //! read itself (`lookup.rs`), before a failure reaches this function.
 
 use crate::config::OnStoreError;
-use crate::decision::Reason;
+use crate::reason::Reason;
 
 /// Why a store read gave no usable answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

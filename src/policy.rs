@@ -22,8 +22,8 @@ mod route;
 pub use route::{PathMatch, RouteError, RouteSpec, RouteTable};
 
 use crate::config::{Config, Mode, OnStoreError, PolicyConfig, Requirement, RouteConfig};
-use crate::decision::Reason;
 use crate::identity::Identity;
+use crate::reason::Reason;
 
 use crate::credential_kind::CredentialKind;
 use std::collections::HashMap;

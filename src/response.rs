@@ -6,10 +6,10 @@
 //! Pure: the gRPC adapter copies a [`DenyResponse`] into Envoy's
 //! `DeniedHttpResponse`; the HTTP adapter writes it as the response.
 
-use crate::check::Outcome;
 use crate::config::Config;
 use crate::credential_kind::CredentialKind;
-use crate::decision::Reason;
+use crate::decision::Deny;
+use crate::reason::Reason;
 use crate::request::Request;
 
 /// A rendered deny.
@@ -55,10 +55,11 @@ impl Responder {
             .map_or_else(|| reason.status(), |i| self.statuses[i])
     }
 
-    /// The response for a deny of `reason`.
-    pub fn deny(&self, req: &Request<'_>, outcome: &Outcome, reason: Reason) -> DenyResponse {
+    /// The response for a deny.
+    pub fn deny(&self, req: &Request<'_>, deny: &Deny) -> DenyResponse {
+        let reason = deny.reason;
         let status = self.status(reason);
-        let login = outcome.policy.as_ref().and_then(|p| p.login_url.as_deref());
+        let login = deny.policy.as_ref().and_then(|p| p.login_url.as_deref());
         if let Some(login) = login
             && status == 401
             && is_browser_navigation(req)
@@ -76,10 +77,10 @@ impl Responder {
             ("content-type", "application/json".to_string()),
             ("cache-control", "no-store".to_string()),
         ];
-        if let Some(challenge) = self.challenge(outcome, reason, status) {
+        if let Some(challenge) = self.challenge(deny, status) {
             headers.push(("www-authenticate", challenge));
         }
-        if let Some(secs) = outcome.retry_after.filter(|_| status == 429) {
+        if let Some(secs) = deny.retry_after.filter(|_| status == 429) {
             headers.push(("retry-after", secs.to_string()));
         }
         DenyResponse {
@@ -93,14 +94,15 @@ impl Responder {
     /// route accepts and no error; a bad credential or request gets the
     /// error code; a valid credential lacking a role or scope gets
     /// `insufficient_scope` on its 403.
-    fn challenge(&self, outcome: &Outcome, reason: Reason, status: u16) -> Option<String> {
+    fn challenge(&self, deny: &Deny, status: u16) -> Option<String> {
+        let reason = deny.reason;
         let realm = &self.realm;
         let kind_challenge = matches!(
             reason,
             Reason::MissingCredential | Reason::CredentialNotAccepted
         );
         if kind_challenge && matches!(status, 400 | 401) {
-            let accepted: Vec<CredentialKind> = match &outcome.policy {
+            let accepted: Vec<CredentialKind> = match &deny.policy {
                 Some(p) => p.accepted().collect(),
                 None => CredentialKind::ALL.to_vec(),
             };
@@ -180,7 +182,7 @@ pub fn percent_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::Decision;
+    use crate::decision::Deny;
     use crate::policy::Policies;
     use crate::request::Headers;
     use std::sync::Arc;
@@ -193,8 +195,8 @@ mod tests {
         )
     }
 
-    fn outcome(policies: &Policies, name: &str, reason: Reason) -> Outcome {
-        let mut o = Outcome::anonymous(Decision::Deny(reason));
+    fn deny_on(policies: &Policies, name: &str, reason: Reason) -> Deny {
+        let mut o = Deny::new(reason);
         o.policy = policies.named(name).cloned();
         o
     }
@@ -223,8 +225,8 @@ mod tests {
     fn a_browser_is_redirected_to_login_with_its_url() {
         let (r, p) = setup(WEB);
         let html = [("accept", "text/html,application/xhtml+xml")];
-        let o = outcome(&p, "web", Reason::MissingCredential);
-        let d = r.deny(&req("GET", &html), &o, Reason::MissingCredential);
+        let o = deny_on(&p, "web", Reason::MissingCredential);
+        let d = r.deny(&req("GET", &html), &o);
         assert_eq!(d.status, 302);
         assert_eq!(
             header(&d, "location"),
@@ -234,22 +236,10 @@ mod tests {
         );
         // Not for an API call, a POST, or a 403.
         let json = [("accept", "application/json")];
-        assert_eq!(
-            r.deny(&req("GET", &json), &o, Reason::MissingCredential)
-                .status,
-            401
-        );
-        assert_eq!(
-            r.deny(&req("POST", &html), &o, Reason::MissingCredential)
-                .status,
-            401
-        );
-        let o = outcome(&p, "web", Reason::InsufficientRole);
-        assert_eq!(
-            r.deny(&req("GET", &html), &o, Reason::InsufficientRole)
-                .status,
-            403
-        );
+        assert_eq!(r.deny(&req("GET", &json), &o).status, 401);
+        assert_eq!(r.deny(&req("POST", &html), &o).status, 401);
+        let o = deny_on(&p, "web", Reason::InsufficientRole);
+        assert_eq!(r.deny(&req("GET", &html), &o).status, 403);
     }
 
     #[test]
@@ -258,8 +248,7 @@ mod tests {
         let none = [];
         let d = r.deny(
             &req("GET", &none),
-            &outcome(&p, "api", Reason::MissingCredential),
-            Reason::MissingCredential,
+            &deny_on(&p, "api", Reason::MissingCredential),
         );
         assert_eq!(d.status, 401);
         assert_eq!(
@@ -268,8 +257,7 @@ mod tests {
         );
         let d = r.deny(
             &req("GET", &none),
-            &outcome(&p, "web", Reason::MissingCredential),
-            Reason::MissingCredential,
+            &deny_on(&p, "web", Reason::MissingCredential),
         );
         assert_eq!(
             header(&d, "www-authenticate"),
@@ -281,17 +269,17 @@ mod tests {
     fn statuses_can_be_overridden_and_429_says_when() {
         let (r, _) = setup("responses: {status: {unknown_api_key: 403}}");
         let none = [];
-        let o = Outcome::anonymous(Decision::Deny(Reason::UnknownApiKey));
-        let d = r.deny(&req("GET", &none), &o, Reason::UnknownApiKey);
+        let o = Deny::new(Reason::UnknownApiKey);
+        let d = r.deny(&req("GET", &none), &o);
         assert_eq!(d.status, 403);
         assert_eq!(header(&d, "www-authenticate"), None);
         let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
         assert_eq!(body["status"], 403);
         assert_eq!(body["reason"], "unknown_api_key");
 
-        let mut o = Outcome::anonymous(Decision::Deny(Reason::TooManyFailures));
+        let mut o = Deny::new(Reason::TooManyFailures);
         o.retry_after = Some(7);
-        let d = r.deny(&req("GET", &none), &o, Reason::TooManyFailures);
+        let d = r.deny(&req("GET", &none), &o);
         assert_eq!(d.status, 429);
         assert_eq!(header(&d, "retry-after"), Some("7"));
     }
@@ -300,7 +288,7 @@ mod tests {
     fn insufficient_scope_is_a_403_with_its_challenge() {
         let (r, _) = setup("");
         let none = [];
-        let mut o = Outcome::anonymous(Decision::Deny(Reason::InsufficientScope));
+        let mut o = Deny::new(Reason::InsufficientScope);
         o.policy = Some(Arc::new(
             Policies::from_config(&Config::default())
                 .unwrap()
@@ -309,7 +297,7 @@ mod tests {
                 .as_ref()
                 .clone(),
         ));
-        let d = r.deny(&req("GET", &none), &o, Reason::InsufficientScope);
+        let d = r.deny(&req("GET", &none), &o);
         assert_eq!(d.status, 403);
         assert_eq!(
             header(&d, "www-authenticate"),

@@ -258,3 +258,34 @@ impl Server {
         Ok(())
     }
 }
+
+/// What both front ends do with every decision, after answering it: count
+/// it (`ward_check_total`, the duration histogram) and log a deny, naming
+/// the credential by its short hash only (`transport`: `grpc` or `http`).
+pub(crate) fn record(
+    metrics: &Metrics,
+    responder: &Responder,
+    req: &crate::request::Request<'_>,
+    decision: &crate::decision::Decision,
+    start: std::time::Instant,
+    transport: &'static str,
+) {
+    metrics.record(decision, start.elapsed().as_secs_f64());
+    if let crate::decision::Decision::Deny(deny) = decision {
+        tracing::info!(
+            request_id = req.request_id().unwrap_or(""),
+            reason = deny.reason.as_str(),
+            status = responder.status(deny.reason),
+            policy = deny.policy.as_ref().map_or("", |p| p.name.as_str()),
+            method = deny.method.map_or("none", |m| m.as_str()),
+            credential = deny
+                .credential
+                .as_ref()
+                .map(crate::credentials::short_hash)
+                .unwrap_or_default(),
+            path = req.path,
+            transport,
+            "deny"
+        );
+    }
+}

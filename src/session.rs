@@ -3,9 +3,9 @@
 //! format check (so junk never reaches Redis), reading the hash, and the
 //! rules a session must pass. Fetching is `authn`'s job.
 
-use crate::decision::Reason;
 use crate::fields;
 use crate::identity::{HeaderRules, Identity, IdentityError, list_items, list_value};
+use crate::reason::Reason;
 
 use crate::credential_kind::CredentialKind;
 use crate::store::Fields;

@@ -75,7 +75,7 @@ impl Config {
         }
         for (code, status) in &self.responses.status {
             let path = format!("responses.status.{code}");
-            if !crate::decision::Reason::ALL
+            if !crate::reason::Reason::ALL
                 .iter()
                 .any(|r| r.as_str() == code)
             {

@@ -19,13 +19,13 @@
 
 use super::unary::{self, Incoming};
 use super::wire::CheckView;
-use crate::cache::short_hash;
-use crate::check::{Checker, Outcome};
-use crate::decision::{Decision, Reason};
+use crate::check::Checker;
+use crate::decision::{Decision, Deny};
 use crate::forward::Edits;
 use crate::headers::ManagedHeaders;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
+use crate::reason::Reason;
 use crate::request::{Headers, Request};
 use crate::response::Responder;
 use envoy_types::ext_authz::v3::pb::{
@@ -174,8 +174,8 @@ impl CheckService {
                     policy: attrs.extension(POLICY_KEY),
                     source_ip: attrs.source_ip,
                 };
-                let outcome = self.checker.check(&req, crate::unix_now()).await;
-                self.finish(&req, outcome, start)
+                let decision = self.checker.check(&req, crate::unix_now()).await;
+                self.finish(&req, decision, start)
             }
             Err(_) => self.refuse(Reason::MalformedRequest, start),
         }
@@ -184,7 +184,7 @@ impl CheckService {
     /// A deny for a request ward could not read: no attributes to render
     /// it with (no path, no headers, so no login redirect).
     fn refuse(&self, reason: Reason, start: Instant) -> Answer {
-        let outcome = Outcome::anonymous(Decision::Deny(reason));
+        let decision = Decision::deny(reason);
         let req = Request {
             method: "",
             host: "",
@@ -193,40 +193,27 @@ impl CheckService {
             policy: None,
             source_ip: None,
         };
-        self.finish(&req, outcome, start)
+        self.finish(&req, decision, start)
     }
 }
 
 impl CheckService {
-    fn finish(&self, req: &Request<'_>, outcome: Outcome, start: Instant) -> Answer {
-        self.metrics.record(
-            outcome.method,
-            &outcome.decision,
-            start.elapsed().as_secs_f64(),
+    fn finish(&self, req: &Request<'_>, decision: Decision, start: Instant) -> Answer {
+        super::record(
+            &self.metrics,
+            &self.responder,
+            req,
+            &decision,
+            start,
+            "grpc",
         );
-        if let Decision::Deny(reason) = outcome.decision {
-            tracing::info!(
-                request_id = req.request_id().unwrap_or(""),
-                reason = reason.as_str(),
-                status = self.responder.status(reason),
-                policy = outcome.policy.as_ref().map_or("", |p| p.name.as_str()),
-                method = outcome.method.map_or("none", |m| m.as_str()),
-                credential = outcome
-                    .credential
-                    .as_ref()
-                    .map(short_hash)
-                    .unwrap_or_default(),
-                path = req.path,
-                "deny"
-            );
-            return Answer::Message(self.deny(req, &outcome, reason));
-        }
-        match outcome.decision {
+        match decision {
             Decision::Allow(identity) => Answer::Allow {
                 edits: self.managed.edits(req, &identity.headers),
                 identity,
             },
-            _ => Answer::Message(self.allow_anonymous(req)),
+            Decision::AllowAnonymous { .. } => Answer::Message(self.allow_anonymous(req)),
+            Decision::Deny(deny) => Answer::Message(self.deny(req, &deny)),
         }
     }
 
@@ -247,8 +234,9 @@ impl CheckService {
         }
     }
 
-    fn deny(&self, req: &Request<'_>, outcome: &Outcome, reason: Reason) -> CheckResponse {
-        let rendered = self.responder.deny(req, outcome, reason);
+    fn deny(&self, req: &Request<'_>, deny: &Deny) -> CheckResponse {
+        let rendered = self.responder.deny(req, deny);
+        let reason = deny.reason;
         let code = match rendered.status {
             401 => UNAUTHENTICATED,
             503 => UNAVAILABLE,

@@ -17,10 +17,11 @@
 //! headers Envoy forwards, so Envoy's `allowed_headers` must include the
 //! managed prefixes (`x-user-`, `x-auth-`); `envoy/http-mode.yaml` does.
 
-use crate::check::{Checker, Outcome};
-use crate::decision::{Decision, Reason};
+use crate::check::Checker;
+use crate::decision::Decision;
 use crate::headers::ManagedHeaders;
 use crate::metrics::Metrics;
+use crate::reason::Reason;
 use crate::request::{Headers, Request, fold_headers};
 use crate::response::Responder;
 use axum::body::Body;
@@ -53,7 +54,7 @@ async fn check(
 ) -> Response<Body> {
     let start = Instant::now();
     let Some(map) = header_map(&headers) else {
-        let outcome = Outcome::anonymous(Decision::Deny(Reason::MalformedRequest));
+        let decision = Decision::deny(Reason::MalformedRequest);
         let req = Request {
             method: method.as_str(),
             host: "",
@@ -62,7 +63,7 @@ async fn check(
             policy: None,
             source_ip: None,
         };
-        return s.finish(&req, &outcome, start);
+        return s.finish(&req, &decision, start);
     };
     let headers = Headers::owned(&map);
     let host = headers.get("host").or_else(|| uri.host()).unwrap_or("");
@@ -100,27 +101,12 @@ impl HttpService {
         r
     }
 
-    fn finish(&self, req: &Request<'_>, outcome: &Outcome, start: Instant) -> Response<Body> {
-        let response = match &outcome.decision {
+    fn finish(&self, req: &Request<'_>, decision: &Decision, start: Instant) -> Response<Body> {
+        let response = match decision {
             Decision::Allow(identity) => self.allow(req, &identity.headers),
-            Decision::AllowAnonymous => self.allow(req, &[]),
-            Decision::Deny(reason) => {
-                tracing::info!(
-                    request_id = req.request_id().unwrap_or(""),
-                    reason = reason.as_str(),
-                    status = self.responder.status(*reason),
-                    policy = outcome.policy.as_ref().map_or("", |p| p.name.as_str()),
-                    method = outcome.method.map_or("none", |m| m.as_str()),
-                    credential = outcome
-                        .credential
-                        .as_ref()
-                        .map(crate::cache::short_hash)
-                        .unwrap_or_default(),
-                    path = req.path,
-                    transport = "http",
-                    "deny"
-                );
-                let d = self.responder.deny(req, outcome, *reason);
+            Decision::AllowAnonymous { .. } => self.allow(req, &[]),
+            Decision::Deny(deny) => {
+                let d = self.responder.deny(req, deny);
                 let mut r = Response::new(Body::from(d.body));
                 *r.status_mut() = StatusCode::from_u16(d.status).unwrap_or(StatusCode::FORBIDDEN);
                 for (name, value) in &d.headers {
@@ -129,11 +115,7 @@ impl HttpService {
                 r
             }
         };
-        self.metrics.record(
-            outcome.method,
-            &outcome.decision,
-            start.elapsed().as_secs_f64(),
-        );
+        super::record(&self.metrics, &self.responder, req, decision, start, "http");
         response
     }
 }

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use ward::authn::{Authenticator, request_fingerprint};
 use ward::check::Checker;
 use ward::config::Config;
-use ward::decision::{Decision, Reason};
+use ward::decision::Decision;
 use ward::jwks::KeyStore;
 use ward::lookup::Lookups;
 use ward::metrics::Metrics;
 use ward::policy::Policies;
+use ward::reason::Reason;
 use ward::request::{Headers, Request};
 use ward::store::{Backend, Store};
 
@@ -69,10 +70,10 @@ fn request(headers: &[(String, String)]) -> Request<'_> {
 
 impl Bed {
     async fn decide(&self, headers: &[(String, String)], now: u64) -> Result<String, Reason> {
-        match self.checker.check(&request(headers), now).await.decision {
+        match self.checker.check(&request(headers), now).await {
             Decision::Allow(identity) => Ok(identity.user_id.clone()),
-            Decision::Deny(reason) => Err(reason),
-            Decision::AllowAnonymous => panic!("no public policy here"),
+            Decision::Deny(deny) => Err(deny.reason),
+            Decision::AllowAnonymous { .. } => panic!("no public policy here"),
         }
     }
 

@@ -398,9 +398,10 @@ proptest! {
             policy: None,
             source_ip: None,
         };
-        let outcome = fx.runtime.block_on(fx.checker.check(&req, NOW));
-        if let Decision::Deny(reason) = outcome.decision {
-            let deny = fx.responder.deny(&req, &outcome, reason);
+        let decision = fx.runtime.block_on(fx.checker.check(&req, NOW));
+        if let Decision::Deny(denied) = decision {
+            let reason = denied.reason;
+            let deny = fx.responder.deny(&req, &denied);
             prop_assert!(!deny.body.contains(&credential), "{:?}: body {}", reason, deny.body);
             for (h, v) in &deny.headers {
                 prop_assert!(!v.contains(&credential), "{:?}: {}: {}", reason, h, v);
