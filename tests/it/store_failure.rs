@@ -10,6 +10,7 @@
 
 use crate::support;
 
+use envoy_types::ext_authz::v3::pb::CheckResponse;
 use std::time::{Duration, Instant};
 use support::authz::{self, check, hset, session_id, verdict};
 use support::inproc::InProc;
@@ -62,13 +63,7 @@ async fn an_id_read_as_unknown_stays_unknown_through_an_outage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_denies_at_once_and_open_passes_anonymously() {
     for mode in ["closed", "open"] {
-        let mut redis = RedisServer::start().await;
-        let ward = InProc::start(&config_with(&redis, mode)).await;
-        authz::wait_subscribed(&redis).await;
-        let sid = session_id();
-        write_session(&redis, &sid, "alice");
-        let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
-        assert_eq!(verdict(&resp), (200, "allowed".into()), "{mode}");
+        let (mut redis, ward, sid, resp) = alice_read_once(mode).await;
         assert_eq!(
             authz::set_header(&resp, "x-user-id").as_deref(),
             Some("alice")
@@ -105,6 +100,19 @@ async fn closed_denies_at_once_and_open_passes_anonymously() {
     }
 }
 
+/// A Redis, a ward on it under `on_store_error: mode`, and a session of
+/// alice's that ward has read once (so it is cached), with that answer.
+async fn alice_read_once(mode: &str) -> (RedisServer, InProc, String, CheckResponse) {
+    let redis = RedisServer::start().await;
+    let ward = InProc::start(&config_with(&redis, mode)).await;
+    authz::wait_subscribed(&redis).await;
+    let sid = session_id();
+    write_session(&redis, &sid, "alice");
+    let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
+    assert_eq!(verdict(&resp), (200, "allowed".into()), "{mode}");
+    (redis, ward, sid, resp)
+}
+
 fn write_session(redis: &RedisServer, sid: &str, user: &str) {
     let expires = (tokens::now() + 3600).to_string();
     hset(
@@ -116,13 +124,7 @@ fn write_session(redis: &RedisServer, sid: &str, user: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_session_is_served_stale_then_denied() {
-    let mut redis = RedisServer::start().await;
-    let ward = InProc::start(&config(&redis)).await;
-    authz::wait_subscribed(&redis).await;
-    let sid = session_id();
-    write_session(&redis, &sid, "alice");
-    let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
-    assert_eq!(verdict(&resp), (200, "allowed".into()));
+    let (mut redis, ward, sid, _) = alice_read_once("stale").await;
     let fetched = Instant::now(); // the last successful read, at the latest
     redis.stop();
 
@@ -217,15 +219,7 @@ async fn uncached_credentials_are_denied_fast_and_never_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ward_recovers_when_redis_comes_back() {
-    let mut redis = RedisServer::start().await;
-    let ward = InProc::start(&config(&redis)).await;
-    authz::wait_subscribed(&redis).await;
-    let sid = session_id();
-    write_session(&redis, &sid, "alice");
-    assert_eq!(
-        authz::status(&check(&ward.client, &[("x-session-id", &sid)]).await),
-        200
-    );
+    let (mut redis, ward, sid, _) = alice_read_once("stale").await;
     redis.stop();
     // Long enough for the stale entry to go and the breaker to open.
     tokio::time::sleep(STORE_TTL + STALE_IF_ERROR + Duration::from_millis(200)).await;
@@ -263,13 +257,7 @@ async fn ward_recovers_when_redis_comes_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_check_after_an_idle_restart_is_answered() {
     for mode in ["closed", "stale"] {
-        let mut redis = RedisServer::start().await;
-        let ward = InProc::start(&config_with(&redis, mode)).await;
-        authz::wait_subscribed(&redis).await;
-        let sid = session_id();
-        write_session(&redis, &sid, "alice");
-        let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
-        assert_eq!(verdict(&resp), (200, "allowed".into()), "{mode}");
+        let (mut redis, ward, sid, _) = alice_read_once(mode).await;
         redis.restart().await;
         write_session(&redis, &sid, "alice");
         // Past freshness, and no check in between: the connection is the
