@@ -152,20 +152,6 @@ async fn a_v2_session_survives_whitespace_changes_and_a_v1_session_still_verifie
     assert_eq!(resp.status, 401, "v1 hashes the value as sent");
 }
 
-fn cli(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ward"))
-        .arg("fingerprint")
-        .args(args)
-        .output()
-        .expect("run ward fingerprint");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn ward_fingerprint_prints_v2_by_default_and_v1_on_request() {
     let args = [
@@ -181,8 +167,8 @@ fn ward_fingerprint_prints_v2_by_default_and_v1_on_request() {
         ("user-agent", UA),
         ("accept-language", "en-US, en;q=0.9"),
     ];
-    assert_eq!(cli(&args), login_v2(&attrs));
+    assert_eq!(support::cli::fingerprint(&args), login_v2(&attrs));
     let mut v1 = args.to_vec();
     v1.push("--v1");
-    assert_eq!(cli(&v1), login_v1(&attrs));
+    assert_eq!(support::cli::fingerprint(&v1), login_v1(&attrs));
 }

@@ -223,16 +223,21 @@ fn with_request_body(echo: SocketAddr, ward: SocketAddr) -> impl Fn(u16, u16) ->
         opts.failure_mode_allow = true;
         opts.timeout = Duration::from_secs(10);
         let mut config = render_config(&opts, http_port, admin_port);
-        let listener = &mut config["static_resources"]["listeners"][0];
-        let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
-        let authz = &mut hcm["http_filters"][0]["typed_config"];
-        authz["with_request_body"] = json!({
-            "max_request_bytes": 12 * MIB,
-            "allow_partial_message": false,
-        });
-        listener["per_connection_buffer_limit_bytes"] = json!(16 * MIB);
+        buffer_bodies_for_ward(&mut config);
         config
     }
+}
+
+/// Envoy sends ward the whole body (up to 12 MiB, never a partial one).
+fn buffer_bodies_for_ward(config: &mut serde_json::Value) {
+    let listener = &mut config["static_resources"]["listeners"][0];
+    let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
+    let authz = &mut hcm["http_filters"][0]["typed_config"];
+    authz["with_request_body"] = json!({
+        "max_request_bytes": 12 * MIB,
+        "allow_partial_message": false,
+    });
+    listener["per_connection_buffer_limit_bytes"] = json!(16 * MIB);
 }
 
 #[tokio::test]
@@ -280,12 +285,7 @@ fn http_mode(echo: SocketAddr, ward: SocketAddr) -> impl Fn(u16, u16) -> serde_j
         let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
         hcm["max_request_headers_kb"] = json!(8192);
         hcm["common_http_protocol_options"] = json!({ "max_headers_count": 1000 });
-        let authz = &mut hcm["http_filters"][0]["typed_config"];
-        authz["with_request_body"] = json!({
-            "max_request_bytes": 12 * MIB,
-            "allow_partial_message": false,
-        });
-        listener["per_connection_buffer_limit_bytes"] = json!(16 * MIB);
+        buffer_bodies_for_ward(&mut config);
         config
     }
 }

@@ -261,22 +261,6 @@ fn login_fingerprint(attrs: &[(&str, &str)]) -> String {
     hex::encode(Sha256::digest(&buf))
 }
 
-/// What `ward fingerprint ARGS` prints: the tool a login-service author
-/// checks their own implementation against.
-fn cli_fingerprint(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ward"))
-        .arg("fingerprint")
-        .args(args)
-        .output()
-        .expect("run ward fingerprint");
-    assert!(
-        out.status.success(),
-        "ward fingerprint {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,7 +282,7 @@ async fn a_fingerprint_binds_the_session_to_the_device() {
     );
     assert_eq!(
         fp,
-        cli_fingerprint(&[
+        support::cli::fingerprint(&[
             "--ip",
             "203.0.113.7",
             "--user-agent",
@@ -363,7 +347,7 @@ async fn fingerprint_prefix_and_trusted_hops_follow_the_config() {
     let file = dir.path().join("ward.yaml");
     std::fs::write(&file, config(&redis, sessions)).unwrap();
     let file = file.to_str().unwrap();
-    let from_cli = cli_fingerprint(&[
+    let from_cli = support::cli::fingerprint(&[
         "--config",
         file,
         "--ip",

@@ -14,3 +14,13 @@ pub fn ward(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
+
+/// What `ward fingerprint ARGS` prints: the tool a login-service author
+/// checks their own implementation against.
+pub fn fingerprint(args: &[&str]) -> String {
+    let mut all = vec!["fingerprint"];
+    all.extend_from_slice(args);
+    let (ok, text) = ward(&all);
+    assert!(ok, "ward fingerprint {args:?}: {text}");
+    text.trim().to_string()
+}
