@@ -9,24 +9,22 @@
 //! policy. The policy, the limiter and roles/scopes are `check.rs`'s
 //! business.
 
-use crate::apikey::{self, ApiKey};
+use crate::apikey;
 use crate::cache::TokenCache;
 use crate::config::{Config, FingerprintConfig, FingerprintMode, OnStoreError};
-use crate::credentials::hash_credential;
-use crate::credentials::{Credential, Extractor};
+use crate::credential_kind::CredentialKind;
+use crate::credentials::Credential;
 use crate::fingerprint;
 use crate::identity::{ClaimRenderer, HeaderRules, Identity, IdentityError};
-use crate::reason::Reason;
-
-use crate::credential_kind::CredentialKind;
 use crate::jwks::KeyStore;
 use crate::jwt::{JwtError, Rules, Verifier};
-use crate::lookup::{Lookups, Record, Stale};
+use crate::lookup::{Lookups, SessionRecord, Stale};
 use crate::metrics::Metrics;
 use crate::on_store_error::{self, Site, Verdict};
+use crate::presented::Presented;
+use crate::reason::Reason;
 use crate::request::Request;
-use crate::session::{self, Session};
-use crate::store::Fields;
+use crate::session;
 use crate::store::StoreError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +43,6 @@ pub enum Authenticated {
 const UNKNOWN_KID_WAIT: Duration = Duration::from_millis(100);
 
 pub struct Authenticator {
-    extractor: Extractor,
     verifier: Verifier,
     renderer: ClaimRenderer,
     rules: HeaderRules,
@@ -73,7 +70,6 @@ impl Authenticator {
     ) -> Self {
         let jwt = &config.jwt;
         Self {
-            extractor: Extractor::from_config(config),
             verifier: Verifier {
                 max_token_bytes: jwt.max_token_bytes,
                 rules: Rules {
@@ -109,60 +105,42 @@ impl Authenticator {
         &self.lookups
     }
 
-    /// The one credential the request carries (400 when ambiguous or
-    /// malformed, 401 when missing); `decoded` holds a query token that had
-    /// to be percent-decoded.
-    pub fn extract<'a>(
-        &self,
-        req: &Request<'a>,
-        decoded: &'a mut String,
-    ) -> Result<Credential<'a>, Reason> {
-        self.extractor.extract(req, decoded)
-    }
-
-    /// The identity behind a credential at `now` (unix seconds).
-    /// `on_store_error` is the route's; a failed store read is decided by
-    /// [`on_store_error::verdict`]. With `cache_only` (a client the limiter
-    /// blocked), only what the caches answer counts: no signature is
-    /// verified and the store is never asked.
+    /// The identity behind a presented credential at `now` (unix
+    /// seconds), reading the store as `mode` says.
     pub async fn authenticate(
         &self,
-        credential: Credential<'_>,
-        req: &Request<'_>,
+        presented: &Presented<'_, '_>,
         now: u64,
-        on_store_error: OnStoreError,
-        cache_only: bool,
+        mode: ReadMode,
     ) -> Result<Authenticated, Reason> {
-        let read = Read {
-            stale: match (cache_only, on_store_error) {
-                (true, _) => Stale::CacheOnly,
-                (false, OnStoreError::Closed) => Stale::Refused,
-                (false, OnStoreError::Stale | OnStoreError::Open) => Stale::Allowed,
-            },
-            policy: on_store_error,
-        };
-        match credential {
-            Credential::Bearer(token) => self.jwt(token, now, read).await,
-            Credential::Session(sid) => self.session(sid, req, now, read).await,
-            Credential::ApiKey(key) => self.api_key(key, now, read).await,
+        let read = Read::from(mode);
+        match presented.credential() {
+            Credential::Bearer(token) => self.jwt(token, presented, now, read).await,
+            Credential::Session(sid) => self.session(sid, presented, now, read).await,
+            Credential::ApiKey(key) => self.api_key(key, presented, now, read).await,
         }
     }
 
-    async fn jwt(&self, token: &str, now: u64, read: Read) -> Result<Authenticated, Reason> {
-        let stale = read.stale;
-        let hash = hash_credential(token);
-        let identity = match self.cache.get(&hash, now) {
+    async fn jwt(
+        &self,
+        token: &str,
+        presented: &Presented<'_, '_>,
+        now: u64,
+        read: Read,
+    ) -> Result<Authenticated, Reason> {
+        let hash = presented.hash();
+        let identity = match self.cache.get(hash, now) {
             Some(identity) => {
                 self.metrics.token_cache_hits.inc();
                 identity
             }
-            None if stale == Stale::CacheOnly => return Err(Reason::TooManyFailures),
+            None if read.stale == Stale::CacheOnly => return Err(Reason::TooManyFailures),
             None => {
                 if self.cache.is_enabled() {
                     self.metrics.token_cache_misses.inc();
                 }
                 let (identity, exp) = self.verify_jwt(token, now).await?;
-                self.cache.insert(hash, identity.clone(), exp, now);
+                self.cache.insert(*hash, identity.clone(), exp, now);
                 identity
             }
         };
@@ -192,16 +170,16 @@ impl Authenticator {
                 Ok(record) => record.ok_or(Reason::TokenRevoked)?,
                 Err(e) => return keep_identity(store_failure(&e, read.policy, Site::TokenSession)),
             };
-            self.with_session_view(&record, |view| match view {
+            match self.session_view(&record) {
                 Ok(v) => session::check_state(v.revoked, v.expires_at, now)
-                    .map_err(|_| Reason::TokenRevoked),
+                    .map_err(|_| Reason::TokenRevoked)?,
                 // Unparsable or incomplete: a bad record, as WRONGTYPE is.
                 Err(_) => keep_identity(on_store_error::verdict(
                     on_store_error::Fault::BadRecord,
                     read.policy,
                     Site::TokenSession,
-                )),
-            })?;
+                ))?,
+            }
         }
         Ok(())
     }
@@ -238,7 +216,7 @@ impl Authenticator {
     async fn session(
         &self,
         sid: &str,
-        req: &Request<'_>,
+        presented: &Presented<'_, '_>,
         now: u64,
         read: Read,
     ) -> Result<Authenticated, Reason> {
@@ -249,38 +227,21 @@ impl Authenticator {
             Ok(record) => record.ok_or(Reason::UnknownSession)?,
             Err(e) => return anonymous(store_failure(&e, read.policy, Site::Session)),
         };
-        self.with_session_view(&record, |view| {
-            let view = view.as_ref().map_err(|reason| *reason)?;
-            session::check_state(view.revoked, view.expires_at, now)?;
-            if let Some(stored) = &view.fingerprint {
-                self.check_fingerprint(stored, req)?;
-            }
-            let identity = view.identity.clone().map_err(|()| Reason::InvalidSession)?;
-            Ok(Authenticated::Identity(identity))
-        })
-    }
-
-    /// Runs `f` on the session record read once per cached copy (see
-    /// [`SessionView`]).
-    fn with_session_view<R>(&self, record: &Record, f: impl FnOnce(&SessionView) -> R) -> R {
-        let derive = || self.session_view(&record.hash.fields);
-        match record.derived.get_or_init(derive) {
-            Some(view) => f(view),
-            None => f(&derive()),
+        let view = self
+            .session_view(&record)
+            .as_ref()
+            .map_err(|reason| *reason)?;
+        session::check_state(view.revoked, view.expires_at, now)?;
+        if let Some(stored) = &view.fingerprint {
+            self.check_fingerprint(stored, presented.request())?;
         }
+        let identity = view.identity.clone().map_err(|()| Reason::InvalidSession)?;
+        Ok(Authenticated::Identity(identity))
     }
 
-    fn session_view(&self, fields: &Fields) -> SessionView {
-        let session = Session::parse(fields)?;
-        Ok(ParsedSession {
-            revoked: session.revoked,
-            expires_at: session.expires_at,
-            fingerprint: session.fingerprint.map(str::to_string),
-            identity: session
-                .identity(&self.rules, &self.session_fields)
-                .map(Arc::new)
-                .map_err(|_| ()),
-        })
+    /// The session record as read once per cached copy.
+    fn session_view<'r>(&self, record: &'r SessionRecord) -> &'r session::view::View {
+        record.view(|hash| session::view::of(&hash.fields, &self.rules, &self.session_fields))
     }
 
     fn check_fingerprint(&self, stored: &str, req: &Request<'_>) -> Result<(), Reason> {
@@ -307,63 +268,41 @@ impl Authenticator {
         }
     }
 
-    async fn api_key(&self, key: &str, now: u64, read: Read) -> Result<Authenticated, Reason> {
+    async fn api_key(
+        &self,
+        key: &str,
+        presented: &Presented<'_, '_>,
+        now: u64,
+        read: Read,
+    ) -> Result<Authenticated, Reason> {
         if !apikey::well_formed(key, &self.api_key_prefix, self.api_key_foreign) {
             return Err(Reason::MalformedApiKey);
         }
-        let record = match self
-            .lookups
-            .api_key(&apikey::hash_hex(key), read.stale)
-            .await
-        {
+        let key_hash = apikey::hex_of(presented.hash());
+        let record = match self.lookups.api_key(&key_hash, read.stale).await {
             Ok(record) => record.ok_or(Reason::UnknownApiKey)?,
             Err(e) => return anonymous(store_failure(&e, read.policy, Site::ApiKey)),
         };
-        let derive = || self.api_key_view(&record.hash.fields);
-        let fresh;
-        let view = match record.derived.get_or_init(derive) {
-            Some(view) => view,
-            None => {
-                fresh = derive();
-                &fresh
-            }
-        };
-        let (parsed, identity) = view.as_ref().map_err(|reason| *reason)?;
-        parsed.check(now)?;
-        let identity = identity.clone().map_err(|()| Reason::InvalidApiKey)?;
+        let view = record
+            .view(|hash| apikey::view::of(&hash.fields, &self.rules, &self.api_key_id_header))
+            .as_ref()
+            .map_err(|reason| *reason)?;
+        view.record.check(now)?;
+        let identity = view.identity.clone().map_err(|()| Reason::InvalidApiKey)?;
         Ok(Authenticated::Identity(identity))
     }
-
-    fn api_key_view(&self, fields: &Fields) -> ApiKeyView {
-        let record = ApiKey::parse(fields)?;
-        let identity = record
-            .identity(&self.rules, &self.api_key_id_header)
-            .map(Arc::new)
-            .map_err(|_| ());
-        Ok((record, identity))
-    }
 }
 
-/// A session record as read and checked once per cached copy
-/// ([`Record::derived`]): the parse verdict, and what a check needs that
-/// does not depend on the request or the clock. Revocation, expiry (at
-/// `now`) and the fingerprint (of this request) are still checked on every
-/// use, in the same order as before the view existed: parse, revoked,
-/// expired, fingerprint, identity.
-type SessionView = Result<ParsedSession, Reason>;
-
-#[derive(Debug)]
-struct ParsedSession {
-    revoked: bool,
-    expires_at: Option<u64>,
-    fingerprint: Option<String>,
-    /// `Err` when a field cannot go into a header (denied as invalid).
-    identity: Result<Arc<Identity>, ()>,
+/// How a check may read the store, as `check.rs` decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Read through the cache; a failed read is decided by the route's
+    /// `on_store_error` (which also says whether a stale copy may answer).
+    Store(OnStoreError),
+    /// Only what the caches answer counts: no signature is verified and
+    /// the store is never asked (a client the limiter blocked).
+    CacheOnly,
 }
-
-/// An API key record as read once per cached copy: the parsed record
-/// (checked against `now` on every use) and its identity.
-type ApiKeyView = Result<(ApiKey, Result<Arc<Identity>, ()>), Reason>;
 
 /// How a check reads the store: whether a stale copy may answer, and the
 /// policy that decides a failed read.
@@ -371,6 +310,25 @@ type ApiKeyView = Result<(ApiKey, Result<Arc<Identity>, ()>), Reason>;
 struct Read {
     stale: Stale,
     policy: OnStoreError,
+}
+
+impl From<ReadMode> for Read {
+    fn from(mode: ReadMode) -> Self {
+        match mode {
+            ReadMode::CacheOnly => Read {
+                stale: Stale::CacheOnly,
+                // Nothing is read, so nothing fails for a policy to decide.
+                policy: OnStoreError::Closed,
+            },
+            ReadMode::Store(policy) => Read {
+                stale: match policy {
+                    OnStoreError::Closed => Stale::Refused,
+                    OnStoreError::Stale | OnStoreError::Open => Stale::Allowed,
+                },
+                policy,
+            },
+        }
+    }
 }
 
 /// The policy's verdict on a failed read at `site`, logged once.

@@ -124,7 +124,7 @@ mod tests {
             session_id: None,
             roles: vec![],
             scopes: vec![],
-            rendered: Default::default(),
+            encoded: Default::default(),
         })
     }
 

@@ -21,50 +21,30 @@
 //! allow: the request passes without identity headers (forged ones are
 //! still removed).
 
-use crate::authn::{Authenticated, Authenticator};
+use crate::authn::{Authenticated, Authenticator, ReadMode};
 use crate::config::{Config, Mode};
-use crate::credential_kind::CredentialKind;
-use crate::credentials::Credential;
-use crate::credentials::hash_credential;
+use crate::credentials::Extractor;
 use crate::decision::{Decision, Deny};
-use crate::fingerprint;
 use crate::jwks::KeyStore;
 use crate::limiter::Limiter;
 use crate::lookup::Lookups;
 use crate::metrics::Metrics;
-use crate::policy::{Policies, Policy, PolicyErrors, SelectError, Source};
+use crate::policy::{Policies, Policy, PolicyErrors, SelectError, Selection, Source};
+use crate::presented::Presented;
 use crate::reason::Reason;
 use crate::request::Request;
-use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+mod trace;
+
+pub use trace::Trace;
 
 /// Bytes of the credential's SHA-256 that key it in the limiter.
 const LIMITER_KEY_BYTES: usize = 8;
 
-/// What `ward explain` prints: each step and its result, in order.
-#[derive(Debug, Default)]
-pub struct Trace {
-    enabled: bool,
-    pub steps: Vec<(String, String)>,
-}
-
-impl Trace {
-    pub fn enabled() -> Self {
-        Trace {
-            enabled: true,
-            steps: Vec::new(),
-        }
-    }
-
-    fn step(&mut self, name: &str, detail: impl FnOnce() -> String) {
-        if self.enabled {
-            self.steps.push((name.to_string(), detail()));
-        }
-    }
-}
-
 pub struct Checker {
     policies: Policies,
+    extractor: Extractor,
     authn: Authenticator,
     limiter: Limiter,
     trusted_hops: usize,
@@ -87,6 +67,7 @@ impl Checker {
     pub fn new(config: &Config, policies: Policies, authn: Authenticator) -> Self {
         Self {
             policies,
+            extractor: Extractor::from_config(config),
             authn,
             limiter: Limiter::new(&config.limits),
             trusted_hops: config.sessions.fingerprint.trusted_hops,
@@ -113,41 +94,24 @@ impl Checker {
         (decision, trace)
     }
 
+    /// The pipeline: each step returns its result, recorded here (and
+    /// only here) for `explain`; the first deny ends the check.
     async fn run(&self, req: &Request<'_>, now: u64, trace: &mut Trace) -> Decision {
-        let selection = match self
-            .policies
-            .select(req.policy, req.host, req.method, req.path)
-        {
-            Ok(s) => s,
-            Err(e) => {
-                let reason = match e {
-                    SelectError::UnknownPolicy => Reason::UnknownPolicy,
-                    SelectError::BadPath => Reason::MalformedPath,
-                };
-                trace.step("policy", || format!("none: {}", reason.as_str()));
-                return Decision::deny(reason);
-            }
+        let selected = self.select(req);
+        trace.step("policy", || trace::policy(&selected));
+        let selection = match selected {
+            Ok(selection) => selection,
+            Err(deny) => return Decision::Deny(deny),
         };
         let policy = selection.policy;
-        trace.step("policy", || {
-            let from = match &selection.source {
-                Source::Envoy => "selected by Envoy (context_extensions ward_policy)".to_string(),
-                Source::Route { index, name } => format!("route {name} (routes[{index}])"),
-                Source::Default => "no route matched: default_policy".to_string(),
-            };
-            format!("{} ({from}), mode {}", policy.name, policy.mode.as_str())
-        });
-        let decision = match policy.mode {
-            Mode::Deny => Decision::deny(if selection.source == Source::Default {
-                Reason::NoRoute
-            } else {
-                Reason::RouteDenied
-            }),
-            Mode::Public => Decision::AllowAnonymous { method: None },
+        let result = match policy.mode {
+            Mode::Deny => Err(Deny::new(refusal(&selection))),
+            Mode::Public => Ok(Decision::AllowAnonymous { method: None }),
             Mode::Optional | Mode::Required => self.authenticate(req, policy, now, trace).await,
         };
-        match decision {
-            Decision::Deny(deny) if policy.mode == Mode::Optional => {
+        match result {
+            Ok(decision) => decision,
+            Err(deny) if policy.mode == Mode::Optional => {
                 trace.step("optional", || {
                     "the credential did not pass: allowed anonymously".into()
                 });
@@ -156,148 +120,135 @@ impl Checker {
                 }
             }
             // Only a deny is shaped by its policy (login URL, challenges).
-            Decision::Deny(deny) => Decision::Deny(Deny {
+            Err(deny) => Decision::Deny(Deny {
                 policy: Some(policy.clone()),
                 ..deny
             }),
-            allowed => allowed,
         }
     }
 
+    /// Credential → accepted kind → limiter → authn → authorize.
     async fn authenticate(
         &self,
         req: &Request<'_>,
-        policy: &Arc<Policy>,
+        policy: &Policy,
         now: u64,
         trace: &mut Trace,
-    ) -> Decision {
+    ) -> Result<Decision, Deny> {
         let mut decoded = String::new();
-        let credential = match self.authn.extract(req, &mut decoded) {
-            Ok(c) => c,
-            Err(reason) => {
-                trace.step("credential", || reason.as_str().to_string());
-                return Decision::deny(reason);
-            }
-        };
-        let (method, secret) = match credential {
-            Credential::Bearer(t) => (CredentialKind::Jwt, t),
-            Credential::Session(s) => (CredentialKind::Session, s),
-            Credential::ApiKey(k) => (CredentialKind::ApiKey, k),
-        };
-        // The credential's hash names it in a deny's log line and keys it
-        // in the limiter; computed at most once, and only when needed (a
-        // cache hit's own hashing happens in authn).
-        let hash = OnceLock::new();
-        let hashed = || *hash.get_or_init(|| hash_credential(secret));
-        trace.step("credential", || {
-            format!(
-                "{} ({})",
-                method.as_str(),
-                crate::credentials::short_hash(&hashed())
-            )
-        });
-        let deny = |reason: Reason, retry_after: Option<u64>| {
-            Decision::Deny(Deny {
-                method: Some(method),
-                credential: Some(hashed()),
-                retry_after,
-                ..Deny::new(reason)
-            })
-        };
-        if !policy.accepts(method) {
-            trace.step("accepted", || {
-                let kinds: Vec<&str> = policy.accepted().map(|m| m.as_str()).collect();
-                format!("no: the policy accepts {}", kinds.join(", "))
-            });
-            return deny(Reason::CredentialNotAccepted, None);
+        let presented = self.present(req, &mut decoded);
+        trace.step("credential", || trace::credential(&presented));
+        let presented = presented?;
+        if !policy.accepts(presented.kind()) {
+            trace.step("accepted", || trace::accepted(policy));
+            return Err(deny(&presented, Reason::CredentialNotAccepted));
         }
-        // The client IP and the credential's limiter key (a hash prefix,
-        // never the secret) are derived only when something is blocked or
-        // a failure is counted.
-        let key = || {
-            let mut key = [0u8; LIMITER_KEY_BYTES];
-            key.copy_from_slice(&hashed()[..LIMITER_KEY_BYTES]);
-            key
+        let blocked = self.blocked(&presented);
+        let mode = match blocked {
+            Some(_) => ReadMode::CacheOnly,
+            None => ReadMode::Store(policy.on_store_error),
         };
-        // A blocked client or credential is answered from the caches only:
-        // a credential known good (a cached token or record) still passes,
-        // so a shared address (a gateway, a NAT) blocked by someone else's
-        // failures does not lock out its signed-in users; anything that
-        // would need a signature check or a store read gets 429.
-        let blocked = if self.limiter.any_blocked() {
-            self.limiter
-                .blocked(self.client_ip(req), Some(&key()))
-                .map(|wait| wait.as_secs().max(1))
-        } else {
-            None
-        };
-        let result = self
-            .authn
-            .authenticate(
-                credential,
-                req,
-                now,
-                policy.on_store_error,
-                blocked.is_some(),
-            )
-            .await;
+        let result = self.authn.authenticate(&presented, now, mode).await;
         if let Some(secs) = blocked
             && !matches!(result, Ok(Authenticated::Identity(_)))
         {
-            trace.step("limiter", || {
-                let why = result.as_ref().err().map_or("no identity", |r| r.as_str());
-                format!("blocked for {secs}s more; not answerable from the caches ({why})")
+            trace.step("limiter", || trace::limiter(secs, &result));
+            return Err(Deny {
+                retry_after: Some(secs),
+                ..deny(&presented, Reason::TooManyFailures)
             });
-            return deny(Reason::TooManyFailures, Some(secs));
         }
-        let identity = match result {
-            Ok(Authenticated::Identity(identity)) => identity,
-            Ok(Authenticated::Anonymous) => {
-                trace.step("on_store_error", || {
-                    "store unavailable; open: allowed anonymously".into()
+        let result = result.map_err(|reason| self.failed(&presented, reason));
+        let (step, detail) = trace::authenticated(&result);
+        trace.step(step, || detail);
+        let identity = match result? {
+            Authenticated::Identity(identity) => identity,
+            Authenticated::Anonymous => {
+                return Ok(Decision::AllowAnonymous {
+                    method: Some(presented.kind()),
                 });
-                return Decision::AllowAnonymous {
-                    method: Some(method),
-                };
-            }
-            Err(reason) => {
-                trace.step("authenticate", || reason.as_str().to_string());
-                if counts_as_failure(reason) {
-                    self.limiter
-                        .record_failure(self.client_ip(req), Some(&key()));
-                }
-                return deny(reason, None);
             }
         };
-        trace.step("authenticate", || {
-            format!(
-                "user {} via {}; roles [{}]; scopes [{}]",
-                identity.user_id,
-                identity.method.as_str(),
-                identity.roles.join(", "),
-                identity.scopes.join(", ")
-            )
-        });
-        if let Err(reason) = policy.authorize(&identity) {
-            trace.step("authorize", || reason.as_str().to_string());
-            return deny(reason, None);
-        }
-        trace.step("authorize", || "ok".into());
-        Decision::Allow(identity)
+        let authorized = policy
+            .authorize(&identity)
+            .map_err(|reason| deny(&presented, reason));
+        trace.step("authorize", || trace::authorized(&authorized));
+        authorized.map(|()| Decision::Allow(identity))
     }
 
-    fn client_ip(&self, req: &Request<'_>) -> Option<IpAddr> {
-        fingerprint::client_ip(
-            req.header("x-forwarded-for"),
-            req.source_ip,
-            self.trusted_hops,
-        )
+    /// The policy: Envoy's, else the first matching route, else the
+    /// default.
+    fn select<'p>(&'p self, req: &Request<'_>) -> Result<Selection<'p>, Deny> {
+        self.policies
+            .select(req.policy, req.host, req.method, req.path)
+            .map_err(|e| {
+                Deny::new(match e {
+                    SelectError::UnknownPolicy => Reason::UnknownPolicy,
+                    SelectError::BadPath => Reason::MalformedPath,
+                })
+            })
+    }
+
+    /// The one credential the request carries (400 when ambiguous or
+    /// malformed, 401 when missing); `decoded` holds a query token that
+    /// had to be percent-decoded.
+    fn present<'r, 'a>(
+        &self,
+        req: &'r Request<'a>,
+        decoded: &'a mut String,
+    ) -> Result<Presented<'r, 'a>, Deny> {
+        match self.extractor.extract(req, decoded) {
+            Ok(credential) => Ok(Presented::new(credential, req, self.trusted_hops)),
+            Err(reason) => Err(Deny::new(reason)),
+        }
+    }
+
+    /// Seconds the limiter still blocks this client or credential, if
+    /// it does. A blocked request is answered from the caches only: a
+    /// credential known good (a cached token or record) still passes, so
+    /// a shared address (a gateway, a NAT) blocked by someone else's
+    /// failures does not lock out its signed-in users; anything that would
+    /// need a signature check or a store read gets 429. The client IP and
+    /// the limiter key are derived only when something is blocked.
+    fn blocked(&self, presented: &Presented<'_, '_>) -> Option<u64> {
+        if !self.limiter.any_blocked() {
+            return None;
+        }
+        self.limiter
+            .blocked(presented.client_ip(), Some(limiter_key(presented)))
+            .map(|wait| wait.as_secs().max(1))
+    }
+
+    /// A failed authentication's deny; a rejected credential (401, not an
+    /// outage or a malformed request) counts toward the limiter.
+    fn failed(&self, presented: &Presented<'_, '_>, reason: Reason) -> Deny {
+        if reason.status() == 401 {
+            self.limiter
+                .record_failure(presented.client_ip(), Some(limiter_key(presented)));
+        }
+        deny(presented, reason)
     }
 }
 
-/// Failures the limiter counts: a presented credential that is bad. Not
-/// an outage (503), not a malformed request (400), not a valid credential
-/// lacking a role (403).
-fn counts_as_failure(reason: Reason) -> bool {
-    reason.status() == 401
+/// Why a `deny` policy refused: no route matched, or a route said so.
+fn refusal(selection: &Selection<'_>) -> Reason {
+    if selection.source == Source::Default {
+        Reason::NoRoute
+    } else {
+        Reason::RouteDenied
+    }
+}
+
+/// A deny of a presented credential: its kind and hash go with it.
+fn deny(presented: &Presented<'_, '_>, reason: Reason) -> Deny {
+    Deny {
+        method: Some(presented.kind()),
+        credential: Some(*presented.hash()),
+        ..Deny::new(reason)
+    }
+}
+
+/// The credential's key in the limiter: a hash prefix, never the secret.
+fn limiter_key<'p>(presented: &'p Presented<'_, '_>) -> &'p [u8] {
+    &presented.hash()[..LIMITER_KEY_BYTES]
 }

@@ -8,11 +8,15 @@
 
 use crate::config::{ClaimHeader, Config};
 use crate::credential_kind::CredentialKind;
-use crate::memo::Memo;
 use serde_json::{Map, Value};
+use std::sync::OnceLock;
 
 /// A verified caller and the headers to send upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Not `Clone`: an identity is shared (`Arc`) once built, so the allow
+/// encoded from it once (`encoded`) can never go stale by a change to a
+/// copy.
+#[derive(Debug)]
 pub struct Identity {
     pub user_id: String,
     pub method: CredentialKind,
@@ -24,11 +28,21 @@ pub struct Identity {
     /// Roles and scopes, for route policies (`policy.rs`).
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
-    /// Where the shell keeps its rendering of this identity (the gRPC
-    /// adapter's pre-encoded headers), so a cached identity is rendered
-    /// once. Derived from the fields above: do not change them once the
-    /// identity is shared.
-    pub rendered: Memo,
+    /// This identity's allow as the transport sends it, encoded on first
+    /// use (the gRPC adapter's pre-encoded `CheckResponse` fields), so a
+    /// cached identity shared by thousands of checks is encoded once; it
+    /// goes with the identity when the cache drops it.
+    pub encoded: OnceLock<EncodedAllow>,
+}
+
+/// An allow's fixed part as encoded bytes: plain bytes, so the pure core
+/// carries them without knowing the transport's types. The gRPC adapter
+/// writes `OkHttpResponse.headers` and `CheckResponse.dynamic_metadata`
+/// here (`server/grpc.rs`); the parts a check adds are encoded per check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedAllow {
+    pub headers: Vec<u8>,
+    pub metadata: Vec<u8>,
 }
 
 /// The header rules every credential kind shares.
@@ -77,7 +91,7 @@ impl HeaderRules {
             session_id: None,
             roles: Vec::new(),
             scopes: Vec::new(),
-            rendered: Memo::default(),
+            encoded: OnceLock::new(),
         })
     }
 

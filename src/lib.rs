@@ -37,7 +37,6 @@
 //! | [`lookup`] | store reads behind the cache: fresh, negative, stale, single-flight |
 //! | [`store`] | the Redis contract: Redis (standalone, Cluster, Sentinel) and the embedded store (I/O) |
 //! | [`manage`] | `ward apikey` / `ward session` |
-//! | [`memo`] | a once-filled slot for values derived from cached data |
 //! | [`metrics`] | Prometheus metrics in an explicit registry |
 //! | [`runtime`] | the Tokio runtime for a worker count |
 //! | [`server`] | listeners, the Envoy adapter, admin port, shutdown (I/O) |
@@ -65,10 +64,10 @@ pub mod jwt;
 pub mod limiter;
 pub mod lookup;
 pub mod manage;
-pub mod memo;
 pub mod metrics;
 pub mod on_store_error;
 pub mod policy;
+pub mod presented;
 pub mod reason;
 pub mod request;
 pub mod response;

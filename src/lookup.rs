@@ -16,15 +16,17 @@
 //!   answers its callers but is not cached, so a revocation is never
 //!   overwritten by an older copy.
 
+use crate::apikey;
 use crate::config::Config;
-use crate::memo::Memo;
 use crate::metrics::Metrics;
 use crate::on_store_error::Fault;
+use crate::session;
 use crate::store::keys::KeyNames;
 use crate::store::{Backend, Hash, Store, StoreError};
 use flights::{Flights, Role};
 use moka::Expiry;
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 mod flights;
@@ -40,29 +42,109 @@ pub enum Stale {
     CacheOnly,
 }
 
-/// What a read found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Found {
-    Hash(Option<Arc<Record>>),
-    Exists(bool),
-}
-
-/// A hash as cached, with a slot for what the caller derives from it (the
-/// parsed, validated record and its identity), so that a cache hit does
-/// not parse the same record again. A refetch or an invalidation makes a
+/// A hash as cached, with a slot for the view the caller derives from it
+/// (the parsed, validated record and its identity: `session::view`,
+/// `apikey::view`), so that a cache hit does not parse the same record
+/// again. The slot is typed by the kind of record: a session's copy can
+/// only ever hold a session's view. A refetch or an invalidation makes a
 /// new `Record` with an empty slot: nothing derived outlives its copy.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Record {
+#[derive(Debug)]
+pub struct Record<V> {
     pub hash: Hash,
-    pub derived: Memo,
+    view: OnceLock<V>,
 }
 
-impl Record {
+impl<V> Record<V> {
     pub fn new(hash: Hash) -> Self {
         Record {
             hash,
-            derived: Memo::default(),
+            view: OnceLock::new(),
         }
+    }
+
+    /// What `derive` makes of this copy's fields, derived on first use.
+    pub fn view(&self, derive: impl FnOnce(&Hash) -> V) -> &V {
+        self.view.get_or_init(|| derive(&self.hash))
+    }
+}
+
+/// A cached session (`session:{sid}`).
+pub type SessionRecord = Record<session::view::View>;
+/// A cached API key record (`apikey:{hash}`).
+pub type ApiKeyRecord = Record<apikey::view::View>;
+
+/// What a read found, by kind of key: the one cache holds all three.
+#[derive(Debug, Clone)]
+enum Found {
+    Session(Option<Arc<SessionRecord>>),
+    ApiKey(Option<Arc<ApiKeyRecord>>),
+    Revoked(bool),
+}
+
+/// One kind of answer a read gives, and where it sits in [`Found`]. Key
+/// names differ by kind (`store/keys.rs`), so one key only ever holds one
+/// kind; should a cached value still be of another kind, [`Answer::of`]
+/// gives `None` and the read treats it as not cached.
+trait Answer: Clone + Send + Sync + 'static {
+    fn of(found: &Found) -> Option<Self>;
+    fn into_found(self) -> Found;
+    /// "Not found" (or "not revoked"): fresh only for `cache.negative_ttl`.
+    fn is_negative(&self) -> bool;
+    /// The key's own TTL, which no cached copy outlives.
+    fn ttl(&self) -> Option<Duration>;
+}
+
+impl Answer for Option<Arc<SessionRecord>> {
+    fn of(found: &Found) -> Option<Self> {
+        match found {
+            Found::Session(r) => Some(r.clone()),
+            Found::ApiKey(_) | Found::Revoked(_) => None,
+        }
+    }
+    fn into_found(self) -> Found {
+        Found::Session(self)
+    }
+    fn is_negative(&self) -> bool {
+        self.is_none()
+    }
+    fn ttl(&self) -> Option<Duration> {
+        self.as_ref().and_then(|r| r.hash.ttl)
+    }
+}
+
+impl Answer for Option<Arc<ApiKeyRecord>> {
+    fn of(found: &Found) -> Option<Self> {
+        match found {
+            Found::ApiKey(r) => Some(r.clone()),
+            Found::Session(_) | Found::Revoked(_) => None,
+        }
+    }
+    fn into_found(self) -> Found {
+        Found::ApiKey(self)
+    }
+    fn is_negative(&self) -> bool {
+        self.is_none()
+    }
+    fn ttl(&self) -> Option<Duration> {
+        self.as_ref().and_then(|r| r.hash.ttl)
+    }
+}
+
+impl Answer for bool {
+    fn of(found: &Found) -> Option<Self> {
+        match found {
+            Found::Revoked(revoked) => Some(*revoked),
+            Found::Session(_) | Found::ApiKey(_) => None,
+        }
+    }
+    fn into_found(self) -> Found {
+        Found::Revoked(self)
+    }
+    fn is_negative(&self) -> bool {
+        !*self
+    }
+    fn ttl(&self) -> Option<Duration> {
+        None
     }
 }
 
@@ -152,8 +234,9 @@ impl Lookups {
         &self,
         sid: &str,
         stale: Stale,
-    ) -> Result<Option<Arc<Record>>, StoreError> {
-        self.hash(self.keys.session(sid), stale).await
+    ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+        let key = self.keys.session(sid);
+        self.read(&key, stale, hash_read(&self.store, &key)).await
     }
 
     /// The hash at `apikey:{hash}`.
@@ -161,23 +244,15 @@ impl Lookups {
         &self,
         key_hash: &str,
         stale: Stale,
-    ) -> Result<Option<Arc<Record>>, StoreError> {
-        self.hash(self.keys.api_key(key_hash), stale).await
+    ) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
+        let key = self.keys.api_key(key_hash);
+        self.read(&key, stale, hash_read(&self.store, &key)).await
     }
 
     /// Whether `revoked_jti:{jti}` exists.
     pub async fn jti_revoked(&self, jti: &str, stale: Stale) -> Result<bool, StoreError> {
-        match self.read(self.keys.revoked_jti(jti), false, stale).await? {
-            Found::Exists(e) => Ok(e),
-            Found::Hash(_) => Ok(false),
-        }
-    }
-
-    async fn hash(&self, key: String, stale: Stale) -> Result<Option<Arc<Record>>, StoreError> {
-        match self.read(key, true, stale).await? {
-            Found::Hash(h) => Ok(h),
-            Found::Exists(_) => Ok(None),
-        }
+        let key = self.keys.revoked_jti(jti);
+        self.read(&key, stale, self.store.exists(&key)).await
     }
 
     /// Evicts one key (an invalidation message named it). A read of the
@@ -195,9 +270,15 @@ impl Lookups {
         self.cache.invalidate_all();
     }
 
-    async fn read(&self, key: String, is_hash: bool, stale: Stale) -> Result<Found, StoreError> {
+    /// `fetch` is the store call, made only if this read leads a miss.
+    async fn read<T: Answer>(
+        &self,
+        key: &str,
+        stale: Stale,
+        fetch: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         let mut epoch = Some(self.flights.epoch());
-        if let Some(found) = self.fresh(&key) {
+        if let Some(found) = self.fresh(key) {
             self.metrics.store_cache_hits.inc();
             return Ok(found);
         }
@@ -206,96 +287,105 @@ impl Lookups {
         }
         self.metrics.store_cache_misses.inc();
         let fetched = loop {
-            match self.flights.join(&key, epoch) {
+            match self.flights.join(key, epoch) {
                 Role::Leader(lead) => {
-                    let fetched = self.fetch(&key, is_hash).await.map(Arc::new);
-                    lead.land(fetched.clone(), |f| {
+                    let fetched = self.fetch(fetch).await;
+                    let cached = fetched.as_ref().map(|(_, c)| c.clone());
+                    lead.land(cached.map_err(Clone::clone), |f| {
                         if let Ok(c) = f {
-                            self.cache.insert(key.clone(), c.clone());
+                            self.cache.insert(key.to_string(), c.clone());
                         }
                     });
-                    break fetched;
+                    break fetched.map(|(answer, _)| answer);
                 }
                 Role::Follower(flight) => {
-                    if let Some(fetched) = flight.wait().await {
-                        break fetched;
+                    match flight.wait().await {
+                        Some(Ok(c)) => match T::of(&c.found) {
+                            Some(answer) => break Ok(answer),
+                            // Not an answer of this kind: read it ourselves.
+                            None => epoch = None,
+                        },
+                        Some(Err(e)) => break Err(e),
+                        // Its lead was cancelled: read again.
+                        None => {}
                     }
-                    // Its lead was cancelled: read again.
                 }
                 Role::Landed => {
                     // A read of this key may have just been stored: look
                     // once more, then read.
                     epoch = None;
-                    if let Some(found) = self.fresh(&key) {
+                    if let Some(found) = self.fresh(key) {
                         return Ok(found);
                     }
                 }
             }
         };
         match fetched {
-            Ok(c) => Ok(c.found.clone()),
+            Ok(answer) => Ok(answer),
             // A copy read before, kept for this (`keep_for`): looked up
             // now, not the one seen before the miss, which an invalidation
             // may have evicted since. Only through an outage: a bad record
             // is what the store holds now, and an older copy must not
             // hide it.
-            Err(err) => match self.cache.get(&key) {
+            Err(err) => match self.cache.get(key) {
                 Some(c)
                     if stale == Stale::Allowed
                         && err.fault() == Fault::Outage
                         && c.usable_stale() =>
                 {
+                    let Some(answer) = T::of(&c.found) else {
+                        return Err(err);
+                    };
                     self.metrics.store_cache_stale.inc();
                     tracing::warn!(error = %err, "store failed: serving a stale entry");
-                    Ok(c.found.clone())
+                    Ok(answer)
                 }
                 _ => Err(err),
             },
         }
     }
 
-    /// What the cache holds for `key`, if fresh.
-    fn fresh(&self, key: &str) -> Option<Found> {
+    /// What the cache holds for `key`, if fresh and of this kind.
+    fn fresh<T: Answer>(&self, key: &str) -> Option<T> {
         self.cache
             .get(key)
             .filter(|c| c.fresh())
-            .map(|c| c.found.clone())
+            .and_then(|c| T::of(&c.found))
     }
 
-    async fn fetch(&self, key: &str, is_hash: bool) -> Result<Cached, StoreError> {
-        let result = if is_hash {
-            self.store
-                .hash(key)
-                .await
-                .map(|h| Found::Hash(h.map(|h| Arc::new(Record::new(h)))))
-        } else {
-            self.store.exists(key).await.map(Found::Exists)
-        };
+    /// One store read, counted, with how long its answer may be kept.
+    async fn fetch<T: Answer>(
+        &self,
+        read: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<(T, Arc<Cached>), StoreError> {
+        let result = read.await;
         match &result {
             Ok(_) => self.metrics.store_ok.inc(),
             Err(_) => self.metrics.store_errors.inc(),
         }
-        let found = result?;
-        let (fresh_for, keep_for) = match &found {
+        let answer = result?;
+        let (fresh_for, keep_for) = if answer.is_negative() {
             // A "not found" (or "not revoked") is fresh only briefly, but
             // usable through an outage like any other read.
-            Found::Hash(None) | Found::Exists(false) => {
-                (self.negative_ttl, self.negative_ttl + self.stale_if_error)
+            (self.negative_ttl, self.negative_ttl + self.stale_if_error)
+        } else {
+            let keep = self.store_ttl + self.stale_if_error;
+            match answer.ttl() {
+                Some(ttl) => (self.store_ttl.min(ttl), keep.min(ttl)),
+                None => (self.store_ttl, keep),
             }
-            Found::Hash(Some(r)) => {
-                let keep = self.store_ttl + self.stale_if_error;
-                match r.hash.ttl {
-                    Some(ttl) => (self.store_ttl.min(ttl), keep.min(ttl)),
-                    None => (self.store_ttl, keep),
-                }
-            }
-            Found::Exists(true) => (self.store_ttl, self.store_ttl + self.stale_if_error),
         };
-        Ok(Cached {
-            found,
+        let cached = Cached {
+            found: answer.clone().into_found(),
             fetched: Instant::now(),
             fresh_for,
             keep_for: keep_for.max(Duration::from_millis(1)),
-        })
+        };
+        Ok((answer, Arc::new(cached)))
     }
+}
+
+/// A hash read as a typed record with an empty view slot.
+async fn hash_read<V>(store: &Store, key: &str) -> Result<Option<Arc<Record<V>>>, StoreError> {
+    Ok(store.hash(key).await?.map(|h| Arc::new(Record::new(h))))
 }

@@ -556,7 +556,7 @@ mod tests {
             session_id: None,
             roles: vec!["ops".into()],
             scopes: vec!["read".into(), "write".into()],
-            rendered: Default::default(),
+            encoded: Default::default(),
         };
         assert_eq!(policy.authorize(&id), Ok(()));
         id.scopes.pop();

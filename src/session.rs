@@ -10,6 +10,8 @@ use crate::reason::Reason;
 use crate::credential_kind::CredentialKind;
 use crate::store::Fields;
 
+pub mod view;
+
 /// Longest session id ward looks up.
 const MAX_ID_LEN: usize = 256;
 

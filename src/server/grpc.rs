@@ -12,7 +12,7 @@
 //! or not decodable gets a deny (413, 400) rather than the gRPC error
 //! tonic would answer with. The answer type: an
 //! allow for a cached identity is written as bytes encoded once per
-//! identity ([`Answer::Allow`], kept in the identity's `rendered` slot)
+//! identity ([`Answer::Allow`], kept in the identity's `encoded` slot)
 //! instead of a fresh `CheckResponse` of owned strings per check, which
 //! was a third of ward's own cost on a cache hit. On the wire it is the
 //! same `CheckResponse` (a test decodes one and compares).
@@ -23,7 +23,7 @@ use crate::check::Checker;
 use crate::decision::{Decision, Deny};
 use crate::forward::Edits;
 use crate::headers::ManagedHeaders;
-use crate::identity::Identity;
+use crate::identity::{EncodedAllow, Identity};
 use crate::metrics::Metrics;
 use crate::reason::Reason;
 use crate::request::{Headers, Request};
@@ -121,7 +121,7 @@ where
 #[allow(clippy::large_enum_variant)] // boxing the message would cost every deny an allocation
 pub enum Answer {
     /// An allow for an identity: its headers and metadata as encoded once
-    /// per identity ([`RenderedAllow`]), and what this request must lose
+    /// per identity ([`Encoder`]), and what this request must lose
     /// (forged headers, credentials not forwarded) or have rewritten.
     Allow {
         identity: Arc<Identity>,
@@ -286,20 +286,6 @@ fn metadata(fields: &[(&str, &str)]) -> Struct {
     Struct { fields }
 }
 
-/// An identity's allow, encoded once: `OkHttpResponse.headers` (each with
-/// `OVERWRITE_IF_EXISTS_OR_ADD`) and `CheckResponse.dynamic_metadata`.
-/// Only the request's [`Edits`] (`headers_to_remove`, most often alone; a
-/// rewritten `cookie`; `query_parameters_to_remove`) are encoded per check,
-/// between the two.
-#[derive(Debug)]
-struct RenderedAllow {
-    /// `OkHttpResponse` field 2, repeated: the body of an `OkHttpResponse`
-    /// that has only headers.
-    headers: Vec<u8>,
-    /// `CheckResponse` field 4, key and length included.
-    metadata: Vec<u8>,
-}
-
 /// `CheckResponse` fields and `OkHttpResponse` fields ward writes by hand.
 const STATUS_FIELD: u32 = 1;
 const OK_RESPONSE_FIELD: u32 = 3;
@@ -308,12 +294,21 @@ const HEADERS_FIELD: u32 = 2;
 const HEADERS_TO_REMOVE_FIELD: u32 = 5;
 const QUERY_TO_REMOVE_FIELD: u32 = 8;
 
-impl RenderedAllow {
+/// An identity's allow, encoded once and kept in the identity
+/// ([`Identity::encoded`]): `OkHttpResponse.headers` (each with
+/// `OVERWRITE_IF_EXISTS_OR_ADD`; the body of an `OkHttpResponse` that has
+/// only headers) and `CheckResponse.dynamic_metadata` (field 4, key and
+/// length included). Only the request's [`Edits`] (`headers_to_remove`,
+/// most often alone; a rewritten `cookie`; `query_parameters_to_remove`)
+/// are encoded per check, between the two.
+struct Encoder<'e>(&'e EncodedAllow);
+
+impl Encoder<'_> {
     /// Writes the bytes directly, as prost would from the messages
     /// (`HeaderValueOption`, `Struct`), without building those messages
     /// of owned strings first: a credential seen once (a cache miss) pays
-    /// for this rendering and uses it once.
-    fn new(identity: &Identity) -> Self {
+    /// for this encoding and uses it once.
+    fn encode_allow(identity: &Identity) -> EncodedAllow {
         let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd as u64;
         let mut headers = Vec::with_capacity(
             identity
@@ -369,11 +364,11 @@ impl RenderedAllow {
             put_len_prefix(3, value.len(), &mut metadata);
             metadata.put_slice(value.as_bytes());
         }
-        Self { headers, metadata }
+        EncodedAllow { headers, metadata }
     }
 
     fn ok_response_len(&self, edits: &Edits) -> usize {
-        self.headers.len()
+        self.0.headers.len()
             + encoding::message::encoded_len_repeated(HEADERS_FIELD, &per_check_headers(edits))
             + encoding::string::encoded_len_repeated(HEADERS_TO_REMOVE_FIELD, &edits.remove)
             + encoding::string::encoded_len_repeated(QUERY_TO_REMOVE_FIELD, &edits.remove_query)
@@ -385,7 +380,7 @@ impl RenderedAllow {
             + encoding::key_len(OK_RESPONSE_FIELD)
             + encoding::encoded_len_varint(ok as u64)
             + ok
-            + self.metadata.len()
+            + self.0.metadata.len()
     }
 
     /// Fields in the order prost writes them: status, ok_response
@@ -395,11 +390,11 @@ impl RenderedAllow {
         encoding::message::encode(STATUS_FIELD, &OK_STATUS, buf);
         encoding::encode_key(OK_RESPONSE_FIELD, WireType::LengthDelimited, buf);
         encoding::encode_varint(self.ok_response_len(edits) as u64, buf);
-        buf.put_slice(&self.headers);
+        buf.put_slice(&self.0.headers);
         encoding::message::encode_repeated(HEADERS_FIELD, &per_check_headers(edits), buf);
         encoding::string::encode_repeated(HEADERS_TO_REMOVE_FIELD, &edits.remove, buf);
         encoding::string::encode_repeated(QUERY_TO_REMOVE_FIELD, &edits.remove_query, buf);
-        buf.put_slice(&self.metadata);
+        buf.put_slice(&self.0.metadata);
     }
 }
 
@@ -439,34 +434,28 @@ fn allow_metadata(identity: &Identity) -> Struct {
 }
 
 impl Answer {
-    /// Runs `f` on the identity's rendering, made on first use and kept in
-    /// the identity (a cached identity is shared by every check it allows).
-    fn with_rendered<R>(identity: &Identity, f: impl FnOnce(&RenderedAllow) -> R) -> R {
-        match identity
-            .rendered
-            .get_or_init(|| RenderedAllow::new(identity))
-        {
-            Some(rendered) => f(rendered),
-            None => f(&RenderedAllow::new(identity)),
-        }
+    /// The identity's encoded allow, made on first use and kept in the
+    /// identity (a cached identity is shared by every check it allows).
+    fn encoder(identity: &Identity) -> Encoder<'_> {
+        Encoder(
+            identity
+                .encoded
+                .get_or_init(|| Encoder::encode_allow(identity)),
+        )
     }
 }
 
 impl Message for Answer {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         match self {
-            Answer::Allow { identity, edits } => {
-                Answer::with_rendered(identity, |r| r.encode(edits, buf))
-            }
+            Answer::Allow { identity, edits } => Answer::encoder(identity).encode(edits, buf),
             Answer::Message(m) => m.encode_raw(buf),
         }
     }
 
     fn encoded_len(&self) -> usize {
         match self {
-            Answer::Allow { identity, edits } => {
-                Answer::with_rendered(identity, |r| r.encoded_len(edits))
-            }
+            Answer::Allow { identity, edits } => Answer::encoder(identity).encoded_len(edits),
             Answer::Message(m) => m.encoded_len(),
         }
     }
@@ -504,7 +493,7 @@ mod tests {
             session_id: None,
             roles: vec![],
             scopes: vec![],
-            rendered: Default::default(),
+            encoded: Default::default(),
         })
     }
 

@@ -1,0 +1,93 @@
+//! What `ward explain` prints for each step of a check. The steps in
+//! `check.rs` know nothing of it: the pipeline hands each step's result
+//! here, and the words for every result live in this one file.
+
+use crate::authn::Authenticated;
+use crate::credentials::short_hash;
+use crate::decision::Deny;
+use crate::identity::Identity;
+use crate::policy::{Policy, Selection, Source};
+use crate::presented::Presented;
+use crate::reason::Reason;
+
+/// Each step and its result, in order; empty unless enabled.
+#[derive(Debug, Default)]
+pub struct Trace {
+    enabled: bool,
+    pub steps: Vec<(String, String)>,
+}
+
+impl Trace {
+    pub fn enabled() -> Self {
+        Trace {
+            enabled: true,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Records `name`; `detail` runs only when tracing.
+    pub(super) fn step(&mut self, name: &str, detail: impl FnOnce() -> String) {
+        if self.enabled {
+            self.steps.push((name.to_string(), detail()));
+        }
+    }
+}
+
+pub(super) fn policy(selected: &Result<Selection<'_>, Deny>) -> String {
+    let selection = match selected {
+        Ok(s) => s,
+        Err(deny) => return format!("none: {}", deny.reason.as_str()),
+    };
+    let from = match &selection.source {
+        Source::Envoy => "selected by Envoy (context_extensions ward_policy)".to_string(),
+        Source::Route { index, name } => format!("route {name} (routes[{index}])"),
+        Source::Default => "no route matched: default_policy".to_string(),
+    };
+    let policy = selection.policy;
+    format!("{} ({from}), mode {}", policy.name, policy.mode.as_str())
+}
+
+pub(super) fn credential(presented: &Result<Presented<'_, '_>, Deny>) -> String {
+    match presented {
+        Ok(p) => format!("{} ({})", p.kind().as_str(), short_hash(p.hash())),
+        Err(deny) => deny.reason.as_str().to_string(),
+    }
+}
+
+pub(super) fn accepted(policy: &Policy) -> String {
+    let kinds: Vec<&str> = policy.accepted().map(|m| m.as_str()).collect();
+    format!("no: the policy accepts {}", kinds.join(", "))
+}
+
+pub(super) fn limiter(secs: u64, result: &Result<Authenticated, Reason>) -> String {
+    let why = result.as_ref().err().map_or("no identity", |r| r.as_str());
+    format!("blocked for {secs}s more; not answerable from the caches ({why})")
+}
+
+pub(super) fn authenticated(result: &Result<Authenticated, Deny>) -> (&'static str, String) {
+    match result {
+        Ok(Authenticated::Identity(identity)) => ("authenticate", describe(identity)),
+        Ok(Authenticated::Anonymous) => (
+            "on_store_error",
+            "store unavailable; open: allowed anonymously".into(),
+        ),
+        Err(deny) => ("authenticate", deny.reason.as_str().to_string()),
+    }
+}
+
+fn describe(identity: &Identity) -> String {
+    format!(
+        "user {} via {}; roles [{}]; scopes [{}]",
+        identity.user_id,
+        identity.method.as_str(),
+        identity.roles.join(", "),
+        identity.scopes.join(", ")
+    )
+}
+
+pub(super) fn authorized(result: &Result<(), Deny>) -> String {
+    match result {
+        Ok(()) => "ok".into(),
+        Err(deny) => deny.reason.as_str().to_string(),
+    }
+}
