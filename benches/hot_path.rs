@@ -18,14 +18,13 @@ use serde_json::{Value, json};
 use std::hint::black_box;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use ward::authn::Authenticator;
-use ward::check::Checker;
 use ward::config::{Config, ProcessEnv, SecretSource, StaticKey};
 use ward::credentials::Extractor;
 use ward::credentials::hash_credential;
 use ward::headers::ManagedHeaders;
 use ward::identity::ClaimRenderer;
 use ward::reason::Reason;
+use ward::wiring::{self, ServerChecker};
 
 use ward::credential_kind::CredentialKind;
 use ward::jwks::KeyStore;
@@ -206,18 +205,17 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn authenticator(config: &Config) -> Checker {
-    let keys = KeyStore::new(&config.jwt).unwrap();
-    let metrics = Arc::new(Metrics::new().unwrap());
+fn authenticator(config: &Config) -> ServerChecker {
     let store = ward::store::Store::Memory(Arc::default());
-    let lookups = Arc::new(ward::lookup::Lookups::new(config, store, metrics.clone()));
-    checker(config, Authenticator::new(config, keys, lookups, metrics))
+    checker(config, store)
 }
 
-/// The whole check (policy, credential, authentication) around `authn`.
-fn checker(config: &Config, authn: Authenticator) -> Checker {
-    let policies = ward::policy::Policies::from_config(config).unwrap();
-    Checker::new(config, policies, authn)
+/// The whole check (policy, credential, authentication) over `store`.
+fn checker(config: &Config, store: ward::store::Store) -> ServerChecker {
+    let keys = KeyStore::new(&config.jwt).unwrap();
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let lookups = Arc::new(ward::lookup::Lookups::new(config, store, metrics.clone()));
+    wiring::checker(config, keys, lookups, metrics).unwrap()
 }
 
 /// Each request's headers, prepared up front so the benches time only
@@ -449,11 +447,7 @@ fn bench_store_credentials(c: &mut Criterion) {
         let hash = ward::apikey::hash_hex(&key);
         records.create_api_key(&hash, &api_key, now).await.unwrap();
     });
-    let keys = KeyStore::new(&config.jwt).unwrap();
-    let metrics = Arc::new(Metrics::new().unwrap());
-    let store = ward::store::Store::Memory(memory);
-    let lookups = Arc::new(ward::lookup::Lookups::new(&config, store, metrics.clone()));
-    let authn = checker(&config, Authenticator::new(&config, keys, lookups, metrics));
+    let authn = checker(&config, ward::store::Store::Memory(memory));
 
     let mut group = c.benchmark_group("authenticate");
     let cookie = Vec::from([("cookie".to_string(), format!("session_id={sid}"))]);

@@ -10,22 +10,20 @@
 //! business.
 
 use crate::apikey;
-use crate::cache::TokenCache;
 use crate::config::{Config, FingerprintConfig, FingerprintMode, OnStoreError};
 use crate::credential_kind::CredentialKind;
 use crate::credentials::Credential;
 use crate::fingerprint;
 use crate::identity::{ClaimRenderer, HeaderRules, Identity, IdentityError};
-use crate::jwks::KeyStore;
 use crate::jwt::{JwtError, Rules, Verifier};
-use crate::lookup::{Lookups, SessionRecord, Stale};
-use crate::metrics::Metrics;
 use crate::on_store_error::{self, Site, Verdict};
+use crate::ports::{Event, Ports, Stale};
 use crate::presented::Presented;
 use crate::reason::Reason;
+use crate::record::SessionRecord;
 use crate::request::Request;
 use crate::session;
-use crate::store::StoreError;
+use crate::store::reply::StoreError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,16 +40,14 @@ pub enum Authenticated {
 /// refetch; well under Envoy's default 200 ms ext_authz timeout.
 const UNKNOWN_KID_WAIT: Duration = Duration::from_millis(100);
 
+/// The rules of authentication, from the config; what it reads and
+/// counts goes through the [`Ports`] each call is given.
 pub struct Authenticator {
     verifier: Verifier,
     renderer: ClaimRenderer,
+    /// The header rules of the views kept in cached records
+    /// ([`crate::record::Record::view`]): one authenticator per store cache.
     rules: HeaderRules,
-    keys: Arc<KeyStore>,
-    cache: TokenCache,
-    /// Serves this authenticator only: the views it keeps in cached
-    /// records ([`Record::derived`]) follow its header rules.
-    lookups: Arc<Lookups>,
-    metrics: Arc<Metrics>,
     session_fields: Vec<(String, String)>,
     fingerprint: FingerprintConfig,
     api_key_prefix: String,
@@ -62,12 +58,7 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(
-        config: &Config,
-        keys: Arc<KeyStore>,
-        lookups: Arc<Lookups>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(config: &Config) -> Self {
         let jwt = &config.jwt;
         Self {
             verifier: Verifier {
@@ -81,10 +72,6 @@ impl Authenticator {
             },
             renderer: ClaimRenderer::from_config(config),
             rules: HeaderRules::from_config(config),
-            keys,
-            cache: TokenCache::new(&config.cache),
-            lookups,
-            metrics,
             session_fields: config
                 .sessions
                 .fields
@@ -100,51 +87,48 @@ impl Authenticator {
         }
     }
 
-    /// The cached store reads, for invalidation.
-    pub fn lookups(&self) -> &Arc<Lookups> {
-        &self.lookups
-    }
-
     /// The identity behind a presented credential at `now` (unix
     /// seconds), reading the store as `mode` says.
-    pub async fn authenticate(
+    pub async fn authenticate<P: Ports>(
         &self,
+        ports: &P,
         presented: &Presented<'_, '_>,
         now: u64,
         mode: ReadMode,
     ) -> Result<Authenticated, Reason> {
         let read = Read::from(mode);
+        let io = Io { ports, read };
         match presented.credential() {
-            Credential::Bearer(token) => self.jwt(token, presented, now, read).await,
-            Credential::Session(sid) => self.session(sid, presented, now, read).await,
-            Credential::ApiKey(key) => self.api_key(key, presented, now, read).await,
+            Credential::Bearer(token) => self.jwt(io, token, presented, now).await,
+            Credential::Session(sid) => self.session(io, sid, presented, now).await,
+            Credential::ApiKey(key) => self.api_key(io, key, presented, now).await,
         }
     }
 
-    async fn jwt(
+    async fn jwt<P: Ports>(
         &self,
+        io: Io<'_, P>,
         token: &str,
         presented: &Presented<'_, '_>,
         now: u64,
-        read: Read,
     ) -> Result<Authenticated, Reason> {
         let hash = presented.hash();
-        let identity = match self.cache.get(hash, now) {
+        let identity = match io.ports.token(hash, now) {
             Some(identity) => {
-                self.metrics.token_cache_hits.inc();
+                io.ports.count(Event::TokenCacheHit);
                 identity
             }
-            None if read.stale == Stale::CacheOnly => return Err(Reason::TooManyFailures),
+            None if io.read.stale == Stale::CacheOnly => return Err(Reason::TooManyFailures),
             None => {
-                if self.cache.is_enabled() {
-                    self.metrics.token_cache_misses.inc();
+                if io.ports.keeps_tokens() {
+                    io.ports.count(Event::TokenCacheMiss);
                 }
-                let (identity, exp) = self.verify_jwt(token, now).await?;
-                self.cache.insert(*hash, identity.clone(), exp, now);
+                let (identity, exp) = self.verify_jwt(io.ports, token, now).await?;
+                io.ports.keep_token(*hash, identity.clone(), exp, now);
                 identity
             }
         };
-        self.check_revocation(&identity, now, read).await?;
+        self.check_revocation(io, &identity, now).await?;
         Ok(Authenticated::Identity(identity))
     }
 
@@ -152,21 +136,22 @@ impl Authenticator {
     /// take effect within an invalidation, not at the token's `exp`. A
     /// read that fails is decided by the policy ([`on_store_error`]): under
     /// `open` an outage keeps the verified identity, a bad record never.
-    async fn check_revocation(
+    async fn check_revocation<P: Ports>(
         &self,
+        io: Io<'_, P>,
         identity: &Identity,
         now: u64,
-        read: Read,
     ) -> Result<(), Reason> {
+        let read = io.read;
         if let (true, Some(jti)) = (self.check_jti, &identity.jti) {
-            match self.lookups.jti_revoked(jti, read.stale).await {
+            match io.ports.jti_revoked(jti, read.stale).await {
                 Ok(true) => return Err(Reason::TokenRevoked),
                 Ok(false) => {}
                 Err(e) => keep_identity(store_failure(&e, read.policy, Site::RevokedJti))?,
             }
         }
         if let (true, Some(sid)) = (self.require_session, &identity.session_id) {
-            let record = match self.lookups.session(sid, read.stale).await {
+            let record = match io.ports.session(sid, read.stale).await {
                 Ok(record) => record.ok_or(Reason::TokenRevoked)?,
                 Err(e) => return keep_identity(store_failure(&e, read.policy, Site::TokenSession)),
             };
@@ -184,20 +169,24 @@ impl Authenticator {
         Ok(())
     }
 
-    async fn verify_jwt(&self, token: &str, now: u64) -> Result<(Arc<Identity>, u64), Reason> {
-        self.metrics.jwt_verifications.inc();
-        let mut result = self.verifier.verify(token, &self.keys.snapshot(), now);
+    async fn verify_jwt<P: Ports>(
+        &self,
+        ports: &P,
+        token: &str,
+        now: u64,
+    ) -> Result<(Arc<Identity>, u64), Reason> {
+        ports.count(Event::JwtVerification);
+        let mut result = self.verifier.verify(token, &ports.keys(), now);
+        // A new kid is most often a key rotation: give the fetcher one
+        // bounded chance before denying.
         if matches!(result, Err(JwtError::UnknownKey))
-            && let Some(mut changed) = self.keys.request_refetch()
+            && ports.await_new_keys(UNKNOWN_KID_WAIT).await
         {
-            // A new kid is most often a key rotation: give the fetcher
-            // one bounded chance before denying.
-            let _ = tokio::time::timeout(UNKNOWN_KID_WAIT, changed.changed()).await;
-            self.metrics.jwt_verifications.inc();
-            result = self.verifier.verify(token, &self.keys.snapshot(), now);
+            ports.count(Event::JwtVerification);
+            result = self.verifier.verify(token, &ports.keys(), now);
         }
         let verified = result.map_err(|e| {
-            if e == JwtError::UnknownKey && self.keys.snapshot().is_empty() {
+            if e == JwtError::UnknownKey && ports.keys().is_empty() {
                 Reason::KeysUnavailable
             } else {
                 Reason::from(&e)
@@ -213,17 +202,18 @@ impl Authenticator {
         Ok((Arc::new(identity), verified.exp))
     }
 
-    async fn session(
+    async fn session<P: Ports>(
         &self,
+        io: Io<'_, P>,
         sid: &str,
         presented: &Presented<'_, '_>,
         now: u64,
-        read: Read,
     ) -> Result<Authenticated, Reason> {
+        let read = io.read;
         if !session::valid_id(sid) {
             return Err(Reason::MalformedSessionId);
         }
-        let record = match self.lookups.session(sid, read.stale).await {
+        let record = match io.ports.session(sid, read.stale).await {
             Ok(record) => record.ok_or(Reason::UnknownSession)?,
             Err(e) => return anonymous(store_failure(&e, read.policy, Site::Session)),
         };
@@ -268,18 +258,19 @@ impl Authenticator {
         }
     }
 
-    async fn api_key(
+    async fn api_key<P: Ports>(
         &self,
+        io: Io<'_, P>,
         key: &str,
         presented: &Presented<'_, '_>,
         now: u64,
-        read: Read,
     ) -> Result<Authenticated, Reason> {
+        let read = io.read;
         if !apikey::well_formed(key, &self.api_key_prefix, self.api_key_foreign) {
             return Err(Reason::MalformedApiKey);
         }
         let key_hash = apikey::hex_of(presented.hash());
-        let record = match self.lookups.api_key(&key_hash, read.stale).await {
+        let record = match io.ports.api_key(&key_hash, read.stale).await {
             Ok(record) => record.ok_or(Reason::UnknownApiKey)?,
             Err(e) => return anonymous(store_failure(&e, read.policy, Site::ApiKey)),
         };
@@ -303,6 +294,20 @@ pub enum ReadMode {
     /// the store is never asked (a client the limiter blocked).
     CacheOnly,
 }
+
+/// What one authentication reads through, and how.
+struct Io<'p, P> {
+    ports: &'p P,
+    read: Read,
+}
+
+// Not derived: `P` itself need not be `Copy` for a reference to it to be.
+impl<P> Clone for Io<'_, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<P> Copy for Io<'_, P> {}
 
 /// How a check reads the store: whether a stale copy may answer, and the
 /// policy that decides a failed read.

@@ -25,15 +25,11 @@ use crate::authn::{Authenticated, Authenticator, ReadMode};
 use crate::config::{Config, Mode};
 use crate::credentials::Extractor;
 use crate::decision::{Decision, Deny};
-use crate::jwks::KeyStore;
-use crate::limiter::Limiter;
-use crate::lookup::Lookups;
-use crate::metrics::Metrics;
-use crate::policy::{Policies, Policy, PolicyErrors, SelectError, Selection, Source};
+use crate::policy::{Policies, Policy, SelectError, Selection, Source};
+use crate::ports::Ports;
 use crate::presented::Presented;
 use crate::reason::Reason;
 use crate::request::Request;
-use std::sync::Arc;
 
 mod trace;
 
@@ -42,40 +38,31 @@ pub use trace::Trace;
 /// Bytes of the credential's SHA-256 that key it in the limiter.
 const LIMITER_KEY_BYTES: usize = 8;
 
-pub struct Checker {
+/// One check's pipeline over its [`Ports`] (the server's are in
+/// `wiring.rs`).
+pub struct Checker<P> {
     policies: Policies,
     extractor: Extractor,
     authn: Authenticator,
-    limiter: Limiter,
+    ports: P,
     trusted_hops: usize,
 }
 
-impl Checker {
-    /// The checker `config` describes, over these keys and store reads:
-    /// what `ward serve` and `ward explain` both run.
-    pub fn from_config(
-        config: &Config,
-        keys: Arc<KeyStore>,
-        lookups: Arc<Lookups>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, PolicyErrors> {
-        let policies = Policies::from_config(config).map_err(PolicyErrors)?;
-        let authn = Authenticator::new(config, keys, lookups, metrics);
-        Ok(Self::new(config, policies, authn))
-    }
-
-    pub fn new(config: &Config, policies: Policies, authn: Authenticator) -> Self {
+impl<P: Ports> Checker<P> {
+    /// The checker `config` describes, with these compiled policies, over
+    /// these ports.
+    pub fn new(config: &Config, policies: Policies, ports: P) -> Self {
         Self {
             policies,
             extractor: Extractor::from_config(config),
-            authn,
-            limiter: Limiter::new(&config.limits),
+            authn: Authenticator::new(config),
+            ports,
             trusted_hops: config.sessions.fingerprint.trusted_hops,
         }
     }
 
-    pub fn authn(&self) -> &Authenticator {
-        &self.authn
+    pub fn ports(&self) -> &P {
+        &self.ports
     }
 
     pub fn policies(&self) -> &Policies {
@@ -148,7 +135,10 @@ impl Checker {
             Some(_) => ReadMode::CacheOnly,
             None => ReadMode::Store(policy.on_store_error),
         };
-        let result = self.authn.authenticate(&presented, now, mode).await;
+        let result = self
+            .authn
+            .authenticate(&self.ports, &presented, now, mode)
+            .await;
         if let Some(secs) = blocked
             && !matches!(result, Ok(Authenticated::Identity(_)))
         {
@@ -211,11 +201,11 @@ impl Checker {
     /// need a signature check or a store read gets 429. The client IP and
     /// the limiter key are derived only when something is blocked.
     fn blocked(&self, presented: &Presented<'_, '_>) -> Option<u64> {
-        if !self.limiter.any_blocked() {
+        if !self.ports.any_blocked() {
             return None;
         }
-        self.limiter
-            .blocked(presented.client_ip(), Some(limiter_key(presented)))
+        self.ports
+            .blocked(presented.client_ip(), limiter_key(presented))
             .map(|wait| wait.as_secs().max(1))
     }
 
@@ -223,8 +213,8 @@ impl Checker {
     /// outage or a malformed request) counts toward the limiter.
     fn failed(&self, presented: &Presented<'_, '_>, reason: Reason) -> Deny {
         if reason.status() == 401 {
-            self.limiter
-                .record_failure(presented.client_ip(), Some(limiter_key(presented)));
+            self.ports
+                .record_failure(presented.client_ip(), limiter_key(presented));
         }
         deny(presented, reason)
     }

@@ -8,7 +8,6 @@
 //! authentication and authorization results, then the response Envoy
 //! would get (status, headers set and removed, body).
 
-use crate::check::Checker;
 use crate::config::Config;
 use crate::decision::Decision;
 use crate::headers::ManagedHeaders;
@@ -19,6 +18,7 @@ use crate::policy::path;
 use crate::request::{Headers, Request, fold_headers};
 use crate::response::Responder;
 use crate::store::Store;
+use crate::wiring;
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use std::fmt::Write as _;
@@ -83,7 +83,7 @@ pub async fn explain(
     }
     let store = Store::open(config).await?;
     let lookups = Arc::new(Lookups::new(config, store, metrics.clone()));
-    let checker = Checker::from_config(config, keys.clone(), lookups, metrics)?;
+    let checker = wiring::checker(config, keys.clone(), lookups, metrics)?;
 
     let (host, path, scheme) = split_url(&request.url)?;
     // Repeated names folded by the one function every front end uses.

@@ -67,8 +67,10 @@ pub mod manage;
 pub mod metrics;
 pub mod on_store_error;
 pub mod policy;
+pub mod ports;
 pub mod presented;
 pub mod reason;
+pub mod record;
 pub mod request;
 pub mod response;
 pub mod runtime;
@@ -76,6 +78,7 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod telemetry;
+pub mod wiring;
 
 /// Seconds since the Unix epoch: the one clock read per check, handed to
 /// the pure core as `now`.

@@ -16,62 +16,20 @@
 //!   answers its callers but is not cached, so a revocation is never
 //!   overwritten by an older copy.
 
-use crate::apikey;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::on_store_error::Fault;
-use crate::session;
+use crate::ports::Stale;
+use crate::record::{ApiKeyRecord, Record, SessionRecord};
 use crate::store::keys::KeyNames;
-use crate::store::{Backend, Hash, Store, StoreError};
+use crate::store::{Backend, Store, StoreError};
 use flights::{Flights, Role};
 use moka::Expiry;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod flights;
-
-/// Whether a read may be answered from an older copy when the store
-/// fails: the route's `on_store_error` decides (`closed` never). And
-/// `CacheOnly`: answer from a fresh cached read or not at all, never
-/// asking the store (for a client the brute-force limiter has blocked).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stale {
-    Allowed,
-    Refused,
-    CacheOnly,
-}
-
-/// A hash as cached, with a slot for the view the caller derives from it
-/// (the parsed, validated record and its identity: `session::view`,
-/// `apikey::view`), so that a cache hit does not parse the same record
-/// again. The slot is typed by the kind of record: a session's copy can
-/// only ever hold a session's view. A refetch or an invalidation makes a
-/// new `Record` with an empty slot: nothing derived outlives its copy.
-#[derive(Debug)]
-pub struct Record<V> {
-    pub hash: Hash,
-    view: OnceLock<V>,
-}
-
-impl<V> Record<V> {
-    pub fn new(hash: Hash) -> Self {
-        Record {
-            hash,
-            view: OnceLock::new(),
-        }
-    }
-
-    /// What `derive` makes of this copy's fields, derived on first use.
-    pub fn view(&self, derive: impl FnOnce(&Hash) -> V) -> &V {
-        self.view.get_or_init(|| derive(&self.hash))
-    }
-}
-
-/// A cached session (`session:{sid}`).
-pub type SessionRecord = Record<session::view::View>;
-/// A cached API key record (`apikey:{hash}`).
-pub type ApiKeyRecord = Record<apikey::view::View>;
 
 /// What a read found, by kind of key: the one cache holds all three.
 #[derive(Debug, Clone)]

@@ -12,7 +12,6 @@ mod http;
 pub mod unary;
 pub mod wire;
 
-use crate::check::Checker;
 use crate::config::Config;
 use crate::headers::ManagedHeaders;
 use crate::jwks::KeyStore;
@@ -20,6 +19,7 @@ use crate::lookup::Lookups;
 use crate::metrics::Metrics;
 use crate::response::Responder;
 use crate::store::{Invalidation, Store};
+use crate::wiring;
 use grpc::{AuthzServer, CheckService};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -103,7 +103,7 @@ impl Server {
         let keys = KeyStore::new(&config.jwt)?;
         let store = Store::open(config).await?;
         let lookups = Arc::new(Lookups::new(config, store.clone(), metrics.clone()));
-        let checker = Arc::new(Checker::from_config(
+        let checker = Arc::new(wiring::checker(
             config,
             keys.clone(),
             lookups.clone(),

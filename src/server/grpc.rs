@@ -19,7 +19,6 @@
 
 use super::unary::{self, Incoming};
 use super::wire::CheckView;
-use crate::check::Checker;
 use crate::decision::{Decision, Deny};
 use crate::forward::Edits;
 use crate::headers::ManagedHeaders;
@@ -28,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::reason::Reason;
 use crate::request::{Headers, Request};
 use crate::response::Responder;
+use crate::wiring::ServerChecker;
 use envoy_types::ext_authz::v3::pb::{
     CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue, HeaderValueOption,
     HttpResponse, HttpStatus, OkHttpResponse,
@@ -64,7 +64,7 @@ const OK_STATUS: rpc::Status = rpc::Status {
 };
 
 pub struct CheckService {
-    pub checker: Arc<Checker>,
+    pub checker: Arc<ServerChecker>,
     pub managed: ManagedHeaders,
     pub metrics: Arc<Metrics>,
     pub responder: Responder,

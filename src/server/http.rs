@@ -17,13 +17,13 @@
 //! headers Envoy forwards, so Envoy's `allowed_headers` must include the
 //! managed prefixes (`x-user-`, `x-auth-`); `envoy/http-mode.yaml` does.
 
-use crate::check::Checker;
 use crate::decision::Decision;
 use crate::headers::ManagedHeaders;
 use crate::metrics::Metrics;
 use crate::reason::Reason;
 use crate::request::{Headers, Request, fold_headers};
 use crate::response::Responder;
+use crate::wiring::ServerChecker;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
@@ -35,7 +35,7 @@ pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
 
 #[derive(Clone)]
 pub struct HttpService {
-    pub checker: Arc<Checker>,
+    pub checker: Arc<ServerChecker>,
     pub managed: Arc<ManagedHeaders>,
     pub metrics: Arc<Metrics>,
     pub responder: Arc<Responder>,

@@ -10,17 +10,16 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use ward::authn::{Authenticator, request_fingerprint};
-use ward::check::Checker;
+use ward::authn::request_fingerprint;
 use ward::config::Config;
 use ward::decision::Decision;
 use ward::jwks::KeyStore;
 use ward::lookup::Lookups;
 use ward::metrics::Metrics;
-use ward::policy::Policies;
 use ward::reason::Reason;
 use ward::request::{Headers, Request};
 use ward::store::{Backend, Store};
+use ward::wiring::{self, ServerChecker};
 
 const SID: &str = "q2VsbG8td29ybGQtc2Vzc2lvbg";
 
@@ -29,7 +28,7 @@ struct Bed {
     store: Store,
     lookups: Arc<Lookups>,
     metrics: Arc<Metrics>,
-    checker: Checker,
+    checker: ServerChecker,
 }
 
 fn bed() -> Bed {
@@ -38,9 +37,7 @@ fn bed() -> Bed {
     let metrics = Arc::new(Metrics::new().unwrap());
     let lookups = Arc::new(Lookups::new(&config, store.clone(), metrics.clone()));
     let keys = KeyStore::new(&config.jwt).unwrap();
-    let authn = Authenticator::new(&config, keys, lookups.clone(), metrics.clone());
-    let policies = Policies::from_config(&config).unwrap();
-    let checker = Checker::new(&config, policies, authn);
+    let checker = wiring::checker(&config, keys, lookups.clone(), metrics.clone()).unwrap();
     Bed {
         config,
         store,

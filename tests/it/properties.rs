@@ -13,11 +13,11 @@
 use proptest::prelude::*;
 use proptest::sample::select;
 use std::sync::{Arc, OnceLock};
-use ward::check::Checker;
 use ward::config::Config;
 use ward::decision::Decision;
 use ward::headers::ManagedHeaders;
 use ward::identity::{ClaimRenderer, HeaderRules};
+use ward::wiring::{self, ServerChecker};
 
 use ward::credential_kind::CredentialKind;
 use ward::policy::{PathMatch, RouteSpec, RouteTable};
@@ -292,7 +292,7 @@ const NOW: u64 = 1_700_000_000;
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,
-    checker: Checker,
+    checker: ServerChecker,
     responder: Responder,
 }
 
@@ -325,7 +325,7 @@ default_policy: required
             let keys = ward::jwks::KeyStore::new(&config.jwt).unwrap();
             let store = ward::store::Store::open(&config).await.unwrap();
             let lookups = Arc::new(ward::lookup::Lookups::new(&config, store, metrics.clone()));
-            Checker::from_config(&config, keys, lookups, metrics).unwrap()
+            wiring::checker(&config, keys, lookups, metrics).unwrap()
         });
         Fixture {
             runtime,

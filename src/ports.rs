@@ -1,0 +1,96 @@
+//! The checker's ports: everything a check asks of the world outside the
+//! pure core, as one trait. Store reads (through the in-process cache),
+//! verified tokens kept from earlier checks, the current JWT keys (and a
+//! bounded wait for a refetch), the brute-force limiter, and the counters
+//! a check bumps.
+//!
+//! Why a trait: the core (`check.rs`, `authn.rs` and what they import)
+//! then names no runtime, cache, client or metrics crate (an architecture
+//! test holds it to that), so the same checker runs behind the gRPC
+//! server, in `ward explain`, and inside Envoy as a dynamic module, each
+//! with its own wiring. The server's implementation is `wiring.rs` (moka,
+//! Redis, tokio, prometheus). Generic, not `dyn`: a cache hit must not pay
+//! for a boxed future.
+
+use crate::credentials::CredentialHash;
+use crate::identity::Identity;
+use crate::jwt::KeySet;
+use crate::record::{ApiKeyRecord, SessionRecord};
+use crate::store::reply::StoreError;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Whether a read may be answered from an older copy when the store
+/// fails: the route's `on_store_error` decides (`closed` never). And
+/// `CacheOnly`: answer from a fresh cached read or not at all, never
+/// asking the store (for a client the brute-force limiter has blocked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    Allowed,
+    Refused,
+    CacheOnly,
+}
+
+/// A counter a check bumps (the metrics are the wiring's business).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    TokenCacheHit,
+    TokenCacheMiss,
+    JwtVerification,
+}
+
+/// What a check needs from outside the core.
+pub trait Ports: Send + Sync {
+    /// The hash at `session:{sid}` (`None`: no such session).
+    fn session(
+        &self,
+        sid: &str,
+        stale: Stale,
+    ) -> impl Future<Output = Result<Option<Arc<SessionRecord>>, StoreError>> + Send;
+
+    /// The hash at `apikey:{key_hash}`.
+    fn api_key(
+        &self,
+        key_hash: &str,
+        stale: Stale,
+    ) -> impl Future<Output = Result<Option<Arc<ApiKeyRecord>>, StoreError>> + Send;
+
+    /// Whether `revoked_jti:{jti}` exists.
+    fn jti_revoked(
+        &self,
+        jti: &str,
+        stale: Stale,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The identity verified earlier for a token, if still unexpired at
+    /// `now`.
+    fn token(&self, hash: &CredentialHash, now: u64) -> Option<Arc<Identity>>;
+
+    /// Keeps a verified identity until its token's `exp` (at most).
+    fn keep_token(&self, hash: CredentialHash, identity: Arc<Identity>, exp: u64, now: u64);
+
+    /// Whether verified tokens are kept at all (`cache.enabled`).
+    fn keeps_tokens(&self) -> bool;
+
+    /// The JWT keys now.
+    fn keys(&self) -> Arc<KeySet>;
+
+    /// A token named an unknown `kid`: ask for a refetch and wait at most
+    /// `wait` for new keys. `false` when no refetch was due (the refetch
+    /// rate is bounded), so nothing changed.
+    fn await_new_keys(&self, wait: Duration) -> impl Future<Output = bool> + Send;
+
+    /// Whether any client or credential is blocked now (cheap; the common
+    /// answer is no).
+    fn any_blocked(&self) -> bool;
+
+    /// How long this client IP or credential key is still blocked.
+    fn blocked(&self, ip: Option<IpAddr>, credential: &[u8]) -> Option<Duration>;
+
+    /// Counts a rejected credential against its client and itself.
+    fn record_failure(&self, ip: Option<IpAddr>, credential: &[u8]);
+
+    fn count(&self, event: Event);
+}

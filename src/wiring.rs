@@ -1,0 +1,138 @@
+//! The server's side of the checker's ports (`ports.rs`): store reads
+//! through the moka-cached lookups (Redis or the embedded store), verified
+//! tokens in the moka token cache, the JWKS key store with its tokio
+//! fetchers, the governor limiter, and Prometheus counters. `ward serve`
+//! and `ward explain` build their checker here, so they run the same one.
+
+use crate::cache::TokenCache;
+use crate::check::Checker;
+use crate::config::Config;
+use crate::credentials::CredentialHash;
+use crate::identity::Identity;
+use crate::jwks::KeyStore;
+use crate::jwt::KeySet;
+use crate::limiter::Limiter;
+use crate::lookup::Lookups;
+use crate::metrics::Metrics;
+use crate::policy::{Policies, PolicyErrors};
+use crate::ports::{Event, Ports, Stale};
+use crate::record::{ApiKeyRecord, SessionRecord};
+use crate::store::StoreError;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The checker `ward serve` runs.
+pub type ServerChecker = Checker<ServerPorts>;
+
+/// The checker `config` describes, over these keys and store reads:
+/// what `ward serve` and `ward explain` both run.
+pub fn checker(
+    config: &Config,
+    keys: Arc<KeyStore>,
+    lookups: Arc<Lookups>,
+    metrics: Arc<Metrics>,
+) -> Result<ServerChecker, PolicyErrors> {
+    let policies = Policies::from_config(config).map_err(PolicyErrors)?;
+    let ports = ServerPorts::new(config, keys, lookups, metrics);
+    Ok(Checker::new(config, policies, ports))
+}
+
+/// The ports of a checker in the server process.
+pub struct ServerPorts {
+    lookups: Arc<Lookups>,
+    tokens: TokenCache,
+    keys: Arc<KeyStore>,
+    limiter: Limiter,
+    metrics: Arc<Metrics>,
+}
+
+impl ServerPorts {
+    /// `lookups` serves this checker only: the views its records keep
+    /// follow this config's header rules.
+    pub fn new(
+        config: &Config,
+        keys: Arc<KeyStore>,
+        lookups: Arc<Lookups>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            lookups,
+            tokens: TokenCache::new(&config.cache),
+            keys,
+            limiter: Limiter::new(&config.limits),
+            metrics,
+        }
+    }
+
+    /// The cached store reads, for invalidation.
+    pub fn lookups(&self) -> &Arc<Lookups> {
+        &self.lookups
+    }
+}
+
+impl Ports for ServerPorts {
+    async fn session(
+        &self,
+        sid: &str,
+        stale: Stale,
+    ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+        self.lookups.session(sid, stale).await
+    }
+
+    async fn api_key(
+        &self,
+        key_hash: &str,
+        stale: Stale,
+    ) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
+        self.lookups.api_key(key_hash, stale).await
+    }
+
+    async fn jti_revoked(&self, jti: &str, stale: Stale) -> Result<bool, StoreError> {
+        self.lookups.jti_revoked(jti, stale).await
+    }
+
+    fn token(&self, hash: &CredentialHash, now: u64) -> Option<Arc<Identity>> {
+        self.tokens.get(hash, now)
+    }
+
+    fn keep_token(&self, hash: CredentialHash, identity: Arc<Identity>, exp: u64, now: u64) {
+        self.tokens.insert(hash, identity, exp, now);
+    }
+
+    fn keeps_tokens(&self) -> bool {
+        self.tokens.is_enabled()
+    }
+
+    fn keys(&self) -> Arc<KeySet> {
+        self.keys.snapshot()
+    }
+
+    async fn await_new_keys(&self, wait: Duration) -> bool {
+        let Some(mut changed) = self.keys.request_refetch() else {
+            return false;
+        };
+        let _ = tokio::time::timeout(wait, changed.changed()).await;
+        true
+    }
+
+    fn any_blocked(&self) -> bool {
+        self.limiter.any_blocked()
+    }
+
+    fn blocked(&self, ip: Option<IpAddr>, credential: &[u8]) -> Option<Duration> {
+        self.limiter.blocked(ip, Some(credential))
+    }
+
+    fn record_failure(&self, ip: Option<IpAddr>, credential: &[u8]) {
+        self.limiter.record_failure(ip, Some(credential));
+    }
+
+    fn count(&self, event: Event) {
+        match event {
+            Event::TokenCacheHit => self.metrics.token_cache_hits.inc(),
+            Event::TokenCacheMiss => self.metrics.token_cache_misses.inc(),
+            Event::JwtVerification => self.metrics.jwt_verifications.inc(),
+        }
+    }
+}
