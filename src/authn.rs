@@ -419,24 +419,5 @@ pub fn request_fingerprint_as(
     req: &Request<'_>,
     version: fingerprint::Version,
 ) -> String {
-    let ip = fingerprint::client_ip(
-        req.header("x-forwarded-for"),
-        req.source_ip,
-        config.trusted_hops,
-    )
-    .map(|ip| fingerprint::masked(ip, config.ipv4_prefix, config.ipv6_prefix))
-    .unwrap_or_default();
-    let values: Vec<(&str, &str)> = config
-        .attributes
-        .iter()
-        .map(|a| {
-            let v = if a == fingerprint::CLIENT_IP {
-                ip.as_str()
-            } else {
-                req.header(a).unwrap_or("")
-            };
-            (a.as_str(), v)
-        })
-        .collect();
-    version.compute(values)
+    fingerprint::of_request(config, version, req.source_ip, |name| req.header(name))
 }
