@@ -252,7 +252,7 @@ fn render_decision(
             true
         }
         Decision::Deny(deny) => {
-            let d = responder.deny(req, deny);
+            let d = responder.deny(Some(req), deny);
             let _ = writeln!(
                 out,
                 "{:<13}DENY {} {}",
