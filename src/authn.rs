@@ -21,7 +21,6 @@ use crate::ports::{Event, Ports, Stale};
 use crate::presented::Presented;
 use crate::reason::Reason;
 use crate::record::SessionRecord;
-use crate::request::Request;
 use crate::session;
 use crate::store::reply::StoreError;
 use std::sync::Arc;
@@ -223,7 +222,7 @@ impl Authenticator {
             .map_err(|reason| *reason)?;
         session::check_state(view.revoked, view.expires_at, now)?;
         if let Some(stored) = &view.fingerprint {
-            self.check_fingerprint(stored, presented.request())?;
+            self.check_fingerprint(stored, presented)?;
         }
         let identity = view.identity.clone().map_err(|()| Reason::InvalidSession)?;
         Ok(Authenticated::Identity(identity))
@@ -234,7 +233,7 @@ impl Authenticator {
         record.view(|hash| session::view::of(&hash.fields, &self.rules, &self.session_fields))
     }
 
-    fn check_fingerprint(&self, stored: &str, req: &Request<'_>) -> Result<(), Reason> {
+    fn check_fingerprint(&self, stored: &str, presented: &Presented<'_, '_>) -> Result<(), Reason> {
         let fp = &self.fingerprint;
         if fp.mode == FingerprintMode::Off {
             return Ok(());
@@ -242,7 +241,9 @@ impl Authenticator {
         // The stored value says which algorithm wrote it (`fp2:` or bare
         // hex), so sessions written before v2 keep verifying.
         let version = fingerprint::Version::of(stored);
-        let computed = request_fingerprint_as(fp, req, version);
+        let req = presented.request();
+        let client = presented.client_ip();
+        let computed = fingerprint::of_client(fp, version, client, |name| req.header(name));
         if fingerprint::matches(stored, &computed) {
             return Ok(());
         }
@@ -367,39 +368,4 @@ fn keep_identity(verdict: Verdict) -> Result<(), Reason> {
         Verdict::Deny(reason) => Err(reason),
         Verdict::Anonymous | Verdict::KeepIdentity => Ok(()),
     }
-}
-
-/// The fingerprint of a request under `config`, as a login service
-/// stores it today: the current version ([`fingerprint::Version::V2`]).
-pub fn request_fingerprint(config: &FingerprintConfig, req: &Request<'_>) -> String {
-    request_fingerprint_as(config, req, fingerprint::Version::V2)
-}
-
-/// The fingerprint of a request under `config` with `version`: the client
-/// IP (masked) and the named headers' values, in the configured order.
-pub fn request_fingerprint_as(
-    config: &FingerprintConfig,
-    req: &Request<'_>,
-    version: fingerprint::Version,
-) -> String {
-    let ip = fingerprint::client_ip(
-        req.header("x-forwarded-for"),
-        req.source_ip,
-        config.trusted_hops,
-    )
-    .map(|ip| fingerprint::masked(ip, config.ipv4_prefix, config.ipv6_prefix))
-    .unwrap_or_default();
-    let values: Vec<(&str, &str)> = config
-        .attributes
-        .iter()
-        .map(|a| {
-            let v = if a == fingerprint::CLIENT_IP {
-                ip.as_str()
-            } else {
-                req.header(a).unwrap_or("")
-            };
-            (a.as_str(), v)
-        })
-        .collect();
-    version.compute(values)
 }

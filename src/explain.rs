@@ -7,6 +7,11 @@
 //! the policy and where it came from, the credential found, the
 //! authentication and authorization results, then the response Envoy
 //! would get (status, headers set and removed, body).
+//!
+//! The request comes from `-H`/`-X`/URL flags or a JSON file
+//! ([`ExplainRequest::from_flags`], [`ExplainRequest::from_file`]) and is
+//! read here, not in the CLI, so its header rules (order and repeats kept,
+//! folded as `ward serve` folds them) are written once.
 
 use crate::config::Config;
 use crate::decision::Decision;
@@ -23,6 +28,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +65,59 @@ pub enum ExplainError {
     Metrics(#[from] prometheus::Error),
     #[error("policies: {0}")]
     Policies(#[from] crate::policy::PolicyErrors),
+    /// The request flags or file could not be read (the message names
+    /// which).
+    #[error("{0}")]
+    Request(String),
+}
+
+impl ExplainRequest {
+    /// The request of a JSON file; a file without `method` takes `method`
+    /// (the `-X` flag's value).
+    pub fn from_file(path: &Path, method: &str) -> Result<Self, ExplainError> {
+        let name = path.display();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ExplainError::Request(format!("cannot read {name}: {e}")))?;
+        let mut req: ExplainRequest = serde_json::from_str(&text)
+            .map_err(|e| ExplainError::Request(format!("{name}: {e}")))?;
+        if req.url.is_empty() {
+            return Err(ExplainError::Request(format!("{name}: `url` is required")));
+        }
+        if req.method.is_empty() {
+            req.method = method.to_string();
+        }
+        Ok(req)
+    }
+
+    /// The request of the command line's flags: `headers` as `-H` gives
+    /// them (`Name: value`), kept in order with repeats (explain folds
+    /// them as `ward serve` does). Only optional whitespace (SP, HTAB) is
+    /// dropped around a value, as an HTTP parser drops it.
+    pub fn from_flags(
+        method: &str,
+        url: &str,
+        headers: &[String],
+        source_ip: Option<IpAddr>,
+        envoy_policy: Option<&str>,
+    ) -> Result<Self, ExplainError> {
+        let mut pairs = Vec::with_capacity(headers.len());
+        for h in headers {
+            let Some((name, value)) = h.split_once(':') else {
+                return Err(ExplainError::Request(format!(
+                    "-H takes `Name: value`, got {h:?}"
+                )));
+            };
+            let value = crate::credentials::trim_ows(value).to_string();
+            pairs.push((name.trim().to_ascii_lowercase(), value));
+        }
+        Ok(ExplainRequest {
+            method: method.to_string(),
+            url: url.to_string(),
+            headers: pairs,
+            source_ip,
+            envoy_policy: envoy_policy.map(str::to_string),
+        })
+    }
 }
 
 /// The report, and whether the request would be allowed.
@@ -84,53 +143,24 @@ pub async fn explain(
     let store = Store::open(config).await?;
     let lookups = Arc::new(Lookups::new(config, store, metrics.clone()));
     let checker = wiring::checker(config, keys.clone(), lookups, metrics)?;
-
-    let (host, path, scheme) = split_url(&request.url)?;
-    // Repeated names folded by the one function every front end uses.
-    let mut headers = fold_headers(
-        request
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone())),
-    );
-    if let Some(scheme) = scheme
-        && Headers::owned(&headers).get("x-forwarded-proto").is_none()
-    {
-        headers.push(("x-forwarded-proto".into(), scheme.to_string()));
-    }
-    let host = match host {
-        Some(h) => h.to_string(),
-        None => Headers::owned(&headers)
-            .get("host")
-            .unwrap_or_default()
-            .to_string(),
-    };
-    let method = if request.method.is_empty() {
-        "GET".to_string()
-    } else {
-        request.method.to_ascii_uppercase()
-    };
-    let req = Request {
-        method: &method,
-        host: &host,
-        path,
-        headers: Headers::owned(&headers),
-        policy: request.envoy_policy.as_deref(),
-        source_ip: request.source_ip,
-    };
+    let parts = Parts::of(request)?;
+    let req = parts.request();
 
     let mut out = String::new();
     let mut line = |k: &str, v: &str| {
         let _ = writeln!(out, "{k:<12} {v}");
     };
-    line("request", &format!("{method} {host}{path}"));
+    line(
+        "request",
+        &format!("{} {}{}", req.method, req.host, req.path),
+    );
     if !keys.is_ready() {
         line(
             "keys",
             "WARNING: not every JWKS source loaded; JWTs may fail",
         );
     }
-    match path::canonicalize(path) {
+    match path::canonicalize(req.path) {
         Ok(p) => line("path", &format!("{p} (canonical, what routes match)")),
         Err(e) => line("path", &format!("cannot canonicalize: {e}")),
     }
@@ -143,6 +173,64 @@ pub async fn explain(
     let managed = ManagedHeaders::from_config(config);
     let allowed = render_decision(&mut out, &req, &decision, &responder, &managed);
     Ok(Explanation { text: out, allowed })
+}
+
+/// What the checked [`Request`] borrows: the request to explain as
+/// `ward serve` would see it.
+struct Parts<'a> {
+    from: &'a ExplainRequest,
+    method: String,
+    host: String,
+    path: &'a str,
+    headers: Vec<(String, String)>,
+}
+
+impl<'a> Parts<'a> {
+    fn of(request: &'a ExplainRequest) -> Result<Self, ExplainError> {
+        let (host, path, scheme) = split_url(&request.url)?;
+        // Repeated names folded by the one function every front end uses.
+        let mut headers = fold_headers(
+            request
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone())),
+        );
+        if let Some(scheme) = scheme
+            && Headers::owned(&headers).get("x-forwarded-proto").is_none()
+        {
+            headers.push(("x-forwarded-proto".into(), scheme.to_string()));
+        }
+        let host = match host {
+            Some(h) => h.to_string(),
+            None => Headers::owned(&headers)
+                .get("host")
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let method = if request.method.is_empty() {
+            "GET".to_string()
+        } else {
+            request.method.to_ascii_uppercase()
+        };
+        Ok(Parts {
+            from: request,
+            method,
+            host,
+            path,
+            headers,
+        })
+    }
+
+    fn request(&self) -> Request<'_> {
+        Request {
+            method: &self.method,
+            host: &self.host,
+            path: self.path,
+            headers: Headers::owned(&self.headers),
+            policy: self.from.envoy_policy.as_deref(),
+            source_ip: self.from.source_ip,
+        }
+    }
 }
 
 fn render_decision(
@@ -164,7 +252,7 @@ fn render_decision(
             true
         }
         Decision::Deny(deny) => {
-            let d = responder.deny(req, deny);
+            let d = responder.deny(Some(req), deny);
             let _ = writeln!(
                 out,
                 "{:<13}DENY {} {}",

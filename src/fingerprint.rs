@@ -21,7 +21,14 @@
 //! Sessions written with v1 keep verifying with v1. `ward fingerprint`
 //! prints v2 (`--v1` for v1), and `docs/redis-contract.md` has the steps
 //! and test vectors of both.
+//!
+//! Which attributes, in which order, with which IP mask, is config:
+//! [`of_request`] (a check: the peer and `x-forwarded-for`) and
+//! [`of_client`] (`ward fingerprint`: the client IP given) apply it, from
+//! a header lookup rather than a request, so the CLI computes exactly
+//! what a check computes without pretending to be one.
 
+use crate::config::FingerprintConfig;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -89,6 +96,48 @@ impl Version {
             }
         }
     }
+}
+
+/// The fingerprint of a request under `config` with `version`: the
+/// client IP resolved from the peer Envoy saw (`source_ip`) and
+/// `x-forwarded-for` with `config.trusted_hops` ([`client_ip`]), then
+/// [`of_client`]. `header` looks a header up by its lowercase name.
+pub fn of_request<'h>(
+    config: &FingerprintConfig,
+    version: Version,
+    source_ip: Option<IpAddr>,
+    header: impl Fn(&str) -> Option<&'h str>,
+) -> String {
+    let client = client_ip(header("x-forwarded-for"), source_ip, config.trusted_hops);
+    of_client(config, version, client, header)
+}
+
+/// The fingerprint of a client at `client` (already resolved; none: the
+/// empty string) under `config` with `version`: for each configured
+/// attribute in order, the masked IP for [`CLIENT_IP`], else the header's
+/// value (a missing header: the empty string).
+pub fn of_client<'h>(
+    config: &FingerprintConfig,
+    version: Version,
+    client: Option<IpAddr>,
+    header: impl Fn(&str) -> Option<&'h str>,
+) -> String {
+    let ip = client
+        .map(|ip| masked(ip, config.ipv4_prefix, config.ipv6_prefix))
+        .unwrap_or_default();
+    let values: Vec<(&str, &str)> = config
+        .attributes
+        .iter()
+        .map(|a| {
+            let v = if a == CLIENT_IP {
+                ip.as_str()
+            } else {
+                header(a).unwrap_or("")
+            };
+            (a.as_str(), v)
+        })
+        .collect();
+    version.compute(values)
 }
 
 fn netstring(hasher: &mut Sha256, s: &str) {
@@ -417,6 +466,45 @@ mod tests {
         assert_eq!(masked(ip("2001:DB8:1:2:3:4:5:6"), 24, 64), "2001:db8:1:2::");
         assert_eq!(masked(ip("2001:db8::1"), 24, 128), "2001:db8::1");
         assert_eq!(masked(ip("::ffff:203.0.113.77"), 24, 128), "203.0.113.0");
+    }
+
+    #[test]
+    fn config_picks_attributes_ip_mask_and_hops() {
+        let headers = [
+            ("user-agent", "Mozilla/5.0"),
+            ("accept-language", "en-US"),
+            ("x-forwarded-for", "198.51.100.1, 203.0.113.7"),
+        ];
+        let lookup = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let default = FingerprintConfig::default();
+        // The documented vector: client_ip, user-agent, accept-language.
+        assert_eq!(
+            of_client(&default, V2, Some(client), lookup),
+            V2_VECTORS[1].1
+        );
+        // One trusted hop: the client is the rightmost x-forwarded-for entry.
+        let hop = FingerprintConfig {
+            trusted_hops: 1,
+            ..FingerprintConfig::default()
+        };
+        let peer = "10.0.0.1".parse().ok();
+        assert_eq!(of_request(&hop, V2, peer, lookup), V2_VECTORS[1].1);
+        assert_ne!(of_request(&default, V2, peer, lookup), V2_VECTORS[1].1);
+        // Masked, in the configured order; missing values are empty.
+        let custom = FingerprintConfig {
+            attributes: vec!["x-device".into(), "client_ip".into()],
+            ipv4_prefix: 24,
+            ..FingerprintConfig::default()
+        };
+        assert_eq!(
+            of_client(&custom, V1, Some(client), lookup),
+            V1.compute([("x-device", ""), ("client_ip", "203.0.113.0")])
+        );
+        assert_eq!(
+            of_client(&custom, V1, None, lookup),
+            V1.compute([("x-device", ""), ("client_ip", "")])
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@
 //! | [`response`] | a deny as sent: status overrides, challenges, redirects (pure) |
 //! | [`check`] | one check, both transports and `ward explain` |
 //! | [`explain`] | `ward explain`: the serve-time checker on one request |
+//! | [`cli`] | the `ward` subcommands behind `main.rs`: config loading, the runtime, exit statuses |
 //! | [`cache`] | the moka cache of verified credentials |
 //! | [`jwks`] | the key store and background JWKS fetchers (I/O) |
 //! | [`policy`] | route policies; [`policy::path`] canonicalizes paths (pure) |
@@ -47,6 +48,7 @@ pub mod apikey;
 pub mod authn;
 pub mod cache;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod credential_kind;
 pub mod credentials;

@@ -55,12 +55,14 @@ impl Responder {
             .map_or_else(|| reason.status(), |i| self.statuses[i])
     }
 
-    /// The response for a deny.
-    pub fn deny(&self, req: &Request<'_>, deny: &Deny) -> DenyResponse {
+    /// The response for a deny of `req`; `None` for a request ward could
+    /// not read (too large, not a `CheckRequest`, headers not text), which
+    /// has nothing to redirect and no request id for the body.
+    pub fn deny(&self, req: Option<&Request<'_>>, deny: &Deny) -> DenyResponse {
         let reason = deny.reason;
         let status = self.status(reason);
         let login = deny.policy.as_ref().and_then(|p| p.login_url.as_deref());
-        if let Some(login) = login
+        if let (Some(login), Some(req)) = (login, req)
             && status == 401
             && is_browser_navigation(req)
         {
@@ -86,7 +88,7 @@ impl Responder {
         DenyResponse {
             status,
             headers,
-            body: reason.body_with_status(status, req.request_id()),
+            body: reason.body_with_status(status, req.and_then(Request::request_id)),
         }
     }
 
@@ -226,7 +228,7 @@ mod tests {
         let (r, p) = setup(WEB);
         let html = [("accept", "text/html,application/xhtml+xml")];
         let o = deny_on(&p, "web", Reason::MissingCredential);
-        let d = r.deny(&req("GET", &html), &o);
+        let d = r.deny(Some(&req("GET", &html)), &o);
         assert_eq!(d.status, 302);
         assert_eq!(
             header(&d, "location"),
@@ -236,10 +238,25 @@ mod tests {
         );
         // Not for an API call, a POST, or a 403.
         let json = [("accept", "application/json")];
-        assert_eq!(r.deny(&req("GET", &json), &o).status, 401);
-        assert_eq!(r.deny(&req("POST", &html), &o).status, 401);
+        assert_eq!(r.deny(Some(&req("GET", &json)), &o).status, 401);
+        assert_eq!(r.deny(Some(&req("POST", &html)), &o).status, 401);
         let o = deny_on(&p, "web", Reason::InsufficientRole);
-        assert_eq!(r.deny(&req("GET", &html), &o).status, 403);
+        assert_eq!(r.deny(Some(&req("GET", &html)), &o).status, 403);
+    }
+
+    #[test]
+    fn an_unreadable_request_gets_the_plain_deny() {
+        let (r, p) = setup(WEB);
+        let mut o = deny_on(&p, "web", Reason::MissingCredential);
+        let d = r.deny(None, &o);
+        assert_eq!(d.status, 401, "no request to redirect");
+        assert!(header(&d, "location").is_none());
+        o = Deny::new(Reason::MalformedRequest);
+        let d = r.deny(None, &o);
+        assert_eq!(d.status, 400);
+        let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
+        assert_eq!(body["reason"], "malformed_request");
+        assert!(body.get("request_id").is_none());
     }
 
     #[test]
@@ -247,7 +264,7 @@ mod tests {
         let (r, p) = setup(WEB);
         let none = [];
         let d = r.deny(
-            &req("GET", &none),
+            Some(&req("GET", &none)),
             &deny_on(&p, "api", Reason::MissingCredential),
         );
         assert_eq!(d.status, 401);
@@ -256,7 +273,7 @@ mod tests {
             Some("Bearer realm=\"ward\", ApiKey realm=\"ward\", header=\"x-api-key\"")
         );
         let d = r.deny(
-            &req("GET", &none),
+            Some(&req("GET", &none)),
             &deny_on(&p, "web", Reason::MissingCredential),
         );
         assert_eq!(
@@ -270,7 +287,7 @@ mod tests {
         let (r, _) = setup("responses: {status: {unknown_api_key: 403}}");
         let none = [];
         let o = Deny::new(Reason::UnknownApiKey);
-        let d = r.deny(&req("GET", &none), &o);
+        let d = r.deny(Some(&req("GET", &none)), &o);
         assert_eq!(d.status, 403);
         assert_eq!(header(&d, "www-authenticate"), None);
         let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
@@ -279,7 +296,7 @@ mod tests {
 
         let mut o = Deny::new(Reason::TooManyFailures);
         o.retry_after = Some(7);
-        let d = r.deny(&req("GET", &none), &o);
+        let d = r.deny(Some(&req("GET", &none)), &o);
         assert_eq!(d.status, 429);
         assert_eq!(header(&d, "retry-after"), Some("7"));
     }
@@ -297,7 +314,7 @@ mod tests {
                 .as_ref()
                 .clone(),
         ));
-        let d = r.deny(&req("GET", &none), &o);
+        let d = r.deny(Some(&req("GET", &none)), &o);
         assert_eq!(d.status, 403);
         assert_eq!(
             header(&d, "www-authenticate"),

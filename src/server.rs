@@ -262,10 +262,12 @@ impl Server {
 /// What both front ends do with every decision, after answering it: count
 /// it (`ward_check_total`, the duration histogram) and log a deny, naming
 /// the credential by its short hash only (`transport`: `grpc` or `http`).
+/// `req` is `None` for a request ward could not read (its deny is logged
+/// with an empty `path` and `request_id`).
 pub(crate) fn record(
     metrics: &Metrics,
     responder: &Responder,
-    req: &crate::request::Request<'_>,
+    req: Option<&crate::request::Request<'_>>,
     decision: &crate::decision::Decision,
     start: std::time::Instant,
     transport: &'static str,
@@ -273,7 +275,7 @@ pub(crate) fn record(
     metrics.record(decision, start.elapsed().as_secs_f64());
     if let crate::decision::Decision::Deny(deny) = decision {
         tracing::info!(
-            request_id = req.request_id().unwrap_or(""),
+            request_id = req.and_then(|r| r.request_id()).unwrap_or(""),
             reason = deny.reason.as_str(),
             status = responder.status(deny.reason),
             policy = deny.policy.as_ref().map_or("", |p| p.name.as_str()),
@@ -283,7 +285,7 @@ pub(crate) fn record(
                 .as_ref()
                 .map(crate::credentials::short_hash)
                 .unwrap_or_default(),
-            path = req.path,
+            path = req.map_or("", |r| r.path),
             transport,
             "deny"
         );

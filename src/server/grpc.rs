@@ -25,7 +25,7 @@ use crate::headers::ManagedHeaders;
 use crate::identity::{EncodedAllow, Identity};
 use crate::metrics::Metrics;
 use crate::reason::Reason;
-use crate::request::{Headers, Request};
+use crate::request::Request;
 use crate::response::Responder;
 use crate::wiring::ServerChecker;
 use envoy_types::ext_authz::v3::pb::{
@@ -181,19 +181,21 @@ impl CheckService {
         }
     }
 
-    /// A deny for a request ward could not read: no attributes to render
-    /// it with (no path, no headers, so no login redirect).
+    /// A deny for a request ward could not read: there is no request to
+    /// render it with (no path, no headers, so no login redirect).
     fn refuse(&self, reason: Reason, start: Instant) -> Answer {
-        let decision = Decision::deny(reason);
-        let req = Request {
-            method: "",
-            host: "",
-            path: "",
-            headers: Headers::default(),
-            policy: None,
-            source_ip: None,
-        };
-        self.finish(&req, decision, start)
+        let deny = Deny::new(reason);
+        let answer = Answer::Message(self.deny(None, &deny));
+        let decision = Decision::Deny(deny);
+        super::record(
+            &self.metrics,
+            &self.responder,
+            None,
+            &decision,
+            start,
+            "grpc",
+        );
+        answer
     }
 }
 
@@ -202,7 +204,7 @@ impl CheckService {
         super::record(
             &self.metrics,
             &self.responder,
-            req,
+            Some(req),
             &decision,
             start,
             "grpc",
@@ -213,7 +215,7 @@ impl CheckService {
                 identity,
             },
             Decision::AllowAnonymous { .. } => Answer::Message(self.allow_anonymous(req)),
-            Decision::Deny(deny) => Answer::Message(self.deny(req, &deny)),
+            Decision::Deny(deny) => Answer::Message(self.deny(Some(req), &deny)),
         }
     }
 
@@ -234,7 +236,8 @@ impl CheckService {
         }
     }
 
-    fn deny(&self, req: &Request<'_>, deny: &Deny) -> CheckResponse {
+    /// `req`: `None` for a request ward could not read.
+    fn deny(&self, req: Option<&Request<'_>>, deny: &Deny) -> CheckResponse {
         let rendered = self.responder.deny(req, deny);
         let reason = deny.reason;
         let code = match rendered.status {

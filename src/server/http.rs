@@ -17,7 +17,7 @@
 //! headers Envoy forwards, so Envoy's `allowed_headers` must include the
 //! managed prefixes (`x-user-`, `x-auth-`); `envoy/http-mode.yaml` does.
 
-use crate::decision::Decision;
+use crate::decision::{Decision, Deny};
 use crate::headers::ManagedHeaders;
 use crate::metrics::Metrics;
 use crate::reason::Reason;
@@ -54,16 +54,7 @@ async fn check(
 ) -> Response<Body> {
     let start = Instant::now();
     let Some(map) = header_map(&headers) else {
-        let decision = Decision::deny(Reason::MalformedRequest);
-        let req = Request {
-            method: method.as_str(),
-            host: "",
-            path: "",
-            headers: Headers::default(),
-            policy: None,
-            source_ip: None,
-        };
-        return s.finish(&req, &decision, start);
+        return s.refuse(Reason::MalformedRequest, start);
     };
     let headers = Headers::owned(&map);
     let host = headers.get("host").or_else(|| uri.host()).unwrap_or("");
@@ -105,18 +96,46 @@ impl HttpService {
         let response = match decision {
             Decision::Allow(identity) => self.allow(req, &identity.headers),
             Decision::AllowAnonymous { .. } => self.allow(req, &[]),
-            Decision::Deny(deny) => {
-                let d = self.responder.deny(req, deny);
-                let mut r = Response::new(Body::from(d.body));
-                *r.status_mut() = StatusCode::from_u16(d.status).unwrap_or(StatusCode::FORBIDDEN);
-                for (name, value) in &d.headers {
-                    insert(r.headers_mut(), name, value);
-                }
-                r
-            }
+            Decision::Deny(deny) => self.deny(Some(req), deny),
         };
-        super::record(&self.metrics, &self.responder, req, decision, start, "http");
+        super::record(
+            &self.metrics,
+            &self.responder,
+            Some(req),
+            decision,
+            start,
+            "http",
+        );
         response
+    }
+
+    /// A deny for a request ward could not read (a header value that is
+    /// not text): there is no request to render it with.
+    fn refuse(&self, reason: Reason, start: Instant) -> Response<Body> {
+        let deny = Deny::new(reason);
+        let response = self.deny(None, &deny);
+        let decision = Decision::Deny(deny);
+        super::record(
+            &self.metrics,
+            &self.responder,
+            None,
+            &decision,
+            start,
+            "http",
+        );
+        response
+    }
+
+    /// The deny's status, headers and JSON body (`req`: `None` for a
+    /// request ward could not read).
+    fn deny(&self, req: Option<&Request<'_>>, deny: &Deny) -> Response<Body> {
+        let d = self.responder.deny(req, deny);
+        let mut r = Response::new(Body::from(d.body));
+        *r.status_mut() = StatusCode::from_u16(d.status).unwrap_or(StatusCode::FORBIDDEN);
+        for (name, value) in &d.headers {
+            insert(r.headers_mut(), name, value);
+        }
+        r
     }
 }
 

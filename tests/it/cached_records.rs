@@ -10,7 +10,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use ward::authn::request_fingerprint;
 use ward::config::Config;
 use ward::decision::Decision;
 use ward::jwks::KeyStore;
@@ -90,7 +89,15 @@ async fn a_cached_session_is_checked_for_expiry_and_device_on_every_hit() {
     let cookie = ("cookie", &*format!("session_id={SID}"));
     let laptop = headers(cookie, "laptop");
     let phone = headers(cookie, "phone");
-    let fingerprint = request_fingerprint(&bed.config.sessions.fingerprint, &request(&laptop));
+    let fingerprint = {
+        let req = request(&laptop);
+        ward::fingerprint::of_request(
+            &bed.config.sessions.fingerprint,
+            ward::fingerprint::Version::V2,
+            req.source_ip,
+            |name| req.header(name),
+        )
+    };
     let key = format!("session:{SID}");
     bed.put(
         &key,

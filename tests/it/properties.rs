@@ -401,7 +401,7 @@ proptest! {
         let decision = fx.runtime.block_on(fx.checker.check(&req, NOW));
         if let Decision::Deny(denied) = decision {
             let reason = denied.reason;
-            let deny = fx.responder.deny(&req, &denied);
+            let deny = fx.responder.deny(Some(&req), &denied);
             prop_assert!(!deny.body.contains(&credential), "{:?}: body {}", reason, deny.body);
             for (h, v) in &deny.headers {
                 prop_assert!(!v.contains(&credential), "{:?}: {}: {}", reason, h, v);
