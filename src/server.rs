@@ -116,6 +116,7 @@ impl Server {
             managed: Arc::new(managed.clone()),
             metrics: metrics.clone(),
             responder: Arc::new(responder.clone()),
+            max_body_bytes: config.listen.max_request_bytes,
         };
         let service = Arc::new(CheckService {
             checker,

@@ -39,6 +39,9 @@ pub struct HttpService {
     pub managed: Arc<ManagedHeaders>,
     pub metrics: Arc<Metrics>,
     pub responder: Arc<Responder>,
+    /// `listen.max_request_bytes`: how much of a body is read and dropped
+    /// before answering.
+    pub max_body_bytes: usize,
 }
 
 /// Every method and path is a check.
@@ -51,9 +54,39 @@ async fn check(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Body,
 ) -> Response<Body> {
     let start = Instant::now();
-    let Some(map) = header_map(&headers) else {
+    let answer = decide(&s, &method, &uri, &headers, start).await;
+    drain(body, s.max_body_bytes).await;
+    answer
+}
+
+/// Reads and drops the request body (a proxy may send one: Envoy's
+/// `with_request_body`), up to `limit` bytes, before the answer goes out.
+/// The decision never depends on it; but a connection closed with bytes
+/// still unread is reset by the kernel, and a proxy that sees the reset
+/// before the answer takes the call for a failure (under
+/// `failure_mode_allow`, a pass without identity headers).
+async fn drain(mut body: Body, limit: usize) {
+    use http_body_util::BodyExt;
+    let mut read = 0usize;
+    while read <= limit {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+            Some(Err(_)) | None => return,
+        }
+    }
+}
+
+async fn decide(
+    s: &HttpService,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    start: Instant,
+) -> Response<Body> {
+    let Some(map) = header_map(headers) else {
         return s.refuse(Reason::MalformedRequest, start);
     };
     let headers = Headers::owned(&map);
