@@ -11,7 +11,6 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY benches benches
-COPY examples examples
 RUN cargo build --release --locked --bin ward \
     && cp target/release/ward /ward
 

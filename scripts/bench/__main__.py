@@ -1,0 +1,132 @@
+"""The command line (`python3 scripts/bench ...`, as scripts/bench.sh runs
+it, or `python3 -m bench` with scripts/ on the path): checks the tools are
+there, runs the phases asked for in order, and hands the results to the
+report, the chart and results.py."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if not __package__:  # run as `python3 scripts/bench`: make `bench` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse  # noqa: E402
+import atexit  # noqa: E402
+import datetime  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+import bench  # noqa: E402
+from bench.bed import Bed  # noqa: E402
+from bench.chart import render_svg  # noqa: E402
+from bench.machine import machine_info  # noqa: E402
+from bench.measure import median, wait_quiet  # noqa: E402
+from bench.phases.direct import phase_direct  # noqa: E402
+from bench.phases.envoy import phase_envoy  # noqa: E402
+from bench.phases.memory import phase_memory  # noqa: E402
+from bench.phases.tail import phase_tail  # noqa: E402
+from bench.procs import Proc, log, on_signal  # noqa: E402
+from bench.report import render_markdown  # noqa: E402
+from bench.results import publish, render_again, write_run  # noqa: E402
+from bench.settings import LOAD_CPU, LOADGEN_BIN, NOOP_BIN, ROOT, SERVER_CPU, WARD_BIN  # noqa: E402
+from bench.targets import compute_targets  # noqa: E402
+
+PHASES = ("direct", "envoy", "memory", "tail")
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="scripts/bench.sh", description=bench.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="shorter runs (~2 min)")
+    ap.add_argument("--only", default="direct,envoy,memory,tail",
+                    help="comma-separated phases to run (default: all)")
+    ap.add_argument("--scenarios", default="", metavar="NAMES",
+                    help="direct phase: only these comma-separated scenarios (and the no-op "
+                         "baseline); the targets of the others read as not measured")
+    ap.add_argument("--authz-cpu", default=SERVER_CPU, choices=[SERVER_CPU, LOAD_CPU],
+                    help=f"CPU for the ext_authz server behind Envoy (default {SERVER_CPU}: "
+                         "shared with Envoy, so its CPU costs proxy throughput)")
+    ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                    help="first wait up to this long for other processes to leave the CPUs idle")
+    ap.add_argument("--render", metavar="RESULTS_JSON",
+                    help="only re-render results.md and chart.svg next to an existing results.json")
+    ap.add_argument("--publish", action="store_true",
+                    help="copy the chart and table into docs/ (docs/bench/latest.svg, docs/benchmarks.md)")
+    args = ap.parse_args()
+    args.phases = [p.strip() for p in args.only.split(",") if p.strip()]
+    for p in args.phases:
+        if p not in PHASES:
+            ap.error(f"unknown phase {p}")
+    return args
+
+
+def check_tools() -> None:
+    for b in (WARD_BIN, NOOP_BIN, LOADGEN_BIN):
+        if not os.path.exists(b):
+            raise SystemExit(f"{b} missing: run scripts/bench.sh (it builds in release mode)")
+    for tool in ("h2load", "taskset", "nginx"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            raise SystemExit(f"{tool} missing: run scripts/bench.sh (it installs it)")
+    if (os.cpu_count() or 1) < 2:
+        raise SystemExit("needs at least 2 CPUs (server and load are pinned apart)")
+
+
+def main() -> int:
+    args = parse_args()
+    if args.render:
+        render_again(args.render)
+        return 0
+    check_tools()
+
+    atexit.register(Proc.stop_all)
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+    bed = Bed(args)
+    started = time.monotonic()
+    res = bed.results
+    res["started"] = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    res["quick"] = args.quick
+    res["machine"] = machine_info()
+    log(f"results in {os.path.relpath(bed.outdir, ROOT)}; {res['machine']['nproc']} CPUs, "
+        f"{res['machine']['cpu_model']}")
+    if args.wait_quiet > 0:
+        busy = wait_quiet(args.wait_quiet)
+        log(f"machine busy before start: {busy * 100:.0f}% of a CPU")
+    timings = {}
+    for p in args.phases:
+        t = time.monotonic()
+        if p == "direct":
+            res["direct"] = phase_direct(bed)
+        elif p == "envoy":
+            res["envoy"] = phase_envoy(bed)
+        elif p == "memory":
+            res["memory"] = phase_memory(bed)
+        elif p == "tail":
+            res["tail"] = phase_tail(bed, res.get("direct"))
+        timings[p] = time.monotonic() - t
+        log(f"{p} done in {timings[p]:.0f}s")
+    res["phase_s"] = timings
+    res["wall_s"] = time.monotonic() - started
+    res["targets"] = compute_targets(res)
+    res["foreign_cpu"] = {"median": median(bed.foreign) if bed.foreign else 0.0,
+                          "max": max(bed.foreign) if bed.foreign else 0.0}
+    if res["foreign_cpu"]["max"] > 0.10:
+        log(f"WARNING: other processes used up to {res['foreign_cpu']['max'] * 100:.0f}% of a CPU "
+            f"during measurements (median {res['foreign_cpu']['median'] * 100:.0f}%): numbers are noisy")
+    md = render_markdown(res)
+    svg = render_svg(res)
+    write_run(bed.outdir, bed.tmp, res, md, svg)
+    print()
+    print(md)
+    log(f"total {res['wall_s']:.0f}s; wrote {os.path.relpath(bed.outdir, ROOT)}/"
+        f"{{results.json,results.md,chart.svg}}")
+    if args.publish:
+        publish(res, md, svg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

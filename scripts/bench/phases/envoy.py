@@ -1,0 +1,207 @@
+"""The envoy phase: HTTP through a real Envoy (1 worker) to nginx, with no
+auth, Envoy's own jwt_authn, or ext_authz to the no-op or ward; maximum
+throughput with h2load, then latency at a fixed rate with loadgen."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+from bench.bed import Bed, Envoy, Nginx, Noop, Ward
+from bench.credentials import one_token
+from bench.measure import CLK_TCK, Foreign, cpu_ticks, measure, median, ms, parse_h2load
+from bench.procs import log, run_tool
+from bench.scenarios import ENVOY_SCENARIOS, EnvoyScenario
+from bench.settings import ENVOY_CONNS, ENVOY_DEPTH, LOAD_CPU, LOADGEN_BIN, SERVER_CPU
+
+
+class EnvoyStack:
+    """Envoy (+ its authz server) for one scenario, nginx shared."""
+
+    def __init__(self, bed: Bed, sc: EnvoyScenario, nginx: Nginx):
+        self.authz = None
+        self.nginx = nginx
+        args = {"mode": sc.mode, "upstream_port": nginx.port}
+        if sc.authz in ("noop", "noop_shaped"):
+            self.authz = Noop(bed, bed.authz_cpu, shaped=sc.authz == "noop_shaped")
+            args["authz_port"] = self.authz.grpc_port
+        elif sc.authz == "ward":
+            self.authz = Ward(bed, bed.authz_cpu, unix=sc.unix)
+            if sc.unix:
+                args["authz_unix"] = self.authz.unix_path
+            else:
+                args["authz_port"] = self.authz.grpc_port
+        if sc.mode == "jwt_authn":
+            args["jwks"] = bed.jwks
+        try:
+            self.envoy = Envoy(bed, SERVER_CPU, args)
+        except Exception:
+            if self.authz:
+                self.authz.stop()
+            raise
+
+    def stop(self):
+        self.envoy.stop()
+        if self.authz:
+            self.authz.stop()
+
+    def procs(self) -> dict:
+        """The processes whose CPU a run reports: Envoy and its authz server."""
+        procs = {"envoy": self.envoy}
+        if self.authz:
+            procs["authz"] = self.authz
+        return procs
+
+
+def h2load_envoy(bed: Bed, stack: EnvoyStack, token: str, duration: float, warmup: float) -> dict:
+    argv = ["h2load", f"-c{ENVOY_CONNS}", f"-m{ENVOY_DEPTH}", f"-D{ms(duration)}",
+            f"--warm-up-time={ms(warmup)}", "-H", f"authorization: Bearer {token}"]
+    argv.append(f"http://127.0.0.1:{stack.envoy.http_port}/api/v1/items?limit=10")
+    before = stack.authz.decisions() if isinstance(stack.authz, Ward) else None
+    cpu0 = {n: cpu_ticks(p.pid) for n, p in stack.procs().items()}
+    foreign = Foreign([p.pid for p in stack.procs().values()] + [stack.nginx.proc.pid])
+    t0 = time.monotonic()
+    out = run_tool(argv, LOAD_CPU, duration + warmup + 60, "h2load via Envoy")
+    t1 = time.monotonic()
+    util = {n: (cpu_ticks(p.pid) - cpu0[n]) / CLK_TCK / (t1 - t0) for n, p in stack.procs().items()}
+    h = parse_h2load(out)
+    if h["non2xx"] or h["failed"] or h["errored"] or h["2xx"] == 0:
+        raise RuntimeError(f"requests through Envoy failed: {h}\n{stack.envoy.proc.tail()}")
+    if before is not None:
+        allow, deny = stack.authz.decisions()
+        if deny - before[1] > 0 or allow - before[0] < h["2xx"]:
+            raise RuntimeError(f"ward denied or missed checks: allow {allow - before[0]}, "
+                               f"deny {deny - before[1]}, 2xx {h['2xx']}")
+    h["util"] = util
+    h["foreign_cpu"] = foreign.done()
+    return h
+
+
+def latency_through_envoy(bed: Bed, stack: EnvoyStack, tokens: str, rate: float,
+                          duration: float, warmup: float) -> dict:
+    """p50/p99 (ms) at a fixed rate through Envoy, with loadgen's open-loop
+    HTTP mode (h2load --rps sends in bursts every ~10 ms, which would be
+    measured as latency)."""
+    out_path = os.path.join(bed.tmp, bed.name("latency") + ".json")
+    before = stack.authz.decisions() if isinstance(stack.authz, Ward) else None
+    foreign = Foreign([p.pid for p in stack.procs().values()] + [stack.nginx.proc.pid])
+    run_tool([LOADGEN_BIN, "run", "--addr", f"127.0.0.1:{stack.envoy.http_port}",
+              "--http-path", "/api/v1/items?limit=10", "--conns", str(ENVOY_CONNS),
+              "--depth", str(ENVOY_DEPTH), "--warmup", str(warmup), "--duration", str(duration),
+              "--rps", str(rate), "--tokens", tokens, "--out", out_path],
+             LOAD_CPU, duration + warmup + 60, "loadgen via Envoy")
+    foreign_cpu = foreign.done()
+    with open(out_path) as f:
+        rep = json.load(f)
+    m = rep["measured"]
+    if m["deny"] or m["grpc_error"] or m["transport_error"] or m["allow"] == 0:
+        raise RuntimeError(f"requests through Envoy failed: {m}\n{stack.envoy.proc.tail()}")
+    if before is not None:
+        allow, deny = stack.authz.decisions()
+        if deny - before[1] > 0 or allow - before[0] < rep["all"]["allow"]:
+            raise RuntimeError(f"ward denied or missed checks: allow {allow - before[0]}, "
+                               f"deny {deny - before[1]}, loadgen {rep['all']}")
+    lat = rep["latency_us"]
+    return {"p50_ms": lat["p50"] / 1000, "p99_ms": lat["p99"] / 1000,
+            "p999_ms": lat["p999"] / 1000, "max_ms": lat["max"] / 1000, "rps": rep["rps"],
+            "foreign_cpu": foreign_cpu}
+
+
+def phase_envoy(bed: Bed) -> dict:
+    q = bed.quick
+    warmup, duration = (0.5, 2.0) if q else (1.0, 4.0)
+    reps = 2 if q else 3
+    lat_duration = 2.5 if q else 5.0
+    bed.jwks = run_tool([LOADGEN_BIN, "jwks", "--alg", "RS256", "--kid", "bench-rs256"],
+                        None, 30, "jwks").strip()
+    with open(one_token(bed)) as f:
+        token = f.readline().strip()
+    log(f"envoy: {len(ENVOY_SCENARIOS)} scenarios x {reps} repetitions, h2load "
+        f"{ENVOY_CONNS} conns x {ENVOY_DEPTH} streams, {warmup}s + {duration}s; "
+        f"Envoy on CPU {SERVER_CPU}, authz server on CPU {bed.authz_cpu}, "
+        f"h2load + nginx on CPU {LOAD_CPU}")
+    nginx = Nginx(bed, LOAD_CPU)
+    runs: dict[str, list[dict]] = {sc.name: [] for sc in ENVOY_SCENARIOS}
+    lats: dict[str, list[dict]] = {sc.name: [] for sc in ENVOY_SCENARIOS}
+    try:
+        for rep in range(reps):
+            for sc in ENVOY_SCENARIOS:
+                def once():
+                    stack = EnvoyStack(bed, sc, nginx)
+                    try:
+                        return h2load_envoy(bed, stack, token, duration, warmup)
+                    finally:
+                        stack.stop()
+
+                h = measure(bed, sc.name, once)
+                runs[sc.name].append(h)
+                log(f"  [{rep + 1}/{reps}] {sc.name:16s} {h['rps']:8.0f} req/s  CPU "
+                    + " ".join(f"{k} {v * 100:.0f}%" for k, v in h["util"].items())
+                    + (f"  (other processes: {h['foreign_cpu'] * 100:.0f}% CPU)"
+                       if h["foreign_cpu"] > 0.05 else ""))
+        maxes = {n: median([r["rps"] for r in rs]) for n, rs in runs.items()}
+        # Fixed rate: half of Envoy alone's max, as asked, unless a scenario
+        # saturates below that; then half of the slowest one's max, so no
+        # scenario is measured while queueing.
+        half_alone = maxes["envoy"] / 2
+        rate = min(half_alone, min(maxes.values()) / 2)
+        rate = max(100.0, math.floor(rate / 100) * 100)
+        lat_reps = 1 if q else 3
+        log(f"  latency at a fixed {rate:.0f} req/s (Envoy alone max {maxes['envoy']:.0f}), "
+            f"{lat_reps} x {lat_duration}s per scenario")
+        for rep in range(lat_reps):
+            for sc in ENVOY_SCENARIOS:
+                def once():
+                    stack = EnvoyStack(bed, sc, nginx)
+                    try:
+                        return latency_through_envoy(bed, stack, one_token(bed), rate,
+                                                     lat_duration, 1.0)
+                    finally:
+                        stack.stop()
+
+                lt = measure(bed, sc.name, once)
+                lats[sc.name].append(lt)
+                log(f"  [{rep + 1}/{lat_reps}] {sc.name:16s} p50 {lt['p50_ms']:.3f} ms  "
+                    f"p99 {lt['p99_ms']:.3f} ms  ({lt['rps']:.0f} req/s)")
+    finally:
+        nginx.stop()
+    out = {"conns": ENVOY_CONNS, "depth": ENVOY_DEPTH, "reps": reps, "warmup_s": warmup,
+           "duration_s": duration, "fixed_rate": rate, "half_envoy_alone": half_alone,
+           "pinning": {"envoy": SERVER_CPU, "authz": bed.authz_cpu, "nginx": LOAD_CPU,
+                       "h2load": LOAD_CPU},
+           "scenarios": {}}
+    for sc in ENVOY_SCENARIOS:
+        rs = runs[sc.name]
+        out["scenarios"][sc.name] = {
+            "label": sc.label,
+            "rps": median([r["rps"] for r in rs]),
+            "rps_runs": [r["rps"] for r in rs],
+            "foreign_cpu": median([r["foreign_cpu"] for r in rs]),
+            "util": {k: median([r["util"][k] for r in rs]) for k in rs[0]["util"]},
+            "latency": {k: median([x[k] for x in lats[sc.name]])
+                        for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms", "rps")},
+        }
+    s = out["scenarios"]
+
+    def rep_ratio(a, b):
+        return median([x["rps"] / y["rps"] for x, y in zip(runs[a], runs[b])])
+
+    for sc in ENVOY_SCENARIOS:
+        s[sc.name]["vs_envoy"] = rep_ratio(sc.name, "envoy")
+    out["ratios"] = {
+        "ward_tcp_vs_noop": rep_ratio("envoy_ward_tcp", "envoy_noop"),
+        "ward_tcp_vs_jwt_authn": rep_ratio("envoy_ward_tcp", "envoy_jwt_authn"),
+        "ward_uds_vs_noop": rep_ratio("envoy_ward_uds", "envoy_noop"),
+        "ward_uds_vs_jwt_authn": rep_ratio("envoy_ward_uds", "envoy_jwt_authn"),
+        "ward_tcp_vs_noop_shaped": rep_ratio("envoy_ward_tcp", "envoy_noop_shaped"),
+        "noop_shaped_vs_noop": rep_ratio("envoy_noop_shaped", "envoy_noop"),
+        "noop_vs_jwt_authn": rep_ratio("envoy_noop", "envoy_jwt_authn"),
+    }
+    base = s["envoy"]["latency"]
+    for sc in ENVOY_SCENARIOS:
+        lt = s[sc.name]["latency"]
+        lt["added_p50_ms"] = lt["p50_ms"] - base["p50_ms"]
+        lt["added_p99_ms"] = lt["p99_ms"] - base["p99_ms"]
+    return out

@@ -1,0 +1,165 @@
+"""What is measured, as data: the direct scenarios (a server to start and
+the credentials loadgen sends it) and the scenarios through Envoy (an auth
+filter and the server behind it), with the helpers that make their
+credentials. The phases, the ratios, the table and the chart pick a new
+entry up by themselves."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from bench.bed import Bed
+from bench.credentials import lines_file, one_token, token_pool
+
+
+# ------------------------------------------------------------------ direct
+
+@dataclass
+class DirectScenario:
+    name: str
+    label: str
+    server: str                       # "noop" | "noop_shaped" | "noop_lean" | "ward"
+    tool: str = "loadgen"             # "loadgen" | "h2load"
+    tokens: Optional[Callable[[Bed], list[str]]] = None  # extra loadgen args
+    expect_allow: bool = True
+    ward_extra: dict = field(default_factory=dict)
+    setup: Optional[Callable[[Bed], dict]] = None  # starts helpers, returns more ward config
+    method: Optional[str] = None      # ward's ward_check_total method label that must allow
+    crosscheck: bool = False          # h2load twin, shown apart from the ratios
+
+
+def hot_token_args(bed: Bed) -> list[str]:
+    return ["--tokens", one_token(bed)]
+
+
+def miss_args(alg: str, rate_guess: int):
+    """A pool of distinct tokens, each sent once: every check is a miss
+    (ward restarts per run, so the pool is reused across repetitions)."""
+
+    def args(bed: Bed) -> list[str]:
+        d = bed.direct_window
+        count = int(math.ceil(rate_guess * d * 1.15 / 1000.0) * 1000)
+        return ["--tokens", token_pool(bed, alg, count, 7 * 86400, "miss-"), "--once"]
+
+    return args
+
+
+def redis_store(bed: Bed) -> dict:
+    """ward config for the scenarios that read sessions and API keys."""
+    return {"store": {"redis": {"url": bed.ensure_redis().url}}}
+
+
+def session_hit_args(bed: Bed) -> list[str]:
+    r = bed.ensure_redis()
+    r.ensure_sessions(1)
+    return ["--tokens", lines_file(bed, "session-hot.txt", r.sessions[:1]),
+            "--header-name", "cookie", "--value-prefix", "session_id="]
+
+
+def apikey_hit_args(bed: Bed) -> list[str]:
+    key = bed.ensure_redis().ensure_api_key()
+    return ["--tokens", lines_file(bed, "apikey-hot.txt", [key]),
+            "--header-name", "x-api-key", "--value-prefix", ""]
+
+
+def session_miss_args(rate_guess: int):
+    """A different stored session per request, each sent once (ward
+    restarts per run, so its cache starts empty and the ids are reused)."""
+
+    def args(bed: Bed) -> list[str]:
+        count = int(math.ceil(rate_guess * bed.direct_window * 1.15 / 1000.0) * 1000)
+        r = bed.ensure_redis()
+        r.ensure_sessions(count + 1)
+        return ["--tokens", lines_file(bed, f"session-miss-{count}.txt", r.sessions[1:count + 1]),
+                "--once", "--header-name", "cookie", "--value-prefix", "session_id="]
+
+    return args
+
+
+def ten_thousand_routes() -> list[dict]:
+    """10,000 routes none of which matches the bench request (exact paths,
+    segment prefixes and globs, a third each), then a catch-all: the
+    matcher's worst case is to find nothing until the last route."""
+    routes: list[dict] = []
+    for i in range(9999):
+        kind = i % 3
+        if kind == 0:
+            routes.append({"exact": f"/svc{i}/health", "policy": "public"})
+        elif kind == 1:
+            routes.append({"prefix": f"/svc{i}", "scopes": {"all_of": ["x"]}})
+        else:
+            routes.append({"glob": f"/g{i}/*/items", "policy": "public"})
+    routes.append({"name": "catch-all", "prefix": "/", "policy": "required"})
+    return routes
+
+
+DIRECT_SCENARIOS = [
+    DirectScenario("noop", "no-op server (baseline)", "noop", tokens=hot_token_args),
+    DirectScenario("noop_shaped", "no-op server, ward-shaped answer", "noop_shaped",
+                   tokens=hot_token_args),
+    DirectScenario("noop_lean", "no-op server, ward's request decoding", "noop_lean",
+                   tokens=hot_token_args),
+    DirectScenario("ward_hit", "ward, JWT RS256, cache hit", "ward", tokens=hot_token_args),
+    DirectScenario("ward_hit_10k_routes", "ward, JWT cache hit, 10k routes", "ward",
+                   tokens=hot_token_args, ward_extra={"routes": ten_thousand_routes()}),
+    DirectScenario("ward_miss_rs256", "ward, JWT RS256, cache miss", "ward",
+                   tokens=miss_args("RS256", 20000)),
+    DirectScenario("ward_miss_es256", "ward, JWT ES256, cache miss", "ward",
+                   tokens=miss_args("ES256", 14000)),
+    # Sessions and API keys in a throwaway Redis (on the load CPU).
+    DirectScenario("ward_session_hit", "ward, session, cache hit", "ward",
+                   tokens=session_hit_args, setup=redis_store, method="session"),
+    DirectScenario("ward_apikey_hit", "ward, API key, cache hit", "ward",
+                   tokens=apikey_hit_args, setup=redis_store, method="apikey"),
+    DirectScenario("ward_session_miss", "ward, session, all miss (Redis)", "ward",
+                   tokens=session_miss_args(60000), setup=redis_store, method="session"),
+    # The same with the default store cache (100k entries), which a run
+    # overfills: every miss past that also admits or evicts an entry.
+    DirectScenario("ward_session_miss_full", "ward, session, all miss, store cache full",
+                   "ward", tokens=session_miss_args(60000), method="session",
+                   setup=lambda bed: {**redis_store(bed),
+                                      "cache": {"max_entries": 200000, "max_ttl": "300s"}}),
+    # The same two with h2load, to show loadgen is not the bottleneck.
+    DirectScenario("h2load_noop", "no-op server, h2load", "noop", tool="h2load",
+                   tokens=hot_token_args, crosscheck=True),
+    DirectScenario("h2load_ward_hit", "ward cache hit, h2load", "ward", tool="h2load",
+                   tokens=hot_token_args, crosscheck=True),
+]
+
+
+def direct_scenarios(bed: Bed) -> list[DirectScenario]:
+    """All scenarios, or those `--scenarios` names (the baseline always)."""
+    if not bed.scenarios:
+        return DIRECT_SCENARIOS
+    known = {sc.name for sc in DIRECT_SCENARIOS}
+    unknown = sorted(set(bed.scenarios) - known)
+    if unknown:
+        raise SystemExit(f"--scenarios: unknown {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    keep = set(bed.scenarios) | {"noop"} | ({"h2load_noop"} if any(
+        n.startswith("h2load_") for n in bed.scenarios) else set())
+    return [sc for sc in DIRECT_SCENARIOS if sc.name in keep]
+
+
+# ------------------------------------------------------------------ envoy
+
+@dataclass
+class EnvoyScenario:
+    name: str
+    label: str
+    mode: str                    # "none" | "jwt_authn" | "ext_authz"
+    authz: Optional[str] = None  # "noop" | "noop_shaped" | "ward"
+    unix: bool = False
+
+
+ENVOY_SCENARIOS = [
+    EnvoyScenario("envoy", "Envoy alone (no auth)", "none"),
+    EnvoyScenario("envoy_jwt_authn", "Envoy + jwt_authn (RS256, cache on)", "jwt_authn"),
+    EnvoyScenario("envoy_noop", "Envoy + ext_authz -> no-op (TCP)", "ext_authz", "noop"),
+    EnvoyScenario("envoy_noop_shaped", "Envoy + ext_authz -> no-op, ward-shaped",
+                  "ext_authz", "noop_shaped"),
+    EnvoyScenario("envoy_ward_tcp", "Envoy + ext_authz -> ward (TCP)", "ext_authz", "ward"),
+    EnvoyScenario("envoy_ward_uds", "Envoy + ext_authz -> ward (Unix socket)", "ext_authz",
+                  "ward", unix=True),
+]

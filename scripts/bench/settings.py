@@ -1,0 +1,41 @@
+"""The bed's fixed choices, in one place: where the binaries are, which CPU
+each process gets, the load shapes, and how much foreign CPU makes a
+measurement worth repeating. Every other module reads them from here, so a
+change (another CPU layout, say) is made once."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RELEASE = os.environ.get("WARD_BENCH_RELEASE_DIR") or os.path.join(ROOT, "target", "release")
+WARD_BIN = os.path.join(RELEASE, "ward")
+# benches/tools/*.rs, built as Cargo examples (see Cargo.toml).
+NOOP_BIN = os.path.join(RELEASE, "examples", "noop_authz")
+LOADGEN_BIN = os.path.join(RELEASE, "examples", "loadgen")
+CHECK_PATH = "/envoy.service.auth.v3.Authorization/Check"
+HMAC_SECRET = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+# CPUs: the component under test gets CPU 0; everything that only makes or
+# absorbs load (load generator, nginx) gets CPU 1. Through Envoy, ext_authz
+# servers share CPU 0 with Envoy: a check's CPU then costs proxy
+# throughput, exactly as Envoy's in-process jwt_authn filter does.
+SERVER_CPU = "0"
+LOAD_CPU = "1"
+
+# Load shapes: the same for every scenario of a phase.
+DIRECT_CONNS, DIRECT_DEPTH = 4, 32
+ENVOY_CONNS, ENVOY_DEPTH = 16, 8
+
+MAX_FOREIGN = 0.15  # other processes' CPU (in CPUs) above which a run is measured again
+
+
+def find_envoy() -> str:
+    env = os.environ.get("WARD_ENVOY_BIN")
+    if env and os.path.isfile(env):
+        return env
+    for b in glob.glob(os.path.join(ROOT, ".venv-envoy/lib/python3*/site-packages/envoy/_bin/envoy")):
+        if os.access(b, os.X_OK):
+            return b
+    raise SystemExit("Envoy not found: run scripts/bench.sh (it installs .venv-envoy)")

@@ -1,0 +1,57 @@
+"""The targets from the benchmark issue and how each is read from a run's
+results: a ratio or figure, the limit it must meet, met or not (or not
+measured, when its phase or scenario did not run)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+# (key, description, comparison, limit).
+TARGETS = [
+    ("hit_vs_noop_rps", "ward JWT cache hit Check/s vs no-op", ">=", 0.90),
+    ("hit_vs_noop_cpu", "ward CPU per check vs no-op (cache hit)", "<=", 1.20),
+    ("session_hit_vs_noop_rps", "ward session cache hit Check/s vs no-op", ">=", 0.90),
+    ("apikey_hit_vs_noop_rps", "ward API key cache hit Check/s vs no-op", ">=", 0.90),
+    ("session_miss_vs_noop_rps", "ward session all-miss Check/s vs no-op", ">=", 0.50),
+    ("routes_10k_vs_hit_rps", "ward cache hit with 10k routes vs without", ">=", 0.95),
+    ("envoy_ward_vs_noop", "Envoy+ward req/s vs Envoy+no-op", ">=", 0.95),
+    ("envoy_ward_vs_jwt_authn", "Envoy+ward req/s vs Envoy+jwt_authn", ">=", 0.90),
+    ("envoy_added_p99_ms", "p99 ward adds through Envoy at fixed rate (ms)", "<=", 1.0),
+    ("idle_rss_mb", "ward idle RSS (MB)", "<=", 20.0),
+    ("tail_p999_over_p50", "tail run p99.9 / p50", "<=", 10.0),
+]
+
+
+def compute_targets(res: dict) -> list[dict]:
+    vals: dict[str, Optional[float]] = {}
+    d = res.get("direct")
+    if d:
+        hit = d["scenarios"].get("ward_hit")
+        if hit:
+            vals["hit_vs_noop_rps"] = hit["rps_ratio"]
+            vals["hit_vs_noop_cpu"] = hit.get("cpu_ratio")
+        for key, name in (("session_hit_vs_noop_rps", "ward_session_hit"),
+                          ("apikey_hit_vs_noop_rps", "ward_apikey_hit"),
+                          ("session_miss_vs_noop_rps", "ward_session_miss")):
+            if name in d["scenarios"]:
+                vals[key] = d["scenarios"][name]["rps_ratio"]
+        routes = d["scenarios"].get("ward_hit_10k_routes")
+        if routes and hit and hit["rps_ratio"]:
+            vals["routes_10k_vs_hit_rps"] = routes["rps_ratio"] / hit["rps_ratio"]
+    e = res.get("envoy")
+    if e:
+        vals["envoy_ward_vs_noop"] = e["ratios"]["ward_tcp_vs_noop"]
+        vals["envoy_ward_vs_jwt_authn"] = e["ratios"]["ward_tcp_vs_jwt_authn"]
+        vals["envoy_added_p99_ms"] = e["scenarios"]["envoy_ward_tcp"]["latency"]["added_p99_ms"]
+    m = res.get("memory")
+    if m:
+        vals["idle_rss_mb"] = m["idle_rss_kb"] / 1024
+    t = res.get("tail")
+    if t:
+        vals["tail_p999_over_p50"] = t["p999_over_p50"]
+    out = []
+    for key, desc, op, limit in TARGETS:
+        v = vals.get(key)
+        ok = None if v is None else (v >= limit if op == ">=" else v <= limit)
+        out.append({"key": key, "target": desc, "op": op, "limit": limit, "value": v, "met": ok})
+    return out
