@@ -4,12 +4,11 @@
 //! hopeless. Redis holds only the key's SHA-256 (`apikey:{hex}`), never
 //! the key; the public `key_id` is what logs and backends see.
 
-use crate::fields;
+use crate::fields::{self, Fields};
 use crate::identity::{HeaderRules, Identity, IdentityError, list_items, list_value};
 use crate::reason::Reason;
 
 use crate::credential_kind::CredentialKind;
-use crate::store::Fields;
 use sha2::{Digest, Sha256};
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

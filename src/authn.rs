@@ -19,6 +19,7 @@ use crate::identity::{ClaimRenderer, HeaderRules, Identity, IdentityError};
 use crate::reason::Reason;
 
 use crate::credential_kind::CredentialKind;
+use crate::fields::Fields;
 use crate::jwks::KeyStore;
 use crate::jwt::{JwtError, Rules, Verifier};
 use crate::lookup::{Lookups, Record, Stale};
@@ -26,7 +27,6 @@ use crate::metrics::Metrics;
 use crate::on_store_error::{self, Site, Verdict};
 use crate::request::Request;
 use crate::session::{self, Session};
-use crate::store::Fields;
 use crate::store::StoreError;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,16 @@
 //! Reading the string fields login services write into Redis hashes:
 //! unix times, revocation flags, lists. Strict, because a field ward
 //! misreads is a credential it misjudges: anything unexpected is an error
-//! and the credential is denied.
+//! and the credential is denied. [`Fields`] lives here, below the records
+//! (`session.rs`, `apikey.rs`) and the store, so that those need not
+//! import each other.
+
+use std::collections::HashMap;
+
+/// A record's fields, as a store hash holds them. Hashed with foldhash
+/// rather than SipHash: the names come from the store's writers, and a
+/// cache miss builds one of these.
+pub type Fields = HashMap<String, String, foldhash::fast::RandomState>;
 
 /// A field whose value ward cannot read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

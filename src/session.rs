@@ -3,12 +3,11 @@
 //! format check (so junk never reaches Redis), reading the hash, and the
 //! rules a session must pass. Fetching is `authn`'s job.
 
-use crate::fields;
+use crate::fields::{self, Fields};
 use crate::identity::{HeaderRules, Identity, IdentityError, list_items, list_value};
 use crate::reason::Reason;
 
 use crate::credential_kind::CredentialKind;
-use crate::store::Fields;
 
 /// Longest session id ward looks up.
 const MAX_ID_LEN: usize = 256;

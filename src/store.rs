@@ -21,8 +21,8 @@ pub mod records;
 pub mod redis;
 pub mod seed;
 
+use crate::fields::Fields;
 use crate::on_store_error::Fault;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -172,10 +172,6 @@ pub struct Hash {
     /// `None` when the key has no expiry.
     pub ttl: Option<Duration>,
 }
-
-/// A hash's fields. Hashed with foldhash rather than SipHash: the names
-/// come from the store's writers, and a cache miss builds one of these.
-pub type Fields = HashMap<String, String, foldhash::fast::RandomState>;
 
 /// Why the store could not answer. [`StoreError::fault`] sorts each error
 /// once into what it means for a check (`on_store_error.rs` decides what

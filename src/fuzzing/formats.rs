@@ -10,9 +10,9 @@
 //!   `now` and rendered into identity headers.
 
 use crate::apikey::{self, ApiKey};
+use crate::fields::Fields;
 use crate::identity::HeaderRules;
 use crate::session::{self, Session};
-use crate::store::Fields;
 
 const NOW: u64 = 1_700_000_000;
 
