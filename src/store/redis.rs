@@ -21,9 +21,11 @@
 mod batch;
 mod connection;
 mod invalidation;
+mod nodes;
 mod sentinel;
 
-use self::connection::{Connection, Request};
+use self::connection::Connection;
+use self::nodes::Request;
 use super::breaker::{Admit, Breaker, Outcome, Transition};
 use super::{Backend, Hash, Invalidation, StoreError};
 use crate::config::{RedisConfig, RedisMode};
