@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use ward::config::{Config, ConfigError, FingerprintConfig, ProcessEnv};
 use ward::manage::{ManageError, Manager};
-use ward::store::records::NewSession;
+use ward::session::NewSession;
 
 /// ward: an Envoy ext_authz server for JWTs, sessions and API keys.
 ///
