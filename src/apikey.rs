@@ -187,7 +187,8 @@ impl ApiKey {
         Ok(())
     }
 
-    /// Headers: user id, method, `x-user-scopes`, and the key id.
+    /// Headers: user id, method, scopes (`headers.scopes`), and the key
+    /// id (`id_header`).
     pub fn identity(
         &self,
         rules: &HeaderRules,
@@ -196,7 +197,7 @@ impl ApiKey {
         let extra = [
             (
                 field::SCOPES.into(),
-                "x-user-scopes".into(),
+                rules.scopes_header.clone(),
                 list_value(&self.scopes),
             ),
             (
@@ -313,11 +314,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(k.check(0), Ok(()));
-        let rules = HeaderRules {
-            user_id_header: "x-user-id".into(),
-            method_header: "x-auth-method".into(),
-            max_value_bytes: 1024,
-        };
+        let rules = HeaderRules::from_config(&crate::config::Config::default());
         let id = k.identity(&rules, "x-api-key-id").unwrap();
         assert!(
             id.headers

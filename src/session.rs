@@ -150,8 +150,9 @@ impl<'a> Session<'a> {
         check_state(self.revoked, self.expires_at, now)
     }
 
-    /// The identity headers: `email`, `roles`, `scopes`, then the fields
-    /// mapped by `sessions.fields`.
+    /// The identity headers: `email`, `roles`, `scopes` (under
+    /// `headers.email`, `.roles`, `.scopes`), then the fields mapped by
+    /// `sessions.fields`.
     pub fn identity(
         &self,
         rules: &HeaderRules,
@@ -162,17 +163,17 @@ impl<'a> Session<'a> {
         let mut extra = vec![
             (
                 field::EMAIL.into(),
-                "x-user-email".into(),
+                rules.email_header.clone(),
                 value(field::EMAIL),
             ),
             (
                 field::ROLES.into(),
-                "x-user-roles".into(),
+                rules.roles_header.clone(),
                 list_value(&roles),
             ),
             (
                 field::SCOPES.into(),
-                "x-user-scopes".into(),
+                rules.scopes_header.clone(),
                 list_value(&scopes),
             ),
         ];
@@ -198,11 +199,7 @@ mod tests {
     }
 
     fn rules() -> HeaderRules {
-        HeaderRules {
-            user_id_header: "x-user-id".into(),
-            method_header: "x-auth-method".into(),
-            max_value_bytes: 1024,
-        }
+        HeaderRules::from_config(&crate::config::Config::default())
     }
 
     #[test]
@@ -286,6 +283,35 @@ mod tests {
             Err(Reason::SessionRevoked)
         );
         assert!(valid_id(&generate_id().unwrap()));
+    }
+
+    #[test]
+    fn identity_headers_follow_the_headers_section() {
+        let mut config = crate::config::Config::default();
+        config.headers.email = "x-mail".into();
+        config.headers.roles = "x-groups".into();
+        config.headers.scopes = "x-perms".into();
+        let h = hash(&[
+            ("user_id", "u1"),
+            ("email", "e"),
+            ("roles", "a b"),
+            ("scopes", "s"),
+        ]);
+        let id = Session::parse(&h)
+            .unwrap()
+            .identity(&HeaderRules::from_config(&config), &[])
+            .unwrap();
+        let names: Vec<&str> = id.headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "x-user-id",
+                "x-auth-method",
+                "x-mail",
+                "x-groups",
+                "x-perms"
+            ]
+        );
     }
 
     #[test]
