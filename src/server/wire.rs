@@ -328,7 +328,7 @@ impl CheckView {
                 raw_value
             };
             let value = String::from_utf8_lossy(self.bytes(value)).into_owned();
-            let name = String::from_utf8_lossy(self.bytes(key)).to_ascii_lowercase();
+            let name = String::from_utf8_lossy(self.bytes(key)).into_owned();
             (name, value)
         }))
     }
