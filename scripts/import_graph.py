@@ -37,6 +37,7 @@ Rules (kept deliberately simple, so another implementation can match them):
 
 import argparse
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -281,6 +282,8 @@ def name(module):
 
 
 def main():
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `--edges | head` is fine
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", default=str(Path(__file__).resolve().parent.parent / "src"))
     ap.add_argument("--edges", action="store_true", help="print the edge list (from<TAB>to)")
