@@ -419,7 +419,9 @@ fn bench_authenticate(c: &mut Criterion) {
 /// Session and API-key checks answered from the store cache (embedded
 /// store behind it): the steady state for a returning browser or client.
 fn bench_store_credentials(c: &mut Criterion) {
-    use ward::store::records::{NewApiKey, NewSession, Records};
+    use ward::apikey::NewApiKey;
+    use ward::session::NewSession;
+    use ward::store::records::Records;
     let now = ward::unix_now();
     let rt = runtime();
     let config = config(vec![]);

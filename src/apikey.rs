@@ -3,16 +3,38 @@
 //! made-up key without a Redis call; the 190 random bits make guessing
 //! hopeless. Redis holds only the key's SHA-256 (`apikey:{hex}`), never
 //! the key; the public `key_id` is what logs and backends see.
+//!
+//! The record is owned here both ways, so the reader and the writers
+//! (`store/records.rs`, the seed file, `ward apikey`) cannot drift apart:
+//! read by [`ApiKey::parse`], written by [`NewApiKey::fields`], its field
+//! names in [`field`] (`docs/redis-contract.md` documents them).
 
-use crate::fields;
+use crate::fields::{self, Fields};
 use crate::identity::{HeaderRules, Identity, IdentityError, list_items, list_value};
 use crate::reason::Reason;
 
 use crate::credential_kind::CredentialKind;
-use crate::store::Fields;
 use sha2::{Digest, Sha256};
 
 pub mod view;
+
+/// The field names of an `apikey:{sha256}` hash (`docs/redis-contract.md`).
+pub mod field {
+    /// The key's public id; required, non-empty.
+    pub const KEY_ID: &str = "key_id";
+    /// The user or service the key acts as; required, non-empty.
+    pub const USER_ID: &str = "user_id";
+    /// For people and tools; not read on a check.
+    pub const NAME: &str = "name";
+    /// A list (comma-separated).
+    pub const SCOPES: &str = "scopes";
+    /// Unix seconds; from then on the key is expired.
+    pub const EXPIRES_AT: &str = "expires_at";
+    /// `1`/`true`: revoked.
+    pub const REVOKED: &str = "revoked";
+    /// Unix seconds; written by ward's tools, not read on a check.
+    pub const CREATED_AT: &str = "created_at";
+}
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const RANDOM_LEN: usize = 32;
@@ -102,6 +124,37 @@ pub fn hex_of(hash: &[u8; 32]) -> String {
     }
 }
 
+/// An API key to create (its hash is the record's key; the raw key is
+/// never stored).
+#[derive(Debug, Clone, Default)]
+pub struct NewApiKey {
+    pub key_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<u64>,
+}
+
+impl NewApiKey {
+    /// The hash to write at `now`: `key_id`, `user_id`, `name`,
+    /// `created_at`, and `scopes` and `expires_at` when set.
+    pub fn fields(&self, now: u64) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            (field::KEY_ID, self.key_id.clone()),
+            (field::USER_ID, self.user_id.clone()),
+            (field::NAME, self.name.clone()),
+            (field::CREATED_AT, now.to_string()),
+        ];
+        if !self.scopes.is_empty() {
+            out.push((field::SCOPES, fields::list(&self.scopes)));
+        }
+        if let Some(e) = self.expires_at {
+            out.push((field::EXPIRES_AT, e.to_string()));
+        }
+        out
+    }
+}
+
 /// An API key record, as read from `apikey:{hash}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
@@ -116,18 +169,19 @@ pub struct ApiKey {
 impl ApiKey {
     pub fn parse(fields: &Fields) -> Result<ApiKey, Reason> {
         let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
-        let (key_id, user_id) = (get("key_id"), get("user_id"));
+        let (key_id, user_id) = (get(field::KEY_ID), get(field::USER_ID));
         if key_id.is_empty() || user_id.is_empty() {
             return Err(Reason::InvalidApiKey);
         }
         Ok(ApiKey {
             key_id,
             user_id,
-            name: get("name"),
-            scopes: get("scopes"),
-            expires_at: fields::unix_time(fields.get("expires_at"))
+            name: get(field::NAME),
+            scopes: get(field::SCOPES),
+            expires_at: fields::unix_time(fields.get(field::EXPIRES_AT))
                 .map_err(|_| Reason::InvalidApiKey)?,
-            revoked: fields::revoked(fields.get("revoked")).map_err(|_| Reason::InvalidApiKey)?,
+            revoked: fields::revoked(fields.get(field::REVOKED))
+                .map_err(|_| Reason::InvalidApiKey)?,
         })
     }
 
@@ -141,7 +195,8 @@ impl ApiKey {
         Ok(())
     }
 
-    /// Headers: user id, method, `x-user-scopes`, and the key id.
+    /// Headers: user id, method, scopes (`headers.scopes`), and the key
+    /// id (`id_header`).
     pub fn identity(
         &self,
         rules: &HeaderRules,
@@ -149,11 +204,15 @@ impl ApiKey {
     ) -> Result<Identity, IdentityError> {
         let extra = [
             (
-                "scopes".into(),
-                "x-user-scopes".into(),
+                field::SCOPES.into(),
+                rules.scopes_header.clone(),
                 list_value(&self.scopes),
             ),
-            ("key_id".into(), id_header.to_string(), self.key_id.clone()),
+            (
+                field::KEY_ID.into(),
+                id_header.to_string(),
+                self.key_id.clone(),
+            ),
         ];
         let mut identity = rules.build(&self.user_id, CredentialKind::ApiKey, extra)?;
         identity.scopes = list_items(&self.scopes);
@@ -208,6 +267,47 @@ mod tests {
     }
 
     #[test]
+    fn written_records_read_back_under_the_documented_names() {
+        let new = NewApiKey {
+            key_id: "key_1".into(),
+            user_id: "bot".into(),
+            name: "nightly".into(),
+            scopes: vec!["read".into(), "write".into()],
+            expires_at: Some(2000),
+        };
+        let written: Fields = new
+            .fields(1000)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        // The wire contract (docs/redis-contract.md), spelled out.
+        let want: Fields = [
+            ("key_id", "key_1"),
+            ("user_id", "bot"),
+            ("name", "nightly"),
+            ("created_at", "1000"),
+            ("scopes", "read,write"),
+            ("expires_at", "2000"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(written, want);
+        let k = ApiKey::parse(&written).unwrap();
+        assert_eq!(
+            (k.key_id.as_str(), k.user_id.as_str(), k.expires_at),
+            ("key_1", "bot", Some(2000))
+        );
+        assert_eq!(k.check(1999), Ok(()));
+        let mut revoked = written.clone();
+        revoked.insert(field::REVOKED.into(), fields::REVOKED.into());
+        assert_eq!(
+            ApiKey::parse(&revoked).unwrap().check(0),
+            Err(Reason::ApiKeyRevoked)
+        );
+    }
+
+    #[test]
     fn record_rules() {
         let f = |pairs: &[(&str, &str)]| -> Fields {
             pairs
@@ -222,11 +322,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(k.check(0), Ok(()));
-        let rules = HeaderRules {
-            user_id_header: "x-user-id".into(),
-            method_header: "x-auth-method".into(),
-            max_value_bytes: 1024,
-        };
+        let rules = HeaderRules::from_config(&crate::config::Config::default());
         let id = k.identity(&rules, "x-api-key-id").unwrap();
         assert!(
             id.headers

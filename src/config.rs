@@ -275,10 +275,10 @@ impl Default for ClaimMapping {
         Self {
             user_id: "sub".into(),
             headers: vec![
-                map("email", "x-user-email", false),
-                map("roles", "x-user-roles", true),
-                map("scope", "x-user-scopes", true),
-                map("scp", "x-user-scopes", true),
+                map("email", defaults::EMAIL_HEADER, false),
+                map("roles", defaults::ROLES_HEADER, true),
+                map("scope", defaults::SCOPES_HEADER, true),
+                map("scp", defaults::SCOPES_HEADER, true),
             ],
             roles: vec!["roles".into()],
             scopes: vec!["scope".into(), "scp".into()],
@@ -303,6 +303,12 @@ pub struct ClaimHeader {
 pub struct HeadersConfig {
     pub user_id: String,
     pub auth_method: String,
+    /// A session's `email` field.
+    pub email: String,
+    /// A session's `roles` field, as a list.
+    pub roles: String,
+    /// A session's or API key's `scopes` field, as a list.
+    pub scopes: String,
     /// A client header starting with one of these (or its underscore
     /// spelling) is removed unless ward sets it.
     pub managed_prefixes: Vec<String>,
@@ -317,6 +323,9 @@ impl Default for HeadersConfig {
         Self {
             user_id: "x-user-id".into(),
             auth_method: "x-auth-method".into(),
+            email: defaults::EMAIL_HEADER.into(),
+            roles: defaults::ROLES_HEADER.into(),
+            scopes: defaults::SCOPES_HEADER.into(),
             managed_prefixes: vec!["x-user-".into(), "x-auth-".into()],
             max_value_bytes: 1024,
             realm: "ward".into(),
@@ -557,6 +566,11 @@ pub enum RedisMode {
 
 mod defaults {
     use std::time::Duration;
+    /// `headers.email`, `.roles`, `.scopes`, which the default
+    /// `jwt.claims.headers` also use: one identity, one set of names.
+    pub const EMAIL_HEADER: &str = "x-user-email";
+    pub const ROLES_HEADER: &str = "x-user-roles";
+    pub const SCOPES_HEADER: &str = "x-user-scopes";
     pub fn jwks_refresh() -> Duration {
         Duration::from_secs(300)
     }

@@ -189,12 +189,7 @@ impl<'a> Parts<'a> {
     fn of(request: &'a ExplainRequest) -> Result<Self, ExplainError> {
         let (host, path, scheme) = split_url(&request.url)?;
         // Repeated names folded by the one function every front end uses.
-        let mut headers = fold_headers(
-            request
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone())),
-        );
+        let mut headers = fold_headers(request.headers.iter().cloned());
         if let Some(scheme) = scheme
             && Headers::owned(&headers).get("x-forwarded-proto").is_none()
         {

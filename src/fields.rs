@@ -1,7 +1,18 @@
-//! Reading the string fields login services write into Redis hashes:
-//! unix times, revocation flags, lists. Strict, because a field ward
-//! misreads is a credential it misjudges: anything unexpected is an error
-//! and the credential is denied.
+//! The string fields of the records login services write into Redis
+//! hashes: unix times, revocation flags, lists, read here (and written
+//! here, the way ward's own tools write them). Strict, because a field
+//! ward misreads is a credential it misjudges: anything unexpected is an
+//! error and the credential is denied. Which fields a record has is its
+//! own module's business (`session.rs`, `apikey.rs`); [`Fields`] lives
+//! here, below both and below the store, so that the records and the
+//! store need not import each other.
+
+use std::collections::HashMap;
+
+/// A record's fields, as a store hash holds them. Hashed with foldhash
+/// rather than SipHash: the names come from the store's writers, and a
+/// cache miss builds one of these.
+pub type Fields = HashMap<String, String, foldhash::fast::RandomState>;
 
 /// A field whose value ward cannot read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +36,15 @@ pub fn revoked(value: Option<&String>) -> Result<bool, BadField> {
         Some("1") | Some("true") => Ok(true),
         Some(_) => Err(BadField),
     }
+}
+
+/// What ward writes into a `revoked` flag to revoke; [`revoked`] reads it
+/// as true.
+pub const REVOKED: &str = "1";
+
+/// A list field as ward writes it: comma-separated (`admin,dev`).
+pub fn list(items: &[String]) -> String {
+    items.join(",")
 }
 
 /// Whether a credential that `expires_at` is already expired at `now`.

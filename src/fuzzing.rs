@@ -8,7 +8,7 @@
 //! `cargo test` with no nightly toolchain. Not part of ward's API: hidden
 //! from the docs, kept small, and free to change.
 
-pub(crate) mod check_request;
+mod check_request;
 mod config;
 mod credentials;
 mod formats;

@@ -38,9 +38,8 @@ impl ManagedHeaders {
         names.extend(config.jwt.claims.headers.iter().map(|m| m.header.clone()));
         names.extend(config.sessions.fields.iter().map(|f| f.header.clone()));
         names.push(config.api_keys.id_header.clone());
-        for fixed in ["x-user-email", "x-user-roles", "x-user-scopes"] {
-            names.push(fixed.to_string());
-        }
+        let h = &config.headers;
+        names.extend([h.email.clone(), h.roles.clone(), h.scopes.clone()]);
         let mut managed = Self::new(&config.headers.managed_prefixes, names);
         managed.forwarding = Forwarding::from_config(config);
         managed
@@ -209,6 +208,22 @@ mod tests {
         ];
         let removed = m.to_remove(client.into_iter(), &set);
         assert_eq!(removed, vec!["x-user-admin", "x_user_id"]);
+    }
+
+    #[test]
+    fn the_record_headers_of_the_headers_section_are_managed() {
+        let mut config = Config::default();
+        config.headers.managed_prefixes = vec![];
+        let m = ManagedHeaders::from_config(&config);
+        for name in ["x-user-email", "x_user_roles", "X-User-Scopes"] {
+            assert!(m.is_managed(name), "{name}");
+        }
+        config.headers.email = "mail".into();
+        config.headers.scopes = "perms".into();
+        let m = ManagedHeaders::from_config(&config);
+        assert!(m.is_managed("mail") && m.is_managed("perms"));
+        // Still set by the default JWT claim mapping.
+        assert!(m.is_managed("x-user-email"));
     }
 
     #[test]

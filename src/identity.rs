@@ -50,6 +50,11 @@ pub struct EncodedAllow {
 pub struct HeaderRules {
     pub user_id_header: String,
     pub method_header: String,
+    /// Where a session's `email`, `roles` and `scopes` (an API key's
+    /// `scopes`) go: `headers.email`, `.roles`, `.scopes`.
+    pub email_header: String,
+    pub roles_header: String,
+    pub scopes_header: String,
     pub max_value_bytes: usize,
 }
 
@@ -58,6 +63,9 @@ impl HeaderRules {
         Self {
             user_id_header: config.headers.user_id.clone(),
             method_header: config.headers.auth_method.clone(),
+            email_header: config.headers.email.clone(),
+            roles_header: config.headers.roles.clone(),
+            scopes_header: config.headers.scopes.clone(),
             max_value_bytes: config.headers.max_value_bytes,
         }
     }

@@ -22,7 +22,8 @@
 //! | [`identity`] | claims rendered into identity headers (pure) |
 //! | [`headers`] | ward's managed header set and what to strip (pure) |
 //! | [`fingerprint`] | device fingerprints, v1 and v2; client IP from trusted hops (pure) |
-//! | [`apikey`], [`session`], [`fields`] | API key and session formats and record rules (pure) |
+//! | [`apikey`], [`session`] | API key and session formats; each record read and written by its one module (pure) |
+//! | [`fields`] | `Fields` and strict field values, below the records and the store (pure) |
 //! | [`decision`] | `Decision` and `Deny`: a decision as a value (pure) |
 //! | [`reason`] | the closed `Reason` table: codes, statuses, RFC 6750 codes, bodies (pure) |
 //! | [`response`] | a deny as sent: status overrides, challenges, redirects (pure) |

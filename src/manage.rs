@@ -4,10 +4,11 @@
 //! atomically and its invalidation is published: every ward sees it
 //! within one message. Raw API keys are printed once and never stored.
 
-use crate::apikey;
+use crate::apikey::{self, NewApiKey};
 use crate::config::Config;
+use crate::session::{self, NewSession};
 use crate::store::keys::KeyNames;
-use crate::store::records::{NewApiKey, NewSession, Records};
+use crate::store::records::Records;
 use crate::store::{Hash, Store, StoreError};
 use std::time::Duration;
 
@@ -51,7 +52,7 @@ impl Manager {
 
     /// Creates a session; returns its new id.
     pub async fn create_session(&self, session: &NewSession) -> Result<String, ManageError> {
-        let sid = apikey::random_base62(32)?;
+        let sid = session::generate_id()?;
         self.records()
             .create_session(&sid, session, crate::unix_now())
             .await?;
@@ -64,8 +65,8 @@ impl Manager {
         for (sid, hash) in sessions {
             out += &format!(
                 "{sid:<33} {:<11} {:<8} {}\n",
-                field(&hash, "expires_at"),
-                field(&hash, "revoked"),
+                field(&hash, session::field::EXPIRES_AT),
+                field(&hash, session::field::REVOKED),
                 ttl(&hash)
             );
         }
@@ -117,11 +118,11 @@ impl Manager {
         for hash in keys {
             out += &format!(
                 "{:<21} {:<21} {:<17} {:<11} {}\n",
-                field(&hash, "key_id"),
-                field(&hash, "name"),
-                field(&hash, "scopes"),
-                field(&hash, "expires_at"),
-                field(&hash, "revoked"),
+                field(&hash, apikey::field::KEY_ID),
+                field(&hash, apikey::field::NAME),
+                field(&hash, apikey::field::SCOPES),
+                field(&hash, apikey::field::EXPIRES_AT),
+                field(&hash, apikey::field::REVOKED),
             );
         }
         Ok(out)

@@ -98,13 +98,16 @@ impl<'a> Headers<'a> {
     }
 }
 
-/// Owned pairs from headers in the order received, a repeated name folded
-/// into one value the way a proxy folds it: `,` between values (`; ` for
-/// `cookie`). Linear in the number of headers, however many repeat.
+/// Owned pairs from headers in the order received, names lowercased (ASCII)
+/// and a repeated name folded into one value the way a proxy folds it: `,`
+/// between values (`; ` for `cookie`). Linear in the number of headers,
+/// however many repeat. The one fold every front end uses (gRPC's raw
+/// `header_map`, HTTP mode, `ward explain`), so they read a request alike.
 pub fn fold_headers(headers: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut index: HashMap<String, usize, foldhash::fast::RandomState> = HashMap::default();
-    for (name, value) in headers {
+    for (mut name, value) in headers {
+        name.make_ascii_lowercase();
         match index.get(&name) {
             Some(&i) => {
                 let folded = &mut out[i].1;
@@ -147,7 +150,7 @@ mod tests {
             [
                 ("accept", "a"),
                 ("cookie", "x=1"),
-                ("accept", "b"),
+                ("Accept", "b"),
                 ("cookie", "y=2"),
             ]
             .map(own),

@@ -1,19 +1,48 @@
 //! Sessions: an opaque id the browser carries (cookie or header), and a
 //! Redis hash a login service wrote. This module is the pure part: the id
-//! format check (so junk never reaches Redis), reading the hash, and the
-//! rules a session must pass. Fetching is `authn`'s job.
+//! format check (so junk never reaches Redis) and its generation, the
+//! record both ways (read by [`Session::parse`], written by
+//! [`NewSession::fields`], its field names in [`field`]), and the rules a
+//! session must pass. One module owns the record so that the reader and
+//! the writers (`store/records.rs`, the seed file, `ward session`) cannot
+//! drift apart; `docs/redis-contract.md` documents it. Fetching is
+//! `authn`'s job, storing `store::records`'.
 
-use crate::fields;
+use crate::fields::{self, Fields};
 use crate::identity::{HeaderRules, Identity, IdentityError, list_items, list_value};
 use crate::reason::Reason;
 
+use crate::apikey::{RandomError, random_base62};
 use crate::credential_kind::CredentialKind;
-use crate::store::Fields;
+use std::time::Duration;
+
+/// The field names of a `session:{sid}` hash (`docs/redis-contract.md`).
+pub mod field {
+    /// Who this is; required, non-empty.
+    pub const USER_ID: &str = "user_id";
+    /// Unix seconds; from then on the session is expired.
+    pub const EXPIRES_AT: &str = "expires_at";
+    /// `1`/`true`: revoked.
+    pub const REVOKED: &str = "revoked";
+    pub const EMAIL: &str = "email";
+    /// A list (comma-separated).
+    pub const ROLES: &str = "roles";
+    /// A list (comma-separated).
+    pub const SCOPES: &str = "scopes";
+    /// The device fingerprint computed at login (`fp2:<hex>` or v1 hex).
+    pub const FINGERPRINT: &str = "fingerprint";
+}
 
 pub mod view;
 
 /// Longest session id ward looks up.
 const MAX_ID_LEN: usize = 256;
+
+/// A new session id: 32 random base62 characters (190 bits), which
+/// [`valid_id`] accepts.
+pub fn generate_id() -> Result<String, RandomError> {
+    random_base62(32)
+}
 
 /// A session id worth a lookup: URL-safe characters only (letters,
 /// digits, `-` and `_`) and long enough for 128 bits of entropy: 22
@@ -47,6 +76,43 @@ pub fn check_state(revoked: bool, expires_at: Option<u64>, now: u64) -> Result<(
     Ok(())
 }
 
+/// A session to create: what `ward session create`, the seed file and the
+/// tests write.
+#[derive(Debug, Clone, Default)]
+pub struct NewSession {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub fingerprint: Option<String>,
+    /// Lifetime: the key's TTL, and `expires_at`.
+    pub ttl: Duration,
+}
+
+impl NewSession {
+    /// The hash to write at `now`: `user_id`, `expires_at` (`now` + TTL),
+    /// and the optional fields that have a value.
+    pub fn fields(&self, now: u64) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            (field::USER_ID, self.user_id.clone()),
+            (field::EXPIRES_AT, (now + self.ttl.as_secs()).to_string()),
+        ];
+        if let Some(email) = &self.email {
+            out.push((field::EMAIL, email.clone()));
+        }
+        if !self.roles.is_empty() {
+            out.push((field::ROLES, fields::list(&self.roles)));
+        }
+        if !self.scopes.is_empty() {
+            out.push((field::SCOPES, fields::list(&self.scopes)));
+        }
+        if let Some(fp) = &self.fingerprint {
+            out.push((field::FINGERPRINT, fp.clone()));
+        }
+        out
+    }
+}
+
 /// A session record, as read from its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session<'a> {
@@ -64,18 +130,19 @@ impl<'a> Session<'a> {
     /// unreadable `expires_at` or `revoked`, is invalid (denied).
     pub fn parse(fields: &'a Fields) -> Result<Session<'a>, Reason> {
         let user_id = fields
-            .get("user_id")
+            .get(field::USER_ID)
             .filter(|u| !u.is_empty())
             .ok_or(Reason::InvalidSession)?;
         Ok(Session {
             user_id,
             fingerprint: fields
-                .get("fingerprint")
+                .get(field::FINGERPRINT)
                 .map(String::as_str)
                 .filter(|f| !f.trim().is_empty()),
-            expires_at: fields::unix_time(fields.get("expires_at"))
+            expires_at: fields::unix_time(fields.get(field::EXPIRES_AT))
                 .map_err(|_| Reason::InvalidSession)?,
-            revoked: fields::revoked(fields.get("revoked")).map_err(|_| Reason::InvalidSession)?,
+            revoked: fields::revoked(fields.get(field::REVOKED))
+                .map_err(|_| Reason::InvalidSession)?,
             fields,
         })
     }
@@ -85,33 +152,39 @@ impl<'a> Session<'a> {
         check_state(self.revoked, self.expires_at, now)
     }
 
-    /// The identity headers: `email`, `roles`, `scopes`, then the fields
-    /// mapped by `sessions.fields`.
+    /// The identity headers: `email`, `roles`, `scopes` (under
+    /// `headers.email`, `.roles`, `.scopes`), then the fields mapped by
+    /// `sessions.fields`.
     pub fn identity(
         &self,
         rules: &HeaderRules,
         mapped: &[(String, String)],
     ) -> Result<Identity, IdentityError> {
-        let field = |name: &str| self.fields.get(name).cloned().unwrap_or_default();
+        let value = |name: &str| self.fields.get(name).cloned().unwrap_or_default();
+        let (roles, scopes) = (value(field::ROLES), value(field::SCOPES));
         let mut extra = vec![
-            ("email".into(), "x-user-email".into(), field("email")),
             (
-                "roles".into(),
-                "x-user-roles".into(),
-                list_value(&field("roles")),
+                field::EMAIL.into(),
+                rules.email_header.clone(),
+                value(field::EMAIL),
             ),
             (
-                "scopes".into(),
-                "x-user-scopes".into(),
-                list_value(&field("scopes")),
+                field::ROLES.into(),
+                rules.roles_header.clone(),
+                list_value(&roles),
+            ),
+            (
+                field::SCOPES.into(),
+                rules.scopes_header.clone(),
+                list_value(&scopes),
             ),
         ];
         for (name, header) in mapped {
-            extra.push((name.clone(), header.clone(), field(name)));
+            extra.push((name.clone(), header.clone(), value(name)));
         }
         let mut identity = rules.build(self.user_id, CredentialKind::Session, extra)?;
-        identity.roles = list_items(&field("roles"));
-        identity.scopes = list_items(&field("scopes"));
+        identity.roles = list_items(&roles);
+        identity.scopes = list_items(&scopes);
         Ok(identity)
     }
 }
@@ -128,11 +201,7 @@ mod tests {
     }
 
     fn rules() -> HeaderRules {
-        HeaderRules {
-            user_id_header: "x-user-id".into(),
-            method_header: "x-auth-method".into(),
-            max_value_bytes: 1024,
-        }
+        HeaderRules::from_config(&crate::config::Config::default())
     }
 
     #[test]
@@ -178,6 +247,73 @@ mod tests {
         ] {
             assert_eq!(Session::parse(&bad), Err(Reason::InvalidSession), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn written_records_read_back_under_the_documented_names() {
+        let new = NewSession {
+            user_id: "u1".into(),
+            email: Some("u1@example.com".into()),
+            roles: vec!["admin".into(), "dev".into()],
+            scopes: vec![],
+            fingerprint: Some("fp2:ab".into()),
+            ttl: Duration::from_secs(60),
+        };
+        let written: Fields = new
+            .fields(1000)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        // The wire contract (docs/redis-contract.md), spelled out.
+        let want = [
+            ("user_id", "u1"),
+            ("expires_at", "1060"),
+            ("email", "u1@example.com"),
+            ("roles", "admin,dev"),
+            ("fingerprint", "fp2:ab"),
+        ];
+        assert_eq!(written, hash(&want));
+        let s = Session::parse(&written).unwrap();
+        assert_eq!(
+            (s.user_id, s.expires_at, s.fingerprint, s.revoked),
+            ("u1", Some(1060), Some("fp2:ab"), false)
+        );
+        let mut revoked = written.clone();
+        revoked.insert(field::REVOKED.into(), fields::REVOKED.into());
+        assert_eq!(
+            Session::parse(&revoked).unwrap().check(0),
+            Err(Reason::SessionRevoked)
+        );
+        assert!(valid_id(&generate_id().unwrap()));
+    }
+
+    #[test]
+    fn identity_headers_follow_the_headers_section() {
+        let mut config = crate::config::Config::default();
+        config.headers.email = "x-mail".into();
+        config.headers.roles = "x-groups".into();
+        config.headers.scopes = "x-perms".into();
+        let h = hash(&[
+            ("user_id", "u1"),
+            ("email", "e"),
+            ("roles", "a b"),
+            ("scopes", "s"),
+        ]);
+        let id = Session::parse(&h)
+            .unwrap()
+            .identity(&HeaderRules::from_config(&config), &[])
+            .unwrap();
+        let names: Vec<&str> = id.headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "x-user-id",
+                "x-auth-method",
+                "x-mail",
+                "x-groups",
+                "x-perms"
+            ]
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! map with the same semantics for the quick start and tests.
 //!
 //! The contract (key names, field names, TTLs, invalidation channel) is
-//! documented in `docs/redis-contract.md` and named in one place,
-//! [`keys`]. Backends implement a handful of Redis-shaped primitives
+//! documented in `docs/redis-contract.md`. Key and channel names are named
+//! in one place, [`keys`]; each record's field names in the one module
+//! that reads and writes it (`crate::session`, `crate::apikey`). Backends implement a handful of Redis-shaped primitives
 //! ([`Backend`]); the domain operations (read a session, revoke a user's
 //! sessions, create an API key) are written once on top, in
 //! [`records`], so both backends behave the same by construction, and one
@@ -22,7 +23,7 @@ pub mod redis;
 pub mod reply;
 pub mod seed;
 
-pub use reply::{Fields, Hash, StoreError};
+pub use reply::{Hash, StoreError};
 
 use std::sync::Arc;
 use std::time::Duration;

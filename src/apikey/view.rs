@@ -4,9 +4,9 @@
 //! on neither the request nor the clock.
 
 use super::ApiKey;
+use crate::fields::Fields;
 use crate::identity::{HeaderRules, Identity};
 use crate::reason::Reason;
-use crate::store::Fields;
 use std::sync::Arc;
 
 /// An API key record's view: its parse verdict.

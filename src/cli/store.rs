@@ -6,7 +6,7 @@
 use super::{Failure, Outcome};
 use crate::config::Config;
 use crate::manage::{ManageError, Manager};
-use crate::store::records::NewSession;
+use crate::session::NewSession;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -211,6 +211,19 @@ impl Config {
         if h.user_id == h.auth_method {
             p.add("headers.auth_method", "must differ from headers.user_id");
         }
+        for (field, name) in [
+            ("headers.email", &h.email),
+            ("headers.roles", &h.roles),
+            ("headers.scopes", &h.scopes),
+        ] {
+            p.header(field, name);
+            if *name == h.user_id || *name == h.auth_method {
+                p.add(
+                    field,
+                    "must differ from headers.user_id and headers.auth_method",
+                );
+            }
+        }
         for (i, prefix) in h.managed_prefixes.iter().enumerate() {
             if prefix.len() < 2 || !is_valid_header_name(prefix) {
                 p.add(
@@ -448,14 +461,9 @@ impl Config {
     }
 
     fn not_set_by_ward(&self, p: &mut Problems, path: &str, name: &str) {
-        let fixed = [
-            self.headers.user_id.as_str(),
-            self.headers.auth_method.as_str(),
-            "x-user-email",
-            "x-user-roles",
-            "x-user-scopes",
-        ];
-        if fixed.contains(&name) {
+        let h = &self.headers;
+        let fixed = [&h.user_id, &h.auth_method, &h.email, &h.roles, &h.scopes];
+        if fixed.iter().any(|f| *f == name) {
             p.add(path, format!("`{name}` is set by ward itself"));
         }
     }
@@ -599,6 +607,23 @@ cache: {max_entries: 0}
         ] {
             assert!(paths.contains(&want), "missing {want} in {got:#?}");
         }
+    }
+
+    #[test]
+    fn record_header_names_are_checked_like_the_others() {
+        let got = problems(
+            r#"
+headers: {email: Host, roles: x-user-id, scopes: x-scopes}
+api_keys: {id_header: x-scopes}
+"#,
+        );
+        let paths: Vec<&str> = got.iter().map(|s| s.split(':').next().unwrap()).collect();
+        assert_eq!(
+            paths,
+            ["headers.email", "headers.roles", "api_keys.id_header"],
+            "{got:#?}"
+        );
+        assert!(problems("headers: {email: x-mail, roles: x-r, scopes: x-s}\n").is_empty());
     }
 
     #[test]

@@ -6,9 +6,8 @@
 //! `header_map` when the map is empty), context extensions and source IP.
 //! When prost refuses, ward may still accept: prost also checks fields
 //! ward skips (UTF-8 of strings ward never reads, the shape of skipped
-//! sub-messages), and reading less is the point of the reader. The
-//! comparison is the one of the differential tests in `server/wire.rs`,
-//! extended to `header_map`.
+//! sub-messages), and reading less is the point of the reader. The same
+//! comparison runs on random and mangled messages in this module's tests.
 
 use crate::server::wire::{Attributes, CheckView};
 use envoy_types::ext_authz::v3::pb::CheckRequest;
@@ -20,7 +19,7 @@ use std::net::IpAddr;
 
 /// What both readers must agree on: (method, path, host, headers,
 /// extensions, source IP); maps sorted, the last value of a key kept.
-pub(crate) type Read = (
+type Read = (
     String,
     String,
     String,
@@ -65,7 +64,7 @@ fn last_wins(pairs: impl Iterator<Item = (String, String)>) -> Vec<(String, Stri
     pairs.collect::<BTreeMap<_, _>>().into_iter().collect()
 }
 
-pub(crate) fn read_by_ward(v: &CheckView) -> Option<Read> {
+fn read_by_ward(v: &CheckView) -> Option<Read> {
     let a = v.attributes().ok()?;
     let own = |p: &[(&str, &str)]| last_wins(p.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let headers = match &a.raw {
@@ -82,7 +81,7 @@ pub(crate) fn read_by_ward(v: &CheckView) -> Option<Read> {
     ))
 }
 
-pub(crate) fn read_by_envoy_types(req: &CheckRequest) -> Option<Read> {
+fn read_by_envoy_types(req: &CheckRequest) -> Option<Read> {
     let attrs = req.attributes.as_ref()?;
     let http = attrs.request.as_ref()?.http.as_ref()?;
     let source = attrs
@@ -133,4 +132,122 @@ fn folded(map: &core::HeaderMap) -> Vec<(String, String)> {
         }
     }
     out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The differential check on random and mangled messages, under plain
+    //! `cargo test`: here, beside the rule it applies, so that the reader
+    //! (`server/wire.rs`) never imports its own fuzz harness.
+
+    use super::*;
+    use envoy_types::pb::envoy::service::auth::v3::AttributeContext as Context;
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context;
+
+    /// A small deterministic generator (xorshift).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> usize {
+            (self.next() % n) as usize
+        }
+        fn word(&mut self) -> String {
+            let len = self.below(12);
+            (0..len)
+                .map(|_| (b'a' + self.below(26) as u8) as char)
+                .collect()
+        }
+    }
+
+    /// A random `CheckRequest`, with the fields ward skips filled in too.
+    fn random_request(rng: &mut Rng) -> CheckRequest {
+        let peer = |ip: &str| attribute_context::Peer {
+            address: Some(core::Address {
+                address: Some(core::address::Address::SocketAddress(core::SocketAddress {
+                    address: ip.into(),
+                    port_specifier: Some(core::socket_address::PortSpecifier::PortValue(443)),
+                    ..Default::default()
+                })),
+            }),
+            principal: "spiffe://cluster.local/ns/a/sa/b".into(),
+            ..Default::default()
+        };
+        let http = attribute_context::HttpRequest {
+            id: "1234".into(),
+            method: rng.word(),
+            headers: (0..rng.below(20))
+                .map(|_| (rng.word(), rng.word()))
+                .collect(),
+            path: format!("/{}", rng.word()),
+            host: rng.word(),
+            scheme: "https".into(),
+            protocol: "HTTP/2".into(),
+            body: "{}".into(),
+            size: 2,
+            ..Default::default()
+        };
+        CheckRequest {
+            attributes: Some(Context {
+                source: (rng.below(4) != 0).then(|| peer("2001:db8::7")),
+                destination: Some(peer("10.0.0.1")),
+                request: Some(attribute_context::Request {
+                    time: Some(Default::default()),
+                    http: Some(http),
+                }),
+                context_extensions: (0..rng.below(3))
+                    .map(|_| (rng.word(), rng.word()))
+                    .collect(),
+                tls_session: Some(attribute_context::TlsSession { sni: "api".into() }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn reads_the_same_as_envoy_types_on_random_and_mangled_messages() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut agreed, mut refused) = (0, 0);
+        for _ in 0..2000 {
+            let req = random_request(&mut rng);
+            let bytes = req.encode_to_vec();
+            let ours = CheckView::parse(Bytes::from(bytes.clone())).unwrap();
+            assert_eq!(read_by_ward(&ours), read_by_envoy_types(&req));
+            // Two messages back to back are one, merged: the last string
+            // of a field wins, maps and sub-messages are merged.
+            let twice = [bytes.clone(), random_request(&mut rng).encode_to_vec()].concat();
+            let merged = CheckRequest::decode(twice.as_slice()).unwrap();
+            let ours = CheckView::parse(Bytes::from(twice)).unwrap();
+            assert_eq!(read_by_ward(&ours), read_by_envoy_types(&merged));
+            // Mangle it: flip, drop or insert bytes, or cut it short.
+            let mut bad = bytes.clone();
+            for _ in 0..1 + rng.below(3) {
+                let at = rng.below(bad.len() as u64 + 1);
+                match rng.below(4) {
+                    0 if at < bad.len() => bad[at] ^= 1 << rng.below(8),
+                    1 if at < bad.len() => {
+                        bad.remove(at);
+                    }
+                    2 => bad.insert(at, rng.next() as u8),
+                    _ => bad.truncate(at),
+                }
+            }
+            let ours = CheckView::parse(Bytes::from(bad.clone())); // never panics
+            match CheckRequest::decode(bad.as_slice()) {
+                Ok(theirs) => {
+                    // Whatever envoy-types reads, ward reads the same.
+                    let ours = ours.expect("envoy-types decoded it, ward must too");
+                    assert_eq!(read_by_ward(&ours), read_by_envoy_types(&theirs), "{bad:?}");
+                    agreed += 1;
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        // Both outcomes were exercised.
+        assert!(agreed > 100 && refused > 100, "{agreed} {refused}");
+    }
 }

@@ -10,9 +10,9 @@
 //!   `now` and rendered into identity headers.
 
 use crate::apikey::{self, ApiKey};
+use crate::fields::Fields;
 use crate::identity::HeaderRules;
 use crate::session::{self, Session};
-use crate::store::Fields;
 
 const NOW: u64 = 1_700_000_000;
 
@@ -70,9 +70,8 @@ fn records(text: &str) {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let rules = HeaderRules {
-        user_id_header: "x-user-id".into(),
-        method_header: "x-auth-method".into(),
         max_value_bytes: 256,
+        ..HeaderRules::from_config(&crate::config::Config::default())
     };
     if let Ok(s) = Session::parse(&fields) {
         assert!(!s.user_id.is_empty());

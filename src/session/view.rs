@@ -9,9 +9,9 @@
 //! with: parse, revoked, expired, fingerprint, identity.
 
 use super::Session;
+use crate::fields::Fields;
 use crate::identity::{HeaderRules, Identity};
 use crate::reason::Reason;
-use crate::store::Fields;
 use std::sync::Arc;
 
 /// A session record's view: its parse verdict.

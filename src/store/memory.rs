@@ -3,7 +3,8 @@
 //! seeded from a file so a demo has sessions and API keys with nothing
 //! else installed. Its data lives and dies with the process.
 
-use super::{Backend, Fields, Hash, StoreError};
+use super::{Backend, Hash, StoreError};
+use crate::fields::Fields;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

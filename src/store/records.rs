@@ -3,31 +3,21 @@
 //! (or a login service following `docs/redis-contract.md`) writes. Every
 //! write publishes the keys it changed on the invalidation channel, so
 //! every ward evicts them at once.
+//!
+//! What a record holds is not decided here: `session.rs` and `apikey.rs`
+//! own their records (field names, the hash to write); this module only
+//! puts them under their keys, with their TTLs and indexes.
 
 use super::keys::{INVALIDATION_CHANNEL, KeyNames};
 use super::{Backend, Hash, StoreError};
+use crate::apikey::{self, NewApiKey};
+use crate::fields;
+use crate::session::{self, NewSession};
 use std::time::Duration;
 
-/// A session to create.
-#[derive(Debug, Clone, Default)]
-pub struct NewSession {
-    pub user_id: String,
-    pub email: Option<String>,
-    pub roles: Vec<String>,
-    pub scopes: Vec<String>,
-    pub fingerprint: Option<String>,
-    /// Lifetime: the key's TTL, and `expires_at`.
-    pub ttl: Duration,
-}
-
-/// An API key to create (the raw key is hashed here and never stored).
-#[derive(Debug, Clone, Default)]
-pub struct NewApiKey {
-    pub key_id: String,
-    pub user_id: String,
-    pub name: String,
-    pub scopes: Vec<String>,
-    pub expires_at: Option<u64>,
+/// `put_hash`'s view of a record's owned fields.
+fn pairs<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+    fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 /// Reads and writes the contract's records through a backend.
@@ -53,26 +43,11 @@ impl<'a, B: Backend> Records<'a, B> {
         s: &NewSession,
         now: u64,
     ) -> Result<(), StoreError> {
-        let expires_at = (now + s.ttl.as_secs()).to_string();
-        let (roles, scopes) = (s.roles.join(","), s.scopes.join(","));
-        let mut fields = vec![
-            ("user_id", s.user_id.as_str()),
-            ("expires_at", expires_at.as_str()),
-        ];
-        if let Some(email) = &s.email {
-            fields.push(("email", email));
-        }
-        if !roles.is_empty() {
-            fields.push(("roles", &roles));
-        }
-        if !scopes.is_empty() {
-            fields.push(("scopes", &scopes));
-        }
-        if let Some(fp) = &s.fingerprint {
-            fields.push(("fingerprint", fp));
-        }
+        let fields = s.fields(now);
         let key = self.keys.session(sid);
-        self.backend.put_hash(&key, &fields, Some(s.ttl)).await?;
+        self.backend
+            .put_hash(&key, &pairs(&fields), Some(s.ttl))
+            .await?;
         self.backend
             .set_add(&self.keys.user_sessions(&s.user_id), sid)
             .await?;
@@ -100,7 +75,7 @@ impl<'a, B: Backend> Records<'a, B> {
         let key = self.keys.session(sid);
         let existed = self
             .backend
-            .set_field_if_exists(&key, "revoked", "1")
+            .set_field_if_exists(&key, session::field::REVOKED, fields::REVOKED)
             .await?;
         self.invalidate(&key).await?;
         Ok(existed)
@@ -128,26 +103,12 @@ impl<'a, B: Backend> Records<'a, B> {
         k: &NewApiKey,
         now: u64,
     ) -> Result<(), StoreError> {
-        let scopes = k.scopes.join(",");
-        let created = now.to_string();
-        let expires = k.expires_at.map(|t| t.to_string());
-        let mut fields = vec![
-            ("key_id", k.key_id.as_str()),
-            ("user_id", k.user_id.as_str()),
-            ("name", k.name.as_str()),
-            ("created_at", created.as_str()),
-        ];
-        if !scopes.is_empty() {
-            fields.push(("scopes", &scopes));
-        }
-        if let Some(e) = &expires {
-            fields.push(("expires_at", e));
-        }
+        let fields = k.fields(now);
         let ttl = k
             .expires_at
             .map(|t| Duration::from_secs(t.saturating_sub(now).max(1)));
         let key = self.keys.api_key(key_hash);
-        self.backend.put_hash(&key, &fields, ttl).await?;
+        self.backend.put_hash(&key, &pairs(&fields), ttl).await?;
         self.backend
             .put_string(&self.keys.api_key_id(&k.key_id), key_hash, ttl)
             .await?;
@@ -182,7 +143,7 @@ impl<'a, B: Backend> Records<'a, B> {
         let key = self.keys.api_key(&hash);
         let existed = self
             .backend
-            .set_field_if_exists(&key, "revoked", "1")
+            .set_field_if_exists(&key, apikey::field::REVOKED, fields::REVOKED)
             .await?;
         self.invalidate(&key).await?;
         Ok(existed)

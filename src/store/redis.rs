@@ -21,12 +21,15 @@
 mod batch;
 mod connection;
 mod invalidation;
+mod nodes;
 mod sentinel;
 
-use self::connection::{Connection, Request};
+use self::connection::Connection;
+use self::nodes::Request;
 use super::breaker::{Admit, Breaker, Outcome, Transition};
-use super::{Backend, Fields, Hash, Invalidation, StoreError};
+use super::{Backend, Hash, Invalidation, StoreError};
 use crate::config::{RedisConfig, RedisMode};
+use crate::fields::Fields;
 use redis::{ErrorKind, FromRedisValue, RedisError, ServerErrorKind, Value};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

@@ -4,8 +4,8 @@
 //! (`redis.rs`, `memory.rs`), so the checker's core can name a read's
 //! result without depending on how it was made.
 
+use crate::fields::Fields;
 use crate::on_store_error::Fault;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// A Redis hash as read, with the key's remaining time to live.
@@ -15,10 +15,6 @@ pub struct Hash {
     /// `None` when the key has no expiry.
     pub ttl: Option<Duration>,
 }
-
-/// A hash's fields. Hashed with foldhash rather than SipHash: the names
-/// come from the store's writers, and a cache miss builds one of these.
-pub type Fields = HashMap<String, String, foldhash::fast::RandomState>;
 
 /// Why the store could not answer. [`StoreError::fault`] sorts each error
 /// once into what it means for a check (`on_store_error.rs` decides what

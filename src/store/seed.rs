@@ -5,8 +5,10 @@
 
 use super::keys::KeyNames;
 use super::memory::MemoryStore;
-use super::records::{NewApiKey, NewSession, Records};
+use super::records::Records;
+use crate::apikey::{self, NewApiKey};
 use crate::config::ApiKeysConfig;
+use crate::session::{self, NewSession};
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
@@ -77,13 +79,13 @@ fn read(path: &Path, config: &ApiKeysConfig) -> Result<SeedFile, SeedError> {
         SeedError::Parse(name.clone(), format!("{path}: {message}"))
     })?;
     for (i, s) in seed.sessions.iter().enumerate() {
-        if !crate::session::valid_id(&s.id) {
+        if !session::valid_id(&s.id) {
             let why = "not a valid session id (see docs/redis-contract.md)";
             return Err(SeedError::Parse(name, format!("sessions[{i}].id: {why}")));
         }
     }
     for (i, k) in seed.api_keys.iter().enumerate() {
-        if !crate::apikey::well_formed(&k.key, &config.prefix, config.accept_foreign) {
+        if !apikey::well_formed(&k.key, &config.prefix, config.accept_foreign) {
             let why = format!(
                 "not a well-formed `{}_` key (prefix and checksum)",
                 config.prefix
@@ -133,7 +135,7 @@ pub async fn load(
             expires_at: k.expires_at,
         };
         records
-            .create_api_key(&crate::apikey::hash_hex(&k.key), &new, now)
+            .create_api_key(&apikey::hash_hex(&k.key), &new, now)
             .await
             .map_err(|e| SeedError::Store(name.clone(), e))?;
     }

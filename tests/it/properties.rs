@@ -20,11 +20,11 @@ use ward::identity::{ClaimRenderer, HeaderRules};
 use ward::wiring::{self, ServerChecker};
 
 use ward::credential_kind::CredentialKind;
+use ward::fields::Fields;
 use ward::policy::{PathMatch, RouteSpec, RouteTable};
 use ward::request::{Headers, Request};
 use ward::response::Responder;
 use ward::session::Session;
-use ward::store::Fields;
 
 // ---------------------------------------------------------------- routes
 

@@ -173,7 +173,7 @@ async fn eventually_gone(s: &impl Backend, key: &str) {
     }
 }
 
-fn fields(pairs: &[(&str, &str)]) -> ward::store::Fields {
+fn fields(pairs: &[(&str, &str)]) -> ward::fields::Fields {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

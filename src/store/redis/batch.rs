@@ -20,8 +20,9 @@
 //!   nodes.
 
 use super::{Shared, classify, hash_of};
+use crate::fields::Fields;
 use crate::store::breaker::Outcome;
-use crate::store::{Fields, Hash, StoreError};
+use crate::store::{Hash, StoreError};
 use redis::{FromRedisValue, RedisError, Value};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;

@@ -12,36 +12,16 @@
 //! store calls it when its breaker opens), which also clears a connection
 //! that hangs without ever failing.
 
+use super::nodes::{Credentials, Request, parse_nodes, parse_url};
 use super::sentinel::SentinelMaster;
-use crate::config::{ProcessEnv, RedisConfig, RedisMode};
+use crate::config::{RedisConfig, RedisMode};
 use arc_swap::ArcSwap;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{
-    Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisResult,
-    Value,
-};
+use redis::{Client, ConnectionInfo, RedisResult, Value};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// One command, or a pipeline (possibly `MULTI`/`EXEC`).
-#[derive(Clone, Copy)]
-pub(super) enum Request<'a> {
-    Cmd(&'a Cmd),
-    Pipe(&'a Pipeline),
-}
-
-impl Request<'_> {
-    /// The raw reply (server errors already extracted); the store converts
-    /// it, so that a value of the wrong shape is told apart from an outage.
-    pub(super) async fn send(&self, conn: &mut impl ConnectionLike) -> RedisResult<Value> {
-        match self {
-            Request::Cmd(cmd) => cmd.query_async(conn).await,
-            Request::Pipe(pipe) => pipe.query_async(conn).await,
-        }
-    }
-}
 
 /// A connection to Redis in one of the three modes.
 pub(super) enum Connection {
@@ -71,38 +51,11 @@ pub(super) enum SubscriptionTarget {
     Sentinel(Arc<SentinelMaster>),
 }
 
-/// Username and password from the config, which override the URLs'.
-pub(super) struct Credentials {
-    username: Option<String>,
-    password: Option<String>,
-}
-
-impl Credentials {
-    pub(super) fn apply(&self, info: RedisConnectionInfo) -> RedisConnectionInfo {
-        let info = match &self.username {
-            Some(user) => info.set_username(user),
-            None => info,
-        };
-        match &self.password {
-            Some(password) => info.set_password(password),
-            None => info,
-        }
-    }
-
-    fn apply_to(&self, node: ConnectionInfo) -> ConnectionInfo {
-        let settings = self.apply(node.redis_settings().clone());
-        node.set_redis_settings(settings)
-    }
-}
-
 impl Connection {
     /// Builds the connection without reaching Redis; fails only on a bad
     /// config (the message names the field, never a secret).
     pub(super) fn open(config: &RedisConfig) -> Result<Connection, String> {
-        let credentials = Credentials {
-            username: config.username.clone(),
-            password: password(config)?,
-        };
+        let credentials = Credentials::from_config(config)?;
         Ok(match config.mode {
             RedisMode::Standalone => {
                 Connection::Standalone(Box::new(Standalone::open(config, &credentials)?))
@@ -236,34 +189,4 @@ fn pending_cluster(client: &ClusterClient, connect_timeout: Duration) -> Cluster
     client.get_pending_async_connection_with_config(
         ClusterConfig::default().set_connection_timeout(connect_timeout),
     )
-}
-
-fn password(config: &RedisConfig) -> Result<Option<String>, String> {
-    let Some(source) = &config.password else {
-        return Ok(None);
-    };
-    let secret = source
-        .resolve(&ProcessEnv)
-        .map_err(|e| format!("store.redis.password: {e}"))?;
-    String::from_utf8(secret.expose().to_vec())
-        .map(Some)
-        .map_err(|_| "store.redis.password: not valid UTF-8".to_string())
-}
-
-pub(super) fn parse_nodes(config: &RedisConfig) -> Result<Vec<ConnectionInfo>, String> {
-    if config.nodes.is_empty() {
-        return Err("store.redis.nodes: at least one node is required in this mode".into());
-    }
-    config
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, url)| parse_url(url, &format!("store.redis.nodes[{i}]")))
-        .collect()
-}
-
-/// Parses a URL without echoing it: it may hold a password.
-fn parse_url(url: &str, field: &str) -> Result<ConnectionInfo, String> {
-    url.into_connection_info()
-        .map_err(|e| format!("{field}: not a usable Redis URL ({})", e.category()))
 }

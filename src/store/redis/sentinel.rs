@@ -6,7 +6,7 @@
 //! the breaker limits how often we ask); once they name the promoted
 //! replica, the next call connects to it.
 
-use super::connection::{Credentials, Request, parse_nodes};
+use super::nodes::{Credentials, Request, parse_nodes};
 use crate::config::RedisConfig;
 use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;

@@ -150,7 +150,7 @@ pub fn assert_no_set_and_remove(resp: &CheckResponse) {
 
 /// A fresh, well-formed session id (32 base62 characters: ~190 bits).
 pub fn session_id() -> String {
-    ward::apikey::random_base62(32).expect("randomness")
+    ward::session::generate_id().expect("randomness")
 }
 
 /// `redis-cli HSET key f1 v1 f2 v2 ...`, asserting Redis took it.
