@@ -102,9 +102,11 @@ pub const MAX_REQUEST_BYTES_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..
 /// for a connection that never speaks.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `listen.max_connections` by default, per listener: room for a gateway
-/// fleet (Envoy opens about one connection per worker thread per ward),
-/// and a bound on what silent connections can hold (about 15 KB each).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// fleet (Envoy opens about one connection per worker thread per ward:
+/// 1024 is 128 Envoys of 8 workers), and a bound on what a flood of silent
+/// connections can cost (up to about 35 KB each in RSS under glibc after
+/// repeated floods, so about 35 MiB per listener; docs/configuration.md).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// `listen.max_connections` at most.
 pub const MAX_CONNECTIONS_LIMIT: usize = 1 << 20;
 /// `listen.max_header_list_size` bounds: gRPC's own headers need about
