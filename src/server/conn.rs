@@ -20,10 +20,16 @@
 //!   connection (`ward_connections_handshake_timeouts_total{listener}`).
 //!   After that the wrapper costs one branch per read or write.
 //!
+//! The TCP listeners are bound with a deep accept queue ([`bind_tcp`]), so
+//! a burst of connections is refused by ward rather than dropped (and
+//! retried a second later) by the kernel.
+//!
 //! The deadline covers the first request only. Later, an HTTP/2 peer that
 //! died is found by keepalive pings (`listen.keepalive_*`, set on tonic's
 //! builder in `server.rs`); an idle HTTP/1 keep-alive connection (the HTTP
 //! mode, the admin port) stays open until the peer closes it, within the cap.
+//! What a closed connection's memory does afterwards (glibc keeps it for
+//! reuse) is measured in docs/configuration.md, "Memory after a flood".
 
 use crate::metrics::ConnectionMetrics;
 use std::future::Future;
@@ -367,7 +373,7 @@ impl Accept for UnixListener {
 /// everyone that second while ward accepts and refuses.
 const BACKLOG: u32 = 4096;
 
-/// A TCP listener on `addr` with a [`BACKLOG`]-deep accept queue (tokio's
+/// A TCP listener on `addr` with a 4096-deep accept queue (tokio's
 /// `TcpListener::bind` uses 1024), `SO_REUSEADDR` as tokio sets it.
 pub fn bind_tcp(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
