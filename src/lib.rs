@@ -41,7 +41,7 @@
 //! | [`manage`] | `ward apikey` / `ward session` |
 //! | [`metrics`] | Prometheus metrics in an explicit registry |
 //! | [`runtime`] | the Tokio runtime for a worker count |
-//! | [`server`] | listeners, the Envoy adapter, admin port, shutdown (I/O) |
+//! | [`server`] | listeners (connection caps and handshake timeouts: [`server::conn`]), the Envoy adapter, admin port, shutdown (I/O) |
 //! | [`telemetry`] | `tracing` subscriber setup |
 //! | `fuzzing` | the fuzz targets' harnesses (hidden; `fuzz/`, `tests/it/fuzz_corpora.rs`) |
 

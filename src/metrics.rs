@@ -3,20 +3,65 @@
 //! Only this module names metrics. Labels are bounded: `decision`,
 //! `method` and `reason` come from closed enums, never from request data.
 //! The check counters are resolved once at startup into a table, so
-//! recording a decision on the hot path is one atomic add.
+//! recording a decision on the hot path is one atomic add. The connection
+//! metrics are resolved the same way, one set per listener.
 
 use crate::credential_kind::CredentialKind;
 use crate::decision::Decision;
 use crate::jwt::keys::SkipReason;
 use crate::reason::Reason;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Auth method label values, in table order: `none`, then
 /// [`CredentialKind::ALL`].
 const METHODS: [&str; 4] = ["none", "jwt", "session", "apikey"];
+
+/// A listener ward serves on: the `listener` label of the connection
+/// metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// `listen.grpc`
+    Grpc,
+    /// `listen.unix_socket`
+    Unix,
+    /// `listen.http`
+    Http,
+    /// `listen.admin`
+    Admin,
+}
+
+impl Listener {
+    pub const ALL: [Listener; 4] = [
+        Listener::Grpc,
+        Listener::Unix,
+        Listener::Http,
+        Listener::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::Grpc => "grpc",
+            Listener::Unix => "unix",
+            Listener::Http => "http",
+            Listener::Admin => "admin",
+        }
+    }
+}
+
+/// The connection metrics of one listener, resolved once.
+#[derive(Clone)]
+pub struct ConnectionMetrics {
+    /// Connections open now (accepted, not yet closed).
+    pub open: IntGauge,
+    /// Connections closed at once because `listen.max_connections` were open.
+    pub refused: IntCounter,
+    /// Connections closed because their first request had not arrived
+    /// within `listen.handshake_timeout`.
+    pub handshake_timeouts: IntCounter,
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -39,6 +84,8 @@ pub struct Metrics {
     pub jwks_last_success: IntGauge,
     /// JWKS entries left out, per fetch, in [`SkipReason::ALL`] order.
     jwks_keys_skipped: Vec<IntCounter>,
+    /// Per listener, indexed by [`Listener`] discriminant.
+    connections: [ConnectionMetrics; 4],
 }
 
 impl Metrics {
@@ -97,6 +144,35 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let open = IntGaugeVec::new(
+            Opts::new(
+                "ward_connections_open",
+                "Connections open now, by listener.",
+            ),
+            &["listener"],
+        )?;
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "ward_connections_refused_total",
+                "Connections closed at once because listen.max_connections were open, by listener.",
+            ),
+            &["listener"],
+        )?;
+        let handshake_timeouts = IntCounterVec::new(
+            Opts::new(
+                "ward_connections_handshake_timeouts_total",
+                "Connections closed because their first request had not arrived within listen.handshake_timeout, by listener.",
+            ),
+            &["listener"],
+        )?;
+        let connections = Listener::ALL.map(|l| ConnectionMetrics {
+            open: open.with_label_values(&[l.as_str()]),
+            refused: refused.with_label_values(&[l.as_str()]),
+            handshake_timeouts: handshake_timeouts.with_label_values(&[l.as_str()]),
+        });
+        registry.register(Box::new(open))?;
+        registry.register(Box::new(refused))?;
+        registry.register(Box::new(handshake_timeouts))?;
         registry.register(Box::new(skipped.clone()))?;
         registry.register(Box::new(checks_vec))?;
         registry.register(Box::new(check_duration.clone()))?;
@@ -126,7 +202,14 @@ impl Metrics {
                 .iter()
                 .map(|r| skipped.with_label_values(&[r.as_str()]))
                 .collect(),
+            connections,
         })
+    }
+
+    /// The connection metrics of `listener`.
+    pub fn connections(&self, listener: Listener) -> ConnectionMetrics {
+        // In bounds: one entry per variant, in declaration order (tested).
+        self.connections[listener as usize].clone()
     }
 
     /// Counts one JWKS entry skipped at a fetch.
@@ -181,6 +264,26 @@ mod tests {
     fn reason_discriminants_index_the_table() {
         for (i, r) in Reason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
+        }
+    }
+
+    #[test]
+    fn listener_discriminants_index_the_table() {
+        let m = Metrics::new().unwrap();
+        for (i, l) in Listener::ALL.iter().enumerate() {
+            assert_eq!(*l as usize, i);
+            m.connections(*l).refused.inc_by(i as u64 + 1);
+        }
+        let text = m.render();
+        for (i, l) in Listener::ALL.iter().enumerate() {
+            let line = format!(
+                "ward_connections_refused_total{{listener=\"{}\"}} {}",
+                l.as_str(),
+                i + 1
+            );
+            assert!(text.contains(&line), "missing {line}");
+            let open = format!("ward_connections_open{{listener=\"{}\"}} 0", l.as_str());
+            assert!(text.contains(&open), "missing {open}");
         }
     }
 

@@ -1,12 +1,15 @@
 //! Wiring and lifecycle: bind every listener, start the JWKS fetchers,
 //! serve gRPC (TCP and optionally a Unix socket) and the admin port, and
-//! drain on shutdown.
+//! drain on shutdown. Every listener accepts through `conn.rs` (a cap on
+//! open connections, a deadline for the first request); the gRPC ones also
+//! get HTTP/2 keepalive pings and stream and header limits from `listen`.
 //!
 //! Binding is separate from serving so a caller (a test, a supervisor)
 //! learns the real addresses before the first check, and so a port that
 //! is taken fails startup instead of a background task.
 
 mod admin;
+pub mod conn;
 mod grpc;
 mod http;
 pub mod unary;
@@ -16,7 +19,7 @@ use crate::config::Config;
 use crate::headers::ManagedHeaders;
 use crate::jwks::KeyStore;
 use crate::lookup::Lookups;
-use crate::metrics::Metrics;
+use crate::metrics::{Listener, Metrics};
 use crate::response::Responder;
 use crate::store::{Invalidation, Store};
 use crate::wiring;
@@ -29,7 +32,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,7 @@ pub struct Server {
     lookups: Arc<Lookups>,
     metrics: Arc<Metrics>,
     service: Arc<CheckService>,
+    listen: crate::config::Listen,
     drain_delay: Duration,
     shutdown_grace: Duration,
 }
@@ -126,17 +129,13 @@ impl Server {
             max_request_bytes: config.listen.max_request_bytes,
         });
         let bind_err = |what, addr: String| move |source| ServerError::Bind { what, addr, source };
-        let grpc = TcpListener::bind(config.listen.grpc)
-            .await
+        let grpc = conn::bind_tcp(config.listen.grpc)
             .map_err(bind_err("gRPC", config.listen.grpc.to_string()))?;
-        let admin = TcpListener::bind(config.listen.admin)
-            .await
+        let admin = conn::bind_tcp(config.listen.admin)
             .map_err(bind_err("admin", config.listen.admin.to_string()))?;
         let http = match config.listen.http {
             Some(addr) => Some((
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(bind_err("HTTP ext_authz", addr.to_string()))?,
+                conn::bind_tcp(addr).map_err(bind_err("HTTP ext_authz", addr.to_string()))?,
                 http_service,
             )),
             None => None,
@@ -160,6 +159,7 @@ impl Server {
             lookups,
             metrics,
             service,
+            listen: config.listen.clone(),
             drain_delay: config.runtime.drain_delay,
             shutdown_grace: config.runtime.shutdown_grace,
         })
@@ -186,21 +186,37 @@ impl Server {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<AuthzServer>().await;
         let authz = AuthzServer::new(self.service.clone());
+        let listen = &self.listen;
+        let keepalive = (!listen.keepalive_interval.is_zero()).then_some(listen.keepalive_interval);
         let router = || {
             tonic::transport::Server::builder()
+                .http2_keepalive_interval(keepalive)
+                .http2_keepalive_timeout(Some(listen.keepalive_timeout))
+                .max_concurrent_streams(listen.max_concurrent_streams)
+                .http2_max_header_list_size(listen.max_header_list_size)
                 .add_service(health_service.clone())
                 .add_service(authz.clone())
         };
+        let limits = |listener: Listener, protocol| conn::Limits {
+            name: listener.as_str(),
+            protocol,
+            max_connections: listen.max_connections,
+            handshake_timeout: listen.handshake_timeout,
+            metrics: self.metrics.connections(listener),
+        };
+        let listeners = 2 + usize::from(self.unix.is_some()) + usize::from(self.http.is_some());
+        conn::warn_if_few_descriptors(listeners.saturating_mul(listen.max_connections));
         let draining = Arc::new(AtomicBool::new(false));
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
 
-        let incoming = TcpIncoming::from(self.grpc).with_nodelay(Some(true));
+        let incoming = conn::Limited::new(self.grpc, limits(Listener::Grpc, conn::Protocol::Http2));
         let tcp =
             tokio::spawn(router().serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
         let unix = self.unix.map(|(listener, path)| {
-            let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+            let incoming =
+                conn::Limited::new(listener, limits(Listener::Unix, conn::Protocol::Http2));
             let task = tokio::spawn(
                 router().serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())),
             );
@@ -208,13 +224,16 @@ impl Server {
         });
         let app = admin::router(self.keys.clone(), self.metrics.clone(), draining.clone());
         let admin_stop = stopped(stop_rx.clone());
-        let admin_listener = self.admin;
+        let admin_listener =
+            conn::Limited::new(self.admin, limits(Listener::Admin, conn::Protocol::Http1));
         let admin = tokio::spawn(async move {
             axum::serve(admin_listener, app)
                 .with_graceful_shutdown(admin_stop)
                 .await
         });
         let http = self.http.map(|(listener, service)| {
+            let listener =
+                conn::Limited::new(listener, limits(Listener::Http, conn::Protocol::Http1));
             let stop = stopped(stop_rx.clone());
             tokio::spawn(async move {
                 axum::serve(listener, http::router(service))

@@ -124,6 +124,7 @@ impl Config {
         {
             p.add("listen.unix_socket", "must not be empty");
         }
+        self.check_connections(p);
         if self.runtime.drain_delay.as_secs() > 300 {
             p.add("runtime.drain_delay", "must be at most 300s");
         }
@@ -131,6 +132,46 @@ impl Config {
             p.add(
                 "runtime.worker_threads",
                 "must be at most 1024 (0 = one per CPU)",
+            );
+        }
+    }
+
+    /// The connection limits of `listen` (`src/server/conn.rs`).
+    fn check_connections(&self, p: &mut Problems) {
+        let l = &self.listen;
+        if l.handshake_timeout.is_zero() || l.handshake_timeout > Duration::from_secs(300) {
+            p.add(
+                "listen.handshake_timeout",
+                "must be greater than 0s and at most 300s",
+            );
+        }
+        if !(1..=super::MAX_CONNECTIONS_LIMIT).contains(&l.max_connections) {
+            p.add(
+                "listen.max_connections",
+                format!("must be between 1 and {}", super::MAX_CONNECTIONS_LIMIT),
+            );
+        }
+        if !l.keepalive_interval.is_zero()
+            && !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&l.keepalive_interval)
+        {
+            p.add(
+                "listen.keepalive_interval",
+                "must be 0s (no pings) or between 1s and 3600s",
+            );
+        }
+        if l.keepalive_timeout.is_zero() || l.keepalive_timeout > Duration::from_secs(300) {
+            p.add(
+                "listen.keepalive_timeout",
+                "must be greater than 0s and at most 300s",
+            );
+        }
+        if l.max_concurrent_streams == 0 {
+            p.add("listen.max_concurrent_streams", "must be at least 1");
+        }
+        if !super::MAX_HEADER_LIST_SIZE_RANGE.contains(&l.max_header_list_size) {
+            p.add(
+                "listen.max_header_list_size",
+                "must be between 4096 (4 KiB) and 16777216 (16 MiB)",
             );
         }
     }
@@ -703,6 +744,38 @@ cache: {store_ttl: 1s, negative_ttl: 2s}
                 .any(|p| p.starts_with("listen.max_request_bytes"));
             assert_eq!(named, !ok, "{bytes}: {got:?}");
         }
+    }
+
+    #[test]
+    fn connection_limits_are_checked() {
+        let got = problems(&format!(
+            "{KEY}\nlisten: {{handshake_timeout: 0s, max_connections: 0, keepalive_interval: 500ms, keepalive_timeout: 301s, max_concurrent_streams: 0, max_header_list_size: 100}}"
+        ));
+        assert_eq!(
+            got,
+            [
+                "listen.handshake_timeout: must be greater than 0s and at most 300s",
+                "listen.max_connections: must be between 1 and 1048576",
+                "listen.keepalive_interval: must be 0s (no pings) or between 1s and 3600s",
+                "listen.keepalive_timeout: must be greater than 0s and at most 300s",
+                "listen.max_concurrent_streams: must be at least 1",
+                "listen.max_header_list_size: must be between 4096 (4 KiB) and 16777216 (16 MiB)",
+            ]
+        );
+        let ok = "listen: {handshake_timeout: 300s, max_connections: 1048576, keepalive_interval: 0s, keepalive_timeout: 1ms, max_concurrent_streams: 1, max_header_list_size: 4096}";
+        assert_eq!(problems(&format!("{KEY}\n{ok}")), Vec::<String>::new());
+        let ok = "listen: {handshake_timeout: 1ms, keepalive_interval: 1s, max_header_list_size: 16777216}";
+        assert_eq!(problems(&format!("{KEY}\n{ok}")), Vec::<String>::new());
+        let err = Config::from_yaml("listen: {handshake_timeout: soon}").unwrap_err();
+        assert!(
+            err.to_string().starts_with("listen.handshake_timeout"),
+            "{err}"
+        );
+        let err = Config::from_yaml("listen: {max_connections: -1}").unwrap_err();
+        assert!(
+            err.to_string().starts_with("listen.max_connections"),
+            "{err}"
+        );
     }
 
     #[test]

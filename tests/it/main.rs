@@ -9,6 +9,7 @@ mod api_keys;
 mod cached_records;
 mod cli;
 mod cli_manage;
+mod connections;
 mod corrupt_records;
 mod credentials_hostile;
 mod envoy_credentials;

@@ -52,7 +52,7 @@ Checks the schema cannot express; each failure names the value to fix.
 */}}
 {{- define "ward.validate" -}}
 {{- if hasKey .Values.config "listen" -}}
-{{- fail "config.listen is set by the chart: use ports.grpc / ports.admin (and http.*, sidecar.*) instead" -}}
+{{- fail "config.listen is set by the chart: use ports.grpc / ports.admin (and http.*, sidecar.*, connections.*) instead" -}}
 {{- end -}}
 {{- if and .Values.redis.passwordSecretKey (not .Values.secrets.existingSecret) -}}
 {{- fail "redis.passwordSecretKey needs secrets.existingSecret (the Secret that holds that key)" -}}
@@ -109,6 +109,26 @@ unix_socket: {{ printf "%s/%s" .Values.sidecar.socketDir .Values.sidecar.socketN
 {{- end }}
 {{- if .Values.http.enabled }}
 http: {{ printf "0.0.0.0:%d" (int .Values.http.port) | quote }}
+{{- end }}
+{{- with .Values.connections }}
+{{- if hasKey . "handshakeTimeout" }}
+handshake_timeout: {{ .handshakeTimeout | quote }}
+{{- end }}
+{{- if hasKey . "maxConnections" }}
+max_connections: {{ int .maxConnections }}
+{{- end }}
+{{- if hasKey . "keepaliveInterval" }}
+keepalive_interval: {{ .keepaliveInterval | quote }}
+{{- end }}
+{{- if hasKey . "keepaliveTimeout" }}
+keepalive_timeout: {{ .keepaliveTimeout | quote }}
+{{- end }}
+{{- if hasKey . "maxConcurrentStreams" }}
+max_concurrent_streams: {{ int .maxConcurrentStreams }}
+{{- end }}
+{{- if hasKey . "maxHeaderListSize" }}
+max_header_list_size: {{ int .maxHeaderListSize }}
+{{- end }}
 {{- end }}
 {{- end -}}
 

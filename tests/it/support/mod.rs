@@ -26,6 +26,7 @@ pub mod http;
 pub mod inproc;
 pub mod process;
 pub mod redis;
+pub mod sockets;
 pub mod tokens;
 pub mod ward;
 
