@@ -248,7 +248,7 @@ fn bench_pure(c: &mut Criterion) {
         })
     });
 
-    let renderer = ClaimRenderer::from_config(&config);
+    let renderer = ClaimRenderer::new(&config.jwt.claims, ward::identity::HeaderRules::new(&config.headers));
     let Value::Object(map) = claims("alice", 0, now) else {
         unreachable!()
     };

@@ -322,7 +322,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(k.check(0), Ok(()));
-        let rules = HeaderRules::from_config(&crate::config::Config::default());
+        let rules = HeaderRules::new(&crate::config::Config::default().headers);
         let id = k.identity(&rules, "x-api-key-id").unwrap();
         assert!(
             id.headers

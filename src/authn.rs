@@ -69,8 +69,8 @@ impl Authenticator {
                     max_lifetime: jwt.max_lifetime,
                 },
             },
-            renderer: ClaimRenderer::from_config(config),
-            rules: HeaderRules::from_config(config),
+            renderer: ClaimRenderer::new(&jwt.claims, HeaderRules::new(&config.headers)),
+            rules: HeaderRules::new(&config.headers),
             session_fields: config
                 .sessions
                 .fields

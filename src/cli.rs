@@ -35,7 +35,7 @@ pub fn exit(outcome: Outcome) -> ExitCode {
 
 /// The config at `path`, or a failure naming the file and every problem.
 pub fn config(path: &Path) -> Result<Config, Failure> {
-    Config::load(path, &ProcessEnv).map_err(|e| Failure(format!("{}: {e}", path.display())))
+    crate::setup::load(path, &ProcessEnv).map_err(|e| Failure(format!("{}: {e}", path.display())))
 }
 
 /// Runs `task` to completion on the runtime `runtime.rs` builds for

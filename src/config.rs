@@ -230,10 +230,7 @@ impl Default for JwtConfig {
             issuers: Vec::new(),
             audiences: Vec::new(),
             max_lifetime: None,
-            allowed_types: crate::jwt::typ::DEFAULT_TYPES
-                .iter()
-                .map(|t| t.to_string())
-                .collect(),
+            allowed_types: DEFAULT_TYPES.iter().map(|t| t.to_string()).collect(),
             keys: Vec::new(),
             jwks: Vec::new(),
             claims: ClaimMapping::default(),
@@ -473,7 +470,7 @@ impl Default for FingerprintConfig {
         Self {
             mode: FingerprintMode::Enforce,
             attributes: vec![
-                "client_ip".into(),
+                CLIENT_IP.into(),
                 "user-agent".into(),
                 "accept-language".into(),
             ],
@@ -692,14 +689,17 @@ impl Config {
         })
     }
 
-    /// Reads, parses and validates a config file.
-    pub fn load(path: &Path, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+    /// Reads and parses a config file, and checks what the config alone
+    /// can tell ([`Config::validate`]). Not enough to run on: the checks
+    /// that compile policies, keys and files are `setup::load`'s, which
+    /// every command uses.
+    pub fn read(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
         let config = Config::from_yaml(&text)?;
-        let problems = config.validate(env);
+        let problems = config.validate();
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -708,4 +708,14 @@ impl Config {
     }
 }
 
+/// The list `jwt.allowed_types` defaults to: plain JWTs and OAuth access
+/// tokens (RFC 9068).
+pub const DEFAULT_TYPES: [&str; 4] = ["JWT", "at+jwt", "application/jwt", "application/at+jwt"];
+
+/// The fingerprint attribute that stands for the client's (masked) IP
+/// rather than a header.
+pub const CLIENT_IP: &str = "client_ip";
+
 mod validate;
+
+pub use validate::{Problems, is_valid_header_name};

@@ -33,8 +33,8 @@ use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-/// The attribute name that stands for the client IP address.
-pub const CLIENT_IP: &str = "client_ip";
+/// The attribute that stands for the client's masked IP.
+pub use crate::config::CLIENT_IP;
 
 /// How a v2 fingerprint is stored: this prefix, then the hex digest.
 pub const V2_PREFIX: &str = "fp2:";

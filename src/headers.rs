@@ -131,13 +131,7 @@ fn same_name(name: &[u8], canonical: &[u8]) -> bool {
         })
 }
 
-/// A lowercase HTTP header name ward may set or match: `a-z`, `0-9`, `-`, `_`.
-pub fn is_valid_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
+pub use crate::config::is_valid_header_name;
 
 #[cfg(test)]
 mod tests {

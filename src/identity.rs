@@ -6,7 +6,7 @@
 //! them in C backends) or longer than the cap is rejected, never cleaned
 //! up or truncated, since a silently altered identity is worse than none.
 
-use crate::config::{ClaimHeader, Config};
+use crate::config::{ClaimHeader, ClaimMapping, HeadersConfig};
 use crate::credential_kind::CredentialKind;
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
@@ -59,14 +59,15 @@ pub struct HeaderRules {
 }
 
 impl HeaderRules {
-    pub fn from_config(config: &Config) -> Self {
+    /// The rules of the `headers` section.
+    pub fn new(headers: &HeadersConfig) -> Self {
         Self {
-            user_id_header: config.headers.user_id.clone(),
-            method_header: config.headers.auth_method.clone(),
-            email_header: config.headers.email.clone(),
-            roles_header: config.headers.roles.clone(),
-            scopes_header: config.headers.scopes.clone(),
-            max_value_bytes: config.headers.max_value_bytes,
+            user_id_header: headers.user_id.clone(),
+            method_header: headers.auth_method.clone(),
+            email_header: headers.email.clone(),
+            roles_header: headers.roles.clone(),
+            scopes_header: headers.scopes.clone(),
+            max_value_bytes: headers.max_value_bytes,
         }
     }
 
@@ -151,13 +152,14 @@ pub struct ClaimRenderer {
 }
 
 impl ClaimRenderer {
-    pub fn from_config(config: &Config) -> Self {
+    /// The mapping of `jwt.claims`, under these header rules.
+    pub fn new(claims: &ClaimMapping, rules: HeaderRules) -> Self {
         Self {
-            user_id_claim: config.jwt.claims.user_id.clone(),
-            mappings: config.jwt.claims.headers.clone(),
-            roles_claims: config.jwt.claims.roles.clone(),
-            scopes_claims: config.jwt.claims.scopes.clone(),
-            rules: HeaderRules::from_config(config),
+            user_id_claim: claims.user_id.clone(),
+            mappings: claims.headers.clone(),
+            roles_claims: claims.roles.clone(),
+            scopes_claims: claims.scopes.clone(),
+            rules,
         }
     }
 
@@ -266,10 +268,12 @@ fn split_list(s: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use serde_json::json;
 
     fn render(claims: Value) -> Result<Identity, IdentityError> {
-        let renderer = ClaimRenderer::from_config(&Config::default());
+        let config = Config::default();
+        let renderer = ClaimRenderer::new(&config.jwt.claims, HeaderRules::new(&config.headers));
         renderer.render(claims.as_object().unwrap(), CredentialKind::Jwt)
     }
 

@@ -79,6 +79,7 @@ pub mod response;
 pub mod runtime;
 pub mod server;
 pub mod session;
+pub mod setup;
 pub mod store;
 pub mod telemetry;
 pub mod wiring;

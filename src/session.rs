@@ -201,7 +201,7 @@ mod tests {
     }
 
     fn rules() -> HeaderRules {
-        HeaderRules::from_config(&crate::config::Config::default())
+        HeaderRules::new(&crate::config::Config::default().headers)
     }
 
     #[test]
@@ -301,7 +301,7 @@ mod tests {
         ]);
         let id = Session::parse(&h)
             .unwrap()
-            .identity(&HeaderRules::from_config(&config), &[])
+            .identity(&HeaderRules::new(&config.headers), &[])
             .unwrap();
         let names: Vec<&str> = id.headers.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(

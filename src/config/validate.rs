@@ -2,10 +2,13 @@
 //! see. Each problem carries the dotted path of its field, and every problem
 //! is reported, not just the first, so one `ward check-config` run shows a
 //! platform engineer the whole list.
+//!
+//! Only what the config alone can tell: the checks that need a compiled
+//! artefact (the policies and routes, the keys, a JWKS or seed file, the
+//! reason names a status override uses) live with the parts that compile
+//! them, in `setup.rs`, so `config/` imports nothing above it.
 
-use super::{Config, ConfigProblem, EnvSource, FingerprintMode, JwksSource, ProcessEnv, RedisMode};
-use crate::headers::is_valid_header_name;
-use crate::jwt::{AllowedTypes, keys};
+use super::{CLIENT_IP, Config, ConfigProblem, FingerprintMode, JwksSource, ProcessEnv, RedisMode};
 use std::time::Duration;
 
 /// Headers that carry the request itself; ward must never set them.
@@ -23,10 +26,11 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-request-id",
 ];
 
-struct Problems(Vec<ConfigProblem>);
+/// Problems found so far; `setup.rs` adds the artefacts' to the same list.
+pub struct Problems(pub Vec<ConfigProblem>);
 
 impl Problems {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(ConfigProblem {
             path: path.into(),
             message: message.into(),
@@ -51,39 +55,27 @@ impl Problems {
 impl Config {
     /// Every semantic problem in this config, each with its field path.
     /// Empty means the config is usable.
-    pub fn validate(&self, env: &dyn EnvSource) -> Vec<ConfigProblem> {
+    pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut p = Problems(Vec::new());
         self.check_listen(&mut p);
         self.check_log(&mut p);
-        self.check_jwt(&mut p, env);
+        self.check_jwt(&mut p);
         self.check_headers(&mut p);
         self.check_cache(&mut p);
         self.check_store(&mut p);
         self.check_sessions(&mut p);
         self.check_api_keys(&mut p);
         self.check_from_query(&mut p);
-        self.check_policies(&mut p);
+        self.check_responses(&mut p);
         self.check_limits(&mut p);
         p.0
     }
 
-    fn check_policies(&self, p: &mut Problems) {
-        if let Err(problems) = crate::policy::Policies::from_config(self) {
-            for problem in problems {
-                p.add(problem.path, problem.message);
-            }
-        }
+    fn check_responses(&self, p: &mut Problems) {
         for (code, status) in &self.responses.status {
-            let path = format!("responses.status.{code}");
-            if !crate::reason::Reason::ALL
-                .iter()
-                .any(|r| r.as_str() == code)
-            {
-                p.add(
-                    path,
-                    format!("`{code}` is not a deny reason (see docs/decisions.md)"),
-                );
-            } else if !(400..=599).contains(status) {
+            // Whether `code` names a reason is checked in setup.rs.
+            if !(400..=599).contains(status) {
+                let path = format!("responses.status.{code}");
                 p.add(path, "a deny status must be 400-599".to_string());
             }
         }
@@ -182,7 +174,7 @@ impl Config {
         }
     }
 
-    fn check_jwt(&self, p: &mut Problems, env: &dyn EnvSource) {
+    fn check_jwt(&self, p: &mut Problems) {
         let jwt = &self.jwt;
         if !is_valid_header_name(&jwt.header) {
             p.add("jwt.header", "must be a lowercase HTTP header name");
@@ -197,25 +189,7 @@ impl Config {
                 "no credential kind is enabled: set jwt.keys or jwt.jwks, or enable sessions or api_keys",
             );
         }
-        check_types(p, "jwt.allowed_types", Some(&jwt.allowed_types));
-        let types = AllowedTypes::new(&jwt.allowed_types);
-        for (i, key) in jwt.keys.iter().enumerate() {
-            let path = format!("jwt.keys[{i}]");
-            if let Err(e) = keys::load_static(key, &types, env) {
-                // A weak RSA key is the key material's fault: name it.
-                let field = match (&e, &key.pem_file) {
-                    (keys::KeyError::WeakRsa { .. }, Some(_)) => ".pem_file",
-                    (keys::KeyError::WeakRsa { .. }, None) => ".pem",
-                    _ => "",
-                };
-                p.add(format!("{path}{field}"), e.to_string());
-            }
-            check_types(
-                p,
-                &format!("{path}.allowed_types"),
-                key.allowed_types.as_ref(),
-            );
-        }
+        // Keys, JWKS files and `typ` lists are loaded in setup.rs.
         for (i, src) in jwt.jwks.iter().enumerate() {
             check_jwks(p, &format!("jwt.jwks[{i}]"), src);
         }
@@ -311,11 +285,6 @@ impl Config {
         if s.key_prefix.contains(char::is_whitespace) {
             p.add("store.key_prefix", "must not contain whitespace");
         }
-        if let (Some(path), None) = (&s.seed_file, &s.redis)
-            && let Err(e) = crate::store::seed::check(path, &self.api_keys)
-        {
-            p.add("store.seed_file", e.to_string());
-        }
         let Some(r) = &s.redis else { return };
         if s.seed_file.is_some() {
             p.add(
@@ -399,7 +368,7 @@ impl Config {
             );
         }
         for (i, a) in fp.attributes.iter().enumerate() {
-            if a != crate::fingerprint::CLIENT_IP && !is_valid_header_name(a) {
+            if a != CLIENT_IP && !is_valid_header_name(a) {
                 p.add(
                     format!("sessions.fingerprint.attributes[{i}]"),
                     "must be `client_ip` or a lowercase request header name",
@@ -511,17 +480,8 @@ impl Config {
 }
 
 /// Each media type in a `typ` list (absent: nothing to check).
-fn check_types(p: &mut Problems, path: &str, types: Option<&Vec<String>>) {
-    for (i, typ) in types.into_iter().flatten().enumerate() {
-        if let Err(why) = crate::jwt::typ::check_type(typ) {
-            p.add(format!("{path}[{i}]"), why);
-        }
-    }
-}
-
-/// One `jwt.jwks[]` source. A file is loaded now; a key in it that ward
-/// would skip (too weak, not for signatures) is not a problem unless no
-/// key is left.
+/// One `jwt.jwks[]` source, as far as the config tells (a file's
+/// content is checked in setup.rs).
 fn check_jwks(p: &mut Problems, path: &str, src: &JwksSource) {
     match (&src.url, &src.file) {
         (Some(url), None) => {
@@ -529,20 +489,7 @@ fn check_jwks(p: &mut Problems, path: &str, src: &JwksSource) {
                 p.add(format!("{path}.url"), "must start with https:// or http://");
             }
         }
-        (None, Some(file)) => match std::fs::read(file) {
-            Err(e) => p.add(format!("{path}.file"), format!("cannot read: {e}")),
-            Ok(bytes) => match keys::from_jwks(&bytes, &AllowedTypes::default()) {
-                Err(e) => p.add(format!("{path}.file"), format!("not a JWKS: {e}")),
-                Ok((found, skipped)) if found.is_empty() => {
-                    let why: Vec<String> = skipped.iter().map(ToString::to_string).collect();
-                    p.add(
-                        format!("{path}.file"),
-                        format!("no usable signing key in it ({})", why.join("; ")),
-                    )
-                }
-                Ok(_) => {}
-            },
-        },
+        (None, Some(_)) => {}
         _ => p.add(path, "exactly one of `url` or `file` must be set"),
     }
     if src.refresh_interval.as_secs() < 1 {
@@ -551,265 +498,12 @@ fn check_jwks(p: &mut Problems, path: &str, src: &JwksSource) {
     if src.timeout.is_zero() {
         p.add(format!("{path}.timeout"), "must be greater than 0");
     }
-    check_types(
-        p,
-        &format!("{path}.allowed_types"),
-        src.allowed_types.as_ref(),
-    );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::ProcessEnv;
-
-    fn problems(yaml: &str) -> Vec<String> {
-        Config::from_yaml(yaml)
-            .unwrap()
-            .validate(&ProcessEnv)
-            .into_iter()
-            .map(|p| p.to_string())
-            .collect()
-    }
-
-    const KEY: &str = "jwt: {keys: [{alg: RS256, pem_file: tests/fixtures/keys/rsa.pub}]}";
-
-    #[test]
-    fn weak_rsa_keys_and_bad_types_name_their_field() {
-        let dir = tempfile::tempdir().unwrap();
-        let weak_jwks = dir.path().join("weak.json");
-        let n = "wQ".repeat(64); // 96 bytes: a 768-bit modulus
-        let doc = format!(r#"{{"keys":[{{"kty":"RSA","kid":"w","n":"{n}","e":"AQAB"}}]}}"#);
-        std::fs::write(&weak_jwks, doc).unwrap();
-        let yaml = format!(
-            "jwt:\n  allowed_types: [JWT, \"application/\"]\n  keys:\n    - {{alg: RS256, pem_file: tests/fixtures/keys/rsa1024.pub}}\n    - {{alg: RS256, pem_file: tests/fixtures/keys/rsa.pub, allowed_types: [at+jwt, \"a b\"]}}\n  jwks:\n    - {{file: {}, allowed_types: []}}\n",
-            weak_jwks.display()
-        );
-        let got = problems(&yaml);
-        let paths: Vec<&str> = got.iter().map(|p| p.split(':').next().unwrap()).collect();
-        assert_eq!(
-            paths,
-            [
-                "jwt.allowed_types[1]",
-                "jwt.keys[0].pem_file",
-                "jwt.keys[1].allowed_types[1]",
-                "jwt.jwks[0].file",
-            ],
-            "{got:?}"
-        );
-        assert!(got[1].contains("1024 bits"), "{got:?}");
-        assert!(
-            got[3].contains("kid \"w\"") && got[3].contains("768 bits"),
-            "{got:?}"
-        );
-        assert!(problems("jwt: {allowed_types: []}\n").is_empty());
-    }
-
-    #[test]
-    fn a_minimal_config_is_valid() {
-        assert_eq!(problems(KEY), Vec::<String>::new());
-    }
-
-    #[test]
-    fn reports_every_problem_with_its_path() {
-        let got = problems(
-            r#"
-listen: {grpc: "127.0.0.1:7000", admin: "127.0.0.1:7000", max_request_bytes: 1024}
-log: {level: "ward=nope=x"}
-jwt:
-  header: "Authorization"
-  keys:
-    - {alg: RS999, pem_file: tests/fixtures/keys/rsa.pub}
-    - {alg: HS256}
-    - {alg: ES256, pem_file: /nonexistent.pem}
-  jwks: [{url: "ftp://x"}, {}, {file: /nonexistent.json}]
-  claims: {headers: [{claim: sub, header: x-user-id}, {claim: h, header: host}]}
-headers: {max_value_bytes: 1, managed_prefixes: ["X"]}
-cache: {max_entries: 0}
-"#,
-        );
-        let paths: Vec<&str> = got.iter().map(|s| s.split(':').next().unwrap()).collect();
-        for want in [
-            "listen.admin",
-            "listen.max_request_bytes",
-            "log.level",
-            "jwt.header",
-            "jwt.keys[0]",
-            "jwt.keys[1]",
-            "jwt.keys[2]",
-            "jwt.jwks[0].url",
-            "jwt.jwks[1]",
-            "jwt.jwks[2].file",
-            "jwt.claims.headers[0].header",
-            "jwt.claims.headers[1].header",
-            "headers.managed_prefixes[0]",
-            "headers.max_value_bytes",
-            "cache.max_entries",
-        ] {
-            assert!(paths.contains(&want), "missing {want} in {got:#?}");
-        }
-    }
-
-    #[test]
-    fn record_header_names_are_checked_like_the_others() {
-        let got = problems(
-            r#"
-headers: {email: Host, roles: x-user-id, scopes: x-scopes}
-api_keys: {id_header: x-scopes}
-"#,
-        );
-        let paths: Vec<&str> = got.iter().map(|s| s.split(':').next().unwrap()).collect();
-        assert_eq!(
-            paths,
-            ["headers.email", "headers.roles", "api_keys.id_header"],
-            "{got:#?}"
-        );
-        assert!(problems("headers: {email: x-mail, roles: x-r, scopes: x-s}\n").is_empty());
-    }
-
-    #[test]
-    fn a_config_without_any_credential_kind_is_rejected() {
-        assert!(
-            problems("{}").is_empty(),
-            "sessions and API keys are on by default"
-        );
-        let none = "sessions: {enabled: false}\napi_keys: {enabled: false}\n";
-        assert!(problems(none).iter().any(|p| p.starts_with("jwt:")));
-    }
-
-    #[test]
-    fn store_and_credential_sections_are_checked() {
-        let got = problems(
-            r#"
-store:
-  redis: {mode: sentinel, nodes: ["http://x"], command_timeout: 5s}
-  seed_file: seed.yaml
-sessions:
-  cookie: "a;b"
-  fingerprint: {attributes: ["client_ip", "User-Agent"], ipv4_prefix: 33}
-api_keys: {prefix: "Bad_Prefix", scheme: Bearer, id_header: host}
-cache: {store_ttl: 1s, negative_ttl: 2s}
-"#,
-        );
-        let paths: Vec<&str> = got.iter().map(|s| s.split(':').next().unwrap()).collect();
-        for want in [
-            "store.seed_file",
-            "store.redis.nodes[0]",
-            "store.redis.master_name",
-            "store.redis.command_timeout",
-            "sessions.cookie",
-            "sessions.fingerprint.attributes[1]",
-            "sessions.fingerprint.ipv4_prefix",
-            "api_keys.prefix",
-            "api_keys.scheme",
-            "api_keys.id_header",
-            "cache.negative_ttl",
-        ] {
-            assert!(paths.contains(&want), "missing {want} in {got:#?}");
-        }
-    }
-
-    #[test]
-    fn limits_are_checked() {
-        let got = problems(
-            "limits: {per_ip: {failures: 0, per: 1m}, per_credential: {failures: 3, per: 25h}, max_tracked: 0}",
-        );
-        assert_eq!(
-            got,
-            [
-                "limits.per_ip.failures: must be at least 1",
-                "limits.per_credential.per: must be greater than 0 and at most 24h",
-                "limits.max_tracked: must be at least 1",
-            ]
-        );
-        let got = problems("limits: {per_ip: {failures: 1, per: 0s}}");
-        assert_eq!(
-            got,
-            ["limits.per_ip.per: must be greater than 0 and at most 24h"]
-        );
-        assert!(problems("limits: {per_credential: {failures: 1, per: 24h}}").is_empty());
-    }
-
-    #[test]
-    fn max_request_bytes_is_bounded() {
-        for (bytes, ok) in [
-            (65_535, false),
-            (65_536, true),
-            (1 << 30, true),
-            ((1 << 30) + 1, false),
-        ] {
-            let got = problems(&format!("{KEY}\nlisten: {{max_request_bytes: {bytes}}}"));
-            let named = got
-                .iter()
-                .any(|p| p.starts_with("listen.max_request_bytes"));
-            assert_eq!(named, !ok, "{bytes}: {got:?}");
-        }
-    }
-
-    #[test]
-    fn connection_limits_are_checked() {
-        let got = problems(&format!(
-            "{KEY}\nlisten: {{handshake_timeout: 0s, max_connections: 0, keepalive_interval: 500ms, keepalive_timeout: 301s, max_concurrent_streams: 0, max_header_list_size: 100}}"
-        ));
-        assert_eq!(
-            got,
-            [
-                "listen.handshake_timeout: must be greater than 0s and at most 300s",
-                "listen.max_connections: must be between 1 and 1048576",
-                "listen.keepalive_interval: must be 0s (no pings) or between 1s and 3600s",
-                "listen.keepalive_timeout: must be greater than 0s and at most 300s",
-                "listen.max_concurrent_streams: must be at least 1",
-                "listen.max_header_list_size: must be between 4096 (4 KiB) and 16777216 (16 MiB)",
-            ]
-        );
-        let ok = "listen: {handshake_timeout: 300s, max_connections: 1048576, keepalive_interval: 0s, keepalive_timeout: 1ms, max_concurrent_streams: 1, max_header_list_size: 4096}";
-        assert_eq!(problems(&format!("{KEY}\n{ok}")), Vec::<String>::new());
-        let ok = "listen: {handshake_timeout: 1ms, keepalive_interval: 1s, max_header_list_size: 16777216}";
-        assert_eq!(problems(&format!("{KEY}\n{ok}")), Vec::<String>::new());
-        let err = Config::from_yaml("listen: {handshake_timeout: soon}").unwrap_err();
-        assert!(
-            err.to_string().starts_with("listen.handshake_timeout"),
-            "{err}"
-        );
-        let err = Config::from_yaml("listen: {max_connections: -1}").unwrap_err();
-        assert!(
-            err.to_string().starts_with("listen.max_connections"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn parse_errors_name_the_field() {
-        let err = Config::from_yaml("jwt: {leeway: soon}").unwrap_err();
-        assert!(err.to_string().starts_with("jwt.leeway"), "{err}");
-        let err = Config::from_yaml("jwt: {keyz: []}").unwrap_err();
-        assert!(err.to_string().contains("keyz"), "{err}");
-        let err = Config::from_yaml("listen: {grpc: nowhere}").unwrap_err();
-        assert!(err.to_string().starts_with("listen.grpc"), "{err}");
-    }
-
-    #[test]
-    fn from_query_is_a_parameter_name_for_the_grpc_mode_only() {
-        let key = "  keys: [{alg: RS256, pem_file: tests/fixtures/keys/rsa.pub}]\n";
-        assert!(problems(&format!("jwt:\n  from_query: access_token\n{key}")).is_empty());
-        let http = format!(
-            "listen: {{http: \"127.0.0.1:9002\"}}\njwt:\n  from_query: access_token\n{key}"
-        );
-        let got = problems(&http);
-        assert!(
-            got.iter()
-                .any(|p| p.starts_with("jwt.from_query:") && p.contains("listen.http")),
-            "{got:?}"
-        );
-        let got = problems(&format!("jwt:\n  from_query: \"a&b\"\n{key}"));
-        assert!(
-            got.iter().any(|p| p.starts_with("jwt.from_query:")),
-            "{got:?}"
-        );
-        let got = problems("jwt: {from_query: access_token}");
-        assert!(
-            got.iter().any(|p| p.starts_with("jwt.from_query:")),
-            "{got:?}"
-        );
-    }
+/// A lowercase HTTP header name ward may set or match: `a-z`, `0-9`, `-`, `_`.
+pub fn is_valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }

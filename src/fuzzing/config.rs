@@ -11,7 +11,7 @@
 use crate::config::{Config, ConfigError, EnvSource};
 use crate::credentials::Extractor;
 use crate::headers::ManagedHeaders;
-use crate::identity::ClaimRenderer;
+use crate::identity::{ClaimRenderer, HeaderRules};
 use crate::policy::Policies;
 use crate::response::Responder;
 use std::path::Path;
@@ -40,7 +40,7 @@ pub fn config(data: &[u8]) {
     if !files_are_safe(&config) {
         return;
     }
-    let problems = config.validate(&NoEnv);
+    let problems = crate::setup::problems(&config, &NoEnv);
     for p in &problems {
         assert!(!p.path.is_empty(), "a problem names no field: {p}");
     }
@@ -54,7 +54,7 @@ pub fn config(data: &[u8]) {
     let _ = Extractor::from_config(&config);
     let _ = ManagedHeaders::from_config(&config);
     let _ = Responder::from_config(&config);
-    let _ = ClaimRenderer::from_config(&config);
+    let _ = ClaimRenderer::new(&config.jwt.claims, HeaderRules::new(&config.headers));
 }
 
 /// Whether every file the config names is missing or a small regular

@@ -71,7 +71,7 @@ fn records(text: &str) {
         .collect();
     let rules = HeaderRules {
         max_value_bytes: 256,
-        ..HeaderRules::from_config(&crate::config::Config::default())
+        ..HeaderRules::new(&crate::config::Config::default().headers)
     };
     if let Ok(s) = Session::parse(&fields) {
         assert!(!s.user_id.is_empty());

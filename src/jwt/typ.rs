@@ -11,11 +11,8 @@
 //! `application/` may be left out (`JWT` is `application/jwt`). A token
 //! without `typ` is accepted: the member is optional (RFC 7519 §5.1).
 
+use crate::config::DEFAULT_TYPES;
 use std::sync::Arc;
-
-/// The list `jwt.allowed_types` defaults to: plain JWTs and OAuth access
-/// tokens (RFC 9068).
-pub const DEFAULT_TYPES: [&str; 4] = ["JWT", "at+jwt", "application/jwt", "application/at+jwt"];
 
 const APPLICATION: &str = "application/";
 

@@ -246,7 +246,7 @@ proptest! {
         session in any::<bool>(),
     ) {
         let config = mapping_config(&mapped);
-        prop_assert!(config.validate(&ward::config::ProcessEnv).is_empty());
+        prop_assert!(ward::setup::problems(&config, &ward::config::ProcessEnv).is_empty());
         let identity = if session {
             let mut fields = Fields::default();
             fields.insert("user_id".into(), "u1".into());
@@ -256,14 +256,14 @@ proptest! {
             let map: Vec<(String, String)> = config.sessions.fields.iter()
                 .map(|f| (f.field.clone(), f.header.clone())).collect();
             Session::parse(&fields).unwrap()
-                .identity(&HeaderRules::from_config(&config), &map).unwrap()
+                .identity(&HeaderRules::new(&config.headers), &map).unwrap()
         } else {
             let mut claims = serde_json::Map::new();
             claims.insert("sub".into(), "u1".into());
             for (i, v) in values.iter().enumerate() {
                 claims.insert(format!("c{i}"), v.clone().into());
             }
-            ClaimRenderer::from_config(&config).render(&claims, CredentialKind::Jwt).unwrap()
+            ClaimRenderer::new(&config.jwt.claims, HeaderRules::new(&config.headers)).render(&claims, CredentialKind::Jwt).unwrap()
         };
         let managed = ManagedHeaders::from_config(&config);
         let set = &identity.headers;
@@ -315,7 +315,10 @@ default_policy: required
 "#
         );
         let config = Config::from_yaml(&yaml).unwrap();
-        assert_eq!(config.validate(&ward::config::ProcessEnv), vec![]);
+        assert_eq!(
+            ward::setup::problems(&config, &ward::config::ProcessEnv),
+            vec![]
+        );
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -27,7 +27,7 @@ impl InProc {
         let mut config = Config::from_yaml(yaml).unwrap();
         config.listen.grpc = "127.0.0.1:0".parse().unwrap();
         config.listen.admin = "127.0.0.1:0".parse().unwrap();
-        let problems = config.validate(&ward::config::ProcessEnv);
+        let problems = ward::setup::problems(&config, &ward::config::ProcessEnv);
         assert!(problems.is_empty(), "invalid test config: {problems:?}");
         let server = ward::server::Server::bind(&config).await.unwrap();
         let grpc_addr = server.grpc_addr().unwrap();
