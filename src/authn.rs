@@ -28,7 +28,7 @@ use std::time::Duration;
 
 /// What authentication established.
 #[derive(Debug, Clone)]
-pub enum Authenticated {
+pub(crate) enum Authenticated {
     Identity(Arc<Identity>),
     /// The store did not answer and the policy says `on_store_error:
     /// open`: the request passes without an identity.
@@ -41,7 +41,7 @@ const UNKNOWN_KID_WAIT: Duration = Duration::from_millis(100);
 
 /// The rules of authentication, from the config; what it reads and
 /// counts goes through the [`Ports`] each call is given.
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     verifier: Verifier,
     renderer: ClaimRenderer,
     /// The header rules of the views kept in cached records
@@ -57,7 +57,7 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         let jwt = &config.jwt;
         Self {
             verifier: Verifier {
@@ -88,7 +88,7 @@ impl Authenticator {
 
     /// The identity behind a presented credential at `now` (unix
     /// seconds), reading the store as `mode` says.
-    pub async fn authenticate<P: Ports>(
+    pub(crate) async fn authenticate<P: Ports>(
         &self,
         ports: &P,
         presented: &Presented<'_, '_>,
@@ -287,7 +287,7 @@ impl Authenticator {
 
 /// How a check may read the store, as `check.rs` decides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadMode {
+pub(crate) enum ReadMode {
     /// Read through the cache; a failed read is decided by the route's
     /// `on_store_error` (which also says whether a stale copy may answer).
     Store(OnStoreError),

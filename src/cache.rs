@@ -42,13 +42,13 @@ type KeyHasher = foldhash::quality::RandomState;
 /// Verified identities by credential hash. Disabled means every lookup
 /// misses and nothing is stored.
 #[derive(Clone)]
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     inner: Option<moka::sync::Cache<CredentialHash, Arc<Entry>, KeyHasher>>,
     max_ttl: Duration,
 }
 
 impl TokenCache {
-    pub fn new(config: &CacheConfig) -> Self {
+    pub(crate) fn new(config: &CacheConfig) -> Self {
         let inner = config.enabled.then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(config.max_entries)
@@ -63,13 +63,19 @@ impl TokenCache {
 
     /// The cached identity for `key`, if its token is still unexpired at
     /// `now` (unix seconds).
-    pub fn get(&self, key: &CredentialHash, now: u64) -> Option<Arc<Identity>> {
+    pub(crate) fn get(&self, key: &CredentialHash, now: u64) -> Option<Arc<Identity>> {
         let entry = self.inner.as_ref()?.get(key)?;
         (now < entry.expires_at).then(|| entry.identity.clone())
     }
 
     /// Stores a verified identity whose credential expires at `expires_at`.
-    pub fn insert(&self, key: CredentialHash, identity: Arc<Identity>, expires_at: u64, now: u64) {
+    pub(crate) fn insert(
+        &self,
+        key: CredentialHash,
+        identity: Arc<Identity>,
+        expires_at: u64,
+        now: u64,
+    ) {
         let Some(cache) = &self.inner else { return };
         let remaining = Duration::from_secs(expires_at.saturating_sub(now));
         // Entries cached together must not all expire together (a burst of
@@ -88,21 +94,24 @@ impl TokenCache {
         cache.insert(key, Arc::new(entry));
     }
 
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.inner.is_some()
     }
 
-    /// Entries currently held (approximate; for metrics and benchmarks).
-    pub fn len(&self) -> u64 {
+    /// Entries currently held (approximate).
+    #[cfg(test)]
+    fn len(&self) -> u64 {
         self.inner.as_ref().map_or(0, |c| c.entry_count())
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Runs moka's pending maintenance now (tests and benchmarks).
-    pub fn sync(&self) {
+    /// Runs moka's pending maintenance now.
+    #[cfg(test)]
+    fn sync(&self) {
         if let Some(c) = &self.inner {
             c.run_pending_tasks();
         }

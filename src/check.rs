@@ -33,7 +33,7 @@ use crate::request::Request;
 
 mod trace;
 
-pub use trace::Trace;
+pub(crate) use trace::Trace;
 
 /// Bytes of the credential's SHA-256 that key it in the limiter.
 const LIMITER_KEY_BYTES: usize = 8;

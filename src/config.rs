@@ -610,28 +610,28 @@ mod defaults {
     use std::time::Duration;
     /// `headers.email`, `.roles`, `.scopes`, which the default
     /// `jwt.claims.headers` also use: one identity, one set of names.
-    pub const EMAIL_HEADER: &str = "x-user-email";
-    pub const ROLES_HEADER: &str = "x-user-roles";
-    pub const SCOPES_HEADER: &str = "x-user-scopes";
-    pub fn jwks_refresh() -> Duration {
+    pub(super) const EMAIL_HEADER: &str = "x-user-email";
+    pub(super) const ROLES_HEADER: &str = "x-user-roles";
+    pub(super) const SCOPES_HEADER: &str = "x-user-scopes";
+    pub(super) fn jwks_refresh() -> Duration {
         Duration::from_secs(300)
     }
-    pub fn jwks_min_refetch() -> Duration {
+    pub(super) fn jwks_min_refetch() -> Duration {
         Duration::from_secs(30)
     }
-    pub fn jwks_timeout() -> Duration {
+    pub(super) fn jwks_timeout() -> Duration {
         Duration::from_secs(5)
     }
-    pub fn redis_command_timeout() -> Duration {
+    pub(super) fn redis_command_timeout() -> Duration {
         Duration::from_millis(50)
     }
-    pub fn redis_connect_timeout() -> Duration {
+    pub(super) fn redis_connect_timeout() -> Duration {
         Duration::from_secs(1)
     }
-    pub fn breaker_failures() -> u32 {
+    pub(super) fn breaker_failures() -> u32 {
         5
     }
-    pub fn breaker_open_for() -> Duration {
+    pub(super) fn breaker_open_for() -> Duration {
         Duration::from_secs(1)
     }
 }

@@ -38,7 +38,7 @@ const KEYS_WAIT: Duration = Duration::from_secs(5);
 /// The request to explain (flags, or a JSON file of this shape).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ExplainRequest {
+pub(crate) struct ExplainRequest {
     pub method: String,
     /// `https://host/path?query`, or `/path?query` with a `host` header.
     pub url: String,
@@ -54,7 +54,7 @@ pub struct ExplainRequest {
 
 /// Why a request could not be explained.
 #[derive(Debug, thiserror::Error)]
-pub enum ExplainError {
+pub(crate) enum ExplainError {
     #[error("url: {0}")]
     Url(String),
     #[error("keys: {0}")]
@@ -74,7 +74,7 @@ pub enum ExplainError {
 impl ExplainRequest {
     /// The request of a JSON file; a file without `method` takes `method`
     /// (the `-X` flag's value).
-    pub fn from_file(path: &Path, method: &str) -> Result<Self, ExplainError> {
+    pub(crate) fn from_file(path: &Path, method: &str) -> Result<Self, ExplainError> {
         let name = path.display();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ExplainError::Request(format!("cannot read {name}: {e}")))?;
@@ -93,7 +93,7 @@ impl ExplainRequest {
     /// them (`Name: value`), kept in order with repeats (explain folds
     /// them as `ward serve` does). Only optional whitespace (SP, HTAB) is
     /// dropped around a value, as an HTTP parser drops it.
-    pub fn from_flags(
+    pub(crate) fn from_flags(
         method: &str,
         url: &str,
         headers: &[String],
@@ -121,13 +121,13 @@ impl ExplainRequest {
 }
 
 /// The report, and whether the request would be allowed.
-pub struct Explanation {
+pub(crate) struct Explanation {
     pub text: String,
     pub allowed: bool,
 }
 
 /// Explains `request` under `config` at `now` (unix seconds).
-pub async fn explain(
+pub(crate) async fn explain(
     config: &Config,
     request: &ExplainRequest,
     now: u64,

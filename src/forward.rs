@@ -49,7 +49,7 @@ impl Edits {
 
 /// The credentials that must not reach the backend, from the config.
 #[derive(Debug, Clone, Default)]
-pub struct Forwarding {
+pub(crate) struct Forwarding {
     /// Headers removed when present (lowercase).
     headers: Vec<String>,
     /// `Authorization` schemes whose header is removed.
@@ -61,7 +61,7 @@ pub struct Forwarding {
 }
 
 impl Forwarding {
-    pub fn from_config(config: &Config) -> Self {
+    pub(crate) fn from_config(config: &Config) -> Self {
         let mut f = Forwarding::default();
         let jwt = &config.jwt;
         if !(jwt.keys.is_empty() && jwt.jwks.is_empty()) {
@@ -89,7 +89,12 @@ impl Forwarding {
 
     /// Adds this request's credential edits to `edits`; `identity` is what
     /// the allow sets.
-    pub fn apply(&self, req: &Request<'_>, identity: &[(String, String)], edits: &mut Edits) {
+    pub(crate) fn apply(
+        &self,
+        req: &Request<'_>,
+        identity: &[(String, String)],
+        edits: &mut Edits,
+    ) {
         if let Some(name) = &self.cookie
             && let Some(header) = req.header("cookie")
             && let Some(rest) = without_cookie(header, name)
@@ -127,7 +132,7 @@ impl Forwarding {
 /// were; `None` when `name` is not in it. Pieces are found as the
 /// extractor finds them (`;`, and `,` where Envoy folded two headers), so
 /// every session cookie ward could read is cut.
-pub fn without_cookie(header: &str, name: &str) -> Option<String> {
+pub(crate) fn without_cookie(header: &str, name: &str) -> Option<String> {
     let is_it = |piece: &str| cookie_name(piece) == Some(name);
     if !cookie_pieces(header).any(is_it) {
         return None;

@@ -17,7 +17,7 @@
 //! | [`credential_kind`] | the one enum of credential kinds (config, policy, identity, metrics) |
 //! | [`request`] | ward's own view of a check request |
 //! | [`credentials`] | which credential a request carries (pure) |
-//! | [`forward`] | what of a credential reaches the backend on allow (pure) |
+//! | `forward` | what of a credential reaches the backend on allow (pure) |
 //! | [`jwt`] | JWT parsing, key choice, signature and claim rules (pure) |
 //! | [`identity`] | claims rendered into identity headers (pure) |
 //! | [`headers`] | ward's managed header set and what to strip (pure) |
@@ -27,37 +27,41 @@
 //! | [`decision`] | `Decision` and `Deny`: a decision as a value (pure) |
 //! | [`reason`] | the closed `Reason` table: codes, statuses, RFC 6750 codes, bodies (pure) |
 //! | [`response`] | a deny as sent: status overrides, challenges, redirects (pure) |
-//! | [`check`] | one check, both transports and `ward explain` |
-//! | [`explain`] | `ward explain`: the serve-time checker on one request |
+//! | `check` | one check, both transports and `ward explain` |
+//! | `explain` | `ward explain`: the serve-time checker on one request |
 //! | [`cli`] | the `ward` subcommands behind `main.rs`: config loading, the runtime, exit statuses |
-//! | [`cache`] | the moka cache of verified credentials |
+//! | `cache` | the moka cache of verified credentials |
 //! | [`jwks`] | the key store and background JWKS fetchers (I/O) |
 //! | [`policy`] | route policies; [`policy::path`] canonicalizes paths (pure) |
 //! | [`limiter`] | failed-authentication budgets per IP and credential |
-//! | [`authn`] | extract → cache → verify → identity: one check |
-//! | [`on_store_error`] | what a failed store read means: the one place `on_store_error` is applied (pure) |
+//! | `authn` | extract → cache → verify → identity: one check |
+//! | `on_store_error` | what a failed store read means: the one place `on_store_error` is applied (pure) |
 //! | [`lookup`] | store reads behind the cache: fresh, negative, stale, single-flight |
 //! | [`store`] | the Redis contract: Redis (standalone, Cluster, Sentinel) and the embedded store (I/O) |
-//! | [`manage`] | `ward apikey` / `ward session` |
+//! | `manage` | `ward apikey` / `ward session` |
 //! | [`metrics`] | Prometheus metrics in an explicit registry |
 //! | [`runtime`] | the Tokio runtime for a worker count |
 //! | [`server`] | listeners (connection caps and handshake timeouts: [`server::conn`]), the Envoy adapter, admin port, shutdown (I/O) |
-//! | [`telemetry`] | `tracing` subscriber setup |
+//! | `telemetry` | `tracing` subscriber setup |
 //! | `fuzzing` | the fuzz targets' harnesses (hidden; `fuzz/`, `tests/it/fuzz_corpora.rs`) |
 
+// `pub` means used by the binary, the benches or the tests: anything
+// else is `pub(crate)`, so the visible surface is the architecture.
+#![warn(unreachable_pub)]
+
 pub mod apikey;
-pub mod authn;
-pub mod cache;
-pub mod check;
+pub(crate) mod authn;
+pub(crate) mod cache;
+pub(crate) mod check;
 pub mod cli;
 pub mod config;
 pub mod credential_kind;
 pub mod credentials;
 pub mod decision;
-pub mod explain;
+pub(crate) mod explain;
 pub mod fields;
 pub mod fingerprint;
-pub mod forward;
+pub(crate) mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod headers;
@@ -66,14 +70,14 @@ pub mod jwks;
 pub mod jwt;
 pub mod limiter;
 pub mod lookup;
-pub mod manage;
+pub(crate) mod manage;
 pub mod metrics;
-pub mod on_store_error;
+pub(crate) mod on_store_error;
 pub mod policy;
-pub mod ports;
-pub mod presented;
+pub(crate) mod ports;
+pub(crate) mod presented;
 pub mod reason;
-pub mod record;
+pub(crate) mod record;
 pub mod request;
 pub mod response;
 pub mod runtime;
@@ -81,7 +85,7 @@ pub mod server;
 pub mod session;
 pub mod setup;
 pub mod store;
-pub mod telemetry;
+pub(crate) mod telemetry;
 pub mod wiring;
 
 /// Seconds since the Unix epoch: the one clock read per check, handed to

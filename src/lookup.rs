@@ -9,7 +9,7 @@
 //! - When the store fails (an outage, not a bad record: see
 //!   [`StoreError::fault`]), a read answered before (a record, or a "not
 //!   found") is served for up to `store.stale_if_error` past its
-//!   freshness, if the caller allows it ([`Stale`]: the route's
+//!   freshness, if the caller allows it (`Stale`: the route's
 //!   `on_store_error` is `stale` or `open`); then the error surfaces and
 //!   the caller denies (503). Errors are never cached.
 //! - An invalidation wins over a read of the same key in flight: that read

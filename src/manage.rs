@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// Why a management command failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ManageError {
+pub(crate) enum ManageError {
     #[error(
         "store.redis is not configured: the embedded store lives inside `ward serve` (seed it with store.seed_file)"
     )]
@@ -30,13 +30,13 @@ pub enum ManageError {
 }
 
 /// A store and its key names, opened from a config that uses Redis.
-pub struct Manager {
+pub(crate) struct Manager {
     store: Store,
     keys: KeyNames,
 }
 
 impl Manager {
-    pub async fn open(config: &Config) -> Result<Self, ManageError> {
+    pub(crate) async fn open(config: &Config) -> Result<Self, ManageError> {
         if config.store.redis.is_none() {
             return Err(ManageError::NoRedis);
         }
@@ -51,7 +51,7 @@ impl Manager {
     }
 
     /// Creates a session; returns its new id.
-    pub async fn create_session(&self, session: &NewSession) -> Result<String, ManageError> {
+    pub(crate) async fn create_session(&self, session: &NewSession) -> Result<String, ManageError> {
         let sid = session::generate_id()?;
         self.records()
             .create_session(&sid, session, crate::unix_now())
@@ -59,7 +59,7 @@ impl Manager {
         Ok(sid)
     }
 
-    pub async fn list_sessions(&self, user_id: &str) -> Result<String, ManageError> {
+    pub(crate) async fn list_sessions(&self, user_id: &str) -> Result<String, ManageError> {
         let sessions = self.records().list_sessions(user_id).await?;
         let mut out = String::from("SESSION_ID                        EXPIRES_AT  REVOKED  TTL\n");
         for (sid, hash) in sessions {
@@ -73,7 +73,7 @@ impl Manager {
         Ok(out)
     }
 
-    pub async fn revoke_session(&self, sid: &str) -> Result<(), ManageError> {
+    pub(crate) async fn revoke_session(&self, sid: &str) -> Result<(), ManageError> {
         if self.records().revoke_session(sid).await? {
             Ok(())
         } else {
@@ -81,12 +81,12 @@ impl Manager {
         }
     }
 
-    pub async fn revoke_user(&self, user_id: &str) -> Result<usize, ManageError> {
+    pub(crate) async fn revoke_user(&self, user_id: &str) -> Result<usize, ManageError> {
         Ok(self.records().revoke_user(user_id).await?)
     }
 
     /// Creates an API key; returns `(key, key_id)`. The key is shown once.
-    pub async fn create_api_key(
+    pub(crate) async fn create_api_key(
         &self,
         prefix: &str,
         user_id: &str,
@@ -110,7 +110,7 @@ impl Manager {
         Ok((key, key_id))
     }
 
-    pub async fn list_api_keys(&self, user_id: &str) -> Result<String, ManageError> {
+    pub(crate) async fn list_api_keys(&self, user_id: &str) -> Result<String, ManageError> {
         let keys = self.records().list_api_keys(user_id).await?;
         let mut out = String::from(
             "KEY_ID                NAME                  SCOPES            EXPIRES_AT  REVOKED\n",
@@ -128,7 +128,7 @@ impl Manager {
         Ok(out)
     }
 
-    pub async fn revoke_api_key(&self, key_id: &str) -> Result<(), ManageError> {
+    pub(crate) async fn revoke_api_key(&self, key_id: &str) -> Result<(), ManageError> {
         if self.records().revoke_api_key(key_id).await? {
             Ok(())
         } else {

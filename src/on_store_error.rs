@@ -33,7 +33,7 @@ pub enum Fault {
 
 /// Where in a check the read was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Site {
+pub(crate) enum Site {
     /// `session:{sid}` for a session credential.
     Session,
     /// `apikey:{hash}` for an API key.
@@ -46,7 +46,7 @@ pub enum Site {
 
 /// What the check does about the failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Deny(Reason),
     /// Pass without identity (a session or API key under `open`).
     Anonymous,
@@ -56,7 +56,7 @@ pub enum Verdict {
 }
 
 /// The verdict for a `fault` at `site` under `policy`.
-pub fn verdict(fault: Fault, policy: OnStoreError, site: Site) -> Verdict {
+pub(crate) fn verdict(fault: Fault, policy: OnStoreError, site: Site) -> Verdict {
     match fault {
         Fault::BadRecord => Verdict::Deny(match site {
             Site::Session | Site::TokenSession => Reason::InvalidSession,

@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 
 /// One presented credential and the request it came with.
 #[derive(Debug)]
-pub struct Presented<'r, 'a> {
+pub(crate) struct Presented<'r, 'a> {
     credential: Credential<'a>,
     req: &'r Request<'a>,
     trusted_hops: usize,
@@ -34,7 +34,11 @@ pub struct Presented<'r, 'a> {
 impl<'r, 'a> Presented<'r, 'a> {
     /// `trusted_hops`: how many proxies in front of Envoy append to
     /// `x-forwarded-for` (see [`fingerprint::client_ip`]).
-    pub fn new(credential: Credential<'a>, req: &'r Request<'a>, trusted_hops: usize) -> Self {
+    pub(crate) fn new(
+        credential: Credential<'a>,
+        req: &'r Request<'a>,
+        trusted_hops: usize,
+    ) -> Self {
         Presented {
             credential,
             req,
@@ -44,11 +48,11 @@ impl<'r, 'a> Presented<'r, 'a> {
         }
     }
 
-    pub fn credential(&self) -> Credential<'a> {
+    pub(crate) fn credential(&self) -> Credential<'a> {
         self.credential
     }
 
-    pub fn kind(&self) -> CredentialKind {
+    pub(crate) fn kind(&self) -> CredentialKind {
         match self.credential {
             Credential::Bearer(_) => CredentialKind::Jwt,
             Credential::Session(_) => CredentialKind::Session,
@@ -57,12 +61,12 @@ impl<'r, 'a> Presented<'r, 'a> {
     }
 
     /// The request the credential came with.
-    pub fn request(&self) -> &'r Request<'a> {
+    pub(crate) fn request(&self) -> &'r Request<'a> {
         self.req
     }
 
     /// SHA-256 of the credential, computed on first use.
-    pub fn hash(&self) -> &CredentialHash {
+    pub(crate) fn hash(&self) -> &CredentialHash {
         self.hash.get_or_init(|| {
             let (Credential::Bearer(secret)
             | Credential::Session(secret)
@@ -73,7 +77,7 @@ impl<'r, 'a> Presented<'r, 'a> {
 
     /// The client's address: `x-forwarded-for` counted from the right by
     /// the trusted hops, else Envoy's peer. Computed on first use.
-    pub fn client_ip(&self) -> Option<IpAddr> {
+    pub(crate) fn client_ip(&self) -> Option<IpAddr> {
         *self.client_ip.get_or_init(|| {
             fingerprint::client_ip(
                 self.req.header("x-forwarded-for"),

@@ -33,6 +33,6 @@ impl<V> Record<V> {
 }
 
 /// A cached session (`session:{sid}`).
-pub type SessionRecord = Record<session::view::View>;
+pub(crate) type SessionRecord = Record<session::view::View>;
 /// A cached API key record (`apikey:{hash}`).
-pub type ApiKeyRecord = Record<apikey::view::View>;
+pub(crate) type ApiKeyRecord = Record<apikey::view::View>;

@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. Safe to call once; later calls are
 /// ignored (tests may start several servers in one process).
-pub fn init(log: &Log) {
+pub(crate) fn init(log: &Log) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));

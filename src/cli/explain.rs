@@ -1,6 +1,6 @@
 //! `ward explain`'s flags, and its exit status: 0 when the request would
 //! be allowed, 2 when denied, 1 when it cannot be explained. Reading the
-//! request and explaining it is [`crate::explain`]'s.
+//! request and explaining it is `crate::explain`'s.
 
 use super::{Failure, Outcome};
 use crate::explain::ExplainRequest;

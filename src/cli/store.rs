@@ -1,6 +1,6 @@
 //! `ward apikey ...` and `ward session ...`: their flags, and the text
 //! each prints. Every command loads the config, opens its Redis through
-//! [`Manager`] (which writes atomically and publishes the invalidation)
+//! `Manager` (which writes atomically and publishes the invalidation)
 //! and prints one result; a failure is `ward: <error>`, exit status 1.
 
 use super::{Failure, Outcome};

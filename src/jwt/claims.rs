@@ -20,7 +20,7 @@ pub struct Rules {
 }
 
 /// Checks `claims` at `now` (unix seconds); returns the token's `exp`.
-pub fn check(claims: &Map<String, Value>, rules: &Rules, now: u64) -> Result<u64, JwtError> {
+pub(super) fn check(claims: &Map<String, Value>, rules: &Rules, now: u64) -> Result<u64, JwtError> {
     let leeway = rules.leeway.as_secs();
     let exp = numeric_date(claims, "exp")?.ok_or(JwtError::MissingClaim("exp"))?;
     if now >= exp.saturating_add(leeway) {

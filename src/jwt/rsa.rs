@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// The smallest RSA modulus ward accepts, in bits (RFC 7518 §3.3, NIST
 /// SP 800-131A).
-pub const MIN_RSA_BITS: usize = 2048;
+pub(super) const MIN_RSA_BITS: usize = 2048;
 
 const SEQUENCE: u8 = 0x30;
 const INTEGER: u8 = 0x02;
@@ -23,7 +23,7 @@ const BIT_STRING: u8 = 0x03;
 
 /// Modulus bits of a SubjectPublicKeyInfo (`PUBLIC KEY` PEM) holding an
 /// RSA key; `None` when the DER is not shaped like one.
-pub fn spki_modulus_bits(der: &[u8]) -> Option<usize> {
+pub(super) fn spki_modulus_bits(der: &[u8]) -> Option<usize> {
     let spki = expect(der, SEQUENCE)?;
     let (_algorithm, rest) = element(spki, SEQUENCE)?;
     let key = expect(rest, BIT_STRING)?;
@@ -35,7 +35,7 @@ pub fn spki_modulus_bits(der: &[u8]) -> Option<usize> {
 }
 
 /// Modulus bits of a PKCS#1 RSAPublicKey (`RSA PUBLIC KEY` PEM).
-pub fn pkcs1_modulus_bits(der: &[u8]) -> Option<usize> {
+pub(super) fn pkcs1_modulus_bits(der: &[u8]) -> Option<usize> {
     let key = expect(der, SEQUENCE)?;
     let (modulus, _exponent) = element(key, INTEGER)?;
     Some(bit_length(modulus))
@@ -43,7 +43,7 @@ pub fn pkcs1_modulus_bits(der: &[u8]) -> Option<usize> {
 
 /// Modulus bits of a JWK's `n` (base64url, big-endian); `None` when `n`
 /// is not base64url.
-pub fn jwk_modulus_bits(n: &str) -> Option<usize> {
+pub(super) fn jwk_modulus_bits(n: &str) -> Option<usize> {
     URL_SAFE_NO_PAD.decode(n).ok().map(|n| bit_length(&n))
 }
 

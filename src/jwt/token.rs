@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 /// The parts of a compact JWS, borrowed from the token string.
 #[derive(Debug)]
-pub struct Parts<'a> {
+pub(super) struct Parts<'a> {
     /// `header.payload`: the signed message.
     pub message: &'a str,
     pub payload: &'a str,
@@ -27,7 +27,7 @@ pub struct Parts<'a> {
 
 /// The header fields ward acts on.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Header {
+pub(super) struct Header {
     pub alg: Algorithm,
     pub kid: Option<String>,
     /// The media type the token claims to be; the verifying key judges it.
@@ -37,7 +37,7 @@ pub struct Header {
 const NOT_A_HEADER: &str = "header is not a JSON object with `alg`";
 
 /// Splits and checks a token of at most `max_bytes`.
-pub fn parse(token: &str, max_bytes: usize) -> Result<Parts<'_>, JwtError> {
+pub(super) fn parse(token: &str, max_bytes: usize) -> Result<Parts<'_>, JwtError> {
     if token.len() > max_bytes {
         return Err(JwtError::TooLarge);
     }
@@ -84,7 +84,7 @@ fn read_header(mut header: Map<String, Value>) -> Result<Header, JwtError> {
 
 /// Decodes one base64url part; padding and non-canonical trailing bits are
 /// rejected.
-pub fn decode_part(part: &str) -> Result<Vec<u8>, JwtError> {
+pub(super) fn decode_part(part: &str) -> Result<Vec<u8>, JwtError> {
     URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| JwtError::Malformed("invalid base64url"))

@@ -34,7 +34,7 @@ impl Node {
 
 /// Case-sensitive and case-insensitive globs.
 #[derive(Debug, Default)]
-pub struct GlobSet {
+pub(super) struct GlobSet {
     sensitive: Node,
     insensitive: Node,
     len: usize,
@@ -42,7 +42,7 @@ pub struct GlobSet {
 
 impl GlobSet {
     /// Adds `glob` (starting with `/`) for `route`.
-    pub fn insert(
+    pub(super) fn insert(
         &mut self,
         glob: &str,
         case_sensitive: bool,
@@ -81,13 +81,13 @@ impl GlobSet {
         Ok(())
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Every route whose glob matches the canonical `path` (`lower` is the
     /// same path ASCII-lowercased), appended to `out`.
-    pub fn matches(&self, path: &str, lower: &str, out: &mut Vec<u32>) {
+    pub(super) fn matches(&self, path: &str, lower: &str, out: &mut Vec<u32>) {
         if self.len == 0 {
             return;
         }

@@ -234,7 +234,7 @@ impl RouteTable {
 }
 
 /// One route's own problems (everything but how routes combine).
-pub fn check_spec(spec: &RouteSpec) -> Result<(), RouteError> {
+pub(super) fn check_spec(spec: &RouteSpec) -> Result<(), RouteError> {
     match &spec.path {
         PathMatch::Exact(p) | PathMatch::Prefix(p) => {
             let canonical = path::canonicalize(p).map_err(|_| RouteError::NotAbsolute)?;

@@ -21,7 +21,11 @@ struct State {
 /// `/healthz`: the process answers. `/readyz`: config and keys are loaded
 /// (503 until every JWKS source has loaded once, and again while draining
 /// on shutdown). `/metrics`: Prometheus.
-pub fn router(keys: Arc<KeyStore>, metrics: Arc<Metrics>, draining: Arc<AtomicBool>) -> Router {
+pub(super) fn router(
+    keys: Arc<KeyStore>,
+    metrics: Arc<Metrics>,
+    draining: Arc<AtomicBool>,
+) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))

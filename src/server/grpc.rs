@@ -44,7 +44,7 @@ use std::time::Instant;
 use tonic::codegen::{Body, BoxFuture, StdError, http};
 
 /// The `context_extensions` key an Envoy route sets to select a policy.
-pub const POLICY_KEY: &str = "ward_policy";
+pub(super) const POLICY_KEY: &str = "ward_policy";
 
 /// The gRPC service and its one method.
 const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
@@ -63,7 +63,7 @@ const OK_STATUS: rpc::Status = rpc::Status {
     details: Vec::new(),
 };
 
-pub struct CheckService {
+pub(super) struct CheckService {
     pub checker: Arc<ServerChecker>,
     pub managed: ManagedHeaders,
     pub metrics: Arc<Metrics>,
@@ -76,12 +76,12 @@ pub struct CheckService {
 /// router: what envoy-types' generated server does (route `Check`, answer
 /// any other method `UNIMPLEMENTED`), with [`Answer`] as the response.
 #[derive(Clone)]
-pub struct AuthzServer {
+pub(super) struct AuthzServer {
     inner: Arc<CheckService>,
 }
 
 impl AuthzServer {
-    pub fn new(inner: Arc<CheckService>) -> Self {
+    pub(super) fn new(inner: Arc<CheckService>) -> Self {
         Self { inner }
     }
 }
@@ -119,7 +119,7 @@ where
 /// What ward answers, encoded as a `CheckResponse`.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // boxing the message would cost every deny an allocation
-pub enum Answer {
+pub(super) enum Answer {
     /// An allow for an identity: its headers and metadata as encoded once
     /// per identity ([`Encoder`]), and what this request must lose
     /// (forged headers, credentials not forwarded) or have rewritten.
@@ -137,7 +137,7 @@ impl CheckService {
     /// `listen.max_request_bytes`, 400 for one that is not a single
     /// uncompressed `CheckRequest`), rendered, counted and logged as every
     /// deny is. `start` is when the call began.
-    pub async fn answer(&self, incoming: Incoming, start: Instant) -> Answer {
+    pub(super) async fn answer(&self, incoming: Incoming, start: Instant) -> Answer {
         let refused = match incoming {
             Incoming::Message(bytes) => match CheckView::parse(bytes) {
                 Ok(view) => return self.check(view, start).await,
@@ -163,7 +163,7 @@ impl CheckService {
     }
 
     /// Decides one `CheckRequest`.
-    pub async fn check(&self, check: CheckView, start: Instant) -> Answer {
+    pub(super) async fn check(&self, check: CheckView, start: Instant) -> Answer {
         match check.attributes() {
             Ok(attrs) => {
                 let req = Request {

@@ -31,10 +31,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The header Envoy reads for headers to remove from the upstream request.
-pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
+pub(super) const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
 
 #[derive(Clone)]
-pub struct HttpService {
+pub(super) struct HttpService {
     pub checker: Arc<ServerChecker>,
     pub managed: Arc<ManagedHeaders>,
     pub metrics: Arc<Metrics>,
@@ -45,7 +45,7 @@ pub struct HttpService {
 }
 
 /// Every method and path is a check.
-pub fn router(service: HttpService) -> axum::Router {
+pub(super) fn router(service: HttpService) -> axum::Router {
     axum::Router::new().fallback(check).with_state(service)
 }
 
