@@ -179,102 +179,26 @@ impl Policies {
         let mut add =
             |path: String, message: String| problems.push(PolicyProblem { path, message });
         let enabled = enabled_kinds(config);
-        let mut named: HashMap<String, Arc<Policy>> = HashMap::new();
-        for (name, mode) in [
-            ("required", Mode::Required),
-            ("optional", Mode::Optional),
-            ("public", Mode::Public),
-            ("deny", Mode::Deny),
-        ] {
-            named.insert(name.into(), Arc::new(Policy::builtin(name, mode, enabled)));
-        }
-        for (name, p) in &config.policies {
-            let path = format!("policies.{name}");
-            if named.contains_key(name) {
-                add(
-                    path,
-                    format!("`{name}` is a built-in policy and cannot be redefined"),
-                );
-                continue;
-            }
-            if !valid_name(name) {
-                add(path, "a policy name is 1-64 of a-z, 0-9, `-`, `_`".into());
-                continue;
-            }
-            check_policy(&path, p, enabled, &mut add);
-            named.insert(
-                name.clone(),
-                Arc::new(Policy::from_config(name, p, enabled)),
-            );
-        }
+        let named = named_policies(config, enabled, &mut add);
         let mut specs = Vec::with_capacity(config.routes.len());
         let mut route_policies = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
             let path = format!("routes[{i}]");
             let name = r.name.clone().unwrap_or_else(|| path.clone());
-            let policy = match (&r.policy, r.has_inline_policy()) {
-                (Some(_), true) => {
-                    add(
-                        path.clone(),
-                        "set either `policy` or inline policy fields (mode, accept, roles, scopes, on_store_error, login_url), not both".into(),
-                    );
-                    None
-                }
-                (Some(p), false) => match named.get(p) {
-                    Some(policy) => Some(policy.clone()),
-                    None => {
-                        add(format!("{path}.policy"), format!("no policy named `{p}`"));
-                        None
-                    }
-                },
-                (None, _) => {
-                    let inline = r.inline_policy();
-                    check_policy(&path, &inline, enabled, &mut add);
-                    Some(Arc::new(Policy::from_config(&name, &inline, enabled)))
-                }
-            };
-            match route_spec(r) {
-                Ok(spec) => specs.push(Some(spec)),
-                Err(message) => {
-                    add(path.clone(), message);
-                    specs.push(None);
-                }
-            }
+            let policy = route_policy(&path, &name, r, &named, enabled, &mut add);
+            specs.push(
+                route_spec(r)
+                    .map_err(|message| add(path.clone(), message))
+                    .ok(),
+            );
             if let Some(policy) = policy {
                 route_policies.push((name, policy));
             }
         }
-        let default_name = config.default_policy.clone().unwrap_or_else(|| {
-            if config.routes.is_empty() {
-                "required".into()
-            } else {
-                "deny".into()
-            }
-        });
-        let default = named.get(&default_name).cloned();
-        if default.is_none() {
-            add(
-                "default_policy".into(),
-                format!("no policy named `{default_name}`"),
-            );
-        }
-        let routes = if specs.iter().all(Option::is_some) {
-            RouteTable::new(specs.into_iter().flatten().collect()).map_err(|problems| {
-                for (i, e) in problems {
-                    add(format!("routes[{i}]"), e.to_string());
-                }
-            })
-        } else {
-            // Report the other routes' own problems all the same.
-            for (i, spec) in specs.iter().enumerate() {
-                if let Some(Err(e)) = spec.as_ref().map(route::check_spec) {
-                    add(format!("routes[{i}]"), e.to_string());
-                }
-            }
-            Err(())
-        };
+        let default = default_policy(config, &named, &mut add);
+        let routes = route_table(specs, &mut add);
         match (routes, default) {
-            (Ok(routes), Some(default)) if problems.is_empty() => Ok(Self {
+            (Some(routes), Some(default)) if problems.is_empty() => Ok(Self {
                 has_routes: !routes.is_empty(),
                 named,
                 routes,
@@ -340,6 +264,118 @@ fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The built-in policies, then `policies`: a name redefining a built-in
+/// or not a valid name is a problem, not a policy.
+fn named_policies(
+    config: &Config,
+    enabled: [bool; 3],
+    add: &mut impl FnMut(String, String),
+) -> HashMap<String, Arc<Policy>> {
+    let mut named: HashMap<String, Arc<Policy>> = HashMap::new();
+    for (name, mode) in [
+        ("required", Mode::Required),
+        ("optional", Mode::Optional),
+        ("public", Mode::Public),
+        ("deny", Mode::Deny),
+    ] {
+        named.insert(name.into(), Arc::new(Policy::builtin(name, mode, enabled)));
+    }
+    for (name, p) in &config.policies {
+        let path = format!("policies.{name}");
+        if named.contains_key(name) {
+            let why = format!("`{name}` is a built-in policy and cannot be redefined");
+            add(path, why);
+            continue;
+        }
+        if !valid_name(name) {
+            add(path, "a policy name is 1-64 of a-z, 0-9, `-`, `_`".into());
+            continue;
+        }
+        check_policy(&path, p, enabled, add);
+        let policy = Arc::new(Policy::from_config(name, p, enabled));
+        named.insert(name.clone(), policy);
+    }
+    named
+}
+
+/// A route's policy: named (`policy`) or inline (its own fields), never
+/// both.
+fn route_policy(
+    path: &str,
+    name: &str,
+    r: &RouteConfig,
+    named: &HashMap<String, Arc<Policy>>,
+    enabled: [bool; 3],
+    add: &mut impl FnMut(String, String),
+) -> Option<Arc<Policy>> {
+    match (&r.policy, r.has_inline_policy()) {
+        (Some(_), true) => {
+            add(
+                path.to_string(),
+                "set either `policy` or inline policy fields (mode, accept, roles, scopes, on_store_error, login_url), not both".into(),
+            );
+            None
+        }
+        (Some(p), false) => {
+            let policy = named.get(p).cloned();
+            if policy.is_none() {
+                add(format!("{path}.policy"), format!("no policy named `{p}`"));
+            }
+            policy
+        }
+        (None, _) => {
+            let inline = r.inline_policy();
+            check_policy(path, &inline, enabled, add);
+            Some(Arc::new(Policy::from_config(name, &inline, enabled)))
+        }
+    }
+}
+
+/// `default_policy`, else `required` without routes and `deny` with them.
+fn default_policy(
+    config: &Config,
+    named: &HashMap<String, Arc<Policy>>,
+    add: &mut impl FnMut(String, String),
+) -> Option<Arc<Policy>> {
+    let default_name = config.default_policy.clone().unwrap_or_else(|| {
+        if config.routes.is_empty() {
+            "required".into()
+        } else {
+            "deny".into()
+        }
+    });
+    let default = named.get(&default_name).cloned();
+    if default.is_none() {
+        let why = format!("no policy named `{default_name}`");
+        add("default_policy".into(), why);
+    }
+    default
+}
+
+/// The route table, if every route's spec is sound; else the problems of
+/// the routes that are (reported all the same).
+fn route_table(
+    specs: Vec<Option<RouteSpec>>,
+    add: &mut impl FnMut(String, String),
+) -> Option<RouteTable> {
+    if specs.iter().all(Option::is_some) {
+        let table = RouteTable::new(specs.into_iter().flatten().collect());
+        return table
+            .map_err(|problems| {
+                for (i, e) in problems {
+                    add(format!("routes[{i}]"), e.to_string());
+                }
+            })
+            .ok();
+    }
+    for (i, spec) in specs.iter().enumerate() {
+        if let Some(Err(e)) = spec.as_ref().map(route::check_spec) {
+            add(format!("routes[{i}]"), e.to_string());
+        }
+    }
+    None
 }
 
 fn check_policy(
