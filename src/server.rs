@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -185,8 +186,10 @@ impl Server {
         spawn_invalidations(&self.store, self.lookups.clone(), stop_rx.clone());
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<AuthzServer>().await;
+        let draining = Arc::new(AtomicBool::new(false));
+        let (drain_delay, shutdown_grace) = (self.drain_delay, self.shutdown_grace);
         let authz = AuthzServer::new(self.service.clone());
-        let listen = &self.listen;
+        let listen = self.listen.clone();
         let keepalive = (!listen.keepalive_interval.is_zero()).then_some(listen.keepalive_interval);
         let router = || {
             tonic::transport::Server::builder()
@@ -197,50 +200,7 @@ impl Server {
                 .add_service(health_service.clone())
                 .add_service(authz.clone())
         };
-        let limits = |listener: Listener, protocol| conn::Limits {
-            name: listener.as_str(),
-            protocol,
-            max_connections: listen.max_connections,
-            handshake_timeout: listen.handshake_timeout,
-            metrics: self.metrics.connections(listener),
-        };
-        let listeners = 2 + usize::from(self.unix.is_some()) + usize::from(self.http.is_some());
-        conn::warn_if_few_descriptors(listeners.saturating_mul(listen.max_connections));
-        let draining = Arc::new(AtomicBool::new(false));
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-
-        let incoming = conn::Limited::new(self.grpc, limits(Listener::Grpc, conn::Protocol::Http2));
-        let tcp =
-            tokio::spawn(router().serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
-        let unix = self.unix.map(|(listener, path)| {
-            let incoming =
-                conn::Limited::new(listener, limits(Listener::Unix, conn::Protocol::Http2));
-            let task = tokio::spawn(
-                router().serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())),
-            );
-            (task, path)
-        });
-        let app = admin::router(self.keys.clone(), self.metrics.clone(), draining.clone());
-        let admin_stop = stopped(stop_rx.clone());
-        let admin_listener =
-            conn::Limited::new(self.admin, limits(Listener::Admin, conn::Protocol::Http1));
-        let admin = tokio::spawn(async move {
-            axum::serve(admin_listener, app)
-                .with_graceful_shutdown(admin_stop)
-                .await
-        });
-        let http = self.http.map(|(listener, service)| {
-            let listener =
-                conn::Limited::new(listener, limits(Listener::Http, conn::Protocol::Http1));
-            let stop = stopped(stop_rx.clone());
-            tokio::spawn(async move {
-                axum::serve(listener, http::router(service))
-                    .with_graceful_shutdown(stop)
-                    .await
-            })
-        });
+        let tasks = self.spawn_listeners(router, draining.clone(), &stop_rx);
         tracing::info!("ward serving");
 
         shutdown.await;
@@ -251,25 +211,97 @@ impl Server {
         health
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
-        if !self.drain_delay.is_zero() {
-            tracing::info!(delay = ?self.drain_delay, "shutting down: not ready, still answering");
-            tokio::time::sleep(self.drain_delay).await;
+        if !drain_delay.is_zero() {
+            tracing::info!(delay = ?drain_delay, "shutting down: not ready, still answering");
+            tokio::time::sleep(drain_delay).await;
         }
-        tracing::info!(grace = ?self.shutdown_grace, "shutting down: draining in-flight checks");
+        tracing::info!(grace = ?shutdown_grace, "shutting down: draining in-flight checks");
         let _ = stop_tx.send(true);
+        tasks.drain(shutdown_grace).await
+    }
+
+    /// Starts one task per listener, each behind its connection limits
+    /// and stopping when `stop` fires.
+    fn spawn_listeners(
+        self,
+        router: impl Fn() -> tonic::transport::server::Router,
+        draining: Arc<AtomicBool>,
+        stop: &watch::Receiver<bool>,
+    ) -> Tasks {
+        let listen = &self.listen;
+        let limits = |listener: Listener, protocol| conn::Limits {
+            name: listener.as_str(),
+            protocol,
+            max_connections: listen.max_connections,
+            handshake_timeout: listen.handshake_timeout,
+            metrics: self.metrics.connections(listener),
+        };
+        let listeners = 2 + usize::from(self.unix.is_some()) + usize::from(self.http.is_some());
+        conn::warn_if_few_descriptors(listeners.saturating_mul(listen.max_connections));
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let grpc = conn::Limited::new(self.grpc, limits(Listener::Grpc, conn::Protocol::Http2));
+        let tcp = tokio::spawn(router().serve_with_incoming_shutdown(grpc, stopped(stop.clone())));
+        let unix = self.unix.map(|(listener, path)| {
+            let incoming =
+                conn::Limited::new(listener, limits(Listener::Unix, conn::Protocol::Http2));
+            let serve = router().serve_with_incoming_shutdown(incoming, stopped(stop.clone()));
+            (tokio::spawn(serve), path)
+        });
+        let app = admin::router(self.keys.clone(), self.metrics.clone(), draining);
+        let admin_stop = stopped(stop.clone());
+        let admin_listener =
+            conn::Limited::new(self.admin, limits(Listener::Admin, conn::Protocol::Http1));
+        let admin = tokio::spawn(async move {
+            axum::serve(admin_listener, app)
+                .with_graceful_shutdown(admin_stop)
+                .await
+        });
+        let http = self.http.map(|(listener, service)| {
+            let listener =
+                conn::Limited::new(listener, limits(Listener::Http, conn::Protocol::Http1));
+            let stop = stopped(stop.clone());
+            tokio::spawn(async move {
+                axum::serve(listener, http::router(service))
+                    .with_graceful_shutdown(stop)
+                    .await
+            })
+        });
+        Tasks {
+            tcp,
+            unix,
+            admin,
+            http,
+        }
+    }
+}
+
+/// The listeners' tasks, for the drain.
+struct Tasks {
+    tcp: JoinHandle<Result<(), tonic::transport::Error>>,
+    unix: Option<(JoinHandle<Result<(), tonic::transport::Error>>, PathBuf)>,
+    admin: JoinHandle<std::io::Result<()>>,
+    http: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Tasks {
+    /// Waits for every listener to finish its in-flight checks, for up to
+    /// `grace`; the Unix socket's file goes with it.
+    async fn drain(self, grace: Duration) -> Result<(), ServerError> {
         let drain = async {
-            let tcp_result = tcp.await;
-            if let Some((task, path)) = unix {
+            let tcp_result = self.tcp.await;
+            if let Some((task, path)) = self.unix {
                 let _ = task.await;
                 let _ = std::fs::remove_file(path);
             }
-            let _ = admin.await;
-            if let Some(task) = http {
+            let _ = self.admin.await;
+            if let Some(task) = self.http {
                 let _ = task.await;
             }
             tcp_result
         };
-        match tokio::time::timeout(self.shutdown_grace, drain).await {
+        match tokio::time::timeout(grace, drain).await {
             Ok(Ok(result)) => result?,
             Ok(Err(join)) => tracing::error!(error = %join, "gRPC task failed"),
             Err(_) => tracing::warn!("shutdown grace elapsed with checks still in flight"),
