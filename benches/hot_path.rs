@@ -248,7 +248,10 @@ fn bench_pure(c: &mut Criterion) {
         })
     });
 
-    let renderer = ClaimRenderer::new(&config.jwt.claims, ward::identity::HeaderRules::new(&config.headers));
+    let renderer = ClaimRenderer::new(
+        &config.jwt.claims,
+        ward::identity::HeaderRules::new(&config.headers),
+    );
     let Value::Object(map) = claims("alice", 0, now) else {
         unreachable!()
     };
