@@ -14,9 +14,11 @@
 //! | module | job |
 //! |---|---|
 //! | [`config`] | the YAML config, its defaults and `validate()` |
+//! | [`setup`] | a config file to a runnable config: `validate()` plus what only compiling tells (policies, keys, seed file) |
 //! | [`credential_kind`] | the one enum of credential kinds (config, policy, identity, metrics) |
 //! | [`request`] | ward's own view of a check request |
 //! | [`credentials`] | which credential a request carries (pure) |
+//! | `presented` | the credential as the later steps see it; its hash and the client IP, each computed once (pure) |
 //! | `forward` | what of a credential reaches the backend on allow (pure) |
 //! | [`jwt`] | JWT parsing, key choice, signature and claim rules (pure) |
 //! | [`identity`] | claims rendered into identity headers (pure) |
@@ -28,6 +30,8 @@
 //! | [`reason`] | the closed `Reason` table: codes, statuses, RFC 6750 codes, bodies (pure) |
 //! | [`response`] | a deny as sent: status overrides, challenges, redirects (pure) |
 //! | `check` | one check, both transports and `ward explain` |
+//! | `ports` | the trait through which a check asks the world: store, token cache, keys, limiter, counters |
+//! | [`wiring`] | the server's ports: moka, Redis, the JWKS key store, the limiter, Prometheus (I/O) |
 //! | `explain` | `ward explain`: the serve-time checker on one request |
 //! | [`cli`] | the `ward` subcommands behind `main.rs`: config loading, the runtime, exit statuses |
 //! | `cache` | the moka cache of verified credentials |
@@ -37,6 +41,7 @@
 //! | `authn` | extract → cache → verify → identity: one check |
 //! | `on_store_error` | what a failed store read means: the one place `on_store_error` is applied (pure) |
 //! | [`lookup`] | store reads behind the cache: fresh, negative, stale, single-flight |
+//! | `record` | a cached store record and the slot for its parsed view (pure) |
 //! | [`store`] | the Redis contract: Redis (standalone, Cluster, Sentinel) and the embedded store (I/O) |
 //! | `manage` | `ward apikey` / `ward session` |
 //! | [`metrics`] | Prometheus metrics in an explicit registry |

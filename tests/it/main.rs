@@ -6,6 +6,7 @@
 mod support;
 
 mod api_keys;
+mod architecture;
 mod cached_records;
 mod cli;
 mod cli_manage;

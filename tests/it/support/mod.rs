@@ -24,6 +24,7 @@ pub mod echo;
 pub mod envoy;
 pub mod http;
 pub mod inproc;
+pub mod modgraph;
 pub mod process;
 pub mod redis;
 pub mod sockets;
