@@ -7,11 +7,11 @@
 use crate::support;
 
 use jsonwebtoken::Algorithm;
-use support::authz::session_id;
-use support::echo::Echo;
+use support::authz::{hset, metric, session_id};
+use support::echo::{Echo, header_values};
 use support::envoy::Envoy;
 use support::redis::RedisServer;
-use support::tokens::{claims, sign};
+use support::tokens::{claims, now, sign};
 use support::ward::Ward;
 
 fn config(redis: &RedisServer, extra: &str) -> String {
@@ -121,4 +121,63 @@ async fn missing_credentials_are_not_failures_and_disabled_limits_never_block() 
             .await;
         assert_eq!(resp.status, 401);
     }
+}
+
+/// A blocked client is answered from the caches only: a token and a
+/// session it used before still pass (a shared address blocked by someone
+/// else's failures keeps its signed-in users), anything else gets 429
+/// without a signature check or a store read.
+#[tokio::test]
+async fn a_blocked_client_passes_only_with_a_cached_credential() {
+    let mut redis = RedisServer::start().await;
+    let echo = Echo::start().await;
+    let ward = Ward::start(&config(&redis, "sessions: {fingerprint: {mode: off}}\n")).await;
+    let envoy = Envoy::start(echo.addr, ward.grpc_addr).await;
+    let bearer = |sub: &str| {
+        format!(
+            "Bearer {}",
+            sign(Algorithm::RS256, Some("r1"), &claims(sub))
+        )
+    };
+    let (alice, carol) = (bearer("alice"), bearer("carol"));
+    let sid = session_id();
+    let expires = (now() + 3600).to_string();
+    hset(
+        &redis,
+        &format!("session:{sid}"),
+        &[("user_id", "bob"), ("expires_at", &expires)],
+    );
+    let bob = format!("session_id={sid}");
+    // Both used once, so both are cached.
+    assert_eq!(
+        envoy.get("/api", &[("authorization", &alice)]).await.status,
+        200
+    );
+    assert_eq!(envoy.get("/api", &[("cookie", &bob)]).await.status, 200);
+    for _ in 0..3 {
+        let resp = envoy
+            .get("/api", &[("authorization", "Bearer a.b.c")])
+            .await;
+        assert_eq!(resp.status, 401);
+    }
+    let verifications = || metric(ward.admin_addr, "ward_jwt_verifications_total", &[]);
+    let verified = verifications().await;
+    redis.stop();
+
+    let resp = envoy.get("/api", &[("authorization", &alice)]).await;
+    assert_eq!(resp.status, 200, "a cached token passes a blocked client");
+    assert_eq!(header_values(&resp.json(), "x-user-id"), vec!["alice"]);
+    let resp = envoy.get("/api", &[("cookie", &bob)]).await;
+    assert_eq!(resp.status, 200, "a cached session passes a blocked client");
+    assert_eq!(header_values(&resp.json(), "x-user-id"), vec!["bob"]);
+    // A valid token never seen, and a session never read: 429, not a
+    // signature check, not a store read (Redis is down: that would be 503).
+    let resp = envoy.get("/api", &[("authorization", &carol)]).await;
+    assert_eq!(resp.status, 429);
+    let other = format!("session_id={}", session_id());
+    let resp = envoy.get("/api", &[("cookie", &other)]).await;
+    assert_eq!(resp.status, 429);
+    assert_eq!(resp.json()["reason"], "too_many_failures");
+    assert_eq!(verifications().await, verified, "no signature was checked");
+    assert_eq!(echo.hits(), 4);
 }
