@@ -374,3 +374,36 @@ async fn a_reason_can_be_answered_with_another_status() {
         "{err}"
     );
 }
+
+/// An Envoy route naming a `ward_policy` ward does not know is a 500
+/// deny, on a path a public route would pass and on a ward without routes
+/// whose default is public: never a fallback to the routes or the default.
+#[tokio::test]
+async fn an_unknown_envoy_policy_is_a_500_never_a_route_or_the_default() {
+    let admin = token("root", json!({"roles": ["admin"]}));
+    let with_policy = |name: &str, path: &str| {
+        let mut req = check_request("GET", path, &[("authorization", &admin)]);
+        let attrs = req.attributes.as_mut().unwrap();
+        attrs.context_extensions = [("ward_policy".to_string(), name.to_string())].into();
+        req
+    };
+    let no_routes = "log: {format: text, level: warn}\n\
+                     jwt:\n  keys:\n    - {kid: r1, alg: RS256, pem_file: tests/fixtures/keys/rsa.pub}\n\
+                     default_policy: public\n";
+    for (yaml, what) in [(CONFIG, "routes"), (no_routes, "default public")] {
+        let ward = Ward::start(yaml).await;
+        let client = authz::connect(ward.grpc_addr).await;
+        for path in ["/", "/healthz", "/admin/x"] {
+            // Control: a known policy named the same way is applied.
+            let resp = authz::send(&client, with_policy("public", path)).await;
+            assert_eq!(authz::verdict(&resp).0, 200, "{what} {path}: public");
+            let resp = authz::send(&client, with_policy("ghost", path)).await;
+            assert_eq!(
+                authz::verdict(&resp),
+                (500, "unknown_policy".to_string()),
+                "{what} {path}"
+            );
+            assert_ne!(resp.status.as_ref().unwrap().code, 0, "a deny, not an OK");
+        }
+    }
+}
