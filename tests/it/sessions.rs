@@ -442,3 +442,34 @@ async fn two_credentials_are_a_bad_request() {
         200
     );
 }
+
+/// "Not found" is cached for `cache.negative_ttl`: repeated checks of an
+/// unknown id cost one store read per window, and a session written
+/// meanwhile is seen once the window is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_session_is_read_once_per_negative_ttl() {
+    let redis = RedisServer::start().await;
+    let ward = InProc::start(&config(
+        &redis,
+        "cache: {negative_ttl: 2s}\nsessions: {fingerprint: {mode: off}}\n",
+    ))
+    .await;
+    authz::wait_subscribed(&redis).await;
+    let store_reads = || authz::metric(ward.admin_addr, "ward_store_requests_total", &[]);
+    let sid = session_id();
+    let read = Instant::now();
+    for _ in 0..5 {
+        let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
+        assert_eq!(verdict(&resp), (401, "unknown_session".into()));
+    }
+    assert_eq!(store_reads().await, 1.0, "one read for five checks");
+    // Written now, without an invalidation: the cached "not found" holds
+    // until negative_ttl is over, then the session is read.
+    alice_session(&redis, &sid, &[]);
+    let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
+    assert_eq!(verdict(&resp), (401, "unknown_session".into()));
+    tokio::time::sleep_until((read + Duration::from_millis(2100)).into()).await;
+    let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
+    assert_eq!(verdict(&resp), (200, "allowed".into()));
+    assert_eq!(store_reads().await, 2.0);
+}
