@@ -7,6 +7,7 @@ use crate::support;
 
 use support::cli::ward;
 
+use std::collections::BTreeSet;
 use std::process::Command;
 use support::redis::RedisServer;
 
@@ -178,4 +179,102 @@ fn management_commands_need_redis() {
     let (ok, out) = ward(&["session", "list", "-c", "examples/quickstart.yaml", "alice"]);
     assert!(!ok);
     assert!(out.contains("store.redis is not configured"), "{out}");
+}
+
+/// What `ward apikey ...` and `ward session ...` send Redis, seen with
+/// `MONITOR`: every change to a record (`session:*`, `apikey:*`) is inside
+/// one `MULTI`/`EXEC` or one script, so no reader ever sees it
+/// half-written; and the raw API key is never sent at all.
+#[tokio::test]
+async fn record_writes_are_one_transaction_and_the_raw_key_is_never_sent() {
+    let redis = RedisServer::start().await;
+    let (dir, cfg) = config(&redis);
+    let log = dir.path().join("monitor.log");
+    let mut monitor = Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string(), "MONITOR"])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let seen = |marker: &str| {
+        let started = std::time::Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(marker) {
+                return text;
+            }
+            assert!(
+                started.elapsed().as_secs() < 5,
+                "MONITOR never showed {marker}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    seen("OK");
+
+    let field = |out: &str, name: &str| {
+        let line = out.lines().find_map(|l| l.strip_prefix(name));
+        line.unwrap_or_else(|| panic!("no {name} in {out}"))
+            .trim()
+            .to_string()
+    };
+    let (ok, out) = ward(&[
+        "apikey",
+        "create",
+        "-c",
+        &cfg,
+        "--user",
+        "alice",
+        "--name",
+        "ci",
+        "--expires",
+        "30d",
+    ]);
+    assert!(ok, "{out}");
+    let (key, key_id) = (field(&out, "key:"), field(&out, "key_id:"));
+    let (ok, out) = ward(&[
+        "session", "create", "-c", &cfg, "--user", "bob", "--ttl", "1h",
+    ]);
+    assert!(ok, "{out}");
+    let sid = out.trim().to_string();
+    for args in [["apikey", "revoke", &key_id], ["session", "revoke", &sid]] {
+        let (ok, out) = ward(&[args[0], args[1], "-c", &cfg, args[2]]);
+        assert!(ok, "{out}");
+    }
+    redis.cli(&["ECHO", "end-of-test"]);
+    let text = seen("end-of-test");
+    monitor.kill().unwrap();
+    monitor.wait().unwrap();
+
+    assert!(
+        !text.contains(&key),
+        "the raw key was sent to Redis:\n{text}"
+    );
+    const READS: [&str; 6] = ["HGETALL", "HGET", "PTTL", "TTL", "EXISTS", "TYPE"];
+    let (mut in_transaction, mut transactions, mut scripts) = (BTreeSet::new(), 0, 0);
+    for line in text.lines() {
+        // `1700000000.000000 [0 127.0.0.1:5000] "HSET" "session:x" ...`
+        let Some((client, command)) = line.split_once(" [").and_then(|(_, r)| r.split_once("] "))
+        else {
+            continue;
+        };
+        let words: Vec<&str> = command.split('"').skip(1).step_by(2).collect();
+        let (name, key) = (words[0].to_ascii_uppercase(), words.get(1).copied());
+        match name.as_str() {
+            "MULTI" => _ = in_transaction.insert(client.to_string()),
+            "EXEC" | "DISCARD" => _ = in_transaction.remove(client),
+            _ if key.is_some_and(|k| k.starts_with("session:") || k.starts_with("apikey:"))
+                && !READS.contains(&name.as_str()) =>
+            {
+                if client.ends_with(" lua") {
+                    scripts += 1;
+                } else {
+                    assert!(in_transaction.contains(client), "a lone write: {line}");
+                    transactions += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    // DEL, HSET, PEXPIRE for each record created; one HSET per revocation.
+    assert_eq!((transactions, scripts), (6, 2), "{text}");
 }
