@@ -287,6 +287,66 @@ mod tests {
         }
     }
 
+    /// The series, without their values: `name{label="value",...}`.
+    fn series(m: &Metrics) -> std::collections::BTreeSet<String> {
+        let lines = m.render();
+        let samples = lines.lines().filter(|l| !l.starts_with('#'));
+        samples
+            .filter_map(|l| l.rsplit_once(' '))
+            .map(|(series, _)| series.to_string())
+            .collect()
+    }
+
+    /// Every series exists from the start, with label values from the
+    /// closed tables: recording every decision (each method, each reason),
+    /// on every listener, and every skipped JWKS entry adds none.
+    #[test]
+    fn every_series_exists_from_the_start_and_recording_adds_none() {
+        let m = Metrics::new().unwrap();
+        let before = series(&m);
+        let identity = |method| crate::identity::Identity {
+            user_id: "u\"} 1\nward_forged 1".into(),
+            method,
+            headers: vec![("x-user-id".into(), "u".into())],
+            jti: Some("j".into()),
+            session_id: None,
+            roles: vec!["admin".into()],
+            scopes: vec![],
+            encoded: std::sync::OnceLock::new(),
+        };
+        for method in [None].into_iter().chain(CredentialKind::ALL.map(Some)) {
+            if let Some(kind) = method {
+                m.record(&Decision::Allow(identity(kind).into()), 0.001);
+            }
+            m.record(&Decision::AllowAnonymous { method }, 0.001);
+            for reason in Reason::ALL {
+                let deny = Deny {
+                    method,
+                    ..Deny::new(reason)
+                };
+                m.record(&Decision::Deny(deny), 10.0);
+            }
+        }
+        for listener in Listener::ALL {
+            let c = m.connections(listener);
+            c.open.inc();
+            c.refused.inc();
+            c.handshake_timeouts.inc();
+        }
+        for reason in SkipReason::ALL {
+            m.jwks_key_skipped(reason);
+        }
+        let after = series(&m);
+        assert_eq!(after, before);
+        let checks: Vec<&String> = after
+            .iter()
+            .filter(|s| s.starts_with("ward_check_total"))
+            .collect();
+        let outcomes = 2 + Reason::ALL.len();
+        assert_eq!(checks.len(), METHODS.len() * outcomes, "{checks:?}");
+        assert!(!after.iter().any(|s| s.contains("forged")));
+    }
+
     #[test]
     fn records_into_the_right_series() {
         let m = Metrics::new().unwrap();
