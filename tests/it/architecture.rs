@@ -19,6 +19,13 @@
 //!   in ARCHITECTURE.md's codemap (a row names files from the repository
 //!   root; `` `a.rs` (+ `a/`) `` also covers what is under `a/`, relative
 //!   to `a.rs`'s directory); no row names a module or file that is gone.
+//! - **Every invariant names its tests**: each bullet of "## Invariants"
+//!   ends with a `Checked by:` line naming tests as
+//!   `` `tests/it/<file>.rs::<fn>` `` or `` `src/<file>.rs::<fn>` ``: the
+//!   file exists and holds `fn <fn>(` under `#[test]` or `#[tokio::test]`
+//!   (a text check: attributes and comments just above it), not
+//!   `#[ignore]`d. `review (<why>)` stands in for an invariant no test
+//!   can hold, at most `MAX_REVIEWED` times in all.
 //!
 //! Test-only code (an inline `#[cfg(test)] mod`, a file declared
 //! `#[cfg(test)] mod tests;`) is out of the core and `config` rules, a
@@ -218,6 +225,152 @@ fn codemap_gaps(architecture: &str, files: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// At most this many invariants may be checked only by review.
+const MAX_REVIEWED: usize = 3;
+
+/// The bullets of "## Invariants": each one's title (its bold lead) and
+/// its lines, the continuation lines trimmed.
+fn invariants(architecture: &str) -> Vec<(String, Vec<&str>)> {
+    let mut bullets: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut open = false;
+    for line in section(architecture, "## Invariants") {
+        if let Some(text) = line.strip_prefix("- ") {
+            let title = text.split("**").nth(1).unwrap_or(text);
+            bullets.push((title.trim_end_matches('.').to_string(), vec![text]));
+            open = true;
+        } else if open && line.starts_with("  ") && !line.trim().is_empty() {
+            if let Some((_, lines)) = bullets.last_mut() {
+                lines.push(line.trim());
+            }
+        } else {
+            open = false;
+        }
+    }
+    bullets
+}
+
+/// `text` without its `review (...)` entries (parentheses balanced), and
+/// how many there were.
+fn without_reviews(text: &str) -> (String, usize) {
+    let (mut rest, mut out, mut n) = (text, String::new(), 0);
+    while let Some(at) = rest.find("review (") {
+        out += &rest[..at];
+        let mut depth = 0;
+        let end = rest[at..].char_indices().find_map(|(i, c)| {
+            match c {
+                '(' => depth += 1,
+                ')' if depth == 1 => return Some(at + i + 1),
+                ')' => depth -= 1,
+                _ => {}
+            }
+            None
+        });
+        n += 1;
+        rest = end.map_or("", |e| &rest[e..]);
+    }
+    (out + rest, n)
+}
+
+/// Whether `text` has `fn name(` under a `#[test]` or `#[tokio::test]`
+/// (`Err` if only an ignored one).
+fn test_fn(text: &str, name: &str) -> Result<bool, ()> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let declares = |l: &str| {
+        let l = l.strip_prefix("pub ").unwrap_or(l);
+        let l = l.strip_prefix("async ").unwrap_or(l);
+        l.strip_prefix("fn ")
+            .and_then(|l| l.strip_prefix(name))
+            .is_some_and(|l| l.starts_with('('))
+    };
+    let mut ignored = false;
+    for at in (0..lines.len()).filter(|&i| declares(lines[i])) {
+        let above = lines[..at]
+            .iter()
+            .rev()
+            .take_while(|l| l.starts_with("#[") || l.starts_with("//"));
+        let attrs: Vec<&&str> = above.filter(|l| l.starts_with("#[")).collect();
+        if attrs
+            .iter()
+            .any(|a| **a == "#[test]" || a.starts_with("#[tokio::test"))
+        {
+            if !attrs.iter().any(|a| a.starts_with("#[ignore")) {
+                return Ok(true);
+            }
+            ignored = true;
+        }
+    }
+    if ignored { Err(()) } else { Ok(false) }
+}
+
+/// Invariants without a `Checked by:` line, named tests that do not exist
+/// (`read` gives a file's text by its path from the root), and reviews
+/// past `MAX_REVIEWED`.
+fn unchecked_invariants(architecture: &str, read: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut reviewed = Vec::new();
+    for (title, lines) in invariants(architecture) {
+        let Some(at) = lines.iter().rposition(|l| l.starts_with("Checked by:")) else {
+            found.push(format!("`{title}`: no `Checked by:` line"));
+            continue;
+        };
+        let tail = lines[at..].join(" ");
+        let tail = &tail["Checked by:".len()..];
+        let (tests, reviews) = without_reviews(tail);
+        if reviews > 0 {
+            reviewed.push(title.clone());
+        }
+        let names: Vec<&str> = ticked(&tests).collect();
+        let unticked: Vec<&str> = tests
+            .split('`')
+            .step_by(2)
+            .flat_map(|t| t.split(','))
+            .map(|t| t.trim().trim_end_matches('.'))
+            .filter(|t| !t.is_empty())
+            .collect();
+        if !unticked.is_empty() {
+            let words = unticked.join(", ");
+            found.push(format!(
+                "`{title}`: `Checked by:` holds `{words}` outside backticks"
+            ));
+        }
+        if names.is_empty() && reviews == 0 {
+            found.push(format!("`{title}`: `Checked by:` names nothing"));
+        }
+        for entry in names {
+            let Some((file, name)) = entry
+                .rsplit_once("::")
+                .filter(|(f, _)| {
+                    (f.starts_with("tests/it/") || f.starts_with("src/")) && f.ends_with(".rs")
+                })
+                .filter(|(_, n)| {
+                    !n.is_empty() && n.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
+                })
+            else {
+                found.push(format!(
+                    "`{title}`: `{entry}` is not `tests/it/<file>.rs::<fn>` or `src/<file>.rs::<fn>`"
+                ));
+                continue;
+            };
+            match read(file).map(|text| test_fn(&text, name)) {
+                None => found.push(format!("`{title}`: `{entry}`: no file `{file}`")),
+                Some(Ok(true)) => {}
+                Some(Ok(false)) => {
+                    found.push(format!("`{title}`: `{entry}`: no test `fn {name}(`"))
+                }
+                Some(Err(())) => found.push(format!("`{title}`: `{entry}` is ignored")),
+            }
+        }
+    }
+    if reviewed.len() > MAX_REVIEWED {
+        found.push(format!(
+            "{} invariants are checked only by review (at most {MAX_REVIEWED}): {}",
+            reviewed.len(),
+            reviewed.join(", ")
+        ));
+    }
+    found
+}
+
 fn assert_none(violations: Vec<String>, rule: &str) {
     assert!(
         violations.is_empty(),
@@ -313,6 +466,23 @@ fn layout_maps_are_complete() {
     ]
     .concat();
     assert_none(gaps, "layout maps");
+}
+
+#[test]
+fn every_invariant_names_its_tests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let architecture = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("readable");
+    let bullets = invariants(&architecture).len();
+    assert!(
+        bullets > 10,
+        "ARCHITECTURE.md ## Invariants has {bullets} bullets"
+    );
+    assert_none(
+        unchecked_invariants(&architecture, |p| {
+            std::fs::read_to_string(root.join(p)).ok()
+        }),
+        "ARCHITECTURE.md ## Invariants",
+    );
 }
 
 /// The edge list, `from<TAB>to`, sorted: for debugging a rule.
@@ -465,5 +635,54 @@ mod fake {
             "ARCHITECTURE.md codemap names `src/memo.rs`, no file",
         ];
         assert_eq!(codemap_gaps(arch, &files.map(String::from)), want);
+    }
+
+    #[test]
+    fn an_invariant_without_existing_tests_is_refused() {
+        let arch = "## Invariants\n\n\
+                    - **Held.** By a unit test and an integration test.\n  \
+                    Checked by: `src/a.rs::unit`,\n  \
+                    `tests/it/b.rs::wire`.\n\
+                    - **Unchecked.** Says nothing of tests.\n\
+                    - **Inline.** Checked by: `src/a.rs::unit` (not a line of its own).\n\
+                    - **Named wrong.** `src/a.rs::helper` in the text is no entry.\n  \
+                    Checked by: `src/a.rs::helper`, `src/gone.rs::t`, `a.rs::t`,\n  \
+                    `tests/it/b.rs::by_hand`, src/a.rs::unit.\n\
+                    - **Empty.** Nothing named.\n  \
+                    Checked by:\n\
+                    - **R1.** Held by review.\n  \
+                    Checked by: review (a `fn` in (nested) parens).\n\
+                    - **R2.**\n  Checked by: review (why).\n\
+                    - **R3.**\n  Checked by: review (why).\n\
+                    - **R4.**\n  Checked by: `src/a.rs::unit`, review (why).\n\n\
+                    ## Cross-cutting concerns\n\
+                    - **Not an invariant.**\n";
+        let a = "fn helper() {}\n\
+                 #[test]\n\
+                 // a comment between\n\
+                 fn unit() {}";
+        let b = "#[tokio::test(flavor = \"multi_thread\")]\n\
+                 /// Over the wire.\n\
+                 async fn wire() {}\n\
+                 #[tokio::test]\n\
+                 #[ignore = \"slow\"]\n\
+                 async fn by_hand() {}";
+        let read = |p: &str| match p {
+            "src/a.rs" => Some(a.to_string()),
+            "tests/it/b.rs" => Some(b.to_string()),
+            _ => None,
+        };
+        let want = [
+            "`Unchecked`: no `Checked by:` line",
+            "`Inline`: no `Checked by:` line",
+            "`Named wrong`: `Checked by:` holds `src/a.rs::unit` outside backticks",
+            "`Named wrong`: `src/a.rs::helper`: no test `fn helper(`",
+            "`Named wrong`: `src/gone.rs::t`: no file `src/gone.rs`",
+            "`Named wrong`: `a.rs::t` is not `tests/it/<file>.rs::<fn>` or `src/<file>.rs::<fn>`",
+            "`Named wrong`: `tests/it/b.rs::by_hand` is ignored",
+            "`Empty`: `Checked by:` names nothing",
+            "4 invariants are checked only by review (at most 3): R1, R2, R3, R4",
+        ];
+        assert_eq!(unchecked_invariants(arch, read), want);
     }
 }
