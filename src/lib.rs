@@ -30,6 +30,7 @@
 //! | [`explain`] | `ward explain`: the serve-time checker on one request |
 //! | [`cli`] | the `ward` subcommands behind `main.rs`: config loading, the runtime, exit statuses |
 //! | [`cache`] | the moka cache of verified credentials |
+//! | [`clock`] | the monotonic clock of the cache and limiter windows; a manual one for tests |
 //! | [`jwks`] | the key store and background JWKS fetchers (I/O) |
 //! | [`policy`] | route policies; [`policy::path`] canonicalizes paths (pure) |
 //! | [`limiter`] | failed-authentication budgets per IP and credential |
@@ -49,6 +50,7 @@ pub mod authn;
 pub mod cache;
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod credential_kind;
 pub mod credentials;
