@@ -35,6 +35,7 @@
 //! | `explain` | `ward explain`: the serve-time checker on one request |
 //! | [`cli`] | the `ward` subcommands behind `main.rs`: config loading, the runtime, exit statuses |
 //! | `cache` | the moka cache of verified credentials |
+//! | [`clock`] | the monotonic clock of the cache and limiter windows; a manual one for tests |
 //! | [`jwks`] | the key store and background JWKS fetchers (I/O) |
 //! | [`policy`] | route policies; [`policy::path`] canonicalizes paths (pure) |
 //! | [`limiter`] | failed-authentication budgets per IP and credential |
@@ -59,6 +60,7 @@ pub(crate) mod authn;
 pub(crate) mod cache;
 pub(crate) mod check;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod credential_kind;
 pub mod credentials;

@@ -15,9 +15,15 @@
 //! after `per` idle (by then a bucket is full again, so nothing is lost),
 //! blocks when they end. When no key is blocked at all, `blocked` is one
 //! clock read and one atomic load.
+//!
+//! Time is read from a [`Clock`] (the buckets' and the blocks'): the
+//! monotonic clock in production, a manual one in tests, so a test of a
+//! refill advances time instead of sleeping. moka's own expiry of idle
+//! buckets and ended blocks stays on real time; it only forgets what the
+//! clock says is over (or full again) anyway.
 
+use crate::clock::Clock;
 use crate::config::{FailureBudget, LimitsConfig};
-use governor::clock::{Clock, MonotonicClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
@@ -39,6 +45,7 @@ pub struct Limiter {
 }
 
 struct Inner {
+    clock: Clock,
     /// The origin of every "nanoseconds" below.
     start: Instant,
     /// No key is blocked at or after this instant (nanoseconds since
@@ -69,7 +76,7 @@ impl ClientKey {
     }
 }
 
-type Gcra = RateLimiter<NotKeyed, InMemoryState, MonotonicClock, StateInformationMiddleware>;
+type Gcra = RateLimiter<NotKeyed, InMemoryState, Clock, StateInformationMiddleware>;
 
 /// The buckets of one kind of key, and the keys of that kind now blocked.
 ///
@@ -127,14 +134,20 @@ impl<K: Hash + Eq + Send + Sync + Clone + 'static> Tracker<K> {
     /// Draws one failure from `key`'s bucket; when that empties it, blocks
     /// the key until the bucket holds one failure again. `horizon` is
     /// raised to the new "blocked until".
-    fn fail<Q>(&self, key: &Q, start: Instant, horizon: &AtomicU64) -> Option<Duration>
+    fn fail<Q>(
+        &self,
+        key: &Q,
+        clock: &Clock,
+        start: Instant,
+        horizon: &AtomicU64,
+    ) -> Option<Duration>
     where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let bucket = self.buckets.get_with_by_ref(key, || {
             Arc::new(
-                RateLimiter::direct_with_clock(self.quota, MonotonicClock)
+                RateLimiter::direct_with_clock(self.quota, clock.clone())
                     .with_middleware::<StateInformationMiddleware>(),
             )
         });
@@ -146,7 +159,7 @@ impl<K: Hash + Eq + Send + Sync + Clone + 'static> Tracker<K> {
             Ok(_) => bucket.check().err()?,
             Err(refused) => refused,
         };
-        let now = MonotonicClock.now();
+        let now = clock.now();
         let wait = refused.wait_time_from(now);
         let until = nanos_since(start, now + wait);
         self.blocked.insert(key.to_owned(), until);
@@ -171,8 +184,15 @@ fn credential_key(credential: &[u8]) -> &[u8] {
 
 impl Limiter {
     pub fn new(config: &LimitsConfig) -> Self {
+        Self::with_clock(config, Clock::Monotonic)
+    }
+
+    /// A limiter whose buckets and blocks read `clock` (tests pass a
+    /// manual one).
+    pub fn with_clock(config: &LimitsConfig, clock: Clock) -> Self {
         let inner = config.enabled.then(|| Inner {
-            start: Instant::now(),
+            start: clock.now(),
+            clock,
             horizon: AtomicU64::new(0),
             ips: Tracker::new(config.per_ip, config.max_tracked),
             credentials: Tracker::new(config.per_credential, config.max_tracked),
@@ -186,7 +206,7 @@ impl Limiter {
         self.inner.as_ref().is_some_and(|inner| {
             // Zero until the first block: no clock read on the common path.
             let horizon = inner.horizon.load(Ordering::Relaxed);
-            horizon != 0 && nanos_since(inner.start, Instant::now()) < horizon
+            horizon != 0 && nanos_since(inner.start, inner.clock.now()) < horizon
         })
     }
 
@@ -199,7 +219,7 @@ impl Limiter {
     /// seconds, at least 1.
     pub fn blocked(&self, ip: Option<IpAddr>, credential: Option<&[u8]>) -> Option<Duration> {
         let inner = self.inner.as_ref()?;
-        let now = nanos_since(inner.start, Instant::now());
+        let now = nanos_since(inner.start, inner.clock.now());
         if now >= inner.horizon.load(Ordering::Relaxed) {
             return None;
         }
@@ -221,10 +241,13 @@ impl Limiter {
         credential: Option<&[u8]>,
     ) -> Option<Duration> {
         let inner = self.inner.as_ref()?;
-        let (start, horizon) = (inner.start, &inner.horizon);
-        let by_ip = ip.and_then(|ip| inner.ips.fail(&ClientKey::of(ip), start, horizon));
-        let by_credential =
-            credential.and_then(|c| inner.credentials.fail(credential_key(c), start, horizon));
+        let (clock, start, horizon) = (&inner.clock, inner.start, &inner.horizon);
+        let by_ip = ip.and_then(|ip| inner.ips.fail(&ClientKey::of(ip), clock, start, horizon));
+        let by_credential = credential.and_then(|c| {
+            inner
+                .credentials
+                .fail(credential_key(c), clock, start, horizon)
+        });
         by_ip.max(by_credential).map(retry_after)
     }
 
@@ -240,7 +263,7 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::thread::sleep;
+    use crate::clock::ManualClock;
 
     fn limiter(ip: (u32, Duration), credential: (u32, Duration)) -> Limiter {
         limiter_tracking(ip, credential, 1000)
@@ -251,13 +274,23 @@ mod tests {
         credential: (u32, Duration),
         max_tracked: u64,
     ) -> Limiter {
+        limiter_on(ip, credential, max_tracked, Clock::Monotonic)
+    }
+
+    fn limiter_on(
+        ip: (u32, Duration),
+        credential: (u32, Duration),
+        max_tracked: u64,
+        clock: Clock,
+    ) -> Limiter {
         let budget = |(failures, per)| FailureBudget { failures, per };
-        Limiter::new(&LimitsConfig {
+        let config = LimitsConfig {
             enabled: true,
             per_ip: budget(ip),
             per_credential: budget(credential),
             max_tracked,
-        })
+        };
+        Limiter::with_clock(&config, clock)
     }
 
     fn ip(s: &str) -> Option<IpAddr> {
@@ -285,17 +318,21 @@ mod tests {
     #[test]
     fn a_block_lasts_until_one_failure_refills_and_the_bucket_refills_in_per() {
         // 3 per second: one failure comes back every 333 ms.
-        let l = limiter((3, SECOND), (3, SECOND));
+        let time = ManualClock::new();
+        let l = limiter_on((3, SECOND), (3, SECOND), 1000, time.clock());
         let a = ip("192.0.2.1");
         for _ in 0..3 {
             l.record_failure(a, None);
         }
-        assert!(l.blocked(a, None).is_some());
-        sleep(Duration::from_millis(400));
+        assert!(l.any_blocked());
+        time.advance(Duration::from_millis(333));
+        assert!(l.blocked(a, None).is_some(), "blocked for a whole interval");
+        time.advance(Duration::from_millis(1));
         assert_eq!(l.blocked(a, None), None);
+        assert!(!l.any_blocked());
         assert_eq!(l.record_failure(a, None), Some(SECOND), "one came back");
         assert!(l.blocked(a, None).is_some());
-        sleep(Duration::from_millis(1050));
+        time.advance(SECOND);
         assert_eq!(l.blocked(a, None), None);
         assert_eq!(l.record_failure(a, None), None);
         assert_eq!(l.record_failure(a, None), None);

@@ -15,7 +15,14 @@
 //! - An invalidation wins over a read of the same key in flight: that read
 //!   answers its callers but is not cached, so a revocation is never
 //!   overwritten by an older copy.
+//!
+//! Freshness and the stale window are measured on a [`Clock`] (monotonic
+//! in production, manual in tests, so a test of a window advances time
+//! rather than sleeping through it). moka's own expiry (`KeepFor`) runs
+//! on real time and only removes entries the clock already calls unusable
+//! (a safety net for memory, not the rule).
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::on_store_error::Fault;
@@ -116,11 +123,11 @@ struct Cached {
 }
 
 impl Cached {
-    fn fresh(&self) -> bool {
-        self.fetched.elapsed() < self.fresh_for
+    fn fresh(&self, clock: &Clock) -> bool {
+        clock.since(self.fetched) < self.fresh_for
     }
-    fn usable_stale(&self) -> bool {
-        self.fetched.elapsed() < self.keep_for
+    fn usable_stale(&self, clock: &Clock) -> bool {
+        clock.since(self.fetched) < self.keep_for
     }
 }
 
@@ -158,10 +165,17 @@ pub struct Lookups {
     negative_ttl: Duration,
     stale_if_error: Duration,
     metrics: Arc<Metrics>,
+    clock: Clock,
 }
 
 impl Lookups {
     pub fn new(config: &Config, store: Store, metrics: Arc<Metrics>) -> Self {
+        Self::with_clock(config, store, metrics, Clock::Monotonic)
+    }
+
+    /// Reads whose freshness and stale window are measured on `clock`
+    /// (tests pass a manual one).
+    pub fn with_clock(config: &Config, store: Store, metrics: Arc<Metrics>, clock: Clock) -> Self {
         Self {
             store,
             keys: KeyNames::new(&config.store.key_prefix),
@@ -175,7 +189,14 @@ impl Lookups {
             stale_if_error: config.store.stale_if_error,
             flights: Flights::new(),
             metrics,
+            clock,
         }
+    }
+
+    /// The clock these reads are measured on (the checker's limiter reads
+    /// it too).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn keys(&self) -> &KeyNames {
@@ -289,7 +310,7 @@ impl Lookups {
                 Some(c)
                     if stale == Stale::Allowed
                         && err.fault() == Fault::Outage
-                        && c.usable_stale() =>
+                        && c.usable_stale(&self.clock) =>
                 {
                     let Some(answer) = T::of(&c.found) else {
                         return Err(err);
@@ -307,7 +328,7 @@ impl Lookups {
     fn fresh<T: Answer>(&self, key: &str) -> Option<T> {
         self.cache
             .get(key)
-            .filter(|c| c.fresh())
+            .filter(|c| c.fresh(&self.clock))
             .and_then(|c| T::of(&c.found))
     }
 
@@ -335,7 +356,7 @@ impl Lookups {
         };
         let cached = Cached {
             found: answer.clone().into_found(),
-            fetched: Instant::now(),
+            fetched: self.clock.now(),
             fresh_for,
             keep_for: keep_for.max(Duration::from_millis(1)),
         };

@@ -15,6 +15,7 @@ mod http;
 pub mod unary;
 pub mod wire;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::headers::ManagedHeaders;
 use crate::jwks::KeyStore;
@@ -103,10 +104,21 @@ fn remove_stale_socket(path: &std::path::Path) {
 impl Server {
     /// Loads keys and binds every listener named in `config`.
     pub async fn bind(config: &Config) -> Result<Server, ServerError> {
+        Self::bind_with_clock(config, Clock::Monotonic).await
+    }
+
+    /// [`Server::bind`], with the cache and limiter windows on `clock`
+    /// (tests pass a manual one).
+    pub async fn bind_with_clock(config: &Config, clock: Clock) -> Result<Server, ServerError> {
         let metrics = Arc::new(Metrics::new()?);
         let keys = KeyStore::new(&config.jwt)?;
         let store = Store::open(config).await?;
-        let lookups = Arc::new(Lookups::new(config, store.clone(), metrics.clone()));
+        let lookups = Arc::new(Lookups::with_clock(
+            config,
+            store.clone(),
+            metrics.clone(),
+            clock,
+        ));
         let checker = Arc::new(wiring::checker(
             config,
             keys.clone(),

@@ -49,18 +49,19 @@ pub struct ServerPorts {
 
 impl ServerPorts {
     /// `lookups` serves this checker only: the views its records keep
-    /// follow this config's header rules.
+    /// follow this config's header rules, and the limiter reads its clock.
     pub fn new(
         config: &Config,
         keys: Arc<KeyStore>,
         lookups: Arc<Lookups>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let limiter = Limiter::with_clock(&config.limits, lookups.clock().clone());
         Self {
             lookups,
             tokens: TokenCache::new(&config.cache),
             keys,
-            limiter: Limiter::new(&config.limits),
+            limiter,
             metrics,
         }
     }

@@ -4,12 +4,15 @@
 //! against each check's clock, the fingerprint against each request, and
 //! a record changed in the store (invalidation) is read and parsed again.
 //!
-//! Library-level, over the embedded store, with `now` chosen per call.
+//! Library-level, over the embedded store, with `now` chosen per call and
+//! the cache's own clock (`store_ttl`, `negative_ttl`) a manual one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
+use ward::clock::ManualClock;
 use ward::config::Config;
 use ward::decision::Decision;
 use ward::jwks::KeyStore;
@@ -28,13 +31,21 @@ struct Bed {
     lookups: Arc<Lookups>,
     metrics: Arc<Metrics>,
     checker: ServerChecker,
+    /// The clock of the cache windows: still until a test advances it.
+    time: ManualClock,
 }
 
 fn bed() -> Bed {
     let config = Config::default();
     let store = Store::Memory(Arc::default());
     let metrics = Arc::new(Metrics::new().unwrap());
-    let lookups = Arc::new(Lookups::new(&config, store.clone(), metrics.clone()));
+    let time = ManualClock::new();
+    let lookups = Arc::new(Lookups::with_clock(
+        &config,
+        store.clone(),
+        metrics.clone(),
+        time.clock(),
+    ));
     let keys = KeyStore::new(&config.jwt).unwrap();
     let checker = wiring::checker(&config, keys, lookups.clone(), metrics.clone()).unwrap();
     Bed {
@@ -43,6 +54,7 @@ fn bed() -> Bed {
         lookups,
         metrics,
         checker,
+        time,
     }
 }
 
@@ -173,4 +185,40 @@ async fn a_cached_api_key_is_checked_for_expiry_on_every_hit() {
         .await;
     assert_eq!(bed.decide(&api, 900).await, Err(Reason::ApiKeyRevoked));
     assert_eq!(bed.store_reads(), 2);
+}
+
+#[tokio::test]
+async fn a_read_is_fresh_for_store_ttl_and_a_miss_for_negative_ttl() {
+    let bed = bed();
+    let (store_ttl, negative_ttl) = (bed.config.cache.store_ttl, bed.config.cache.negative_ttl);
+    let ms = Duration::from_millis;
+    let cookie = headers(("cookie", &format!("session_id={SID}")), "laptop");
+    let key = format!("session:{SID}");
+    let now = 900;
+
+    // Not there: "not found" is kept for negative_ttl, so a write that
+    // publishes nothing is seen only once that is over.
+    assert_eq!(bed.decide(&cookie, now).await, Err(Reason::UnknownSession));
+    bed.store
+        .put_hash(&key, &[("user_id", "alice")], None)
+        .await
+        .unwrap();
+    bed.time.advance(negative_ttl - ms(1));
+    assert_eq!(bed.decide(&cookie, now).await, Err(Reason::UnknownSession));
+    assert_eq!(bed.store_reads(), 1);
+    bed.time.advance(ms(1));
+    assert_eq!(bed.decide(&cookie, now).await, Ok("alice".into()));
+    assert_eq!(bed.store_reads(), 2);
+
+    // A record is kept for store_ttl, then read again.
+    bed.store
+        .put_hash(&key, &[("user_id", "bob")], None)
+        .await
+        .unwrap();
+    bed.time.advance(store_ttl - ms(1));
+    assert_eq!(bed.decide(&cookie, now).await, Ok("alice".into()));
+    assert_eq!(bed.store_reads(), 2);
+    bed.time.advance(ms(1));
+    assert_eq!(bed.decide(&cookie, now).await, Ok("bob".into()));
+    assert_eq!(bed.store_reads(), 3);
 }

@@ -104,6 +104,7 @@ async fn sigterm_first_reports_not_ready_while_still_answering() {
             .unwrap()
             .success()
     );
+    // Real time: the binary's drain_delay (1 s); this lets SIGTERM land within it.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let readyz = support::http::get(admin, "/readyz").await.unwrap();
     assert_eq!(readyz.status, 503, "not ready while draining");

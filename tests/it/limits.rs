@@ -87,6 +87,7 @@ async fn a_client_that_stops_failing_is_let_through_after_retry_after() {
     let wait: u64 = resp.header("retry-after").unwrap().parse().unwrap();
     // 3 failures per 3 s: one comes back after 1 s.
     assert_eq!(wait, 1);
+    // Real time: the ward binary behind Envoy runs on the monotonic clock.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(
         envoy.get("/api", &[("authorization", &good)]).await.status,

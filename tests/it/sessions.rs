@@ -238,6 +238,7 @@ async fn a_session_key_ttl_bounds_the_cache() {
         "the session was served from the cache ({hits})"
     );
     // No invalidation is published: only the key's TTL can end it.
+    // Real time: the TTL runs in redis-server, which no test clock moves.
     tokio::time::sleep_until((written + Duration::from_millis(1150)).into()).await;
     let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
     assert_eq!(

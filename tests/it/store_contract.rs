@@ -111,6 +111,7 @@ async fn strings_with_and_without_ttl(s: &impl Backend) {
         .await
         .unwrap();
     s.put_string("p", "2", None).await.unwrap();
+    // Real time: the contract runs on redis-server too (real Redis TTL).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(s.string("p").await, Ok(Some("2".into())));
 }

@@ -5,6 +5,10 @@
 //! on a closed or stale route; nothing unknown is ever allowed with an
 //! identity; and ward recovers by itself when Redis is back. Every test
 //! has its own `redis-server`, which it kills and restarts.
+//!
+//! The cache windows (`store_ttl`, `negative_ttl`, `stale_if_error`) are
+//! crossed by advancing ward's manual clock, not by sleeping; the outage,
+//! the breaker and Redis's restart happen in real time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,6 +20,7 @@ use support::authz::{self, check, hset, session_id, verdict};
 use support::inproc::InProc;
 use support::redis::RedisServer;
 use support::tokens;
+use ward::clock::ManualClock;
 
 const STORE_TTL: Duration = Duration::from_millis(300);
 const STALE_IF_ERROR: Duration = Duration::from_secs(3);
@@ -41,7 +46,8 @@ fn config_with(redis: &RedisServer, on_store_error: &str) -> String {
 async fn an_id_read_as_unknown_stays_unknown_through_an_outage() {
     for mode in ["stale", "open"] {
         let mut redis = RedisServer::start().await;
-        let ward = InProc::start(&config_with(&redis, mode)).await;
+        let time = ManualClock::new();
+        let ward = InProc::start_with_clock(&config_with(&redis, mode), time.clock()).await;
         authz::wait_subscribed(&redis).await;
         let unknown = session_id();
         let resp = check(&ward.client, &[("x-session-id", &unknown)]).await;
@@ -49,7 +55,7 @@ async fn an_id_read_as_unknown_stays_unknown_through_an_outage() {
         redis.stop();
         // Past negative_ttl the "not found" is stale, and Redis is down: it
         // is still used (not a 503, nor with `open` an anonymous pass)...
-        tokio::time::sleep(STORE_TTL + Duration::from_millis(100)).await;
+        time.advance(STORE_TTL + Duration::from_millis(100));
         let resp = check(&ward.client, &[("x-session-id", &unknown)]).await;
         assert_eq!(verdict(&resp), (401, "unknown_session".into()), "{mode}");
         // ...while an id never read before gets the policy's outage answer.
@@ -63,14 +69,14 @@ async fn an_id_read_as_unknown_stays_unknown_through_an_outage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_denies_at_once_and_open_passes_anonymously() {
     for mode in ["closed", "open"] {
-        let (mut redis, ward, sid, resp) = alice_read_once(mode).await;
+        let (mut redis, ward, sid, resp, time) = alice_read_once(mode).await;
         assert_eq!(
             authz::set_header(&resp, "x-user-id").as_deref(),
             Some("alice")
         );
         redis.stop();
         // Past freshness, the record must be read again: the store is down.
-        tokio::time::sleep(STORE_TTL + Duration::from_millis(100)).await;
+        time.advance(STORE_TTL + Duration::from_millis(100));
         let resp = check(
             &ward.client,
             &[("x-session-id", &sid), ("x-user-id", "root")],
@@ -101,16 +107,18 @@ async fn closed_denies_at_once_and_open_passes_anonymously() {
 }
 
 /// A Redis, a ward on it under `on_store_error: mode`, and a session of
-/// alice's that ward has read once (so it is cached), with that answer.
-async fn alice_read_once(mode: &str) -> (RedisServer, InProc, String, CheckResponse) {
+/// alice's that ward has read once (so it is cached), with that answer
+/// and ward's clock, which has not moved since the read.
+async fn alice_read_once(mode: &str) -> (RedisServer, InProc, String, CheckResponse, ManualClock) {
     let redis = RedisServer::start().await;
-    let ward = InProc::start(&config_with(&redis, mode)).await;
+    let time = ManualClock::new();
+    let ward = InProc::start_with_clock(&config_with(&redis, mode), time.clock()).await;
     authz::wait_subscribed(&redis).await;
     let sid = session_id();
     write_session(&redis, &sid, "alice");
     let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
     assert_eq!(verdict(&resp), (200, "allowed".into()), "{mode}");
-    (redis, ward, sid, resp)
+    (redis, ward, sid, resp, time)
 }
 
 fn write_session(redis: &RedisServer, sid: &str, user: &str) {
@@ -124,52 +132,46 @@ fn write_session(redis: &RedisServer, sid: &str, user: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_session_is_served_stale_then_denied() {
-    let (mut redis, ward, sid, _) = alice_read_once("stale").await;
-    let fetched = Instant::now(); // the last successful read, at the latest
+    let (mut redis, ward, sid, _, time) = alice_read_once("stale").await;
     redis.stop();
 
-    // Poll through the outage: allowed (stale) up to fresh + stale_if_error,
-    // then 503, never anything else.
+    // Step ward's clock through the outage from the read: fresh (no store
+    // call) before STORE_TTL, allowed stale up to fresh + stale_if_error,
+    // then 503, never anything else. Every 100 ms, and 1 ms before each
+    // edge.
     let window = STORE_TTL + STALE_IF_ERROR;
-    let mut last_allow = Duration::ZERO;
-    let mut first_deny = None;
-    let mut stale_seen = false;
-    while fetched.elapsed() < window + Duration::from_millis(700) {
-        let at = fetched.elapsed();
+    let ms = Duration::from_millis;
+    let mut instants: Vec<Duration> = (0..=40).map(|i| ms(100) * i).collect();
+    instants.extend([STORE_TTL - ms(1), window - ms(1)]);
+    instants.sort();
+    let mut now = Duration::ZERO;
+    for at in instants {
+        time.advance(at - now);
+        now = at;
         let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
-        match verdict(&resp) {
-            (200, _) => {
-                assert!(first_deny.is_none(), "allowed again at {at:?} after a 503");
-                last_allow = at;
-            }
-            (503, r) if r == "store_unavailable" => {
-                first_deny.get_or_insert(at);
-            }
-            other => panic!("unexpected {other:?} at {at:?}"),
+        let stale = authz::metric(
+            ward.admin_addr,
+            "ward_cache_requests_total",
+            &[("cache", "store"), ("result", "stale")],
+        )
+        .await;
+        if at < STORE_TTL {
+            assert_eq!(verdict(&resp), (200, "allowed".into()), "fresh at {at:?}");
+            assert_eq!(stale, 0.0, "fresh at {at:?}: not served stale");
+        } else if at < window {
+            assert_eq!(verdict(&resp), (200, "allowed".into()), "stale at {at:?}");
+            assert!(
+                stale > 0.0,
+                "allowed past freshness at {at:?}, so served stale"
+            );
+        } else {
+            assert_eq!(
+                verdict(&resp),
+                (503, "store_unavailable".into()),
+                "past the window at {at:?}"
+            );
         }
-        if !stale_seen && at > STORE_TTL + Duration::from_millis(100) {
-            let stale = authz::metric(
-                ward.admin_addr,
-                "ward_cache_requests_total",
-                &[("cache", "store"), ("result", "stale")],
-            )
-            .await;
-            assert!(stale > 0.0, "allowed past freshness, so served stale");
-            stale_seen = true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let first_deny = first_deny.expect("denied once the stale window is over");
-    println!("stale allows until {last_allow:?}, first 503 at {first_deny:?}");
-    assert!(stale_seen);
-    assert!(
-        last_allow >= STORE_TTL + STALE_IF_ERROR - Duration::from_millis(400),
-        "served stale for the whole window (last allow at {last_allow:?})"
-    );
-    assert!(
-        first_deny <= window + Duration::from_millis(300),
-        "not served past the window (first 503 at {first_deny:?})"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,10 +221,10 @@ async fn uncached_credentials_are_denied_fast_and_never_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ward_recovers_when_redis_comes_back() {
-    let (mut redis, ward, sid, _) = alice_read_once("stale").await;
+    let (mut redis, ward, sid, _, time) = alice_read_once("stale").await;
     redis.stop();
-    // Long enough for the stale entry to go and the breaker to open.
-    tokio::time::sleep(STORE_TTL + STALE_IF_ERROR + Duration::from_millis(200)).await;
+    // Past the stale window; the checks below open the breaker.
+    time.advance(STORE_TTL + STALE_IF_ERROR + Duration::from_millis(200));
     for _ in 0..5 {
         let resp = check(&ward.client, &[("x-session-id", &sid)]).await;
         assert_eq!(verdict(&resp), (503, "store_unavailable".into()));
@@ -257,11 +259,11 @@ async fn ward_recovers_when_redis_comes_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_check_after_an_idle_restart_is_answered() {
     for mode in ["closed", "stale"] {
-        let (mut redis, ward, sid, _) = alice_read_once(mode).await;
+        let (mut redis, ward, sid, _, _) = alice_read_once(mode).await;
         redis.restart().await;
         write_session(&redis, &sid, "alice");
-        // Past freshness, and no check in between: the connection is the
-        // one Redis closed.
+        // Real idle time, no check in between: the connection is the one
+        // Redis closed (no cache window here: `fresh` was never read).
         tokio::time::sleep(STORE_TTL + Duration::from_millis(200)).await;
         let fresh = session_id();
         write_session(&redis, &fresh, "bob");

@@ -4,10 +4,13 @@
 //!
 //! The vectors live outside the repository, in
 //! `../shared/vectors/wycheproof/` (override with `WARD_WYCHEPROOF_DIR`).
-//! When that directory is absent each test says it skipped and passes:
-//! the project's own tests stand without it. When it is present every
-//! case is accounted for and any answer that differs from its label,
-//! beyond the documented quirks below, fails the test.
+//! When that directory is absent each test prints `SKIPPED: wycheproof:
+//! ...` (`support::skipped`) and passes: the project's own tests stand
+//! without it, and no script of the project installs it. A
+//! `WARD_WYCHEPROOF_DIR` that names no directory fails instead: it was
+//! asked for. When the vectors are present every case is accounted for
+//! and any answer that differs from its label, beyond the documented
+//! quirks below, fails the test.
 //!
 //! - `json_web_signature_test.json`: whole compact tokens through
 //!   `Verifier::verify_signature` with a key built from the group's JWK.
@@ -17,6 +20,7 @@
 //!   makes, with the key loaded by ward from PEM (the config path) and
 //!   from JWK (the JWKS path) where the group gives one.
 
+use crate::support;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -89,27 +93,38 @@ const JWS_POLICY: &[(u64, bool, &str)] = &[
 /// Private JWK members: dropped to build the verification key.
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth"];
 
-fn vectors_dir() -> PathBuf {
-    match std::env::var_os("WARD_WYCHEPROOF_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/wycheproof"
-        )),
-    }
-}
-
-/// The parsed vector file, or `None` (after saying so) when the vectors
-/// directory is absent. A present directory missing the file is an error.
-fn load(file: &str) -> Option<Value> {
-    let dir = vectors_dir();
-    if !dir.is_dir() {
-        println!(
-            "wycheproof {file}: skipped: ../shared/vectors not present ({})",
+/// The vectors directory: `$WARD_WYCHEPROOF_DIR` (which must exist), else
+/// `../shared/vectors/wycheproof` if it exists.
+fn vectors_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("WARD_WYCHEPROOF_DIR") {
+        let dir = PathBuf::from(dir);
+        assert!(
+            dir.is_dir(),
+            "WARD_WYCHEPROOF_DIR={} is not a directory",
             dir.display()
         );
-        return None;
+        return Some(dir);
     }
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/vectors/wycheproof"
+    ));
+    dir.is_dir().then_some(dir)
+}
+
+/// The parsed vector file, or `None` (after saying so) when there is no
+/// vectors directory. A present directory missing the file is an error.
+fn load(file: &str) -> Option<Value> {
+    let Some(dir) = vectors_dir() else {
+        support::skipped(
+            "wycheproof",
+            &format!(
+                "{file} not run: ../shared/vectors/wycheproof is absent \
+                 and WARD_WYCHEPROOF_DIR is unset (optional vectors, not part of the project)"
+            ),
+        );
+        return None;
+    };
     let path = dir.join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{} is present but unreadable: {e}", path.display()));

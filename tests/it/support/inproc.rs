@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
+use ward::clock::Clock;
 use ward::config::Config;
 
 /// A running in-process ward; shut down when dropped.
@@ -24,12 +25,21 @@ pub struct InProc {
 impl InProc {
     /// Starts ward from YAML; `listen` is forced to loopback port 0.
     pub async fn start(yaml: &str) -> InProc {
+        Self::start_with_clock(yaml, Clock::Monotonic).await
+    }
+
+    /// [`InProc::start`], with the store cache's and the limiter's windows
+    /// on `clock`: a test passes a `ManualClock` and advances it rather
+    /// than sleeping through `store_ttl` or `stale_if_error`.
+    pub async fn start_with_clock(yaml: &str, clock: Clock) -> InProc {
         let mut config = Config::from_yaml(yaml).unwrap();
         config.listen.grpc = "127.0.0.1:0".parse().unwrap();
         config.listen.admin = "127.0.0.1:0".parse().unwrap();
         let problems = ward::setup::problems(&config, &ward::config::ProcessEnv);
         assert!(problems.is_empty(), "invalid test config: {problems:?}");
-        let server = ward::server::Server::bind(&config).await.unwrap();
+        let server = ward::server::Server::bind_with_clock(&config, clock)
+            .await
+            .unwrap();
         let grpc_addr = server.grpc_addr().unwrap();
         let admin_addr = server.admin_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

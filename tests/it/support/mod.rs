@@ -72,3 +72,14 @@ pub(crate) fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()))
 }
+
+/// Says that a test skipped, and why, in the one wording every test that
+/// can skip uses (README.md, "Tests"): `SKIPPED: <suite>: <reason>`, on
+/// stderr. Under nextest it shows even when the test passes
+/// (`.config/nextest.toml` prints those suites' output at the end).
+///
+/// Only for what the project cannot install itself: a missing tool its
+/// scripts install (redis-server, Envoy, Helm) is a failure, not a skip.
+pub fn skipped(suite: &str, reason: &str) {
+    eprintln!("SKIPPED: {suite}: {reason}");
+}
