@@ -256,7 +256,7 @@ impl Lookups {
         stale: Stale,
         fetch: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let mut epoch = Some(self.flights.epoch());
+        let epoch = self.flights.epoch();
         if let Some(found) = self.fresh(key) {
             self.metrics.store_cache_hits.inc();
             return Ok(found);
@@ -265,7 +265,25 @@ impl Lookups {
             return Err(StoreError::NotCached);
         }
         self.metrics.store_cache_misses.inc();
-        let fetched = loop {
+        match self.read_once(key, epoch, fetch).await {
+            Ok(answer) => Ok(answer),
+            Err(err) if stale == Stale::Allowed && err.fault() == Fault::Outage => {
+                self.stale(key, &err).ok_or(err)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The store's answer for `key`, read by one caller for all who ask at
+    /// once (`lookup/flights.rs`), and cached unless invalidated meanwhile.
+    async fn read_once<T: Answer>(
+        &self,
+        key: &str,
+        epoch: u64,
+        fetch: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let mut epoch = Some(epoch);
+        loop {
             match self.flights.join(key, epoch) {
                 Role::Leader(lead) => {
                     let fetched = self.fetch(fetch).await;
@@ -275,20 +293,18 @@ impl Lookups {
                             self.cache.insert(key.to_string(), c.clone());
                         }
                     });
-                    break fetched.map(|(answer, _)| answer);
+                    return fetched.map(|(answer, _)| answer);
                 }
-                Role::Follower(flight) => {
-                    match flight.wait().await {
-                        Some(Ok(c)) => match T::of(&c.found) {
-                            Some(answer) => break Ok(answer),
-                            // Not an answer of this kind: read it ourselves.
-                            None => epoch = None,
-                        },
-                        Some(Err(e)) => break Err(e),
-                        // Its lead was cancelled: read again.
-                        None => {}
-                    }
-                }
+                Role::Follower(flight) => match flight.wait().await {
+                    Some(Ok(c)) => match T::of(&c.found) {
+                        Some(answer) => return Ok(answer),
+                        // Not an answer of this kind: read it ourselves.
+                        None => epoch = None,
+                    },
+                    Some(Err(e)) => return Err(e),
+                    // Its lead was cancelled: read again.
+                    None => {}
+                },
                 Role::Landed => {
                     // A read of this key may have just been stored: look
                     // once more, then read.
@@ -298,30 +314,23 @@ impl Lookups {
                     }
                 }
             }
-        };
-        match fetched {
-            Ok(answer) => Ok(answer),
-            // A copy read before, kept for this (`keep_for`): looked up
-            // now, not the one seen before the miss, which an invalidation
-            // may have evicted since. Only through an outage: a bad record
-            // is what the store holds now, and an older copy must not
-            // hide it.
-            Err(err) => match self.cache.get(key) {
-                Some(c)
-                    if stale == Stale::Allowed
-                        && err.fault() == Fault::Outage
-                        && c.usable_stale(&self.clock) =>
-                {
-                    let Some(answer) = T::of(&c.found) else {
-                        return Err(err);
-                    };
-                    self.metrics.store_cache_stale.inc();
-                    tracing::warn!(error = %err, "store failed: serving a stale entry");
-                    Ok(answer)
-                }
-                _ => Err(err),
-            },
         }
+    }
+
+    /// Through an outage, a copy read before and kept for this
+    /// (`keep_for`): looked up now, not the one seen before the miss,
+    /// which an invalidation may have evicted since. (Never through a bad
+    /// record: that is what the store holds now, and an older copy must
+    /// not hide it.)
+    fn stale<T: Answer>(&self, key: &str, err: &StoreError) -> Option<T> {
+        let cached = self.cache.get(key)?;
+        if !cached.usable_stale(&self.clock) {
+            return None;
+        }
+        let answer = T::of(&cached.found)?;
+        self.metrics.store_cache_stale.inc();
+        tracing::warn!(error = %err, "store failed: serving a stale entry");
+        Some(answer)
     }
 
     /// What the cache holds for `key`, if fresh and of this kind.
