@@ -1,0 +1,326 @@
+//! What a Check call sends back: an [`Answer`], either Envoy's own
+//! message or an allow written as bytes. An identity's allow (its headers
+//! with `OVERWRITE_IF_EXISTS_OR_ADD`, its metadata) is encoded once and
+//! kept in the identity, so a cache hit encodes only the request's edits;
+//! on the wire it is the same `CheckResponse` (a test decodes one and
+//! compares).
+
+use super::{OK_STATUS, header};
+use crate::forward::Edits;
+use crate::identity::{EncodedAllow, Identity};
+use envoy_types::ext_authz::v3::pb::{CheckResponse, HeaderAppendAction, HeaderValueOption};
+use prost::Message;
+use prost::bytes::{Buf, BufMut};
+use prost::encoding::{self, DecodeContext, WireType};
+use std::sync::Arc;
+
+/// What ward answers, encoded as a `CheckResponse`.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // boxing the message would cost every deny an allocation
+pub(in crate::server) enum Answer {
+    /// An allow for an identity: its headers and metadata as encoded once
+    /// per identity ([`Encoder`]), and what this request must lose
+    /// (forged headers, credentials not forwarded) or have rewritten.
+    Allow {
+        identity: Arc<Identity>,
+        edits: Edits,
+    },
+    /// Any other answer (deny, public route), as Envoy's message.
+    Message(CheckResponse),
+}
+
+/// `CheckResponse` fields and `OkHttpResponse` fields ward writes by hand.
+const STATUS_FIELD: u32 = 1;
+const OK_RESPONSE_FIELD: u32 = 3;
+const METADATA_FIELD: u32 = 4;
+const HEADERS_FIELD: u32 = 2;
+const HEADERS_TO_REMOVE_FIELD: u32 = 5;
+const QUERY_TO_REMOVE_FIELD: u32 = 8;
+
+/// An identity's allow, encoded once and kept in the identity
+/// ([`Identity::encoded`]): `OkHttpResponse.headers` (each with
+/// `OVERWRITE_IF_EXISTS_OR_ADD`; the body of an `OkHttpResponse` that has
+/// only headers) and `CheckResponse.dynamic_metadata` (field 4, key and
+/// length included). Only the request's [`Edits`] (`headers_to_remove`,
+/// most often alone; a rewritten `cookie`; `query_parameters_to_remove`)
+/// are encoded per check, between the two.
+struct Encoder<'e>(&'e EncodedAllow);
+
+impl Encoder<'_> {
+    /// Writes the bytes directly, as prost would from the messages
+    /// (`HeaderValueOption`, `Struct`), without building those messages
+    /// of owned strings first: a credential seen once (a cache miss) pays
+    /// for this encoding and uses it once.
+    fn encode_allow(identity: &Identity) -> EncodedAllow {
+        let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd as u64;
+        let mut headers = Vec::with_capacity(
+            identity
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 12)
+                .sum(),
+        );
+        for (key, value) in &identity.headers {
+            // HeaderValue { key = 1, value = 2 }
+            let header_value = str_field_len(1, key) + str_field_len(2, value);
+            // HeaderValueOption { header = 1, append_action = 3 }
+            let option = encoding::key_len(1)
+                + encoding::encoded_len_varint(header_value as u64)
+                + header_value
+                + encoding::key_len(3)
+                + encoding::encoded_len_varint(overwrite);
+            put_len_prefix(2, option, &mut headers); // OkHttpResponse.headers
+            put_len_prefix(1, header_value, &mut headers);
+            put_str_field(1, key, &mut headers);
+            put_str_field(2, value, &mut headers);
+            encoding::encode_key(3, WireType::Varint, &mut headers);
+            encoding::encode_varint(overwrite, &mut headers);
+        }
+        // Struct { fields = 1: map<string, Value { string_value = 3 }> }
+        let fields = [
+            ("user_id", identity.user_id.as_str()),
+            ("auth_method", identity.method.as_str()),
+        ];
+        let entry_len = |(name, value): (&str, &str)| {
+            let v = encoding::key_len(3) + encoding::encoded_len_varint(value.len() as u64);
+            let v = v + value.len();
+            str_field_len(1, name)
+                + encoding::key_len(2)
+                + encoding::encoded_len_varint(v as u64)
+                + v
+        };
+        let body: usize = fields
+            .iter()
+            .map(|&f| {
+                let e = entry_len(f);
+                encoding::key_len(1) + encoding::encoded_len_varint(e as u64) + e
+            })
+            .sum();
+        let mut metadata = Vec::with_capacity(body + 4);
+        put_len_prefix(METADATA_FIELD, body, &mut metadata);
+        for (name, value) in fields {
+            put_len_prefix(1, entry_len((name, value)), &mut metadata);
+            put_str_field(1, name, &mut metadata);
+            let v = encoding::key_len(3) + encoding::encoded_len_varint(value.len() as u64);
+            put_len_prefix(2, v + value.len(), &mut metadata);
+            // A oneof member is written even when empty.
+            put_len_prefix(3, value.len(), &mut metadata);
+            metadata.put_slice(value.as_bytes());
+        }
+        EncodedAllow { headers, metadata }
+    }
+
+    fn ok_response_len(&self, edits: &Edits) -> usize {
+        self.0.headers.len()
+            + encoding::message::encoded_len_repeated(HEADERS_FIELD, &per_check_headers(edits))
+            + encoding::string::encoded_len_repeated(HEADERS_TO_REMOVE_FIELD, &edits.remove)
+            + encoding::string::encoded_len_repeated(QUERY_TO_REMOVE_FIELD, &edits.remove_query)
+    }
+
+    fn encoded_len(&self, edits: &Edits) -> usize {
+        let ok = self.ok_response_len(edits);
+        encoding::message::encoded_len(STATUS_FIELD, &OK_STATUS)
+            + encoding::key_len(OK_RESPONSE_FIELD)
+            + encoding::encoded_len_varint(ok as u64)
+            + ok
+            + self.0.metadata.len()
+    }
+
+    /// Fields in the order prost writes them: status, ok_response
+    /// (headers: the identity's, then this request's; headers_to_remove;
+    /// query_parameters_to_remove), dynamic_metadata.
+    fn encode(&self, edits: &Edits, buf: &mut impl BufMut) {
+        encoding::message::encode(STATUS_FIELD, &OK_STATUS, buf);
+        encoding::encode_key(OK_RESPONSE_FIELD, WireType::LengthDelimited, buf);
+        encoding::encode_varint(self.ok_response_len(edits) as u64, buf);
+        buf.put_slice(&self.0.headers);
+        encoding::message::encode_repeated(HEADERS_FIELD, &per_check_headers(edits), buf);
+        encoding::string::encode_repeated(HEADERS_TO_REMOVE_FIELD, &edits.remove, buf);
+        encoding::string::encode_repeated(QUERY_TO_REMOVE_FIELD, &edits.remove_query, buf);
+        buf.put_slice(&self.0.metadata);
+    }
+}
+
+/// The headers an allow sets for this request only (empty but for a
+/// session cookie cut out of `cookie`: no allocation then).
+fn per_check_headers(edits: &Edits) -> Vec<HeaderValueOption> {
+    edits.set.iter().map(|(k, v)| header(k, v)).collect()
+}
+
+/// A proto3 string field's encoded size: nothing when empty (the default).
+fn str_field_len(tag: u32, value: &str) -> usize {
+    if value.is_empty() {
+        return 0;
+    }
+    encoding::key_len(tag) + encoding::encoded_len_varint(value.len() as u64) + value.len()
+}
+
+fn put_str_field(tag: u32, value: &str, buf: &mut impl BufMut) {
+    if !value.is_empty() {
+        put_len_prefix(tag, value.len(), buf);
+        buf.put_slice(value.as_bytes());
+    }
+}
+
+/// The key and length of a length-delimited field.
+fn put_len_prefix(tag: u32, len: usize, buf: &mut impl BufMut) {
+    encoding::encode_key(tag, WireType::LengthDelimited, buf);
+    encoding::encode_varint(len as u64, buf);
+}
+
+impl Answer {
+    /// The identity's encoded allow, made on first use and kept in the
+    /// identity (a cached identity is shared by every check it allows).
+    fn encoder(identity: &Identity) -> Encoder<'_> {
+        Encoder(
+            identity
+                .encoded
+                .get_or_init(|| Encoder::encode_allow(identity)),
+        )
+    }
+}
+
+impl Message for Answer {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        match self {
+            Answer::Allow { identity, edits } => Answer::encoder(identity).encode(edits, buf),
+            Answer::Message(m) => m.encode_raw(buf),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            Answer::Allow { identity, edits } => Answer::encoder(identity).encoded_len(edits),
+            Answer::Message(m) => m.encoded_len(),
+        }
+    }
+
+    /// ward only sends answers; it never decodes one.
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn clear(&mut self) {
+        *self = Answer::Message(CheckResponse::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential_kind::CredentialKind;
+    use crate::server::grpc::{UNAUTHENTICATED, metadata};
+    use envoy_types::ext_authz::v3::pb::{HttpResponse, OkHttpResponse};
+    use envoy_types::pb::google::protobuf::Struct;
+    use envoy_types::pb::google::rpc;
+
+    fn allow_metadata(identity: &Identity) -> Struct {
+        metadata(&[
+            ("user_id", &identity.user_id),
+            ("auth_method", identity.method.as_str()),
+        ])
+    }
+
+    fn identity(headers: &[(&str, &str)]) -> Arc<Identity> {
+        Arc::new(Identity {
+            user_id: "alice".into(),
+            method: CredentialKind::Session,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            jti: None,
+            session_id: None,
+            roles: vec![],
+            scopes: vec![],
+            encoded: Default::default(),
+        })
+    }
+
+    /// The allow as a plain `CheckResponse`: what the bytes must decode to.
+    fn expected(identity: &Identity, edits: &Edits) -> CheckResponse {
+        CheckResponse {
+            status: Some(OK_STATUS),
+            http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+                headers: identity
+                    .headers
+                    .iter()
+                    .chain(&edits.set)
+                    .map(|(k, v)| header(k, v))
+                    .collect(),
+                headers_to_remove: edits.remove.clone(),
+                query_parameters_to_remove: edits.remove_query.clone(),
+                ..Default::default()
+            })),
+            dynamic_metadata: Some(allow_metadata(identity)),
+        }
+    }
+
+    #[test]
+    fn pre_encoded_allow_is_the_same_check_response() {
+        let long = "v".repeat(300); // a length that needs a two-byte varint
+        let cases = [
+            (
+                vec![("x-user-id", "alice"), ("x-auth-method", "session")],
+                vec![],
+            ),
+            (
+                vec![("x-user-id", "alice"), ("x-user-email", long.as_str())],
+                vec!["x-user-admin".to_string(), "x_user_id".to_string()],
+            ),
+            (vec![], vec!["x-auth-forged".to_string()]),
+            // Never produced by identity.rs, but encoded as prost would.
+            (vec![("x-empty", ""), ("", "v")], vec![]),
+        ];
+        let with_edits = |remove: Vec<String>| {
+            [
+                Edits {
+                    remove: remove.clone(),
+                    ..Edits::default()
+                },
+                Edits {
+                    remove,
+                    set: vec![("cookie".into(), "theme=dark".into())],
+                    remove_query: vec!["access_token".into()],
+                },
+            ]
+        };
+        for (headers, remove) in cases {
+            let id = identity(&headers);
+            for edits in with_edits(remove) {
+                for _ in 0..2 {
+                    // The second round encodes from the identity's kept rendering.
+                    let answer = Answer::Allow {
+                        identity: id.clone(),
+                        edits: edits.clone(),
+                    };
+                    let bytes = answer.encode_to_vec();
+                    assert_eq!(bytes.len(), answer.encoded_len());
+                    let decoded = CheckResponse::decode(bytes.as_slice()).unwrap();
+                    assert_eq!(decoded, expected(&id, &edits));
+                    // Same size as prost's own encoding (map order may differ).
+                    assert_eq!(bytes.len(), expected(&id, &edits).encoded_len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_answers_encode_as_their_message() {
+        let message = CheckResponse {
+            status: Some(rpc::Status {
+                code: UNAUTHENTICATED,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let answer = Answer::Message(message.clone());
+        assert_eq!(answer.encode_to_vec(), message.encode_to_vec());
+    }
+}
