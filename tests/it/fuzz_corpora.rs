@@ -555,7 +555,7 @@ fn regression_config_unknown_empty_key_names_the_root() {
 /// that algorithm: a key that could never verify a token (every token
 /// naming it failed as `bad_signature`), and an HMAC-bound key out of a
 /// JWKS, which ward means never to hold. A JWK whose `alg` does not fit
-/// its key type is now skipped as unusable (`src/jwt/keys.rs`).
+/// its key type is now skipped as unusable (`src/jwt/keys/jwk.rs`).
 #[test]
 fn regression_jwks_key_whose_alg_does_not_fit_its_type() {
     let files = inputs("regressions", "jws");
