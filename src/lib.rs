@@ -56,7 +56,7 @@
 
 pub mod apikey;
 pub(crate) mod authn;
-pub(crate) mod cache;
+pub mod cache;
 pub mod check;
 #[cfg(feature = "server")]
 pub mod cli;
