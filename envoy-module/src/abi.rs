@@ -130,7 +130,9 @@ unsafe extern "C" {
 fn log(level: LogLevel, message: &str) {
     // SAFETY: the buffer points into `message`, alive for the call; Envoy
     // copies it before returning.
-    unsafe { envoy_dynamic_module_callback_log(log_level(level), ModuleBuffer::of(message.as_bytes())) }
+    unsafe {
+        envoy_dynamic_module_callback_log(log_level(level), ModuleBuffer::of(message.as_bytes()))
+    }
 }
 
 /// One HTTP stream, as Envoy hands it to a hook: valid for that hook.
@@ -141,7 +143,9 @@ struct Stream {
 impl Host for Stream {
     fn request_headers(&mut self) -> Vec<(String, String)> {
         // SAFETY: `ptr` is the filter Envoy passed to the running hook.
-        let n = unsafe { envoy_dynamic_module_callback_http_get_headers_size(self.ptr, REQUEST_HEADER) };
+        let n = unsafe {
+            envoy_dynamic_module_callback_http_get_headers_size(self.ptr, REQUEST_HEADER)
+        };
         if n == 0 {
             return Vec::new();
         }
@@ -156,7 +160,11 @@ impl Host for Stream {
         // nothing changes the map between the two calls (same thread, same
         // hook).
         let ok = unsafe {
-            envoy_dynamic_module_callback_http_get_headers(self.ptr, REQUEST_HEADER, raw.as_mut_ptr())
+            envoy_dynamic_module_callback_http_get_headers(
+                self.ptr,
+                REQUEST_HEADER,
+                raw.as_mut_ptr(),
+            )
         };
         if !ok {
             return Vec::new();
@@ -262,7 +270,8 @@ impl Host for Stream {
         // null or a pointer this module returned from
         // `on_http_filter_per_route_config_new`, alive until Envoy calls
         // its destroy hook (not before the route, hence the stream, goes).
-        let route = unsafe { envoy_dynamic_module_callback_get_most_specific_route_config(self.ptr) };
+        let route =
+            unsafe { envoy_dynamic_module_callback_get_most_specific_route_config(self.ptr) };
         if route.is_null() {
             return None;
         }
@@ -322,15 +331,17 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
 ) -> *const c_void {
     // SAFETY: Envoy's buffer, valid for this call; copied by `Config::new`.
     let text = unsafe { bytes(config.ptr, config.length) };
-    guard("http_filter_config_new", std::ptr::null(), || {
-        match Config::new(text) {
+    guard(
+        "http_filter_config_new",
+        std::ptr::null(),
+        || match Config::new(text) {
             Ok(config) => Box::into_raw(Box::new(config)).cast_const().cast(),
             Err(message) => {
                 log(LogLevel::Error, &message);
                 std::ptr::null()
             }
-        }
-    })
+        },
+    )
 }
 
 /// # Safety
@@ -358,15 +369,17 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_ne
 ) -> *const c_void {
     // SAFETY: Envoy's buffer, valid for this call; copied below.
     let text = unsafe { bytes(config.ptr, config.length) };
-    guard("http_filter_per_route_config_new", std::ptr::null(), || {
-        match filter::RouteConfig::new(text) {
+    guard(
+        "http_filter_per_route_config_new",
+        std::ptr::null(),
+        || match filter::RouteConfig::new(text) {
             Ok(route) => Box::into_raw(Box::new(route)).cast_const().cast(),
             Err(message) => {
                 log(LogLevel::Error, &message);
                 std::ptr::null()
             }
-        }
-    })
+        },
+    )
 }
 
 /// # Safety
@@ -380,7 +393,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_de
     }
     // SAFETY: the pointer came from `Box::into_raw` in `per_route_config_new`.
     let route = unsafe { Box::from_raw(config.cast_mut().cast::<filter::RouteConfig>()) };
-    guard("http_filter_per_route_config_destroy", (), move || drop(route));
+    guard("http_filter_per_route_config_destroy", (), move || {
+        drop(route)
+    });
 }
 
 /// One filter per HTTP stream.
@@ -398,7 +413,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
     // SAFETY: Envoy keeps the config alive while a filter of it exists.
     let config: &'static Config = unsafe { &*config.cast::<Config>() };
     guard("http_filter_new", std::ptr::null(), || {
-        Box::into_raw(Box::new(Filter::new(config))).cast_const().cast()
+        Box::into_raw(Box::new(Filter::new(config)))
+            .cast_const()
+            .cast()
     })
 }
 
@@ -445,7 +462,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         Err(_) => {
             // Fail closed: a 500 with a reason, as ward's own denies are.
             let _ = catch_unwind(AssertUnwindSafe(|| {
-                log(LogLevel::Error, "ward: panic in request_headers: denied 500");
+                log(
+                    LogLevel::Error,
+                    "ward: panic in request_headers: denied 500",
+                );
                 filter::internal_error(&mut stream);
             }));
             filter.answered = true;

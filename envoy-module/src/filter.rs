@@ -211,7 +211,7 @@ pub fn check(config: &Config, host: &mut impl Host) -> Verdict {
             Decision::Deny(Deny::new(Reason::StoreUnavailable))
         }
     };
-    let verdict = match &decision {
+    match &decision {
         Decision::Allow(identity) => allow(config, &req, &identity.headers, host),
         Decision::AllowAnonymous { .. } => allow(config, &req, &[], host),
         Decision::Deny(deny) => {
@@ -223,8 +223,7 @@ pub fn check(config: &Config, host: &mut impl Host) -> Verdict {
             log_deny(host, &req, deny, d.status, start);
             Verdict::Answered
         }
-    };
-    verdict
+    }
 }
 
 /// Sets the identity headers, removes forged managed headers and
@@ -296,5 +295,122 @@ fn poll_once<F: Future>(future: F) -> Option<F::Output> {
     match future.as_mut().poll(&mut cx) {
         Poll::Ready(value) => Some(value),
         Poll::Pending => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// The callbacks of one stream, recorded.
+    #[derive(Default)]
+    struct Fake {
+        headers: Vec<(String, String)>,
+        policy: Option<String>,
+        set: Vec<(String, Option<String>)>,
+        route_cleared: bool,
+        sent: Option<(u16, Vec<(String, String)>, String, String)>,
+    }
+
+    impl Fake {
+        fn new(headers: &[(&str, &str)]) -> Self {
+            let mut all = vec![
+                (":method".to_string(), "GET".to_string()),
+                (":path".to_string(), "/api".to_string()),
+                (":authority".to_string(), "example.test".to_string()),
+            ];
+            all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            Fake {
+                headers: all,
+                ..Fake::default()
+            }
+        }
+    }
+
+    impl Host for Fake {
+        fn request_headers(&mut self) -> Vec<(String, String)> {
+            self.headers.clone()
+        }
+        fn set_header(&mut self, name: &str, value: Option<&str>) {
+            self.set.push((name.into(), value.map(Into::into)));
+        }
+        fn clear_route_cache(&mut self) {
+            self.route_cleared = true;
+        }
+        fn send_response(
+            &mut self,
+            status: u16,
+            headers: &[(&str, &str)],
+            body: &str,
+            details: &str,
+        ) {
+            let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            self.sent = Some((status, headers.collect(), body.into(), details.into()));
+        }
+        fn source_address(&mut self) -> Option<String> {
+            Some("127.0.0.1:5000".into())
+        }
+        fn route_policy(&mut self) -> Option<String> {
+            self.policy.clone()
+        }
+        fn log(&mut self, _: LogLevel, _: &str) {}
+    }
+
+    fn config() -> Config {
+        Config::new(b"jwt:\n  keys:\n    - kid: k\n      alg: HS256\n      secret:\n        value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\n")
+            .unwrap()
+    }
+
+    #[test]
+    fn a_missing_credential_is_wards_401() {
+        let config = config();
+        let mut host = Fake::new(&[("x-user-id", "mallory")]);
+        assert_eq!(check(&config, &mut host), Verdict::Answered);
+        let (status, headers, body, details) = host.sent.unwrap();
+        assert_eq!(status, 401);
+        assert!(headers.iter().any(|(k, _)| k == "www-authenticate"));
+        assert!(body.contains("\"reason\":\"missing_credential\""), "{body}");
+        assert_eq!(details, "ward_missing_credential");
+        assert!(host.set.is_empty());
+    }
+
+    #[test]
+    fn a_public_route_removes_forged_headers() {
+        let config = config();
+        let mut host = Fake::new(&[("x-user-id", "mallory"), ("x_auth_method", "jwt")]);
+        host.policy = Some("public".into());
+        assert_eq!(check(&config, &mut host), Verdict::Continue);
+        assert!(host.sent.is_none());
+        assert_eq!(
+            host.set,
+            [
+                ("x-user-id".to_string(), None),
+                ("x_auth_method".to_string(), None)
+            ]
+        );
+        assert!(host.route_cleared);
+    }
+
+    #[test]
+    fn an_unknown_route_policy_fails_closed() {
+        let config = config();
+        let mut host = Fake::new(&[]);
+        host.policy = Some("nope".into());
+        assert_eq!(check(&config, &mut host), Verdict::Answered);
+        assert_eq!(host.sent.unwrap().0, 500);
+    }
+
+    #[test]
+    fn what_would_wait_is_refused_at_config_time_with_its_path() {
+        let e = Config::new(b"store:\n  redis:\n    url: redis://127.0.0.1:1\n")
+            .err()
+            .unwrap();
+        assert!(e.contains("store.redis"), "{e}");
+        let e = Config::new(b"jwt:\n  keys: [{kid: k, alg: HS999}]\n")
+            .err()
+            .unwrap();
+        assert!(e.contains("jwt.keys[0]"), "{e}");
     }
 }

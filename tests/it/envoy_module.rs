@@ -151,7 +151,12 @@ fn token(sub: &str) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("k1".into());
     let claims = json!({"sub": sub, "iat": now, "exp": now + 600});
-    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -161,7 +166,9 @@ async fn module_decides_inside_envoy() {
     let echo = Echo::start().await;
     let envoy = start(&ward_yaml(&seed), &echo).await;
     assert!(
-        envoy.logs().contains("Dynamic module ABI version v0.2.0 matched"),
+        envoy
+            .logs()
+            .contains("Dynamic module ABI version v0.2.0 matched"),
         "Envoy's log:\n{}",
         envoy.logs()
     );
@@ -171,7 +178,11 @@ async fn module_decides_inside_envoy() {
     let resp = envoy
         .get(
             "/api/orders",
-            &[("authorization", &bearer), ("x-user-id", "mallory"), ("x-user-admin", "1")],
+            &[
+                ("authorization", &bearer),
+                ("x-user-id", "mallory"),
+                ("x-user-admin", "1"),
+            ],
         )
         .await;
     assert_eq!(resp.status, 200, "{}\n{}", resp.text(), envoy.logs());
@@ -185,7 +196,10 @@ async fn module_decides_inside_envoy() {
     let resp = envoy.get("/api/orders", &[("x-user-id", "mallory")]).await;
     assert_eq!(resp.status, 401, "{}", resp.text());
     assert_eq!(resp.json()["reason"], "missing_credential");
-    assert!(resp.header("www-authenticate").is_some_and(|c| c.contains("Bearer")));
+    assert!(
+        resp.header("www-authenticate")
+            .is_some_and(|c| c.contains("Bearer"))
+    );
     assert_eq!(resp.header("content-type"), Some("application/json"));
     assert_eq!(echo.hits(), hits);
 
@@ -208,7 +222,10 @@ async fn module_decides_inside_envoy() {
     // The public route (per-route config): no credential needed, forged
     // identity headers still removed.
     let resp = envoy
-        .get("/public/page", &[("x-user-id", "mallory"), ("x_auth_method", "jwt")])
+        .get(
+            "/public/page",
+            &[("x-user-id", "mallory"), ("x_auth_method", "jwt")],
+        )
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     let seen = echo.requests().pop().unwrap();
@@ -243,7 +260,11 @@ fn invalid_ward_config_rejects_the_listener_with_its_field_path() {
 #[test]
 fn module_imports_only_callbacks_envoy_exports() {
     let nm = |args: &[&str], file: &Path| -> Vec<String> {
-        let out = Command::new("nm").args(args).arg(file).output().expect("nm");
+        let out = Command::new("nm")
+            .args(args)
+            .arg(file)
+            .output()
+            .expect("nm");
         assert!(out.status.success(), "nm {}", file.display());
         String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -253,8 +274,14 @@ fn module_imports_only_callbacks_envoy_exports() {
             .collect()
     };
     let exported = nm(&["-D", "--defined-only"], &envoy_bin());
-    let imported = nm(&["-D", "--undefined-only"], &module_dir().join("libward_envoy.so"));
-    assert!(!imported.is_empty(), "the module imports no callback at all?");
+    let imported = nm(
+        &["-D", "--undefined-only"],
+        &module_dir().join("libward_envoy.so"),
+    );
+    assert!(
+        !imported.is_empty(),
+        "the module imports no callback at all?"
+    );
     let missing: Vec<&String> = imported.iter().filter(|s| !exported.contains(s)).collect();
     assert!(missing.is_empty(), "not exported by Envoy: {missing:?}");
 }

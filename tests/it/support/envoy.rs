@@ -145,7 +145,8 @@ impl Envoy {
         let mut last_err = String::new();
         for _ in 0..3 {
             let (http_port, admin_port) = (free_port(), free_port());
-            match Self::spawn_env(&render(http_port, admin_port), http_port, admin_port, env).await {
+            match Self::spawn_env(&render(http_port, admin_port), http_port, admin_port, env).await
+            {
                 Ok(envoy) => return envoy,
                 Err(e) => last_err = e,
             }
