@@ -304,6 +304,9 @@ mod tests {
 
     use super::*;
 
+    /// A local reply: status, headers, body, details.
+    type Sent = (u16, Vec<(String, String)>, String, String);
+
     /// The callbacks of one stream, recorded.
     #[derive(Default)]
     struct Fake {
@@ -311,7 +314,7 @@ mod tests {
         policy: Option<String>,
         set: Vec<(String, Option<String>)>,
         route_cleared: bool,
-        sent: Option<(u16, Vec<(String, String)>, String, String)>,
+        sent: Option<Sent>,
     }
 
     impl Fake {
