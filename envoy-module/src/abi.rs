@@ -12,7 +12,7 @@
 
 #![allow(unsafe_code)]
 
-use crate::filter::{self, Config, Filter, Host, LogLevel, Verdict};
+use crate::filter::{self, Config, Filter, Hold, Host, LogLevel, Resume, Verdict};
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -68,11 +68,16 @@ const REQUEST_HEADER: i32 = 0;
 /// `envoy_dynamic_module_type_attribute_id_SourceAddress`.
 const ATTRIBUTE_SOURCE_ADDRESS: i32 = 24;
 
-/// `..._request_headers_status_Continue` / `_StopIteration`.
+/// `..._request_headers_status_Continue` / `_StopIteration` /
+/// `_StopAllIterationAndWatermark` (the whole request held, body included,
+/// while a check waits).
 const HEADERS_CONTINUE: i32 = 0;
 const HEADERS_STOP_ITERATION: i32 = 1;
-/// `..._request_body_status_Continue` (and the response side's).
+const HEADERS_STOP_ALL_AND_WATERMARK: i32 = 4;
+/// `..._request_body_status_Continue` (and the response side's),
+/// `_StopIterationAndWatermark` (held while a check waits).
 const BODY_CONTINUE: i32 = 0;
+const BODY_STOP_AND_WATERMARK: i32 = 2;
 /// `..._request_body_status_StopIterationNoBuffer`: after a local reply.
 const BODY_STOP_NO_BUFFER: i32 = 3;
 /// `..._trailers_status_Continue` / `_StopIteration`.
@@ -124,6 +129,40 @@ unsafe extern "C" {
     fn envoy_dynamic_module_callback_get_most_specific_route_config(
         filter: *mut c_void,
     ) -> *const c_void;
+    fn envoy_dynamic_module_callback_http_filter_scheduler_new(filter: *mut c_void) -> *mut c_void;
+    fn envoy_dynamic_module_callback_http_filter_scheduler_commit(
+        scheduler: *mut c_void,
+        event: u64,
+    );
+    fn envoy_dynamic_module_callback_http_filter_scheduler_delete(scheduler: *mut c_void);
+    fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: *mut c_void);
+}
+
+/// The event id ward commits (one kind of event: "the check ended").
+const CHECK_DONE: u64 = 1;
+
+/// A stream's scheduler: dropped (on the module's runtime, when the check
+/// ends, or when its task panics or is cancelled), it commits the
+/// stream's one event, then deletes itself. Envoy drops the event if the
+/// stream is gone.
+struct Scheduler(*mut c_void);
+
+// SAFETY: Envoy documents the scheduler as usable from any thread: commit
+// posts to the stream's worker dispatcher, and delete frees Envoy's object
+// holding a weak reference to the stream.
+unsafe impl Send for Scheduler {}
+
+impl Resume for Scheduler {}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from `scheduler_new` and is deleted exactly
+        // once, here, after its last commit.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_scheduler_commit(self.0, CHECK_DONE);
+            envoy_dynamic_module_callback_http_filter_scheduler_delete(self.0);
+        }
+    }
 }
 
 /// Writes `message` to Envoy's log (`[dynamic_modules]`).
@@ -263,6 +302,18 @@ impl Host for Stream {
 
     fn log(&mut self, level: LogLevel, message: &str) {
         log(level, message);
+    }
+
+    fn resumer(&mut self) -> Option<Box<dyn Resume>> {
+        // SAFETY: called on the stream's worker, in a hook, as Envoy requires.
+        let scheduler =
+            unsafe { envoy_dynamic_module_callback_http_filter_scheduler_new(self.ptr) };
+        (!scheduler.is_null()).then(|| Box::new(Scheduler(scheduler)) as Box<dyn Resume>)
+    }
+
+    fn continue_decoding(&mut self) {
+        // SAFETY: `ptr` is the filter of the running (scheduled) hook.
+        unsafe { envoy_dynamic_module_callback_http_filter_continue_decoding(self.ptr) }
     }
 
     fn route_policy(&mut self) -> Option<String> {
@@ -459,18 +510,43 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     match verdict {
         Ok(Verdict::Continue) => HEADERS_CONTINUE,
         Ok(Verdict::Answered) => HEADERS_STOP_ITERATION,
+        Ok(Verdict::Wait) => HEADERS_STOP_ALL_AND_WATERMARK,
         Err(_) => {
-            // Fail closed: a 500 with a reason, as ward's own denies are.
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                log(
-                    LogLevel::Error,
-                    "ward: panic in request_headers: denied 500",
-                );
-                filter::internal_error(&mut stream);
-            }));
-            filter.answered = true;
+            fail_closed(filter, &mut stream, "request_headers");
             HEADERS_STOP_ITERATION
         }
+    }
+}
+
+/// A panic in a hook: a 500 with a reason, as ward's own denies are.
+fn fail_closed(filter: &mut Filter, stream: &mut Stream, hook: &str) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        log(
+            LogLevel::Error,
+            &format!("ward: panic in {hook}: denied 500"),
+        );
+        filter::internal_error(stream);
+    }));
+    filter.failed();
+}
+
+/// The check that waited has ended (or its task died): apply it.
+///
+/// # Safety
+/// Envoy's pointers for this stream.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
+    filter_envoy: *mut c_void,
+    filter: *const c_void,
+    _event_id: u64,
+) {
+    // SAFETY: see `filter_mut`.
+    let Some(filter) = (unsafe { filter_mut(filter) }) else {
+        return;
+    };
+    let mut stream = Stream { ptr: filter_envoy };
+    if catch_unwind(AssertUnwindSafe(|| filter.on_scheduled(&mut stream))).is_err() {
+        fail_closed(filter, &mut stream, "scheduled");
     }
 }
 
@@ -483,9 +559,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     _end_of_stream: bool,
 ) -> i32 {
     // SAFETY: see `filter_mut`.
-    match unsafe { filter_mut(filter) } {
-        Some(f) if !f.answered => BODY_CONTINUE,
-        _ => BODY_STOP_NO_BUFFER,
+    match unsafe { filter_mut(filter) }.map(|f| f.holds()) {
+        Some(Hold::No) => BODY_CONTINUE,
+        // Held until the check ends; a `Continue` here would send the
+        // held headers upstream.
+        Some(Hold::Pending) => BODY_STOP_AND_WATERMARK,
+        Some(Hold::Answered) | None => BODY_STOP_NO_BUFFER,
     }
 }
 
@@ -497,8 +576,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
     filter: *const c_void,
 ) -> i32 {
     // SAFETY: see `filter_mut`.
-    match unsafe { filter_mut(filter) } {
-        Some(f) if !f.answered => TRAILERS_CONTINUE,
+    match unsafe { filter_mut(filter) }.map(|f| f.holds()) {
+        Some(Hold::No) => TRAILERS_CONTINUE,
         _ => TRAILERS_STOP_ITERATION,
     }
 }
@@ -597,15 +676,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
     _filter: *const c_void,
     _stream_id: u64,
     _reason: i32,
-) {
-}
-
-/// No event is ever committed yet (the synchronous path only).
-#[unsafe(no_mangle)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
-    _filter_envoy: *mut c_void,
-    _filter: *const c_void,
-    _event_id: u64,
 ) {
 }
 

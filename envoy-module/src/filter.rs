@@ -9,19 +9,20 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
 use ward::config::{Config as WardConfig, ConfigError, ProcessEnv};
 use ward::decision::{Decision, Deny};
 use ward::headers::ManagedHeaders;
 use ward::jwks::KeyStore;
 use ward::lookup::Lookups;
 use ward::metrics::Metrics;
-use ward::reason::Reason;
 use ward::request::{Headers, Request, fold_headers};
 use ward::response::Responder;
-use ward::store::Store;
+use ward::store::{Invalidation, Store};
 use ward::wiring::{self, ServerChecker};
 
 /// What the filter needs from Envoy for one stream (`abi::Stream`, or a
@@ -43,7 +44,17 @@ pub trait Host {
     fn route_policy(&mut self) -> Option<String>;
     /// A line in Envoy's log.
     fn log(&mut self, level: LogLevel, message: &str);
+    /// A handle that, from any thread, makes Envoy call this stream's
+    /// `scheduled` hook on its worker (dropped if the stream is gone).
+    fn resumer(&mut self) -> Option<Box<dyn Resume>>;
+    /// Lets a request that was stopped go on upstream.
+    fn continue_decoding(&mut self);
 }
+
+/// Wakes a stream's worker (`on_http_filter_scheduled`). Dropping it
+/// wakes it too, so a check that panics or is cancelled on the runtime
+/// still ends its stream (with a 500), never leaves it hanging.
+pub trait Resume: Send {}
 
 /// Envoy's log levels that ward writes at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,16 +71,28 @@ pub enum Verdict {
     Continue,
     /// ward answered it locally (a deny).
     Answered,
+    /// The check waits (a store read, a key fetch) on the module's
+    /// runtime: the whole request stops until the stream is resumed.
+    Wait,
 }
 
-/// One filter config: what `ward serve` would run for this YAML.
-pub struct Config {
+/// What every check of one filter config shares, across Envoy's workers
+/// and the module's runtime.
+struct Shared {
     checker: ServerChecker,
     managed: ManagedHeaders,
     responder: Responder,
-    /// Kept for the embedded store's readers (not exported as Envoy stats
-    /// yet).
-    _metrics: Arc<Metrics>,
+}
+
+/// One filter config: what `ward serve` would run for this YAML. Dropped
+/// (Envoy's `config_destroy`) when Envoy replaces it; checks still in
+/// flight keep its checker until they finish, and its background tasks
+/// (JWKS fetchers, store invalidations) stop.
+pub struct Config {
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+    /// Dropped with the config: the background tasks end.
+    _stop: watch::Sender<bool>,
 }
 
 impl Config {
@@ -90,51 +113,82 @@ impl Config {
     }
 }
 
-/// What this version of the module cannot run yet (it decides only what
-/// needs no waiting), as config problems with their field paths.
+/// What this version of the module cannot run yet, as config problems
+/// with their field paths.
 fn unsupported(config: &WardConfig) -> Vec<ward::config::ConfigProblem> {
-    let not_yet = |path: &str, what: &str| ward::config::ConfigProblem {
-        path: path.into(),
-        message: format!(
-            "{what} is not supported by the Envoy module yet (docs/envoy-module.md); \
-             use the gRPC server for it"
-        ),
-    };
     let mut p = Vec::new();
-    if config.store.redis.is_some() {
-        p.push(not_yet("store.redis", "Redis"));
-    }
-    if !config.jwt.jwks.is_empty() {
-        p.push(not_yet("jwt.jwks", "a JWKS source"));
-    }
     if config.jwt.from_query.is_some() {
-        p.push(not_yet("jwt.from_query", "a token in the query"));
+        p.push(ward::config::ConfigProblem {
+            path: "jwt.from_query".into(),
+            message: "a token in the query is not supported by the Envoy module yet \
+                      (docs/envoy-module.md); use the gRPC server for it"
+                .into(),
+        });
     }
     p
 }
 
+/// The module's one Tokio runtime, shared by every filter config: store
+/// reads that miss the cache, JWKS fetches, invalidations. One thread:
+/// the hot path (a cache hit) never touches it.
+fn runtime() -> Result<&'static Runtime, String> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("ward-module")
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the module's runtime: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 fn build(config: &WardConfig) -> Result<Config, String> {
-    // The embedded store is seeded once here, on a runtime that lives only
-    // for that; reads then never wait.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+    let runtime = runtime()?;
     let store = runtime
         .block_on(Store::open(config))
         .map_err(|e| format!("store: {e}"))?;
-    drop(runtime);
     let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
     let keys = KeyStore::new(&config.jwt).map_err(|e| format!("jwt.keys: {e}"))?;
-    let lookups = Arc::new(Lookups::new(config, store, metrics.clone()));
-    let checker = wiring::checker(config, keys, lookups, metrics.clone())
+    let lookups = Arc::new(Lookups::new(config, store.clone(), metrics.clone()));
+    let checker = wiring::checker(config, keys.clone(), lookups.clone(), metrics.clone())
         .map_err(|e| format!("policies: {e}"))?;
+    let (stop, stopped) = watch::channel(false);
+    {
+        let _context = runtime.enter();
+        keys.spawn(metrics, stopped.clone());
+        spawn_invalidations(&store, lookups, stopped);
+    }
     Ok(Config {
-        checker,
-        managed: ManagedHeaders::from_config(config),
-        responder: Responder::from_config(config),
-        _metrics: metrics,
+        shared: Arc::new(Shared {
+            checker,
+            managed: ManagedHeaders::from_config(config),
+            responder: Responder::from_config(config),
+        }),
+        runtime: runtime.handle().clone(),
+        _stop: stop,
     })
+}
+
+/// Evicts what the store says changed (as `ward serve` does), until the
+/// config goes.
+fn spawn_invalidations(store: &Store, lookups: Arc<Lookups>, mut stop: watch::Receiver<bool>) {
+    let mut rx = store.invalidations();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(Invalidation::Key(key)) => lookups.invalidate(&key).await,
+                    Some(Invalidation::Reset) => lookups.invalidate_all(),
+                    None => return,
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    });
 }
 
 /// A per-route config: the ward policy the route selects, by name (the
@@ -158,11 +212,49 @@ impl RouteConfig {
     }
 }
 
+/// A request as the check reads it, owned, so a check that waits can take
+/// it to the runtime.
+struct Owned {
+    pairs: Vec<(String, String)>,
+    policy: Option<String>,
+    source_ip: Option<IpAddr>,
+    /// Where the runtime leaves the decision for the stream's worker.
+    decision: Mutex<Option<Decision>>,
+}
+
+impl Owned {
+    fn request(&self) -> Request<'_> {
+        let headers = Headers::owned(&self.pairs);
+        Request {
+            method: headers.get(":method").unwrap_or(""),
+            host: headers
+                .get(":authority")
+                .or_else(|| headers.get("host"))
+                .unwrap_or(""),
+            path: headers.get(":path").unwrap_or("/"),
+            headers,
+            policy: self.policy.as_deref(),
+            source_ip: self.source_ip,
+        }
+    }
+}
+
+/// Where one stream stands.
+enum State {
+    /// Headers not seen yet.
+    New,
+    /// A check runs on the runtime: the request is held.
+    Waiting(Arc<Owned>, Instant),
+    /// Allowed: the request flows.
+    Allowed,
+    /// ward answered locally: nothing more goes upstream.
+    Answered,
+}
+
 /// One stream's filter.
 pub struct Filter {
     config: &'static Config,
-    /// ward answered this stream locally: its body and trailers stop.
-    pub answered: bool,
+    state: State,
 }
 
 impl Filter {
@@ -171,56 +263,129 @@ impl Filter {
     pub fn new(config: &'static Config) -> Self {
         Filter {
             config,
-            answered: false,
+            state: State::New,
         }
     }
 
+    /// The request's headers: the check, decided now if nothing needs
+    /// waiting, else started on the runtime ([`Verdict::Wait`]).
     pub fn on_request_headers(&mut self, host: &mut impl Host) -> Verdict {
-        let verdict = check(self.config, host);
-        self.answered = verdict == Verdict::Answered;
+        let start = Instant::now();
+        let owned = Owned {
+            pairs: fold_headers(host.request_headers()),
+            policy: host.route_policy(),
+            source_ip: host.source_address().as_deref().and_then(parse_ip),
+            decision: Mutex::new(None),
+        };
+        let shared = &self.config.shared;
+        let decided = {
+            let _context = self.config.runtime.enter();
+            poll_once(shared.checker.check(&owned.request(), ward::unix_now()))
+        };
+        let verdict = match decided {
+            Some(decision) => apply(shared, &owned.request(), &decision, host, start),
+            None => self.wait(owned, host, start),
+        };
+        self.settle(verdict)
+    }
+
+    /// Runs the check on the runtime; the stream resumes in
+    /// [`Filter::on_scheduled`].
+    fn wait(&mut self, owned: Owned, host: &mut impl Host, start: Instant) -> Verdict {
+        let Some(resumer) = host.resumer() else {
+            return internal_error(host);
+        };
+        let owned = Arc::new(owned);
+        let shared = Arc::clone(&self.config.shared);
+        let task = Arc::clone(&owned);
+        self.config.runtime.spawn(async move {
+            let decision = shared
+                .checker
+                .check(&task.request(), ward::unix_now())
+                .await;
+            if let Ok(mut slot) = task.decision.lock() {
+                *slot = Some(decision);
+            }
+            drop(resumer); // wakes the stream's worker
+        });
+        self.state = State::Waiting(owned, start);
+        Verdict::Wait
+    }
+
+    /// The runtime finished this stream's check: apply it, then let the
+    /// request go on (an allow) or not (a deny).
+    pub fn on_scheduled(&mut self, host: &mut impl Host) {
+        let State::Waiting(owned, start) = std::mem::replace(&mut self.state, State::New) else {
+            return;
+        };
+        let decision = owned.decision.lock().ok().and_then(|mut d| d.take());
+        let verdict = match decision {
+            Some(decision) => apply(
+                &self.config.shared,
+                &owned.request(),
+                &decision,
+                host,
+                start,
+            ),
+            // The check panicked or was cancelled: fail closed.
+            None => internal_error(host),
+        };
+        if self.settle(verdict) == Verdict::Continue {
+            host.continue_decoding();
+        }
+    }
+
+    /// A panic in a hook: answered with a 500.
+    pub fn failed(&mut self) {
+        self.state = State::Answered;
+    }
+
+    fn settle(&mut self, verdict: Verdict) -> Verdict {
+        match verdict {
+            Verdict::Continue => self.state = State::Allowed,
+            Verdict::Answered => self.state = State::Answered,
+            Verdict::Wait => {}
+        }
         verdict
+    }
+
+    /// Whether body and trailers must stop: a check is pending (they are
+    /// held until it ends) or ward answered (they go nowhere).
+    pub fn holds(&self) -> Hold {
+        match self.state {
+            State::Waiting(..) => Hold::Pending,
+            State::Answered => Hold::Answered,
+            State::New | State::Allowed => Hold::No,
+        }
     }
 }
 
-/// One check, start to finish.
-pub fn check(config: &Config, host: &mut impl Host) -> Verdict {
-    let start = Instant::now();
-    let pairs = fold_headers(host.request_headers());
-    let headers = Headers::owned(&pairs);
-    let policy = host.route_policy();
-    let source_ip = host.source_address().as_deref().and_then(parse_ip);
-    let req = Request {
-        method: headers.get(":method").unwrap_or(""),
-        host: headers
-            .get(":authority")
-            .or_else(|| headers.get("host"))
-            .unwrap_or(""),
-        path: headers.get(":path").unwrap_or("/"),
-        headers,
-        policy: policy.as_deref(),
-        source_ip,
-    };
-    let decision = match poll_once(config.checker.check(&req, ward::unix_now())) {
-        Some(decision) => decision,
-        None => {
-            host.log(
-                LogLevel::Warn,
-                "ward: the check needed to wait (a store read or key fetch), \
-                 which this module version does not do: denied 503 store_unavailable",
-            );
-            Decision::Deny(Deny::new(Reason::StoreUnavailable))
-        }
-    };
-    match &decision {
-        Decision::Allow(identity) => allow(config, &req, &identity.headers, host),
-        Decision::AllowAnonymous { .. } => allow(config, &req, &[], host),
+/// What the body and trailer hooks answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    No,
+    Pending,
+    Answered,
+}
+
+/// Applies a decision to the stream.
+fn apply(
+    shared: &Shared,
+    req: &Request<'_>,
+    decision: &Decision,
+    host: &mut impl Host,
+    start: Instant,
+) -> Verdict {
+    match decision {
+        Decision::Allow(identity) => allow(shared, req, &identity.headers, host),
+        Decision::AllowAnonymous { .. } => allow(shared, req, &[], host),
         Decision::Deny(deny) => {
-            let d = config.responder.deny(Some(&req), deny);
+            let d = shared.responder.deny(Some(req), deny);
             let headers: Vec<(&str, &str)> =
                 d.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let details = format!("ward_{}", deny.reason.as_str());
             host.send_response(d.status, &headers, &d.body, &details);
-            log_deny(host, &req, deny, d.status, start);
+            log_deny(host, req, deny, d.status, start);
             Verdict::Answered
         }
     }
@@ -230,12 +395,12 @@ pub fn check(config: &Config, host: &mut impl Host) -> Verdict {
 /// credentials not forwarded; the route is chosen again if anything
 /// changed.
 fn allow(
-    config: &Config,
+    shared: &Shared,
     req: &Request<'_>,
     set: &[(String, String)],
     host: &mut impl Host,
 ) -> Verdict {
-    let edits = config.managed.edits(req, set);
+    let edits = shared.managed.edits(req, set);
     for (name, value) in set.iter().chain(&edits.set) {
         host.set_header(name, Some(value));
     }
@@ -266,8 +431,9 @@ fn log_deny(host: &mut impl Host, req: &Request<'_>, deny: &Deny, status: u16, s
     ));
 }
 
-/// A 500 for a check that panicked: fail closed, with a reason.
-pub fn internal_error(host: &mut impl Host) {
+/// A 500 for a check that panicked or never finished: fail closed, with
+/// a reason.
+pub fn internal_error(host: &mut impl Host) -> Verdict {
     host.send_response(
         500,
         &[
@@ -277,6 +443,7 @@ pub fn internal_error(host: &mut impl Host) {
         r#"{"error":"server_error","reason":"internal_error","status":500}"#,
         "ward_internal_error",
     );
+    Verdict::Answered
 }
 
 /// `ip:port`, `[v6]:port` or a bare address.
@@ -288,7 +455,7 @@ fn parse_ip(addr: &str) -> Option<IpAddr> {
 }
 
 /// The future's value if it completes without waiting; `None` if it would
-/// wait (it is dropped then, which every read of ward's is safe against).
+/// wait (it is dropped then, and the check starts over on the runtime).
 fn poll_once<F: Future>(future: F) -> Option<F::Output> {
     let mut future = pin!(future);
     let mut cx = Context::from_waker(Waker::noop());
@@ -359,18 +526,27 @@ mod tests {
             self.policy.clone()
         }
         fn log(&mut self, _: LogLevel, _: &str) {}
+        fn resumer(&mut self) -> Option<Box<dyn Resume>> {
+            None
+        }
+        fn continue_decoding(&mut self) {}
     }
 
-    fn config() -> Config {
-        Config::new(b"jwt:\n  keys:\n    - kid: k\n      alg: HS256\n      secret:\n        value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\n")
-            .unwrap()
+    fn check(config: &'static Config, host: &mut Fake) -> Verdict {
+        Filter::new(config).on_request_headers(host)
+    }
+
+    fn config() -> &'static Config {
+        let config = Config::new(b"jwt:\n  keys:\n    - kid: k\n      alg: HS256\n      secret:\n        value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\n")
+            .unwrap();
+        Box::leak(Box::new(config))
     }
 
     #[test]
     fn a_missing_credential_is_wards_401() {
         let config = config();
         let mut host = Fake::new(&[("x-user-id", "mallory")]);
-        assert_eq!(check(&config, &mut host), Verdict::Answered);
+        assert_eq!(check(config, &mut host), Verdict::Answered);
         let (status, headers, body, details) = host.sent.unwrap();
         assert_eq!(status, 401);
         assert!(headers.iter().any(|(k, _)| k == "www-authenticate"));
@@ -384,7 +560,7 @@ mod tests {
         let config = config();
         let mut host = Fake::new(&[("x-user-id", "mallory"), ("x_auth_method", "jwt")]);
         host.policy = Some("public".into());
-        assert_eq!(check(&config, &mut host), Verdict::Continue);
+        assert_eq!(check(config, &mut host), Verdict::Continue);
         assert!(host.sent.is_none());
         assert_eq!(
             host.set,
@@ -401,16 +577,16 @@ mod tests {
         let config = config();
         let mut host = Fake::new(&[]);
         host.policy = Some("nope".into());
-        assert_eq!(check(&config, &mut host), Verdict::Answered);
+        assert_eq!(check(config, &mut host), Verdict::Answered);
         assert_eq!(host.sent.unwrap().0, 500);
     }
 
     #[test]
-    fn what_would_wait_is_refused_at_config_time_with_its_path() {
-        let e = Config::new(b"store:\n  redis:\n    url: redis://127.0.0.1:1\n")
+    fn what_the_module_cannot_run_is_refused_with_its_path() {
+        let e = Config::new(b"jwt:\n  keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]\n  from_query: access_token\n")
             .err()
             .unwrap();
-        assert!(e.contains("store.redis"), "{e}");
+        assert!(e.contains("jwt.from_query"), "{e}");
         let e = Config::new(b"jwt:\n  keys: [{kid: k, alg: HS999}]\n")
             .err()
             .unwrap();
