@@ -285,3 +285,98 @@ fn module_imports_only_callbacks_envoy_exports() {
     let missing: Vec<&String> = imported.iter().filter(|s| !exported.contains(s)).collect();
     assert!(missing.is_empty(), "not exported by Envoy: {missing:?}");
 }
+
+/// Writes `session:{sid}` for `user` in `redis`, valid for an hour.
+fn redis_session(redis: &support::redis::RedisServer, sid: &str, user: &str) {
+    let expires = (support::tokens::now() + 3600).to_string();
+    support::authz::hset(
+        redis,
+        &format!("session:{sid}"),
+        &[("user_id", user), ("expires_at", &expires)],
+    );
+}
+
+#[tokio::test]
+async fn a_store_read_waits_on_the_runtime_with_the_whole_request_held() {
+    let mut redis = support::redis::RedisServer::start().await;
+    let echo = Echo::start().await;
+    let config = format!(
+        "store:\n  redis: {{url: \"{}\", command_timeout: 1s}}\n",
+        redis.url()
+    );
+    let envoy = start(&config, &echo).await;
+    let (good, unknown) = (support::authz::session_id(), support::authz::session_id());
+    redis_session(&redis, &good, "dana");
+
+    // A miss: the check reads Redis on the module's runtime, then the
+    // request goes on with its body, identity set.
+    let cookie = format!("session_id={good}");
+    let resp = envoy
+        .request(
+            "POST",
+            "/api/upload",
+            &[("cookie", &cookie)],
+            b"payload-bytes",
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}\n{}", resp.text(), envoy.logs());
+    let seen = echo.requests().pop().expect("reached upstream");
+    assert_eq!(header_values(&seen, "x-user-id"), ["dana"]);
+    assert_eq!(seen["body"], "payload-bytes");
+
+    // An unknown session with a body: denied after the read, and nothing
+    // at all reached the upstream.
+    let hits = echo.hits();
+    let cookie = format!("session_id={unknown}");
+    let resp = envoy
+        .request(
+            "POST",
+            "/api/upload",
+            &[("cookie", &cookie)],
+            b"payload-bytes",
+        )
+        .await;
+    assert_eq!(resp.status, 401, "{}", resp.text());
+    assert_eq!(resp.json()["reason"], "unknown_session");
+    assert_eq!(echo.hits(), hits);
+
+    // A client that goes away while its read is in flight (Redis paused): Envoy drops the stream's event; nothing leaks or panics, and
+    // the next check works.
+    assert_eq!(redis.cli(&["CLIENT", "PAUSE", "600", "ALL"]), "OK");
+    let other = support::authz::session_id();
+    let cookie = format!("session_id={other}");
+    let gone = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        envoy.request("GET", "/api/x", &[("cookie", &cookie)], b""),
+    )
+    .await;
+    if let Ok(resp) = &gone {
+        panic!(
+            "answered while Redis slept: {} {}",
+            resp.status,
+            resp.text()
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let cookie = format!("session_id={good}");
+    let resp = envoy.get("/api/again", &[("cookie", &cookie)]).await;
+    assert_eq!(
+        resp.status,
+        200,
+        "{}\nredis: {:?}\n{}",
+        resp.text(),
+        redis.cli(&["HGETALL", &format!("session:{good}")]),
+        envoy.logs()
+    );
+    assert!(!envoy.logs().contains("panic"), "{}", envoy.logs());
+
+    // Redis down under `on_store_error: closed`: 503, nothing upstream.
+    redis.stop();
+    let hits = echo.hits();
+    // A session never read before (a "not found" is remembered a while).
+    let cookie = format!("session_id={}", support::authz::session_id());
+    let resp = envoy.get("/api/orders", &[("cookie", &cookie)]).await;
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert_eq!(resp.json()["reason"], "store_unavailable");
+    assert_eq!(echo.hits(), hits);
+}
