@@ -9,9 +9,10 @@
 //!   check-config` does) and one request's check, over the `Host` trait
 //!   (Envoy's stream, or a fake in the unit tests).
 //!
-//! This version decides synchronously: a check that would wait (a store
-//! read that is not in the embedded store, a JWKS fetch) is not
-//! supported yet; see `docs/envoy-module.md`.
+//! A check that needs nothing outside the process is decided on Envoy's
+//! worker; one that must wait (a store read, a JWKS refetch) holds the
+//! request, runs on the module's one Tokio runtime and resumes through
+//! Envoy's scheduler. See `docs/envoy-module.md`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
