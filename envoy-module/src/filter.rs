@@ -22,7 +22,7 @@ use ward::lookup::Lookups;
 use ward::metrics::Metrics;
 use ward::request::{Headers, Request, fold_headers};
 use ward::response::Responder;
-use ward::store::{Invalidation, Store};
+use ward::store::Store;
 use ward::wiring::{self, ServerChecker};
 
 /// What the filter needs from Envoy for one stream (`abi::Stream`, or a
@@ -160,7 +160,7 @@ fn build(config: &WardConfig) -> Result<Config, String> {
     {
         let _context = runtime.enter();
         keys.spawn(metrics, stopped.clone());
-        spawn_invalidations(&store, lookups, stopped);
+        lookups.spawn_invalidations(&store, stopped);
     }
     Ok(Config {
         shared: Arc::new(Shared {
@@ -171,24 +171,6 @@ fn build(config: &WardConfig) -> Result<Config, String> {
         runtime: runtime.handle().clone(),
         _stop: stop,
     })
-}
-
-/// Evicts what the store says changed (as `ward serve` does), until the
-/// config goes.
-fn spawn_invalidations(store: &Store, lookups: Arc<Lookups>, mut stop: watch::Receiver<bool>) {
-    let mut rx = store.invalidations();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(Invalidation::Key(key)) => lookups.invalidate(&key).await,
-                    Some(Invalidation::Reset) => lookups.invalidate_all(),
-                    None => return,
-                },
-                _ = stop.changed() => return,
-            }
-        }
-    });
 }
 
 /// A per-route config: the ward policy the route selects, by name (the
