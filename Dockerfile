@@ -11,6 +11,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY benches benches
+# A workspace member: cargo reads its manifest even for `--bin ward` (the
+# module itself is not in the image yet: docs/envoy-module.md).
+COPY envoy-module envoy-module
 RUN cargo build --release --locked --bin ward \
     && cp target/release/ward /ward
 

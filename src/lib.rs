@@ -57,18 +57,21 @@
 
 pub mod apikey;
 pub(crate) mod authn;
-pub(crate) mod cache;
-pub(crate) mod check;
+pub mod cache;
+pub mod check;
+#[cfg(feature = "server")]
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credential_kind;
 pub mod credentials;
 pub mod decision;
+#[cfg(feature = "server")]
 pub(crate) mod explain;
 pub mod fields;
 pub mod fingerprint;
 pub(crate) mod forward;
+#[cfg(feature = "server")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod headers;
@@ -77,21 +80,24 @@ pub mod jwks;
 pub mod jwt;
 pub mod limiter;
 pub mod lookup;
+#[cfg(feature = "server")]
 pub(crate) mod manage;
 pub mod metrics;
 pub(crate) mod on_store_error;
 pub mod policy;
-pub(crate) mod ports;
-pub(crate) mod presented;
+pub mod ports;
+pub mod presented;
 pub mod reason;
-pub(crate) mod record;
+pub mod record;
 pub mod request;
 pub mod response;
 pub mod runtime;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod session;
 pub mod setup;
 pub mod store;
+#[cfg(feature = "server")]
 pub(crate) mod telemetry;
 pub mod wiring;
 

@@ -29,7 +29,7 @@ use crate::on_store_error::Fault;
 use crate::ports::Stale;
 use crate::record::{ApiKeyRecord, Record, SessionRecord};
 use crate::store::keys::KeyNames;
-use crate::store::{Backend, Store, StoreError};
+use crate::store::{Backend, Invalidation, Store, StoreError};
 use flights::{Flights, Role};
 use moka::Expiry;
 use std::future::Future;
@@ -169,6 +169,31 @@ pub struct Lookups {
 }
 
 impl Lookups {
+    /// Evicts what `store` says changed, and everything on each
+    /// (re)subscribe, on the current Tokio runtime until `stop` changes or
+    /// its sender goes (`ward serve`, and the Envoy module per filter
+    /// config).
+    pub fn spawn_invalidations(
+        self: &Arc<Self>,
+        store: &Store,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut rx = store.invalidations();
+        let lookups = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    msg = rx.recv() => match msg {
+                        Some(Invalidation::Key(key)) => lookups.invalidate(&key).await,
+                        Some(Invalidation::Reset) => lookups.invalidate_all(),
+                        None => return,
+                    },
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+    }
+
     pub fn new(config: &Config, store: Store, metrics: Arc<Metrics>) -> Self {
         Self::with_clock(config, store, metrics, Clock::Monotonic)
     }

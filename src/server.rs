@@ -22,7 +22,7 @@ use crate::jwks::KeyStore;
 use crate::lookup::Lookups;
 use crate::metrics::{Listener, Metrics};
 use crate::response::Responder;
-use crate::store::{Invalidation, Store};
+use crate::store::Store;
 use crate::wiring;
 use grpc::{AuthzServer, CheckService};
 use std::future::Future;
@@ -72,23 +72,6 @@ pub struct Server {
     listen: crate::config::Listen,
     drain_delay: Duration,
     shutdown_grace: Duration,
-}
-
-/// Evicts what the store says changed; clears everything on (re)subscribe.
-fn spawn_invalidations(store: &Store, lookups: Arc<Lookups>, mut stop: watch::Receiver<bool>) {
-    let mut rx = store.invalidations();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(Invalidation::Key(key)) => lookups.invalidate(&key).await,
-                    Some(Invalidation::Reset) => lookups.invalidate_all(),
-                    None => return,
-                },
-                _ = stop.changed() => return,
-            }
-        }
-    });
 }
 
 /// A socket file left by a previous run would make bind fail; anything
@@ -195,7 +178,8 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         self.keys.spawn(self.metrics.clone(), stop_rx.clone());
-        spawn_invalidations(&self.store, self.lookups.clone(), stop_rx.clone());
+        self.lookups
+            .spawn_invalidations(&self.store, stop_rx.clone());
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<AuthzServer>().await;
         let draining = Arc::new(AtomicBool::new(false));

@@ -133,10 +133,20 @@ impl Envoy {
     /// on `127.0.0.1:admin_port`. Retried with new ports if they were taken.
     /// Panics with Envoy's log on failure.
     pub async fn start_bootstrap(render: impl Fn(u16, u16) -> Value) -> Envoy {
+        Self::start_bootstrap_env(render, &[]).await
+    }
+
+    /// As [`Envoy::start_bootstrap`], with extra environment variables for
+    /// Envoy (e.g. `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`).
+    pub async fn start_bootstrap_env(
+        render: impl Fn(u16, u16) -> Value,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Envoy {
         let mut last_err = String::new();
         for _ in 0..3 {
             let (http_port, admin_port) = (free_port(), free_port());
-            match Self::spawn(&render(http_port, admin_port), http_port, admin_port).await {
+            match Self::spawn_env(&render(http_port, admin_port), http_port, admin_port, env).await
+            {
                 Ok(envoy) => return envoy,
                 Err(e) => last_err = e,
             }
@@ -145,6 +155,15 @@ impl Envoy {
     }
 
     async fn spawn(config: &Value, http_port: u16, admin_port: u16) -> Result<Envoy, String> {
+        Self::spawn_env(config, http_port, admin_port, &[]).await
+    }
+
+    async fn spawn_env(
+        config: &Value,
+        http_port: u16,
+        admin_port: u16,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<Envoy, String> {
         let bin = envoy_bin();
         let dir = tempfile::tempdir().map_err(|e| format!("envoy: tempdir: {e}"))?;
         let config_path = dir.path().join("envoy.yaml");
@@ -159,6 +178,10 @@ impl Envoy {
             .args(["--base-id", &admin_port.to_string()])
             .args(["--concurrency", "1"])
             .args(["--log-level", "warning"])
+            // What a dynamic module logs (ward's module: its ABI check,
+            // config problems, denies).
+            .args(["--component-log-level", "dynamic_modules:info"])
+            .envs(env.iter().copied())
             .current_dir(dir.path());
         let mut process = Process::spawn("envoy", cmd, &dir.path().join("envoy.log"))?;
         let admin_addr = SocketAddr::from(([127, 0, 0, 1], admin_port));

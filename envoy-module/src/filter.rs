@@ -1,0 +1,577 @@
+//! The module's filter, free of FFI: a filter config holds one checker
+//! (built from ward's YAML, as `ward serve` builds its own), and each
+//! stream's request headers become ward's [`Request`], are checked, and
+//! the decision is applied through [`Host`]: an allow sets the identity
+//! headers and removes the forged ones (the gRPC mode's managed-header
+//! contract, `headers.rs`), a deny is a local reply with ward's status,
+//! headers and JSON body (`response.rs`).
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+use ward::config::{Config as WardConfig, ConfigError, ProcessEnv};
+use ward::decision::{Decision, Deny};
+use ward::headers::ManagedHeaders;
+use ward::jwks::KeyStore;
+use ward::lookup::Lookups;
+use ward::metrics::Metrics;
+use ward::request::{Headers, Request, fold_headers};
+use ward::response::Responder;
+use ward::store::Store;
+use ward::wiring::{self, ServerChecker};
+
+/// What the filter needs from Envoy for one stream (`abi::Stream`, or a
+/// fake in tests).
+pub trait Host {
+    /// Every request header, names as Envoy holds them (lowercase),
+    /// pseudo-headers (`:method`, `:path`, `:authority`) included.
+    fn request_headers(&mut self) -> Vec<(String, String)>;
+    /// Sets a request header (replacing every value), or removes it
+    /// (`None`).
+    fn set_header(&mut self, name: &str, value: Option<&str>);
+    /// Makes Envoy pick the route again (headers it matches on changed).
+    fn clear_route_cache(&mut self);
+    /// Answers the request locally.
+    fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str, details: &str);
+    /// `source.address` (`ip:port`) of the downstream connection.
+    fn source_address(&mut self) -> Option<String>;
+    /// The ward policy the route selects (the per-route config).
+    fn route_policy(&mut self) -> Option<String>;
+    /// A line in Envoy's log.
+    fn log(&mut self, level: LogLevel, message: &str);
+    /// A handle that, from any thread, makes Envoy call this stream's
+    /// `scheduled` hook on its worker (dropped if the stream is gone).
+    fn resumer(&mut self) -> Option<Box<dyn Resume>>;
+    /// Lets a request that was stopped go on upstream.
+    fn continue_decoding(&mut self);
+}
+
+/// Wakes a stream's worker (`on_http_filter_scheduled`). Dropping it
+/// wakes it too, so a check that panics or is cancelled on the runtime
+/// still ends its stream (with a 500), never leaves it hanging.
+pub trait Resume: Send {}
+
+/// Envoy's log levels that ward writes at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+/// What a hook tells Envoy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The request goes on (allowed, headers edited).
+    Continue,
+    /// ward answered it locally (a deny).
+    Answered,
+    /// The check waits (a store read, a key fetch) on the module's
+    /// runtime: the whole request stops until the stream is resumed.
+    Wait,
+}
+
+/// What every check of one filter config shares, across Envoy's workers
+/// and the module's runtime.
+struct Shared {
+    checker: ServerChecker,
+    managed: ManagedHeaders,
+    responder: Responder,
+}
+
+/// One filter config: what `ward serve` would run for this YAML. Dropped
+/// (Envoy's `config_destroy`) when Envoy replaces it; checks still in
+/// flight keep its checker until they finish, and its background tasks
+/// (JWKS fetchers, store invalidations) stop.
+pub struct Config {
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+    /// Dropped with the config: the background tasks end.
+    _stop: watch::Sender<bool>,
+}
+
+impl Config {
+    /// Parses and validates ward's YAML (every problem with its field
+    /// path, as `ward check-config` reports them) and builds the checker.
+    /// `Err` is the message for Envoy's log; Envoy then rejects the
+    /// filter config.
+    pub fn new(yaml: &[u8]) -> Result<Config, String> {
+        let fail = |why: String| format!("ward: invalid filter_config: {why}");
+        let text = std::str::from_utf8(yaml).map_err(|_| fail("not UTF-8".into()))?;
+        let config = WardConfig::from_yaml(text).map_err(|e| fail(e.to_string()))?;
+        let mut problems = ward::setup::problems(&config, &ProcessEnv);
+        problems.extend(unsupported(&config));
+        if !problems.is_empty() {
+            return Err(fail(ConfigError::Invalid(problems).to_string()));
+        }
+        build(&config).map_err(fail)
+    }
+}
+
+/// What this version of the module cannot run yet, as config problems
+/// with their field paths.
+fn unsupported(config: &WardConfig) -> Vec<ward::config::ConfigProblem> {
+    let mut p = Vec::new();
+    if config.jwt.from_query.is_some() {
+        p.push(ward::config::ConfigProblem {
+            path: "jwt.from_query".into(),
+            message: "a token in the query is not supported by the Envoy module yet \
+                      (docs/envoy-module.md); use the gRPC server for it"
+                .into(),
+        });
+    }
+    p
+}
+
+/// The module's one Tokio runtime, shared by every filter config: store
+/// reads that miss the cache, JWKS fetches, invalidations. One thread:
+/// the hot path (a cache hit) never touches it.
+fn runtime() -> Result<&'static Runtime, String> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("ward-module")
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the module's runtime: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn build(config: &WardConfig) -> Result<Config, String> {
+    let runtime = runtime()?;
+    let store = runtime
+        .block_on(Store::open(config))
+        .map_err(|e| format!("store: {e}"))?;
+    let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
+    let keys = KeyStore::new(&config.jwt).map_err(|e| format!("jwt.keys: {e}"))?;
+    let lookups = Arc::new(Lookups::new(config, store.clone(), metrics.clone()));
+    let checker = wiring::checker(config, keys.clone(), lookups.clone(), metrics.clone())
+        .map_err(|e| format!("policies: {e}"))?;
+    let (stop, stopped) = watch::channel(false);
+    {
+        let _context = runtime.enter();
+        keys.spawn(metrics, stopped.clone());
+        lookups.spawn_invalidations(&store, stopped);
+    }
+    Ok(Config {
+        shared: Arc::new(Shared {
+            checker,
+            managed: ManagedHeaders::from_config(config),
+            responder: Responder::from_config(config),
+        }),
+        runtime: runtime.handle().clone(),
+        _stop: stop,
+    })
+}
+
+/// A per-route config: the ward policy the route selects, by name (the
+/// module's equivalent of the gRPC mode's `ward_policy`). An unknown name
+/// is a 500 deny at request time, as in gRPC mode.
+pub struct RouteConfig {
+    pub policy: String,
+}
+
+impl RouteConfig {
+    pub fn new(bytes: &[u8]) -> Result<RouteConfig, String> {
+        let policy = std::str::from_utf8(bytes)
+            .map(str::trim)
+            .map_err(|_| "ward: per-route config: not UTF-8".to_string())?;
+        if policy.is_empty() {
+            return Err("ward: per-route config: a policy name is required".into());
+        }
+        Ok(RouteConfig {
+            policy: policy.to_owned(),
+        })
+    }
+}
+
+/// A request as the check reads it, owned, so a check that waits can take
+/// it to the runtime.
+struct Owned {
+    pairs: Vec<(String, String)>,
+    policy: Option<String>,
+    source_ip: Option<IpAddr>,
+    /// Where the runtime leaves the decision for the stream's worker.
+    decision: Mutex<Option<Decision>>,
+}
+
+impl Owned {
+    fn request(&self) -> Request<'_> {
+        let headers = Headers::owned(&self.pairs);
+        Request {
+            method: headers.get(":method").unwrap_or(""),
+            host: headers
+                .get(":authority")
+                .or_else(|| headers.get("host"))
+                .unwrap_or(""),
+            path: headers.get(":path").unwrap_or("/"),
+            headers,
+            policy: self.policy.as_deref(),
+            source_ip: self.source_ip,
+        }
+    }
+}
+
+/// Where one stream stands.
+enum State {
+    /// Headers not seen yet.
+    New,
+    /// A check runs on the runtime: the request is held.
+    Waiting(Arc<Owned>, Instant),
+    /// Allowed: the request flows.
+    Allowed,
+    /// ward answered locally: nothing more goes upstream.
+    Answered,
+}
+
+/// One stream's filter.
+pub struct Filter {
+    config: &'static Config,
+    state: State,
+}
+
+impl Filter {
+    /// `config` outlives every filter made from it (Envoy destroys the
+    /// config after its filters).
+    pub fn new(config: &'static Config) -> Self {
+        Filter {
+            config,
+            state: State::New,
+        }
+    }
+
+    /// The request's headers: the check, decided now if nothing needs
+    /// waiting, else started on the runtime ([`Verdict::Wait`]).
+    pub fn on_request_headers(&mut self, host: &mut impl Host) -> Verdict {
+        let start = Instant::now();
+        let owned = Owned {
+            pairs: fold_headers(host.request_headers()),
+            policy: host.route_policy(),
+            source_ip: host.source_address().as_deref().and_then(parse_ip),
+            decision: Mutex::new(None),
+        };
+        let shared = &self.config.shared;
+        let decided = {
+            let _context = self.config.runtime.enter();
+            poll_once(shared.checker.check(&owned.request(), ward::unix_now()))
+        };
+        let verdict = match decided {
+            Some(decision) => apply(shared, &owned.request(), &decision, host, start),
+            None => self.wait(owned, host, start),
+        };
+        self.settle(verdict)
+    }
+
+    /// Runs the check on the runtime; the stream resumes in
+    /// [`Filter::on_scheduled`].
+    fn wait(&mut self, owned: Owned, host: &mut impl Host, start: Instant) -> Verdict {
+        let Some(resumer) = host.resumer() else {
+            return internal_error(host);
+        };
+        let owned = Arc::new(owned);
+        let shared = Arc::clone(&self.config.shared);
+        let task = Arc::clone(&owned);
+        self.config.runtime.spawn(async move {
+            let decision = shared
+                .checker
+                .check(&task.request(), ward::unix_now())
+                .await;
+            if let Ok(mut slot) = task.decision.lock() {
+                *slot = Some(decision);
+            }
+            drop(resumer); // wakes the stream's worker
+        });
+        self.state = State::Waiting(owned, start);
+        Verdict::Wait
+    }
+
+    /// The runtime finished this stream's check: apply it, then let the
+    /// request go on (an allow) or not (a deny).
+    pub fn on_scheduled(&mut self, host: &mut impl Host) {
+        let State::Waiting(owned, start) = std::mem::replace(&mut self.state, State::New) else {
+            return;
+        };
+        let decision = owned.decision.lock().ok().and_then(|mut d| d.take());
+        let verdict = match decision {
+            Some(decision) => apply(
+                &self.config.shared,
+                &owned.request(),
+                &decision,
+                host,
+                start,
+            ),
+            // The check panicked or was cancelled: fail closed.
+            None => internal_error(host),
+        };
+        if self.settle(verdict) == Verdict::Continue {
+            host.continue_decoding();
+        }
+    }
+
+    /// A panic in a hook: answered with a 500.
+    pub fn failed(&mut self) {
+        self.state = State::Answered;
+    }
+
+    fn settle(&mut self, verdict: Verdict) -> Verdict {
+        match verdict {
+            Verdict::Continue => self.state = State::Allowed,
+            Verdict::Answered => self.state = State::Answered,
+            Verdict::Wait => {}
+        }
+        verdict
+    }
+
+    /// Whether body and trailers must stop: a check is pending (they are
+    /// held until it ends) or ward answered (they go nowhere).
+    pub fn holds(&self) -> Hold {
+        match self.state {
+            State::Waiting(..) => Hold::Pending,
+            State::Answered => Hold::Answered,
+            State::New | State::Allowed => Hold::No,
+        }
+    }
+}
+
+/// What the body and trailer hooks answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    No,
+    Pending,
+    Answered,
+}
+
+/// Applies a decision to the stream.
+fn apply(
+    shared: &Shared,
+    req: &Request<'_>,
+    decision: &Decision,
+    host: &mut impl Host,
+    start: Instant,
+) -> Verdict {
+    match decision {
+        Decision::Allow(identity) => allow(shared, req, &identity.headers, host),
+        Decision::AllowAnonymous { .. } => allow(shared, req, &[], host),
+        Decision::Deny(deny) => {
+            let d = shared.responder.deny(Some(req), deny);
+            let headers: Vec<(&str, &str)> =
+                d.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let details = format!("ward_{}", deny.reason.as_str());
+            host.send_response(d.status, &headers, &d.body, &details);
+            log_deny(host, req, deny, d.status, start);
+            Verdict::Answered
+        }
+    }
+}
+
+/// Sets the identity headers, removes forged managed headers and
+/// credentials not forwarded; the route is chosen again if anything
+/// changed.
+fn allow(
+    shared: &Shared,
+    req: &Request<'_>,
+    set: &[(String, String)],
+    host: &mut impl Host,
+) -> Verdict {
+    let edits = shared.managed.edits(req, set);
+    for (name, value) in set.iter().chain(&edits.set) {
+        host.set_header(name, Some(value));
+    }
+    for name in &edits.remove {
+        host.set_header(name, None);
+    }
+    if !set.is_empty() || !edits.set.is_empty() || !edits.remove.is_empty() {
+        host.clear_route_cache();
+    }
+    Verdict::Continue
+}
+
+/// The deny's log line, as `ward serve` writes it, through Envoy's log.
+fn log_deny(host: &mut impl Host, req: &Request<'_>, deny: &Deny, status: u16, start: Instant) {
+    host.log(LogLevel::Info, &format!(
+        "ward: deny request_id={} reason={} status={} policy={} method={} credential={} path={} transport=module micros={}",
+        req.request_id().unwrap_or(""),
+        deny.reason.as_str(),
+        status,
+        deny.policy.as_ref().map_or("", |p| p.name.as_str()),
+        deny.method.map_or("none", |m| m.as_str()),
+        deny.credential
+            .as_ref()
+            .map(ward::credentials::short_hash)
+            .unwrap_or_default(),
+        req.path,
+        start.elapsed().as_micros(),
+    ));
+}
+
+/// A 500 for a check that panicked or never finished: fail closed, with
+/// a reason.
+pub fn internal_error(host: &mut impl Host) -> Verdict {
+    host.send_response(
+        500,
+        &[
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+        ],
+        r#"{"error":"server_error","reason":"internal_error","status":500}"#,
+        "ward_internal_error",
+    );
+    Verdict::Answered
+}
+
+/// `ip:port`, `[v6]:port` or a bare address.
+fn parse_ip(addr: &str) -> Option<IpAddr> {
+    addr.parse::<SocketAddr>()
+        .map(|s| s.ip())
+        .or_else(|_| addr.parse::<IpAddr>())
+        .ok()
+}
+
+/// The future's value if it completes without waiting; `None` if it would
+/// wait (it is dropped then, and the check starts over on the runtime).
+fn poll_once<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(value) => Some(value),
+        Poll::Pending => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// A local reply: status, headers, body, details.
+    type Sent = (u16, Vec<(String, String)>, String, String);
+
+    /// The callbacks of one stream, recorded.
+    #[derive(Default)]
+    struct Fake {
+        headers: Vec<(String, String)>,
+        policy: Option<String>,
+        set: Vec<(String, Option<String>)>,
+        route_cleared: bool,
+        sent: Option<Sent>,
+    }
+
+    impl Fake {
+        fn new(headers: &[(&str, &str)]) -> Self {
+            let mut all = vec![
+                (":method".to_string(), "GET".to_string()),
+                (":path".to_string(), "/api".to_string()),
+                (":authority".to_string(), "example.test".to_string()),
+            ];
+            all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            Fake {
+                headers: all,
+                ..Fake::default()
+            }
+        }
+    }
+
+    impl Host for Fake {
+        fn request_headers(&mut self) -> Vec<(String, String)> {
+            self.headers.clone()
+        }
+        fn set_header(&mut self, name: &str, value: Option<&str>) {
+            self.set.push((name.into(), value.map(Into::into)));
+        }
+        fn clear_route_cache(&mut self) {
+            self.route_cleared = true;
+        }
+        fn send_response(
+            &mut self,
+            status: u16,
+            headers: &[(&str, &str)],
+            body: &str,
+            details: &str,
+        ) {
+            let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            self.sent = Some((status, headers.collect(), body.into(), details.into()));
+        }
+        fn source_address(&mut self) -> Option<String> {
+            Some("127.0.0.1:5000".into())
+        }
+        fn route_policy(&mut self) -> Option<String> {
+            self.policy.clone()
+        }
+        fn log(&mut self, _: LogLevel, _: &str) {}
+        fn resumer(&mut self) -> Option<Box<dyn Resume>> {
+            None
+        }
+        fn continue_decoding(&mut self) {}
+    }
+
+    fn check(config: &'static Config, host: &mut Fake) -> Verdict {
+        Filter::new(config).on_request_headers(host)
+    }
+
+    fn config() -> &'static Config {
+        let config = Config::new(b"jwt:\n  keys:\n    - kid: k\n      alg: HS256\n      secret:\n        value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\n")
+            .unwrap();
+        Box::leak(Box::new(config))
+    }
+
+    #[test]
+    fn a_missing_credential_is_wards_401() {
+        let config = config();
+        let mut host = Fake::new(&[("x-user-id", "mallory")]);
+        assert_eq!(check(config, &mut host), Verdict::Answered);
+        let (status, headers, body, details) = host.sent.unwrap();
+        assert_eq!(status, 401);
+        assert!(headers.iter().any(|(k, _)| k == "www-authenticate"));
+        assert!(body.contains("\"reason\":\"missing_credential\""), "{body}");
+        assert_eq!(details, "ward_missing_credential");
+        assert!(host.set.is_empty());
+    }
+
+    #[test]
+    fn a_public_route_removes_forged_headers() {
+        let config = config();
+        let mut host = Fake::new(&[("x-user-id", "mallory"), ("x_auth_method", "jwt")]);
+        host.policy = Some("public".into());
+        assert_eq!(check(config, &mut host), Verdict::Continue);
+        assert!(host.sent.is_none());
+        assert_eq!(
+            host.set,
+            [
+                ("x-user-id".to_string(), None),
+                ("x_auth_method".to_string(), None)
+            ]
+        );
+        assert!(host.route_cleared);
+    }
+
+    #[test]
+    fn an_unknown_route_policy_fails_closed() {
+        let config = config();
+        let mut host = Fake::new(&[]);
+        host.policy = Some("nope".into());
+        assert_eq!(check(config, &mut host), Verdict::Answered);
+        assert_eq!(host.sent.unwrap().0, 500);
+    }
+
+    #[test]
+    fn what_the_module_cannot_run_is_refused_with_its_path() {
+        let e = Config::new(b"jwt:\n  keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]\n  from_query: access_token\n")
+            .err()
+            .unwrap();
+        assert!(e.contains("jwt.from_query"), "{e}");
+        let e = Config::new(b"jwt:\n  keys: [{kid: k, alg: HS999}]\n")
+            .err()
+            .unwrap();
+        assert!(e.contains("jwt.keys[0]"), "{e}");
+    }
+}

@@ -1,0 +1,22 @@
+//! ward's checker as an Envoy dynamic module: an HTTP filter Envoy loads
+//! in-process (`libward_envoy.so`), deciding each request with the same
+//! `Checker` as `ward serve` without the ext_authz hop.
+//!
+//! - `abi.rs`: the hand-written subset of Envoy's dynamic-module ABI
+//!   (1.40, `v0.2.0`): the hooks Envoy calls and the callbacks ward uses.
+//!   The only file with `unsafe`.
+//! - `filter.rs`: the filter config (ward's YAML, validated as `ward
+//!   check-config` does) and one request's check, over the `Host` trait
+//!   (Envoy's stream, or a fake in the unit tests).
+//!
+//! A check that needs nothing outside the process is decided on Envoy's
+//! worker; one that must wait (a store read, a JWKS refetch) holds the
+//! request, runs on the module's one Tokio runtime and resumes through
+//! Envoy's scheduler. See `docs/envoy-module.md`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+// Not in unit tests: the callbacks it declares exist only inside Envoy.
+#[cfg(not(test))]
+mod abi;
+pub mod filter;

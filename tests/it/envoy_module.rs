@@ -1,0 +1,382 @@
+//! ward as an Envoy dynamic module (`envoy-module/`, `libward_envoy.so`)
+//! inside a real Envoy 1.40: the ABI version matches, allows carry the
+//! identity headers with forged ones removed, denies are ward's own
+//! responses, a public route still scrubs, and a config ward rejects makes
+//! Envoy refuse the listener with ward's field path in its log. Also: the
+//! module imports no callback the Envoy binary does not export.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use support::echo::{Echo, header_values};
+use support::envoy::{Envoy, envoy_bin};
+
+const SECRET: &str = "module-test-secret-0123456789abcdef";
+const SESSION: &str = "112f551c-d6fe-4e67-a818-01deee0e47c9";
+
+/// Builds the module once per test process (cargo does nothing if it is
+/// fresh; `scripts/test.sh` builds it before the tests) and returns the
+/// directory holding `libward_envoy.so`.
+fn module_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "ward-envoy-module"])
+            .current_dir(root)
+            .status()
+            .expect("cargo build -p ward-envoy-module");
+        assert!(status.success(), "cargo build -p ward-envoy-module failed");
+        // This test binary lives in <target>/debug/deps.
+        let exe = std::env::current_exe().expect("current_exe");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .to_path_buf();
+        assert!(
+            dir.join("libward_envoy.so").is_file(),
+            "no libward_envoy.so in {}",
+            dir.display()
+        );
+        dir
+    })
+}
+
+fn ward_yaml(seed: &Path) -> String {
+    format!(
+        "jwt:\n  keys:\n    - kid: k1\n      alg: HS256\n      secret:\n        value: \"{SECRET}\"\n\
+         store:\n  seed_file: {}\n",
+        seed.display()
+    )
+}
+
+fn seed_file(dir: &Path) -> PathBuf {
+    let path = dir.join("seed.yaml");
+    std::fs::write(
+        &path,
+        format!("sessions:\n  - id: {SESSION}\n    user_id: carol\n    roles: [reader]\n"),
+    )
+    .unwrap();
+    path
+}
+
+fn string_value(value: &str) -> Value {
+    json!({"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value})
+}
+
+/// A bootstrap with the module as the only HTTP filter before the router;
+/// `/public/` selects ward's `public` policy through the per-route config.
+fn bootstrap(ward_config: &str, upstream: u16, http_port: u16, admin_port: u16) -> Value {
+    let addr = |port: u16| json!({"socket_address": {"address": "127.0.0.1", "port_value": port}});
+    json!({
+        "admin": {"address": addr(admin_port)},
+        "static_resources": {
+            "listeners": [{
+                "name": "ingress",
+                "address": addr(http_port),
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "ingress_http",
+                        "normalize_path": true,
+                        "merge_slashes": true,
+                        "route_config": {"virtual_hosts": [{
+                            "name": "backend",
+                            "domains": ["*"],
+                            "routes": [
+                                {
+                                    "match": {"prefix": "/public/"},
+                                    "route": {"cluster": "backend"},
+                                    "typed_per_filter_config": {"ward": {
+                                        "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute",
+                                        "dynamic_module_config": {"name": "ward_envoy"},
+                                        "filter_name": "ward",
+                                        "filter_config": string_value("public"),
+                                    }},
+                                },
+                                {"match": {"prefix": "/"}, "route": {"cluster": "backend"}},
+                            ],
+                        }]},
+                        "http_filters": [
+                            {
+                                "name": "ward",
+                                "typed_config": {
+                                    "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+                                    "dynamic_module_config": {"name": "ward_envoy"},
+                                    "filter_name": "ward",
+                                    "filter_config": string_value(ward_config),
+                                },
+                            },
+                            {
+                                "name": "envoy.filters.http.router",
+                                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                            },
+                        ],
+                    },
+                }]}],
+            }],
+            "clusters": [{
+                "name": "backend",
+                "connect_timeout": "1s",
+                "type": "STATIC",
+                "load_assignment": {"cluster_name": "backend", "endpoints": [{"lb_endpoints": [
+                    {"endpoint": {"address": addr(upstream)}}
+                ]}]},
+            }],
+        },
+    })
+}
+
+async fn start(ward_config: &str, upstream: &Echo) -> Envoy {
+    let dir = module_dir().as_os_str();
+    let port = upstream.addr.port();
+    Envoy::start_bootstrap_env(
+        |http, admin| bootstrap(ward_config, port, http, admin),
+        &[("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dir)],
+    )
+    .await
+}
+
+fn token(sub: &str) -> String {
+    let now = support::tokens::now();
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("k1".into());
+    let claims = json!({"sub": sub, "iat": now, "exp": now + 600});
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn module_decides_inside_envoy() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = seed_file(dir.path());
+    let echo = Echo::start().await;
+    let envoy = start(&ward_yaml(&seed), &echo).await;
+    assert!(
+        envoy
+            .logs()
+            .contains("Dynamic module ABI version v0.2.0 matched"),
+        "Envoy's log:\n{}",
+        envoy.logs()
+    );
+
+    // A valid JWT: allowed, x-user-id from the token, the forged one gone.
+    let bearer = format!("Bearer {}", token("alice"));
+    let resp = envoy
+        .get(
+            "/api/orders",
+            &[
+                ("authorization", &bearer),
+                ("x-user-id", "mallory"),
+                ("x-user-admin", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}\n{}", resp.text(), envoy.logs());
+    let seen = echo.requests().pop().expect("reached upstream");
+    assert_eq!(header_values(&seen, "x-user-id"), ["alice"]);
+    assert_eq!(header_values(&seen, "x-auth-method"), ["jwt"]);
+    assert!(header_values(&seen, "x-user-admin").is_empty(), "{seen}");
+
+    // No credential: ward's 401, its JSON body and challenge; nothing upstream.
+    let hits = echo.hits();
+    let resp = envoy.get("/api/orders", &[("x-user-id", "mallory")]).await;
+    assert_eq!(resp.status, 401, "{}", resp.text());
+    assert_eq!(resp.json()["reason"], "missing_credential");
+    assert!(
+        resp.header("www-authenticate")
+            .is_some_and(|c| c.contains("Bearer"))
+    );
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    assert_eq!(echo.hits(), hits);
+
+    // A session from the seed file.
+    let cookie = format!("session_id={SESSION}");
+    let resp = envoy.get("/api/orders", &[("cookie", &cookie)]).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let seen = echo.requests().pop().unwrap();
+    assert_eq!(header_values(&seen, "x-user-id"), ["carol"]);
+    assert_eq!(header_values(&seen, "x-auth-method"), ["session"]);
+
+    // A bad token: 401 invalid_token-like, nothing upstream.
+    let hits = echo.hits();
+    let resp = envoy
+        .get("/api/orders", &[("authorization", "Bearer a.b.c")])
+        .await;
+    assert_eq!(resp.status, 401, "{}", resp.text());
+    assert_eq!(echo.hits(), hits);
+
+    // The public route (per-route config): no credential needed, forged
+    // identity headers still removed.
+    let resp = envoy
+        .get(
+            "/public/page",
+            &[("x-user-id", "mallory"), ("x_auth_method", "jwt")],
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let seen = echo.requests().pop().unwrap();
+    assert!(header_values(&seen, "x-user-id").is_empty(), "{seen}");
+    assert!(header_values(&seen, "x_auth_method").is_empty(), "{seen}");
+}
+
+#[test]
+fn invalid_ward_config_rejects_the_listener_with_its_field_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("envoy.yaml");
+    let bad = "jwt:\n  keys:\n    - kid: k1\n      alg: HS999\n";
+    let yaml = serde_yaml_ng::to_string(&bootstrap(bad, 1, 2, 3)).unwrap();
+    std::fs::write(&config, yaml).unwrap();
+    let out = Command::new(envoy_bin())
+        .args(["--mode", "validate", "-c"])
+        .arg(&config)
+        .args(["--log-level", "info"])
+        .env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", module_dir())
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "Envoy accepted it:\n{log}");
+    assert!(log.contains("ward: invalid filter_config"), "{log}");
+    assert!(log.contains("jwt.keys[0]: unknown alg `HS999`"), "{log}");
+}
+
+#[test]
+fn module_imports_only_callbacks_envoy_exports() {
+    let nm = |args: &[&str], file: &Path| -> Vec<String> {
+        let out = Command::new("nm")
+            .args(args)
+            .arg(file)
+            .output()
+            .expect("nm");
+        assert!(out.status.success(), "nm {}", file.display());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().last())
+            .filter(|s| s.starts_with("envoy_dynamic_module_callback_"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let exported = nm(&["-D", "--defined-only"], &envoy_bin());
+    let imported = nm(
+        &["-D", "--undefined-only"],
+        &module_dir().join("libward_envoy.so"),
+    );
+    assert!(
+        !imported.is_empty(),
+        "the module imports no callback at all?"
+    );
+    let missing: Vec<&String> = imported.iter().filter(|s| !exported.contains(s)).collect();
+    assert!(missing.is_empty(), "not exported by Envoy: {missing:?}");
+}
+
+/// Writes `session:{sid}` for `user` in `redis`, valid for an hour.
+fn redis_session(redis: &support::redis::RedisServer, sid: &str, user: &str) {
+    let expires = (support::tokens::now() + 3600).to_string();
+    support::authz::hset(
+        redis,
+        &format!("session:{sid}"),
+        &[("user_id", user), ("expires_at", &expires)],
+    );
+}
+
+#[tokio::test]
+async fn a_store_read_waits_on_the_runtime_with_the_whole_request_held() {
+    let mut redis = support::redis::RedisServer::start().await;
+    let echo = Echo::start().await;
+    let config = format!(
+        "store:\n  redis: {{url: \"{}\", command_timeout: 1s}}\n",
+        redis.url()
+    );
+    let envoy = start(&config, &echo).await;
+    let (good, unknown) = (support::authz::session_id(), support::authz::session_id());
+    redis_session(&redis, &good, "dana");
+
+    // A miss: the check reads Redis on the module's runtime, then the
+    // request goes on with its body, identity set.
+    let cookie = format!("session_id={good}");
+    let resp = envoy
+        .request(
+            "POST",
+            "/api/upload",
+            &[("cookie", &cookie)],
+            b"payload-bytes",
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}\n{}", resp.text(), envoy.logs());
+    let seen = echo.requests().pop().expect("reached upstream");
+    assert_eq!(header_values(&seen, "x-user-id"), ["dana"]);
+    assert_eq!(seen["body"], "payload-bytes");
+
+    // An unknown session with a body: denied after the read, and nothing
+    // at all reached the upstream.
+    let hits = echo.hits();
+    let cookie = format!("session_id={unknown}");
+    let resp = envoy
+        .request(
+            "POST",
+            "/api/upload",
+            &[("cookie", &cookie)],
+            b"payload-bytes",
+        )
+        .await;
+    assert_eq!(resp.status, 401, "{}", resp.text());
+    assert_eq!(resp.json()["reason"], "unknown_session");
+    assert_eq!(echo.hits(), hits);
+
+    // A client that goes away while its read is in flight (Redis paused): Envoy drops the stream's event; nothing leaks or panics, and
+    // the next check works.
+    assert_eq!(redis.cli(&["CLIENT", "PAUSE", "600", "ALL"]), "OK");
+    let other = support::authz::session_id();
+    let cookie = format!("session_id={other}");
+    let gone = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        envoy.request("GET", "/api/x", &[("cookie", &cookie)], b""),
+    )
+    .await;
+    if let Ok(resp) = &gone {
+        panic!(
+            "answered while Redis slept: {} {}",
+            resp.status,
+            resp.text()
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let cookie = format!("session_id={good}");
+    let resp = envoy.get("/api/again", &[("cookie", &cookie)]).await;
+    assert_eq!(
+        resp.status,
+        200,
+        "{}\nredis: {:?}\n{}",
+        resp.text(),
+        redis.cli(&["HGETALL", &format!("session:{good}")]),
+        envoy.logs()
+    );
+    assert!(!envoy.logs().contains("panic"), "{}", envoy.logs());
+
+    // Redis down under `on_store_error: closed`: 503, nothing upstream.
+    redis.stop();
+    let hits = echo.hits();
+    // A session never read before (a "not found" is remembered a while).
+    let cookie = format!("session_id={}", support::authz::session_id());
+    let resp = envoy.get("/api/orders", &[("cookie", &cookie)]).await;
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert_eq!(resp.json()["reason"], "store_unavailable");
+    assert_eq!(echo.hits(), hits);
+}
