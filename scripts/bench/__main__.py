@@ -30,7 +30,8 @@ from bench.phases.tail import phase_tail  # noqa: E402
 from bench.procs import Proc, log, on_signal  # noqa: E402
 from bench.report import render_markdown  # noqa: E402
 from bench.results import publish, render_again, write_run  # noqa: E402
-from bench.settings import LOAD_CPU, LOADGEN_BIN, NOOP_BIN, ROOT, SERVER_CPU, WARD_BIN  # noqa: E402
+from bench.settings import (BASELINE_BIN, CHECKOUT_WARD_BIN, LOAD_CPU,  # noqa: E402
+                            LOADGEN_BIN, NOOP_BIN, ROOT, SERVER_CPU, WARD_BIN)
 from bench.targets import compute_targets  # noqa: E402
 
 PHASES = ("direct", "envoy", "memory", "tail")
@@ -48,6 +49,13 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--authz-cpu", default=SERVER_CPU, choices=[SERVER_CPU, LOAD_CPU],
                     help=f"CPU for the ext_authz server behind Envoy (default {SERVER_CPU}: "
                          "shared with Envoy, so its CPU costs proxy throughput)")
+    ap.add_argument("--ward-bin", default=WARD_BIN, metavar="PATH",
+                    help="the ward build to measure (env WARD_BIN; default: this checkout's "
+                         "target/release/ward)")
+    ap.add_argument("--baseline-bin", default=BASELINE_BIN, metavar="PATH",
+                    help="direct phase: also run every ward scenario against this build, "
+                         "alternating with the other, and report after / before "
+                         "(env WARD_BASELINE_BIN)")
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                     help="first wait up to this long for other processes to leave the CPUs idle")
     ap.add_argument("--render", metavar="RESULTS_JSON",
@@ -59,13 +67,20 @@ def parse_args() -> argparse.Namespace:
     for p in args.phases:
         if p not in PHASES:
             ap.error(f"unknown phase {p}")
+    if args.baseline_bin and "direct" not in args.phases:
+        ap.error("--baseline-bin compares builds in the direct phase: add it to --only")
+    if args.publish and (args.baseline_bin or
+                         os.path.realpath(args.ward_bin) != os.path.realpath(CHECKOUT_WARD_BIN)):
+        ap.error("--publish publishes this checkout's build alone: drop --ward-bin/--baseline-bin")
     return args
 
 
-def check_tools() -> None:
-    for b in (WARD_BIN, NOOP_BIN, LOADGEN_BIN):
+def check_tools(args: argparse.Namespace) -> None:
+    for b in (args.ward_bin, NOOP_BIN, LOADGEN_BIN):
         if not os.path.exists(b):
             raise SystemExit(f"{b} missing: run scripts/bench.sh (it builds in release mode)")
+    if args.baseline_bin and not os.access(args.baseline_bin, os.X_OK):
+        raise SystemExit(f"--baseline-bin {args.baseline_bin}: not an executable file")
     for tool in ("h2load", "taskset", "nginx"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"{tool} missing: run scripts/bench.sh (it installs it)")
@@ -78,7 +93,7 @@ def main() -> int:
     if args.render:
         render_again(args.render)
         return 0
-    check_tools()
+    check_tools(args)
 
     atexit.register(Proc.stop_all)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -89,7 +104,7 @@ def main() -> int:
     res = bed.results
     res["started"] = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     res["quick"] = args.quick
-    res["machine"] = machine_info()
+    res["machine"] = machine_info(args.ward_bin)
     log(f"results in {os.path.relpath(bed.outdir, ROOT)}; {res['machine']['nproc']} CPUs, "
         f"{res['machine']['cpu_model']}")
     if args.wait_quiet > 0:

@@ -18,7 +18,7 @@ from typing import Optional
 from bench.credentials import new_api_key, random_base62, resp
 from bench.envoy_bootstrap import envoy_config
 from bench.procs import Proc, free_port, http_get, log, tcp_open, wait_until
-from bench.settings import HMAC_SECRET, LOAD_CPU, NOOP_BIN, ROOT, WARD_BIN, find_envoy
+from bench.settings import HMAC_SECRET, LOAD_CPU, NOOP_BIN, ROOT, find_envoy
 
 
 class Bed:
@@ -40,7 +40,10 @@ class Bed:
         self.counter = 0
         self.foreign: list[float] = []  # other processes' CPU during each measurement
         self.authz_cpu = args.authz_cpu
-        self.retries_left = 6 if args.quick else 16
+        self.ward_bin = args.ward_bin
+        self.baseline_bin = args.baseline_bin  # "" unless two builds are compared
+        # The retry budget grows with the runs: a baseline doubles ward's.
+        self.retries_left = (6 if args.quick else 16) * (2 if self.baseline_bin else 1)
         self.redis: Optional[Redis] = None  # started by the first scenario that needs it
         # The direct phase's run lengths (s), set when it starts; the pools
         # of tokens sent once are sized from them.
@@ -66,10 +69,13 @@ WARD_KEYS = [
 
 
 class Ward:
+    """ward serving one config: the build under test (bed.ward_bin), or with
+    `baseline` the build it is compared with (bed.baseline_bin, direct phase)."""
+
     def __init__(self, bed: Bed, cpu: str, cache: Optional[dict] = None, unix: bool = False,
-                 extra: Optional[dict] = None):
+                 extra: Optional[dict] = None, baseline: bool = False):
         self.grpc_port, self.admin_port = free_port(), free_port()
-        name = bed.name("ward")
+        name = bed.name("ward-baseline" if baseline else "ward")
         self.unix_path = os.path.join(bed.tmp, f"{name}.sock") if unix else None
         config = {
             "listen": {"grpc": f"127.0.0.1:{self.grpc_port}",
@@ -89,7 +95,8 @@ class Ward:
         path = os.path.join(bed.tmp, f"{name}.yaml")
         with open(path, "w") as f:
             json.dump(config, f, indent=1)  # JSON is YAML
-        self.proc = Proc(name, [WARD_BIN, "serve", "--config", path], cpu, bed.logs)
+        binary = bed.baseline_bin if baseline else bed.ward_bin
+        self.proc = Proc(name, [binary, "serve", "--config", path], cpu, bed.logs)
         self.pid = self.proc.pid
         wait_until("ward /readyz", lambda: http_get(self.admin_port, "/readyz")[0] == 200,
                    proc=self.proc)

@@ -9,10 +9,12 @@ import platform
 import re
 import subprocess
 
-from bench.settings import ROOT, find_envoy
+from bench.settings import CHECKOUT_WARD_BIN, ROOT, find_envoy
 
 
-def machine_info() -> dict:
+def machine_info(ward_bin: str) -> dict:
+    """`ward_commit` is this checkout's commit when `ward_bin` is its own
+    release build, else the binary's path (--ward-bin names another build)."""
     model = ""
     try:
         with open("/proc/cpuinfo") as f:
@@ -45,8 +47,11 @@ def machine_info() -> dict:
         except (OSError, subprocess.TimeoutExpired):
             return ""
 
-    commit = cmd(["git", "rev-parse", "--short", "HEAD"])
-    dirty = cmd(["git", "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"])
+    if os.path.realpath(ward_bin) == os.path.realpath(CHECKOUT_WARD_BIN):
+        commit = cmd(["git", "rev-parse", "--short", "HEAD"])
+        dirty = cmd(["git", "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"])
+    else:
+        commit, dirty = os.path.abspath(ward_bin), ""
     envoy = re.search(r"version: \S+?/([\d.]+)/", cmd([find_envoy(), "--version"]))
     h2 = re.search(r"nghttp2/([\d.]+)", cmd(["h2load", "--version"]))
     return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),

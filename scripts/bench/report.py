@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from bench.compare import render_comparison
 from bench.settings import LOAD_CPU, MAX_FOREIGN, SERVER_CPU
 
 
@@ -49,6 +50,7 @@ def render_markdown(res: dict) -> str:
                 f"{fmt(m.get('p99_us', float('nan')) / 1000, '.3f')} | "
                 f"{fmt(m.get('p999_us', float('nan')) / 1000, '.3f')} | "
                 f"{fmt(m.get('cpu_ms_per_1k'), '.1f')} | {fmt(s.get('cpu_ratio'))} |")
+        lines += render_comparison(d)
     e = res.get("envoy")
     if e:
         pin = e["pinning"]

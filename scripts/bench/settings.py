@@ -10,7 +10,12 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RELEASE = os.environ.get("WARD_BENCH_RELEASE_DIR") or os.path.join(ROOT, "target", "release")
-WARD_BIN = os.path.join(RELEASE, "ward")
+# The ward under test: this checkout's release build, or another build
+# (WARD_BIN, --ward-bin). A second build to compare it with in the direct
+# phase (WARD_BASELINE_BIN, --baseline-bin; see compare.py): none by default.
+CHECKOUT_WARD_BIN = os.path.join(RELEASE, "ward")
+WARD_BIN = os.environ.get("WARD_BIN") or CHECKOUT_WARD_BIN
+BASELINE_BIN = os.environ.get("WARD_BASELINE_BIN") or ""
 # benches/tools/*.rs, built as Cargo examples (see Cargo.toml).
 NOOP_BIN = os.path.join(RELEASE, "examples", "noop_authz")
 LOADGEN_BIN = os.path.join(RELEASE, "examples", "loadgen")

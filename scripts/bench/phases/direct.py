@@ -1,6 +1,8 @@
 """The direct phase: gRPC Check straight to one server (ward or the no-op
 baseline) on CPU 0, load from CPU 1; every scenario fresh, repetitions
-interleaved, ratios to the no-op taken per repetition."""
+interleaved, ratios to the no-op taken per repetition. With a baseline
+build (--baseline-bin), each ward scenario also runs against it, alternating
+with the build under test (compare.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import os
 import time
 
 from bench.bed import Bed, Noop, Ward
+from bench.compare import AFTER, BEFORE, build_order, compare_builds
 from bench.measure import (CLK_TCK, Foreign, cpu_split, cpu_ticks, measure, median, ms,
                            parse_h2load)
 from bench.procs import log, run_tool
@@ -17,7 +20,7 @@ from bench.settings import (CHECK_PATH, DIRECT_CONNS, DIRECT_DEPTH, LOAD_CPU, LO
                             SERVER_CPU)
 
 
-def run_direct_once(bed: Bed, sc: DirectScenario) -> dict:
+def run_direct_once(bed: Bed, sc: DirectScenario, baseline: bool = False) -> dict:
     helpers = []
     if sc.server == "ward":
         extra = dict(sc.ward_extra)
@@ -25,7 +28,7 @@ def run_direct_once(bed: Bed, sc: DirectScenario) -> dict:
             extra.update(sc.setup(bed))
             if bed.redis is not None:
                 helpers.append(bed.redis.pid)
-        server = Ward(bed, SERVER_CPU, extra=extra)
+        server = Ward(bed, SERVER_CPU, extra=extra, baseline=baseline)
     else:
         server = Noop(bed, SERVER_CPU, shaped=sc.server == "noop_shaped",
                       lean=sc.server == "noop_lean")
@@ -93,6 +96,16 @@ def run_direct_once(bed: Bed, sc: DirectScenario) -> dict:
         server.stop()
 
 
+def log_run(rep: int, reps: int, what: str, r: dict) -> None:
+    log(f"  [{rep + 1}/{reps}] {what:18s} {r['rps']:9.0f} Check/s"
+        + (f"  p99 {r['p99_us'] / 1000:.2f} ms" if "p99_us" in r else "")
+        + (f"  {r['cpu_ms_per_1k']:.1f} ms CPU/1k" if "cpu_ms_per_1k" in r else "")
+        + f"  server CPU {r['server_util'] * 100:.0f}%"
+        + (f" ({r['server_sys_share'] * 100:.0f}% kernel)" if "server_sys_share" in r else "")
+        + (f"  (other processes: {r['foreign_cpu'] * 100:.0f}% CPU)"
+           if r["foreign_cpu"] > 0.05 else ""))
+
+
 def phase_direct(bed: Bed) -> dict:
     scenarios = direct_scenarios(bed)
     q = bed.quick
@@ -106,17 +119,18 @@ def phase_direct(bed: Bed) -> dict:
         if sc.tokens:
             sc.tokens(bed)
     runs: dict[str, list[dict]] = {sc.name: [] for sc in scenarios}
+    # The baseline build's runs of the ward scenarios (none without one).
+    before: dict[str, list[dict]] = {sc.name: [] for sc in scenarios
+                                     if bed.baseline_bin and sc.server == "ward"}
     for rep in range(reps):
         for sc in scenarios:
-            r = measure(bed, sc.name, lambda: run_direct_once(bed, sc))
-            runs[sc.name].append(r)
-            log(f"  [{rep + 1}/{reps}] {sc.name:18s} {r['rps']:9.0f} Check/s"
-                + (f"  p99 {r['p99_us'] / 1000:.2f} ms" if "p99_us" in r else "")
-                + (f"  {r['cpu_ms_per_1k']:.1f} ms CPU/1k" if "cpu_ms_per_1k" in r else "")
-                + f"  server CPU {r['server_util'] * 100:.0f}%"
-                + (f" ({r['server_sys_share'] * 100:.0f}% kernel)" if "server_sys_share" in r else "")
-                + (f"  (other processes: {r['foreign_cpu'] * 100:.0f}% CPU)"
-                   if r["foreign_cpu"] > 0.05 else ""))
+            for build in build_order(rep) if sc.name in before else (AFTER,):
+                is_base = build == BEFORE
+                what = sc.name + ((" (before)" if is_base else " (after)")
+                                  if sc.name in before else "")
+                r = measure(bed, what, lambda: run_direct_once(bed, sc, baseline=is_base))
+                (before if is_base else runs)[sc.name].append(r)
+                log_run(rep, reps, what, r)
     out = {"conns": DIRECT_CONNS, "depth": DIRECT_DEPTH, "reps": reps,
            "warmup_s": bed.direct_warmup, "duration_s": bed.direct_duration, "scenarios": {}}
     base = None
@@ -140,4 +154,8 @@ def phase_direct(bed: Bed) -> dict:
             # ward's own work costs, apart from the decoding it saves.
             s["rps_ratio_lean"] = median([a["rps"] / b["rps"]
                                           for a, b in zip(runs[sc.name], runs["noop_lean"])])
+    if before:
+        out["baseline"] = compare_builds(
+            bed.ward_bin, bed.baseline_bin, {sc.name: sc.label for sc in scenarios}, runs, before,
+            {sc.name: "h2load_noop" if sc.tool == "h2load" else "noop" for sc in scenarios})
     return out
