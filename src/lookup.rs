@@ -240,7 +240,8 @@ impl Lookups {
         stale: Stale,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         let key = self.keys.session(sid);
-        self.read(&key, stale, hash_read(&self.store, &key)).await
+        self.read(&key, stale, || hash_read(&self.store, &key))
+            .await
     }
 
     /// The hash at `apikey:{hash}`.
@@ -250,13 +251,14 @@ impl Lookups {
         stale: Stale,
     ) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
         let key = self.keys.api_key(key_hash);
-        self.read(&key, stale, hash_read(&self.store, &key)).await
+        self.read(&key, stale, || hash_read(&self.store, &key))
+            .await
     }
 
     /// Whether `revoked_jti:{jti}` exists.
     pub async fn jti_revoked(&self, jti: &str, stale: Stale) -> Result<bool, StoreError> {
         let key = self.keys.revoked_jti(jti);
-        self.read(&key, stale, self.store.exists(&key)).await
+        self.read(&key, stale, || self.store.exists(&key)).await
     }
 
     /// Evicts one key (an invalidation message named it). A read of the
@@ -274,12 +276,13 @@ impl Lookups {
         self.cache.invalidate_all();
     }
 
-    /// `fetch` is the store call, made only if this read leads a miss.
-    async fn read<T: Answer>(
+    /// `fetch` makes the store call, only if this read leads a miss: a
+    /// closure, so a cache hit never builds (or moves) the call's future.
+    async fn read<T: Answer, F: Future<Output = Result<T, StoreError>>>(
         &self,
         key: &str,
         stale: Stale,
-        fetch: impl Future<Output = Result<T, StoreError>>,
+        fetch: impl FnOnce() -> F,
     ) -> Result<T, StoreError> {
         let epoch = self.flights.epoch();
         if let Some(found) = self.fresh(key) {
@@ -301,17 +304,17 @@ impl Lookups {
 
     /// The store's answer for `key`, read by one caller for all who ask at
     /// once (`lookup/flights.rs`), and cached unless invalidated meanwhile.
-    async fn read_once<T: Answer>(
+    async fn read_once<T: Answer, F: Future<Output = Result<T, StoreError>>>(
         &self,
         key: &str,
         epoch: u64,
-        fetch: impl Future<Output = Result<T, StoreError>>,
+        fetch: impl FnOnce() -> F,
     ) -> Result<T, StoreError> {
         let mut epoch = Some(epoch);
         loop {
             match self.flights.join(key, epoch) {
                 Role::Leader(lead) => {
-                    let fetched = self.fetch(fetch).await;
+                    let fetched = self.fetch(fetch()).await;
                     let cached = fetched.as_ref().map(|(_, c)| c.clone());
                     lead.land(cached.map_err(Clone::clone), |f| {
                         if let Ok(c) = f {
