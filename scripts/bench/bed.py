@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from bench.credentials import new_api_key, random_base62, resp
 from bench.envoy_bootstrap import envoy_config
@@ -66,9 +66,12 @@ WARD_KEYS = [
 
 
 class Ward:
-    def __init__(self, bed: Bed, cpu: str, cache: Optional[dict] = None, unix: bool = False,
-                 extra: Optional[dict] = None):
-        self.grpc_port, self.admin_port = free_port(), free_port()
+    def __init__(self, bed: Bed, cpu: Optional[str], cache: Optional[dict] = None,
+                 unix: bool = False, extra: Optional[dict] = None,
+                 ports: Optional[tuple[int, int]] = None):
+        # `ports` (gRPC, admin): fixed, for a ward restarted where Envoy
+        # expects it (scripts/faults); otherwise free ones.
+        self.grpc_port, self.admin_port = ports or (free_port(), free_port())
         name = bed.name("ward")
         self.unix_path = os.path.join(bed.tmp, f"{name}.sock") if unix else None
         config = {
@@ -142,7 +145,9 @@ class Noop:
 
 
 class Nginx:
-    def __init__(self, bed: Bed, cpu: str):
+    def __init__(self, bed: Bed, cpu: Optional[str], body: str = '"ok\\n"'):
+        # `body`: what every request is answered, in nginx's syntax
+        # (scripts/faults echoes the identity header: '"$http_x_user_id\\n"').
         self.port = free_port()
         d = os.path.join(bed.tmp, bed.name("nginx"))
         os.makedirs(d, exist_ok=True)
@@ -164,7 +169,7 @@ http {{
     keepalive_timeout 300s;
     server {{
         listen 127.0.0.1:{self.port} backlog=4096;
-        location / {{ return 200 "ok\\n"; }}
+        location / {{ return 200 {body}; }}
     }}
 }}
 """
@@ -181,10 +186,15 @@ http {{
 
 
 class Envoy:
-    def __init__(self, bed: Bed, cpu: str, config_args: dict):
+    def __init__(self, bed: Bed, cpu: Optional[str], config_args: dict,
+                 patch: Optional[Callable[[dict], None]] = None):
+        # `patch` edits the bootstrap in place before Envoy starts
+        # (scripts/faults: two wards, health checks, x-forwarded-for).
         self.http_port, self.admin_port = free_port(), free_port()
         name = bed.name("envoy-" + config_args["mode"])
         config = envoy_config(http_port=self.http_port, admin_port=self.admin_port, **config_args)
+        if patch:
+            patch(config)
         path = os.path.join(bed.tmp, f"{name}.json")
         with open(path, "w") as f:
             json.dump(config, f, indent=1)

@@ -1,0 +1,127 @@
+"""The measurements, and one row of the table from them: wrong allows,
+answers by status during and after a fault, the p99 during, the time to
+recover, the revocation latency on both wards (HSET revoked + PUBLISH,
+then both polled over gRPC until they deny) and each ward's RSS. A wrong
+allow is a 200 for a credential that must be denied, or a 200 without
+the identity the credential carries; a `stale` route's documented allows
+are answers for valid credentials, so they never count."""
+
+from __future__ import annotations
+
+import collections
+import statistics
+import time
+from typing import Optional
+
+from faults import creds as C
+from faults import resp
+from faults.direct import Direct, session_headers
+from faults.load import DONE, IDENT_OK, KIND, MUST_ALLOW, SCHED, STATUS
+from faults.settings import REVOCATION_LIMIT_S, REVOCATIONS, TARGETS
+
+STORE_KINDS = ("new_session", "new_token")  # each needs a Redis read
+
+
+def pct(values: list[float], p: float) -> Optional[float]:
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+
+
+def statuses(records: list[tuple]) -> str:
+    """'200:1200 401:300 503:40' (0 = no answer)."""
+    c = collections.Counter(r[STATUS] for r in records)
+    return " ".join(f"{k}:{c[k]}" for k in sorted(c))
+
+
+def wrong_allows(records: list[tuple]) -> int:
+    return sum(1 for r in records if r[STATUS] == 200 and (not r[MUST_ALLOW] or not r[IDENT_OK]))
+
+
+def recovery(records: list[tuple], t_back: float) -> Optional[float]:
+    """ms from `t_back` to the first allow of a request needing Redis
+    answered after it (through Envoy)."""
+    done = sorted(r[DONE] for r in records
+                  if r[KIND] in STORE_KINDS and r[STATUS] == 200 and r[DONE] >= t_back)
+    return (done[0] - t_back) * 1000 if done else None
+
+
+def new_row(fault: str, what: str) -> dict:
+    return {"fault": fault, "what": what, "wrong_allows": 0, "during": "", "after": "",
+            "p99_during_ms": None, "recovery_ms": None, "revocation": None,
+            "rss_before": None, "rss_after": None, "notes": [], "targets": {}}
+
+
+def fill_load(row: dict, load, t_start: float, t_end: float, settle: float,
+              t_back: Optional[float] = None) -> list[tuple]:
+    """The load's records around a fault: [t_start, t_end) is during,
+    [t_end, t_end + settle) after. Waits until `after` is over."""
+    wait = t_end + settle + 2.5 - time.monotonic()  # answers of the last slots too
+    if wait > 0:
+        time.sleep(wait)
+    recs = load.records(t_start - 0.001, t_end + settle)
+    during = [r for r in recs if r[SCHED] < t_end]
+    after = [r for r in recs if r[SCHED] >= t_end]
+    row["wrong_allows"] += wrong_allows(recs)
+    row["during"] = statuses(during)
+    row["after"] = statuses(after)
+    row["p99_during_ms"] = pct([(r[DONE] - r[SCHED]) * 1000 for r in during], 99)
+    if t_back is not None:
+        row["recovery_ms"] = recovery(recs, t_back)
+    row["requests"] = len(recs)
+    return recs
+
+
+def check(row: dict, key: str, value) -> None:
+    """Records a target's value and whether it is met."""
+    _, op, limit = TARGETS[key]
+    met = None if value is None else (value == limit if op == "==" else value <= limit)
+    row["targets"][key] = {"value": value, "met": met}
+
+
+def revocation_latency(wards: list[Direct], writer, n: int = REVOCATIONS) -> dict:
+    """n sessions, each warmed into both wards' caches, revoked one at a
+    time (HSET revoked + PUBLISH in one pipeline); both wards polled
+    alternately until each denies. ms per ward: p50, p99, max, missed."""
+    sids = C.write_sessions(writer, n)
+    warm_failed = 0
+    for sid in sids:
+        for w in wards:
+            if w.check(session_headers(sid)) != 200:
+                warm_failed += 1
+    lat: list[list[float]] = [[] for _ in wards]
+    missed = [0 for _ in wards]
+    for sid in sids:
+        t0 = time.monotonic()
+        resp.write_retrying(writer, C.revoke_session_cmds(sid), limit=2.0)
+        pending = set(range(len(wards)))
+        while pending and time.monotonic() - t0 < REVOCATION_LIMIT_S:
+            for i in list(pending):
+                if wards[i].check(session_headers(sid)) not in (200, 0):
+                    lat[i].append((time.monotonic() - t0) * 1000)
+                    pending.discard(i)
+        for i in pending:
+            missed[i] += 1
+    out = {"n": n, "warm_failed": warm_failed, "wards": []}
+    for i in range(len(wards)):
+        out["wards"].append({"p50": pct(lat[i], 50), "p99": pct(lat[i], 99),
+                             "max": max(lat[i]) if lat[i] else None, "missed": missed[i]})
+    return out
+
+
+def fill_revocation(row: dict, wards: list[Direct], writer) -> None:
+    rev = revocation_latency(wards, writer)
+    row["revocation"] = rev
+    # A revocation a healthy ward never honoured is an allow the docs do not permit.
+    row["wrong_allows"] += sum(w["missed"] for w in rev["wards"])
+    p99s = [w["p99"] for w in rev["wards"]]
+    worst = None if any(p is None for p in p99s) or any(w["missed"] for w in rev["wards"]) \
+        else max(p99s)
+    check(row, "revocation_p99_ms", worst)
+    if rev["warm_failed"]:
+        row["notes"].append(f"{rev['warm_failed']} warm-up checks not allowed")
+
+
+def median(values: list[float]) -> Optional[float]:
+    return statistics.median(values) if values else None
