@@ -68,9 +68,10 @@ WARD_KEYS = [
 class Ward:
     def __init__(self, bed: Bed, cpu: Optional[str], cache: Optional[dict] = None,
                  unix: bool = False, extra: Optional[dict] = None,
-                 ports: Optional[tuple[int, int]] = None):
+                 ports: Optional[tuple[int, int]] = None, binary: str = WARD_BIN):
         # `ports` (gRPC, admin): fixed, for a ward restarted where Envoy
-        # expects it (scripts/faults); otherwise free ones.
+        # expects it (scripts/faults); otherwise free ones. `binary`: another
+        # build of ward (scripts/faults may run a dev-profile one).
         self.grpc_port, self.admin_port = ports or (free_port(), free_port())
         name = bed.name("ward")
         self.unix_path = os.path.join(bed.tmp, f"{name}.sock") if unix else None
@@ -92,7 +93,7 @@ class Ward:
         path = os.path.join(bed.tmp, f"{name}.yaml")
         with open(path, "w") as f:
             json.dump(config, f, indent=1)  # JSON is YAML
-        self.proc = Proc(name, [WARD_BIN, "serve", "--config", path], cpu, bed.logs)
+        self.proc = Proc(name, [binary, "serve", "--config", path], cpu, bed.logs)
         self.pid = self.proc.pid
         wait_until("ward /readyz", lambda: http_get(self.admin_port, "/readyz")[0] == 200,
                    proc=self.proc)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.credentials import new_api_key, random_base62
-from faults import tokens
+from faults import resp, tokens
 
 SESSION_USER, APIKEY_USER, TOKEN_USER = "faults-user", "faults-bot", "faults-jwt"
 DAY = 86400
@@ -71,7 +71,7 @@ def seed(writer) -> Creds:
         cmds.append(("SET", f"revoked_jti:{jti}", "1", "EX", str(DAY)))
         c.revoked_tokens.append(tokens.hs256(tokens.claims(TOKEN_USER, DAY // 2, jti)))
     for i in range(0, len(cmds), 200):
-        writer.write(cmds[i:i + 200])
+        resp.write_retrying(writer, cmds[i:i + 200])
     return c
 
 
@@ -80,5 +80,5 @@ def write_sessions(writer, n: int) -> list[str]:
     ids = new_session_ids(n)
     cmds = [c for sid in ids for c in session_cmds(sid)]
     for i in range(0, len(cmds), 400):
-        writer.write(cmds[i:i + 400])
+        resp.write_retrying(writer, cmds[i:i + 400])
     return ids

@@ -22,6 +22,8 @@ from envoy.config.core.v3 import address_pb2
 class Direct:
     """A channel to one ward's gRPC port."""
 
+    counter = 0
+
     def __init__(self, port: int):
         self.port = port
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -30,8 +32,15 @@ class Direct:
     def close(self) -> None:
         self.channel.close()
 
-    def check(self, headers: dict, path: str = "/api/direct", ip: str = "198.18.200.1",
+    def check(self, headers: dict, path: str = "/api/direct", ip: str = "",
               timeout: float = 1.0) -> int:
+        """The answer's status. Each check comes from its own client address
+        (unless `ip` is given), so that the failures a revocation poll sees
+        never spend a per-address budget (429 would read as a deny)."""
+        if not ip:
+            Direct.counter += 1
+            n = Direct.counter
+            ip = f"198.18.{100 + (n // 250) % 150}.{n % 250 + 1}"
         h = dict(headers)
         h["x-forwarded-for"] = f"{ip}, 127.0.0.1"
         http = ac.AttributeContext.HttpRequest(method="GET", host="faults.test", path=path,

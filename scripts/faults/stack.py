@@ -84,7 +84,8 @@ class Stack:
 
     def start_ward(self, i: int) -> None:
         self.wards[i] = Ward(self.run, None, cache={"max_entries": 100000, "max_ttl": "120s"},
-                             extra=ward_extra(self.store, self.jwks_url), ports=self.ports[i])
+                             extra=ward_extra(self.store, self.jwks_url), ports=self.ports[i],
+                             binary=S.WARD_BIN)
 
     def stop_ward(self, i: int, sig: int = signal.SIGTERM) -> None:
         kill(self.wards[i].proc, sig)
