@@ -102,6 +102,7 @@ class Load:
         self.running = True
         self.feeder = Feeder(cfg["writer"])
         self.counts = collections.Counter()
+        self.new_tokens = 0
 
     # ---------------------------------------------------------- requests
 
@@ -123,7 +124,8 @@ class Load:
             return kind, {"x-api-key": c.apikeys[i % len(c.apikeys)]}, C.APIKEY_USER, True, \
                 user_ip(i)
         if kind == "new_token":
-            if self.jwks_tokens:
+            self.new_tokens += 1
+            if self.jwks_tokens and self.new_tokens % 8 == 0:  # 10/s while the pool lasts
                 tok = self.jwks_tokens.popleft()
                 kind = "jwks_token"
             else:

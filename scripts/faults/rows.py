@@ -78,6 +78,12 @@ def fill_load(row: dict, load, t_start: float, t_end: float, settle: float,
     row["p99_during_ms"] = pct([(r[DONE] - r[SCHED]) * 1000 for r in during], 99)
     if t_back is not None:
         row["recovery_ms"] = recovery(recs, t_back)
+    # Valid credentials not allowed outside what a store outage explains, by kind.
+    odd = collections.Counter((r[KIND], r[STATUS]) for r in recs
+                              if r[MUST_ALLOW] and r[STATUS] != 200 and t_back is None)
+    if odd:
+        row["notes"].append("valid credentials not allowed: " + ", ".join(
+            f"{k} {s}: {n}" for (k, s), n in sorted(odd.items())))
     row["requests"] = len(recs)
     return recs
 
