@@ -30,7 +30,7 @@ from faults.direct import Direct  # noqa: E402
 from faults.jwks_server import JwksServer  # noqa: E402
 from faults.load import LoadProcess  # noqa: E402
 from faults.redis_nodes import ClusterSet, SentinelSet, Standalone  # noqa: E402
-from faults.rows import check, fill_load, fill_revocation, new_row  # noqa: E402
+from faults.rows import Foreign, fill_load, fill_revocation, new_row  # noqa: E402
 from faults.settings import RATE, ROOT, SILENT_CONNS, WARD_BIN  # noqa: E402
 from faults.soak import soak  # noqa: E402
 from faults.stack import Run, Stack  # noqa: E402
@@ -52,10 +52,17 @@ def parse_args() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def run_row(rows: list, fn, *args) -> None:
+def own_pids(ctx) -> list[int]:
+    return [os.getpid()] + [p.pid for p in Proc.running] + (
+        [ctx.load.proc.pid] if ctx.load else [])
+
+
+def run_row(rows: list, fn, ctx, *args) -> None:
     t = time.monotonic()
-    row = fn(*args)
+    foreign = Foreign(own_pids(ctx))
+    row = fn(ctx, *args)
     row["seconds"] = round(time.monotonic() - t, 1)
+    row["foreign_cpu"] = round(foreign.done(), 2)
     edge.log_row(row)
     rows.append(row)
 

@@ -41,6 +41,12 @@ def recovery(row: dict) -> str:
     return ms(row.get("recovery_ms"))
 
 
+def cpu(row: dict) -> str:
+    """Other processes' CPU meanwhile (noise on a shared machine)."""
+    v = row.get("foreign_cpu")
+    return "–" if v is None else f"{v * 100:.0f} %"
+
+
 def verdict(row: dict) -> str:
     if row.get("skipped"):
         return "not run"
@@ -58,16 +64,16 @@ def render(res: dict) -> str:
              "",
              "| fault | wrong allows | answers during | answers after | p99 during (ms) | "
              "recovery (ms) | revocation p99 ward 1 / 2 (ms) | RSS ward 1 / 2 before → after (MB) "
-             "| result |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| other CPU | result |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for group, rows in res["groups"]:
-        lines.append(f"| *{group}* | | | | | | | | |")
+        lines.append(f"| *{group}* | | | | | | | | | |")
         for r in rows:
             lines.append(
                 f"| {r['fault']} | {'–' if r.get('skipped') else r['wrong_allows']} | "
                 f"{r['during'] or '–'} | {r['after'] or '–'} | {ms(r['p99_during_ms'])} | "
                 f"{recovery(r)} | {revocation(r)} | {mb(r['rss_before'])} → {mb(r['rss_after'])} "
-                f"| {verdict(r)} |")
+                f"| {cpu(r)} | {verdict(r)} |")
     lines.append("")
     for group, rows in res["groups"]:
         for r in rows:
@@ -75,7 +81,10 @@ def render(res: dict) -> str:
             if notes or r.get("skipped"):
                 lines.append(f"- **{r['fault']}** ({r['what']}): " + "; ".join(notes))
     lines.append("")
-    lines.append(f"Targets: " + "; ".join(f"{d} {op} {lim}" for d, op, lim in TARGETS.values())
+    lines.append("*other CPU*: what processes outside the run used meanwhile, in % of one CPU "
+                 "(of 2): latencies measured while it is high carry that noise.")
+    lines.append("")
+    lines.append("Targets: " + "; ".join(f"{d} {op} {lim}" for d, op, lim in TARGETS.values())
                  + f". **{'All met' if res['passed'] else 'NOT all met'}.**")
     return "\n".join(lines) + "\n"
 

@@ -13,6 +13,7 @@ import statistics
 import time
 from typing import Optional
 
+from bench.measure import CLK_TCK, busy_ticks, cpu_ticks
 from faults import creds as C
 from faults import resp
 from faults.direct import Direct, session_headers
@@ -78,11 +79,12 @@ def fill_load(row: dict, load, t_start: float, t_end: float, settle: float,
     row["p99_during_ms"] = pct([(r[DONE] - r[SCHED]) * 1000 for r in during], 99)
     if t_back is not None:
         row["recovery_ms"] = recovery(recs, t_back)
-    # Valid credentials not allowed outside what a store outage explains, by kind.
-    odd = collections.Counter((r[KIND], r[STATUS]) for r in recs
-                              if r[MUST_ALLOW] and r[STATUS] != 200 and t_back is None)
+    # Valid credentials not allowed (after an outage: once it is over), by kind.
+    odd = collections.Counter((r[KIND], r[STATUS]) for r in (recs if t_back is None else after)
+                              if r[MUST_ALLOW] and r[STATUS] != 200)
     if odd:
-        row["notes"].append("valid credentials not allowed: " + ", ".join(
+        row["notes"].append(("valid credentials not allowed" if t_back is None else
+                             "after it, valid credentials not allowed") + ": " + ", ".join(
             f"{k} {s}: {n}" for (k, s), n in sorted(odd.items())))
     row["requests"] = len(recs)
     return recs
@@ -141,6 +143,32 @@ def fill_revocation(row: dict, wards: list[Direct], writer) -> None:
     check(row, "revocation_p99_ms", worst)
     if rev["warm_failed"]:
         row["notes"].append(f"{rev['warm_failed']} warm-up checks not allowed")
+
+
+class Foreign:
+    """How much CPU processes outside the run used meanwhile (another
+    build on a shared machine), in CPUs: the machine's busy time less the
+    run's own processes' (those alive at both ends; one that died in
+    between counts as foreign, so this errs high)."""
+
+    def __init__(self, pids: list[int]):
+        self.pids, self.t0, self.busy0 = pids, time.monotonic(), busy_ticks()
+        self.own0 = self._own()
+
+    def _own(self) -> dict[int, int]:
+        out = {}
+        for p in self.pids:
+            try:
+                out[p] = cpu_ticks(p)
+            except OSError:
+                pass
+        return out
+
+    def done(self) -> float:
+        own1 = self._own()
+        own = sum(own1[p] - self.own0[p] for p in own1 if p in self.own0)
+        busy = busy_ticks() - self.busy0
+        return max(0.0, (busy - own) / CLK_TCK / max(time.monotonic() - self.t0, 1e-9))
 
 
 def median(values: list[float]) -> Optional[float]:
