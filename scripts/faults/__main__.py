@@ -73,7 +73,7 @@ def baseline(ctx) -> dict:
     t = time.monotonic()
     time.sleep(3.0)
     fill_load(row, ctx.load, t, time.monotonic(), 0.0)
-    fill_revocation(row, ctx.direct, ctx.writer)
+    fill_revocation(row, ctx)
     row["rss_after"] = ctx.stack.rss_mb()
     return row
 
@@ -109,6 +109,7 @@ def main() -> int:
     run = Run(args.quick)
     ctx = SimpleNamespace(run=run, redis=None, writer=None, creds=None, stack=None, direct=[],
                           load=None, jwks=JwksServer(Rsa().jwks()))
+    ctx.own_pids = lambda: own_pids(ctx)
     groups = []
     res = {"started": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
            "mode": "--quick" if args.quick else f"--full, soak {args.soak_minutes} min",

@@ -45,7 +45,7 @@ def begin(ctx, fault: str, what: str) -> dict:
 
 
 def end(ctx, row: dict) -> dict:
-    fill_revocation(row, ctx.direct, ctx.writer)
+    fill_revocation(row, ctx)
     row["rss_after"] = ctx.stack.rss_mb()
     return row
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import threading
 import time
 from typing import Optional
@@ -25,10 +26,12 @@ from faults import resp, tokens
 from faults.settings import DENY_KINDS, MIX, REQUEST_TIMEOUT, STALE_EVERY, USER_IPS
 
 MAX_CONNS = 512
+REASON_RE = re.compile(rb'"reason":"([a-z_]+)"')
 AHEAD = 2000  # fresh sessions written ahead of use (> 10 s of them)
 
-# Record fields.
-SCHED, DONE, KIND, MUST_ALLOW, STALE, STATUS, IDENT_OK = range(7)
+# Record fields. REASON: a deny's `reason` from ward's JSON body, "envoy" for
+# an answer without one (Envoy's own 503 when the check failed), else "".
+SCHED, DONE, KIND, MUST_ALLOW, STALE, STATUS, IDENT_OK, REASON = range(8)
 
 
 def make_writer(spec: tuple):
@@ -191,7 +194,12 @@ class Load:
                     conn[1].close()
                     self.open -= 1
         ident_ok = status != 200 or body.strip().decode(errors="replace") == user
-        self.records.append((t_sched, time.monotonic(), kind, must_allow, stale, status, ident_ok))
+        reason = ""
+        if status not in (200, 401):
+            m = REASON_RE.search(body)
+            reason = m.group(1).decode() if m else "envoy"
+        self.records.append((t_sched, time.monotonic(), kind, must_allow, stale, status, ident_ok,
+                             reason))
 
     async def ticker(self) -> None:
         i = deny_i = 0

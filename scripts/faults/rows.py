@@ -17,11 +17,12 @@ from bench.measure import CLK_TCK, busy_ticks, cpu_ticks
 from faults import creds as C
 from faults import resp
 from faults.direct import Direct, session_headers
-from faults.load import DONE, IDENT_OK, KIND, MUST_ALLOW, SCHED, STATUS
+from faults.load import DONE, IDENT_OK, KIND, MUST_ALLOW, REASON, SCHED, STATUS
 from faults.settings import REVOCATION_LIMIT_S, REVOCATIONS, TARGETS
 
 STORE_KINDS = ("new_session", "new_token")  # each needs a Redis read
 POLL_PAUSE = 0.0003  # s between two rounds of a revocation poll
+MAX_FOREIGN = 0.25  # other processes' CPU (in CPUs) above which a missed target is measured again
 
 
 def pct(values: list[float], p: float) -> Optional[float]:
@@ -80,12 +81,13 @@ def fill_load(row: dict, load, t_start: float, t_end: float, settle: float,
     if t_back is not None:
         row["recovery_ms"] = recovery(recs, t_back)
     # Valid credentials not allowed (after an outage: once it is over), by kind.
-    odd = collections.Counter((r[KIND], r[STATUS]) for r in (recs if t_back is None else after)
+    odd = collections.Counter((r[KIND], r[STATUS], r[REASON])
+                              for r in (recs if t_back is None else after)
                               if r[MUST_ALLOW] and r[STATUS] != 200)
     if odd:
         row["notes"].append(("valid credentials not allowed" if t_back is None else
                              "after it, valid credentials not allowed") + ": " + ", ".join(
-            f"{k} {s}: {n}" for (k, s), n in sorted(odd.items())))
+            f"{k} {s} {why}: {n}".replace("  ", " ") for (k, s, why), n in sorted(odd.items())))
     row["requests"] = len(recs)
     return recs
 
@@ -132,17 +134,38 @@ def revocation_latency(wards: list[Direct], writer, n: int = REVOCATIONS) -> dic
     return out
 
 
-def fill_revocation(row: dict, wards: list[Direct], writer) -> None:
-    rev = revocation_latency(wards, writer)
+def fill_revocation(row: dict, ctx, attempts: int = 3) -> None:
+    """The revocation check after a fault. Measured again (up to
+    `attempts` times in all, the quietest kept) when it misses its target
+    while other processes were busy: on a shared 2-core machine a build
+    next door stalls the wards for tens of ms (as bench/measure.py does)."""
+    best = None
+    for attempt in range(attempts):
+        foreign = Foreign(ctx.own_pids())
+        rev = revocation_latency(ctx.direct, ctx.writer)
+        rev["foreign_cpu"] = round(foreign.done(), 2)
+        p99s = [w["p99"] for w in rev["wards"]]
+        rev["worst"] = None if None in p99s or any(w["missed"] for w in rev["wards"]) \
+            else max(p99s)
+        if best is None or rev["foreign_cpu"] < best["foreign_cpu"]:
+            best = rev
+        met = rev["worst"] is not None and rev["worst"] <= TARGETS["revocation_p99_ms"][2]
+        if met or rev["foreign_cpu"] <= MAX_FOREIGN:
+            best = rev
+            break
+        row["notes"].append(f"revocation p99 {ms_or_dash(rev['worst'])} ms while other processes "
+                            f"used {rev['foreign_cpu'] * 100:.0f} % CPU: measured again")
+    rev = best
     row["revocation"] = rev
     # A revocation a healthy ward never honoured is an allow the docs do not permit.
     row["wrong_allows"] += sum(w["missed"] for w in rev["wards"])
-    p99s = [w["p99"] for w in rev["wards"]]
-    worst = None if any(p is None for p in p99s) or any(w["missed"] for w in rev["wards"]) \
-        else max(p99s)
-    check(row, "revocation_p99_ms", worst)
+    check(row, "revocation_p99_ms", rev["worst"])
     if rev["warm_failed"]:
         row["notes"].append(f"{rev['warm_failed']} warm-up checks not allowed")
+
+
+def ms_or_dash(v) -> str:
+    return "–" if v is None else f"{v:.1f}"
 
 
 class Foreign:
