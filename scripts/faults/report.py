@@ -81,6 +81,15 @@ def render(res: dict) -> str:
             if notes or r.get("skipped"):
                 lines.append(f"- **{r['fault']}** ({r['what']}): " + "; ".join(notes))
     lines.append("")
+    for group, rows in res["groups"]:
+        for r in rows:
+            if r.get("per_minute"):
+                lines += ["", f"{r['fault']}, per minute:", "",
+                          "| minute | RSS ward 1 / 2 (MB) | p99 (ms) | answers | wrong allows |",
+                          "|---|---|---|---|---|"]
+                lines += [f"| {e['minute']} | {mb(e['rss_mb'])} | {ms(e['p99_ms'])} | "
+                          f"{e['answers']} | {e['wrong_allows']} |" for e in r["per_minute"]]
+                lines.append("")
     lines.append("*other CPU*: what processes outside the run used meanwhile, in % of one CPU "
                  "(of 2): latencies measured while it is high carry that noise.")
     lines.append("")

@@ -12,7 +12,7 @@ import time
 
 from bench.procs import log
 from faults.load import DONE, SCHED
-from faults.rows import check, new_row, pct, statuses, wrong_allows
+from faults.rows import check, new_row, pct, split, wrong_allows
 
 CACHES_FULL_MIN = 3  # minute from which the caches are full (cache.max_ttl 120 s)
 
@@ -37,7 +37,7 @@ def soak(ctx, minutes: int) -> dict:
         lats.append(lat)
         row["wrong_allows"] += wa
         entry = {"minute": m + 1, "rss_mb": ctx.stack.rss_mb(), "p99_ms": pct(lat, 99),
-                 "requests": len(recs), "wrong_allows": wa, "answers": statuses(recs)}
+                 "requests": len(recs), "wrong_allows": wa, "answers": split(recs)}
         per_min.append(entry)
         all_status = entry["answers"]
         log(f"  soak minute {m + 1}: RSS {entry['rss_mb'][0]:.1f} / {entry['rss_mb'][1]:.1f} MB, "
