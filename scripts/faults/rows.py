@@ -9,7 +9,6 @@ are answers for valid credentials, so they never count."""
 from __future__ import annotations
 
 import collections
-import statistics
 import time
 from typing import Optional
 
@@ -192,7 +191,3 @@ class Foreign:
         own = sum(own1[p] - self.own0[p] for p in own1 if p in self.own0)
         busy = busy_ticks() - self.busy0
         return max(0.0, (busy - own) / CLK_TCK / max(time.monotonic() - self.t0, 1e-9))
-
-
-def median(values: list[float]) -> Optional[float]:
-    return statistics.median(values) if values else None
