@@ -10,7 +10,9 @@
 #     end-to-end tests and for validating envoy/*.yaml;
 #   - Helm (.tools/helm) and kubernetes-validate (.venv-k8s/) for the chart;
 # then fmt, clippy, nextest (or cargo test), doc tests, Envoy config checks,
-# and the Helm chart checks (scripts/helm-check.sh).
+# the Helm chart checks (scripts/helm-check.sh), and the fault run's quick
+# subset (scripts/faults.sh --quick, < 90 s; it installs nginx and a gRPC
+# client venv, .venv-faults/).
 # Any failure stops the script with a non-zero exit.
 
 set -euo pipefail
@@ -70,5 +72,19 @@ for config in "${configs[@]}"; do
 done
 
 bash scripts/helm-check.sh
+
+# The fault run's quick subset (docs/reliability.md): standalone Redis, two
+# wards and Envoy under load; Redis stopped, killed and restarted, its
+# pub/sub connections cut, a flood of bogus credentials; exits non-zero on
+# any wrong allow or missed target. Its wards are the dev build with the
+# ward crate itself at opt-level 2 (its dependencies are at 1 already):
+# only that crate is rebuilt, about 2 CPU-minutes, where a release build
+# would rebuild every dependency (about 7). Last, so that no later step
+# rebuilds it at opt-level 0.
+step "cargo build --bin ward (ward crate at opt-level 2) for the fault run"
+cargo build --quiet --bin ward --config 'profile.dev.package.ward.opt-level=2'
+target_dir="$(cargo metadata --format-version 1 --no-deps \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+WARD_FAULTS_BIN="$target_dir/debug/ward" bash scripts/faults.sh --quick
 
 step "All checks passed"

@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from bench.credentials import new_api_key, random_base62, resp
 from bench.envoy_bootstrap import envoy_config
@@ -72,9 +72,13 @@ class Ward:
     """ward serving one config: the build under test (bed.ward_bin), or with
     `baseline` the build it is compared with (bed.baseline_bin, direct phase)."""
 
-    def __init__(self, bed: Bed, cpu: str, cache: Optional[dict] = None, unix: bool = False,
-                 extra: Optional[dict] = None, baseline: bool = False):
-        self.grpc_port, self.admin_port = free_port(), free_port()
+    def __init__(self, bed: Bed, cpu: Optional[str], cache: Optional[dict] = None,
+                 unix: bool = False, extra: Optional[dict] = None, baseline: bool = False,
+                 ports: Optional[tuple[int, int]] = None, binary: Optional[str] = None):
+        # `ports` (gRPC, admin): fixed, for a ward restarted where Envoy
+        # expects it (scripts/faults); otherwise free ones. `binary`: another
+        # build of ward (scripts/faults may run a dev-profile one).
+        self.grpc_port, self.admin_port = ports or (free_port(), free_port())
         name = bed.name("ward-baseline" if baseline else "ward")
         self.unix_path = os.path.join(bed.tmp, f"{name}.sock") if unix else None
         config = {
@@ -95,7 +99,7 @@ class Ward:
         path = os.path.join(bed.tmp, f"{name}.yaml")
         with open(path, "w") as f:
             json.dump(config, f, indent=1)  # JSON is YAML
-        binary = bed.baseline_bin if baseline else bed.ward_bin
+        binary = binary or (bed.baseline_bin if baseline else bed.ward_bin)
         self.proc = Proc(name, [binary, "serve", "--config", path], cpu, bed.logs)
         self.pid = self.proc.pid
         wait_until("ward /readyz", lambda: http_get(self.admin_port, "/readyz")[0] == 200,
@@ -149,7 +153,9 @@ class Noop:
 
 
 class Nginx:
-    def __init__(self, bed: Bed, cpu: str):
+    def __init__(self, bed: Bed, cpu: Optional[str], body: str = '"ok\\n"'):
+        # `body`: what every request is answered, in nginx's syntax
+        # (scripts/faults echoes the identity header: '"$http_x_user_id\\n"').
         self.port = free_port()
         d = os.path.join(bed.tmp, bed.name("nginx"))
         os.makedirs(d, exist_ok=True)
@@ -171,7 +177,7 @@ http {{
     keepalive_timeout 300s;
     server {{
         listen 127.0.0.1:{self.port} backlog=4096;
-        location / {{ return 200 "ok\\n"; }}
+        location / {{ return 200 {body}; }}
     }}
 }}
 """
@@ -188,10 +194,15 @@ http {{
 
 
 class Envoy:
-    def __init__(self, bed: Bed, cpu: str, config_args: dict):
+    def __init__(self, bed: Bed, cpu: Optional[str], config_args: dict,
+                 patch: Optional[Callable[[dict], None]] = None):
+        # `patch` edits the bootstrap in place before Envoy starts
+        # (scripts/faults: two wards, health checks, x-forwarded-for).
         self.http_port, self.admin_port = free_port(), free_port()
         name = bed.name("envoy-" + config_args["mode"])
         config = envoy_config(http_port=self.http_port, admin_port=self.admin_port, **config_args)
+        if patch:
+            patch(config)
         path = os.path.join(bed.tmp, f"{name}.json")
         with open(path, "w") as f:
             json.dump(config, f, indent=1)
