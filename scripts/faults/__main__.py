@@ -114,7 +114,7 @@ def main() -> int:
     res = {"started": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
            "mode": "--quick" if args.quick else f"--full, soak {args.soak_minutes} min",
            "ward_bin": os.path.relpath(WARD_BIN, ROOT), "rate": RATE,
-           "machine": machine_info(), "groups": groups}
+           "machine": machine_info(WARD_BIN), "groups": groups}
     log(f"results in {os.path.relpath(run.outdir, ROOT)}; ward {res['ward_bin']}")
     try:
         log("standalone Redis")
