@@ -14,6 +14,7 @@ import time
 
 from bench.procs import log
 from faults import creds as C
+from faults.direct import Direct
 from faults.load import KIND, MUST_ALLOW, STATUS
 from faults.rows import check, fill_load, fill_revocation, new_row, statuses
 from faults.settings import BOGUS_ADDRESSES, SETTLE_S, SILENT_CONNS, SILENT_HOLD_S
@@ -146,7 +147,6 @@ def rolling_stop(ctx) -> dict:
     ctx.stack.wait_healthy([0, 1])
     t_end = time.monotonic()
     ctx.direct[0].close()
-    from faults.direct import Direct
     ctx.direct[0] = Direct(ctx.stack.ports[0][0])
     recs = fill_load(row, ctx.load, t_start, t_end, SETTLE_S)
     failed = sum(1 for r in recs if r[STATUS] == 0 or r[STATUS] >= 500

@@ -62,9 +62,10 @@ def kill(proc: Proc, sig: int = signal.SIGKILL) -> None:
 class Node:
     """One redis-server (also a Sentinel, or a Cluster node)."""
 
-    def __init__(self, run, name: str, args: tuple = (), conf: str = "", persist: bool = True):
+    def __init__(self, run, name: str, args: tuple = (), conf: str = "", persist: bool = True,
+                 port: int = 0):
         self.run, self.name, self.args, self.conf = run, name, list(args), conf
-        self.port = pick_port()
+        self.port = port or pick_port()
         self.dir = os.path.join(run.tmp, name)
         os.makedirs(self.dir, exist_ok=True)
         self.persist = persist
@@ -161,11 +162,8 @@ class SentinelSet:
             conf = os.path.join(d, "sentinel.conf")
             with open(conf, "w") as f:
                 f.write(sentinel_conf(i, ports, a.port, b.port))
-            node = Node.__new__(Node)
-            node.run, node.name, node.args, node.conf = run, f"sentinel-{i}", ["--sentinel"], conf
-            node.port, node.dir, node.persist, node.proc, node.starts = p, d, False, None, 0
-            node.start()
-            self.sentinels.append(node)
+            self.sentinels.append(Node(run, f"sentinel-{i}", ("--sentinel",), conf=conf,
+                                       persist=False, port=p))
         for s in self.sentinels:
             wait_for("the Sentinels to see each other", lambda: self._others(s) == 2, 15)
         self.nodes = self.data + self.sentinels

@@ -217,9 +217,6 @@ class Cluster:
                 self.ranges = []
                 raise errors[0]
 
-    def pipeline(self, cmds):  # for symmetry with Standalone (single key admin use)
-        self.write(cmds)
-
 
 def write_retrying(store, cmds: Sequence[Sequence[str]], limit: float = 10.0) -> float:
     """store.write(cmds), retried for up to `limit` seconds (a failover in
