@@ -16,23 +16,11 @@ from bench.procs import log
 from faults import creds as C
 from faults.direct import Direct
 from faults.load import KIND, MUST_ALLOW, STATUS
-from faults.rows import check, fill_load, fill_revocation, new_row, statuses
+from faults.rows import begin, check, end, fill_load, new_row, statuses
 from faults.settings import BOGUS_ADDRESSES, SETTLE_S, SILENT_CONNS, SILENT_HOLD_S
 from faults.tokens import Rsa, claims
 
 JWKS_FAULT_S = 5.0
-
-
-def begin(ctx, fault: str, what: str) -> dict:
-    row = new_row(fault, what)
-    row["rss_before"] = ctx.stack.rss_mb()
-    return row
-
-
-def end(ctx, row: dict) -> dict:
-    fill_revocation(row, ctx)
-    row["rss_after"] = ctx.stack.rss_mb()
-    return row
 
 
 def jwks(ctx, mode: str) -> dict:

@@ -17,7 +17,7 @@ from faults import creds as C
 from faults import resp
 from faults.direct import Prober, first_allow_after, session_headers
 from faults.redis_nodes import MASTER_NAME, wait_for
-from faults.rows import check, fill_load, fill_revocation, new_row
+from faults.rows import begin, check, end, fill_load
 from faults.settings import OUTAGE_S, PUBSUB_GAP_MS, SETTLE_S
 
 PROBE_EVERY = 0.005
@@ -36,18 +36,6 @@ def ward_recovery(row: dict, probes: list[Prober], t_back: float) -> list:
         out.append(None if r is None else r * 1000)
     row["recovery_wards_ms"] = out
     return out
-
-
-def begin(ctx, fault: str, what: str) -> dict:
-    row = new_row(fault, what)
-    row["rss_before"] = ctx.stack.rss_mb()
-    return row
-
-
-def end(ctx, row: dict) -> dict:
-    fill_revocation(row, ctx)
-    row["rss_after"] = ctx.stack.rss_mb()
-    return row
 
 
 def redis_sigstop(ctx) -> dict:

@@ -191,3 +191,17 @@ class Foreign:
         own = sum(own1[p] - self.own0[p] for p in own1 if p in self.own0)
         busy = busy_ticks() - self.busy0
         return max(0.0, (busy - own) / CLK_TCK / max(time.monotonic() - self.t0, 1e-9))
+
+
+def begin(ctx, fault: str, what: str) -> dict:
+    """A fault's row, with the wards' RSS before it."""
+    row = new_row(fault, what)
+    row["rss_before"] = ctx.stack.rss_mb()
+    return row
+
+
+def end(ctx, row: dict) -> dict:
+    """A fault's row completed: revocation latency and RSS after it."""
+    fill_revocation(row, ctx)
+    row["rss_after"] = ctx.stack.rss_mb()
+    return row
