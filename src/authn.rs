@@ -1,6 +1,9 @@
 //! Authentication: request in, decision out. The one step of a check that
 //! may wait: on the store (sessions, API keys, revocations, through the
-//! in-process cache) and on a JWKS refetch for an unknown `kid`.
+//! in-process cache), on a JWKS refetch for an unknown `kid`, and on the
+//! signature of a token not seen before, which the ports verify off the
+//! thread that answers cache hits (what is refused without a signature,
+//! a malformed token or an unknown `kid`, is refused here, inline).
 //!
 //! One path per credential kind; a malformed id never reaches the store.
 //! Every failed store read goes through [`on_store_error::verdict`], the
@@ -13,11 +16,13 @@ use crate::apikey;
 use crate::config::{Config, FingerprintConfig, FingerprintMode, OnStoreError};
 use crate::credential_kind::CredentialKind;
 use crate::credentials::Credential;
+use crate::credentials::CredentialHash;
 use crate::fingerprint;
 use crate::identity::{ClaimRenderer, HeaderRules, Identity, IdentityError};
+use crate::jwt::KeySet;
 use crate::jwt::{JwtError, Rules, Verifier};
 use crate::on_store_error::{self, Site, Verdict};
-use crate::ports::{Event, Ports, Stale};
+use crate::ports::{Event, Ports, Stale, Verification};
 use crate::presented::Presented;
 use crate::reason::Reason;
 use crate::record::SessionRecord;
@@ -42,8 +47,8 @@ const UNKNOWN_KID_WAIT: Duration = Duration::from_millis(100);
 /// The rules of authentication, from the config; what it reads and
 /// counts goes through the [`Ports`] each call is given.
 pub(crate) struct Authenticator {
-    verifier: Verifier,
-    renderer: ClaimRenderer,
+    /// Shared with the verifications in flight (they run on other threads).
+    jwt: Arc<JwtRules>,
     /// The header rules of the views kept in cached records
     /// ([`crate::record::Record::view`]): one authenticator per store cache.
     rules: HeaderRules,
@@ -60,16 +65,18 @@ impl Authenticator {
     pub(crate) fn new(config: &Config) -> Self {
         let jwt = &config.jwt;
         Self {
-            verifier: Verifier {
-                max_token_bytes: jwt.max_token_bytes,
-                rules: Rules {
-                    leeway: jwt.leeway,
-                    issuers: jwt.issuers.clone(),
-                    audiences: jwt.audiences.clone(),
-                    max_lifetime: jwt.max_lifetime,
+            jwt: Arc::new(JwtRules {
+                verifier: Verifier {
+                    max_token_bytes: jwt.max_token_bytes,
+                    rules: Rules {
+                        leeway: jwt.leeway,
+                        issuers: jwt.issuers.clone(),
+                        audiences: jwt.audiences.clone(),
+                        max_lifetime: jwt.max_lifetime,
+                    },
                 },
-            },
-            renderer: ClaimRenderer::new(&jwt.claims, HeaderRules::new(&config.headers)),
+                renderer: ClaimRenderer::new(&jwt.claims, HeaderRules::new(&config.headers)),
+            }),
             rules: HeaderRules::new(&config.headers),
             session_fields: config
                 .sessions
@@ -122,9 +129,7 @@ impl Authenticator {
                 if io.ports.keeps_tokens() {
                     io.ports.count(Event::TokenCacheMiss);
                 }
-                let (identity, exp) = self.verify_jwt(io.ports, token, now).await?;
-                io.ports.keep_token(*hash, identity.clone(), exp, now);
-                identity
+                self.verify_jwt(io.ports, token, hash, now).await?
             }
         };
         self.check_revocation(io, &identity, now).await?;
@@ -168,37 +173,32 @@ impl Authenticator {
         Ok(())
     }
 
+    /// A token not in the cache: what needs no signature is checked here
+    /// (a new `kid` waits for a bounded refetch), the signature and claims
+    /// by [`Ports::verify`].
     async fn verify_jwt<P: Ports>(
         &self,
         ports: &P,
         token: &str,
+        hash: &CredentialHash,
         now: u64,
-    ) -> Result<(Arc<Identity>, u64), Reason> {
-        ports.count(Event::JwtVerification);
-        let mut result = self.verifier.verify(token, &ports.keys(), now);
+    ) -> Result<Arc<Identity>, Reason> {
+        let mut keys = ports.keys();
+        let mut checked = self.jwt.verifier.precheck(token, &keys);
         // A new kid is most often a key rotation: give the fetcher one
         // bounded chance before denying.
-        if matches!(result, Err(JwtError::UnknownKey))
+        if matches!(checked, Err(JwtError::UnknownKey))
             && ports.await_new_keys(UNKNOWN_KID_WAIT).await
         {
-            ports.count(Event::JwtVerification);
-            result = self.verifier.verify(token, &ports.keys(), now);
+            keys = ports.keys();
+            checked = self.jwt.verifier.precheck(token, &keys);
         }
-        let verified = result.map_err(|e| {
-            if e == JwtError::UnknownKey && ports.keys().is_empty() {
-                Reason::KeysUnavailable
-            } else {
-                Reason::from(&e)
-            }
-        })?;
-        let identity = self
-            .renderer
-            .render(&verified.claims, CredentialKind::Jwt)
-            .map_err(|e| match e {
-                IdentityError::MissingUserId(_) => Reason::MissingClaim,
-                IdentityError::BadValue { .. } => Reason::InvalidClaim,
-            })?;
-        Ok((Arc::new(identity), verified.exp))
+        checked.map_err(|e| refusal(&e, &keys))?;
+        let rules = Arc::clone(&self.jwt);
+        let token = token.to_owned();
+        ports
+            .verify(hash, now, move || rules.verify(&token, &keys, now))
+            .await
     }
 
     async fn session<P: Ports>(
@@ -282,6 +282,42 @@ impl Authenticator {
         view.record.check(now)?;
         let identity = view.identity.clone().map_err(|()| Reason::InvalidApiKey)?;
         Ok(Authenticated::Identity(identity))
+    }
+}
+
+/// What verifies a new token: the JWS rules and the claim mapping. Shared
+/// (`Arc`) with the verification of each new token, wherever it runs.
+struct JwtRules {
+    verifier: Verifier,
+    renderer: ClaimRenderer,
+}
+
+impl JwtRules {
+    /// The signature and claims of `token`, and its identity: the costly
+    /// part of a check, run by [`Ports::verify`].
+    fn verify(&self, token: &str, keys: &KeySet, now: u64) -> Verification {
+        let verified = self
+            .verifier
+            .verify(token, keys, now)
+            .map_err(|e| refusal(&e, keys))?;
+        let identity = self
+            .renderer
+            .render(&verified.claims, CredentialKind::Jwt)
+            .map_err(|e| match e {
+                IdentityError::MissingUserId(_) => Reason::MissingClaim,
+                IdentityError::BadValue { .. } => Reason::InvalidClaim,
+            })?;
+        Ok((Arc::new(identity), verified.exp))
+    }
+}
+
+/// Why a token was refused: an unknown `kid` when there are no keys at
+/// all means the keys have not loaded yet (503), not a bad token.
+fn refusal(e: &JwtError, keys: &KeySet) -> Reason {
+    if *e == JwtError::UnknownKey && keys.is_empty() {
+        Reason::KeysUnavailable
+    } else {
+        Reason::from(e)
     }
 }
 

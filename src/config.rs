@@ -25,7 +25,8 @@ pub use api_keys::ApiKeysConfig;
 pub use cache::CacheConfig;
 pub use headers::HeadersConfig;
 pub use jwt::{
-    ClaimHeader, ClaimMapping, DEFAULT_TYPES, JwksSource, JwtConfig, RevocationConfig, StaticKey,
+    ClaimHeader, ClaimMapping, DEFAULT_TYPES, JwksSource, JwtConfig, MAX_VERIFY_QUEUE,
+    MAX_VERIFY_THREADS, RevocationConfig, StaticKey, VerifyConfig,
 };
 pub use limits::*;
 pub use listen::{

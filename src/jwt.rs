@@ -86,18 +86,22 @@ impl Verifier {
         Ok(Verified { claims, exp })
     }
 
+    /// What costs no signature check: the size cap, the strict parse of
+    /// the header and the choice of keys. A token refused here would be
+    /// refused by [`Verifier::verify`] the same way, so a check refuses it
+    /// without waiting for a verification thread (`verifications.rs`).
+    pub fn precheck(&self, token: &str, keys: &KeySet) -> Result<(), JwtError> {
+        let parts = token::parse(token, self.max_token_bytes)?;
+        candidates(&parts, keys).map(|_| ())
+    }
+
     /// The JWS layer alone: size cap, strict parse, key choice, signature,
     /// and the verifying key's judgement of `typ`. Returns the decoded
     /// payload, not yet read as claims.
     pub fn verify_signature(&self, token: &str, keys: &KeySet) -> Result<Vec<u8>, JwtError> {
         let parts = token::parse(token, self.max_token_bytes)?;
         let alg = parts.header.alg;
-        let candidates =
-            keys.candidates(parts.header.kid.as_deref(), alg)
-                .map_err(|e| match e {
-                    KeyLookup::Unknown => JwtError::UnknownKey,
-                    KeyLookup::AlgorithmMismatch => JwtError::AlgorithmMismatch,
-                })?;
+        let candidates = candidates(&parts, keys)?;
         let key = candidates
             .into_iter()
             .find(|key| {
@@ -115,6 +119,15 @@ impl Verifier {
         }
         token::decode_part(parts.payload)
     }
+}
+
+/// The keys that may have signed `parts`: by `kid` and `alg`.
+fn candidates<'k>(parts: &token::Parts<'_>, keys: &'k KeySet) -> Result<Vec<&'k Key>, JwtError> {
+    keys.candidates(parts.header.kid.as_deref(), parts.header.alg)
+        .map_err(|e| match e {
+            KeyLookup::Unknown => JwtError::UnknownKey,
+            KeyLookup::AlgorithmMismatch => JwtError::AlgorithmMismatch,
+        })
 }
 
 #[cfg(test)]
@@ -222,5 +235,27 @@ mod tests {
             verify(header, "[1]").map(|_| ()),
             Err(JwtError::Malformed("payload is not a JSON object"))
         );
+    }
+
+    #[test]
+    fn precheck_refuses_what_verify_would_before_any_signature() {
+        let keys = KeySet::new([key("jwt", &["JWT"])]);
+        let verifier = Verifier {
+            max_token_bytes: 8192,
+            rules: Rules::default(),
+        };
+        let good = token(r#"{"alg":"HS256","kid":"jwt"}"#, CLAIMS);
+        let (message, _) = good.rsplit_once('.').unwrap();
+        let unsigned = format!("{message}.AAAA");
+        let other_kid = token(r#"{"alg":"HS256","kid":"other"}"#, CLAIMS);
+        let too_large = "a".repeat(8193);
+        // Passes the precheck: only the signature can tell.
+        assert_eq!(verifier.precheck(&good, &keys), Ok(()));
+        assert_eq!(verifier.precheck(&unsigned, &keys), Ok(()));
+        // Refused alike by the precheck and by the full verification.
+        for bad in [other_kid.as_str(), "a.b.c", too_large.as_str()] {
+            let refused = verifier.precheck(bad, &keys).unwrap_err();
+            assert_eq!(verifier.verify(bad, &keys, NOW).unwrap_err(), refused);
+        }
     }
 }

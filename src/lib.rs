@@ -40,6 +40,8 @@
 //! | [`policy`] | route policies; [`policy::path`] canonicalizes paths (pure) |
 //! | [`limiter`] | failed-authentication budgets per IP and credential |
 //! | `authn` | extract → cache → verify → identity: one check |
+//! | [`verifications`] | new tokens verified off the hit thread: a bounded queue, idle-priority threads, one verification per token in flight |
+//! | `flights` | single flight: one call per key in flight (store reads, verifications) |
 //! | `on_store_error` | what a failed store read means: the one place `on_store_error` is applied (pure) |
 //! | [`lookup`] | store reads behind the cache: fresh, negative, stale, single-flight |
 //! | `record` | a cached store record and the slot for its parsed view (pure) |
@@ -70,6 +72,7 @@ pub mod decision;
 pub(crate) mod explain;
 pub mod fields;
 pub mod fingerprint;
+pub(crate) mod flights;
 pub(crate) mod forward;
 #[cfg(feature = "server")]
 #[doc(hidden)]
@@ -99,6 +102,7 @@ pub mod setup;
 pub mod store;
 #[cfg(feature = "server")]
 pub(crate) mod telemetry;
+pub mod verifications;
 pub mod wiring;
 
 /// Seconds since the Unix epoch: the one clock read per check, handed to

@@ -5,7 +5,7 @@
 //!   evict it sooner), and never past its key's own TTL.
 //! - "Not found" is cached for `cache.negative_ttl`: a flood of random
 //!   ids costs one store call per id per window, not one per request.
-//! - Concurrent misses for one key make one store call (`lookup/flights.rs`).
+//! - Concurrent misses for one key make one store call (`flights.rs`).
 //! - When the store fails (an outage, not a bad record: see
 //!   [`StoreError::fault`]), a read answered before (a record, or a "not
 //!   found") is served for up to `store.stale_if_error` past its
@@ -24,19 +24,17 @@
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::flights::{Flights, Role};
 use crate::metrics::Metrics;
 use crate::on_store_error::Fault;
 use crate::ports::Stale;
 use crate::record::{ApiKeyRecord, Record, SessionRecord};
 use crate::store::keys::KeyNames;
 use crate::store::{Backend, Invalidation, Store, StoreError};
-use flights::{Flights, Role};
 use moka::Expiry;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-mod flights;
 
 /// What a read found, by kind of key: the one cache holds all three.
 #[derive(Debug, Clone)]
@@ -160,7 +158,7 @@ pub struct Lookups {
     store: Store,
     keys: KeyNames,
     cache: moka::sync::Cache<String, Arc<Cached>, StoreKeyHasher>,
-    flights: Flights<Result<Arc<Cached>, StoreError>>,
+    flights: Flights<String, Result<Arc<Cached>, StoreError>>,
     store_ttl: Duration,
     negative_ttl: Duration,
     stale_if_error: Duration,
@@ -303,7 +301,7 @@ impl Lookups {
     }
 
     /// The store's answer for `key`, read by one caller for all who ask at
-    /// once (`lookup/flights.rs`), and cached unless invalidated meanwhile.
+    /// once (`flights.rs`), and cached unless invalidated meanwhile.
     async fn read_once<T: Answer, F: Future<Output = Result<T, StoreError>>>(
         &self,
         key: &str,

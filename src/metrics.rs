@@ -78,6 +78,10 @@ pub struct Metrics {
     pub store_errors: IntCounter,
     /// JWT verifications run: a cache hit runs none.
     pub jwt_verifications: IntCounter,
+    /// New tokens waiting for a verification thread.
+    pub jwt_verify_queue: IntGauge,
+    /// New tokens refused because the verification queue was full.
+    pub jwt_verify_overloaded: IntCounter,
     pub jwks_refresh_ok: IntCounter,
     pub jwks_refresh_error: IntCounter,
     pub jwks_keys: IntGauge,
@@ -132,6 +136,14 @@ impl Metrics {
             "ward_jwt_verifications_total",
             "JWT verifications run (a cache hit runs none).",
         )?;
+        let jwt_verify_queue = IntGauge::new(
+            "ward_jwt_verify_queue",
+            "New tokens waiting for a verification thread.",
+        )?;
+        let jwt_verify_overloaded = IntCounter::new(
+            "ward_jwt_verify_overloaded_total",
+            "New tokens refused because the verification queue was full.",
+        )?;
         let jwks_keys = IntGauge::new("ward_jwks_keys", "Keys currently loaded from JWKS.")?;
         let jwks_last_success = IntGauge::new(
             "ward_jwks_last_success_timestamp_seconds",
@@ -179,6 +191,8 @@ impl Metrics {
         registry.register(Box::new(cache.clone()))?;
         registry.register(Box::new(jwks.clone()))?;
         registry.register(Box::new(jwt_verifications.clone()))?;
+        registry.register(Box::new(jwt_verify_queue.clone()))?;
+        registry.register(Box::new(jwt_verify_overloaded.clone()))?;
         registry.register(Box::new(store.clone()))?;
         registry.register(Box::new(jwks_keys.clone()))?;
         registry.register(Box::new(jwks_last_success.clone()))?;
@@ -194,6 +208,8 @@ impl Metrics {
             store_ok: store.with_label_values(&["ok"]),
             store_errors: store.with_label_values(&["error"]),
             jwt_verifications,
+            jwt_verify_queue,
+            jwt_verify_overloaded,
             jwks_refresh_ok: jwks.with_label_values(&["ok"]),
             jwks_refresh_error: jwks.with_label_values(&["error"]),
             jwks_keys,

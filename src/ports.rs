@@ -1,8 +1,9 @@
 //! The checker's ports: everything a check asks of the world outside the
 //! pure core, as one trait. Store reads (through the in-process cache),
-//! verified tokens kept from earlier checks, the current JWT keys (and a
-//! bounded wait for a refetch), the brute-force limiter, and the counters
-//! a check bumps.
+//! verified tokens kept from earlier checks, where a new token's signature
+//! is verified (off the thread that answers hits), the current JWT keys
+//! (and a bounded wait for a refetch), the brute-force limiter, and the
+//! counters a check bumps.
 //!
 //! Why a trait: the core (`check.rs`, `authn.rs` and what they import)
 //! then names no runtime, cache, client or metrics crate (an architecture
@@ -15,6 +16,7 @@
 use crate::credentials::CredentialHash;
 use crate::identity::Identity;
 use crate::jwt::KeySet;
+use crate::reason::Reason;
 use crate::record::{ApiKeyRecord, SessionRecord};
 use crate::store::reply::StoreError;
 use std::future::Future;
@@ -38,8 +40,11 @@ pub enum Stale {
 pub enum Event {
     TokenCacheHit,
     TokenCacheMiss,
-    JwtVerification,
 }
+
+/// A new token's verification, as [`Ports::verify`] runs it: the identity
+/// and the token's `exp` (unix seconds), or why it was refused.
+pub type Verification = Result<(Arc<Identity>, u64), Reason>;
 
 /// What a check needs from outside the core.
 pub trait Ports: Send + Sync {
@@ -68,8 +73,21 @@ pub trait Ports: Send + Sync {
     /// `now`.
     fn token(&self, hash: &CredentialHash, now: u64) -> Option<Arc<Identity>>;
 
-    /// Keeps a verified identity until its token's `exp` (at most).
-    fn keep_token(&self, hash: CredentialHash, identity: Arc<Identity>, exp: u64, now: u64);
+    /// Runs `verify` (a new token's signature and claims: the costly part
+    /// of a check) where the wiring says, never on the thread that answers
+    /// [`Ports::token`] hits unless it has no other; once for all the
+    /// checks of one token (`hash`) that ask together. A success is kept
+    /// for [`Ports::token`] until the token's `exp` (at most). `Err`:
+    /// `verify`'s refusal, or [`Reason::VerificationOverloaded`] when too
+    /// many new tokens wait already.
+    fn verify<F>(
+        &self,
+        hash: &CredentialHash,
+        now: u64,
+        verify: F,
+    ) -> impl Future<Output = Result<Arc<Identity>, Reason>> + Send
+    where
+        F: FnOnce() -> Verification + Send + 'static;
 
     /// Whether verified tokens are kept at all (`cache.enabled`).
     fn keeps_tokens(&self) -> bool;

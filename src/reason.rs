@@ -80,6 +80,7 @@ reasons! {
     InvalidIssuer            "invalid_issuer", 401, Some("invalid_token");
     InvalidAudience          "invalid_audience", 401, Some("invalid_token");
     KeysUnavailable          "keys_unavailable", 503, Some("temporarily_unavailable");
+    VerificationOverloaded   "verification_overloaded", 503, Some("temporarily_unavailable");
     UnknownPolicy            "unknown_policy", 500, Some("server_error");
     MalformedSessionId       "malformed_session_id", 401, Some("invalid_token");
     UnknownSession           "unknown_session", 401, Some("invalid_token");

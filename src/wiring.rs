@@ -1,6 +1,7 @@
 //! The server's side of the checker's ports (`ports.rs`): store reads
 //! through the moka-cached lookups (Redis or the embedded store), verified
-//! tokens in the moka token cache, the JWKS key store with its tokio
+//! tokens in the moka token cache, new tokens verified on the verification
+//! threads (`verifications.rs`), the JWKS key store with its tokio
 //! fetchers, the governor limiter, and Prometheus counters. `ward serve`
 //! and `ward explain` build their checker here, so they run the same one.
 
@@ -15,9 +16,11 @@ use crate::limiter::Limiter;
 use crate::lookup::Lookups;
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyErrors};
-use crate::ports::{Event, Ports, Stale};
+use crate::ports::{Event, Ports, Stale, Verification};
+use crate::reason::Reason;
 use crate::record::{ApiKeyRecord, SessionRecord};
 use crate::store::StoreError;
+use crate::verifications::{Hold, Verifications};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +45,7 @@ pub fn checker(
 pub struct ServerPorts {
     lookups: Arc<Lookups>,
     tokens: TokenCache,
+    verifications: Verifications,
     keys: Arc<KeyStore>,
     limiter: Limiter,
     metrics: Arc<Metrics>,
@@ -57,9 +61,14 @@ impl ServerPorts {
         metrics: Arc<Metrics>,
     ) -> Self {
         let limiter = Limiter::with_clock(&config.limits, lookups.clock().clone());
+        let tokens = TokenCache::new(&config.cache);
+        let jwt_on = !(config.jwt.keys.is_empty() && config.jwt.jwks.is_empty());
+        let verifications =
+            Verifications::new(&config.jwt.verify, jwt_on, tokens.clone(), metrics.clone());
         Self {
             lookups,
-            tokens: TokenCache::new(&config.cache),
+            tokens,
+            verifications,
             keys,
             limiter,
             metrics,
@@ -69,6 +78,14 @@ impl ServerPorts {
     /// The cached store reads, for invalidation.
     pub fn lookups(&self) -> &Arc<Lookups> {
         &self.lookups
+    }
+
+    /// Holds every verification thread busy until the [`Hold`] is
+    /// dropped: a saturated pool on demand, for tests that a cache hit
+    /// never waits for it. `None` with `jwt.verify.threads: 0`.
+    #[doc(hidden)]
+    pub fn hold_verifications(&self) -> Option<Hold> {
+        self.verifications.hold()
     }
 }
 
@@ -97,8 +114,16 @@ impl Ports for ServerPorts {
         self.tokens.get(hash, now)
     }
 
-    fn keep_token(&self, hash: CredentialHash, identity: Arc<Identity>, exp: u64, now: u64) {
-        self.tokens.insert(hash, identity, exp, now);
+    async fn verify<F>(
+        &self,
+        hash: &CredentialHash,
+        now: u64,
+        verify: F,
+    ) -> Result<Arc<Identity>, Reason>
+    where
+        F: FnOnce() -> Verification + Send + 'static,
+    {
+        self.verifications.verify(hash, now, verify).await
     }
 
     fn keeps_tokens(&self) -> bool {
@@ -133,7 +158,6 @@ impl Ports for ServerPorts {
         match event {
             Event::TokenCacheHit => self.metrics.token_cache_hits.inc(),
             Event::TokenCacheMiss => self.metrics.token_cache_misses.inc(),
-            Event::JwtVerification => self.metrics.jwt_verifications.inc(),
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct JwtConfig {
     pub claims: ClaimMapping,
     /// Revocation checks against the store.
     pub revocation: RevocationConfig,
+    /// Where new tokens are verified: off the thread that answers hits.
+    pub verify: VerifyConfig,
     /// Whether the JWT header reaches the backend on allow (default yes).
     pub forward_credential: bool,
     /// A query parameter that may carry the JWT (RFC 6750 §2.3, which
@@ -61,6 +63,7 @@ impl Default for JwtConfig {
             jwks: Vec::new(),
             claims: ClaimMapping::default(),
             revocation: RevocationConfig::default(),
+            verify: VerifyConfig::default(),
             forward_credential: true,
             from_query: None,
         }
@@ -76,6 +79,40 @@ pub struct RevocationConfig {
     /// Deny a token with a `sid` claim unless `session:{sid}` is live (not
     /// missing, expired or revoked): a logout also kills access tokens.
     pub require_session: bool,
+}
+
+/// The verification pool: a new token's signature and claims are checked
+/// on these threads, at the lowest scheduling priority, so a cache hit
+/// never waits behind one (`verifications.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyConfig {
+    /// Threads verifying new tokens; 0 verifies on the thread that runs
+    /// the check (hits then queue behind verifications).
+    pub threads: usize,
+    /// New tokens waiting for a thread; one more is denied at once (503
+    /// `verification_overloaded`).
+    pub queue: usize,
+}
+
+/// Upper bounds of `jwt.verify`: more threads than this only contend for
+/// the cores; a deeper queue only waits past Envoy's timeout.
+pub const MAX_VERIFY_THREADS: usize = 64;
+pub const MAX_VERIFY_QUEUE: usize = 65_536;
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        // One thread: with one check worker (the sidecar default) a second
+        // core, if any, verifies while the first answers hits. 256 waiting
+        // ES256 tokens (~65 µs each, docs/benchmarks.md) are ~17 ms of one
+        // core's work: a fresh token still
+        // answers well within Envoy's 200 ms, and a burst beyond that is
+        // refused at once instead of timing out.
+        Self {
+            threads: 1,
+            queue: 256,
+        }
+    }
 }
 
 /// One verification key. Its `alg` is the only algorithm it verifies.

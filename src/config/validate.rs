@@ -8,7 +8,10 @@
 //! reason names a status override uses) live with the parts that compile
 //! them, in `setup.rs`, so `config/` imports nothing above it.
 
-use super::{CLIENT_IP, Config, ConfigProblem, FingerprintMode, JwksSource, ProcessEnv, RedisMode};
+use super::{
+    CLIENT_IP, Config, ConfigProblem, FingerprintMode, JwksSource, MAX_VERIFY_QUEUE,
+    MAX_VERIFY_THREADS, ProcessEnv, RedisMode,
+};
 use std::time::Duration;
 
 /// Headers that carry the request itself; ward must never set them.
@@ -200,6 +203,18 @@ impl Config {
             if list.iter().any(|v| v.is_empty()) {
                 p.add(field, "must not contain an empty string");
             }
+        }
+        if jwt.verify.threads > MAX_VERIFY_THREADS {
+            p.add(
+                "jwt.verify.threads",
+                format!("must be at most {MAX_VERIFY_THREADS} (0: verify on the checking thread)"),
+            );
+        }
+        if !(1..=MAX_VERIFY_QUEUE).contains(&jwt.verify.queue) {
+            p.add(
+                "jwt.verify.queue",
+                format!("must be between 1 and {MAX_VERIFY_QUEUE}"),
+            );
         }
         if jwt.claims.user_id.is_empty() {
             p.add("jwt.claims.user_id", "must name a claim");

@@ -250,3 +250,25 @@ fn from_query_is_a_parameter_name_for_the_grpc_mode_only() {
         "{got:?}"
     );
 }
+
+#[test]
+fn the_verification_pool_is_bounded() {
+    let pool = |threads: usize, queue: usize| {
+        problems(&format!(
+            "jwt: {{keys: [{{alg: RS256, pem_file: tests/fixtures/keys/rsa.pub}}], verify: {{threads: {threads}, queue: {queue}}}}}"
+        ))
+    };
+    assert!(pool(0, 1).is_empty(), "{:?}", pool(0, 1));
+    assert!(pool(64, 65_536).is_empty());
+    assert_eq!(
+        pool(65, 0),
+        [
+            "jwt.verify.threads: must be at most 64 (0: verify on the checking thread)",
+            "jwt.verify.queue: must be between 1 and 65536",
+        ]
+    );
+    assert_eq!(
+        pool(1, 65_537),
+        ["jwt.verify.queue: must be between 1 and 65536"]
+    );
+}

@@ -35,4 +35,5 @@ mod sessions;
 mod shipped_envoy;
 mod store_contract;
 mod store_failure;
+mod verifications;
 mod wycheproof;

@@ -1,0 +1,157 @@
+//! Where a new token is verified: off the thread that answers cache hits.
+//!
+//! A signature check (ES256: tens of microseconds) on the thread that also
+//! answers hits makes every hit queued behind it wait; under churn (new
+//! tokens arriving all the time) that was ward's slowest percentile. So
+//! the server's ports ([`crate::wiring`]) send the signature and claims of
+//! a token not in the cache to a few threads of their own at the lowest
+//! scheduling priority (`verifications/pool.rs`), with a bounded queue: when it is full,
+//! the check is answered at once with 503 `verification_overloaded`,
+//! never queued without bound. Concurrent checks of one new token wait
+//! for one verification (`flights.rs`), which lands on the pool
+//! thread: the check that started it may go away meanwhile (the Envoy
+//! module drops its first poll) without cancelling it, and its success is
+//! kept in the token cache there, so a check that comes later hits.
+//!
+//! `jwt.verify.threads: 0` (or a pool that cannot start) verifies on the
+//! checking thread, as before: the same flights, no queue.
+
+mod pool;
+
+use crate::cache::TokenCache;
+use crate::config::VerifyConfig;
+use crate::credentials::CredentialHash;
+use crate::flights::{Flights, Lead, Role};
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+use crate::ports::Verification;
+use crate::reason::Reason;
+use pool::Pool;
+
+pub use pool::Hold;
+use std::sync::Arc;
+
+/// What the checks of one token get: its identity, or why not.
+type Answer = Result<Arc<Identity>, Reason>;
+
+/// The verifications of new tokens: in flight, queued, and where they run.
+pub(crate) struct Verifications {
+    flights: Arc<Flights<CredentialHash, Answer>>,
+    /// `None`: verify on the checking thread.
+    pool: Option<Pool>,
+    tokens: TokenCache,
+    metrics: Arc<Metrics>,
+}
+
+impl Verifications {
+    /// The pool `config` asks for (none when `jwt_on` is false: no token
+    /// will come), keeping successes in `tokens`.
+    pub(crate) fn new(
+        config: &VerifyConfig,
+        jwt_on: bool,
+        tokens: TokenCache,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let threads = if jwt_on { config.threads } else { 0 };
+        let pool = (threads > 0)
+            .then(|| Pool::start(threads, config.queue, metrics.jwt_verify_queue.clone()))
+            .and_then(|started| {
+                started
+                    .inspect_err(|e| {
+                        tracing::error!(error = %e, "cannot start the verification threads: verifying on the checking thread");
+                    })
+                    .ok()
+            });
+        Self {
+            flights: Arc::new(Flights::new()),
+            pool,
+            tokens,
+            metrics,
+        }
+    }
+
+    /// Every verification thread held busy until the [`Hold`] is dropped
+    /// (tests: a saturated pool); `None` without a pool.
+    pub(crate) fn hold(&self) -> Option<Hold> {
+        self.pool.as_ref()?.hold()
+    }
+
+    /// The answer of `verify` for the token `hash`, run once for all
+    /// concurrent callers, on the pool if there is one (see the module
+    /// doc); a success is kept in the token cache as of `now`.
+    pub(crate) async fn verify<F>(&self, hash: &CredentialHash, now: u64, verify: F) -> Answer
+    where
+        F: FnOnce() -> Verification + Send + 'static,
+    {
+        let answer = self.join(hash, now, verify).await;
+        if matches!(answer, Err(Reason::VerificationOverloaded)) {
+            self.metrics.jwt_verify_overloaded.inc();
+        }
+        answer
+    }
+
+    async fn join<F>(&self, hash: &CredentialHash, now: u64, verify: F) -> Answer
+    where
+        F: FnOnce() -> Verification + Send + 'static,
+    {
+        // The caller missed the cache; a verification of this token may
+        // have landed since: look once more, then join.
+        let mut epoch = Some(self.flights.epoch());
+        if let Some(identity) = self.tokens.get(hash, now) {
+            return Ok(identity);
+        }
+        loop {
+            let flight = match self.flights.join(hash, epoch) {
+                Role::Leader(lead) => self.start(lead, *hash, now, verify),
+                Role::Follower(flight) => flight,
+                Role::Landed => {
+                    epoch = None;
+                    if let Some(identity) = self.tokens.get(hash, now) {
+                        return Ok(identity);
+                    }
+                    continue;
+                }
+            };
+            // `None`: the verification never ran (the queue was full, the
+            // pool stopped, or it panicked).
+            return flight
+                .wait()
+                .await
+                .unwrap_or(Err(Reason::VerificationOverloaded));
+        }
+    }
+
+    /// Sends the verification to the pool (or runs it here, without
+    /// one); it lands, and keeps a success, wherever it runs.
+    fn start<F>(
+        &self,
+        lead: Lead<'_, CredentialHash, Answer, CredentialHash>,
+        hash: CredentialHash,
+        now: u64,
+        verify: F,
+    ) -> Arc<crate::flights::Flight<Answer>>
+    where
+        F: FnOnce() -> Verification + Send + 'static,
+    {
+        let landing = lead.detach(Arc::clone(&self.flights));
+        let flight = landing.flight();
+        let tokens = self.tokens.clone();
+        let counter = self.metrics.jwt_verifications.clone();
+        let job = move || {
+            counter.inc();
+            let verified = verify();
+            let answer = verified.as_ref().map(|(id, _)| id.clone()).map_err(|r| *r);
+            landing.land(answer, |_| {
+                if let Ok((identity, exp)) = verified {
+                    tokens.insert(hash, identity, exp, now);
+                }
+            });
+        };
+        match &self.pool {
+            None => job(),
+            // A refused job is dropped: its landing lets the waiters go.
+            Some(pool) => drop(pool.submit(Box::new(job))),
+        }
+        flight
+    }
+}
