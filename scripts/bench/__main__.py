@@ -56,6 +56,12 @@ def parse_args() -> argparse.Namespace:
                     help="direct phase: also run every ward scenario against this build, "
                          "alternating with the other, and report after / before "
                          "(env WARD_BASELINE_BIN)")
+    ap.add_argument("--tail-fresh-every", type=int, default=20, metavar="N",
+                    help="tail phase: 1 request in N carries a fresh ES256 token (default 20: "
+                         "5 %%; 5 is the 20 %% variant)")
+    ap.add_argument("--tail-rps", type=int, default=0, metavar="RATE",
+                    help="tail phase: offer this many Check/s (default: half of ward's capacity "
+                         "for the mix, from the direct phase, else of 40,000)")
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                     help="first wait up to this long for other processes to leave the CPUs idle")
     ap.add_argument("--render", metavar="RESULTS_JSON",
@@ -67,6 +73,8 @@ def parse_args() -> argparse.Namespace:
     for p in args.phases:
         if p not in PHASES:
             ap.error(f"unknown phase {p}")
+    if args.tail_fresh_every < 2:
+        ap.error("--tail-fresh-every must be at least 2")
     if args.baseline_bin and "direct" not in args.phases:
         ap.error("--baseline-bin compares builds in the direct phase: add it to --only")
     if args.publish and (args.baseline_bin or

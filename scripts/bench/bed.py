@@ -27,6 +27,9 @@ class Bed:
     def __init__(self, args):
         self.args = args
         self.quick = args.quick
+        # The tail phase's mix and rate (0: estimated from the direct phase).
+        self.tail_fresh_every = getattr(args, "tail_fresh_every", 20)
+        self.tail_rps = getattr(args, "tail_rps", 0)
         self.scenarios = [n.strip() for n in (args.scenarios or "").split(",") if n.strip()]
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.outdir = os.path.join(ROOT, "bench-results", stamp + ("-quick" if args.quick else ""))

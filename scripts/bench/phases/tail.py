@@ -1,7 +1,7 @@
 """The tail phase: a long open-loop run at half ward's capacity, 1 request
-in 20 with a fresh ES256 token and cache entries expiring meanwhile, to
-show stalls (p99.9 / p50, the longest gap, the slowest request each
-second) rather than queueing."""
+in 20 with a fresh ES256 token (`--tail-fresh-every`; 5 is the 20 % variant)
+and cache entries expiring meanwhile, to show stalls (p99.9 / p50, the
+longest gap, the slowest request each second) rather than queueing."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from bench.settings import DIRECT_CONNS, DIRECT_DEPTH, LOAD_CPU, LOADGEN_BIN, SE
 def phase_tail(bed: Bed, direct: Optional[dict]) -> dict:
     duration = 15.0 if bed.quick else 60.0
     warmup = 1.0
-    every = 20  # 5% fresh
+    every = bed.tail_fresh_every  # 20: 5 % fresh
     # Open loop at half of what ward can do with this mix (estimated from
     # the direct phase's cache-hit and ES256-miss maxima), so the run shows
     # stalls rather than queueing.
@@ -29,7 +29,7 @@ def phase_tail(bed: Bed, direct: Optional[dict]) -> dict:
         sc = direct["scenarios"]
         hit, miss = sc["ward_hit"]["median"]["rps"], sc["ward_miss_es256"]["median"]["rps"]
         capacity = 1.0 / ((every - 1) / every / hit + 1 / every / miss)
-    rate = max(1000, math.floor(capacity * 0.5 / 1000) * 1000)
+    rate = bed.tail_rps or max(1000, math.floor(capacity * 0.5 / 1000) * 1000)
     fresh_needed = int(rate * (duration + warmup) / every * 1.1) + 1000
     max_ttl = "2s"
     life = int(duration + warmup + 300)
