@@ -372,9 +372,12 @@ fn bench_authenticate(c: &mut Criterion) {
     });
 
     // Cache disabled: every call parses, looks up the key, verifies RS256,
-    // checks claims and renders the identity.
+    // checks claims and renders the identity. On the calling thread
+    // (`jwt.verify.threads: 0`): the work itself, not the hand-off to the
+    // verification threads and back.
     let mut cold_config = config(vec![rs256.clone()]);
     cold_config.cache.enabled = false;
+    cold_config.jwt.verify.threads = 0;
     let cold = authenticator(&cold_config);
     group.bench_function("cache_miss_rs256", |b| {
         let pool = pool();
@@ -395,7 +398,8 @@ fn bench_authenticate(c: &mut Criterion) {
     // Cache enabled and every token new: the real first-sight cost, miss
     // plus moka insert. A fresh cache each time the pool runs out, built
     // (and dropped) outside the timed section.
-    let fresh_config = config(vec![rs256]);
+    let mut fresh_config = config(vec![rs256]);
+    fresh_config.jwt.verify.threads = 0;
     group.bench_function("cache_miss_insert_rs256", |b| {
         let pool = pool();
         b.iter_custom(|iters| {

@@ -30,7 +30,7 @@
 //! | [`reason`] | the closed `Reason` table: codes, statuses, RFC 6750 codes, bodies (pure) |
 //! | [`response`] | a deny as sent: status overrides, challenges, redirects (pure) |
 //! | `check` | one check, both transports and `ward explain` |
-//! | `ports` | the trait through which a check asks the world: store, token cache, keys, limiter, counters |
+//! | `ports` | the trait through which a check asks the world: store, token cache, new tokens' verification, keys, limiter, counters |
 //! | [`wiring`] | the server's ports: moka, Redis, the JWKS key store, the limiter, Prometheus (I/O) |
 //! | `explain` | `ward explain`: the serve-time checker on one request |
 //! | [`cli`] | the `ward` subcommands behind `main.rs`: config loading, the runtime, exit statuses |

@@ -21,7 +21,7 @@ mod pool;
 use crate::cache::TokenCache;
 use crate::config::VerifyConfig;
 use crate::credentials::CredentialHash;
-use crate::flights::{Flights, Lead, Role};
+use crate::flights::{Flight, Flights, Lead, Role};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::ports::Verification;
@@ -129,7 +129,7 @@ impl Verifications {
         hash: CredentialHash,
         now: u64,
         verify: F,
-    ) -> Arc<crate::flights::Flight<Answer>>
+    ) -> Arc<Flight<Answer>>
     where
         F: FnOnce() -> Verification + Send + 'static,
     {
