@@ -26,7 +26,7 @@ pub use cache::CacheConfig;
 pub use headers::HeadersConfig;
 pub use jwt::{
     ClaimHeader, ClaimMapping, DEFAULT_TYPES, JwksSource, JwtConfig, MAX_VERIFY_QUEUE,
-    MAX_VERIFY_THREADS, RevocationConfig, StaticKey, VerifyConfig,
+    MAX_VERIFY_THREADS, RevocationConfig, StaticKey, VerifyConfig, VerifyPriority,
 };
 pub use limits::*;
 pub use listen::{

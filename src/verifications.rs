@@ -19,7 +19,7 @@
 mod pool;
 
 use crate::cache::TokenCache;
-use crate::config::VerifyConfig;
+use crate::config::{VerifyConfig, VerifyPriority};
 use crate::credentials::CredentialHash;
 use crate::flights::{Flight, Flights, Lead, Role};
 use crate::identity::Identity;
@@ -54,7 +54,10 @@ impl Verifications {
     ) -> Self {
         let threads = if jwt_on { config.threads } else { 0 };
         let pool = (threads > 0)
-            .then(|| Pool::start(threads, config.queue, metrics.jwt_verify_queue.clone()))
+            .then(|| {
+                let idle = config.priority == VerifyPriority::Idle;
+                Pool::start(threads, idle, config.queue, metrics.jwt_verify_queue.clone())
+            })
             .and_then(|started| {
                 started
                     .inspect_err(|e| {

@@ -93,6 +93,20 @@ pub struct VerifyConfig {
     /// New tokens waiting for a thread; one more is denied at once (503
     /// `verification_overloaded`).
     pub queue: usize,
+    /// The threads' scheduling priority.
+    pub priority: VerifyPriority,
+}
+
+/// The verification threads' scheduling priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyPriority {
+    /// `SCHED_IDLE`: they run only when nothing else on the CPU would,
+    /// and never preempt the threads that answer hits.
+    Idle,
+    /// The same priority as every other thread: for hosts where other busy
+    /// processes share ward's CPUs, which would starve an idle thread.
+    Normal,
 }
 
 /// Upper bounds of `jwt.verify`: more threads than this only contend for
@@ -111,6 +125,7 @@ impl Default for VerifyConfig {
         Self {
             threads: 1,
             queue: 256,
+            priority: VerifyPriority::Idle,
         }
     }
 }

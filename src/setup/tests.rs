@@ -271,4 +271,11 @@ fn the_verification_pool_is_bounded() {
         pool(1, 65_537),
         ["jwt.verify.queue: must be between 1 and 65536"]
     );
+    let normal = Config::from_yaml("jwt: {verify: {priority: normal}}").unwrap();
+    assert_eq!(
+        normal.jwt.verify.priority,
+        crate::config::VerifyPriority::Normal
+    );
+    let err = Config::from_yaml("jwt: {verify: {priority: high}}").unwrap_err();
+    assert!(err.to_string().starts_with("jwt.verify.priority"), "{err}");
 }

@@ -8,7 +8,9 @@
 //! priority still takes the core for a scheduler slice when it wakes;
 //! under `SCHED_IDLE` it never preempts a normal thread, and runs when the
 //! hit thread waits. A system that refuses the change (some containers)
-//! gets the threads at normal priority, logged once.
+//! gets the threads at normal priority, logged once; so does
+//! `jwt.verify.priority: normal`, for hosts where other busy processes
+//! share ward's CPUs (an idle thread yields to them too).
 
 use prometheus::IntGauge;
 use std::collections::VecDeque;
@@ -50,9 +52,14 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Queue> {
 }
 
 impl Pool {
-    /// `threads` threads (at least one) over a queue of `capacity` jobs;
-    /// `depth` shows the queue's length.
-    pub(crate) fn start(threads: usize, capacity: usize, depth: IntGauge) -> std::io::Result<Pool> {
+    /// `threads` threads (at least one, at `SCHED_IDLE` if `idle`) over a
+    /// queue of `capacity` jobs; `depth` shows the queue's length.
+    pub(crate) fn start(
+        threads: usize,
+        idle: bool,
+        capacity: usize,
+        depth: IntGauge,
+    ) -> std::io::Result<Pool> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::with_capacity(capacity),
@@ -67,7 +74,7 @@ impl Pool {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name(format!("ward-verify-{i}"))
-                .spawn(move || work(&shared))?;
+                .spawn(move || work(&shared, idle))?;
         }
         Ok(Pool { shared, threads })
     }
@@ -122,8 +129,10 @@ impl Drop for Pool {
 }
 
 /// One thread's life: take a job, run it, until the pool is dropped.
-fn work(shared: &Shared) {
-    lower_priority();
+fn work(shared: &Shared, idle: bool) {
+    if idle {
+        lower_priority();
+    }
     while let Some(job) = next(shared) {
         // A panic ends this job (its checks answer 503), not the thread.
         if catch_unwind(AssertUnwindSafe(job)).is_err() {
@@ -196,7 +205,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let (release, held) = mpsc::channel::<()>();
         let depth = gauge();
-        let pool = Pool::start(1, 1, depth.clone()).unwrap();
+        let pool = Pool::start(1, true, 1, depth.clone()).unwrap();
         // The one thread holds a job; the queue takes one more, no third.
         let started = tx.clone();
         pool.submit(Box::new(move || {
@@ -224,17 +233,20 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn the_threads_run_at_idle_priority() {
-        let (tx, rx) = mpsc::channel();
-        let pool = Pool::start(1, 1, gauge()).unwrap();
-        pool.submit(Box::new(move || {
-            let policy = thread_priority::thread_schedule_policy();
-            tx.send(policy.ok()).unwrap();
-        }))
-        .unwrap_or_else(|_| panic!("refused"));
-        let idle = thread_priority::ThreadSchedulePolicy::Normal(
-            thread_priority::NormalThreadSchedulePolicy::Idle,
-        );
-        assert_eq!(rx.recv().unwrap(), Some(idle));
+    fn the_threads_run_at_idle_priority_unless_told_normal() {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        let policy = |idle| {
+            let (tx, rx) = mpsc::channel();
+            let pool = Pool::start(1, idle, 1, gauge()).unwrap();
+            pool.submit(Box::new(move || {
+                tx.send(thread_priority::thread_schedule_policy().ok())
+                    .unwrap();
+            }))
+            .unwrap_or_else(|_| panic!("refused"));
+            rx.recv().unwrap()
+        };
+        let of = |p| Some(ThreadSchedulePolicy::Normal(p));
+        assert_eq!(policy(true), of(NormalThreadSchedulePolicy::Idle));
+        assert_eq!(policy(false), of(NormalThreadSchedulePolicy::Other));
     }
 }
