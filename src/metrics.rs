@@ -82,6 +82,8 @@ pub struct Metrics {
     pub jwt_verify_queue: IntGauge,
     /// New tokens refused because the verification queue was full.
     pub jwt_verify_overloaded: IntCounter,
+    /// Verifications a waiting check ran itself (the threads got no CPU).
+    pub jwt_verify_helped: IntCounter,
     pub jwks_refresh_ok: IntCounter,
     pub jwks_refresh_error: IntCounter,
     pub jwks_keys: IntGauge,
@@ -144,6 +146,10 @@ impl Metrics {
             "ward_jwt_verify_overloaded_total",
             "New tokens refused because the verification queue was full.",
         )?;
+        let jwt_verify_helped = IntCounter::new(
+            "ward_jwt_verify_helped_total",
+            "Verifications run by a waiting check because the verification threads got no CPU for 20 ms.",
+        )?;
         let jwks_keys = IntGauge::new("ward_jwks_keys", "Keys currently loaded from JWKS.")?;
         let jwks_last_success = IntGauge::new(
             "ward_jwks_last_success_timestamp_seconds",
@@ -193,6 +199,7 @@ impl Metrics {
         registry.register(Box::new(jwt_verifications.clone()))?;
         registry.register(Box::new(jwt_verify_queue.clone()))?;
         registry.register(Box::new(jwt_verify_overloaded.clone()))?;
+        registry.register(Box::new(jwt_verify_helped.clone()))?;
         registry.register(Box::new(store.clone()))?;
         registry.register(Box::new(jwks_keys.clone()))?;
         registry.register(Box::new(jwks_last_success.clone()))?;
@@ -210,6 +217,7 @@ impl Metrics {
             jwt_verifications,
             jwt_verify_queue,
             jwt_verify_overloaded,
+            jwt_verify_helped,
             jwks_refresh_ok: jwks.with_label_values(&["ok"]),
             jwks_refresh_error: jwks.with_label_values(&["error"]),
             jwks_keys,

@@ -13,8 +13,11 @@
 //! module drops its first poll) without cancelling it, and its success is
 //! kept in the token cache there, so a check that comes later hits.
 //!
-//! `jwt.verify.threads: 0` (or a pool that cannot start) verifies on the
-//! checking thread, as before: the same flights, no queue.
+//! A check that has waited 20 ms (`HELP_AFTER`) runs the oldest queued
+//! verification itself: `SCHED_IDLE` threads get no CPU while other busy
+//! processes hold ward's CPUs, and a new token must not wait for them past
+//! Envoy's timeout. `jwt.verify.threads: 0` (or a pool that cannot start)
+//! verifies on the checking thread, as before: the same flights, no queue.
 
 mod pool;
 
@@ -30,6 +33,12 @@ use pool::Pool;
 
 pub use pool::Hold;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a queued verification may wait for the threads before a check
+/// waiting for one runs it itself: far above a wait for a thread that gets
+/// CPU (microseconds), well under Envoy's 200 ms ext_authz timeout.
+const HELP_AFTER: Duration = Duration::from_millis(20);
 
 /// What the checks of one token get: its identity, or why not.
 type Answer = Result<Arc<Identity>, Reason>;
@@ -115,12 +124,32 @@ impl Verifications {
                     continue;
                 }
             };
+            return self.wait(&flight).await;
+        }
+    }
+
+    /// The flight's answer. Waiting longer than [`HELP_AFTER`] means the
+    /// threads got no CPU (at `SCHED_IDLE`, other busy processes on ward's
+    /// CPUs starve them): the check then runs the oldest queued
+    /// verification itself, perhaps its own, and waits again.
+    async fn wait(&self, flight: &Flight<Answer>) -> Answer {
+        loop {
+            let landed = match &self.pool {
+                None => flight.wait().await,
+                Some(pool) => match tokio::time::timeout(HELP_AFTER, flight.wait()).await {
+                    Ok(landed) => landed,
+                    Err(_) => {
+                        if let Some(job) = pool.take_stale(HELP_AFTER) {
+                            self.metrics.jwt_verify_helped.inc();
+                            pool::run(job);
+                        }
+                        continue;
+                    }
+                },
+            };
             // `None`: the verification never ran (the queue was full, the
             // pool stopped, or it panicked).
-            return flight
-                .wait()
-                .await
-                .unwrap_or(Err(Reason::VerificationOverloaded));
+            return landed.unwrap_or(Err(Reason::VerificationOverloaded));
         }
     }
 

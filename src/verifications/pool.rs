@@ -16,6 +16,7 @@ use prometheus::IntGauge;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError, mpsc};
+use std::time::{Duration, Instant};
 
 /// One verification, boxed: only a new token pays for it.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
@@ -42,7 +43,8 @@ struct Shared {
 }
 
 struct Queue {
-    jobs: VecDeque<Job>,
+    /// Each job with the time it was queued.
+    jobs: VecDeque<(Instant, Job)>,
     closed: bool,
 }
 
@@ -107,11 +109,34 @@ impl Pool {
         if queue.jobs.len() >= self.shared.capacity || queue.closed {
             return Err(job);
         }
-        queue.jobs.push_back(job);
+        queue.jobs.push_back((Instant::now(), job));
         self.shared.depth.set(queue.jobs.len() as i64);
         drop(queue);
         self.shared.ready.notify_one();
         Ok(())
+    }
+}
+
+impl Pool {
+    /// The oldest queued job, if it has waited `age` or more: the threads
+    /// got no CPU meanwhile, and a caller may run it instead ([`run`]).
+    pub(crate) fn take_stale(&self, age: Duration) -> Option<Job> {
+        let mut queue = lock(&self.shared);
+        let (queued, _) = queue.jobs.front()?;
+        if queued.elapsed() < age {
+            return None;
+        }
+        let (_, job) = queue.jobs.pop_front()?;
+        self.shared.depth.set(queue.jobs.len() as i64);
+        Some(job)
+    }
+}
+
+/// Runs `job` where it is called; a panic ends the job (its checks answer
+/// 503), not the thread.
+pub(crate) fn run(job: Job) {
+    if catch_unwind(AssertUnwindSafe(job)).is_err() {
+        tracing::error!("a token verification panicked: its checks were denied");
     }
 }
 
@@ -120,7 +145,7 @@ impl Drop for Pool {
         let dropped: Vec<Job> = {
             let mut queue = lock(&self.shared);
             queue.closed = true;
-            queue.jobs.drain(..).collect()
+            queue.jobs.drain(..).map(|(_, job)| job).collect()
         };
         self.shared.depth.set(0);
         self.shared.ready.notify_all();
@@ -134,10 +159,7 @@ fn work(shared: &Shared, idle: bool) {
         lower_priority();
     }
     while let Some(job) = next(shared) {
-        // A panic ends this job (its checks answer 503), not the thread.
-        if catch_unwind(AssertUnwindSafe(job)).is_err() {
-            tracing::error!("a token verification panicked: its checks were denied");
-        }
+        run(job);
     }
 }
 
@@ -148,7 +170,7 @@ fn next(shared: &Shared) -> Option<Job> {
         if queue.closed {
             return None;
         }
-        if let Some(job) = queue.jobs.pop_front() {
+        if let Some((_, job)) = queue.jobs.pop_front() {
             shared.depth.set(queue.jobs.len() as i64);
             return Some(job);
         }
@@ -229,6 +251,24 @@ mod tests {
         );
         release.send(()).unwrap();
         assert_eq!(rx.recv().unwrap(), None, "the queued job ran");
+    }
+
+    #[test]
+    fn a_job_queued_long_enough_can_be_taken_by_a_caller() {
+        let pool = Pool::start(1, true, 4, gauge()).unwrap();
+        let hold = pool.hold().unwrap();
+        assert!(pool.take_stale(Duration::ZERO).is_none(), "nothing queued");
+        let (tx, rx) = mpsc::channel();
+        let job = move || tx.send(std::thread::current().id()).unwrap();
+        assert!(pool.submit(Box::new(job)).is_ok());
+        assert!(
+            pool.take_stale(Duration::from_secs(3600)).is_none(),
+            "too young"
+        );
+        run(pool.take_stale(Duration::ZERO).unwrap());
+        assert_eq!(rx.recv().unwrap(), std::thread::current().id());
+        assert!(pool.take_stale(Duration::ZERO).is_none(), "taken once");
+        drop(hold);
     }
 
     #[cfg(target_os = "linux")]

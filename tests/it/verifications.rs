@@ -1,8 +1,9 @@
 //! A new token's signature is verified on the verification threads, never
 //! on the thread that answers cache hits: a hit (and a token refused
 //! without a signature check) is answered while every verification thread
-//! is busy, a full queue is a 503 at once, and concurrent checks of one
-//! new token make one verification.
+//! is busy, a full queue is a 503 at once, concurrent checks of one new
+//! token make one verification, and a verification the threads never
+//! start is run by the check waiting for it.
 //!
 //! Library-level, over the real checker and pool with real ES256 tokens.
 //! The pool is saturated on demand (`ServerPorts::hold_verifications`
@@ -212,6 +213,20 @@ async fn a_first_poll_dropped_leaves_its_verification_running_for_the_retry() {
     drop(hold);
     assert_eq!(retry.await.unwrap().as_deref(), Ok("frank"));
     assert_eq!(bed.metrics.jwt_verifications.get(), 1);
+}
+
+#[tokio::test]
+async fn a_verification_the_threads_never_start_is_run_by_its_waiting_check() {
+    // What a SCHED_IDLE thread on a CPU that other processes keep busy
+    // looks like: held, it never takes the job; after a while the check
+    // that waits for it runs it itself.
+    let bed = bed(1, 8);
+    let hold = bed.checker.ports().hold_verifications().unwrap();
+    assert_eq!(bed.check(&token("heidi")).await.as_deref(), Ok("heidi"));
+    assert_eq!(bed.metrics.jwt_verify_helped.get(), 1);
+    assert_eq!(bed.metrics.jwt_verifications.get(), 1);
+    assert_eq!(bed.metrics.jwt_verify_queue.get(), 0);
+    drop(hold);
 }
 
 #[tokio::test]
