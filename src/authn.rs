@@ -15,12 +15,10 @@
 use crate::apikey;
 use crate::config::{Config, FingerprintConfig, FingerprintMode, OnStoreError};
 use crate::credential_kind::CredentialKind;
-use crate::credentials::Credential;
-use crate::credentials::CredentialHash;
+use crate::credentials::{Credential, CredentialHash};
 use crate::fingerprint;
 use crate::identity::{ClaimRenderer, HeaderRules, Identity, IdentityError};
-use crate::jwt::KeySet;
-use crate::jwt::{JwtError, Rules, Verifier};
+use crate::jwt::{JwtError, KeySet, Rules, Verifier};
 use crate::on_store_error::{self, Site, Verdict};
 use crate::ports::{Event, Ports, Stale, Verification};
 use crate::presented::Presented;

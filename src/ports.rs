@@ -74,9 +74,10 @@ pub trait Ports: Send + Sync {
     fn token(&self, hash: &CredentialHash, now: u64) -> Option<Arc<Identity>>;
 
     /// Runs `verify` (a new token's signature and claims: the costly part
-    /// of a check) where the wiring says, never on the thread that answers
-    /// [`Ports::token`] hits unless it has no other; once for all the
-    /// checks of one token (`hash`) that ask together. A success is kept
+    /// of a check) where the wiring says: off the thread that answers
+    /// [`Ports::token`] hits, unless there is no other or the others got no
+    /// CPU for a while; once for all the checks of one token (`hash`) that
+    /// ask together. A success is kept
     /// for [`Ports::token`] until the token's `exp` (at most). `Err`:
     /// `verify`'s refusal, or [`Reason::VerificationOverloaded`] when too
     /// many new tokens wait already.

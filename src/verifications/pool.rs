@@ -115,9 +115,7 @@ impl Pool {
         self.shared.ready.notify_one();
         Ok(())
     }
-}
 
-impl Pool {
     /// The oldest queued job, if it has waited `age` or more: the threads
     /// got no CPU meanwhile, and a caller may run it instead ([`run`]).
     pub(crate) fn take_stale(&self, age: Duration) -> Option<Job> {
