@@ -17,6 +17,7 @@
 //! which was a third of ward's own cost on a cache hit. On the wire it is
 //! the same `CheckResponse` (a test decodes one and compares).
 
+use super::generation::Live;
 use super::unary::{self, Incoming};
 use super::wire::CheckView;
 use crate::decision::{Decision, Deny};
@@ -76,12 +77,12 @@ pub(super) struct CheckService {
 /// any other method `UNIMPLEMENTED`), with [`Answer`] as the response.
 #[derive(Clone)]
 pub(super) struct AuthzServer {
-    inner: Arc<CheckService>,
+    live: Arc<Live>,
 }
 
 impl AuthzServer {
-    pub(super) fn new(inner: Arc<CheckService>) -> Self {
-        Self { inner }
+    pub(super) fn new(live: Arc<Live>) -> Self {
+        Self { live }
     }
 }
 
@@ -106,7 +107,9 @@ where
         if req.uri().path() != CHECK_PATH {
             return Box::pin(async { Ok(tonic::Status::unimplemented("").into_http()) });
         }
-        let service = self.inner.clone();
+        // The generation is chosen once: a reload during this check does
+        // not change the config it finishes on.
+        let service = self.live.grpc();
         Box::pin(async move {
             let start = Instant::now();
             let incoming = unary::read_message(req.into_body(), service.max_request_bytes).await;

@@ -17,6 +17,7 @@
 //! headers Envoy forwards, so Envoy's `allowed_headers` must include the
 //! managed prefixes (`x-user-`, `x-auth-`); `envoy/http-mode.yaml` does.
 
+use super::generation::Live;
 use crate::decision::{Decision, Deny};
 use crate::headers::ManagedHeaders;
 use crate::metrics::Metrics;
@@ -44,19 +45,21 @@ pub(super) struct HttpService {
     pub max_body_bytes: usize,
 }
 
-/// Every method and path is a check.
-pub(super) fn router(service: HttpService) -> axum::Router {
-    axum::Router::new().fallback(check).with_state(service)
+/// Every method and path is a check, on the generation current when it
+/// arrives.
+pub(super) fn router(live: Arc<Live>) -> axum::Router {
+    axum::Router::new().fallback(check).with_state(live)
 }
 
 async fn check(
-    State(s): State<HttpService>,
+    State(live): State<Arc<Live>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response<Body> {
     let start = Instant::now();
+    let s = live.http();
     let answer = decide(&s, &method, &uri, &headers, start).await;
     drain(body, s.max_body_bytes).await;
     answer
