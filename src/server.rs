@@ -172,7 +172,7 @@ impl Server {
             tokio::spawn(reloader.run(stop_rx.clone()));
         }
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<AuthzServer>().await;
+        health.set_serving::<AuthzServer<Live>>().await;
         let draining = Arc::new(AtomicBool::new(false));
         let (drain_delay, shutdown_grace) = (self.drain_delay, self.shutdown_grace);
         let authz = AuthzServer::new(self.live.clone());
@@ -192,7 +192,7 @@ impl Server {
 
         shutdown.await;
         draining.store(true, Ordering::SeqCst);
-        health.set_not_serving::<AuthzServer>().await;
+        health.set_not_serving::<AuthzServer<Live>>().await;
         // The whole server (service name "") drains too, for health checks
         // that name no service.
         health

@@ -183,17 +183,21 @@ impl Live {
         self.0.load_full()
     }
 
-    /// The gRPC service of the current generation (one reference count,
-    /// no lock: the hot path's only cost of reloading).
-    pub(super) fn grpc(&self) -> Arc<CheckService> {
-        self.0.load().grpc.clone()
-    }
-
-    pub(super) fn http(&self) -> Arc<HttpService> {
-        self.0.load().http.clone()
-    }
-
     pub(super) fn swap(&self, generation: Generation) {
         self.0.store(Arc::new(generation));
+    }
+}
+
+/// The gRPC service of the current generation: one reference count, no
+/// lock (the hot path's only cost of reloading).
+impl super::grpc::CurrentService for Live {
+    fn grpc(&self) -> Arc<CheckService> {
+        self.0.load().grpc.clone()
+    }
+}
+
+impl super::http::CurrentService for Live {
+    fn http(&self) -> Arc<HttpService> {
+        self.0.load().http.clone()
     }
 }

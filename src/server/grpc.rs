@@ -17,7 +17,6 @@
 //! which was a third of ward's own cost on a cache hit. On the wire it is
 //! the same `CheckResponse` (a test decodes one and compares).
 
-use super::generation::Live;
 use super::unary::{self, Incoming};
 use super::wire::CheckView;
 use crate::decision::{Decision, Deny};
@@ -75,23 +74,37 @@ pub(super) struct CheckService {
 /// `envoy.service.auth.v3.Authorization` as a tower service for tonic's
 /// router: what envoy-types' generated server does (route `Check`, answer
 /// any other method `UNIMPLEMENTED`), with [`Answer`] as the response.
-#[derive(Clone)]
-pub(super) struct AuthzServer {
-    live: Arc<Live>,
+pub(super) struct AuthzServer<S> {
+    live: Arc<S>,
 }
 
-impl AuthzServer {
-    pub(super) fn new(live: Arc<Live>) -> Self {
+/// Where each call's service comes from: the running generation, which a
+/// reload swaps (`generation.rs`).
+pub(super) trait CurrentService: Send + Sync + 'static {
+    fn grpc(&self) -> Arc<CheckService>;
+}
+
+impl<S> Clone for AuthzServer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            live: self.live.clone(),
+        }
+    }
+}
+
+impl<S: CurrentService> AuthzServer<S> {
+    pub(super) fn new(live: Arc<S>) -> Self {
         Self { live }
     }
 }
 
-impl tonic::server::NamedService for AuthzServer {
+impl<S> tonic::server::NamedService for AuthzServer<S> {
     const NAME: &'static str = SERVICE_NAME;
 }
 
-impl<B> tonic::codegen::Service<http::Request<B>> for AuthzServer
+impl<S, B> tonic::codegen::Service<http::Request<B>> for AuthzServer<S>
 where
+    S: CurrentService,
     B: Body + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {

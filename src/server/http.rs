@@ -17,7 +17,6 @@
 //! headers Envoy forwards, so Envoy's `allowed_headers` must include the
 //! managed prefixes (`x-user-`, `x-auth-`); `envoy/http-mode.yaml` does.
 
-use super::generation::Live;
 use crate::decision::{Decision, Deny};
 use crate::headers::ManagedHeaders;
 use crate::metrics::Metrics;
@@ -45,14 +44,20 @@ pub(super) struct HttpService {
     pub max_body_bytes: usize,
 }
 
-/// Every method and path is a check, on the generation current when it
-/// arrives.
-pub(super) fn router(live: Arc<Live>) -> axum::Router {
-    axum::Router::new().fallback(check).with_state(live)
+/// Where each request's service comes from: the running generation,
+/// which a reload swaps (`generation.rs`).
+pub(super) trait CurrentService: Send + Sync + 'static {
+    fn http(&self) -> Arc<HttpService>;
 }
 
-async fn check(
-    State(live): State<Arc<Live>>,
+/// Every method and path is a check, on the generation current when it
+/// arrives.
+pub(super) fn router<S: CurrentService>(live: Arc<S>) -> axum::Router {
+    axum::Router::new().fallback(check::<S>).with_state(live)
+}
+
+async fn check<S: CurrentService>(
+    State(live): State<Arc<S>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
