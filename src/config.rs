@@ -21,6 +21,7 @@ mod runtime;
 mod secret;
 mod sessions;
 mod store;
+mod tracing;
 mod validate;
 
 pub use api_keys::ApiKeysConfig;
@@ -44,6 +45,7 @@ pub use runtime::Runtime;
 pub use secret::{EnvSource, ProcessEnv, Secret, SecretError, SecretSource};
 pub use sessions::{CLIENT_IP, FieldHeader, FingerprintConfig, FingerprintMode, SessionsConfig};
 pub use store::{RedisConfig, RedisMode, StoreConfig};
+pub use tracing::{OtlpConfig, OtlpProtocol, TracingConfig};
 pub use validate::{Problems, is_valid_header_name};
 
 use serde::Deserialize;
@@ -76,6 +78,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// How a running `ward serve` notices a changed config.
     pub reload: ReloadConfig,
+    /// OpenTelemetry traces (off unless `tracing.otlp` is set).
+    pub tracing: TracingConfig,
 }
 
 /// The YAML parser starts its messages with its own notion of the path

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
+use tracing::Instrument;
 
 /// A JWKS document larger than this is refused.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -170,7 +171,8 @@ impl KeyStore {
             *last = Some(Instant::now());
         }
         let name = source_name(&source.config);
-        match fetch(source, &name, client, metrics).await {
+        let span = tracing::info_span!(target: crate::TRACE_TARGET, "ward.jwks.fetch", ward.source = %name);
+        match fetch(source, &name, client, metrics).instrument(span).await {
             Ok(keys) => {
                 metrics.jwks_refresh_ok.inc();
                 metrics.jwks_last_success.set(crate::unix_now() as i64);

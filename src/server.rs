@@ -14,6 +14,7 @@ mod generation;
 mod grpc;
 mod http;
 mod reload;
+mod trace;
 pub mod unary;
 pub mod wire;
 
@@ -328,6 +329,7 @@ pub(crate) fn record(
                 .unwrap_or_default(),
             path = req.map_or("", |r| r.path),
             transport,
+            trace_id = Some(trace::trace_id(&tracing::Span::current())).filter(|id| !id.is_empty()),
             "deny"
         );
     }

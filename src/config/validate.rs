@@ -69,6 +69,7 @@ impl Config {
         self.check_responses(&mut p);
         self.check_limits(&mut p);
         self.check_reload(&mut p);
+        self.check_tracing(&mut p);
         p.0
     }
 
@@ -256,6 +257,29 @@ impl Config {
                 "headers.realm",
                 "must be non-empty, without quotes, backslashes or newlines",
             );
+        }
+    }
+
+    fn check_tracing(&self, p: &mut Problems) {
+        let t = &self.tracing;
+        if !(0.0..=1.0).contains(&t.sampling_ratio) {
+            p.add("tracing.sampling_ratio", "must be between 0.0 and 1.0");
+        }
+        if t.service_name.trim().is_empty() {
+            p.add("tracing.service_name", "must not be empty");
+        }
+        if let Some(otlp) = &t.otlp {
+            let scheme_ok =
+                otlp.endpoint.starts_with("http://") || otlp.endpoint.starts_with("https://");
+            if !scheme_ok || otlp.endpoint.len() <= "https://".len() {
+                p.add(
+                    "tracing.otlp.endpoint",
+                    "must be an http:// or https:// URL",
+                );
+            }
+            if otlp.timeout.is_zero() {
+                p.add("tracing.otlp.timeout", "must be greater than 0");
+            }
         }
     }
 

@@ -17,6 +17,7 @@
 //! headers Envoy forwards, so Envoy's `allowed_headers` must include the
 //! managed prefixes (`x-user-`, `x-auth-`); `envoy/http-mode.yaml` does.
 
+use super::trace;
 use crate::decision::{Decision, Deny};
 use crate::headers::ManagedHeaders;
 use crate::metrics::Metrics;
@@ -29,6 +30,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// The header Envoy reads for headers to remove from the upstream request.
 pub(super) const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
@@ -111,7 +113,16 @@ async fn decide(
         // `x-forwarded-for` (trusted hops), which the proxy must forward.
         source_ip: None,
     };
-    let outcome = s.checker.check(&req, crate::unix_now()).await;
+    // Envoy's HTTP ext_authz client puts its span's context in these
+    // headers, beside the checked request's own.
+    let span = trace::check_span(trace::parent(|k| headers.get(k)), |_| None);
+    let outcome = s
+        .checker
+        .check(&req, crate::unix_now())
+        .instrument(span.clone())
+        .await;
+    let _in_span = span.enter();
+    trace::record(&span, &outcome);
     s.finish(&req, &outcome, start)
 }
 

@@ -36,4 +36,5 @@ mod sessions;
 mod shipped_envoy;
 mod store_contract;
 mod store_failure;
+mod traces;
 mod wycheproof;
