@@ -9,6 +9,7 @@ mod api_keys;
 mod architecture;
 mod cached_records;
 mod cli;
+mod cli_install_module;
 mod cli_manage;
 mod connections;
 mod corrupt_records;
