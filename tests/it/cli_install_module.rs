@@ -116,3 +116,36 @@ fn install_module_takes_the_module_beside_the_binary_by_default() {
     let installed = std::fs::read(dest.path().join(MODULE)).unwrap();
     assert_eq!(installed, b"the image's module");
 }
+
+/// The image (`Dockerfile`, which cannot be built here: no Docker) builds
+/// the module and puts it beside the binary its ENTRYPOINT runs: the
+/// place `install-module` looks without `--from`.
+#[test]
+fn the_image_carries_the_module_where_install_module_looks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let (build, runtime) = dockerfile
+        .rsplit_once("\nFROM ")
+        .expect("a build stage and a runtime stage");
+    assert!(
+        build.contains("cargo build --release --locked -p ward-envoy-module"),
+        "the build stage builds the module"
+    );
+    let copied: Vec<&str> = runtime
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY --from=build "))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    let entrypoint = runtime
+        .lines()
+        .find_map(|l| l.strip_prefix("ENTRYPOINT [\""))
+        .and_then(|l| l.split('"').next())
+        .expect("an ENTRYPOINT");
+    assert!(copied.contains(&entrypoint), "{copied:?}");
+    let beside = Path::new(entrypoint).with_file_name(MODULE);
+    assert!(
+        copied.contains(&beside.to_str().unwrap()),
+        "the runtime stage must copy the module to {}: {copied:?}",
+        beside.display()
+    );
+}
