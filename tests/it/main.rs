@@ -24,6 +24,7 @@ mod fingerprint;
 mod fuzz_corpora;
 mod grpc_check;
 mod helm_gateway;
+mod helm_gateway_module;
 mod jwks;
 mod jwt_hostile;
 mod limits;
