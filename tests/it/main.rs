@@ -35,6 +35,7 @@ mod request_size;
 mod revocation;
 mod sessions;
 mod shipped_envoy;
+mod shipped_module;
 mod store_contract;
 mod store_failure;
 mod wycheproof;
