@@ -200,6 +200,13 @@ Envoy's process.
 
 {{- define "ward.moduleEnvoyEnv" -}}
 - {name: ENVOY_DYNAMIC_MODULES_SEARCH_PATH, value: {{ include "ward.moduleDir" . | quote }}}
+{{- with include "ward.env" . | trim }}
+{{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* ward's environment (secrets.env, extraEnv): its container's, or with the module Envoy's. */}}
+{{- define "ward.env" -}}
 {{- range .Values.secrets.env }}
 - name: {{ .name }}
   valueFrom:
@@ -224,16 +231,9 @@ ports:
   - {name: http-authz, containerPort: {{ .Values.http.port }}, protocol: TCP}
   {{- end }}
   - {name: admin, containerPort: {{ .Values.ports.admin }}, protocol: TCP}
-{{- if or .Values.secrets.env .Values.extraEnv }}
+{{- with include "ward.env" . | trim }}
 env:
-  {{- range .Values.secrets.env }}
-  - name: {{ .name }}
-    valueFrom:
-      secretKeyRef: {name: {{ $.Values.secrets.existingSecret }}, key: {{ .key }}}
-  {{- end }}
-  {{- with .Values.extraEnv }}
-  {{- toYaml . | nindent 2 }}
-  {{- end }}
+  {{- . | nindent 2 }}
 {{- end }}
 livenessProbe:
   httpGet: {path: /healthz, port: admin}
