@@ -155,11 +155,17 @@ def envoy_credential(bed: Bed, credential: str, window: float) -> list[str]:
         return session_hit_args(bed)
     if credential == "apikey":
         return apikey_hit_args(bed)
+    # 15k/s: above a miss's rate through one Envoy worker on this machine
+    # kind; a pool that runs out only ends the window early.
+    count = int(math.ceil(15000 * window * 1.15 / 1000.0) * 1000)
     if credential == "jwt_miss":
-        # 15k/s: above a miss's rate through one Envoy worker on this
-        # machine kind; a pool that runs out only ends the window early.
-        count = int(math.ceil(15000 * window * 1.15 / 1000.0) * 1000)
         return ["--tokens", token_pool(bed, "RS256", count, 7 * 86400, "miss-"), "--once"]
+    if credential == "session_miss":
+        r = bed.ensure_redis()
+        r.ensure_sessions(count + 1)  # the first is the hot one
+        return ["--tokens", lines_file(bed, f"envoy-session-miss-{count}.txt",
+                                       r.sessions[1:count + 1]),
+                "--once", "--header-name", "cookie", "--value-prefix", "session_id="]
     raise ValueError(f"unknown credential {credential}")
 
 
@@ -184,9 +190,11 @@ class EnvoyScenario:
     # What each request carries: "jwt" (one RS256 token, so a cache hit),
     # "session" or "apikey" (one stored in Redis: a cache hit), or
     # "jwt_miss" (a different RS256 token per request: every check
-    # verifies a signature; measured with loadgen, since h2load sends one
-    # header value, and left out of the fixed-rate latency runs, whose
-    # rate it would lower for every row).
+    # verifies a signature) or "session_miss" (a different stored session
+    # per request: every check reads Redis on the module's runtime
+    # thread). The misses are measured with loadgen, since h2load sends
+    # one header value, and left out of the fixed-rate latency runs, whose
+    # rate they would lower for every row.
     credential: str = "jwt"
 
 
@@ -209,4 +217,7 @@ ENVOY_SCENARIOS = [
                   "module", credential="apikey"),
     EnvoyScenario("envoy_ward_module_jwt_miss", "Envoy + ward module, JWT RS256 miss (loadgen)",
                   "module", credential="jwt_miss"),
+    EnvoyScenario("envoy_ward_module_session_miss",
+                  "Envoy + ward module, session miss (Redis; loadgen)", "module",
+                  credential="session_miss"),
 ]

@@ -45,7 +45,8 @@ class EnvoyStack:
             args["jwks"] = bed.jwks
         env = None
         if sc.mode == "module":
-            redis = bed.ensure_redis().url if sc.credential in ("session", "apikey") else None
+            stored = sc.credential in ("session", "apikey", "session_miss")
+            redis = bed.ensure_redis().url if stored else None
             args["module_config"] = module_config(redis)
             env = {"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": MODULE_DIR}
         elif sc.mode == "noop_module":
@@ -119,8 +120,10 @@ def max_through_envoy(bed: Bed, stack: EnvoyStack, cred: list[str], duration: fl
     if before is not None:
         allow, deny = stack.authz.decisions()
         if deny - before[1] > 0 or allow - before[0] < h["2xx"]:
+            denies = {k: v for k, v in stack.authz.metrics().items()
+                      if k.startswith("ward_check_total{") and 'decision="deny"' in k}
             raise RuntimeError(f"ward denied or missed checks: allow {allow - before[0]}, "
-                               f"deny {deny - before[1]}, 2xx {h['2xx']}")
+                               f"deny {deny - before[1]}, 2xx {h['2xx']}; denies: {denies}")
     h["util"] = util
     h["foreign_cpu"] = foreign.done()
     return h
@@ -179,8 +182,8 @@ def fixed_rate(maxes: dict[str, float]) -> tuple[float, float]:
     return max(100.0, math.floor(rate / 100) * 100), half_alone
 
 
-# The JWT miss row is measured for throughput only (see EnvoyScenario).
-LATENCY_SCENARIOS = [sc for sc in ENVOY_SCENARIOS if sc.credential != "jwt_miss"]
+# The miss rows are measured for throughput only (see EnvoyScenario).
+LATENCY_SCENARIOS = [sc for sc in ENVOY_SCENARIOS if not sc.credential.endswith("_miss")]
 NOT_MEASURED = {k: float("nan") for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms", "rps")}
 
 
@@ -280,6 +283,8 @@ def ratios(s: dict, runs: dict[str, list[dict]]) -> dict:
         "module_session_vs_jwt": rep_ratio("envoy_ward_module_session", "envoy_ward_module_jwt"),
         "module_apikey_vs_jwt": rep_ratio("envoy_ward_module_apikey", "envoy_ward_module_jwt"),
         "module_miss_vs_jwt": rep_ratio("envoy_ward_module_jwt_miss", "envoy_ward_module_jwt"),
+        "module_session_miss_vs_jwt": rep_ratio("envoy_ward_module_session_miss",
+                                                "envoy_ward_module_jwt"),
         "noop_module_vs_envoy": rep_ratio("envoy_noop_module", "envoy"),
         "module_added_p50_over_jwt_authn_ms": module["added_p50_ms"] - jwt_authn["added_p50_ms"],
         "module_added_p99_over_jwt_authn_ms": module["added_p99_ms"] - jwt_authn["added_p99_ms"],
