@@ -6,10 +6,12 @@
 //! (or the message naming the file and every problem), building the Tokio
 //! runtime (`runtime.rs`), and printing a failure with exit status 1
 //! ([`exit`]). A subcommand's flags live with the code that reads them:
-//! [`explain`], [`fingerprint`], [`store`] (`apikey`, `session`).
+//! [`explain`], [`fingerprint`], [`install_module`], [`store`] (`apikey`,
+//! `session`).
 
 pub mod explain;
 pub mod fingerprint;
+pub mod install_module;
 pub mod store;
 
 use crate::config::{Config, ProcessEnv};

@@ -25,6 +25,7 @@ pub mod envoy;
 pub mod http;
 pub mod inproc;
 pub mod modgraph;
+pub mod module;
 pub mod otlp;
 pub mod process;
 pub mod redis;
