@@ -193,7 +193,7 @@ impl Config {
         }
         // Keys, JWKS files and `typ` lists are loaded in setup.rs.
         for (i, src) in jwt.jwks.iter().enumerate() {
-            check_jwks(p, &format!("jwt.jwks[{i}]"), src);
+            check_jwks(p, &format!("jwt.jwks[{i}]"), src, &jwt.issuers);
         }
         for (field, list) in [
             ("jwt.issuers", &jwt.issuers),
@@ -517,18 +517,31 @@ impl Config {
     }
 }
 
-/// Each media type in a `typ` list (absent: nothing to check).
 /// One `jwt.jwks[]` source, as far as the config tells (a file's
 /// content is checked in setup.rs).
-fn check_jwks(p: &mut Problems, path: &str, src: &JwksSource) {
-    match (&src.url, &src.file) {
-        (Some(url), None) => {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
+fn check_jwks(p: &mut Problems, path: &str, src: &JwksSource, issuers: &[String]) {
+    let is_http = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+    match (&src.url, &src.file, &src.issuer) {
+        (Some(url), None, None) => {
+            if !is_http(url) {
                 p.add(format!("{path}.url"), "must start with https:// or http://");
             }
         }
-        (None, Some(_)) => {}
-        _ => p.add(path, "exactly one of `url` or `file` must be set"),
+        (None, Some(_), None) => {}
+        (None, None, Some(issuer)) => {
+            if !is_http(issuer) {
+                p.add(
+                    format!("{path}.issuer"),
+                    "must start with https:// or http://",
+                );
+            } else if !issuers.contains(issuer) {
+                p.add(
+                    format!("{path}.issuer"),
+                    "must also be listed in jwt.issuers (tokens are checked against that list)",
+                );
+            }
+        }
+        _ => p.add(path, "exactly one of `url`, `file` or `issuer` must be set"),
     }
     if src.refresh_interval.as_secs() < 1 {
         p.add(format!("{path}.refresh_interval"), "must be at least 1s");

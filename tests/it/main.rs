@@ -14,6 +14,7 @@ mod cli_manage;
 mod connections;
 mod corrupt_records;
 mod credentials_hostile;
+mod discovery;
 mod envoy_credentials;
 mod envoy_e2e;
 mod envoy_module;

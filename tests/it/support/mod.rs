@@ -26,6 +26,7 @@ pub mod http;
 pub mod inproc;
 pub mod modgraph;
 pub mod module;
+pub mod oidc;
 pub mod otlp;
 pub mod process;
 pub mod redis;
