@@ -25,6 +25,8 @@ use ward::response::Responder;
 use ward::store::Store;
 use ward::wiring::{self, ServerChecker};
 
+use crate::stats::{Define, Stats};
+
 /// What the filter needs from Envoy for one stream (`abi::Stream`, or a
 /// fake in tests).
 pub trait Host {
@@ -49,6 +51,13 @@ pub trait Host {
     fn resumer(&mut self) -> Option<Box<dyn Resume>>;
     /// Lets a request that was stopped go on upstream.
     fn continue_decoding(&mut self);
+    /// Adds `by` to a counter defined at config time ([`Define`]), in the
+    /// series of these label values.
+    fn increment_counter(&mut self, id: usize, labels: &[&str], by: u64);
+    /// Records a value in a histogram defined at config time.
+    fn record_histogram(&mut self, id: usize, value: u64);
+    /// Sets a gauge defined at config time.
+    fn set_gauge(&mut self, id: usize, value: u64);
 }
 
 /// Wakes a stream's worker (`on_http_filter_scheduled`). Dropping it
@@ -82,6 +91,9 @@ struct Shared {
     checker: ServerChecker,
     managed: ManagedHeaders,
     responder: Responder,
+    /// What the checker's parts count (read by `stats` for Envoy).
+    metrics: Arc<Metrics>,
+    stats: Stats,
 }
 
 /// One filter config: what `ward serve` would run for this YAML. Dropped
@@ -100,7 +112,8 @@ impl Config {
     /// path, as `ward check-config` reports them) and builds the checker.
     /// `Err` is the message for Envoy's log; Envoy then rejects the
     /// filter config.
-    pub fn new(yaml: &[u8]) -> Result<Config, String> {
+    /// Its stats are defined through `define` (Envoy allows it only now).
+    pub fn new(yaml: &[u8], define: &mut impl Define) -> Result<Config, String> {
         let fail = |why: String| format!("ward: invalid filter_config: {why}");
         let text = std::str::from_utf8(yaml).map_err(|_| fail("not UTF-8".into()))?;
         let config = WardConfig::from_yaml(text).map_err(|e| fail(e.to_string()))?;
@@ -109,7 +122,8 @@ impl Config {
         if !problems.is_empty() {
             return Err(fail(ConfigError::Invalid(problems).to_string()));
         }
-        build(&config).map_err(fail)
+        let stats = Stats::define(define).map_err(|e| fail(format!("stats: {e}")))?;
+        build(&config, stats).map_err(fail)
     }
 }
 
@@ -146,7 +160,7 @@ fn runtime() -> Result<&'static Runtime, String> {
         .map_err(Clone::clone)
 }
 
-fn build(config: &WardConfig) -> Result<Config, String> {
+fn build(config: &WardConfig, stats: Stats) -> Result<Config, String> {
     let runtime = runtime()?;
     let store = runtime
         .block_on(Store::open(config))
@@ -159,7 +173,7 @@ fn build(config: &WardConfig) -> Result<Config, String> {
     let (stop, stopped) = watch::channel(false);
     {
         let _context = runtime.enter();
-        keys.spawn(metrics, stopped.clone());
+        keys.spawn(metrics.clone(), stopped.clone());
         lookups.spawn_invalidations(&store, stopped);
     }
     Ok(Config {
@@ -167,6 +181,8 @@ fn build(config: &WardConfig) -> Result<Config, String> {
             checker,
             managed: ManagedHeaders::from_config(config),
             responder: Responder::from_config(config),
+            metrics,
+            stats,
         }),
         runtime: runtime.handle().clone(),
         _stop: stop,
@@ -310,7 +326,11 @@ impl Filter {
                 start,
             ),
             // The check panicked or was cancelled: fail closed.
-            None => internal_error(host),
+            None => {
+                let shared = &self.config.shared;
+                shared.stats.record_internal_error(host, &shared.metrics);
+                internal_error(host)
+            }
         };
         if self.settle(verdict) == Verdict::Continue {
             host.continue_decoding();
@@ -358,6 +378,8 @@ fn apply(
     host: &mut impl Host,
     start: Instant,
 ) -> Verdict {
+    let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    shared.stats.record(host, decision, micros, &shared.metrics);
     match decision {
         Decision::Allow(identity) => allow(shared, req, &identity.headers, host),
         Decision::AllowAnonymous { .. } => allow(shared, req, &[], host),
@@ -452,6 +474,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::stats::tests::Defined;
 
     /// A local reply: status, headers, body, details.
     type Sent = (u16, Vec<(String, String)>, String, String);
@@ -464,6 +487,9 @@ mod tests {
         set: Vec<(String, Option<String>)>,
         route_cleared: bool,
         sent: Option<Sent>,
+        /// Counter increments: id, label values, amount.
+        counted: Vec<(usize, Vec<String>, u64)>,
+        recorded: Vec<(usize, u64)>,
     }
 
     impl Fake {
@@ -512,6 +538,14 @@ mod tests {
             None
         }
         fn continue_decoding(&mut self) {}
+        fn increment_counter(&mut self, id: usize, labels: &[&str], by: u64) {
+            let labels = labels.iter().map(|l| l.to_string()).collect();
+            self.counted.push((id, labels, by));
+        }
+        fn record_histogram(&mut self, id: usize, value: u64) {
+            self.recorded.push((id, value));
+        }
+        fn set_gauge(&mut self, _: usize, _: u64) {}
     }
 
     fn check(config: &'static Config, host: &mut Fake) -> Verdict {
@@ -519,7 +553,7 @@ mod tests {
     }
 
     fn config() -> &'static Config {
-        let config = Config::new(b"jwt:\n  keys:\n    - kid: k\n      alg: HS256\n      secret:\n        value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\n")
+        let config = Config::new(b"jwt:\n  keys:\n    - kid: k\n      alg: HS256\n      secret:\n        value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\n", &mut Defined::default())
             .unwrap();
         Box::leak(Box::new(config))
     }
@@ -535,6 +569,18 @@ mod tests {
         assert!(body.contains("\"reason\":\"missing_credential\""), "{body}");
         assert_eq!(details, "ward_missing_credential");
         assert!(host.set.is_empty());
+        // Counted under the gRPC mode's labels, with its latency.
+        let labels = ["deny", "none", "missing_credential"]
+            .map(String::from)
+            .to_vec();
+        assert!(
+            host.counted
+                .iter()
+                .any(|(_, l, by)| *l == labels && *by == 1),
+            "{:?}",
+            host.counted
+        );
+        assert_eq!(host.recorded.len(), 1);
     }
 
     #[test]
@@ -565,13 +611,16 @@ mod tests {
 
     #[test]
     fn what_the_module_cannot_run_is_refused_with_its_path() {
-        let e = Config::new(b"jwt:\n  keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]\n  from_query: access_token\n")
+        let e = Config::new(b"jwt:\n  keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]\n  from_query: access_token\n", &mut Defined::default())
             .err()
             .unwrap();
         assert!(e.contains("jwt.from_query"), "{e}");
-        let e = Config::new(b"jwt:\n  keys: [{kid: k, alg: HS999}]\n")
-            .err()
-            .unwrap();
+        let e = Config::new(
+            b"jwt:\n  keys: [{kid: k, alg: HS999}]\n",
+            &mut Defined::default(),
+        )
+        .err()
+        .unwrap();
         assert!(e.contains("jwt.keys[0]"), "{e}");
     }
 }

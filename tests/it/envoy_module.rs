@@ -78,6 +78,8 @@ fn bootstrap(ward_config: &str, upstream: u16, http_port: u16, admin_port: u16) 
     let addr = |port: u16| json!({"socket_address": {"address": "127.0.0.1", "port_value": port}});
     json!({
         "admin": {"address": addr(admin_port)},
+        // Histograms reach the admin endpoint when stats are flushed.
+        "stats_flush_interval": "0.1s",
         "static_resources": {
             "listeners": [{
                 "name": "ingress",
@@ -111,7 +113,7 @@ fn bootstrap(ward_config: &str, upstream: u16, http_port: u16, admin_port: u16) 
                                 "name": "ward",
                                 "typed_config": {
                                     "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
-                                    "dynamic_module_config": {"name": "ward_envoy"},
+                                    "dynamic_module_config": {"name": "ward_envoy", "metrics_namespace": "ward"},
                                     "filter_name": "ward",
                                     "filter_config": string_value(ward_config),
                                 },
@@ -379,4 +381,67 @@ async fn a_store_read_waits_on_the_runtime_with_the_whole_request_held() {
     assert_eq!(resp.status, 503, "{}", resp.text());
     assert_eq!(resp.json()["reason"], "store_unavailable");
     assert_eq!(echo.hits(), hits);
+}
+
+/// Envoy's `/stats/prometheus` (admin port), as text.
+async fn prometheus(envoy: &Envoy) -> String {
+    let admin = envoy.admin_addr;
+    support::http::get(admin, "/stats/prometheus")
+        .await
+        .expect("GET /stats/prometheus")
+        .text()
+        .to_string()
+}
+
+/// The value of one sample line (`name{labels}`), 0 if absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// ward's counters in Envoy's Prometheus output move with allows and
+/// denies, under the gRPC mode's names and labels (`metrics_namespace:
+/// ward` gives `envoy_ward_*`), and the latency histogram fills.
+#[tokio::test]
+async fn wards_counters_are_envoy_stats_under_the_grpc_modes_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = seed_file(dir.path());
+    let echo = Echo::start().await;
+    let envoy = start(&ward_yaml(&seed), &echo).await;
+    let check = |labels: &str| format!("envoy_ward_check_total{{{labels}}}");
+    let jwt_ok = check(r#"decision="allow",method="jwt",reason="ok""#);
+    let missing = check(r#"decision="deny",method="none",reason="missing_credential""#);
+    let public = check(r#"decision="allow",method="none",reason="public""#);
+    let bearer = format!("Bearer {}", token("alice"));
+    for _ in 0..3 {
+        let resp = envoy.get("/api", &[("authorization", &bearer)]).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+    for _ in 0..2 {
+        assert_eq!(envoy.get("/api", &[]).await.status, 401);
+    }
+    assert_eq!(envoy.get("/public/x", &[]).await.status, 200);
+    let text = prometheus(&envoy).await;
+    assert_eq!(sample(&text, &jwt_ok), 3.0, "{text}");
+    assert_eq!(sample(&text, &missing), 2.0, "{text}");
+    assert_eq!(sample(&text, &public), 1.0, "{text}");
+    // The token was verified once, then found in the token cache twice.
+    assert_eq!(sample(&text, "envoy_ward_jwt_verifications_total{}"), 1.0);
+    let token_cache =
+        |r: &str| format!(r#"envoy_ward_cache_requests_total{{cache="token",result="{r}"}}"#);
+    assert_eq!(sample(&text, &token_cache("hit")), 2.0, "{text}");
+    assert_eq!(sample(&text, &token_cache("miss")), 1.0, "{text}");
+    // Histograms reach the admin endpoint at the next stats flush (0.1 s).
+    let mut count = 0.0;
+    for _ in 0..50 {
+        let text = prometheus(&envoy).await;
+        count = sample(&text, "envoy_ward_check_duration_microseconds_count{}");
+        if count >= 6.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(count, 6.0);
 }
