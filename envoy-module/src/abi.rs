@@ -13,7 +13,7 @@
 #![allow(unsafe_code)]
 
 use crate::filter::{self, Config, Filter, Hold, Host, LogLevel, Resume, Verdict};
-use crate::stats::Define;
+use crate::stats::ConfigHost;
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -191,9 +191,9 @@ type DefineFn =
 
 /// Envoy's filter config while `on_http_filter_config_new` runs: the only
 /// time Envoy lets a module define stats.
-struct ConfigDefiner(*mut c_void);
+struct ConfigEnvoy(*mut c_void);
 
-impl ConfigDefiner {
+impl ConfigEnvoy {
     fn define(&mut self, define: DefineFn, name: &str, labels: &[&str]) -> Result<usize, String> {
         let labels: Vec<ModuleBuffer> = labels
             .iter()
@@ -222,7 +222,7 @@ impl ConfigDefiner {
     }
 }
 
-impl Define for ConfigDefiner {
+impl ConfigHost for ConfigEnvoy {
     fn counter(&mut self, name: &str, labels: &[&str]) -> Result<usize, String> {
         self.define(
             envoy_dynamic_module_callback_http_filter_config_define_counter,
@@ -245,6 +245,9 @@ impl Define for ConfigDefiner {
             name,
             &[],
         )
+    }
+    fn warn(&mut self, message: &str) {
+        log(LogLevel::Warn, message);
     }
 }
 
@@ -541,7 +544,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     guard(
         "http_filter_config_new",
         std::ptr::null(),
-        || match Config::new(text, &mut ConfigDefiner(config_envoy)) {
+        || match Config::new(text, &mut ConfigEnvoy(config_envoy)) {
             Ok(config) => Box::into_raw(Box::new(config)).cast_const().cast(),
             Err(message) => {
                 log(LogLevel::Error, &message);

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 use tokio::runtime::Runtime;
@@ -25,7 +25,9 @@ use ward::response::Responder;
 use ward::store::Store;
 use ward::wiring::{self, ServerChecker};
 
-use crate::stats::{Define, Stats};
+use crate::runtime;
+use crate::source;
+use crate::stats::{ConfigHost, Stats};
 
 /// What the filter needs from Envoy for one stream (`abi::Stream`, or a
 /// fake in tests).
@@ -112,18 +114,29 @@ impl Config {
     /// path, as `ward check-config` reports them) and builds the checker.
     /// `Err` is the message for Envoy's log; Envoy then rejects the
     /// filter config.
-    /// Its stats are defined through `define` (Envoy allows it only now).
-    pub fn new(yaml: &[u8], define: &mut impl Define) -> Result<Config, String> {
+    /// `bytes` is ward's YAML, or names its file (`source.rs`). Its stats
+    /// are defined through `envoy` (Envoy allows it only now).
+    pub fn new(bytes: &[u8], envoy: &mut impl ConfigHost) -> Result<Config, String> {
         let fail = |why: String| format!("ward: invalid filter_config: {why}");
-        let text = std::str::from_utf8(yaml).map_err(|_| fail("not UTF-8".into()))?;
-        let config = WardConfig::from_yaml(text).map_err(|e| fail(e.to_string()))?;
+        let text = std::str::from_utf8(bytes).map_err(|_| fail("not UTF-8".into()))?;
+        let (text, file) = source::ward_yaml(text).map_err(fail)?;
+        let fail = |why: String| match &file {
+            Some(file) => format!("ward: invalid filter_config ({}): {why}", file.display()),
+            None => format!("ward: invalid filter_config: {why}"),
+        };
+        let config = WardConfig::from_yaml(&text).map_err(|e| fail(e.to_string()))?;
         let mut problems = ward::setup::problems(&config, &ProcessEnv);
         problems.extend(unsupported(&config));
         if !problems.is_empty() {
             return Err(fail(ConfigError::Invalid(problems).to_string()));
         }
-        let stats = Stats::define(define).map_err(|e| fail(format!("stats: {e}")))?;
-        build(&config, stats).map_err(fail)
+        let stats = Stats::define(envoy).map_err(|e| fail(format!("stats: {e}")))?;
+        let threads = runtime::threads(config.runtime.worker_threads);
+        let (runtime, warning) = runtime::runtime(threads).map_err(fail)?;
+        if let Some(warning) = warning {
+            envoy.warn(&warning);
+        }
+        build(&config, stats, runtime).map_err(fail)
     }
 }
 
@@ -142,26 +155,7 @@ fn unsupported(config: &WardConfig) -> Vec<ward::config::ConfigProblem> {
     p
 }
 
-/// The module's one Tokio runtime, shared by every filter config: store
-/// reads that miss the cache, JWKS fetches, invalidations. One thread:
-/// the hot path (a cache hit) never touches it.
-fn runtime() -> Result<&'static Runtime, String> {
-    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("ward-module")
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the module's runtime: {e}"))
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-fn build(config: &WardConfig, stats: Stats) -> Result<Config, String> {
-    let runtime = runtime()?;
+fn build(config: &WardConfig, stats: Stats, runtime: &Runtime) -> Result<Config, String> {
     let store = runtime
         .block_on(Store::open(config))
         .map_err(|e| format!("store: {e}"))?;

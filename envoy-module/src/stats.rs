@@ -24,12 +24,15 @@ use ward::decision::Decision;
 use ward::jwt::keys::SkipReason;
 use ward::metrics::Metrics;
 
-/// Envoy's side of defining stats, at filter-config time
-/// (`abi::ConfigDefiner`, or a fake in tests). Each returns the stat's id.
-pub trait Define {
+/// Envoy's side while it builds a filter config (`abi::ConfigEnvoy`, or
+/// a fake in tests): defining stats (each returns the stat's id), and its
+/// log.
+pub trait ConfigHost {
     fn counter(&mut self, name: &str, labels: &[&str]) -> Result<usize, String>;
     fn histogram(&mut self, name: &str, labels: &[&str]) -> Result<usize, String>;
     fn gauge(&mut self, name: &str) -> Result<usize, String>;
+    /// A warning in Envoy's log.
+    fn warn(&mut self, message: &str);
 }
 
 /// Where a mirrored value is read in ward's [`Metrics`].
@@ -164,7 +167,7 @@ impl Stats {
     /// Defines every series. A stat name defined twice (the same name
     /// with other values) is one Envoy stat: `define` is asked once per
     /// name.
-    pub fn define(define: &mut impl Define) -> Result<Stats, String> {
+    pub fn define(define: &mut impl ConfigHost) -> Result<Stats, String> {
         let checks = define.counter("check_total", &["decision", "method", "reason"])?;
         let duration = define.histogram("check_duration_microseconds", &[])?;
         let mut ids: Vec<(&str, usize)> = Vec::new();
@@ -252,9 +255,9 @@ pub(crate) mod tests {
 
     use super::*;
 
-    /// Definitions, in order.
+    /// Definitions, in order, and warnings.
     #[derive(Default)]
-    pub struct Defined(pub Vec<(String, Vec<String>)>);
+    pub struct Defined(pub Vec<(String, Vec<String>)>, pub Vec<String>);
 
     impl Defined {
         fn add(&mut self, name: &str, labels: &[&str]) -> Result<usize, String> {
@@ -264,7 +267,7 @@ pub(crate) mod tests {
         }
     }
 
-    impl Define for Defined {
+    impl ConfigHost for Defined {
         fn counter(&mut self, name: &str, labels: &[&str]) -> Result<usize, String> {
             self.add(name, labels)
         }
@@ -273,6 +276,9 @@ pub(crate) mod tests {
         }
         fn gauge(&mut self, name: &str) -> Result<usize, String> {
             self.add(name, &[])
+        }
+        fn warn(&mut self, message: &str) {
+            self.1.push(message.into());
         }
     }
 

@@ -235,12 +235,12 @@ async fn module_decides_inside_envoy() {
     assert!(header_values(&seen, "x_auth_method").is_empty(), "{seen}");
 }
 
-#[test]
-fn invalid_ward_config_rejects_the_listener_with_its_field_path() {
+/// `envoy --mode validate` of the test bootstrap with this filter config:
+/// whether Envoy accepted it, and its log.
+fn validate(ward_config: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("envoy.yaml");
-    let bad = "jwt:\n  keys:\n    - kid: k1\n      alg: HS999\n";
-    let yaml = serde_yaml_ng::to_string(&bootstrap(bad, 1, 2, 3)).unwrap();
+    let yaml = serde_yaml_ng::to_string(&bootstrap(ward_config, 1, 2, 3)).unwrap();
     std::fs::write(&config, yaml).unwrap();
     let out = Command::new(envoy_bin())
         .args(["--mode", "validate", "-c"])
@@ -254,9 +254,63 @@ fn invalid_ward_config_rejects_the_listener_with_its_field_path() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!out.status.success(), "Envoy accepted it:\n{log}");
+    (out.status.success(), log)
+}
+
+#[test]
+fn invalid_ward_config_rejects_the_listener_with_its_field_path() {
+    let (accepted, log) = validate("jwt:\n  keys:\n    - kid: k1\n      alg: HS999\n");
+    assert!(!accepted, "Envoy accepted it:\n{log}");
     assert!(log.contains("ward: invalid filter_config"), "{log}");
     assert!(log.contains("jwt.keys[0]: unknown alg `HS999`"), "{log}");
+}
+
+/// `config_file: PATH` as the filter config: a missing file, or a file
+/// ward rejects, makes Envoy refuse the listener, naming the file.
+#[test]
+fn a_config_file_that_is_missing_or_invalid_rejects_the_listener_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.yaml");
+    let (accepted, log) = validate(&format!("config_file: {}", missing.display()));
+    assert!(!accepted, "Envoy accepted it:\n{log}");
+    let expected = format!(
+        "ward: invalid filter_config: config_file: cannot read {}: No such file",
+        missing.display()
+    );
+    assert!(log.contains(&expected), "{log}");
+
+    let bad = dir.path().join("ward.yaml");
+    std::fs::write(&bad, "jwt:\n  keys:\n    - kid: k1\n      alg: HS999\n").unwrap();
+    let (accepted, log) = validate(&format!("config_file: {}", bad.display()));
+    assert!(!accepted, "Envoy accepted it:\n{log}");
+    let expected = format!("ward: invalid filter_config ({}):", bad.display());
+    assert!(log.contains(&expected), "{log}");
+    assert!(log.contains("jwt.keys[0]: unknown alg `HS999`"), "{log}");
+}
+
+/// The filter config names ward's file; its `runtime.worker_threads`
+/// sizes the module's runtime (threads named `ward-module` in Envoy).
+#[tokio::test]
+async fn the_filter_config_may_name_wards_file_whose_runtime_threads_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = seed_file(dir.path());
+    let file = dir.path().join("ward.yaml");
+    let yaml = format!("{}runtime:\n  worker_threads: 2\n", ward_yaml(&seed));
+    std::fs::write(&file, yaml).unwrap();
+    let echo = Echo::start().await;
+    let envoy = start(&format!("config_file: {}", file.display()), &echo).await;
+    let bearer = format!("Bearer {}", token("erin"));
+    let resp = envoy.get("/api", &[("authorization", &bearer)]).await;
+    assert_eq!(resp.status, 200, "{}\n{}", resp.text(), envoy.logs());
+    let seen = echo.requests().pop().expect("reached upstream");
+    assert_eq!(header_values(&seen, "x-user-id"), ["erin"]);
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", envoy.pid())).unwrap();
+    let named = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == "ward-module")
+        .count();
+    assert_eq!(named, 2, "{}", envoy.logs());
 }
 
 #[test]

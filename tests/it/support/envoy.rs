@@ -235,6 +235,11 @@ impl Envoy {
         self.process.logs()
     }
 
+    /// Envoy's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// The directory holding this Envoy's config and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()
