@@ -138,7 +138,7 @@ fn bootstrap(ward_config: &str, upstream: u16, http_port: u16, admin_port: u16) 
     })
 }
 
-async fn start(ward_config: &str, upstream: &Echo) -> Envoy {
+pub(crate) async fn start(ward_config: &str, upstream: &Echo) -> Envoy {
     let dir = module_dir().as_os_str();
     let port = upstream.addr.port();
     Envoy::start_bootstrap_env(

@@ -15,6 +15,7 @@ mod corrupt_records;
 mod credentials_hostile;
 mod envoy_credentials;
 mod envoy_e2e;
+mod envoy_modes;
 mod envoy_module;
 mod envoy_smoke;
 mod examples;
