@@ -499,3 +499,54 @@ async fn wards_counters_are_envoy_stats_under_the_grpc_modes_names() {
     }
     assert_eq!(count, 6.0);
 }
+
+/// SIGTERM while checks wait on Redis (paused): Envoy exits cleanly
+/// (status 0, no crash or panic in its log), though the module's runtime
+/// still holds those checks and their streams' schedulers.
+#[tokio::test]
+async fn envoy_exits_cleanly_on_sigterm_with_checks_in_flight() {
+    let redis = support::redis::RedisServer::start().await;
+    let echo = Echo::start().await;
+    let config = format!(
+        "store:\n  redis: {{url: \"{}\", command_timeout: 1s}}\n",
+        redis.url()
+    );
+    let mut envoy = start(&config, &echo).await;
+    assert_eq!(redis.cli(&["CLIENT", "PAUSE", "1500", "ALL"]), "OK");
+    let addr = envoy.http_addr;
+    let pending: Vec<_> = (0..4)
+        .map(|_| {
+            let cookie = format!("session_id={}", support::authz::session_id());
+            tokio::spawn(async move {
+                support::http::send(addr, "GET", "/api", &[("cookie", &cookie)], b"").await
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        pending.iter().all(|p| !p.is_finished()),
+        "answered while Redis slept"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &envoy.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = envoy.wait_exit(std::time::Duration::from_secs(10)).await;
+    let log = envoy.logs();
+    assert_eq!(exit, Some(0), "{log}");
+    for crash in [
+        "panic",
+        "Caught Segmentation",
+        "Caught Aborted",
+        "Backtrace",
+    ] {
+        assert!(!log.contains(crash), "{crash}:\n{log}");
+    }
+    // The checks' Redis replies arrive after Envoy is gone: nothing else
+    // to see, but the runtime must not have taken Envoy down with it.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for p in pending {
+        let _ = p.await;
+    }
+}

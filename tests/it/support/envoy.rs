@@ -240,6 +240,12 @@ impl Envoy {
         self.process.pid()
     }
 
+    /// Waits up to `limit` for Envoy to exit by itself; its exit code
+    /// (`None`: still running, or ended by a signal).
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        self.process.wait_exit(limit).await
+    }
+
     /// The directory holding this Envoy's config and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()
