@@ -161,6 +161,9 @@ async fn allows(mode: Mode, front: &Front, echo: &Echo, redis: &RedisServer) {
     assert!(header_values(&seen, "x-api-key").is_empty(), "{mode:?}");
 }
 
+/// A path, its request headers, the status and reason expected.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+
 /// Every deny: its status, reason, JSON body and challenge; nothing
 /// reaches the backend.
 async fn denies(mode: Mode, front: &Front, echo: &Echo, redis: &RedisServer) {
@@ -169,7 +172,7 @@ async fn denies(mode: Mode, front: &Front, echo: &Echo, redis: &RedisServer) {
     let revoked_key = store_key(redis, "key_gone", "svc", &[("revoked", "1")]);
     let unknown_key = ward::apikey::generate("ward").unwrap();
     let unknown_session = format!("session_id={}", session_id());
-    let cases: [(&str, Vec<(&str, &str)>, u16, &str); 7] = [
+    let cases: [Case; 7] = [
         ("/api", vec![], 401, "missing_credential"),
         (
             "/api",
