@@ -60,7 +60,14 @@ pub trait Host {
     fn record_histogram(&mut self, id: usize, value: u64);
     /// Sets a gauge defined at config time.
     fn set_gauge(&mut self, id: usize, value: u64);
+    /// Sets a string in the stream's dynamic metadata.
+    fn set_metadata(&mut self, namespace: &str, key: &str, value: &str);
 }
+
+/// The dynamic-metadata namespace ward writes to: the gRPC mode's (Envoy's
+/// ext_authz filter stores `CheckResponse.dynamic_metadata` there), so
+/// access-log formats and metadata matchers work unchanged in either mode.
+pub const METADATA_NAMESPACE: &str = "envoy.filters.http.ext_authz";
 
 /// Wakes a stream's worker (`on_http_filter_scheduled`). Dropping it
 /// wakes it too, so a check that panics or is cancelled on the runtime
@@ -374,6 +381,7 @@ fn apply(
 ) -> Verdict {
     let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
     shared.stats.record(host, decision, micros, &shared.metrics);
+    set_metadata(host, decision);
     match decision {
         Decision::Allow(identity) => allow(shared, req, &identity.headers, host),
         Decision::AllowAnonymous { .. } => allow(shared, req, &[], host),
@@ -386,6 +394,20 @@ fn apply(
             log_deny(host, req, deny, d.status, start);
             Verdict::Answered
         }
+    }
+}
+
+/// The decision in the stream's dynamic metadata, with the gRPC mode's
+/// keys (docs/decisions.md#dynamic-metadata).
+fn set_metadata(host: &mut impl Host, decision: &Decision) {
+    let mut set = |key: &str, value: &str| host.set_metadata(METADATA_NAMESPACE, key, value);
+    match decision {
+        Decision::Allow(identity) => {
+            set("user_id", &identity.user_id);
+            set("auth_method", identity.method.as_str());
+        }
+        Decision::AllowAnonymous { .. } => set("auth_method", "none"),
+        Decision::Deny(deny) => set("reason", deny.reason.as_str()),
     }
 }
 
@@ -484,6 +506,7 @@ mod tests {
         /// Counter increments: id, label values, amount.
         counted: Vec<(usize, Vec<String>, u64)>,
         recorded: Vec<(usize, u64)>,
+        metadata: Vec<(String, String)>,
     }
 
     impl Fake {
@@ -540,6 +563,10 @@ mod tests {
             self.recorded.push((id, value));
         }
         fn set_gauge(&mut self, _: usize, _: u64) {}
+        fn set_metadata(&mut self, namespace: &str, key: &str, value: &str) {
+            assert_eq!(namespace, METADATA_NAMESPACE);
+            self.metadata.push((key.into(), value.into()));
+        }
     }
 
     fn check(config: &'static Config, host: &mut Fake) -> Verdict {
@@ -575,6 +602,8 @@ mod tests {
             host.counted
         );
         assert_eq!(host.recorded.len(), 1);
+        let reason = ("reason".to_string(), "missing_credential".to_string());
+        assert_eq!(host.metadata, [reason]);
     }
 
     #[test]
@@ -592,6 +621,7 @@ mod tests {
             ]
         );
         assert!(host.route_cleared);
+        assert_eq!(host.metadata, [("auth_method".into(), "none".into())]);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! allows with identity headers and forged ones removed (public routes
 //! too), every deny's status, reason, challenge and body, JWTs, sessions
 //! and API keys in a real Redis (a miss, then a cached hit), revocation
-//! through `ward:invalidate`, and the store down under `closed` (503).
+//! through `ward:invalidate`, the store down under `closed` (503), and the
+//! dynamic metadata Envoy's access log shows.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -94,6 +95,21 @@ fn store_session(redis: &RedisServer, user: &str) -> String {
         &[("user_id", user), ("expires_at", &expires)],
     );
     sid
+}
+
+/// Waits until a line of Envoy's log (its access log, flushed every
+/// 0.1 s) holds every one of `parts`.
+async fn logged(mode: Mode, envoy: &Envoy, parts: &[&str]) {
+    let started = Instant::now();
+    let found = |log: String| log.lines().any(|l| parts.iter().all(|p| l.contains(p)));
+    while !found(envoy.logs()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{mode:?}: no line with {parts:?} in Envoy's log:\n{}",
+            envoy.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// What the backend saw of the last request.
@@ -227,6 +243,12 @@ async fn denies(mode: Mode, front: &Front, echo: &Echo, redis: &RedisServer) {
         }
     }
     assert_eq!(echo.hits(), hits, "{mode:?}: a deny reached the backend");
+    // (The gRPC mode's line also has Envoy's `UAEX` flag: ext_authz denied.)
+    let deny = [
+        "/admin/users 403 ",
+        " user_id=- auth_method=- reason=insufficient_role",
+    ];
+    logged(mode, &front.envoy, &deny).await;
 }
 
 /// A session: read from Redis once, then from ward's cache (the record

@@ -91,6 +91,7 @@ fn bootstrap(ward_config: &str, upstream: u16, http_port: u16, admin_port: u16) 
                         "stat_prefix": "ingress_http",
                         "normalize_path": true,
                         "merge_slashes": true,
+                        "access_log": [support::envoy::access_log()],
                         "route_config": {"virtual_hosts": [{
                             "name": "backend",
                             "domains": ["*"],

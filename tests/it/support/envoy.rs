@@ -177,6 +177,8 @@ impl Envoy {
             // unique among the Envoys running on this machine.
             .args(["--base-id", &admin_port.to_string()])
             .args(["--concurrency", "1"])
+            // The access log reaches the log file within 0.1 s (default: 10 s).
+            .args(["--file-flush-interval-msec", "100"])
             .args(["--log-level", "warning"])
             // What a dynamic module logs (ward's module: its ABI check,
             // config problems, denies).
@@ -425,8 +427,9 @@ fn cluster(name: &str, address: Value, http2: bool) -> Value {
     cluster
 }
 
-/// Access log to stdout (so into the Envoy log) with what ext_authz reported.
-fn access_log() -> Value {
+/// A stdout access log line per request (`ACCESS ...`), with ward's
+/// dynamic metadata (`user_id=`, `auth_method=`, `reason=`).
+pub fn access_log() -> Value {
     json!({
         "name": "envoy.access_loggers.stdout",
         "typed_config": {
@@ -434,7 +437,8 @@ fn access_log() -> Value {
             "log_format": { "text_format_source": { "inline_string":
                 "ACCESS %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% \
                  user_id=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:user_id)% \
-                 auth_method=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:auth_method)%\n"
+                 auth_method=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:auth_method)% \
+                 reason=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:reason)%\n"
             }}
         }
     })
