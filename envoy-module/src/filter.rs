@@ -53,7 +53,7 @@ pub trait Host {
     fn resumer(&mut self) -> Option<Box<dyn Resume>>;
     /// Lets a request that was stopped go on upstream.
     fn continue_decoding(&mut self);
-    /// Adds `by` to a counter defined at config time ([`Define`]), in the
+    /// Adds `by` to a counter defined at config time ([`ConfigHost`]), in the
     /// series of these label values.
     fn increment_counter(&mut self, id: usize, labels: &[&str], by: u64);
     /// Records a value in a histogram defined at config time.
@@ -132,8 +132,7 @@ impl Config {
             None => format!("ward: invalid filter_config: {why}"),
         };
         let config = WardConfig::from_yaml(&text).map_err(|e| fail(e.to_string()))?;
-        let mut problems = ward::setup::problems(&config, &ProcessEnv);
-        problems.extend(unsupported(&config));
+        let problems = ward::setup::problems(&config, &ProcessEnv);
         if !problems.is_empty() {
             return Err(fail(ConfigError::Invalid(problems).to_string()));
         }
@@ -145,21 +144,6 @@ impl Config {
         }
         build(&config, stats, runtime).map_err(fail)
     }
-}
-
-/// What this version of the module cannot run yet, as config problems
-/// with their field paths.
-fn unsupported(config: &WardConfig) -> Vec<ward::config::ConfigProblem> {
-    let mut p = Vec::new();
-    if config.jwt.from_query.is_some() {
-        p.push(ward::config::ConfigProblem {
-            path: "jwt.from_query".into(),
-            message: "a token in the query is not supported by the Envoy module yet \
-                      (docs/envoy-module.md); use the gRPC server for it"
-                .into(),
-        });
-    }
-    p
 }
 
 fn build(config: &WardConfig, stats: Stats, runtime: &Runtime) -> Result<Config, String> {
@@ -412,8 +396,9 @@ fn set_metadata(host: &mut impl Host, decision: &Decision) {
 }
 
 /// Sets the identity headers, removes forged managed headers and
-/// credentials not forwarded; the route is chosen again if anything
-/// changed.
+/// credentials not forwarded (a `jwt.from_query` token cut out of
+/// `:path`, as Envoy's `query_parameters_to_remove` does in gRPC mode);
+/// the route is chosen again if anything changed.
 fn allow(
     shared: &Shared,
     req: &Request<'_>,
@@ -427,7 +412,11 @@ fn allow(
     for name in &edits.remove {
         host.set_header(name, None);
     }
-    if !set.is_empty() || !edits.set.is_empty() || !edits.remove.is_empty() {
+    let path = ward::forward::path_without_query(req.path, &edits.remove_query);
+    if let Some(path) = &path {
+        host.set_header(":path", Some(path));
+    }
+    if !set.is_empty() || !edits.set.is_empty() || !edits.remove.is_empty() || path.is_some() {
         host.clear_route_cache();
     }
     Verdict::Continue
@@ -634,11 +623,7 @@ mod tests {
     }
 
     #[test]
-    fn what_the_module_cannot_run_is_refused_with_its_path() {
-        let e = Config::new(b"jwt:\n  keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]\n  from_query: access_token\n", &mut Defined::default())
-            .err()
-            .unwrap();
-        assert!(e.contains("jwt.from_query"), "{e}");
+    fn config_problems_are_refused_with_their_path() {
         let e = Config::new(
             b"jwt:\n  keys: [{kid: k, alg: HS999}]\n",
             &mut Defined::default(),
@@ -646,5 +631,30 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.contains("jwt.keys[0]"), "{e}");
+    }
+
+    #[test]
+    fn a_query_token_is_read_and_cut_from_the_path_on_every_allow() {
+        let config = Config::new(b"jwt:\n  keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]\n  from_query: access_token\n", &mut Defined::default())
+            .unwrap();
+        let config: &'static Config = Box::leak(Box::new(config));
+        let with_path = |path: &str| {
+            let mut host = Fake::new(&[]);
+            host.headers[1].1 = path.into();
+            host
+        };
+        // Read: a bad token in the query is a 401.
+        let mut host = with_path("/api?access_token=a.b.c");
+        assert_eq!(check(config, &mut host), Verdict::Answered);
+        assert_eq!(host.sent.unwrap().0, 401);
+        // Cut on an anonymous allow too, the rest of the query kept.
+        let mut host = with_path("/api?a=1&access_token=a.b.c&b=2");
+        host.policy = Some("public".into());
+        assert_eq!(check(config, &mut host), Verdict::Continue);
+        assert_eq!(
+            host.set,
+            [(":path".to_string(), Some("/api?a=1&b=2".to_string()))]
+        );
+        assert!(host.route_cleared);
     }
 }

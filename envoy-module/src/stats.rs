@@ -3,7 +3,7 @@
 //! reason}`, `ward_cache_requests_total{cache, result}`, ...).
 //!
 //! Envoy lets a module define stats only while it builds the filter
-//! config ([`Define`]), and change them from a stream's hook, on the
+//! config ([`ConfigHost`]), and change them from a stream's hook, on the
 //! stream's worker ([`Host`]). So every series is defined up front, with
 //! labels from ward's closed tables, and changed only on a worker:
 //!

@@ -4,7 +4,7 @@
 //! same requests, same expected answers and same headers at the backend:
 //! allows with identity headers and forged ones removed (public routes
 //! too), every deny's status, reason, challenge and body, JWTs, sessions
-//! and API keys in a real Redis (a miss, then a cached hit), revocation
+//! and API keys in a real Redis, a JWT in the query cut from the path, (a miss, then a cached hit), revocation
 //! through `ward:invalidate`, the store down under `closed` (503), and the
 //! dynamic metadata Envoy's access log shows.
 
@@ -63,7 +63,8 @@ fn config(redis: &RedisServer) -> String {
          store:\n  redis: {{url: \"{}\", command_timeout: 1s}}\n\
          cache: {{store_ttl: 60s, negative_ttl: 60s, max_ttl: 300s}}\n\
          sessions: {{fingerprint: {{mode: off}}}}\n\
-         jwt:\n  keys:\n    - {{kid: h1, alg: HS256, secret: {{value: \"{HMAC_SECRET}\"}}}}\n\
+         listen: {{http: ~}}\n\
+         jwt:\n  from_query: access_token\n  keys:\n    - {{kid: h1, alg: HS256, secret: {{value: \"{HMAC_SECRET}\"}}}}\n\
          policies:\n  admins:\n    roles: {{any_of: [admin]}}\n\
          routes:\n  - {{prefix: /open, policy: public}}\n  - {{prefix: /admin, policy: admins}}\n\
          default_policy: required\n",
@@ -142,6 +143,23 @@ async fn allows(mode: Mode, front: &Front, echo: &Echo, redis: &RedisServer) {
         assert!(
             header_values(&seen, forged).is_empty(),
             "{mode:?}: {forged}"
+        );
+    }
+
+    // A token in the query (`jwt.from_query`), form-encoded or not: read,
+    // then cut from the path the backend sees, the rest of it kept.
+    let token = sign(Algorithm::HS256, Some("h1"), &claims("carol"));
+    for token in [token.clone(), token.replace('.', "%2E")] {
+        let path = format!("/api/q?a=1&access_token={token}&b=2");
+        let resp = envoy.get(&path, &[]).await;
+        assert_eq!(resp.status, 200, "{mode:?}: {}", resp.text());
+        let seen = last_seen(echo);
+        assert_eq!(header_values(&seen, "x-user-id"), ["carol"], "{mode:?}");
+        let query = seen["query"].as_str().unwrap_or_default();
+        assert!(!query.contains("access_token"), "{mode:?}: {seen}");
+        assert!(
+            query.contains("a=1") && query.contains("b=2"),
+            "{mode:?}: {seen}"
         );
     }
 
