@@ -18,7 +18,7 @@
 //!   claims it), whichever worker sees it first.
 
 use crate::filter::Host;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use ward::credential_kind::CredentialKind;
 use ward::decision::Decision;
 use ward::jwt::keys::SkipReason;
@@ -64,6 +64,9 @@ struct Mirrored {
 struct Gauge {
     id: usize,
     read: fn(&Metrics) -> i64,
+    /// The value last sent to Envoy (none yet: `i64::MIN`), so a gauge
+    /// that did not change costs no call into Envoy.
+    sent: AtomicI64,
 }
 
 /// The Envoy stats of one filter config.
@@ -192,10 +195,12 @@ impl Stats {
             Gauge {
                 id: define.gauge("jwks_keys")?,
                 read: |m| m.jwks_keys.get(),
+                sent: AtomicI64::new(i64::MIN),
             },
             Gauge {
                 id: define.gauge("jwks_last_success_timestamp_seconds")?,
                 read: |m| m.jwks_last_success.get(),
+                sent: AtomicI64::new(i64::MIN),
             },
         ];
         Ok(Stats {
@@ -244,7 +249,13 @@ impl Stats {
             }
         }
         for gauge in &self.gauges {
-            host.set_gauge(gauge.id, u64::try_from((gauge.read)(metrics)).unwrap_or(0));
+            let now = (gauge.read)(metrics);
+            // Two workers racing on a change may set the older value last:
+            // `sent` then differs from the gauge, and the next decision
+            // sets it again.
+            if gauge.sent.swap(now, Ordering::Relaxed) != now {
+                host.set_gauge(gauge.id, u64::try_from(now).unwrap_or(0));
+            }
         }
     }
 }
@@ -254,6 +265,7 @@ pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::filter::Host;
 
     /// Definitions, in order, and warnings.
     #[derive(Default)]
@@ -280,6 +292,71 @@ pub(crate) mod tests {
         fn warn(&mut self, message: &str) {
             self.1.push(message.into());
         }
+    }
+
+    /// Counter increments and gauge sets, as Envoy would receive them.
+    #[derive(Default)]
+    struct Sink {
+        counted: Vec<(usize, Vec<String>, u64)>,
+        gauges: Vec<(usize, u64)>,
+    }
+
+    impl Host for Sink {
+        fn request_headers(&mut self) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        fn set_header(&mut self, _: &str, _: Option<&str>) {}
+        fn clear_route_cache(&mut self) {}
+        fn send_response(&mut self, _: u16, _: &[(&str, &str)], _: &str, _: &str) {}
+        fn source_address(&mut self) -> Option<String> {
+            None
+        }
+        fn route_policy(&mut self) -> Option<String> {
+            None
+        }
+        fn log(&mut self, _: crate::filter::LogLevel, _: &str) {}
+        fn resumer(&mut self) -> Option<Box<dyn crate::filter::Resume>> {
+            None
+        }
+        fn continue_decoding(&mut self) {}
+        fn increment_counter(&mut self, id: usize, labels: &[&str], by: u64) {
+            let labels = labels.iter().map(|l| l.to_string()).collect();
+            self.counted.push((id, labels, by));
+        }
+        fn record_histogram(&mut self, _: usize, _: u64) {}
+        fn set_gauge(&mut self, id: usize, value: u64) {
+            self.gauges.push((id, value));
+        }
+        fn set_metadata(&mut self, _: &str, _: &str, _: &str) {}
+    }
+
+    /// What ward's parts counted reaches Envoy once, as the difference
+    /// since the last copy; a gauge is set only when it changed.
+    #[test]
+    fn mirrored_counters_send_each_unit_once_and_gauges_only_changes() {
+        let stats = Stats::define(&mut Defined::default()).unwrap();
+        let metrics = Metrics::new().unwrap();
+        let public = Decision::AllowAnonymous { method: None };
+        let hits = |sink: &Sink| -> u64 {
+            let labels = ["token", "hit"].map(String::from).to_vec();
+            sink.counted
+                .iter()
+                .filter(|(_, l, _)| *l == labels)
+                .map(|(_, _, by)| by)
+                .sum()
+        };
+        let mut sink = Sink::default();
+        metrics.token_cache_hits.inc_by(3);
+        stats.record(&mut sink, &public, 1, &metrics);
+        stats.record(&mut sink, &public, 1, &metrics);
+        metrics.token_cache_hits.inc();
+        metrics.jwks_keys.set(4);
+        stats.record(&mut sink, &public, 1, &metrics);
+        stats.record(&mut sink, &public, 1, &metrics);
+        assert_eq!(hits(&sink), 4);
+        // Two gauges set at the first decision, one on its change.
+        assert_eq!(sink.gauges.len(), 3, "{:?}", sink.gauges);
+        assert_eq!(sink.gauges.last().map(|g| g.1), Some(4));
     }
 
     #[test]
