@@ -3,7 +3,8 @@
 //! identity headers with forged ones removed, denies are ward's own
 //! responses, a public route still scrubs, and a config ward rejects makes
 //! Envoy refuse the listener with ward's field path in its log. Also: the
-//! module imports no callback the Envoy binary does not export.
+//! module imports no callback the Envoy binary does not export, and the
+//! docs name exactly the ones it imports.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -341,6 +342,26 @@ fn module_imports_only_callbacks_envoy_exports() {
     );
     let missing: Vec<&String> = imported.iter().filter(|s| !exported.contains(s)).collect();
     assert!(missing.is_empty(), "not exported by Envoy: {missing:?}");
+
+    // docs/envoy-module.md lists exactly the callbacks the module imports.
+    let doc = std::fs::read_to_string("docs/envoy-module.md").unwrap();
+    let subset = doc
+        .split_once("The ABI subset")
+        .expect("the ABI subset paragraph")
+        .1;
+    let subset = subset.split("\n\n").next().unwrap_or_default();
+    let mut documented: Vec<String> = subset
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|name| format!("envoy_dynamic_module_callback_{name}"))
+        .filter(|symbol| exported.contains(symbol))
+        .collect();
+    let mut imported = imported;
+    documented.sort();
+    imported.sort();
+    imported.dedup();
+    assert_eq!(documented, imported, "docs/envoy-module.md's ABI subset");
 }
 
 /// Writes `session:{sid}` for `user` in `redis`, valid for an hour.
