@@ -572,3 +572,111 @@ async fn envoy_exits_cleanly_on_sigterm_with_checks_in_flight() {
         let _ = p.await;
     }
 }
+
+/// A listener update (LDS from a file Envoy watches) builds a new filter
+/// config: the changed YAML takes effect (a new key), the process-wide
+/// runtime keeps its size and Envoy's log says so, and once the old
+/// listener has drained its checker is dropped: its invalidation
+/// subscriber leaves Redis.
+#[tokio::test]
+async fn a_listener_update_takes_the_new_config_and_drops_the_old_checker() {
+    let redis = support::redis::RedisServer::start().await;
+    let echo = Echo::start().await;
+    let lds = tempfile::tempdir().unwrap();
+    let lds_file = lds.path().join("lds.yaml");
+    let ward = |secret: &str, threads: u32| {
+        format!(
+            "jwt:\n  keys:\n    - kid: k1\n      alg: HS256\n      secret:\n        value: \"{secret}\"\n\
+             store:\n  redis: {{url: \"{}\"}}\nruntime:\n  worker_threads: {threads}\n",
+            redis.url()
+        )
+    };
+    // The test bootstrap's listener, served over LDS from `lds_file`.
+    let write_lds = |config: &str, http_port: u16| {
+        let mut listener =
+            bootstrap(config, echo.addr.port(), http_port, 0)["static_resources"]["listeners"][0]
+                .clone();
+        listener["@type"] = json!("type.googleapis.com/envoy.config.listener.v3.Listener");
+        let yaml = serde_yaml_ng::to_string(&json!({"resources": [listener]})).unwrap();
+        // Written aside, then moved in: Envoy reloads on the move.
+        let next = lds_file.with_extension("next");
+        std::fs::write(&next, yaml).unwrap();
+        std::fs::rename(&next, &lds_file).unwrap();
+    };
+    let first = ward(SECRET, 1);
+    let module = module_dir().as_os_str();
+    let envoy = Envoy::start_bootstrap_env(
+        |http, admin| {
+            write_lds(&first, http);
+            let mut config = bootstrap(&first, echo.addr.port(), http, admin);
+            config["static_resources"]["listeners"] = json!([]);
+            config["node"] = json!({"id": "ward-test", "cluster": "ward-test"});
+            config["dynamic_resources"] = json!({"lds_config": {
+                "path_config_source": {"path": lds_file.display().to_string()},
+                "resource_api_version": "V3",
+            }});
+            config
+        },
+        &[("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", module)],
+    )
+    .await;
+    let old = format!("Bearer {}", token("alice"));
+    assert_eq!(
+        envoy.get("/api", &[("authorization", &old)]).await.status,
+        200
+    );
+    let subscribers = || {
+        let out = redis.cli(&["PUBSUB", "NUMSUB", ward::store::keys::INVALIDATION_CHANNEL]);
+        out.lines().last().unwrap_or_default().trim().to_string()
+    };
+    assert_eq!(subscribers(), "1");
+
+    let secret = "rotated-module-secret-0123456789abcdef";
+    write_lds(&ward(secret, 2), envoy.http_addr.port());
+    let new = {
+        let now = support::tokens::now();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("k1".into());
+        let claims = json!({"sub": "bob", "iat": now, "exp": now + 600});
+        let key = EncodingKey::from_secret(secret.as_bytes());
+        format!(
+            "Bearer {}",
+            jsonwebtoken::encode(&header, &claims, &key).unwrap()
+        )
+    };
+    let started = std::time::Instant::now();
+    while envoy.get("/api", &[("authorization", &new)]).await.status != 200 {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "no update:\n{}",
+            envoy.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        envoy.get("/api", &[("authorization", &old)]).await.status,
+        401
+    );
+    let log = envoy.logs();
+    assert!(
+        log.contains(
+            "runtime.worker_threads asks for 2 thread(s), but the module's runtime already runs 1"
+        ),
+        "{log}"
+    );
+    // Both configs' subscribers while the old listener drains (1 s); then
+    // its filter config is destroyed, and only the new one's is left.
+    let mut seen: Vec<String> = Vec::new();
+    let started = std::time::Instant::now();
+    while seen.last().is_none_or(|n| n != "1") || !seen.iter().any(|n| n == "2") {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "subscribers over time: {seen:?}"
+        );
+        let now = subscribers();
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -179,6 +179,9 @@ impl Envoy {
             .args(["--concurrency", "1"])
             // The access log reaches the log file within 0.1 s (default: 10 s).
             .args(["--file-flush-interval-msec", "100"])
+            // A listener replaced by an update drains for 1 s (default:
+            // 600 s) before its filters and their configs are destroyed.
+            .args(["--drain-time-s", "1"])
             .args(["--log-level", "warning"])
             // What a dynamic module logs (ward's module: its ABI check,
             // config problems, denies).
