@@ -664,6 +664,9 @@ async fn a_listener_update_takes_the_new_config_and_drops_the_old_checker() {
         ),
         "{log}"
     );
+    // ward's counters go on across the update: the allow before it counts.
+    let jwt_ok = r#"envoy_ward_check_total{decision="allow",method="jwt",reason="ok"}"#;
+    assert_eq!(sample(&prometheus(&envoy).await, jwt_ok), 2.0);
     // Both configs' subscribers while the old listener drains (1 s); then
     // its filter config is destroyed, and only the new one's is left.
     let mut seen: Vec<String> = Vec::new();
@@ -679,4 +682,6 @@ async fn a_listener_update_takes_the_new_config_and_drops_the_old_checker() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // ... and stay once the old config is gone.
+    assert_eq!(sample(&prometheus(&envoy).await, jwt_ok), 2.0);
 }
