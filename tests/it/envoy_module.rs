@@ -364,6 +364,19 @@ fn module_imports_only_callbacks_envoy_exports() {
     assert_eq!(documented, imported, "docs/envoy-module.md's ABI subset");
 }
 
+/// Neither a panic in the module nor a crash of Envoy (its crash handler
+/// prints the signal and a backtrace).
+fn assert_no_crash(log: &str) {
+    for crash in [
+        "panic",
+        "Caught Segmentation",
+        "Caught Aborted",
+        "Backtrace",
+    ] {
+        assert!(!log.contains(crash), "{crash}:\n{log}");
+    }
+}
+
 /// Writes `session:{sid}` for `user` in `redis`, valid for an hour.
 fn redis_session(redis: &support::redis::RedisServer, sid: &str, user: &str) {
     let expires = (support::tokens::now() + 3600).to_string();
@@ -446,7 +459,7 @@ async fn a_store_read_waits_on_the_runtime_with_the_whole_request_held() {
         redis.cli(&["HGETALL", &format!("session:{good}")]),
         envoy.logs()
     );
-    assert!(!envoy.logs().contains("panic"), "{}", envoy.logs());
+    assert_no_crash(&envoy.logs());
 
     // Redis down under `on_store_error: closed`: 503, nothing upstream.
     redis.stop();
@@ -557,14 +570,7 @@ async fn envoy_exits_cleanly_on_sigterm_with_checks_in_flight() {
     let exit = envoy.wait_exit(std::time::Duration::from_secs(10)).await;
     let log = envoy.logs();
     assert_eq!(exit, Some(0), "{log}");
-    for crash in [
-        "panic",
-        "Caught Segmentation",
-        "Caught Aborted",
-        "Backtrace",
-    ] {
-        assert!(!log.contains(crash), "{crash}:\n{log}");
-    }
+    assert_no_crash(&log);
     // The checks' Redis replies arrive after Envoy is gone: nothing else
     // to see, but the runtime must not have taken Envoy down with it.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
@@ -684,4 +690,5 @@ async fn a_listener_update_takes_the_new_config_and_drops_the_old_checker() {
     }
     // ... and stay once the old config is gone.
     assert_eq!(sample(&prometheus(&envoy).await, jwt_ok), 2.0);
+    assert_no_crash(&envoy.logs());
 }
