@@ -57,10 +57,11 @@ pub fn check_config(file: &Path) -> Outcome {
 /// `ward serve`: logging as configured, then the server until SIGTERM or
 /// SIGINT, drained.
 pub fn serve(path: &Path) -> Outcome {
-    let config = config(path)?;
+    let (config, text) = crate::setup::load_with_text(path, &ProcessEnv)
+        .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
     crate::telemetry::init(&config.log);
     let result = block_on(config.runtime.worker_threads, async {
-        let server = crate::server::Server::bind(&config).await?;
+        let server = crate::server::Server::bind_reloading(&config, &text, path).await?;
         tracing::info!(
             grpc = ?server.grpc_addr(),
             admin = ?server.admin_addr(),

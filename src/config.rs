@@ -9,12 +9,14 @@
 
 mod api_keys;
 mod cache;
+mod files;
 mod headers;
 mod jwt;
 mod limits;
 mod listen;
 mod log;
 mod policy;
+mod reload;
 mod runtime;
 mod secret;
 mod sessions;
@@ -23,6 +25,7 @@ mod validate;
 
 pub use api_keys::ApiKeysConfig;
 pub use cache::CacheConfig;
+pub use files::Part;
 pub use headers::HeadersConfig;
 pub use jwt::{
     ClaimHeader, ClaimMapping, DEFAULT_TYPES, JwksSource, JwtConfig, RevocationConfig, StaticKey,
@@ -36,6 +39,7 @@ pub use log::{Log, LogFormat};
 pub use policy::{
     BUILTIN_POLICIES, Mode, OnStoreError, PolicyConfig, Requirement, ResponsesConfig, RouteConfig,
 };
+pub use reload::ReloadConfig;
 pub use runtime::Runtime;
 pub use secret::{EnvSource, ProcessEnv, Secret, SecretError, SecretSource};
 pub use sessions::{CLIENT_IP, FieldHeader, FingerprintConfig, FingerprintMode, SessionsConfig};
@@ -70,6 +74,8 @@ pub struct Config {
     pub responses: ResponsesConfig,
     /// Failed-authentication budgets (429 before the store).
     pub limits: LimitsConfig,
+    /// How a running `ward serve` notices a changed config.
+    pub reload: ReloadConfig,
 }
 
 /// The YAML parser starts its messages with its own notion of the path

@@ -99,6 +99,7 @@ class Ward:
         path = os.path.join(bed.tmp, f"{name}.yaml")
         with open(path, "w") as f:
             json.dump(config, f, indent=1)  # JSON is YAML
+        self.config_path = path  # scripts/faults rewrites it to reload
         binary = binary or (bed.baseline_bin if baseline else bed.ward_bin)
         self.proc = Proc(name, [binary, "serve", "--config", path], cpu, bed.logs)
         self.pid = self.proc.pid

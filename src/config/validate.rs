@@ -68,6 +68,7 @@ impl Config {
         self.check_from_query(&mut p);
         self.check_responses(&mut p);
         self.check_limits(&mut p);
+        self.check_reload(&mut p);
         p.0
     }
 
@@ -255,6 +256,19 @@ impl Config {
                 "headers.realm",
                 "must be non-empty, without quotes, backslashes or newlines",
             );
+        }
+    }
+
+    fn check_reload(&self, p: &mut Problems) {
+        let r = &self.reload;
+        if !r.watch_interval.is_zero() && r.watch_interval < std::time::Duration::from_millis(100) {
+            p.add(
+                "reload.watch_interval",
+                "must be 0s (SIGHUP only) or at least 100ms",
+            );
+        }
+        if r.keys_timeout.is_zero() {
+            p.add("reload.keys_timeout", "must be greater than 0");
         }
     }
 

@@ -74,23 +74,37 @@ pub(super) struct CheckService {
 /// `envoy.service.auth.v3.Authorization` as a tower service for tonic's
 /// router: what envoy-types' generated server does (route `Check`, answer
 /// any other method `UNIMPLEMENTED`), with [`Answer`] as the response.
-#[derive(Clone)]
-pub(super) struct AuthzServer {
-    inner: Arc<CheckService>,
+pub(super) struct AuthzServer<S> {
+    live: Arc<S>,
 }
 
-impl AuthzServer {
-    pub(super) fn new(inner: Arc<CheckService>) -> Self {
-        Self { inner }
+/// Where each call's service comes from: the running generation, which a
+/// reload swaps (`generation.rs`).
+pub(super) trait CurrentService: Send + Sync + 'static {
+    fn grpc(&self) -> Arc<CheckService>;
+}
+
+impl<S> Clone for AuthzServer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            live: self.live.clone(),
+        }
     }
 }
 
-impl tonic::server::NamedService for AuthzServer {
+impl<S: CurrentService> AuthzServer<S> {
+    pub(super) fn new(live: Arc<S>) -> Self {
+        Self { live }
+    }
+}
+
+impl<S> tonic::server::NamedService for AuthzServer<S> {
     const NAME: &'static str = SERVICE_NAME;
 }
 
-impl<B> tonic::codegen::Service<http::Request<B>> for AuthzServer
+impl<S, B> tonic::codegen::Service<http::Request<B>> for AuthzServer<S>
 where
+    S: CurrentService,
     B: Body + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
@@ -106,7 +120,9 @@ where
         if req.uri().path() != CHECK_PATH {
             return Box::pin(async { Ok(tonic::Status::unimplemented("").into_http()) });
         }
-        let service = self.inner.clone();
+        // The generation is chosen once: a reload during this check does
+        // not change the config it finishes on.
+        let service = self.live.grpc();
         Box::pin(async move {
             let start = Instant::now();
             let incoming = unary::read_message(req.into_body(), service.max_request_bytes).await;

@@ -44,19 +44,27 @@ pub(super) struct HttpService {
     pub max_body_bytes: usize,
 }
 
-/// Every method and path is a check.
-pub(super) fn router(service: HttpService) -> axum::Router {
-    axum::Router::new().fallback(check).with_state(service)
+/// Where each request's service comes from: the running generation,
+/// which a reload swaps (`generation.rs`).
+pub(super) trait CurrentService: Send + Sync + 'static {
+    fn http(&self) -> Arc<HttpService>;
 }
 
-async fn check(
-    State(s): State<HttpService>,
+/// Every method and path is a check, on the generation current when it
+/// arrives.
+pub(super) fn router<S: CurrentService>(live: Arc<S>) -> axum::Router {
+    axum::Router::new().fallback(check::<S>).with_state(live)
+}
+
+async fn check<S: CurrentService>(
+    State(live): State<Arc<S>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response<Body> {
     let start = Instant::now();
+    let s = live.http();
     let answer = decide(&s, &method, &uri, &headers, start).await;
     drain(body, s.max_body_bytes).await;
     answer

@@ -30,6 +30,7 @@ mod limits;
 mod policies;
 mod propagation;
 mod properties;
+mod reload;
 mod request_size;
 mod revocation;
 mod sessions;
