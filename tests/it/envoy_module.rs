@@ -692,3 +692,24 @@ async fn a_listener_update_takes_the_new_config_and_drops_the_old_checker() {
     assert_eq!(sample(&prometheus(&envoy).await, jwt_ok), 2.0);
     assert_no_crash(&envoy.logs());
 }
+
+/// `envoy --mode validate` builds the filter config for real, but a Redis
+/// it cannot reach does not fail it: the store keeps trying, as in
+/// `ward serve` (validation waits `store.redis.connect_timeout` at most).
+#[test]
+fn validation_accepts_a_redis_store_it_cannot_reach() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config =
+        format!("store:\n  redis: {{url: \"redis://127.0.0.1:{port}\", connect_timeout: 200ms}}\n");
+    let started = std::time::Instant::now();
+    let (accepted, log) = validate(&config);
+    assert!(accepted, "{log}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{log}"
+    );
+}
