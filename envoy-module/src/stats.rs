@@ -85,85 +85,27 @@ type Series = (
     Source,
 );
 
+const CACHE: &[&str] = &["cache", "result"];
+const RESULT: &[&str] = &["result"];
+
+/// Every mirrored series: a table, one line each.
+#[rustfmt::skip]
 fn series() -> Vec<Series> {
-    let field = Source::Field;
-    let cache: &[&str] = &["cache", "result"];
-    let result: &[&str] = &["result"];
-    let mut all: Vec<Series> = vec![
-        (
-            "cache_requests_total",
-            cache,
-            &["token", "hit"],
-            field(|m| m.token_cache_hits.get()),
-        ),
-        (
-            "cache_requests_total",
-            cache,
-            &["token", "miss"],
-            field(|m| m.token_cache_misses.get()),
-        ),
-        (
-            "cache_requests_total",
-            cache,
-            &["store", "hit"],
-            field(|m| m.store_cache_hits.get()),
-        ),
-        (
-            "cache_requests_total",
-            cache,
-            &["store", "miss"],
-            field(|m| m.store_cache_misses.get()),
-        ),
-        (
-            "cache_requests_total",
-            cache,
-            &["store", "stale"],
-            field(|m| m.store_cache_stale.get()),
-        ),
-        (
-            "store_requests_total",
-            result,
-            &["ok"],
-            field(|m| m.store_ok.get()),
-        ),
-        (
-            "store_requests_total",
-            result,
-            &["error"],
-            field(|m| m.store_errors.get()),
-        ),
-        (
-            "jwt_verifications_total",
-            &[],
-            &[],
-            field(|m| m.jwt_verifications.get()),
-        ),
-        (
-            "jwks_refresh_total",
-            result,
-            &["ok"],
-            field(|m| m.jwks_refresh_ok.get()),
-        ),
-        (
-            "jwks_refresh_total",
-            result,
-            &["error"],
-            field(|m| m.jwks_refresh_error.get()),
-        ),
-    ];
-    for reason in SkipReason::ALL {
-        let label: &'static [&'static str] = match reason {
-            SkipReason::WeakRsa => &["weak_rsa"],
-            SkipReason::Unusable => &["unusable"],
-        };
-        all.push((
-            "jwks_keys_skipped_total",
-            &["reason"],
-            label,
-            Source::Skipped(reason),
-        ));
-    }
-    all
+    let f = Source::Field;
+    vec![
+        ("cache_requests_total", CACHE, &["token", "hit"], f(|m| m.token_cache_hits.get())),
+        ("cache_requests_total", CACHE, &["token", "miss"], f(|m| m.token_cache_misses.get())),
+        ("cache_requests_total", CACHE, &["store", "hit"], f(|m| m.store_cache_hits.get())),
+        ("cache_requests_total", CACHE, &["store", "miss"], f(|m| m.store_cache_misses.get())),
+        ("cache_requests_total", CACHE, &["store", "stale"], f(|m| m.store_cache_stale.get())),
+        ("store_requests_total", RESULT, &["ok"], f(|m| m.store_ok.get())),
+        ("store_requests_total", RESULT, &["error"], f(|m| m.store_errors.get())),
+        ("jwt_verifications_total", &[], &[], f(|m| m.jwt_verifications.get())),
+        ("jwks_refresh_total", RESULT, &["ok"], f(|m| m.jwks_refresh_ok.get())),
+        ("jwks_refresh_total", RESULT, &["error"], f(|m| m.jwks_refresh_error.get())),
+        ("jwks_keys_skipped_total", &["reason"], &["weak_rsa"], Source::Skipped(SkipReason::WeakRsa)),
+        ("jwks_keys_skipped_total", &["reason"], &["unusable"], Source::Skipped(SkipReason::Unusable)),
+    ]
 }
 
 impl Stats {
@@ -357,6 +299,18 @@ pub(crate) mod tests {
         // Two gauges set at the first decision, one on its change.
         assert_eq!(sink.gauges.len(), 3, "{:?}", sink.gauges);
         assert_eq!(sink.gauges.last().map(|g| g.1), Some(4));
+    }
+
+    #[test]
+    fn every_skip_reason_is_mirrored_under_its_label() {
+        for reason in SkipReason::ALL {
+            let mirrored = series().iter().any(|(name, _, values, source)| {
+                *name == "jwks_keys_skipped_total"
+                    && *values == [reason.as_str()]
+                    && matches!(source, Source::Skipped(r) if *r == reason)
+            });
+            assert!(mirrored, "{reason:?}");
+        }
     }
 
     #[test]
