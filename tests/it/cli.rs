@@ -8,7 +8,6 @@ use crate::support;
 
 use support::cli::ward;
 
-
 fn write(dir: &tempfile::TempDir, yaml: &str) -> String {
     let path = dir.path().join("ward.yaml");
     std::fs::write(&path, yaml).unwrap();

@@ -12,7 +12,6 @@ use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -22,33 +21,9 @@ use support::envoy::{Envoy, envoy_bin};
 const SECRET: &str = "module-test-secret-0123456789abcdef";
 const SESSION: &str = "112f551c-d6fe-4e67-a818-01deee0e47c9";
 
-/// Builds the module once per test process (cargo does nothing if it is
-/// fresh; `scripts/test.sh` builds it before the tests) and returns the
-/// directory holding `libward_envoy.so`.
+/// Where the module is built: beside the `ward` binary (support::module).
 fn module_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "ward-envoy-module"])
-            .current_dir(root)
-            .status()
-            .expect("cargo build -p ward-envoy-module");
-        assert!(status.success(), "cargo build -p ward-envoy-module failed");
-        // This test binary lives in <target>/debug/deps.
-        let exe = std::env::current_exe().expect("current_exe");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target dir")
-            .to_path_buf();
-        assert!(
-            dir.join("libward_envoy.so").is_file(),
-            "no libward_envoy.so in {}",
-            dir.display()
-        );
-        dir
-    })
+    support::module::dir()
 }
 
 fn ward_yaml(seed: &Path) -> String {
