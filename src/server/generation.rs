@@ -77,30 +77,17 @@ pub(super) struct Kept {
 impl Generation {
     /// Builds `config`'s generation, keeping what `old` has whose digest
     /// is unchanged. New JWKS sources start fetching here; a reload waits
-    /// for them (`ready`), a start does not (`/readyz` says when).
+    /// for them, a start does not (`/readyz` says when).
     pub(super) async fn build(
         config: Config,
         digests: Digests,
         old: Option<&Generation>,
         shared: &Shared,
     ) -> Result<(Generation, Kept), ServerError> {
-        let same = |f: fn(&Digests) -> &[u8; 32]| old.is_some_and(|o| f(&o.digests) == f(&digests));
-        let mut kept = Kept {
-            keys: same(|d| &d.keys),
-            store: same(|d| &d.store),
-            ..Kept::default()
-        };
-        kept.records = kept.store && same(|d| &d.records);
-        kept.tokens = kept.keys && same(|d| &d.records);
-        kept.limiter = same(|d| &d.limits);
+        let kept = Kept::between(old.map(|o| &o.digests), &digests);
         let (keys, keys_stop) = match old.filter(|_| kept.keys) {
             Some(o) => (o.keys.clone(), o.stops[0].clone()),
-            None => {
-                let keys = KeyStore::new(&config.jwt)?;
-                let (stop, rx) = Stop::new();
-                keys.spawn(shared.metrics.clone(), rx);
-                (keys, stop)
-            }
+            None => new_keys(&config, shared)?,
         };
         let store = match old.filter(|_| kept.store) {
             Some(o) => o.store.clone(),
@@ -108,17 +95,7 @@ impl Generation {
         };
         let (lookups, lookups_stop) = match old.filter(|_| kept.records) {
             Some(o) => (o.parts.lookups.clone(), o.stops[1].clone()),
-            None => {
-                let lookups = Arc::new(Lookups::with_clock(
-                    &config,
-                    store.clone(),
-                    shared.metrics.clone(),
-                    shared.clock.clone(),
-                ));
-                let (stop, rx) = Stop::new();
-                lookups.spawn_invalidations(&store, rx);
-                (lookups, stop)
-            }
+            None => new_lookups(&config, &store, shared),
         };
         let mut parts = Parts::new(&config, keys.clone(), lookups);
         if let Some(o) = old {
@@ -142,6 +119,43 @@ impl Generation {
         };
         Ok((generation, kept))
     }
+}
+
+impl Kept {
+    /// What a generation built from `new` may keep of one built from
+    /// `old` (nothing at start).
+    fn between(old: Option<&Digests>, new: &Digests) -> Kept {
+        let same = |f: fn(&Digests) -> &[u8; 32]| old.is_some_and(|o| f(o) == f(new));
+        let (keys, store, records) = (same(|d| &d.keys), same(|d| &d.store), same(|d| &d.records));
+        Kept {
+            keys,
+            store,
+            records: store && records,
+            tokens: keys && records,
+            limiter: same(|d| &d.limits),
+        }
+    }
+}
+
+/// A key store for `config`, its fetchers started.
+fn new_keys(config: &Config, shared: &Shared) -> Result<(Arc<KeyStore>, Arc<Stop>), ServerError> {
+    let keys = KeyStore::new(&config.jwt)?;
+    let (stop, rx) = Stop::new();
+    keys.spawn(shared.metrics.clone(), rx);
+    Ok((keys, stop))
+}
+
+/// Empty store-read caches over `store`, their invalidations subscribed.
+fn new_lookups(config: &Config, store: &Store, shared: &Shared) -> (Arc<Lookups>, Arc<Stop>) {
+    let lookups = Arc::new(Lookups::with_clock(
+        config,
+        store.clone(),
+        shared.metrics.clone(),
+        shared.clock.clone(),
+    ));
+    let (stop, rx) = Stop::new();
+    lookups.spawn_invalidations(store, rx);
+    (lookups, stop)
 }
 
 /// The checker and its renderers, for gRPC and HTTP.
