@@ -24,6 +24,7 @@ use crate::metrics::{Listener, Metrics};
 use crate::response::Responder;
 use crate::store::Store;
 use crate::wiring;
+pub use grpc::pre_encode;
 use grpc::{AuthzServer, CheckService};
 use std::future::Future;
 use std::net::SocketAddr;

@@ -359,8 +359,8 @@ fn apply(
     start: Instant,
 ) -> Verdict {
     match decision {
-        Decision::Allow(identity) => allow(shared, req, &identity.headers, host),
-        Decision::AllowAnonymous { .. } => allow(shared, req, &[], host),
+        Decision::Allow(identity) => allow(shared, req, identity.headers(), host),
+        Decision::AllowAnonymous { .. } => allow(shared, req, std::iter::empty(), host),
         Decision::Deny(deny) => {
             let d = shared.responder.deny(Some(req), deny);
             let headers: Vec<(&str, &str)> =
@@ -376,20 +376,24 @@ fn apply(
 /// Sets the identity headers, removes forged managed headers and
 /// credentials not forwarded; the route is chosen again if anything
 /// changed.
-fn allow(
+fn allow<'s>(
     shared: &Shared,
     req: &Request<'_>,
-    set: &[(String, String)],
+    set: impl Iterator<Item = (&'s str, &'s str)> + Clone,
     host: &mut impl Host,
 ) -> Verdict {
-    let edits = shared.managed.edits(req, set);
-    for (name, value) in set.iter().chain(&edits.set) {
+    let edits = shared.managed.edits(req, set.clone());
+    let sets_any = set.clone().next().is_some();
+    for (name, value) in set {
+        host.set_header(name, Some(value));
+    }
+    for (name, value) in &edits.set {
         host.set_header(name, Some(value));
     }
     for name in &edits.remove {
         host.set_header(name, None);
     }
-    if !set.is_empty() || !edits.set.is_empty() || !edits.remove.is_empty() {
+    if sets_any || !edits.set.is_empty() || !edits.remove.is_empty() {
         host.clear_route_cache();
     }
     Verdict::Continue
