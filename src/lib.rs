@@ -55,6 +55,10 @@
 // else is `pub(crate)`, so the visible surface is the architecture.
 #![warn(unreachable_pub)]
 
+/// The `tracing` target of the spans and span events exported as traces
+/// (`telemetry.rs`): never logged, and free when traces are off.
+pub(crate) const TRACE_TARGET: &str = "ward::otel";
+
 pub mod apikey;
 pub(crate) mod authn;
 pub mod cache;

@@ -86,9 +86,51 @@ pub struct Metrics {
     jwks_keys_skipped: Vec<IntCounter>,
     /// Per listener, indexed by [`Listener`] discriminant.
     connections: [ConnectionMetrics; 4],
+    reloads: ReloadMetrics,
+}
+
+/// `ward serve`'s config reloads (`server/reload.rs`).
+struct ReloadMetrics {
+    success: IntCounter,
+    failure: IntCounter,
+    last_success: IntGauge,
+}
+
+impl ReloadMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let total = IntCounterVec::new(
+            Opts::new(
+                "ward_config_reload_total",
+                "Config reloads (SIGHUP or a changed file), by result.",
+            ),
+            &["result"],
+        )?;
+        let last_success = IntGauge::new(
+            "ward_config_last_reload_success_timestamp_seconds",
+            "Unix time the running config was loaded (at start, then at each successful reload).",
+        )?;
+        last_success.set(crate::unix_now() as i64);
+        registry.register(Box::new(total.clone()))?;
+        registry.register(Box::new(last_success.clone()))?;
+        Ok(Self {
+            success: total.with_label_values(&["success"]),
+            failure: total.with_label_values(&["failure"]),
+            last_success,
+        })
+    }
 }
 
 impl Metrics {
+    /// Counts a reload; a success also dates the running config.
+    pub fn config_reloaded(&self, success: bool) {
+        if success {
+            self.reloads.success.inc();
+            self.reloads.last_success.set(crate::unix_now() as i64);
+        } else {
+            self.reloads.failure.inc();
+        }
+    }
+
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let checks_vec = IntCounterVec::new(
@@ -182,7 +224,9 @@ impl Metrics {
         registry.register(Box::new(store.clone()))?;
         registry.register(Box::new(jwks_keys.clone()))?;
         registry.register(Box::new(jwks_last_success.clone()))?;
+        let reloads = ReloadMetrics::register(&registry)?;
         Ok(Self {
+            reloads,
             registry,
             checks,
             check_duration,

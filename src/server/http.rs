@@ -17,6 +17,7 @@
 //! headers Envoy forwards, so Envoy's `allowed_headers` must include the
 //! managed prefixes (`x-user-`, `x-auth-`); `envoy/http-mode.yaml` does.
 
+use super::trace;
 use crate::decision::{Decision, Deny};
 use crate::headers::ManagedHeaders;
 use crate::metrics::Metrics;
@@ -29,6 +30,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// The header Envoy reads for headers to remove from the upstream request.
 pub(super) const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
@@ -44,19 +46,27 @@ pub(super) struct HttpService {
     pub max_body_bytes: usize,
 }
 
-/// Every method and path is a check.
-pub(super) fn router(service: HttpService) -> axum::Router {
-    axum::Router::new().fallback(check).with_state(service)
+/// Where each request's service comes from: the running generation,
+/// which a reload swaps (`generation.rs`).
+pub(super) trait CurrentService: Send + Sync + 'static {
+    fn http(&self) -> Arc<HttpService>;
 }
 
-async fn check(
-    State(s): State<HttpService>,
+/// Every method and path is a check, on the generation current when it
+/// arrives.
+pub(super) fn router<S: CurrentService>(live: Arc<S>) -> axum::Router {
+    axum::Router::new().fallback(check::<S>).with_state(live)
+}
+
+async fn check<S: CurrentService>(
+    State(live): State<Arc<S>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response<Body> {
     let start = Instant::now();
+    let s = live.http();
     let answer = decide(&s, &method, &uri, &headers, start).await;
     drain(body, s.max_body_bytes).await;
     answer
@@ -103,7 +113,16 @@ async fn decide(
         // `x-forwarded-for` (trusted hops), which the proxy must forward.
         source_ip: None,
     };
-    let outcome = s.checker.check(&req, crate::unix_now()).await;
+    // Envoy's HTTP ext_authz client puts its span's context in these
+    // headers, beside the checked request's own.
+    let span = trace::check_span(trace::parent(|k| headers.get(k)), |_| None);
+    let outcome = s
+        .checker
+        .check(&req, crate::unix_now())
+        .instrument(span.clone())
+        .await;
+    let _in_span = span.enter();
+    trace::record(&span, &outcome);
     s.finish(&req, &outcome, start)
 }
 
