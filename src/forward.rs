@@ -130,6 +130,33 @@ impl Forwarding {
     }
 }
 
+/// The request path without the query parameters named in `params`
+/// (compared form-decoded, as the credential reader compares them), the
+/// rest of the query as it was, in its order; without the `?` when nothing
+/// is left. `None` when no parameter matched. For a proxy that rewrites
+/// `:path` itself (the Envoy module), where the gRPC mode has Envoy apply
+/// `query_parameters_to_remove`.
+pub fn path_without_query(path: &str, params: &[String]) -> Option<String> {
+    let (base, query) = path.split_once('?')?;
+    let named = |name: &str| params.iter().any(|p| param_is(name, p));
+    let pieces = || {
+        query
+            .split('&')
+            .map(|p| (p, p.split_once('=').map_or(p, |(n, _)| n)))
+    };
+    if !pieces().any(|(_, name)| named(name)) {
+        return None;
+    }
+    let kept: Vec<&str> = pieces()
+        .filter(|(_, name)| !named(name))
+        .map(|(piece, _)| piece)
+        .collect();
+    Some(match kept.join("&") {
+        rest if rest.is_empty() => base.to_owned(),
+        rest => format!("{base}?{rest}"),
+    })
+}
+
 /// The `Cookie` header without cookie `name`, the other cookies as they
 /// were; `None` when `name` is not in it. Pieces are found as the
 /// extractor finds them (`;`, and `,` where Envoy folded two headers), so
@@ -241,6 +268,24 @@ mod tests {
         let f = forwarding("api_keys: {header: x-key}\n");
         let e = edits(&f, "/", &[("x-key", "k")], &[("X-Key", "v")]);
         assert!(e.remove.is_empty());
+    }
+
+    #[test]
+    fn a_query_parameter_is_cut_from_the_path() {
+        let tok = ["access_token".to_string()];
+        let cases = [
+            ("/a?x=1&access_token=t&y=2", Some("/a?x=1&y=2")),
+            ("/a?access_token=t", Some("/a")),
+            ("/a?access_token=t&access_token=u&x", Some("/a?x")),
+            ("/a?access%5Ftoken=t&b=%20", Some("/a?b=%20")),
+            ("/a?access_token", Some("/a")),
+            ("/a?x=access_token&xaccess_token=1", None),
+            ("/a?x=1", None),
+            ("/a", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(path_without_query(path, &tok).as_deref(), want, "{path}");
+        }
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub mod decision;
 pub(crate) mod explain;
 pub mod fields;
 pub mod fingerprint;
-pub(crate) mod forward;
+pub mod forward;
 #[cfg(feature = "server")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -264,6 +264,15 @@ impl Metrics {
         }
     }
 
+    /// How many JWKS entries were skipped for `reason` so far (the Envoy
+    /// module mirrors it into Envoy's stats).
+    pub fn jwks_keys_skipped_total(&self, reason: SkipReason) -> u64 {
+        let index = SkipReason::ALL.iter().position(|r| *r == reason);
+        index
+            .and_then(|i| self.jwks_keys_skipped.get(i))
+            .map_or(0, IntCounter::get)
+    }
+
     /// Counts one decision and its latency.
     pub fn record(&self, decision: &Decision, seconds: f64) {
         let row = match decision.method() {

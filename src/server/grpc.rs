@@ -38,7 +38,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tonic::codegen::{Body, BoxFuture, StdError, http};
-use tracing::Instrument;
 
 mod answer;
 
@@ -193,13 +192,9 @@ impl CheckService {
                     source_ip: attrs.source_ip,
                 };
                 let span = trace::check_span(parent, |k| req.headers.get(k));
-                let decision = self
-                    .checker
-                    .check(&req, crate::unix_now())
-                    .instrument(span.clone())
-                    .await;
+                let decided = self.checker.check(&req, crate::unix_now());
+                let decision = trace::decide(&span, decided).await;
                 let _in_span = span.enter();
-                trace::record(&span, &decision);
                 self.finish(&req, decision, start)
             }
             Err(_) => self.refuse(Reason::MalformedRequest, start),

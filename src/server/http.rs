@@ -30,7 +30,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
 use std::sync::Arc;
 use std::time::Instant;
-use tracing::Instrument;
 
 /// The header Envoy reads for headers to remove from the upstream request.
 pub(super) const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
@@ -116,13 +115,8 @@ async fn decide(
     // Envoy's HTTP ext_authz client puts its span's context in these
     // headers, beside the checked request's own.
     let span = trace::check_span(trace::parent(|k| headers.get(k)), |_| None);
-    let outcome = s
-        .checker
-        .check(&req, crate::unix_now())
-        .instrument(span.clone())
-        .await;
+    let outcome = trace::decide(&span, s.checker.check(&req, crate::unix_now())).await;
     let _in_span = span.enter();
-    trace::record(&span, &outcome);
     s.finish(&req, &outcome, start)
 }
 

@@ -8,8 +8,9 @@
 use crate::decision::Decision;
 use crate::telemetry::{self, propagation};
 use opentelemetry::trace::TraceContextExt;
-use tracing::Span;
+use std::future::Future;
 use tracing::field::Empty;
+use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The caller's context from `header` (lowercase names), only worth
@@ -47,8 +48,17 @@ pub(super) fn check_span<'a>(
     span
 }
 
+/// Runs `decide` in `span` and records its decision there; the caller
+/// then renders it inside the span (`span.enter()`), so the deny's log
+/// line finds the trace id.
+pub(super) async fn decide(span: &Span, decide: impl Future<Output = Decision>) -> Decision {
+    let decision = decide.instrument(span.clone()).await;
+    record(span, &decision);
+    decision
+}
+
 /// The decision's attributes on `span`.
-pub(super) fn record(span: &Span, decision: &Decision) {
+fn record(span: &Span, decision: &Decision) {
     if span.is_disabled() {
         return;
     }

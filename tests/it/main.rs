@@ -17,6 +17,7 @@ mod credentials_hostile;
 mod discovery;
 mod envoy_credentials;
 mod envoy_e2e;
+mod envoy_modes;
 mod envoy_module;
 mod envoy_smoke;
 mod examples;

@@ -12,7 +12,6 @@ use crate::support;
 use jsonwebtoken::Algorithm;
 use serde_yaml_ng::Value;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -77,14 +76,7 @@ fn rewrite(ward: &Ward, edit: impl FnOnce(&mut Value)) {
 }
 
 fn hangup(ward: &Ward) {
-    let pid = ward.pid().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    ward.signal("HUP");
 }
 
 async fn reloads(ward: &Ward, result: &str) -> f64 {

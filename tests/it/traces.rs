@@ -11,7 +11,6 @@ use crate::support;
 
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use jsonwebtoken::Algorithm;
-use std::process::Command;
 use std::time::Duration;
 use support::authz::status;
 use support::inproc::check_request;
@@ -59,14 +58,7 @@ async fn check(ward: &Ward, metadata: &[(&'static str, String)], headers: &[(&st
 
 /// Stops ward with SIGTERM (which exports what is buffered) and waits.
 async fn stop(ward: &mut Ward) {
-    let pid = ward.pid().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    ward.signal("TERM");
     assert_eq!(
         ward.wait_exit(Duration::from_secs(15)).await,
         Some(0),

@@ -92,6 +92,19 @@ impl Ward {
         self.process.pid()
     }
 
+    /// Sends ward a signal with `kill`: `"TERM"`, `"HUP"`, ...
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.success().then_some(()).ok_or(s.to_string()));
+        if let Err(e) = sent {
+            panic!("kill -{name} ward: {e}");
+        }
+    }
+
     /// Waits up to `limit` for ward to exit by itself; its exit code.
     pub async fn wait_exit(&mut self, limit: std::time::Duration) -> Option<i32> {
         self.process.wait_exit(limit).await
