@@ -38,10 +38,12 @@ pub struct Edits {
 impl Edits {
     /// Adds `name` to `remove` unless it is set (by the identity or here)
     /// or already listed.
-    fn remove(&mut self, name: &str, identity: &[(String, String)]) {
-        let set =
-            |list: &[(String, String)]| list.iter().any(|(s, _)| s.eq_ignore_ascii_case(name));
-        if !set(identity) && !set(&self.set) && !self.remove.iter().any(|r| r == name) {
+    fn remove<'s>(&mut self, name: &str, mut identity: impl Iterator<Item = (&'s str, &'s str)>) {
+        let sets = |s: &str| s.eq_ignore_ascii_case(name);
+        if !identity.any(|(s, _)| sets(s))
+            && !self.set.iter().any(|(s, _)| sets(s))
+            && !self.remove.iter().any(|r| r == name)
+        {
             self.remove.push(name.to_string());
         }
     }
@@ -89,10 +91,10 @@ impl Forwarding {
 
     /// Adds this request's credential edits to `edits`; `identity` is what
     /// the allow sets.
-    pub(crate) fn apply(
+    pub(crate) fn apply<'s>(
         &self,
         req: &Request<'_>,
-        identity: &[(String, String)],
+        identity: impl Iterator<Item = (&'s str, &'s str)> + Clone,
         edits: &mut Edits,
     ) {
         if let Some(name) = &self.cookie
@@ -100,14 +102,14 @@ impl Forwarding {
             && let Some(rest) = without_cookie(header, name)
         {
             if rest.is_empty() {
-                edits.remove("cookie", identity);
+                edits.remove("cookie", identity.clone());
             } else {
                 edits.set.push(("cookie".into(), rest));
             }
         }
         for name in &self.headers {
             if req.header(name).is_some() {
-                edits.remove(name, identity);
+                edits.remove(name, identity.clone());
             }
         }
         if !self.schemes.is_empty()
@@ -116,7 +118,7 @@ impl Forwarding {
             let value = trim_ows(value);
             let scheme = value.split([' ', '\t', ',']).next().unwrap_or(value);
             if self.schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
-                edits.remove("authorization", identity);
+                edits.remove("authorization", identity.clone());
             }
         }
         if let Some(param) = &self.query
@@ -202,12 +204,8 @@ mod tests {
             policy: None,
             source_ip: None,
         };
-        let set: Vec<(String, String)> = set
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         let mut e = Edits::default();
-        f.apply(&req, &set, &mut e);
+        f.apply(&req, set.iter().copied(), &mut e);
         e
     }
 

@@ -357,15 +357,16 @@ mod tests {
     fn every_series_exists_from_the_start_and_recording_adds_none() {
         let m = Metrics::new().unwrap();
         let before = series(&m);
-        let identity = |method| crate::identity::Identity {
-            user_id: "u\"} 1\nward_forged 1".into(),
-            method,
-            headers: vec![("x-user-id".into(), "u".into())],
-            jti: Some("j".into()),
-            session_id: None,
-            roles: vec!["admin".into()],
-            scopes: vec![],
-            encoded: std::sync::OnceLock::new(),
+        let identity = |method| {
+            crate::identity::Identity::from(crate::identity::IdentityParts {
+                user_id: "u\"} 1\nward_forged 1".into(),
+                method,
+                headers: vec![("x-user-id".into(), "u".into())],
+                jti: Some("j".into()),
+                session_id: None,
+                roles: vec!["admin".into()],
+                scopes: vec![],
+            })
         };
         for method in [None].into_iter().chain(CredentialKind::ALL.map(Some)) {
             if let Some(kind) = method {

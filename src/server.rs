@@ -24,6 +24,7 @@ use crate::metrics::{Listener, Metrics};
 use crate::response::Responder;
 use generation::{Generation, Live, Shared};
 use grpc::AuthzServer;
+pub use grpc::pre_encode;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -367,8 +367,8 @@ fn apply(
     shared.stats.record(host, decision, micros, &shared.metrics);
     set_metadata(host, decision);
     match decision {
-        Decision::Allow(identity) => allow(shared, req, &identity.headers, host),
-        Decision::AllowAnonymous { .. } => allow(shared, req, &[], host),
+        Decision::Allow(identity) => allow(shared, req, identity.headers(), host),
+        Decision::AllowAnonymous { .. } => allow(shared, req, std::iter::empty(), host),
         Decision::Deny(deny) => {
             let d = shared.responder.deny(Some(req), deny);
             let headers: Vec<(&str, &str)> =
@@ -387,7 +387,7 @@ fn set_metadata(host: &mut impl Host, decision: &Decision) {
     let mut set = |key: &str, value: &str| host.set_metadata(METADATA_NAMESPACE, key, value);
     match decision {
         Decision::Allow(identity) => {
-            set("user_id", &identity.user_id);
+            set("user_id", identity.user_id());
             set("auth_method", identity.method.as_str());
         }
         Decision::AllowAnonymous { .. } => set("auth_method", "none"),
@@ -399,14 +399,18 @@ fn set_metadata(host: &mut impl Host, decision: &Decision) {
 /// credentials not forwarded (a `jwt.from_query` token cut out of
 /// `:path`, as Envoy's `query_parameters_to_remove` does in gRPC mode);
 /// the route is chosen again if anything changed.
-fn allow(
+fn allow<'s>(
     shared: &Shared,
     req: &Request<'_>,
-    set: &[(String, String)],
+    set: impl Iterator<Item = (&'s str, &'s str)> + Clone,
     host: &mut impl Host,
 ) -> Verdict {
-    let edits = shared.managed.edits(req, set);
-    for (name, value) in set.iter().chain(&edits.set) {
+    let edits = shared.managed.edits(req, set.clone());
+    let sets_any = set.clone().next().is_some();
+    for (name, value) in set {
+        host.set_header(name, Some(value));
+    }
+    for (name, value) in &edits.set {
         host.set_header(name, Some(value));
     }
     for name in &edits.remove {
@@ -416,7 +420,7 @@ fn allow(
     if let Some(path) = &path {
         host.set_header(":path", Some(path));
     }
-    if !set.is_empty() || !edits.set.is_empty() || !edits.remove.is_empty() || path.is_some() {
+    if sets_any || !edits.set.is_empty() || !edits.remove.is_empty() || path.is_some() {
         host.clear_route_cache();
     }
     Verdict::Continue

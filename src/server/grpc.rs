@@ -42,6 +42,7 @@ use tonic::codegen::{Body, BoxFuture, StdError, http};
 mod answer;
 
 use answer::Answer;
+pub use answer::pre_encode;
 
 /// The `context_extensions` key an Envoy route sets to select a policy.
 pub(super) const POLICY_KEY: &str = "ward_policy";
@@ -230,7 +231,7 @@ impl CheckService {
         );
         match decision {
             Decision::Allow(identity) => Answer::Allow {
-                edits: self.managed.edits(req, &identity.headers),
+                edits: self.managed.edits(req, identity.headers()),
                 identity,
             },
             Decision::AllowAnonymous { .. } => Answer::Message(self.allow_anonymous(req)),
@@ -239,7 +240,7 @@ impl CheckService {
     }
 
     fn allow_anonymous(&self, req: &Request<'_>) -> CheckResponse {
-        let edits = self.managed.edits(req, &[]);
+        let edits = self.managed.edits(req, std::iter::empty());
         CheckResponse {
             status: Some(rpc::Status {
                 code: OK,

@@ -126,10 +126,17 @@ impl HttpService {
     /// headers it must lose in `x-envoy-auth-headers-to-remove`. Query
     /// edits cannot be expressed here; config validation refuses
     /// `jwt.from_query` with this mode.
-    fn allow(&self, req: &Request<'_>, set: &[(String, String)]) -> Response<Body> {
+    fn allow<'s>(
+        &self,
+        req: &Request<'_>,
+        set: impl Iterator<Item = (&'s str, &'s str)> + Clone,
+    ) -> Response<Body> {
         let mut r = Response::new(Body::empty());
-        let edits = self.managed.edits(req, set);
-        for (name, value) in set.iter().chain(&edits.set) {
+        let edits = self.managed.edits(req, set.clone());
+        for (name, value) in set {
+            insert(r.headers_mut(), name, value);
+        }
+        for (name, value) in &edits.set {
             insert(r.headers_mut(), name, value);
         }
         if !edits.remove.is_empty() {
@@ -140,8 +147,8 @@ impl HttpService {
 
     fn finish(&self, req: &Request<'_>, decision: &Decision, start: Instant) -> Response<Body> {
         let response = match decision {
-            Decision::Allow(identity) => self.allow(req, &identity.headers),
-            Decision::AllowAnonymous { .. } => self.allow(req, &[]),
+            Decision::Allow(identity) => self.allow(req, identity.headers()),
+            Decision::AllowAnonymous { .. } => self.allow(req, std::iter::empty()),
             Decision::Deny(deny) => self.deny(Some(req), deny),
         };
         super::record(
