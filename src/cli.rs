@@ -6,10 +6,12 @@
 //! (or the message naming the file and every problem), building the Tokio
 //! runtime (`runtime.rs`), and printing a failure with exit status 1
 //! ([`exit`]). A subcommand's flags live with the code that reads them:
-//! [`explain`], [`fingerprint`], [`store`] (`apikey`, `session`).
+//! [`explain`], [`fingerprint`], [`install_module`], [`store`] (`apikey`,
+//! `session`).
 
 pub mod explain;
 pub mod fingerprint;
+pub mod install_module;
 pub mod store;
 
 use crate::config::{Config, ProcessEnv};
@@ -57,24 +59,36 @@ pub fn check_config(file: &Path) -> Outcome {
 /// `ward serve`: logging as configured, then the server until SIGTERM or
 /// SIGINT, drained.
 pub fn serve(path: &Path) -> Outcome {
-    let config = config(path)?;
-    crate::telemetry::init(&config.log);
+    let (config, text) = crate::setup::load_with_text(path, &ProcessEnv)
+        .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
     let result = block_on(config.runtime.worker_threads, async {
-        let server = crate::server::Server::bind(&config).await?;
-        tracing::info!(
-            grpc = ?server.grpc_addr(),
-            admin = ?server.admin_addr(),
-            http = ?server.http_addr(),
-            unix_socket = ?config.listen.unix_socket,
-            version = env!("CARGO_PKG_VERSION"),
-            "ward listening"
-        );
-        server.serve(shutdown_signal()).await
+        // In the runtime: the OTLP/gRPC exporter's channel lives on it.
+        let telemetry = crate::telemetry::init(&config.log, &config.tracing);
+        let served = serve_on(&config, &text, path).await;
+        telemetry.finish().await;
+        served
     })?;
     result.map(|()| ExitCode::SUCCESS).map_err(|e| {
         tracing::error!(error = %e, "ward failed");
         Failure(format!("ward: {e}"))
     })
+}
+
+async fn serve_on(
+    config: &Config,
+    text: &str,
+    path: &Path,
+) -> Result<(), crate::server::ServerError> {
+    let server = crate::server::Server::bind_reloading(config, text, path).await?;
+    tracing::info!(
+        grpc = ?server.grpc_addr(),
+        admin = ?server.admin_addr(),
+        http = ?server.http_addr(),
+        unix_socket = ?config.listen.unix_socket,
+        version = env!("CARGO_PKG_VERSION"),
+        "ward listening"
+    );
+    server.serve(shutdown_signal()).await
 }
 
 /// Resolves on SIGTERM (Kubernetes) or SIGINT (a terminal).

@@ -9,20 +9,24 @@
 
 mod api_keys;
 mod cache;
+mod files;
 mod headers;
 mod jwt;
 mod limits;
 mod listen;
 mod log;
 mod policy;
+mod reload;
 mod runtime;
 mod secret;
 mod sessions;
 mod store;
+mod tracing;
 mod validate;
 
 pub use api_keys::ApiKeysConfig;
 pub use cache::CacheConfig;
+pub use files::Part;
 pub use headers::HeadersConfig;
 pub use jwt::{
     ClaimHeader, ClaimMapping, DEFAULT_TYPES, JwksSource, JwtConfig, MAX_VERIFY_QUEUE,
@@ -37,10 +41,12 @@ pub use log::{Log, LogFormat};
 pub use policy::{
     BUILTIN_POLICIES, Mode, OnStoreError, PolicyConfig, Requirement, ResponsesConfig, RouteConfig,
 };
+pub use reload::ReloadConfig;
 pub use runtime::Runtime;
 pub use secret::{EnvSource, ProcessEnv, Secret, SecretError, SecretSource};
 pub use sessions::{CLIENT_IP, FieldHeader, FingerprintConfig, FingerprintMode, SessionsConfig};
 pub use store::{RedisConfig, RedisMode, StoreConfig};
+pub use tracing::{OtlpConfig, OtlpProtocol, TracingConfig};
 pub use validate::{Problems, is_valid_header_name};
 
 use serde::Deserialize;
@@ -71,6 +77,10 @@ pub struct Config {
     pub responses: ResponsesConfig,
     /// Failed-authentication budgets (429 before the store).
     pub limits: LimitsConfig,
+    /// How a running `ward serve` notices a changed config.
+    pub reload: ReloadConfig,
+    /// OpenTelemetry traces (off unless `tracing.otlp` is set).
+    pub tracing: TracingConfig,
 }
 
 /// The YAML parser starts its messages with its own notion of the path

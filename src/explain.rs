@@ -238,12 +238,12 @@ fn render_decision(
     match decision {
         Decision::Allow(identity) => {
             let _ = writeln!(out, "{:<13}ALLOW (200)", "decision");
-            render_edits(out, req, &identity.headers, managed);
+            render_edits(out, req, identity.headers(), managed);
             true
         }
         Decision::AllowAnonymous { .. } => {
             let _ = writeln!(out, "{:<13}ALLOW (200), anonymous", "decision");
-            render_edits(out, req, &[], managed);
+            render_edits(out, req, std::iter::empty(), managed);
             true
         }
         Decision::Deny(deny) => {
@@ -267,14 +267,17 @@ fn render_decision(
 }
 
 /// What an allow setting `set` does to the request on its way upstream.
-fn render_edits(
+fn render_edits<'s>(
     out: &mut String,
     req: &Request<'_>,
-    set: &[(String, String)],
+    set: impl Iterator<Item = (&'s str, &'s str)> + Clone,
     managed: &ManagedHeaders,
 ) {
-    let edits = managed.edits(req, set);
-    for (k, v) in set.iter().chain(&edits.set) {
+    let edits = managed.edits(req, set.clone());
+    for (k, v) in set {
+        let _ = writeln!(out, "  set     {k}: {v}");
+    }
+    for (k, v) in &edits.set {
         let _ = writeln!(out, "  set     {k}: {v}");
     }
     for k in &edits.remove {

@@ -38,10 +38,12 @@ pub struct Edits {
 impl Edits {
     /// Adds `name` to `remove` unless it is set (by the identity or here)
     /// or already listed.
-    fn remove(&mut self, name: &str, identity: &[(String, String)]) {
-        let set =
-            |list: &[(String, String)]| list.iter().any(|(s, _)| s.eq_ignore_ascii_case(name));
-        if !set(identity) && !set(&self.set) && !self.remove.iter().any(|r| r == name) {
+    fn remove<'s>(&mut self, name: &str, mut identity: impl Iterator<Item = (&'s str, &'s str)>) {
+        let sets = |s: &str| s.eq_ignore_ascii_case(name);
+        if !identity.any(|(s, _)| sets(s))
+            && !self.set.iter().any(|(s, _)| sets(s))
+            && !self.remove.iter().any(|r| r == name)
+        {
             self.remove.push(name.to_string());
         }
     }
@@ -89,10 +91,10 @@ impl Forwarding {
 
     /// Adds this request's credential edits to `edits`; `identity` is what
     /// the allow sets.
-    pub(crate) fn apply(
+    pub(crate) fn apply<'s>(
         &self,
         req: &Request<'_>,
-        identity: &[(String, String)],
+        identity: impl Iterator<Item = (&'s str, &'s str)> + Clone,
         edits: &mut Edits,
     ) {
         if let Some(name) = &self.cookie
@@ -100,14 +102,14 @@ impl Forwarding {
             && let Some(rest) = without_cookie(header, name)
         {
             if rest.is_empty() {
-                edits.remove("cookie", identity);
+                edits.remove("cookie", identity.clone());
             } else {
                 edits.set.push(("cookie".into(), rest));
             }
         }
         for name in &self.headers {
             if req.header(name).is_some() {
-                edits.remove(name, identity);
+                edits.remove(name, identity.clone());
             }
         }
         if !self.schemes.is_empty()
@@ -116,7 +118,7 @@ impl Forwarding {
             let value = trim_ows(value);
             let scheme = value.split([' ', '\t', ',']).next().unwrap_or(value);
             if self.schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
-                edits.remove("authorization", identity);
+                edits.remove("authorization", identity.clone());
             }
         }
         if let Some(param) = &self.query
@@ -126,6 +128,33 @@ impl Forwarding {
             edits.remove_query.push(param.clone());
         }
     }
+}
+
+/// The request path without the query parameters named in `params`
+/// (compared form-decoded, as the credential reader compares them), the
+/// rest of the query as it was, in its order; without the `?` when nothing
+/// is left. `None` when no parameter matched. For a proxy that rewrites
+/// `:path` itself (the Envoy module), where the gRPC mode has Envoy apply
+/// `query_parameters_to_remove`.
+pub fn path_without_query(path: &str, params: &[String]) -> Option<String> {
+    let (base, query) = path.split_once('?')?;
+    let named = |name: &str| params.iter().any(|p| param_is(name, p));
+    let pieces = || {
+        query
+            .split('&')
+            .map(|p| (p, p.split_once('=').map_or(p, |(n, _)| n)))
+    };
+    if !pieces().any(|(_, name)| named(name)) {
+        return None;
+    }
+    let kept: Vec<&str> = pieces()
+        .filter(|(_, name)| !named(name))
+        .map(|(piece, _)| piece)
+        .collect();
+    Some(match kept.join("&") {
+        rest if rest.is_empty() => base.to_owned(),
+        rest => format!("{base}?{rest}"),
+    })
 }
 
 /// The `Cookie` header without cookie `name`, the other cookies as they
@@ -175,12 +204,8 @@ mod tests {
             policy: None,
             source_ip: None,
         };
-        let set: Vec<(String, String)> = set
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         let mut e = Edits::default();
-        f.apply(&req, &set, &mut e);
+        f.apply(&req, set.iter().copied(), &mut e);
         e
     }
 
@@ -243,6 +268,24 @@ mod tests {
         let f = forwarding("api_keys: {header: x-key}\n");
         let e = edits(&f, "/", &[("x-key", "k")], &[("X-Key", "v")]);
         assert!(e.remove.is_empty());
+    }
+
+    #[test]
+    fn a_query_parameter_is_cut_from_the_path() {
+        let tok = ["access_token".to_string()];
+        let cases = [
+            ("/a?x=1&access_token=t&y=2", Some("/a?x=1&y=2")),
+            ("/a?access_token=t", Some("/a")),
+            ("/a?access_token=t&access_token=u&x", Some("/a?x")),
+            ("/a?access%5Ftoken=t&b=%20", Some("/a?b=%20")),
+            ("/a?access_token", Some("/a")),
+            ("/a?x=access_token&xaccess_token=1", None),
+            ("/a?x=1", None),
+            ("/a", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(path_without_query(path, &tok).as_deref(), want, "{path}");
+        }
     }
 
     #[test]

@@ -71,9 +71,14 @@ impl ManagedHeaders {
     /// Everything an allow that sets `set` changes in `req` beside that:
     /// forged managed headers removed, and credentials of kinds not
     /// forwarded removed (see `forward.rs`). Never removes a header it sets.
-    pub fn edits(&self, req: &Request<'_>, set: &[(String, String)]) -> Edits {
+    /// `set` is `(name, value)` pairs (an identity's `headers()`).
+    pub fn edits<'s>(
+        &self,
+        req: &Request<'_>,
+        set: impl Iterator<Item = (&'s str, &'s str)> + Clone,
+    ) -> Edits {
         let mut edits = Edits {
-            remove: self.to_remove(req.header_names(), set),
+            remove: self.to_remove(req.header_names(), set.clone()),
             ..Edits::default()
         };
         self.forwarding.apply(req, set, &mut edits);
@@ -108,14 +113,14 @@ impl ManagedHeaders {
     /// The client headers to remove: every managed one that the response
     /// does not itself set (Envoy removes after setting, so listing a set
     /// header would delete ward's own value).
-    pub fn to_remove<'a>(
+    pub fn to_remove<'a, 's>(
         &self,
         client_headers: impl Iterator<Item = &'a str>,
-        set: &[(String, String)],
+        set: impl Iterator<Item = (&'s str, &'s str)> + Clone,
     ) -> Vec<String> {
         client_headers
             .filter(|name| self.is_managed(name))
-            .filter(|name| !set.iter().any(|(s, _)| s.eq_ignore_ascii_case(name)))
+            .filter(|name| !set.clone().any(|(s, _)| s.eq_ignore_ascii_case(name)))
             .map(|name| name.to_ascii_lowercase())
             .collect()
     }
@@ -196,11 +201,8 @@ mod tests {
             "accept",
             "x-auth-method",
         ];
-        let set = vec![
-            ("x-user-id".to_string(), "alice".to_string()),
-            ("x-auth-method".to_string(), "jwt".to_string()),
-        ];
-        let removed = m.to_remove(client.into_iter(), &set);
+        let set = [("x-user-id", "alice"), ("x-auth-method", "jwt")];
+        let removed = m.to_remove(client.into_iter(), set.into_iter());
         assert_eq!(removed, vec!["x-user-admin", "x_user_id"]);
     }
 

@@ -9,15 +9,15 @@
 use crate::config::{ClaimHeader, ClaimMapping, HeadersConfig};
 use crate::credential_kind::CredentialKind;
 use serde_json::{Map, Value};
-use std::sync::OnceLock;
 
-/// A verified caller and the headers to send upstream.
-///
-/// Not `Clone`: an identity is shared (`Arc`) once built, so the allow
-/// encoded from it once (`encoded`) can never go stale by a change to a
-/// copy.
-#[derive(Debug)]
-pub struct Identity {
+mod packed;
+
+pub use packed::{EncodedAllow, Headers, Identity, Items};
+
+/// An identity field by field, as the credential kinds render it; packed
+/// into an [`Identity`] (`Identity::from`) to be kept and shared.
+#[derive(Debug, Clone)]
+pub struct IdentityParts {
     pub user_id: String,
     pub method: CredentialKind,
     /// `(name, value)` pairs, names unique: user id, method, then claims.
@@ -28,21 +28,6 @@ pub struct Identity {
     /// Roles and scopes, for route policies (`policy.rs`).
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
-    /// This identity's allow as the transport sends it, encoded on first
-    /// use (the gRPC adapter's pre-encoded `CheckResponse` fields), so a
-    /// cached identity shared by thousands of checks is encoded once; it
-    /// goes with the identity when the cache drops it.
-    pub encoded: OnceLock<EncodedAllow>,
-}
-
-/// An allow's fixed part as encoded bytes: plain bytes, so the pure core
-/// carries them without knowing the transport's types. The gRPC adapter
-/// writes `OkHttpResponse.headers` and `CheckResponse.dynamic_metadata`
-/// here (`server/grpc.rs`); the parts a check adds are encoded per check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodedAllow {
-    pub headers: Vec<u8>,
-    pub metadata: Vec<u8>,
 }
 
 /// The header rules every credential kind shares.
@@ -71,7 +56,7 @@ impl HeaderRules {
         }
     }
 
-    /// An identity with the user id and method headers, then `extra`
+    /// An identity's parts with the user id and method headers, then `extra`
     /// `(source, header, value)` triples (the first value for a header
     /// wins), every value checked for header safety.
     pub fn build(
@@ -79,7 +64,7 @@ impl HeaderRules {
         user_id: &str,
         method: CredentialKind,
         extra: impl IntoIterator<Item = (String, String, String)>,
-    ) -> Result<Identity, IdentityError> {
+    ) -> Result<IdentityParts, IdentityError> {
         self.check_value("user id", user_id)?;
         let mut headers = vec![
             (self.user_id_header.clone(), user_id.to_string()),
@@ -92,7 +77,7 @@ impl HeaderRules {
             self.check_value(&source, &value)?;
             headers.push((header, value));
         }
-        Ok(Identity {
+        Ok(IdentityParts {
             user_id: user_id.to_string(),
             method,
             headers,
@@ -100,7 +85,6 @@ impl HeaderRules {
             session_id: None,
             roles: Vec::new(),
             scopes: Vec::new(),
-            encoded: OnceLock::new(),
         })
     }
 
@@ -190,7 +174,7 @@ impl ClaimRenderer {
         identity.session_id = string_claim(claims, "sid");
         identity.roles = list_claim(claims, &self.roles_claims);
         identity.scopes = list_claim(claims, &self.scopes_claims);
-        Ok(identity)
+        Ok(identity.into())
     }
 }
 
@@ -278,10 +262,7 @@ mod tests {
     }
 
     fn header<'a>(id: &'a Identity, name: &str) -> Option<&'a str> {
-        id.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        id.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
     #[test]
@@ -291,7 +272,7 @@ mod tests {
             "roles": ["admin", "dev"], "scope": "read  write"
         }))
         .unwrap();
-        assert_eq!(id.user_id, "alice");
+        assert_eq!(id.user_id(), "alice");
         assert_eq!(header(&id, "x-user-id"), Some("alice"));
         assert_eq!(header(&id, "x-auth-method"), Some("jwt"));
         assert_eq!(header(&id, "x-user-email"), Some("a@example.com"));
@@ -304,7 +285,7 @@ mod tests {
         let id = render(json!({"sub": "bob", "scp": ["a", "b"]})).unwrap();
         assert_eq!(header(&id, "x-user-scopes"), Some("a,b"));
         assert_eq!(header(&id, "x-user-email"), None);
-        assert_eq!(id.headers.len(), 3);
+        assert_eq!(id.headers().len(), 3);
         let id = render(json!({"sub": "bob", "scope": "x", "scp": ["a"]})).unwrap();
         assert_eq!(header(&id, "x-user-scopes"), Some("x"));
     }

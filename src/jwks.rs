@@ -10,6 +10,8 @@
 //! skipped and counted in `ward_jwks_keys_skipped_total{reason}`; a weak
 //! one is also logged as a warning, by `kid`, never with key material.
 
+mod discovery;
+
 use crate::config::{JwksSource, JwtConfig, ProcessEnv};
 use crate::jwt::keys::{self, Key, KeyError, SkipReason, Skipped};
 use crate::jwt::{AllowedTypes, KeySet};
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
+use tracing::Instrument;
 
 /// A JWKS document larger than this is refused.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -40,6 +43,8 @@ pub enum FetchError {
     Parse(#[from] serde_json::Error),
     #[error("no usable signing key in the document ({0} skipped)")]
     NoKeys(usize),
+    #[error("OpenID discovery: {0}")]
+    Discovery(#[from] discovery::DiscoveryError),
 }
 
 struct Source {
@@ -170,7 +175,8 @@ impl KeyStore {
             *last = Some(Instant::now());
         }
         let name = source_name(&source.config);
-        match fetch(source, &name, client, metrics).await {
+        let span = tracing::info_span!(target: crate::TRACE_TARGET, "ward.jwks.fetch", ward.source = %name);
+        match fetch(source, &name, client, metrics).instrument(span).await {
             Ok(keys) => {
                 metrics.jwks_refresh_ok.inc();
                 metrics.jwks_last_success.set(crate::unix_now() as i64);
@@ -201,9 +207,10 @@ impl KeyStore {
 }
 
 fn source_name(config: &JwksSource) -> String {
-    match (&config.url, &config.file) {
-        (Some(url), _) => url.clone(),
-        (_, Some(file)) => file.display().to_string(),
+    match (&config.url, &config.file, &config.issuer) {
+        (Some(url), _, _) => url.clone(),
+        (_, Some(file), _) => file.display().to_string(),
+        (_, _, Some(issuer)) => format!("issuer {issuer}"),
         _ => "?".into(),
     }
 }
@@ -232,11 +239,21 @@ async fn fetch(
     metrics: &Metrics,
 ) -> Result<Vec<Arc<Key>>, FetchError> {
     let config = &source.config;
-    let body = match (&config.url, &config.file) {
-        (Some(url), _) => fetch_url(url, config.timeout, client).await?,
-        (_, Some(path)) => tokio::fs::read(path)
+    let body = match (&config.url, &config.file, &config.issuer) {
+        (Some(url), _, _) => fetch_url(url, config.timeout, client).await?,
+        (_, Some(path), _) => tokio::fs::read(path)
             .await
             .map_err(|e| FetchError::File(path.display().to_string(), e))?,
+        (_, _, Some(issuer)) => {
+            // The provider's metadata names its JWKS: read it at each
+            // refresh, so a moved `jwks_uri` is followed.
+            let document = fetch_url(&discovery::url(issuer), config.timeout, client).await?;
+            if document.len() > MAX_JWKS_BYTES {
+                return Err(FetchError::TooLarge);
+            }
+            let jwks_uri = discovery::jwks_uri(&document, issuer)?;
+            fetch_url(&jwks_uri, config.timeout, client).await?
+        }
         _ => return Err(FetchError::NoKeys(0)),
     };
     if body.len() > MAX_JWKS_BYTES {

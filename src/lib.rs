@@ -57,6 +57,10 @@
 // else is `pub(crate)`, so the visible surface is the architecture.
 #![warn(unreachable_pub)]
 
+/// The `tracing` target of the spans and span events exported as traces
+/// (`telemetry.rs`): never logged, and free when traces are off.
+pub(crate) const TRACE_TARGET: &str = "ward::otel";
+
 pub mod apikey;
 pub(crate) mod authn;
 pub mod cache;
@@ -73,7 +77,7 @@ pub(crate) mod explain;
 pub mod fields;
 pub mod fingerprint;
 pub(crate) mod flights;
-pub(crate) mod forward;
+pub mod forward;
 #[cfg(feature = "server")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -35,6 +35,7 @@ use moka::Expiry;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// What a read found, by kind of key: the one cache holds all three.
 #[derive(Debug, Clone)]
@@ -238,7 +239,7 @@ impl Lookups {
         stale: Stale,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         let key = self.keys.session(sid);
-        self.read(&key, stale, || hash_read(&self.store, &key))
+        self.read("session", &key, stale, || hash_read(&self.store, &key))
             .await
     }
 
@@ -249,14 +250,15 @@ impl Lookups {
         stale: Stale,
     ) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
         let key = self.keys.api_key(key_hash);
-        self.read(&key, stale, || hash_read(&self.store, &key))
+        self.read("api_key", &key, stale, || hash_read(&self.store, &key))
             .await
     }
 
     /// Whether `revoked_jti:{jti}` exists.
     pub async fn jti_revoked(&self, jti: &str, stale: Stale) -> Result<bool, StoreError> {
         let key = self.keys.revoked_jti(jti);
-        self.read(&key, stale, || self.store.exists(&key)).await
+        self.read("revoked_jti", &key, stale, || self.store.exists(&key))
+            .await
     }
 
     /// Evicts one key (an invalidation message named it). A read of the
@@ -276,8 +278,12 @@ impl Lookups {
 
     /// `fetch` makes the store call, only if this read leads a miss: a
     /// closure, so a cache hit never builds (or moves) the call's future.
+    /// For traces, a hit is an event of the check's span and a miss a
+    /// `ward.store.read` span; both name the record's kind, never its key
+    /// (which holds a session id).
     async fn read<T: Answer, F: Future<Output = Result<T, StoreError>>>(
         &self,
+        kind: &'static str,
         key: &str,
         stale: Stale,
         fetch: impl FnOnce() -> F,
@@ -285,13 +291,16 @@ impl Lookups {
         let epoch = self.flights.epoch();
         if let Some(found) = self.fresh(key) {
             self.metrics.store_cache_hits.inc();
+            tracing::info!(target: crate::TRACE_TARGET, record = kind, "ward.store.cache_hit");
             return Ok(found);
         }
         if stale == Stale::CacheOnly {
             return Err(StoreError::NotCached);
         }
         self.metrics.store_cache_misses.inc();
-        match self.read_once(key, epoch, fetch).await {
+        let span =
+            tracing::info_span!(target: crate::TRACE_TARGET, "ward.store.read", ward.record = kind);
+        match self.read_once(key, epoch, fetch).instrument(span).await {
             Ok(answer) => Ok(answer),
             Err(err) if stale == Stale::Allowed && err.fault() == Fault::Outage => {
                 self.stale(key, &err).ok_or(err)

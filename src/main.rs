@@ -5,7 +5,10 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use ward::cli::{self, explain::ExplainArgs, fingerprint::FingerprintArgs, store};
+use ward::cli::{
+    self, explain::ExplainArgs, fingerprint::FingerprintArgs, install_module::InstallModuleArgs,
+    store,
+};
 
 /// ward: an Envoy ext_authz server for JWTs, sessions and API keys.
 ///
@@ -62,6 +65,13 @@ enum Command {
     /// Create, list and revoke sessions in Redis (store.redis).
     #[command(subcommand)]
     Session(store::SessionCommand),
+    /// Copy the Envoy module (libward_envoy.so) into DIR, atomically.
+    ///
+    /// For an init container from ward's (distroless) image: it fills an
+    /// emptyDir that Envoy reads as ENVOY_DYNAMIC_MODULES_SEARCH_PATH.
+    /// The module is taken from beside the ward binary unless --from
+    /// names it (docs/envoy-module.md).
+    InstallModule(InstallModuleArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +82,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => cli::explain::run(&args),
         Command::Apikey(cmd) => store::apikey(cmd),
         Command::Session(cmd) => store::session(cmd),
+        Command::InstallModule(args) => cli::install_module::run(&args),
     };
     cli::exit(outcome)
 }

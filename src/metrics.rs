@@ -92,9 +92,51 @@ pub struct Metrics {
     jwks_keys_skipped: Vec<IntCounter>,
     /// Per listener, indexed by [`Listener`] discriminant.
     connections: [ConnectionMetrics; 4],
+    reloads: ReloadMetrics,
+}
+
+/// `ward serve`'s config reloads (`server/reload.rs`).
+struct ReloadMetrics {
+    success: IntCounter,
+    failure: IntCounter,
+    last_success: IntGauge,
+}
+
+impl ReloadMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let total = IntCounterVec::new(
+            Opts::new(
+                "ward_config_reload_total",
+                "Config reloads (SIGHUP or a changed file), by result.",
+            ),
+            &["result"],
+        )?;
+        let last_success = IntGauge::new(
+            "ward_config_last_reload_success_timestamp_seconds",
+            "Unix time the running config was loaded (at start, then at each successful reload).",
+        )?;
+        last_success.set(crate::unix_now() as i64);
+        registry.register(Box::new(total.clone()))?;
+        registry.register(Box::new(last_success.clone()))?;
+        Ok(Self {
+            success: total.with_label_values(&["success"]),
+            failure: total.with_label_values(&["failure"]),
+            last_success,
+        })
+    }
 }
 
 impl Metrics {
+    /// Counts a reload; a success also dates the running config.
+    pub fn config_reloaded(&self, success: bool) {
+        if success {
+            self.reloads.success.inc();
+            self.reloads.last_success.set(crate::unix_now() as i64);
+        } else {
+            self.reloads.failure.inc();
+        }
+    }
+
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let checks_vec = IntCounterVec::new(
@@ -203,7 +245,9 @@ impl Metrics {
         registry.register(Box::new(store.clone()))?;
         registry.register(Box::new(jwks_keys.clone()))?;
         registry.register(Box::new(jwks_last_success.clone()))?;
+        let reloads = ReloadMetrics::register(&registry)?;
         Ok(Self {
+            reloads,
             registry,
             checks,
             check_duration,
@@ -242,6 +286,15 @@ impl Metrics {
         if let Some(counter) = index.and_then(|i| self.jwks_keys_skipped.get(i)) {
             counter.inc();
         }
+    }
+
+    /// How many JWKS entries were skipped for `reason` so far (the Envoy
+    /// module mirrors it into Envoy's stats).
+    pub fn jwks_keys_skipped_total(&self, reason: SkipReason) -> u64 {
+        let index = SkipReason::ALL.iter().position(|r| *r == reason);
+        index
+            .and_then(|i| self.jwks_keys_skipped.get(i))
+            .map_or(0, IntCounter::get)
     }
 
     /// Counts one decision and its latency.
@@ -328,15 +381,16 @@ mod tests {
     fn every_series_exists_from_the_start_and_recording_adds_none() {
         let m = Metrics::new().unwrap();
         let before = series(&m);
-        let identity = |method| crate::identity::Identity {
-            user_id: "u\"} 1\nward_forged 1".into(),
-            method,
-            headers: vec![("x-user-id".into(), "u".into())],
-            jti: Some("j".into()),
-            session_id: None,
-            roles: vec!["admin".into()],
-            scopes: vec![],
-            encoded: std::sync::OnceLock::new(),
+        let identity = |method| {
+            crate::identity::Identity::from(crate::identity::IdentityParts {
+                user_id: "u\"} 1\nward_forged 1".into(),
+                method,
+                headers: vec![("x-user-id".into(), "u".into())],
+                jti: Some("j".into()),
+                session_id: None,
+                roles: vec!["admin".into()],
+                scopes: vec![],
+            })
         };
         for method in [None].into_iter().chain(CredentialKind::ALL.map(Some)) {
             if let Some(kind) = method {

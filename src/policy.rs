@@ -98,18 +98,18 @@ impl Policy {
 
     /// Roles, then scopes: a valid credential lacking either is a 403.
     pub fn authorize(&self, identity: &Identity) -> Result<(), Reason> {
-        if !satisfies(&self.roles, &identity.roles) {
+        if !satisfies(&self.roles, identity.roles()) {
             return Err(Reason::InsufficientRole);
         }
-        if !satisfies(&self.scopes, &identity.scopes) {
+        if !satisfies(&self.scopes, identity.scopes()) {
             return Err(Reason::InsufficientScope);
         }
         Ok(())
     }
 }
 
-fn satisfies(req: &Requirement, held: &[String]) -> bool {
-    let has = |want: &String| held.iter().any(|h| h == want);
+fn satisfies<'a>(req: &Requirement, held: impl Iterator<Item = &'a str> + Clone) -> bool {
+    let has = |want: &String| held.clone().any(|h| h == want);
     req.all_of.iter().all(has) && (req.any_of.is_empty() || req.any_of.iter().any(has))
 }
 

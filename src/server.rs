@@ -10,21 +10,21 @@
 
 mod admin;
 pub mod conn;
+mod generation;
 mod grpc;
 mod http;
+mod reload;
+mod trace;
 pub mod unary;
 pub mod wire;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::headers::ManagedHeaders;
-use crate::jwks::KeyStore;
-use crate::lookup::Lookups;
 use crate::metrics::{Listener, Metrics};
 use crate::response::Responder;
-use crate::store::Store;
-use crate::wiring;
-use grpc::{AuthzServer, CheckService};
+use generation::{Generation, Live, Shared};
+use grpc::AuthzServer;
+pub use grpc::pre_encode;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,13 +63,11 @@ pub struct Server {
     grpc: TcpListener,
     unix: Option<(UnixListener, PathBuf)>,
     admin: TcpListener,
-    http: Option<(TcpListener, http::HttpService)>,
-    keys: Arc<KeyStore>,
-    store: Store,
-    lookups: Arc<Lookups>,
-    metrics: Arc<Metrics>,
-    service: Arc<CheckService>,
-    listen: crate::config::Listen,
+    http: Option<TcpListener>,
+    live: Arc<Live>,
+    shared: Shared,
+    /// The config file to reload from (`ward serve`); `None`: no reload.
+    reload_from: Option<PathBuf>,
     drain_delay: Duration,
     shutdown_grace: Duration,
 }
@@ -93,50 +91,43 @@ impl Server {
     /// [`Server::bind`], with the cache and limiter windows on `clock`
     /// (tests pass a manual one).
     pub async fn bind_with_clock(config: &Config, clock: Clock) -> Result<Server, ServerError> {
-        let metrics = Arc::new(Metrics::new()?);
-        let keys = KeyStore::new(&config.jwt)?;
-        let store = Store::open(config).await?;
-        let lookups = Arc::new(Lookups::with_clock(
-            config,
-            store.clone(),
-            metrics.clone(),
+        Self::bind_text(config, "", clock).await
+    }
+
+    /// `ward serve`: binds `config`, parsed from `text` (the file at
+    /// `path`), and reloads from `path` on SIGHUP and when it or a file it
+    /// names changes (`server/reload.rs`).
+    pub async fn bind_reloading(
+        config: &Config,
+        text: &str,
+        path: &std::path::Path,
+    ) -> Result<Server, ServerError> {
+        let mut server = Self::bind_text(config, text, Clock::Monotonic).await?;
+        server.reload_from = Some(path.to_path_buf());
+        Ok(server)
+    }
+
+    async fn bind_text(config: &Config, text: &str, clock: Clock) -> Result<Server, ServerError> {
+        let shared = Shared {
+            metrics: Arc::new(Metrics::new()?),
             clock,
-        ));
-        let checker = Arc::new(wiring::checker(
-            config,
-            keys.clone(),
-            lookups.clone(),
-            metrics.clone(),
-        )?);
-        let managed = ManagedHeaders::from_config(config);
-        let responder = Responder::from_config(config);
-        let http_service = http::HttpService {
-            checker: checker.clone(),
-            managed: Arc::new(managed.clone()),
-            metrics: metrics.clone(),
-            responder: Arc::new(responder.clone()),
-            max_body_bytes: config.listen.max_request_bytes,
+            listen: config.listen.clone(),
         };
-        let service = Arc::new(CheckService {
-            checker,
-            managed,
-            metrics: metrics.clone(),
-            responder,
-            max_request_bytes: config.listen.max_request_bytes,
-        });
+        let digests = reload::digest::Digests::of(text, config);
+        let (generation, _) = Generation::build(config.clone(), digests, None, &shared).await?;
         let bind_err = |what, addr: String| move |source| ServerError::Bind { what, addr, source };
-        let grpc = conn::bind_tcp(config.listen.grpc)
-            .map_err(bind_err("gRPC", config.listen.grpc.to_string()))?;
-        let admin = conn::bind_tcp(config.listen.admin)
-            .map_err(bind_err("admin", config.listen.admin.to_string()))?;
-        let http = match config.listen.http {
-            Some(addr) => Some((
-                conn::bind_tcp(addr).map_err(bind_err("HTTP ext_authz", addr.to_string()))?,
-                http_service,
-            )),
+        let listen = &config.listen;
+        let grpc =
+            conn::bind_tcp(listen.grpc).map_err(bind_err("gRPC", listen.grpc.to_string()))?;
+        let admin =
+            conn::bind_tcp(listen.admin).map_err(bind_err("admin", listen.admin.to_string()))?;
+        let http = match listen.http {
+            Some(addr) => {
+                Some(conn::bind_tcp(addr).map_err(bind_err("HTTP ext_authz", addr.to_string()))?)
+            }
             None => None,
         };
-        let unix = match &config.listen.unix_socket {
+        let unix = match &listen.unix_socket {
             Some(path) => {
                 remove_stale_socket(path);
                 let listener = UnixListener::bind(path)
@@ -150,12 +141,9 @@ impl Server {
             unix,
             admin,
             http,
-            keys,
-            store,
-            lookups,
-            metrics,
-            service,
-            listen: config.listen.clone(),
+            live: Live::new(generation),
+            shared,
+            reload_from: None,
             drain_delay: config.runtime.drain_delay,
             shutdown_grace: config.runtime.shutdown_grace,
         })
@@ -170,22 +158,27 @@ impl Server {
     }
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http.as_ref().and_then(|(l, _)| l.local_addr().ok())
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes, then drains in-flight checks for
     /// up to `runtime.shutdown_grace`.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        self.keys.spawn(self.metrics.clone(), stop_rx.clone());
-        self.lookups
-            .spawn_invalidations(&self.store, stop_rx.clone());
+        if let Some(path) = self.reload_from.clone() {
+            let reloader = reload::Reloader {
+                path,
+                live: self.live.clone(),
+                shared: self.shared.clone(),
+            };
+            tokio::spawn(reloader.run(stop_rx.clone()));
+        }
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<AuthzServer>().await;
+        health.set_serving::<AuthzServer<Live>>().await;
         let draining = Arc::new(AtomicBool::new(false));
         let (drain_delay, shutdown_grace) = (self.drain_delay, self.shutdown_grace);
-        let authz = AuthzServer::new(self.service.clone());
-        let listen = self.listen.clone();
+        let authz = AuthzServer::new(self.live.clone());
+        let listen = self.shared.listen.clone();
         let keepalive = (!listen.keepalive_interval.is_zero()).then_some(listen.keepalive_interval);
         let router = || {
             tonic::transport::Server::builder()
@@ -201,7 +194,7 @@ impl Server {
 
         shutdown.await;
         draining.store(true, Ordering::SeqCst);
-        health.set_not_serving::<AuthzServer>().await;
+        health.set_not_serving::<AuthzServer<Live>>().await;
         // The whole server (service name "") drains too, for health checks
         // that name no service.
         health
@@ -224,13 +217,14 @@ impl Server {
         draining: Arc<AtomicBool>,
         stop: &watch::Receiver<bool>,
     ) -> Tasks {
-        let listen = &self.listen;
+        let listen = &self.shared.listen;
+        let metrics = &self.shared.metrics;
         let limits = |listener: Listener, protocol| conn::Limits {
             name: listener.as_str(),
             protocol,
             max_connections: listen.max_connections,
             handshake_timeout: listen.handshake_timeout,
-            metrics: self.metrics.connections(listener),
+            metrics: metrics.connections(listener),
         };
         let listeners = 2 + usize::from(self.unix.is_some()) + usize::from(self.http.is_some());
         conn::warn_if_few_descriptors(listeners.saturating_mul(listen.max_connections));
@@ -245,7 +239,7 @@ impl Server {
             let serve = router().serve_with_incoming_shutdown(incoming, stopped(stop.clone()));
             (tokio::spawn(serve), path)
         });
-        let app = admin::router(self.keys.clone(), self.metrics.clone(), draining);
+        let app = admin::router(self.live.clone(), metrics.clone(), draining);
         let admin_stop = stopped(stop.clone());
         let admin_listener =
             conn::Limited::new(self.admin, limits(Listener::Admin, conn::Protocol::Http1));
@@ -254,12 +248,13 @@ impl Server {
                 .with_graceful_shutdown(admin_stop)
                 .await
         });
-        let http = self.http.map(|(listener, service)| {
+        let live = self.live.clone();
+        let http = self.http.map(|listener| {
             let listener =
                 conn::Limited::new(listener, limits(Listener::Http, conn::Protocol::Http1));
             let stop = stopped(stop.clone());
             tokio::spawn(async move {
-                axum::serve(listener, http::router(service))
+                axum::serve(listener, http::router(live))
                     .with_graceful_shutdown(stop)
                     .await
             })
@@ -335,6 +330,7 @@ pub(crate) fn record(
                 .unwrap_or_default(),
             path = req.map_or("", |r| r.path),
             transport,
+            trace_id = Some(trace::trace_id(&tracing::Span::current())).filter(|id| !id.is_empty()),
             "deny"
         );
     }

@@ -185,7 +185,7 @@ impl<'a> Session<'a> {
         let mut identity = rules.build(self.user_id, CredentialKind::Session, extra)?;
         identity.roles = list_items(&roles);
         identity.scopes = list_items(&scopes);
-        Ok(identity)
+        Ok(identity.into())
     }
 }
 

@@ -18,20 +18,23 @@ use std::path::Path;
 
 /// Reads, parses and checks a config file: every problem, with its field.
 pub fn load(path: &Path, env: &dyn EnvSource) -> Result<Config, ConfigError> {
-    let config = match Config::read(path) {
-        Ok(config) => config,
-        // Report the artefacts' problems with the config's own.
-        Err(ConfigError::Invalid(mut problems)) => {
-            if let Ok(text) = std::fs::read_to_string(path)
-                && let Ok(config) = Config::from_yaml(&text)
-            {
-                problems.extend(artefact_problems(&config, env));
-            }
-            return Err(ConfigError::Invalid(problems));
-        }
-        Err(e) => return Err(e),
-    };
-    let problems = artefact_problems(&config, env);
+    load_with_text(path, env).map(|(config, _)| config)
+}
+
+/// [`load`], and the text the config was parsed from (a reload compares
+/// it with the next one, section by section).
+pub fn load_with_text(path: &Path, env: &dyn EnvSource) -> Result<(Config, String), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, env).map(|config| (config, text))
+}
+
+/// Parses and checks a config's text: every problem, with its field.
+pub fn parse(text: &str, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+    let config = Config::from_yaml(text)?;
+    let problems = problems(&config, env);
     if problems.is_empty() {
         Ok(config)
     } else {

@@ -36,48 +36,80 @@ pub fn checker(
     lookups: Arc<Lookups>,
     metrics: Arc<Metrics>,
 ) -> Result<ServerChecker, PolicyErrors> {
+    let parts = Parts::new(config, keys, lookups);
+    checker_with(config, parts, metrics)
+}
+
+/// The checker `config` describes, over parts that may come from an
+/// earlier config: a reload (`server/reload.rs`) keeps the parts whose
+/// config and files did not change, with what they hold.
+pub fn checker_with(
+    config: &Config,
+    parts: Parts,
+    metrics: Arc<Metrics>,
+) -> Result<ServerChecker, PolicyErrors> {
     let policies = Policies::from_config(config).map_err(PolicyErrors)?;
-    let ports = ServerPorts::new(config, keys, lookups, metrics);
-    Ok(Checker::new(config, policies, ports))
+    // Each checker its own verification threads (a reload's old ones end
+    // with the old checker); successes go to the parts' token cache.
+    let jwt_on = !(config.jwt.keys.is_empty() && config.jwt.jwks.is_empty());
+    let verifications = Verifications::new(
+        &config.jwt.verify,
+        jwt_on,
+        parts.tokens.clone(),
+        metrics.clone(),
+    );
+    Ok(Checker::new(
+        config,
+        policies,
+        ServerPorts {
+            parts,
+            verifications,
+            metrics,
+        },
+    ))
+}
+
+/// The stateful parts behind a checker's ports: each may outlive one
+/// config (cloning one shares it, and what it holds).
+#[derive(Clone)]
+pub struct Parts {
+    pub keys: Arc<KeyStore>,
+    pub lookups: Arc<Lookups>,
+    pub(crate) tokens: TokenCache,
+    pub limiter: Arc<Limiter>,
+}
+
+impl Parts {
+    /// Fresh caches and limiter for `config`. `lookups` serves this
+    /// checker only: the views its records keep follow this config's
+    /// header rules, and the limiter reads its clock.
+    pub fn new(config: &Config, keys: Arc<KeyStore>, lookups: Arc<Lookups>) -> Self {
+        let limiter = Limiter::with_clock(&config.limits, lookups.clock().clone());
+        Self {
+            keys,
+            lookups,
+            tokens: TokenCache::new(&config.cache),
+            limiter: Arc::new(limiter),
+        }
+    }
+
+    /// A verified-token cache for `config`, empty.
+    pub fn fresh_tokens(&mut self, config: &Config) {
+        self.tokens = TokenCache::new(&config.cache);
+    }
 }
 
 /// The ports of a checker in the server process.
 pub struct ServerPorts {
-    lookups: Arc<Lookups>,
-    tokens: TokenCache,
+    parts: Parts,
     verifications: Verifications,
-    keys: Arc<KeyStore>,
-    limiter: Limiter,
     metrics: Arc<Metrics>,
 }
 
 impl ServerPorts {
-    /// `lookups` serves this checker only: the views its records keep
-    /// follow this config's header rules, and the limiter reads its clock.
-    pub fn new(
-        config: &Config,
-        keys: Arc<KeyStore>,
-        lookups: Arc<Lookups>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        let limiter = Limiter::with_clock(&config.limits, lookups.clock().clone());
-        let tokens = TokenCache::new(&config.cache);
-        let jwt_on = !(config.jwt.keys.is_empty() && config.jwt.jwks.is_empty());
-        let verifications =
-            Verifications::new(&config.jwt.verify, jwt_on, tokens.clone(), metrics.clone());
-        Self {
-            lookups,
-            tokens,
-            verifications,
-            keys,
-            limiter,
-            metrics,
-        }
-    }
-
     /// The cached store reads, for invalidation.
     pub fn lookups(&self) -> &Arc<Lookups> {
-        &self.lookups
+        &self.parts.lookups
     }
 
     /// Holds every verification thread busy until the [`Hold`] is
@@ -95,7 +127,7 @@ impl Ports for ServerPorts {
         sid: &str,
         stale: Stale,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
-        self.lookups.session(sid, stale).await
+        self.parts.lookups.session(sid, stale).await
     }
 
     async fn api_key(
@@ -103,15 +135,15 @@ impl Ports for ServerPorts {
         key_hash: &str,
         stale: Stale,
     ) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
-        self.lookups.api_key(key_hash, stale).await
+        self.parts.lookups.api_key(key_hash, stale).await
     }
 
     async fn jti_revoked(&self, jti: &str, stale: Stale) -> Result<bool, StoreError> {
-        self.lookups.jti_revoked(jti, stale).await
+        self.parts.lookups.jti_revoked(jti, stale).await
     }
 
     fn token(&self, hash: &CredentialHash, now: u64) -> Option<Arc<Identity>> {
-        self.tokens.get(hash, now)
+        self.parts.tokens.get(hash, now)
     }
 
     async fn verify<F>(
@@ -127,15 +159,15 @@ impl Ports for ServerPorts {
     }
 
     fn keeps_tokens(&self) -> bool {
-        self.tokens.is_enabled()
+        self.parts.tokens.is_enabled()
     }
 
     fn keys(&self) -> Arc<KeySet> {
-        self.keys.snapshot()
+        self.parts.keys.snapshot()
     }
 
     async fn await_new_keys(&self, wait: Duration) -> bool {
-        let Some(mut changed) = self.keys.request_refetch() else {
+        let Some(mut changed) = self.parts.keys.request_refetch() else {
             return false;
         };
         let _ = tokio::time::timeout(wait, changed.changed()).await;
@@ -143,15 +175,15 @@ impl Ports for ServerPorts {
     }
 
     fn any_blocked(&self) -> bool {
-        self.limiter.any_blocked()
+        self.parts.limiter.any_blocked()
     }
 
     fn blocked(&self, ip: Option<IpAddr>, credential: &[u8]) -> Option<Duration> {
-        self.limiter.blocked(ip, Some(credential))
+        self.parts.limiter.blocked(ip, Some(credential))
     }
 
     fn record_failure(&self, ip: Option<IpAddr>, credential: &[u8]) {
-        self.limiter.record_failure(ip, Some(credential));
+        self.parts.limiter.record_failure(ip, Some(credential));
     }
 
     fn count(&self, event: Event) {

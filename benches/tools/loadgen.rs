@@ -15,7 +15,8 @@
 //! token per request from a pool (cycling, or each token once with `--once`,
 //! or a fresh token every Nth request with `--fresh`; `--header-name` and
 //! `--value-prefix` send pool lines as, say, `cookie: session_id=<line>` or
-//! `x-api-key: <line>` instead of `authorization: Bearer <line>`), decodes every
+//! `x-api-key: <line>` instead of `authorization: Bearer <line>`, in gRPC
+//! checks or in HTTP mode's GETs), decodes every
 //! `CheckResponse` and counts allows, denies and errors, so a fast deny is
 //! never mistaken for a fast allow. It writes one JSON report: counts,
 //! throughput, a latency histogram's percentiles, the longest gap between two
@@ -121,8 +122,8 @@ struct RunArgs {
     /// Use each pool token at most once, and stop when the pool runs out.
     #[arg(long)]
     once: bool,
-    /// The request header that carries each pool line (gRPC mode), e.g.
-    /// `cookie` or `x-api-key` for sessions and API keys.
+    /// The request header that carries each pool line, e.g. `cookie` or
+    /// `x-api-key` for sessions and API keys.
     #[arg(long, default_value = "authorization")]
     header_name: String,
     /// Prepended to each pool line to make the header's value, e.g.
@@ -295,15 +296,15 @@ fn payload(token: Option<&str>, http: bool) -> Bytes {
     }
 }
 
-/// A pool file's lines as request bodies; in gRPC mode each line goes in
-/// header `name` as `prefix` + line.
+/// A pool file's lines as request bodies: each line goes in header `name`
+/// as `prefix` + line (in HTTP mode the body is that header's value).
 fn read_pool(path: &PathBuf, http: bool, name: &str, prefix: &str) -> Vec<Bytes> {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("token file {}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.is_empty())
         .map(|t| match http {
-            true => payload(Some(t), http),
+            true => Bytes::from(format!("{prefix}{t}")),
             false => frame(Some((name, format!("{prefix}{t}")))),
         })
         .collect()
@@ -391,6 +392,8 @@ struct Shared {
     source: Source,
     /// HTTP mode: plain GETs (through Envoy) instead of gRPC checks.
     http: bool,
+    /// HTTP mode: the header each body is the value of.
+    http_header: http::HeaderName,
     next: AtomicUsize,
     next_fresh: AtomicUsize,
     /// Nanoseconds from `t0` of the last completion, and the longest gap.
@@ -503,10 +506,6 @@ async fn run(args: RunArgs) -> serde_json::Value {
             key: encoding_key(Algorithm::HS256),
         }
     } else if let Some(path) = &args.tokens {
-        assert!(
-            !http || args.header_name == "authorization",
-            "--header-name is for gRPC mode only"
-        );
         let (name, prefix) = (args.header_name.as_str(), args.value_prefix.as_str());
         let pool = read_pool(path, http, name, prefix);
         assert!(!pool.is_empty(), "empty token pool");
@@ -550,9 +549,12 @@ async fn run(args: RunArgs) -> serde_json::Value {
     let t0 = Instant::now();
     let measure_from = t0 + Duration::from_secs_f64(args.warmup);
     let end = measure_from + Duration::from_secs_f64(args.duration);
+    let http_header = http::HeaderName::from_bytes(args.header_name.as_bytes())
+        .expect("--header-name: a valid header name");
     let shared = Arc::new(Shared {
         source,
         http,
+        http_header,
         next: AtomicUsize::new(0),
         next_fresh: AtomicUsize::new(0),
         last_done: AtomicU64::new(0),
@@ -725,7 +727,7 @@ async fn task(
             result.measured.sent += 1;
         }
         let outcome = if shared.http {
-            call_http(sender.clone(), &uri, body).await
+            call_http(sender.clone(), &uri, &shared.http_header, body).await
         } else {
             call(sender.clone(), &uri, body).await
         };
@@ -759,18 +761,19 @@ async fn task(
     result
 }
 
-/// One `GET` in HTTP mode: 200 is an allow, 401/403 a deny, anything else
-/// an error.
+/// One `GET` in HTTP mode, `value` in header `name` (if not empty): 200
+/// is an allow, 401/403 a deny, anything else an error.
 async fn call_http(
     sender: h2::client::SendRequest<Bytes>,
     uri: &http::Uri,
-    authorization: Bytes,
+    name: &http::HeaderName,
+    value: Bytes,
 ) -> Result<Outcome, h2::Error> {
     let mut sender = sender.ready().await?;
     let mut request = http::Request::get(uri.clone());
-    if !authorization.is_empty() {
-        let value = http::HeaderValue::from_maybe_shared(authorization).expect("header value");
-        request = request.header("authorization", value);
+    if !value.is_empty() {
+        let value = http::HeaderValue::from_maybe_shared(value).expect("header value");
+        request = request.header(name.clone(), value);
     }
     let (response, _) = sender.send_request(request.body(()).expect("request"), true)?;
     let response = response.await?;

@@ -13,6 +13,7 @@
 #![allow(unsafe_code)]
 
 use crate::filter::{self, Config, Filter, Hold, Host, LogLevel, Resume, Verdict};
+use crate::stats::ConfigHost;
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -136,6 +137,126 @@ unsafe extern "C" {
     );
     fn envoy_dynamic_module_callback_http_filter_scheduler_delete(scheduler: *mut c_void);
     fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: *mut c_void);
+    // Declared without its result: some versions return `void`, others
+    // `bool`; on the C ABI an unread result is harmless.
+    fn envoy_dynamic_module_callback_http_set_dynamic_metadata_string(
+        filter: *mut c_void,
+        namespace: ModuleBuffer,
+        key: ModuleBuffer,
+        value: ModuleBuffer,
+    );
+    fn envoy_dynamic_module_callback_http_filter_config_define_counter(
+        config: *mut c_void,
+        name: ModuleBuffer,
+        label_names: *const ModuleBuffer,
+        label_names_length: usize,
+        id: *mut usize,
+    ) -> i32;
+    fn envoy_dynamic_module_callback_http_filter_config_define_histogram(
+        config: *mut c_void,
+        name: ModuleBuffer,
+        label_names: *const ModuleBuffer,
+        label_names_length: usize,
+        id: *mut usize,
+    ) -> i32;
+    fn envoy_dynamic_module_callback_http_filter_config_define_gauge(
+        config: *mut c_void,
+        name: ModuleBuffer,
+        label_names: *const ModuleBuffer,
+        label_names_length: usize,
+        id: *mut usize,
+    ) -> i32;
+    fn envoy_dynamic_module_callback_http_filter_increment_counter(
+        filter: *mut c_void,
+        id: usize,
+        label_values: *const ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> i32;
+    fn envoy_dynamic_module_callback_http_filter_record_histogram_value(
+        filter: *mut c_void,
+        id: usize,
+        label_values: *const ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> i32;
+    fn envoy_dynamic_module_callback_http_filter_set_gauge(
+        filter: *mut c_void,
+        id: usize,
+        label_values: *const ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> i32;
+}
+
+/// `envoy_dynamic_module_type_metrics_result_Success`.
+const METRICS_SUCCESS: i32 = 0;
+
+/// The signature shared by the three `http_filter_config_define_*`
+/// callbacks.
+type DefineFn =
+    unsafe extern "C" fn(*mut c_void, ModuleBuffer, *const ModuleBuffer, usize, *mut usize) -> i32;
+
+/// Envoy's filter config while `on_http_filter_config_new` runs: the only
+/// time Envoy lets a module define stats.
+struct ConfigEnvoy(*mut c_void);
+
+impl ConfigEnvoy {
+    fn define(&mut self, define: DefineFn, name: &str, labels: &[&str]) -> Result<usize, String> {
+        let labels: Vec<ModuleBuffer> = labels
+            .iter()
+            .map(|l| ModuleBuffer::of(l.as_bytes()))
+            .collect();
+        let mut id = 0usize;
+        // SAFETY: `self.0` is the filter config Envoy passed to the running
+        // `config_new` hook; `name` and `labels` (and the strings they point
+        // into) outlive the call, and Envoy copies them into its stat names.
+        let result = unsafe {
+            define(
+                self.0,
+                ModuleBuffer::of(name.as_bytes()),
+                labels.as_ptr(),
+                labels.len(),
+                &raw mut id,
+            )
+        };
+        if result == METRICS_SUCCESS {
+            Ok(id)
+        } else {
+            Err(format!(
+                "Envoy refused to define {name} (metrics result {result})"
+            ))
+        }
+    }
+}
+
+impl ConfigHost for ConfigEnvoy {
+    fn counter(&mut self, name: &str, labels: &[&str]) -> Result<usize, String> {
+        self.define(
+            envoy_dynamic_module_callback_http_filter_config_define_counter,
+            name,
+            labels,
+        )
+    }
+
+    fn histogram(&mut self, name: &str, labels: &[&str]) -> Result<usize, String> {
+        self.define(
+            envoy_dynamic_module_callback_http_filter_config_define_histogram,
+            name,
+            labels,
+        )
+    }
+
+    fn gauge(&mut self, name: &str) -> Result<usize, String> {
+        self.define(
+            envoy_dynamic_module_callback_http_filter_config_define_gauge,
+            name,
+            &[],
+        )
+    }
+    fn warn(&mut self, message: &str) {
+        log(LogLevel::Warn, message);
+    }
 }
 
 /// The event id ward commits (one kind of event: "the check ended").
@@ -316,6 +437,65 @@ impl Host for Stream {
         unsafe { envoy_dynamic_module_callback_http_filter_continue_decoding(self.ptr) }
     }
 
+    fn increment_counter(&mut self, id: usize, labels: &[&str], by: u64) {
+        let labels: Vec<ModuleBuffer> = labels
+            .iter()
+            .map(|l| ModuleBuffer::of(l.as_bytes()))
+            .collect();
+        // SAFETY: `ptr` is the filter of the running hook (on its worker);
+        // `id` came from this filter's config; the label buffers outlive the
+        // call (Envoy copies them into stat names). A wrong id or label count
+        // is a result code, never a crash.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_increment_counter(
+                self.ptr,
+                id,
+                labels.as_ptr(),
+                labels.len(),
+                by,
+            );
+        }
+    }
+
+    fn record_histogram(&mut self, id: usize, value: u64) {
+        // SAFETY: as for `increment_counter`, with no labels.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_record_histogram_value(
+                self.ptr,
+                id,
+                std::ptr::null(),
+                0,
+                value,
+            );
+        }
+    }
+
+    fn set_metadata(&mut self, namespace: &str, key: &str, value: &str) {
+        // SAFETY: `ptr` is the filter of the running hook; the three buffers
+        // outlive the call, and Envoy copies them into the stream's metadata.
+        unsafe {
+            envoy_dynamic_module_callback_http_set_dynamic_metadata_string(
+                self.ptr,
+                ModuleBuffer::of(namespace.as_bytes()),
+                ModuleBuffer::of(key.as_bytes()),
+                ModuleBuffer::of(value.as_bytes()),
+            );
+        }
+    }
+
+    fn set_gauge(&mut self, id: usize, value: u64) {
+        // SAFETY: as for `increment_counter`, with no labels.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_set_gauge(
+                self.ptr,
+                id,
+                std::ptr::null(),
+                0,
+                value,
+            );
+        }
+    }
+
     fn route_policy(&mut self) -> Option<String> {
         // SAFETY: `ptr` is the filter of the running hook; the result is
         // null or a pointer this module returned from
@@ -376,7 +556,7 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
 /// Envoy passes buffers valid for this call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
-    _config_envoy: *mut c_void,
+    config_envoy: *mut c_void,
     _name: EnvoyBuffer,
     config: EnvoyBuffer,
 ) -> *const c_void {
@@ -385,7 +565,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     guard(
         "http_filter_config_new",
         std::ptr::null(),
-        || match Config::new(text) {
+        || match Config::new(text, &mut ConfigEnvoy(config_envoy)) {
             Ok(config) => Box::into_raw(Box::new(config)).cast_const().cast(),
             Err(message) => {
                 log(LogLevel::Error, &message);

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 use tokio::runtime::Runtime;
@@ -24,6 +24,10 @@ use ward::request::{Headers, Request, fold_headers};
 use ward::response::Responder;
 use ward::store::Store;
 use ward::wiring::{self, ServerChecker};
+
+use crate::runtime;
+use crate::source;
+use crate::stats::{ConfigHost, Stats};
 
 /// What the filter needs from Envoy for one stream (`abi::Stream`, or a
 /// fake in tests).
@@ -49,7 +53,21 @@ pub trait Host {
     fn resumer(&mut self) -> Option<Box<dyn Resume>>;
     /// Lets a request that was stopped go on upstream.
     fn continue_decoding(&mut self);
+    /// Adds `by` to a counter defined at config time ([`ConfigHost`]), in the
+    /// series of these label values.
+    fn increment_counter(&mut self, id: usize, labels: &[&str], by: u64);
+    /// Records a value in a histogram defined at config time.
+    fn record_histogram(&mut self, id: usize, value: u64);
+    /// Sets a gauge defined at config time.
+    fn set_gauge(&mut self, id: usize, value: u64);
+    /// Sets a string in the stream's dynamic metadata.
+    fn set_metadata(&mut self, namespace: &str, key: &str, value: &str);
 }
+
+/// The dynamic-metadata namespace ward writes to: the gRPC mode's (Envoy's
+/// ext_authz filter stores `CheckResponse.dynamic_metadata` there), so
+/// access-log formats and metadata matchers work unchanged in either mode.
+pub const METADATA_NAMESPACE: &str = "envoy.filters.http.ext_authz";
 
 /// Wakes a stream's worker (`on_http_filter_scheduled`). Dropping it
 /// wakes it too, so a check that panics or is cancelled on the runtime
@@ -82,6 +100,9 @@ struct Shared {
     checker: ServerChecker,
     managed: ManagedHeaders,
     responder: Responder,
+    /// What the checker's parts count (read by `stats` for Envoy).
+    metrics: Arc<Metrics>,
+    stats: Stats,
 }
 
 /// One filter config: what `ward serve` would run for this YAML. Dropped
@@ -100,54 +121,32 @@ impl Config {
     /// path, as `ward check-config` reports them) and builds the checker.
     /// `Err` is the message for Envoy's log; Envoy then rejects the
     /// filter config.
-    pub fn new(yaml: &[u8]) -> Result<Config, String> {
+    /// `bytes` is ward's YAML, or names its file (`source.rs`). Its stats
+    /// are defined through `envoy` (Envoy allows it only now).
+    pub fn new(bytes: &[u8], envoy: &mut impl ConfigHost) -> Result<Config, String> {
         let fail = |why: String| format!("ward: invalid filter_config: {why}");
-        let text = std::str::from_utf8(yaml).map_err(|_| fail("not UTF-8".into()))?;
-        let config = WardConfig::from_yaml(text).map_err(|e| fail(e.to_string()))?;
-        let mut problems = ward::setup::problems(&config, &ProcessEnv);
-        problems.extend(unsupported(&config));
+        let text = std::str::from_utf8(bytes).map_err(|_| fail("not UTF-8".into()))?;
+        let (text, file) = source::ward_yaml(text).map_err(fail)?;
+        let fail = |why: String| match &file {
+            Some(file) => format!("ward: invalid filter_config ({}): {why}", file.display()),
+            None => format!("ward: invalid filter_config: {why}"),
+        };
+        let config = WardConfig::from_yaml(&text).map_err(|e| fail(e.to_string()))?;
+        let problems = ward::setup::problems(&config, &ProcessEnv);
         if !problems.is_empty() {
             return Err(fail(ConfigError::Invalid(problems).to_string()));
         }
-        build(&config).map_err(fail)
+        let stats = Stats::define(envoy).map_err(|e| fail(format!("stats: {e}")))?;
+        let threads = runtime::threads(config.runtime.worker_threads);
+        let (runtime, warning) = runtime::runtime(threads).map_err(fail)?;
+        if let Some(warning) = warning {
+            envoy.warn(&warning);
+        }
+        build(&config, stats, runtime).map_err(fail)
     }
 }
 
-/// What this version of the module cannot run yet, as config problems
-/// with their field paths.
-fn unsupported(config: &WardConfig) -> Vec<ward::config::ConfigProblem> {
-    let mut p = Vec::new();
-    if config.jwt.from_query.is_some() {
-        p.push(ward::config::ConfigProblem {
-            path: "jwt.from_query".into(),
-            message: "a token in the query is not supported by the Envoy module yet \
-                      (docs/envoy-module.md); use the gRPC server for it"
-                .into(),
-        });
-    }
-    p
-}
-
-/// The module's one Tokio runtime, shared by every filter config: store
-/// reads that miss the cache, JWKS fetches, invalidations. One thread:
-/// the hot path (a cache hit) never touches it.
-fn runtime() -> Result<&'static Runtime, String> {
-    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("ward-module")
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the module's runtime: {e}"))
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-fn build(config: &WardConfig) -> Result<Config, String> {
-    let runtime = runtime()?;
+fn build(config: &WardConfig, stats: Stats, runtime: &Runtime) -> Result<Config, String> {
     let store = runtime
         .block_on(Store::open(config))
         .map_err(|e| format!("store: {e}"))?;
@@ -159,7 +158,7 @@ fn build(config: &WardConfig) -> Result<Config, String> {
     let (stop, stopped) = watch::channel(false);
     {
         let _context = runtime.enter();
-        keys.spawn(metrics, stopped.clone());
+        keys.spawn(metrics.clone(), stopped.clone());
         lookups.spawn_invalidations(&store, stopped);
     }
     Ok(Config {
@@ -167,6 +166,8 @@ fn build(config: &WardConfig) -> Result<Config, String> {
             checker,
             managed: ManagedHeaders::from_config(config),
             responder: Responder::from_config(config),
+            metrics,
+            stats,
         }),
         runtime: runtime.handle().clone(),
         _stop: stop,
@@ -310,7 +311,11 @@ impl Filter {
                 start,
             ),
             // The check panicked or was cancelled: fail closed.
-            None => internal_error(host),
+            None => {
+                let shared = &self.config.shared;
+                shared.stats.record_internal_error(host, &shared.metrics);
+                internal_error(host)
+            }
         };
         if self.settle(verdict) == Verdict::Continue {
             host.continue_decoding();
@@ -358,9 +363,12 @@ fn apply(
     host: &mut impl Host,
     start: Instant,
 ) -> Verdict {
+    let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    shared.stats.record(host, decision, micros, &shared.metrics);
+    set_metadata(host, decision);
     match decision {
-        Decision::Allow(identity) => allow(shared, req, &identity.headers, host),
-        Decision::AllowAnonymous { .. } => allow(shared, req, &[], host),
+        Decision::Allow(identity) => allow(shared, req, identity.headers(), host),
+        Decision::AllowAnonymous { .. } => allow(shared, req, std::iter::empty(), host),
         Decision::Deny(deny) => {
             let d = shared.responder.deny(Some(req), deny);
             let headers: Vec<(&str, &str)> =
@@ -373,23 +381,46 @@ fn apply(
     }
 }
 
+/// The decision in the stream's dynamic metadata, with the gRPC mode's
+/// keys (docs/decisions.md#dynamic-metadata).
+fn set_metadata(host: &mut impl Host, decision: &Decision) {
+    let mut set = |key: &str, value: &str| host.set_metadata(METADATA_NAMESPACE, key, value);
+    match decision {
+        Decision::Allow(identity) => {
+            set("user_id", identity.user_id());
+            set("auth_method", identity.method.as_str());
+        }
+        Decision::AllowAnonymous { .. } => set("auth_method", "none"),
+        Decision::Deny(deny) => set("reason", deny.reason.as_str()),
+    }
+}
+
 /// Sets the identity headers, removes forged managed headers and
-/// credentials not forwarded; the route is chosen again if anything
-/// changed.
-fn allow(
+/// credentials not forwarded (a `jwt.from_query` token cut out of
+/// `:path`, as Envoy's `query_parameters_to_remove` does in gRPC mode);
+/// the route is chosen again if anything changed.
+fn allow<'s>(
     shared: &Shared,
     req: &Request<'_>,
-    set: &[(String, String)],
+    set: impl Iterator<Item = (&'s str, &'s str)> + Clone,
     host: &mut impl Host,
 ) -> Verdict {
-    let edits = shared.managed.edits(req, set);
-    for (name, value) in set.iter().chain(&edits.set) {
+    let edits = shared.managed.edits(req, set.clone());
+    let sets_any = set.clone().next().is_some();
+    for (name, value) in set {
+        host.set_header(name, Some(value));
+    }
+    for (name, value) in &edits.set {
         host.set_header(name, Some(value));
     }
     for name in &edits.remove {
         host.set_header(name, None);
     }
-    if !set.is_empty() || !edits.set.is_empty() || !edits.remove.is_empty() {
+    let path = ward::forward::path_without_query(req.path, &edits.remove_query);
+    if let Some(path) = &path {
+        host.set_header(":path", Some(path));
+    }
+    if sets_any || !edits.set.is_empty() || !edits.remove.is_empty() || path.is_some() {
         host.clear_route_cache();
     }
     Verdict::Continue
@@ -452,6 +483,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::stats::tests::Defined;
 
     /// A local reply: status, headers, body, details.
     type Sent = (u16, Vec<(String, String)>, String, String);
@@ -464,6 +496,10 @@ mod tests {
         set: Vec<(String, Option<String>)>,
         route_cleared: bool,
         sent: Option<Sent>,
+        /// Counter increments: id, label values, amount.
+        counted: Vec<(usize, Vec<String>, u64)>,
+        recorded: Vec<(usize, u64)>,
+        metadata: Vec<(String, String)>,
     }
 
     impl Fake {
@@ -512,6 +548,18 @@ mod tests {
             None
         }
         fn continue_decoding(&mut self) {}
+        fn increment_counter(&mut self, id: usize, labels: &[&str], by: u64) {
+            let labels = labels.iter().map(|l| l.to_string()).collect();
+            self.counted.push((id, labels, by));
+        }
+        fn record_histogram(&mut self, id: usize, value: u64) {
+            self.recorded.push((id, value));
+        }
+        fn set_gauge(&mut self, _: usize, _: u64) {}
+        fn set_metadata(&mut self, namespace: &str, key: &str, value: &str) {
+            assert_eq!(namespace, METADATA_NAMESPACE);
+            self.metadata.push((key.into(), value.into()));
+        }
     }
 
     fn check(config: &'static Config, host: &mut Fake) -> Verdict {
@@ -519,7 +567,7 @@ mod tests {
     }
 
     fn config() -> &'static Config {
-        let config = Config::new(b"jwt:\n  keys:\n    - kid: k\n      alg: HS256\n      secret:\n        value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\n")
+        let config = Config::new(b"jwt:\n  keys:\n    - kid: k\n      alg: HS256\n      secret:\n        value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\n", &mut Defined::default())
             .unwrap();
         Box::leak(Box::new(config))
     }
@@ -535,6 +583,20 @@ mod tests {
         assert!(body.contains("\"reason\":\"missing_credential\""), "{body}");
         assert_eq!(details, "ward_missing_credential");
         assert!(host.set.is_empty());
+        // Counted under the gRPC mode's labels, with its latency.
+        let labels = ["deny", "none", "missing_credential"]
+            .map(String::from)
+            .to_vec();
+        assert!(
+            host.counted
+                .iter()
+                .any(|(_, l, by)| *l == labels && *by == 1),
+            "{:?}",
+            host.counted
+        );
+        assert_eq!(host.recorded.len(), 1);
+        let reason = ("reason".to_string(), "missing_credential".to_string());
+        assert_eq!(host.metadata, [reason]);
     }
 
     #[test]
@@ -552,6 +614,7 @@ mod tests {
             ]
         );
         assert!(host.route_cleared);
+        assert_eq!(host.metadata, [("auth_method".into(), "none".into())]);
     }
 
     #[test]
@@ -564,14 +627,38 @@ mod tests {
     }
 
     #[test]
-    fn what_the_module_cannot_run_is_refused_with_its_path() {
-        let e = Config::new(b"jwt:\n  keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]\n  from_query: access_token\n")
-            .err()
-            .unwrap();
-        assert!(e.contains("jwt.from_query"), "{e}");
-        let e = Config::new(b"jwt:\n  keys: [{kid: k, alg: HS999}]\n")
-            .err()
-            .unwrap();
+    fn config_problems_are_refused_with_their_path() {
+        let e = Config::new(
+            b"jwt:\n  keys: [{kid: k, alg: HS999}]\n",
+            &mut Defined::default(),
+        )
+        .err()
+        .unwrap();
         assert!(e.contains("jwt.keys[0]"), "{e}");
+    }
+
+    #[test]
+    fn a_query_token_is_read_and_cut_from_the_path_on_every_allow() {
+        let config = Config::new(b"jwt:\n  keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]\n  from_query: access_token\n", &mut Defined::default())
+            .unwrap();
+        let config: &'static Config = Box::leak(Box::new(config));
+        let with_path = |path: &str| {
+            let mut host = Fake::new(&[]);
+            host.headers[1].1 = path.into();
+            host
+        };
+        // Read: a bad token in the query is a 401.
+        let mut host = with_path("/api?access_token=a.b.c");
+        assert_eq!(check(config, &mut host), Verdict::Answered);
+        assert_eq!(host.sent.unwrap().0, 401);
+        // Cut on an anonymous allow too, the rest of the query kept.
+        let mut host = with_path("/api?a=1&access_token=a.b.c&b=2");
+        host.policy = Some("public".into());
+        assert_eq!(check(config, &mut host), Verdict::Continue);
+        assert_eq!(
+            host.set,
+            [(":path".to_string(), Some("/api?a=1&b=2".to_string()))]
+        );
+        assert!(host.route_cleared);
     }
 }

@@ -8,6 +8,13 @@
 //! - `filter.rs`: the filter config (ward's YAML, validated as `ward
 //!   check-config` does) and one request's check, over the `Host` trait
 //!   (Envoy's stream, or a fake in the unit tests).
+//! - `runtime.rs`: the module's one Tokio runtime, process-wide, sized by
+//!   the first filter config.
+//! - `source.rs`: where the filter config's ward YAML comes from (inline,
+//!   or `config_file: PATH`).
+//! - `stats.rs`: ward's counters and latency as Envoy stats (defined with
+//!   the filter config, changed on the stream's worker), under the gRPC
+//!   mode's metric names.
 //!
 //! A check that needs nothing outside the process is decided on Envoy's
 //! worker; one that must wait (a store read, a JWKS refetch) holds the
@@ -20,3 +27,6 @@
 #[cfg(not(test))]
 mod abi;
 pub mod filter;
+mod runtime;
+mod source;
+pub mod stats;

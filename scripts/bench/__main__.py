@@ -31,7 +31,8 @@ from bench.procs import Proc, log, on_signal  # noqa: E402
 from bench.report import render_markdown  # noqa: E402
 from bench.results import publish, render_again, write_run  # noqa: E402
 from bench.settings import (BASELINE_BIN, CHECKOUT_WARD_BIN, LOAD_CPU,  # noqa: E402
-                            LOADGEN_BIN, NOOP_BIN, ROOT, SERVER_CPU, WARD_BIN)
+                            LOADGEN_BIN, MODULE_DIR, NOOP_BIN, NOOP_MODULE_DIR, ROOT,
+                            SERVER_CPU, WARD_BIN)
 from bench.targets import compute_targets  # noqa: E402
 
 PHASES = ("direct", "envoy", "memory", "tail")
@@ -87,6 +88,11 @@ def check_tools(args: argparse.Namespace) -> None:
     for b in (args.ward_bin, NOOP_BIN, LOADGEN_BIN):
         if not os.path.exists(b):
             raise SystemExit(f"{b} missing: run scripts/bench.sh (it builds in release mode)")
+    if "envoy" in args.phases:
+        for so in (os.path.join(MODULE_DIR, "libward_envoy.so"),
+                   os.path.join(NOOP_MODULE_DIR, "libward_noop.so")):
+            if not os.path.exists(so):
+                raise SystemExit(f"{so} missing: run scripts/bench.sh (it builds both modules)")
     if args.baseline_bin and not os.access(args.baseline_bin, os.X_OK):
         raise SystemExit(f"--baseline-bin {args.baseline_bin}: not an executable file")
     for tool in ("h2load", "taskset", "nginx"):

@@ -71,6 +71,19 @@ WARD_KEYS = [
 ]
 
 
+def module_config(redis_url: Optional[str] = None) -> str:
+    """ward's config for its Envoy module, as the filter config: the keys
+    and caches `ward serve` gets in Ward below (no listen, runtime or log:
+    Envoy listens and logs), and Redis as the store if given."""
+    config: dict = {
+        "jwt": {"issuers": ["https://idp.test"], "audiences": ["api"], "keys": WARD_KEYS},
+        "cache": {"max_entries": 200000, "max_ttl": "300s", "store_max_entries": 400000},
+    }
+    if redis_url:
+        config["store"] = {"redis": {"url": redis_url}}
+    return json.dumps(config)  # JSON is YAML
+
+
 class Ward:
     """ward serving one config: the build under test (bed.ward_bin), or with
     `baseline` the build it is compared with (bed.baseline_bin, direct phase)."""
@@ -102,6 +115,7 @@ class Ward:
         path = os.path.join(bed.tmp, f"{name}.yaml")
         with open(path, "w") as f:
             json.dump(config, f, indent=1)  # JSON is YAML
+        self.config_path = path  # scripts/faults rewrites it to reload
         binary = binary or (bed.baseline_bin if baseline else bed.ward_bin)
         self.proc = Proc(name, [binary, "serve", "--config", path], cpu, bed.logs)
         self.pid = self.proc.pid
@@ -198,9 +212,11 @@ http {{
 
 class Envoy:
     def __init__(self, bed: Bed, cpu: Optional[str], config_args: dict,
-                 patch: Optional[Callable[[dict], None]] = None):
+                 patch: Optional[Callable[[dict], None]] = None,
+                 env: Optional[dict] = None):
         # `patch` edits the bootstrap in place before Envoy starts
-        # (scripts/faults: two wards, health checks, x-forwarded-for).
+        # (scripts/faults: two wards, health checks, x-forwarded-for);
+        # `env`: Envoy's environment (a dynamic module's search path).
         self.http_port, self.admin_port = free_port(), free_port()
         name = bed.name("envoy-" + config_args["mode"])
         config = envoy_config(http_port=self.http_port, admin_port=self.admin_port, **config_args)
@@ -211,7 +227,7 @@ class Envoy:
             json.dump(config, f, indent=1)
         self.proc = Proc(name, [bed.envoy_bin, "-c", path, "--concurrency", "1",
                                 "--base-id", str(self.admin_port), "--log-level", "warning"],
-                         cpu, bed.logs)
+                         cpu, bed.logs, env=env)
         self.pid = self.proc.pid
         wait_until("envoy /ready", lambda: http_get(self.admin_port, "/ready")[0] == 200,
                    proc=self.proc)

@@ -121,6 +121,8 @@ def render_svg(res: dict) -> str:
         mx, ticks = nice_axis(top * 1.3)
         for name, sc in s.items():
             lt = sc["latency"]
+            if math.isnan(lt["p99_ms"]):  # measured for throughput only
+                continue
             color = base_c if name == "envoy" else (ward_c if "ward" in name else other_c)
             lat_rows.append((sc["label"], lt["p99_ms"],
                              f"p50 {lt['p50_ms']:.2f} / p99 {lt['p99_ms']:.2f} ms"

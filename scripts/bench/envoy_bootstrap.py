@@ -1,7 +1,8 @@
 """Envoy's bootstrap for each scenario through Envoy, as data: one listener
-and route for all, differing only in the auth filter (none, jwt_authn, or
-ext_authz to a server over TCP or a Unix socket), so the scenarios compare
-the filters and nothing else. Pure: builds a dict, starts nothing."""
+and route for all, differing only in the auth filter (none, jwt_authn,
+ext_authz to a server over TCP or a Unix socket, ward's dynamic module, or
+the do-nothing module), so the scenarios compare the filters and nothing
+else. Pure: builds a dict, starts nothing."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from typing import Optional
 
 def envoy_config(mode: str, http_port: int, admin_port: int, upstream_port: int,
                  authz_port: Optional[int] = None, authz_unix: Optional[str] = None,
-                 jwks: Optional[str] = None) -> dict:
+                 jwks: Optional[str] = None, module_config: str = "") -> dict:
     """The bootstrap for one Envoy scenario: the same listener and route for
-    all, differing only in the auth filter."""
+    all, differing only in the auth filter. `module`: ward's module
+    (`libward_envoy.so`) with `module_config` (ward's YAML) as its filter
+    config; `noop_module`: the do-nothing module (`libward_noop.so`, from
+    benches/tools/noop_module.c). Envoy finds either on its
+    ENVOY_DYNAMIC_MODULES_SEARCH_PATH."""
 
     def sock(port):
         return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
@@ -53,6 +58,13 @@ def envoy_config(mode: str, http_port: int, admin_port: int, upstream_port: int,
                                      {"header_name": "x-user-email", "claim_name": "email"}],
                 "jwt_cache_config": {"jwt_cache_size": 1000}}},
             "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}})
+    elif mode in ("module", "noop_module"):
+        filters.append({"name": "ward", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"name": "ward_envoy" if mode == "module" else "ward_noop"},
+            "filter_name": "ward",
+            "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                              "value": module_config}}})
     filters.append({"name": "envoy.filters.http.router", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
     return {

@@ -33,6 +33,23 @@ def cpu_split(pid: int) -> tuple[int, int]:
     return int(fields[11]), int(fields[12])
 
 
+def thread_ticks(pid: int, name: str) -> int:
+    """utime + stime of a process's threads called `name`, in clock ticks
+    (0 if it has none)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() != name:
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:  # the thread ended meanwhile
+            continue
+    return total
+
+
 def busy_ticks() -> int:
     """CPU ticks the whole machine spent busy (all CPUs)."""
     with open("/proc/stat") as f:

@@ -61,13 +61,13 @@ class Proc:
     running: list["Proc"] = []
 
     def __init__(self, name: str, argv: list[str], cpu: Optional[str], logdir: str,
-                 cwd: str = ROOT):
+                 cwd: str = ROOT, env: Optional[dict] = None):
         self.name = name
         self.logpath = os.path.join(logdir, f"{name}.log")
         self.logfile = open(self.logpath, "ab")
         if cpu is not None:
             argv = ["taskset", "-c", cpu] + argv
-        env = dict(os.environ, NO_COLOR="1")
+        env = dict(os.environ, NO_COLOR="1", **(env or {}))
         self.popen = subprocess.Popen(argv, stdout=self.logfile, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, cwd=cwd, env=env,
                                       start_new_session=True)

@@ -65,6 +65,8 @@ def render_markdown(res: dict) -> str:
         for name, s in e["scenarios"].items():
             lt = s["latency"]
             util = " / ".join(f"{s['util'][k] * 100:.0f}%" for k in ("envoy", "authz") if k in s["util"])
+            if "module_thread" in s["util"]:
+                util += f" ({s['util']['module_thread'] * 100:.1f}% runtime thread)"
             lines.append(f"| {s['label']} | {s['rps']:,.0f} | {fmt(s['vs_envoy'])} | {util} | "
                          f"{fmt(lt['p50_ms'], '.3f')} | {fmt(lt['p99_ms'], '.3f')} | "
                          f"{fmt(lt['added_p50_ms'], '+.3f')} | {fmt(lt['added_p99_ms'], '+.3f')} |")
@@ -76,6 +78,20 @@ def render_markdown(res: dict) -> str:
                   f"For scale: Envoy+no-op / Envoy+jwt_authn {r['noop_vs_jwt_authn']:.2f}; "
                   f"a no-op answering like ward costs {r['noop_shaped_vs_noop']:.2f} × the empty "
                   f"answer, and Envoy+ward / Envoy+no-op-shaped is {r['ward_tcp_vs_noop_shaped']:.2f}."]
+        if "module_jwt_vs_jwt_authn" in r:
+            lines += ["", f"ward inside Envoy (module), JWT hit: **{r['module_jwt_vs_jwt_authn']:.2f}** × "
+                      f"Envoy+jwt_authn, **{r['module_jwt_vs_noop_module']:.2f}** × the do-nothing "
+                      f"module, {r['module_jwt_vs_ward_tcp']:.2f} × Envoy+ward over gRPC (TCP); "
+                      f"the do-nothing module itself is {r['noop_module_vs_envoy']:.2f} × Envoy alone. "
+                      f"Session hit {r['module_session_vs_jwt']:.2f} × and API key hit "
+                      f"{r['module_apikey_vs_jwt']:.2f} × the JWT hit; a JWT miss (RS256, a new token "
+                      f"per request) {r['module_miss_vs_jwt']:.2f} ×, a session miss (a Redis read "
+                      f"per request) {r.get('module_session_miss_vs_jwt', float('nan')):.2f} ×. "
+                      f"Added latency minus "
+                      f"jwt_authn's: p50 {r['module_added_p50_over_jwt_authn_ms']:+.3f} ms, p99 "
+                      f"{r['module_added_p99_over_jwt_authn_ms']:+.3f} ms (median of "
+                      f"{e.get('lat_reps', 1)} latency runs). CPU in parentheses: the module's "
+                      f"runtime thread, on Envoy's CPU."]
     m = res.get("memory")
     if m:
         lines += ["", "**Memory** (ward RSS; distinct HS256 tokens, one cache entry each)", "",

@@ -144,13 +144,58 @@ def direct_scenarios(bed: Bed) -> list[DirectScenario]:
 
 # ------------------------------------------------------------------ envoy
 
+
+def envoy_credential(bed: Bed, credential: str, window: float) -> list[str]:
+    """loadgen's arguments for what each request through Envoy carries
+    (see EnvoyScenario.credential); `window`: the seconds of one run, to
+    size a pool of tokens each sent once."""
+    if credential == "jwt":
+        return hot_token_args(bed)
+    if credential == "session":
+        return session_hit_args(bed)
+    if credential == "apikey":
+        return apikey_hit_args(bed)
+    # 15k/s: above a miss's rate through one Envoy worker on this machine
+    # kind; a pool that runs out only ends the window early.
+    count = int(math.ceil(15000 * window * 1.15 / 1000.0) * 1000)
+    if credential == "jwt_miss":
+        return ["--tokens", token_pool(bed, "RS256", count, 7 * 86400, "miss-"), "--once"]
+    if credential == "session_miss":
+        r = bed.ensure_redis()
+        r.ensure_sessions(count + 1)  # the first is the hot one
+        return ["--tokens", lines_file(bed, f"envoy-session-miss-{count}.txt",
+                                       r.sessions[1:count + 1]),
+                "--once", "--header-name", "cookie", "--value-prefix", "session_id="]
+    raise ValueError(f"unknown credential {credential}")
+
+
+def h2load_header(loadgen_args: list[str]) -> str:
+    """The one header h2load sends for loadgen's arguments: the pool's
+    first line in loadgen's header, with its prefix."""
+    assert "--once" not in loadgen_args, "h2load sends one value: no pool of single-use tokens"
+    opts = dict(zip(loadgen_args[::2], loadgen_args[1::2]))
+    with open(opts["--tokens"]) as f:
+        line = f.readline().strip()
+    name = opts.get("--header-name", "authorization")
+    return f"{name}: {opts.get('--value-prefix', 'Bearer ')}{line}"
+
+
 @dataclass
 class EnvoyScenario:
     name: str
     label: str
-    mode: str                    # "none" | "jwt_authn" | "ext_authz"
+    mode: str                    # "none" | "jwt_authn" | "ext_authz" | "module" | "noop_module"
     authz: Optional[str] = None  # "noop" | "noop_shaped" | "ward"
     unix: bool = False
+    # What each request carries: "jwt" (one RS256 token, so a cache hit),
+    # "session" or "apikey" (one stored in Redis: a cache hit), or
+    # "jwt_miss" (a different RS256 token per request: every check
+    # verifies a signature) or "session_miss" (a different stored session
+    # per request: every check reads Redis on the module's runtime
+    # thread). The misses are measured with loadgen, since h2load sends
+    # one header value, and left out of the fixed-rate latency runs, whose
+    # rate they would lower for every row.
+    credential: str = "jwt"
 
 
 ENVOY_SCENARIOS = [
@@ -162,4 +207,17 @@ ENVOY_SCENARIOS = [
     EnvoyScenario("envoy_ward_tcp", "Envoy + ext_authz -> ward (TCP)", "ext_authz", "ward"),
     EnvoyScenario("envoy_ward_uds", "Envoy + ext_authz -> ward (Unix socket)", "ext_authz",
                   "ward", unix=True),
+    # ward inside Envoy (libward_envoy.so), beside its floor: a module
+    # that reads one header and sets one (benches/tools/noop_module.c).
+    EnvoyScenario("envoy_noop_module", "Envoy + do-nothing module", "noop_module"),
+    EnvoyScenario("envoy_ward_module_jwt", "Envoy + ward module, JWT RS256 cache hit", "module"),
+    EnvoyScenario("envoy_ward_module_session", "Envoy + ward module, session cache hit",
+                  "module", credential="session"),
+    EnvoyScenario("envoy_ward_module_apikey", "Envoy + ward module, API key cache hit",
+                  "module", credential="apikey"),
+    EnvoyScenario("envoy_ward_module_jwt_miss", "Envoy + ward module, JWT RS256 miss (loadgen)",
+                  "module", credential="jwt_miss"),
+    EnvoyScenario("envoy_ward_module_session_miss",
+                  "Envoy + ward module, session miss (Redis; loadgen)", "module",
+                  credential="session_miss"),
 ]

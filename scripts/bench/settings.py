@@ -18,6 +18,11 @@ WARD_BIN = os.environ.get("WARD_BIN") or CHECKOUT_WARD_BIN
 BASELINE_BIN = os.environ.get("WARD_BASELINE_BIN") or ""
 # benches/tools/*.rs, built as Cargo examples (see Cargo.toml).
 NOOP_BIN = os.path.join(RELEASE, "examples", "noop_authz")
+# Envoy's module search paths: ward's module (`cargo build --release -p
+# ward-envoy-module`, this checkout's) and the do-nothing module
+# (benches/tools/noop_module.c, compiled by scripts/bench.sh).
+MODULE_DIR = os.environ.get("WARD_BENCH_MODULE_DIR") or RELEASE
+NOOP_MODULE_DIR = os.path.join(RELEASE, "examples")
 LOADGEN_BIN = os.path.join(RELEASE, "examples", "loadgen")
 CHECK_PATH = "/envoy.service.auth.v3.Authorization/Check"
 HMAC_SECRET = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"

@@ -127,12 +127,12 @@ def main() -> int:
         run_row(rows, store.redis_restart_idle, ctx)
         run_row(rows, store.pubsub_kill, ctx)
         run_row(rows, edge.bogus_addresses, ctx)
+        run_row(rows, edge.reload_under_load, ctx)
         if args.full:
             for mode in ("500", "garbage", "slow"):
                 run_row(rows, edge.jwks, ctx, mode)
             run_row(rows, edge.silent_connections, ctx)
             run_row(rows, edge.rolling_stop, ctx)
-            rows.append(edge.reload_row())
             if args.soak_minutes > 0:
                 run_row(rows, soak, ctx, args.soak_minutes)
 

@@ -3,10 +3,12 @@ or 3 s late; a flood of bogus credentials from 10,000 client addresses;
 thousands of TCP connections to a ward's gRPC port that never send the
 HTTP/2 preface (measured, not fixed here: is each closed, and what does
 it cost?); a rolling stop of one ward (SIGTERM, `drain_delay`) under
-load; and reload under load, which does not exist yet."""
+load; and 20 config reloads of both wards under load (SIGHUP)."""
 
 from __future__ import annotations
 
+import json
+import os
 import resource
 import signal
 import socket
@@ -146,10 +148,60 @@ def rolling_stop(ctx) -> dict:
     return end(ctx, row)
 
 
-def reload_row() -> dict:
-    row = new_row("reload under load", "not run: ward has no config reload yet (issue 17)")
-    row["skipped"] = True
-    return row
+RELOADS = 20
+
+
+def reload_config(path: str, i: int) -> None:
+    """Ward's config file, changed for reload `i`: even reloads add a policy
+    no route uses (every cache is kept), odd ones change `cache.max_ttl`
+    (both caches are cleared: every credential is read or verified again
+    under load). Written as an editor would: a new file renamed over it."""
+    with open(path) as f:
+        config = json.load(f)
+    if i % 2 == 0:
+        config.setdefault("policies", {})[f"unused_{i}"] = {"mode": "required"}
+    else:
+        config["cache"]["max_ttl"] = f"{100 + i}s"
+    with open(path + ".new", "w") as f:
+        json.dump(config, f, indent=1)
+    os.replace(path + ".new", path)
+
+
+def reloads(ctx, i: int, result: str) -> float:
+    return ctx.stack.metric(i, f'ward_config_reload_total{{result="{result}"}}')
+
+
+def reload_under_load(ctx) -> dict:
+    """Both wards reloaded 20 times (SIGHUP after each rewrite) under
+    steady load through Envoy: nothing may fail, nothing may be allowed
+    wrongly, and every reload must succeed."""
+    row = begin(ctx, "reload under load",
+                f"{RELOADS} config changes to both wards (SIGHUP), half keeping the caches, "
+                "half clearing them")
+    wards = ctx.stack.wards
+    before = [reloads(ctx, w, "success") for w in range(2)]
+    t_start = time.monotonic()
+    for i in range(RELOADS):
+        for w, ward in enumerate(wards):
+            reload_config(ward.config_path, i)
+            os.kill(ward.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and any(
+                reloads(ctx, w, "success") < before[w] + i + 1 for w in range(2)):
+            time.sleep(0.02)
+        time.sleep(0.2)  # let load run on the new config
+    t_end = time.monotonic()
+    done = [reloads(ctx, w, "success") - before[w] for w in range(2)]
+    refused = [reloads(ctx, w, "failure") for w in range(2)]
+    recs = fill_load(row, ctx.load, t_start, t_end, SETTLE_S)
+    failed = sum(1 for r in recs if r[STATUS] == 0 or r[STATUS] >= 500
+                 or (r[MUST_ALLOW] and r[STATUS] != 200))
+    row["notes"].append(f"reloads done {done[0]:.0f} / {done[1]:.0f} of {RELOADS}, "
+                        f"refused {refused[0]:.0f} / {refused[1]:.0f}, in {t_end - t_start:.1f} s; "
+                        f"{failed} failed requests")
+    complete = all(d == RELOADS for d in done) and not any(refused)
+    check(row, "reload_failed", failed if complete else max(failed, 1))
+    return end(ctx, row)
 
 
 def log_row(row: dict) -> None:

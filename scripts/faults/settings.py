@@ -59,6 +59,7 @@ TARGETS = {
     "jwks_kept": ("tokens of a known JWKS key allowed while the endpoint fails", "==", 1),
     "silent_closed": ("silent connections closed", "==", 1),
     "drain_failed": ("failed requests during a rolling stop", "==", 0),
+    "reload_failed": ("failed requests across 20 reloads of both wards", "==", 0),
     "soak_rss_growth": ("soak RSS growth once caches are full", "<=", 0.10),
     "soak_p99_ratio": ("soak p99 last 10 min / first 10 min", "<=", 1.5),
 }

@@ -78,10 +78,10 @@ pub(super) fn authenticated(result: &Result<Authenticated, Deny>) -> (&'static s
 fn describe(identity: &Identity) -> String {
     format!(
         "user {} via {}; roles [{}]; scopes [{}]",
-        identity.user_id,
+        identity.user_id(),
         identity.method.as_str(),
-        identity.roles.join(", "),
-        identity.scopes.join(", ")
+        identity.roles().collect::<Vec<_>>().join(", "),
+        identity.scopes().collect::<Vec<_>>().join(", ")
     )
 }
 

@@ -156,6 +156,11 @@ pub struct JwksSource {
     pub url: Option<String>,
     #[serde(default)]
     pub file: Option<PathBuf>,
+    /// An OpenID provider by its issuer URL: the JWKS address is read from
+    /// `{issuer}/.well-known/openid-configuration` (OIDC discovery), whose
+    /// `issuer` must equal this exactly.
+    #[serde(default)]
+    pub issuer: Option<String>,
     #[serde(default = "defaults::jwks_refresh", with = "humantime_serde")]
     pub refresh_interval: Duration,
     /// Minimum gap between refetches triggered by an unknown `kid`.

@@ -71,6 +71,8 @@ impl Config {
         self.check_from_query(&mut p);
         self.check_responses(&mut p);
         self.check_limits(&mut p);
+        self.check_reload(&mut p);
+        self.check_tracing(&mut p);
         p.0
     }
 
@@ -194,7 +196,7 @@ impl Config {
         }
         // Keys, JWKS files and `typ` lists are loaded in setup.rs.
         for (i, src) in jwt.jwks.iter().enumerate() {
-            check_jwks(p, &format!("jwt.jwks[{i}]"), src);
+            check_jwks(p, &format!("jwt.jwks[{i}]"), src, &jwt.issuers);
         }
         for (field, list) in [
             ("jwt.issuers", &jwt.issuers),
@@ -270,6 +272,42 @@ impl Config {
                 "headers.realm",
                 "must be non-empty, without quotes, backslashes or newlines",
             );
+        }
+    }
+
+    fn check_tracing(&self, p: &mut Problems) {
+        let t = &self.tracing;
+        if !(0.0..=1.0).contains(&t.sampling_ratio) {
+            p.add("tracing.sampling_ratio", "must be between 0.0 and 1.0");
+        }
+        if t.service_name.trim().is_empty() {
+            p.add("tracing.service_name", "must not be empty");
+        }
+        if let Some(otlp) = &t.otlp {
+            let scheme_ok =
+                otlp.endpoint.starts_with("http://") || otlp.endpoint.starts_with("https://");
+            if !scheme_ok || otlp.endpoint.len() <= "https://".len() {
+                p.add(
+                    "tracing.otlp.endpoint",
+                    "must be an http:// or https:// URL",
+                );
+            }
+            if otlp.timeout.is_zero() {
+                p.add("tracing.otlp.timeout", "must be greater than 0");
+            }
+        }
+    }
+
+    fn check_reload(&self, p: &mut Problems) {
+        let r = &self.reload;
+        if !r.watch_interval.is_zero() && r.watch_interval < std::time::Duration::from_millis(100) {
+            p.add(
+                "reload.watch_interval",
+                "must be 0s (SIGHUP only) or at least 100ms",
+            );
+        }
+        if r.keys_timeout.is_zero() {
+            p.add("reload.keys_timeout", "must be greater than 0");
         }
     }
 
@@ -494,18 +532,31 @@ impl Config {
     }
 }
 
-/// Each media type in a `typ` list (absent: nothing to check).
 /// One `jwt.jwks[]` source, as far as the config tells (a file's
 /// content is checked in setup.rs).
-fn check_jwks(p: &mut Problems, path: &str, src: &JwksSource) {
-    match (&src.url, &src.file) {
-        (Some(url), None) => {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
+fn check_jwks(p: &mut Problems, path: &str, src: &JwksSource, issuers: &[String]) {
+    let is_http = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+    match (&src.url, &src.file, &src.issuer) {
+        (Some(url), None, None) => {
+            if !is_http(url) {
                 p.add(format!("{path}.url"), "must start with https:// or http://");
             }
         }
-        (None, Some(_)) => {}
-        _ => p.add(path, "exactly one of `url` or `file` must be set"),
+        (None, Some(_), None) => {}
+        (None, None, Some(issuer)) => {
+            if !is_http(issuer) {
+                p.add(
+                    format!("{path}.issuer"),
+                    "must start with https:// or http://",
+                );
+            } else if !issuers.contains(issuer) {
+                p.add(
+                    format!("{path}.issuer"),
+                    "must also be listed in jwt.issuers (tokens are checked against that list)",
+                );
+            }
+        }
+        _ => p.add(path, "exactly one of `url`, `file` or `issuer` must be set"),
     }
     if src.refresh_interval.as_secs() < 1 {
         p.add(format!("{path}.refresh_interval"), "must be at least 1s");

@@ -78,20 +78,20 @@ fn records(text: &str) {
         let _ = s.check(NOW);
         let mapped = [("tenant".to_string(), "x-user-tenant".to_string())];
         if let Ok(identity) = s.identity(&rules, &mapped) {
-            header_safe(&identity.headers);
+            header_safe(identity.headers());
         }
     }
     if let Ok(k) = ApiKey::parse(&fields) {
         let _ = k.check(NOW);
         if let Ok(identity) = k.identity(&rules, "x-api-key-id") {
-            header_safe(&identity.headers);
+            header_safe(identity.headers());
         }
     }
 }
 
 /// Identity header values are safe to send: no CR, LF, NUL or other
 /// control character but tab, and within the size cap.
-fn header_safe(headers: &[(String, String)]) {
+fn header_safe<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) {
     for (name, value) in headers {
         assert!(
             value.len() <= 256 && !value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f),

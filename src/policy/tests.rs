@@ -127,7 +127,7 @@ fn roles_and_scopes() {
     )
     .unwrap();
     let policy = p.select(None, "h", "GET", "/a").unwrap().policy.clone();
-    let mut id = Identity {
+    let mut parts = crate::identity::IdentityParts {
         user_id: "u".into(),
         method: CredentialKind::Jwt,
         headers: vec![],
@@ -135,11 +135,12 @@ fn roles_and_scopes() {
         session_id: None,
         roles: vec!["ops".into()],
         scopes: vec!["read".into(), "write".into()],
-        encoded: Default::default(),
     };
-    assert_eq!(policy.authorize(&id), Ok(()));
-    id.scopes.pop();
-    assert_eq!(policy.authorize(&id), Err(Reason::InsufficientScope));
-    id.roles = vec!["dev".into()];
-    assert_eq!(policy.authorize(&id), Err(Reason::InsufficientRole));
+    let authorize =
+        |parts: &crate::identity::IdentityParts| policy.authorize(&Identity::from(parts.clone()));
+    assert_eq!(authorize(&parts), Ok(()));
+    parts.scopes.pop();
+    assert_eq!(authorize(&parts), Err(Reason::InsufficientScope));
+    parts.roles = vec!["dev".into()];
+    assert_eq!(authorize(&parts), Err(Reason::InsufficientRole));
 }

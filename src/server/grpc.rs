@@ -17,6 +17,7 @@
 //! which was a third of ward's own cost on a cache hit. On the wire it is
 //! the same `CheckResponse` (a test decodes one and compares).
 
+use super::trace;
 use super::unary::{self, Incoming};
 use super::wire::CheckView;
 use crate::decision::{Decision, Deny};
@@ -41,6 +42,7 @@ use tonic::codegen::{Body, BoxFuture, StdError, http};
 mod answer;
 
 use answer::Answer;
+pub use answer::pre_encode;
 
 /// The `context_extensions` key an Envoy route sets to select a policy.
 pub(super) const POLICY_KEY: &str = "ward_policy";
@@ -74,23 +76,37 @@ pub(super) struct CheckService {
 /// `envoy.service.auth.v3.Authorization` as a tower service for tonic's
 /// router: what envoy-types' generated server does (route `Check`, answer
 /// any other method `UNIMPLEMENTED`), with [`Answer`] as the response.
-#[derive(Clone)]
-pub(super) struct AuthzServer {
-    inner: Arc<CheckService>,
+pub(super) struct AuthzServer<S> {
+    live: Arc<S>,
 }
 
-impl AuthzServer {
-    pub(super) fn new(inner: Arc<CheckService>) -> Self {
-        Self { inner }
+/// Where each call's service comes from: the running generation, which a
+/// reload swaps (`generation.rs`).
+pub(super) trait CurrentService: Send + Sync + 'static {
+    fn grpc(&self) -> Arc<CheckService>;
+}
+
+impl<S> Clone for AuthzServer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            live: self.live.clone(),
+        }
     }
 }
 
-impl tonic::server::NamedService for AuthzServer {
+impl<S: CurrentService> AuthzServer<S> {
+    pub(super) fn new(live: Arc<S>) -> Self {
+        Self { live }
+    }
+}
+
+impl<S> tonic::server::NamedService for AuthzServer<S> {
     const NAME: &'static str = SERVICE_NAME;
 }
 
-impl<B> tonic::codegen::Service<http::Request<B>> for AuthzServer
+impl<S, B> tonic::codegen::Service<http::Request<B>> for AuthzServer<S>
 where
+    S: CurrentService,
     B: Body + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
@@ -106,11 +122,17 @@ where
         if req.uri().path() != CHECK_PATH {
             return Box::pin(async { Ok(tonic::Status::unimplemented("").into_http()) });
         }
-        let service = self.inner.clone();
+        // The generation is chosen once: a reload during this check does
+        // not change the config it finishes on.
+        let service = self.live.grpc();
+        // Envoy's ext_authz span, from the call's metadata (traces on only).
+        let parent = trace::parent(|k| req.headers().get(k).and_then(|v| v.to_str().ok()));
         Box::pin(async move {
             let start = Instant::now();
             let incoming = unary::read_message(req.into_body(), service.max_request_bytes).await;
-            Ok(unary::respond(&service.answer(incoming, start).await))
+            Ok(unary::respond(
+                &service.answer(incoming, start, parent).await,
+            ))
         })
     }
 }
@@ -121,10 +143,15 @@ impl CheckService {
     /// `listen.max_request_bytes`, 400 for one that is not a single
     /// uncompressed `CheckRequest`), rendered, counted and logged as every
     /// deny is. `start` is when the call began.
-    pub(super) async fn answer(&self, incoming: Incoming, start: Instant) -> Answer {
+    pub(super) async fn answer(
+        &self,
+        incoming: Incoming,
+        start: Instant,
+        parent: Option<opentelemetry::Context>,
+    ) -> Answer {
         let refused = match incoming {
             Incoming::Message(bytes) => match CheckView::parse(bytes) {
-                Ok(view) => return self.check(view, start).await,
+                Ok(view) => return self.check(view, start, parent).await,
                 Err(e) => {
                     tracing::debug!(error = %e, "CheckRequest is not protobuf");
                     Reason::MalformedRequest
@@ -146,8 +173,14 @@ impl CheckService {
         self.refuse(refused, start)
     }
 
-    /// Decides one `CheckRequest`.
-    pub(super) async fn check(&self, check: CheckView, start: Instant) -> Answer {
+    /// Decides one `CheckRequest`, in a span continuing `parent` (else the
+    /// checked request's own trace headers).
+    pub(super) async fn check(
+        &self,
+        check: CheckView,
+        start: Instant,
+        parent: Option<opentelemetry::Context>,
+    ) -> Answer {
         match check.attributes() {
             Ok(attrs) => {
                 let req = Request {
@@ -158,7 +191,10 @@ impl CheckService {
                     policy: attrs.extension(POLICY_KEY),
                     source_ip: attrs.source_ip,
                 };
-                let decision = self.checker.check(&req, crate::unix_now()).await;
+                let span = trace::check_span(parent, |k| req.headers.get(k));
+                let decided = self.checker.check(&req, crate::unix_now());
+                let decision = trace::decide(&span, decided).await;
+                let _in_span = span.enter();
                 self.finish(&req, decision, start)
             }
             Err(_) => self.refuse(Reason::MalformedRequest, start),
@@ -195,7 +231,7 @@ impl CheckService {
         );
         match decision {
             Decision::Allow(identity) => Answer::Allow {
-                edits: self.managed.edits(req, &identity.headers),
+                edits: self.managed.edits(req, identity.headers()),
                 identity,
             },
             Decision::AllowAnonymous { .. } => Answer::Message(self.allow_anonymous(req)),
@@ -204,7 +240,7 @@ impl CheckService {
     }
 
     fn allow_anonymous(&self, req: &Request<'_>) -> CheckResponse {
-        let edits = self.managed.edits(req, &[]);
+        let edits = self.managed.edits(req, std::iter::empty());
         CheckResponse {
             status: Some(rpc::Status {
                 code: OK,

@@ -17,6 +17,7 @@
 //! headers Envoy forwards, so Envoy's `allowed_headers` must include the
 //! managed prefixes (`x-user-`, `x-auth-`); `envoy/http-mode.yaml` does.
 
+use super::trace;
 use crate::decision::{Decision, Deny};
 use crate::headers::ManagedHeaders;
 use crate::metrics::Metrics;
@@ -44,19 +45,27 @@ pub(super) struct HttpService {
     pub max_body_bytes: usize,
 }
 
-/// Every method and path is a check.
-pub(super) fn router(service: HttpService) -> axum::Router {
-    axum::Router::new().fallback(check).with_state(service)
+/// Where each request's service comes from: the running generation,
+/// which a reload swaps (`generation.rs`).
+pub(super) trait CurrentService: Send + Sync + 'static {
+    fn http(&self) -> Arc<HttpService>;
 }
 
-async fn check(
-    State(s): State<HttpService>,
+/// Every method and path is a check, on the generation current when it
+/// arrives.
+pub(super) fn router<S: CurrentService>(live: Arc<S>) -> axum::Router {
+    axum::Router::new().fallback(check::<S>).with_state(live)
+}
+
+async fn check<S: CurrentService>(
+    State(live): State<Arc<S>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response<Body> {
     let start = Instant::now();
+    let s = live.http();
     let answer = decide(&s, &method, &uri, &headers, start).await;
     drain(body, s.max_body_bytes).await;
     answer
@@ -103,7 +112,11 @@ async fn decide(
         // `x-forwarded-for` (trusted hops), which the proxy must forward.
         source_ip: None,
     };
-    let outcome = s.checker.check(&req, crate::unix_now()).await;
+    // Envoy's HTTP ext_authz client puts its span's context in these
+    // headers, beside the checked request's own.
+    let span = trace::check_span(trace::parent(|k| headers.get(k)), |_| None);
+    let outcome = trace::decide(&span, s.checker.check(&req, crate::unix_now())).await;
+    let _in_span = span.enter();
     s.finish(&req, &outcome, start)
 }
 
@@ -113,10 +126,17 @@ impl HttpService {
     /// headers it must lose in `x-envoy-auth-headers-to-remove`. Query
     /// edits cannot be expressed here; config validation refuses
     /// `jwt.from_query` with this mode.
-    fn allow(&self, req: &Request<'_>, set: &[(String, String)]) -> Response<Body> {
+    fn allow<'s>(
+        &self,
+        req: &Request<'_>,
+        set: impl Iterator<Item = (&'s str, &'s str)> + Clone,
+    ) -> Response<Body> {
         let mut r = Response::new(Body::empty());
-        let edits = self.managed.edits(req, set);
-        for (name, value) in set.iter().chain(&edits.set) {
+        let edits = self.managed.edits(req, set.clone());
+        for (name, value) in set {
+            insert(r.headers_mut(), name, value);
+        }
+        for (name, value) in &edits.set {
             insert(r.headers_mut(), name, value);
         }
         if !edits.remove.is_empty() {
@@ -127,8 +147,8 @@ impl HttpService {
 
     fn finish(&self, req: &Request<'_>, decision: &Decision, start: Instant) -> Response<Body> {
         let response = match decision {
-            Decision::Allow(identity) => self.allow(req, &identity.headers),
-            Decision::AllowAnonymous { .. } => self.allow(req, &[]),
+            Decision::Allow(identity) => self.allow(req, identity.headers()),
+            Decision::AllowAnonymous { .. } => self.allow(req, std::iter::empty()),
             Decision::Deny(deny) => self.deny(Some(req), deny),
         };
         super::record(

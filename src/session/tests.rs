@@ -110,7 +110,7 @@ fn identity_headers_follow_the_headers_section() {
         .unwrap()
         .identity(&HeaderRules::new(&config.headers), &[])
         .unwrap();
-    let names: Vec<&str> = id.headers.iter().map(|(k, _)| k.as_str()).collect();
+    let names: Vec<&str> = id.headers().map(|(k, _)| k).collect();
     assert_eq!(
         names,
         [
@@ -135,12 +135,7 @@ fn identity_headers() {
     let id = s
         .identity(&rules(), &[("name".into(), "x-user-name".into())])
         .unwrap();
-    let get = |n: &str| {
-        id.headers
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |n: &str| id.headers().find(|(k, _)| *k == n).map(|(_, v)| v);
     assert_eq!(get("x-user-id"), Some("u1"));
     assert_eq!(get("x-auth-method"), Some("session"));
     assert_eq!(get("x-user-email"), Some("u1@example.com"));

@@ -79,7 +79,7 @@ fn request(headers: &[(String, String)]) -> Request<'_> {
 impl Bed {
     async fn decide(&self, headers: &[(String, String)], now: u64) -> Result<String, Reason> {
         match self.checker.check(&request(headers), now).await {
-            Decision::Allow(identity) => Ok(identity.user_id.clone()),
+            Decision::Allow(identity) => Ok(identity.user_id().to_string()),
             Decision::Deny(deny) => Err(deny.reason),
             Decision::AllowAnonymous { .. } => panic!("no public policy here"),
         }

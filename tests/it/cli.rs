@@ -8,8 +8,6 @@ use crate::support;
 
 use support::cli::ward;
 
-use std::process::Command;
-
 fn write(dir: &tempfile::TempDir, yaml: &str) -> String {
     let path = dir.path().join("ward.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -79,9 +77,7 @@ fn serve_refuses_an_invalid_config_without_starting() {
 async fn sigterm_drains_and_exits_cleanly() {
     let yaml = "log: {format: json}\njwt: {keys: [{alg: ES256, pem_file: tests/fixtures/keys/ec256.pub}]}\n";
     let mut ward = support::ward::Ward::start(yaml).await;
-    let pid = ward.pid().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
+    ward.signal("TERM");
     let code = ward.wait_exit(std::time::Duration::from_secs(10)).await;
     assert_eq!(code, Some(0), "logs: {}", ward.logs());
     let logs = ward.logs();
@@ -96,14 +92,7 @@ async fn sigterm_first_reports_not_ready_while_still_answering() {
     let yaml = "runtime: {drain_delay: 1s}\njwt: {keys: [{alg: ES256, pem_file: tests/fixtures/keys/ec256.pub}]}\n";
     let mut ward = support::ward::Ward::start(yaml).await;
     let admin = ward.admin_addr;
-    let pid = ward.pid().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    ward.signal("TERM");
     // Real time: the binary's drain_delay (1 s); this lets SIGTERM land within it.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let readyz = support::http::get(admin, "/readyz").await.unwrap();

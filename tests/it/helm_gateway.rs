@@ -127,7 +127,7 @@ config:
 }
 
 /// `helm template` with `values`; every rendered document.
-fn helm_template(values: &str, dir: &Path) -> Vec<Value> {
+pub(crate) fn helm_template(values: &str, dir: &Path) -> Vec<Value> {
     let values_path = dir.join("values.yaml");
     std::fs::write(&values_path, values).unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -163,7 +163,7 @@ fn helm_bin() -> PathBuf {
 }
 
 /// The `key` of the ConfigMap whose name ends with `suffix`.
-fn config_map(docs: &[Value], suffix: &str, key: &str) -> String {
+pub(crate) fn config_map(docs: &[Value], suffix: &str, key: &str) -> String {
     docs.iter()
         .find(|d| {
             d["kind"] == "ConfigMap"
@@ -194,7 +194,7 @@ fn assert_rendered_envoy_is_safe(config: &Value, backend_port: u16) {
     assert_eq!(backend["port_value"], backend_port);
 }
 
-fn cluster_address<'a>(config: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn cluster_address<'a>(config: &'a Value, name: &str) -> &'a Value {
     config["static_resources"]["clusters"]
         .as_array()
         .unwrap()
@@ -206,7 +206,7 @@ fn cluster_address<'a>(config: &'a Value, name: &str) -> &'a Value {
 
 /// The rendered Envoy config with only its addresses and ports moved to
 /// loopback (see the module docs).
-fn for_loopback(
+pub(crate) fn for_loopback(
     rendered: &Value,
     http_port: u16,
     health_port: u16,

@@ -266,9 +266,9 @@ proptest! {
             ClaimRenderer::new(&config.jwt.claims, HeaderRules::new(&config.headers)).render(&claims, CredentialKind::Jwt).unwrap()
         };
         let managed = ManagedHeaders::from_config(&config);
-        let set = &identity.headers;
+        let set: Vec<(&str, &str)> = identity.headers().collect();
         for (anonymous, set) in [(false, &set[..]), (true, &[][..])] {
-            let remove = managed.to_remove(sent.iter().copied(), set);
+            let remove = managed.to_remove(sent.iter().copied(), set.iter().copied());
             for name in &sent {
                 let overwritten = set.iter().any(|(s, _)| s.eq_ignore_ascii_case(name));
                 let removed = remove.contains(&name.to_ascii_lowercase());

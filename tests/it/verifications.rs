@@ -77,7 +77,7 @@ fn request(headers: &[(String, String)]) -> Request<'_> {
 /// The user, or the deny's reason.
 fn outcome(decision: Decision) -> Result<String, Reason> {
     match decision {
-        Decision::Allow(identity) => Ok(identity.user_id.clone()),
+        Decision::Allow(identity) => Ok(identity.user_id().to_string()),
         Decision::Deny(deny) => Err(deny.reason),
         Decision::AllowAnonymous { .. } => panic!("no public policy here"),
     }

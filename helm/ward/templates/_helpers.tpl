@@ -48,6 +48,17 @@ app.kubernetes.io/component: {{ .Values.mode }}
 {{- end -}}
 
 {{/*
+Whether ward runs inside Envoy (gateway mode, gateway.module.enabled):
+no ward container, the module copied by an init container.
+*/}}
+{{- define "ward.module" -}}
+{{- if and (eq .Values.mode "gateway") .Values.gateway.module.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* Where Envoy's container finds libward_envoy.so (an emptyDir). */}}
+{{- define "ward.moduleDir" -}}/var/lib/ward-module{{- end -}}
+
+{{/*
 Checks the schema cannot express; each failure names the value to fix.
 */}}
 {{- define "ward.validate" -}}
@@ -65,6 +76,12 @@ Checks the schema cannot express; each failure names the value to fix.
 {{- end -}}
 {{- if and .Values.http.enabled (ne .Values.mode "standalone") -}}
 {{- fail "http.enabled is for mode standalone (in sidecar and gateway modes the pod's Envoy uses gRPC)" -}}
+{{- end -}}
+{{- if and .Values.gateway.module.enabled (ne .Values.mode "gateway") -}}
+{{- fail "gateway.module.enabled is for mode gateway (the chart runs the Envoy that loads the module only there)" -}}
+{{- end -}}
+{{- if and (include "ward.module" .) .Values.serviceMonitor.enabled -}}
+{{- fail "serviceMonitor.enabled needs ward's admin port, which gateway.module.enabled has not (the module exports no metrics yet): turn one off" -}}
 {{- end -}}
 {{- end -}}
 
@@ -132,13 +149,72 @@ max_header_list_size: {{ int .maxHeaderListSize }}
 {{- end }}
 {{- end -}}
 
-{{/* The whole ward config file. */}}
+{{/*
+The whole ward config file. With the module, the filter config Envoy
+hands it: no `listen` and no `runtime` (Envoy listens; the module has its
+own runtime), the rest the same.
+*/}}
 {{- define "ward.config" -}}
 {{- include "ward.validate" . -}}
 {{- $config := include "ward.defaultConfig" . | fromYaml -}}
 {{- $config = mergeOverwrite $config (deepCopy .Values.config) -}}
+{{- if include "ward.module" . -}}
+{{- $_ := unset $config "runtime" -}}
+{{- else -}}
 {{- $_ := set $config "listen" (include "ward.listen" . | fromYaml) -}}
+{{- end -}}
 {{- toYaml $config -}}
+{{- end -}}
+
+{{/*
+The module's init container: `ward install-module` from ward's image
+(distroless: no shell to copy with) into the emptyDir Envoy loads from.
+*/}}
+{{- define "ward.installModule" -}}
+name: install-module
+image: {{ include "ward.image" . }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+args: ["install-module", {{ include "ward.moduleDir" . | quote }}]
+resources:
+  {{- toYaml .Values.resources | nindent 2 }}
+securityContext:
+  {{- toYaml .Values.securityContext | nindent 2 }}
+volumeMounts:
+  - {name: ward-module, mountPath: {{ include "ward.moduleDir" . }}}
+{{- end -}}
+
+{{/*
+With the module, what ward's container would get goes to Envoy's: the
+module reads the secret files and variables ward's config names, in
+Envoy's process.
+*/}}
+{{- define "ward.moduleEnvoyMounts" -}}
+- {name: ward-module, mountPath: {{ include "ward.moduleDir" . }}, readOnly: true}
+{{- if .Values.secrets.existingSecret }}
+- {name: ward-secrets, mountPath: {{ .Values.secrets.mountPath }}, readOnly: true}
+{{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "ward.moduleEnvoyEnv" -}}
+- {name: ENVOY_DYNAMIC_MODULES_SEARCH_PATH, value: {{ include "ward.moduleDir" . | quote }}}
+{{- with include "ward.env" . | trim }}
+{{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* ward's environment (secrets.env, extraEnv): its container's, or with the module Envoy's. */}}
+{{- define "ward.env" -}}
+{{- range .Values.secrets.env }}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef: {name: {{ $.Values.secrets.existingSecret }}, key: {{ .key }}}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/* The ward container (standalone, gateway, and the sidecar spec). */}}
@@ -155,16 +231,9 @@ ports:
   - {name: http-authz, containerPort: {{ .Values.http.port }}, protocol: TCP}
   {{- end }}
   - {name: admin, containerPort: {{ .Values.ports.admin }}, protocol: TCP}
-{{- if or .Values.secrets.env .Values.extraEnv }}
+{{- with include "ward.env" . | trim }}
 env:
-  {{- range .Values.secrets.env }}
-  - name: {{ .name }}
-    valueFrom:
-      secretKeyRef: {name: {{ $.Values.secrets.existingSecret }}, key: {{ .key }}}
-  {{- end }}
-  {{- with .Values.extraEnv }}
-  {{- toYaml . | nindent 2 }}
-  {{- end }}
+  {{- . | nindent 2 }}
 {{- end }}
 livenessProbe:
   httpGet: {path: /healthz, port: admin}
@@ -191,8 +260,13 @@ volumeMounts:
 
 {{/* The volumes the ward container mounts. */}}
 {{- define "ward.volumes" -}}
+{{- if include "ward.module" . -}}
+- name: ward-module
+  emptyDir: {sizeLimit: 64Mi}
+{{- else -}}
 - name: ward-config
   configMap: {name: {{ include "ward.fullname" . }}-config}
+{{- end }}
 {{- if .Values.secrets.existingSecret }}
 - name: ward-secrets
   secret: {secretName: {{ .Values.secrets.existingSecret }}, defaultMode: 0440}

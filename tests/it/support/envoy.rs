@@ -177,6 +177,11 @@ impl Envoy {
             // unique among the Envoys running on this machine.
             .args(["--base-id", &admin_port.to_string()])
             .args(["--concurrency", "1"])
+            // The access log reaches the log file within 0.1 s (default: 10 s).
+            .args(["--file-flush-interval-msec", "100"])
+            // A listener replaced by an update drains for 1 s (default:
+            // 600 s) before its filters and their configs are destroyed.
+            .args(["--drain-time-s", "1"])
             .args(["--log-level", "warning"])
             // What a dynamic module logs (ward's module: its ABI check,
             // config problems, denies).
@@ -233,6 +238,17 @@ impl Envoy {
     /// Envoy's own log and access log so far.
     pub fn logs(&self) -> String {
         self.process.logs()
+    }
+
+    /// Envoy's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Waits up to `limit` for Envoy to exit by itself; its exit code
+    /// (`None`: still running, or ended by a signal).
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        self.process.wait_exit(limit).await
     }
 
     /// The directory holding this Envoy's config and log.
@@ -414,8 +430,9 @@ fn cluster(name: &str, address: Value, http2: bool) -> Value {
     cluster
 }
 
-/// Access log to stdout (so into the Envoy log) with what ext_authz reported.
-fn access_log() -> Value {
+/// A stdout access log line per request (`ACCESS ...`), with ward's
+/// dynamic metadata (`user_id=`, `auth_method=`, `reason=`).
+pub fn access_log() -> Value {
     json!({
         "name": "envoy.access_loggers.stdout",
         "typed_config": {
@@ -423,7 +440,8 @@ fn access_log() -> Value {
             "log_format": { "text_format_source": { "inline_string":
                 "ACCESS %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% \
                  user_id=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:user_id)% \
-                 auth_method=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:auth_method)%\n"
+                 auth_method=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:auth_method)% \
+                 reason=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:reason)%\n"
             }}
         }
     })

@@ -45,7 +45,7 @@ impl Ward {
         let mut last_err = String::new();
         // A free port can be taken by someone else before ward binds it: retry.
         for _ in 0..3 {
-            match Self::start_once(yaml).await {
+            match Self::start_once(yaml, "/readyz").await {
                 Ok(ward) => return Ok(ward),
                 Err(e) if e.contains("in use") => last_err = e,
                 Err(e) => return Err(e),
@@ -54,7 +54,15 @@ impl Ward {
         Err(last_err)
     }
 
-    async fn start_once(yaml: &str) -> Result<Ward, String> {
+    /// Starts ward and waits only until its admin port answers (any
+    /// status): for a ward that is not meant to become ready.
+    pub async fn start_unready(yaml: &str) -> Ward {
+        Self::start_once(yaml, "/healthz")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn start_once(yaml: &str, probe: &str) -> Result<Ward, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("ward: tempdir: {e}"))?;
         let [grpc_addr, admin_addr, http_addr] = free_addrs::<3>();
         let config = with_listen(yaml, dir.path(), [grpc_addr, admin_addr, http_addr])?;
@@ -68,7 +76,7 @@ impl Ward {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("NO_COLOR", "1");
         let mut process = Process::spawn("ward", cmd, &dir.path().join("ward.log"))?;
-        process.wait_ready(admin_addr, "/readyz").await?;
+        process.wait_ready(admin_addr, probe).await?;
         Ok(Ward {
             grpc_addr,
             admin_addr,
@@ -82,6 +90,19 @@ impl Ward {
     /// ward's process id (to send it a signal).
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    /// Sends ward a signal with `kill`: `"TERM"`, `"HUP"`, ...
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.success().then_some(()).ok_or(s.to_string()));
+        if let Err(e) = sent {
+            panic!("kill -{name} ward: {e}");
+        }
     }
 
     /// Waits up to `limit` for ward to exit by itself; its exit code.
