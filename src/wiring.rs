@@ -24,6 +24,7 @@ use crate::verifications::{Hold, Verifications};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// The checker `ward serve` runs.
 pub type ServerChecker = Checker<ServerPorts>;
@@ -155,7 +156,13 @@ impl Ports for ServerPorts {
     where
         F: FnOnce() -> Verification + Send + 'static,
     {
-        self.verifications.verify(hash, now, verify).await
+        // For traces: the wait for a verification (queued, then run on the
+        // pool, or joined to one in flight), a child of the check's span.
+        let span = tracing::info_span!(target: crate::TRACE_TARGET, "ward.jwt.verify");
+        self.verifications
+            .verify(hash, now, verify)
+            .instrument(span)
+            .await
     }
 
     fn keeps_tokens(&self) -> bool {

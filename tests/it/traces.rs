@@ -128,6 +128,12 @@ async fn a_checks_span_continues_its_callers_trace() {
         attribute(allowed, "ward.credential").as_deref(),
         Some("jwt")
     );
+    // Its token was new: the signature check is a child span.
+    let verifies = receiver.spans("ward.jwt.verify");
+    assert!(
+        verifies.iter().any(|v| v.parent_span_id == allowed.span_id),
+        "no ward.jwt.verify under the first check: {verifies:#?}"
+    );
     let denied = parent_of("c7ad6b7169203332");
     assert_eq!(attribute(denied, "ward.decision").as_deref(), Some("deny"));
     assert_eq!(
