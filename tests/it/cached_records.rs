@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::IpAddr;
+use crate::support::inproc::ward_request;
 use std::sync::Arc;
 use std::time::Duration;
 use ward::clock::ManualClock;
@@ -19,7 +19,6 @@ use ward::jwks::KeyStore;
 use ward::lookup::Lookups;
 use ward::metrics::Metrics;
 use ward::reason::Reason;
-use ward::request::{Headers, Request};
 use ward::store::{Backend, Store};
 use ward::wiring::{self, ServerChecker};
 
@@ -65,20 +64,9 @@ fn headers(credential: (&str, &str), agent: &str) -> Vec<(String, String)> {
     ])
 }
 
-fn request(headers: &[(String, String)]) -> Request<'_> {
-    Request {
-        method: "GET",
-        host: "api.test",
-        path: "/",
-        headers: Headers::owned(headers),
-        policy: None,
-        source_ip: Some(IpAddr::from([10, 0, 0, 1])),
-    }
-}
-
 impl Bed {
     async fn decide(&self, headers: &[(String, String)], now: u64) -> Result<String, Reason> {
-        match self.checker.check(&request(headers), now).await {
+        match self.checker.check(&ward_request(headers), now).await {
             Decision::Allow(identity) => Ok(identity.user_id().to_string()),
             Decision::Deny(deny) => Err(deny.reason),
             Decision::AllowAnonymous { .. } => panic!("no public policy here"),
@@ -102,7 +90,7 @@ async fn a_cached_session_is_checked_for_expiry_and_device_on_every_hit() {
     let laptop = headers(cookie, "laptop");
     let phone = headers(cookie, "phone");
     let fingerprint = {
-        let req = request(&laptop);
+        let req = ward_request(&laptop);
         ward::fingerprint::of_request(
             &bed.config.sessions.fingerprint,
             ward::fingerprint::Version::V2,

@@ -12,10 +12,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::inproc::ward_request;
 use crate::support::tokens::{claims, public_key_file, sign};
 use jsonwebtoken::Algorithm;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -25,7 +25,6 @@ use ward::jwks::KeyStore;
 use ward::lookup::Lookups;
 use ward::metrics::Metrics;
 use ward::reason::Reason;
-use ward::request::{Headers, Request};
 use ward::store::Store;
 use ward::wiring::{self, ServerChecker};
 
@@ -63,17 +62,6 @@ fn bearer(token: &str) -> Vec<(String, String)> {
     vec![("authorization".into(), format!("Bearer {token}"))]
 }
 
-fn request(headers: &[(String, String)]) -> Request<'_> {
-    Request {
-        method: "GET",
-        host: "api.test",
-        path: "/",
-        headers: Headers::owned(headers),
-        policy: None,
-        source_ip: Some(IpAddr::from([10, 0, 0, 1])),
-    }
-}
-
 /// The user, or the deny's reason.
 fn outcome(decision: Decision) -> Result<String, Reason> {
     match decision {
@@ -88,7 +76,7 @@ impl Bed {
         let headers = bearer(token);
         outcome(
             self.checker
-                .check(&request(&headers), ward::unix_now())
+                .check(&ward_request(&headers), ward::unix_now())
                 .await,
         )
     }
@@ -96,7 +84,7 @@ impl Bed {
     /// The check, if it completes on its first poll (it waited for nothing).
     fn check_at_once(&self, token: &str) -> Option<Result<String, Reason>> {
         let headers = bearer(token);
-        let req = request(&headers);
+        let req = ward_request(&headers);
         let check = pin!(self.checker.check(&req, ward::unix_now()));
         match check.poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(decision) => Some(outcome(decision)),
@@ -109,7 +97,11 @@ impl Bed {
         let checker = self.checker.clone();
         tokio::spawn(async move {
             let headers = bearer(&token);
-            outcome(checker.check(&request(&headers), ward::unix_now()).await)
+            outcome(
+                checker
+                    .check(&ward_request(&headers), ward::unix_now())
+                    .await,
+            )
         })
     }
 

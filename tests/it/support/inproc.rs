@@ -117,3 +117,16 @@ pub fn check_request(method: &str, path: &str, headers: &[(&str, &str)]) -> Chec
         }),
     }
 }
+
+/// ward's own view of `GET api.test/` with these headers, from 10.0.0.1:
+/// for tests that call a checker directly, without gRPC.
+pub fn ward_request(headers: &[(String, String)]) -> ward::request::Request<'_> {
+    ward::request::Request {
+        method: "GET",
+        host: "api.test",
+        path: "/",
+        headers: ward::request::Headers::owned(headers),
+        policy: None,
+        source_ip: Some(std::net::IpAddr::from([10, 0, 0, 1])),
+    }
+}
