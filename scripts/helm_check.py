@@ -107,8 +107,11 @@ def split(rendered, outdir):
             sidecar = d["data"]
         if kind == "Deployment":
             pod = d["spec"]["template"]
-            if "checksum/config" not in pod["metadata"].get("annotations", {}):
-                fail(f"{rendered}: Deployment has no checksum/config annotation")
+            annotations = pod["metadata"].get("annotations") or {}
+            # Either the pods roll on a config change, or ward reloads it in
+            # place (rollOnConfigChange: false), and the pod says which.
+            if "checksum/config" not in annotations and annotations.get("ward/config-reload") != "in-place":
+                fail(f"{rendered}: Deployment has neither checksum/config nor ward/config-reload: in-place")
             psc = pod["spec"].get("securityContext", {})
             if psc.get("runAsNonRoot") is not True or psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
                 fail(f"{rendered}: pod securityContext must be runAsNonRoot with seccomp RuntimeDefault")
