@@ -377,7 +377,7 @@ fn bench_authenticate(c: &mut Criterion) {
     // verification threads and back.
     let mut cold_config = config(vec![rs256.clone()]);
     cold_config.cache.enabled = false;
-    cold_config.jwt.verify.threads = 0;
+    cold_config.jwt.verify.threads = Some(0);
     let cold = authenticator(&cold_config);
     group.bench_function("cache_miss_rs256", |b| {
         let pool = pool();
@@ -399,7 +399,7 @@ fn bench_authenticate(c: &mut Criterion) {
     // plus moka insert. A fresh cache each time the pool runs out, built
     // (and dropped) outside the timed section.
     let mut fresh_config = config(vec![rs256]);
-    fresh_config.jwt.verify.threads = 0;
+    fresh_config.jwt.verify.threads = Some(0);
     group.bench_function("cache_miss_insert_rs256", |b| {
         let pool = pool();
         b.iter_custom(|iters| {

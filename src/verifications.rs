@@ -4,8 +4,9 @@
 //! answers hits makes every hit queued behind it wait; under churn (new
 //! tokens arriving all the time) that was ward's slowest percentile. So
 //! the server's ports ([`crate::wiring`]) send the signature and claims of
-//! a token not in the cache to a few threads of their own at the lowest
-//! scheduling priority (`verifications/pool.rs`), with a bounded queue: when it is full,
+//! a token not in the cache to threads of their own (`verifications/pool.rs`;
+//! by default one, and only when a second CPU can run it: on one CPU it
+//! would only take turns with the check thread), with a bounded queue: when it is full,
 //! the check is answered at once with 503 `verification_overloaded`,
 //! never queued without bound. Concurrent checks of one new token wait
 //! for one verification (`flights.rs`), which lands on the pool
@@ -14,8 +15,9 @@
 //! kept in the token cache there, so a check that comes later hits.
 //!
 //! A check that has waited 20 ms (`HELP_AFTER`) runs the oldest queued
-//! verification itself: `SCHED_IDLE` threads get no CPU while other busy
-//! processes hold ward's CPUs, and a new token must not wait for them past
+//! verification itself: threads at `SCHED_IDLE` (`jwt.verify.priority:
+//! idle`) get no CPU while other busy processes hold ward's CPUs, and a
+//! new token must not wait for them past
 //! Envoy's timeout. `jwt.verify.threads: 0` (or a pool that cannot start)
 //! verifies on the checking thread, as before: the same flights, no queue.
 
@@ -61,7 +63,8 @@ impl Verifications {
         tokens: TokenCache,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let threads = if jwt_on { config.threads } else { 0 };
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let threads = if jwt_on { config.threads(cpus) } else { 0 };
         let pool = (threads > 0)
             .then(|| {
                 let idle = config.priority == VerifyPriority::Idle;

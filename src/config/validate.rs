@@ -206,7 +206,7 @@ impl Config {
                 p.add(field, "must not contain an empty string");
             }
         }
-        if jwt.verify.threads > MAX_VERIFY_THREADS {
+        if jwt.verify.threads.is_some_and(|t| t > MAX_VERIFY_THREADS) {
             p.add(
                 "jwt.verify.threads",
                 format!("must be at most {MAX_VERIFY_THREADS} (0: verify on the checking thread)"),

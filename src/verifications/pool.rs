@@ -1,16 +1,16 @@
-//! The verification threads: a fixed set of OS threads at the lowest
-//! scheduling priority (`SCHED_IDLE`), over one bounded queue.
+//! The verification threads: a fixed set of OS threads, at normal
+//! priority or the lowest (`SCHED_IDLE`, `jwt.verify.priority: idle`),
+//! over one bounded queue.
 //!
 //! Why threads of their own, not Tokio's blocking pool: their priority is
 //! set once per thread, and a queue of our own has a bound we choose
-//! (Tokio's queues without one). Why the lowest priority: on a core shared
-//! with the thread that answers hits, a verification thread at normal
-//! priority still takes the core for a scheduler slice when it wakes;
-//! under `SCHED_IDLE` it never preempts a normal thread, and runs when the
-//! hit thread waits. A system that refuses the change (some containers)
-//! gets the threads at normal priority, logged once; so does
-//! `jwt.verify.priority: normal`, for hosts where other busy processes
-//! share ward's CPUs (an idle thread yields to them too).
+//! (Tokio's queues without one). Why normal priority by default: under
+//! `SCHED_IDLE` a thread never preempts a normal one, but it also yields
+//! to every other busy process on the CPU (Envoy beside ward, under load)
+//! and starves; measured on the bench bed it made the tail three times
+//! worse (docs/configuration.md#jwtverify). `idle` stays an option for
+//! hosts with CPUs to spare; a system that refuses it (some containers)
+//! gets normal priority, logged once.
 
 use prometheus::IntGauge;
 use std::collections::VecDeque;
