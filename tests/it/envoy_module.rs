@@ -376,15 +376,7 @@ async fn a_store_read_waits_on_the_runtime_with_the_whole_request_held() {
 
     // A miss: the check reads Redis on the module's runtime, then the
     // request goes on with its body, identity set.
-    let cookie = format!("session_id={good}");
-    let resp = envoy
-        .request(
-            "POST",
-            "/api/upload",
-            &[("cookie", &cookie)],
-            b"payload-bytes",
-        )
-        .await;
+    let resp = upload(&envoy, &good).await;
     assert_eq!(resp.status, 200, "{}\n{}", resp.text(), envoy.logs());
     let seen = echo.requests().pop().expect("reached upstream");
     assert_eq!(header_values(&seen, "x-user-id"), ["dana"]);
@@ -393,15 +385,7 @@ async fn a_store_read_waits_on_the_runtime_with_the_whole_request_held() {
     // An unknown session with a body: denied after the read, and nothing
     // at all reached the upstream.
     let hits = echo.hits();
-    let cookie = format!("session_id={unknown}");
-    let resp = envoy
-        .request(
-            "POST",
-            "/api/upload",
-            &[("cookie", &cookie)],
-            b"payload-bytes",
-        )
-        .await;
+    let resp = upload(&envoy, &unknown).await;
     assert_eq!(resp.status, 401, "{}", resp.text());
     assert_eq!(resp.json()["reason"], "unknown_session");
     assert_eq!(echo.hits(), hits);
@@ -695,4 +679,17 @@ fn validation_accepts_a_redis_store_it_cannot_reach() {
         started.elapsed() < std::time::Duration::from_secs(5),
         "{log}"
     );
+}
+
+/// `POST /api/upload` with a body, as the session `sid`'s browser.
+async fn upload(envoy: &Envoy, sid: &str) -> support::http::Response {
+    let cookie = format!("session_id={sid}");
+    envoy
+        .request(
+            "POST",
+            "/api/upload",
+            &[("cookie", &cookie)],
+            b"payload-bytes",
+        )
+        .await
 }
