@@ -475,11 +475,12 @@ async fn wards_counters_are_envoy_stats_under_the_grpc_modes_names() {
     assert_eq!(sample(&text, &jwt_ok), 3.0, "{text}");
     assert_eq!(sample(&text, &missing), 2.0, "{text}");
     assert_eq!(sample(&text, &public), 1.0, "{text}");
-    // The token was verified once. Its first check waited for the
+    // The token was verified once. Its first check usually waited for the
     // verification threads, so it ran twice (on Envoy's worker, then on
     // the module's runtime), each looking in the token cache: a miss, then
-    // a miss (it joins the verification) or a hit (it had landed). The
-    // two later requests hit.
+    // a miss (it joins the verification) or a hit (it had landed). If the
+    // thread verified before that first poll looked again, the check was
+    // decided at once: one miss. The two later requests hit.
     assert_eq!(sample(&text, "envoy_ward_jwt_verifications_total{}"), 1.0);
     let token_cache =
         |r: &str| format!(r#"envoy_ward_cache_requests_total{{cache="token",result="{r}"}}"#);
@@ -487,8 +488,9 @@ async fn wards_counters_are_envoy_stats_under_the_grpc_modes_names() {
         sample(&text, &token_cache("hit")),
         sample(&text, &token_cache("miss")),
     );
-    assert_eq!(hits + misses, 4.0, "{text}");
-    assert!((1.0..=2.0).contains(&misses), "{text}");
+    assert!((1.0..=2.0).contains(&misses), "misses {misses}: {text}");
+    assert!((2.0..=3.0).contains(&hits), "hits {hits}: {text}");
+    assert!((3.0..=4.0).contains(&(hits + misses)), "{text}");
     // Histograms reach the admin endpoint at the next stats flush (0.1 s).
     let mut count = 0.0;
     for _ in 0..50 {
