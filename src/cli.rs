@@ -13,6 +13,7 @@ pub mod explain;
 pub mod fingerprint;
 pub mod install_module;
 pub mod store;
+mod target;
 
 use crate::config::{Config, ProcessEnv};
 use std::future::Future;
@@ -84,6 +85,7 @@ async fn serve_on(
         grpc = ?server.grpc_addr(),
         admin = ?server.admin_addr(),
         http = ?server.http_addr(),
+        management = ?server.management_addr(),
         unix_socket = ?config.listen.unix_socket,
         version = env!("CARGO_PKG_VERSION"),
         "ward listening"

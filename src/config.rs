@@ -15,6 +15,7 @@ mod jwt;
 mod limits;
 mod listen;
 mod log;
+mod management;
 mod policy;
 mod reload;
 mod runtime;
@@ -38,6 +39,7 @@ pub use listen::{
     MAX_CONNECTIONS_LIMIT, MAX_HEADER_LIST_SIZE_RANGE, MAX_REQUEST_BYTES_RANGE,
 };
 pub use log::{Log, LogFormat};
+pub use management::{MIN_TOKEN_BYTES, ManagementAuth, ManagementConfig, read_token};
 pub use policy::{
     BUILTIN_POLICIES, Mode, OnStoreError, PolicyConfig, Requirement, ResponsesConfig, RouteConfig,
 };
@@ -81,6 +83,8 @@ pub struct Config {
     pub reload: ReloadConfig,
     /// OpenTelemetry traces (off unless `tracing.otlp` is set).
     pub tracing: TracingConfig,
+    /// The management API (off unless `management.listen` is set).
+    pub management: ManagementConfig,
 }
 
 /// The YAML parser starts its messages with its own notion of the path

@@ -46,10 +46,10 @@
 //! | [`lookup`] | store reads behind the cache: fresh, negative, stale, single-flight |
 //! | `record` | a cached store record and the slot for its parsed view (pure) |
 //! | [`store`] | the Redis contract: Redis (standalone, Cluster, Sentinel) and the embedded store (I/O) |
-//! | `manage` | `ward apikey` / `ward session` |
+//! | `manage` | the management operations behind `ward apikey` / `ward session` and the management API |
 //! | [`metrics`] | Prometheus metrics in an explicit registry |
 //! | [`runtime`] | the Tokio runtime for a worker count |
-//! | [`server`] | listeners (connection caps and handshake timeouts: [`server::conn`]), the Envoy adapter, admin port, shutdown (I/O) |
+//! | [`server`] | listeners (connection caps and handshake timeouts: [`server::conn`]), the Envoy adapter, admin port, the management API ([`server::management`]), shutdown (I/O) |
 //! | `telemetry` | `tracing` subscriber setup |
 //! | `fuzzing` | the fuzz targets' harnesses (hidden; `fuzz/`, `tests/it/fuzz_corpora.rs`) |
 

@@ -13,6 +13,7 @@ pub mod conn;
 mod generation;
 mod grpc;
 mod http;
+pub mod management;
 mod reload;
 mod trace;
 pub mod unary;
@@ -64,6 +65,8 @@ pub struct Server {
     unix: Option<(UnixListener, PathBuf)>,
     admin: TcpListener,
     http: Option<TcpListener>,
+    /// `management.listen`: the management API, off unless set.
+    management: Option<TcpListener>,
     live: Arc<Live>,
     shared: Shared,
     /// The config file to reload from (`ward serve`); `None`: no reload.
@@ -127,6 +130,12 @@ impl Server {
             }
             None => None,
         };
+        let management = match config.management.listen {
+            Some(addr) => {
+                Some(conn::bind_tcp(addr).map_err(bind_err("management", addr.to_string()))?)
+            }
+            None => None,
+        };
         let unix = match &listen.unix_socket {
             Some(path) => {
                 remove_stale_socket(path);
@@ -141,6 +150,7 @@ impl Server {
             unix,
             admin,
             http,
+            management,
             live: Live::new(generation),
             shared,
             reload_from: None,
@@ -159,6 +169,10 @@ impl Server {
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes, then drains in-flight checks for
@@ -226,7 +240,10 @@ impl Server {
             handshake_timeout: listen.handshake_timeout,
             metrics: metrics.connections(listener),
         };
-        let listeners = 2 + usize::from(self.unix.is_some()) + usize::from(self.http.is_some());
+        let listeners = 2
+            + usize::from(self.unix.is_some())
+            + usize::from(self.http.is_some())
+            + usize::from(self.management.is_some());
         conn::warn_if_few_descriptors(listeners.saturating_mul(listen.max_connections));
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -248,6 +265,10 @@ impl Server {
                 .with_graceful_shutdown(admin_stop)
                 .await
         });
+        let management = self.management.map(|listener| {
+            let config = &self.live.current().config.management;
+            management::spawn(listener, config, self.live.clone(), stopped(stop.clone()))
+        });
         let live = self.live.clone();
         let http = self.http.map(|listener| {
             let listener =
@@ -264,6 +285,7 @@ impl Server {
             unix,
             admin,
             http,
+            management,
         }
     }
 }
@@ -274,6 +296,7 @@ struct Tasks {
     unix: Option<(JoinHandle<Result<(), tonic::transport::Error>>, PathBuf)>,
     admin: JoinHandle<std::io::Result<()>>,
     http: Option<JoinHandle<std::io::Result<()>>>,
+    management: Option<management::Task>,
 }
 
 impl Tasks {
@@ -288,6 +311,9 @@ impl Tasks {
             }
             let _ = self.admin.await;
             if let Some(task) = self.http {
+                let _ = task.await;
+            }
+            if let Some(task) = self.management {
                 let _ = task.await;
             }
             tcp_result

@@ -136,6 +136,15 @@ impl Backend for Store {
     ) -> Result<bool, StoreError> {
         delegate!(self, b => b.set_field_if_exists(key, field, value).await)
     }
+    async fn expire_field_if_exists(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, b => b.expire_field_if_exists(key, field, value, ttl).await)
+    }
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         delegate!(self, b => b.exists(key).await)
     }
@@ -186,6 +195,17 @@ pub trait Backend {
         key: &str,
         field: &str,
         value: &str,
+    ) -> Result<bool, StoreError>;
+    /// Sets one field and caps the key's TTL at `ttl` (a longer or no TTL
+    /// becomes `ttl`, a shorter one stays), only if the key exists, in one
+    /// atomic step; true if it did. What ends a record early (an API key's
+    /// rotation) without a window where the field and the TTL disagree.
+    async fn expire_field_if_exists(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+        ttl: Duration,
     ) -> Result<bool, StoreError>;
     /// `EXISTS key`.
     async fn exists(&self, key: &str) -> Result<bool, StoreError>;

@@ -73,6 +73,13 @@ impl Config {
         self.check_limits(&mut p);
         self.check_reload(&mut p);
         self.check_tracing(&mut p);
+        let listeners = [
+            Some(self.listen.grpc),
+            Some(self.listen.admin),
+            self.listen.http,
+        ];
+        let listeners: Vec<_> = listeners.into_iter().flatten().collect();
+        self.management.check(&listeners, &mut p);
         p.0
     }
 

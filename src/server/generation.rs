@@ -121,6 +121,14 @@ impl Generation {
     }
 }
 
+impl Generation {
+    /// The management operations over this generation's store (the
+    /// management API's writes go where its checks read).
+    pub(super) fn manager(&self) -> crate::manage::Manager {
+        crate::manage::Manager::over(self.store.clone(), &self.config)
+    }
+}
+
 impl Kept {
     /// What a generation built from `new` may keep of one built from
     /// `old` (nothing at start).

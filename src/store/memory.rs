@@ -150,6 +150,28 @@ impl Backend for MemoryStore {
         })?
     }
 
+    async fn expire_field_if_exists(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.with(key, |data, now| match data.get_mut(key) {
+            None => Ok(false),
+            Some(Entry {
+                value: Value::Hash(fields),
+                expires_at,
+            }) => {
+                fields.insert(field.to_string(), value.to_string());
+                let cap = now + ttl;
+                *expires_at = Some(expires_at.map_or(cap, |t| t.min(cap)));
+                Ok(true)
+            }
+            Some(_) => Err(StoreError::BadRecord(WRONG_TYPE.into())),
+        })?
+    }
+
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         self.with(key, |data, _| data.contains_key(key))
     }

@@ -113,6 +113,14 @@ impl std::fmt::Debug for RedisStore {
 const SET_FIELD_IF_EXISTS: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then \
      redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1 else return 0 end";
 
+/// `expire_field_if_exists`: HSET, then PEXPIRE unless the key already
+/// expires sooner (PTTL -1: no TTL).
+const EXPIRE_FIELD_IF_EXISTS: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then \
+     redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) \
+     local t = redis.call('PTTL', KEYS[1]) \
+     if t < 0 or t > tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end \
+     return 1 else return 0 end";
+
 impl RedisStore {
     /// Builds the store. Does not wait for Redis: it connects lazily (one
     /// warm-up attempt, bounded by `connect_timeout`, only logs if Redis is
@@ -367,6 +375,24 @@ impl Backend for RedisStore {
         let set: i64 = self
             .shared
             .cmd("EVAL", &[SET_FIELD_IF_EXISTS, "1", key, field, value])
+            .await?;
+        Ok(set == 1)
+    }
+
+    async fn expire_field_if_exists(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let ms = millis(ttl).to_string();
+        let set: i64 = self
+            .shared
+            .cmd(
+                "EVAL",
+                &[EXPIRE_FIELD_IF_EXISTS, "1", key, field, value, &ms],
+            )
             .await?;
         Ok(set == 1)
     }

@@ -30,6 +30,8 @@ mod helm_gateway_module;
 mod jwks;
 mod jwt_hostile;
 mod limits;
+mod management;
+mod management_proto;
 mod policies;
 mod propagation;
 mod properties;

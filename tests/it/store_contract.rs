@@ -94,6 +94,40 @@ async fn set_field_if_exists(s: &impl Backend) {
     assert!(hash.ttl.is_some(), "the TTL is kept");
 }
 
+async fn expire_field_if_exists(s: &impl Backend) {
+    let day = Duration::from_secs(86_400);
+    assert_eq!(
+        s.expire_field_if_exists("h", "a", "1", day).await,
+        Ok(false)
+    );
+    assert_eq!(s.exists("h").await, Ok(false), "must not create the key");
+    // No TTL: the cap becomes the TTL.
+    s.put_hash("h", &[("a", "1"), ("b", "2")], None)
+        .await
+        .unwrap();
+    assert_eq!(s.expire_field_if_exists("h", "a", "9", day).await, Ok(true));
+    let hash = s.hash("h").await.unwrap().unwrap();
+    assert_eq!(hash.fields, fields(&[("a", "9"), ("b", "2")]));
+    let ttl = hash.ttl.unwrap();
+    assert!(ttl <= day && ttl > day - Duration::from_secs(5), "{ttl:?}");
+    // A shorter TTL stays.
+    s.put_hash("h", &[("a", "1")], Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(s.expire_field_if_exists("h", "a", "2", day).await, Ok(true));
+    assert!(s.hash("h").await.unwrap().unwrap().ttl.unwrap() <= Duration::from_secs(10));
+    // A longer one is cut, and the key then goes.
+    s.expire_field_if_exists("h", "a", "3", Duration::from_millis(200))
+        .await
+        .unwrap();
+    eventually_gone(s, "h").await;
+    s.put_string("str", "v", None).await.unwrap();
+    assert!(matches!(
+        s.expire_field_if_exists("str", "a", "1", day).await,
+        Err(StoreError::BadRecord(_))
+    ));
+}
+
 async fn strings_with_and_without_ttl(s: &impl Backend) {
     s.put_string("k", "v", None).await.unwrap();
     assert_eq!(s.string("k").await, Ok(Some("v".into())));
@@ -269,6 +303,7 @@ contract!(
     put_hash_replaces_everything,
     hash_expires,
     set_field_if_exists,
+    expire_field_if_exists,
     strings_with_and_without_ttl,
     delete_says_whether_it_existed,
     sets,

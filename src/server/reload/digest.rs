@@ -17,7 +17,8 @@ type Sha = [u8; 32];
 
 /// Sections that only a restart applies: a reload that changes one says
 /// so and keeps the running values.
-pub(in crate::server) const RESTART_ONLY: [&str; 4] = ["listen", "runtime", "log", "tracing"];
+pub(in crate::server) const RESTART_ONLY: [&str; 5] =
+    ["listen", "runtime", "log", "tracing", "management"];
 
 /// Sections whose values cached identities hold (rendered headers, roles
 /// and scopes, the cache's own bounds).

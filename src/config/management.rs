@@ -1,0 +1,117 @@
+//! The `management` section: the management API (`proto/ward/admin/v1`),
+//! served on a listener of its own and off unless `listen` is set. It
+//! changes sessions, API keys and revoked tokens, so it is never on the
+//! Check port and never open: a config that turns it on without a way to
+//! authenticate callers is refused (fail closed). See
+//! `docs/operations.md#the-management-api`.
+
+use super::Problems;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The management API's listener and how callers authenticate.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagementConfig {
+    /// Where the API listens (gRPC, and HTTP/1.1 routes on the same port);
+    /// absent: no management API.
+    pub listen: Option<SocketAddr>,
+    /// How callers prove who they are; required when `listen` is set.
+    pub auth: ManagementAuth,
+}
+
+/// The ways a caller may authenticate.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagementAuth {
+    /// A file holding the bearer token callers send (`authorization:
+    /// Bearer <token>`), e.g. a mounted Kubernetes Secret. Read on every
+    /// call, so a rotated Secret applies without a restart; a trailing
+    /// newline is not part of the token.
+    pub token_file: Option<PathBuf>,
+}
+
+/// The shortest token accepted: a guessable token would open the API.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+impl ManagementConfig {
+    /// The section's problems; `others` are the listeners it must not
+    /// share an address with (`listen.grpc`, `.admin`, `.http`).
+    pub(super) fn check(&self, others: &[SocketAddr], p: &mut Problems) {
+        let Some(listen) = self.listen else {
+            return;
+        };
+        if listen.port() != 0 && others.contains(&listen) {
+            p.add(
+                "management.listen",
+                "must differ from listen.grpc, listen.admin and listen.http",
+            );
+        }
+        match &self.auth.token_file {
+            None => p.add(
+                "management.auth",
+                "needs token_file when management.listen is set (the API is never open)",
+            ),
+            Some(path) => {
+                if let Err(e) = read_token(path) {
+                    p.add("management.auth.token_file", e);
+                }
+            }
+        }
+    }
+}
+
+/// The token in `path`, without a trailing newline; a message when it
+/// cannot be read or is too short to be a secret (never the token).
+pub fn read_token(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let mut bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    if bytes.len() < MIN_TOKEN_BYTES {
+        return Err(format!(
+            "{}: the token must be at least {MIN_TOKEN_BYTES} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        let config = crate::config::Config::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}"));
+        config.validate().iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn off_by_default_and_never_open_or_on_another_listener() {
+        assert!(problems("").is_empty());
+        assert_eq!(
+            problems("management: {listen: '127.0.0.1:9003'}"),
+            vec![
+                "management.auth: needs token_file when management.listen is set (the API is never open)"
+            ]
+        );
+        let clash = problems(
+            "listen: {grpc: '127.0.0.1:9100'}\nmanagement: {listen: '127.0.0.1:9100', auth: {token_file: /nonexistent/t}}",
+        );
+        assert_eq!(clash.len(), 2, "{clash:?}");
+        assert!(clash[0].starts_with("management.listen: must differ"));
+        assert!(clash[1].starts_with("management.auth.token_file: cannot read /nonexistent/t"));
+    }
+
+    #[test]
+    fn a_short_token_is_refused_and_a_trailing_newline_is_not_part_of_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("token");
+        std::fs::write(&path, "short\n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(read_token(&path).is_err_and(|e| e.contains("at least 16 bytes")));
+        std::fs::write(&path, "0123456789abcdef\r\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read_token(&path), Ok(b"0123456789abcdef".to_vec()));
+    }
+}
