@@ -21,11 +21,11 @@ use tonic::transport::Channel;
 use ward::server::management::proto::admin_service_client::AdminServiceClient;
 use ward::server::management::proto::*;
 
-const TOKEN: &str = "test-management-token-0123456789";
+pub(crate) const TOKEN: &str = "test-management-token-0123456789";
 
 /// A ward on `redis` with the management API on, its token in `dir`.
 /// Long cache lifetimes: only an invalidation explains a quick deny.
-fn config(redis: &RedisServer, dir: &tempfile::TempDir) -> String {
+pub(crate) fn config(redis: &RedisServer, dir: &tempfile::TempDir) -> String {
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     format!(
@@ -41,7 +41,7 @@ fn config(redis: &RedisServer, dir: &tempfile::TempDir) -> String {
 }
 
 /// A management client for `ward`.
-async fn client(ward: &Ward) -> AdminServiceClient<Channel> {
+pub(crate) async fn client(ward: &Ward) -> AdminServiceClient<Channel> {
     let addr = ward.management_addr.expect("the management API is on");
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
@@ -60,12 +60,12 @@ fn bearer<T>(token: &str, message: T) -> tonic::Request<T> {
     request
 }
 
-fn authed<T>(message: T) -> tonic::Request<T> {
+pub(crate) fn authed<T>(message: T) -> tonic::Request<T> {
     bearer(TOKEN, message)
 }
 
 /// The Check status for a request carrying `header`.
-async fn status_with(grpc: SocketAddr, header: (&str, &str)) -> i32 {
+pub(crate) async fn status_with(grpc: SocketAddr, header: (&str, &str)) -> i32 {
     let client = authz::connect(grpc).await;
     authz::status(&check(&client, &[header]).await)
 }
@@ -526,4 +526,87 @@ async fn the_api_is_not_on_the_check_port_and_check_is_not_on_the_api_port() {
         .await
         .unwrap_err();
     assert_eq!(on_api_port.code(), tonic::Code::Unimplemented);
+}
+
+/// `ward session ...` and `ward apikey ...` with `--server`: the same
+/// commands, through the API instead of Redis, printing the same text.
+#[tokio::test]
+async fn the_cli_goes_through_the_api_with_server_and_its_token() {
+    let redis = RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ward = Ward::start(&config(&redis, &dir)).await;
+    let url = format!("http://{}", ward.management_addr.unwrap());
+    let token = dir.path().join("token").display().to_string();
+    let remote = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--server", &url, "--token-file", &token]);
+        support::cli::ward(&all)
+    };
+    let (ok, sid) = remote(&["session", "create", "--user", "frank", "--roles", "ops"]);
+    assert!(ok, "{sid}");
+    let sid = sid.trim().to_string();
+    assert_eq!(
+        status_with(ward.grpc_addr, ("x-session-id", &sid)).await,
+        200
+    );
+    let (ok, out) = remote(&["session", "list", "frank"]);
+    assert!(
+        ok && out.starts_with("SESSION_ID") && out.contains(&sid),
+        "{out}"
+    );
+    let (ok, out) = remote(&["session", "revoke", &sid]);
+    assert!(ok && out.contains("revoked"), "{out}");
+    assert_eq!(
+        status_with(ward.grpc_addr, ("x-session-id", &sid)).await,
+        401
+    );
+    let (ok, out) = remote(&["session", "revoke-user", "frank"]);
+    assert!(ok && out.contains("revoked 1 session(s) of frank"), "{out}");
+
+    let (ok, out) = remote(&["apikey", "create", "--user", "frank", "--name", "ci"]);
+    assert!(ok, "{out}");
+    let field = |out: &str, name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (key, key_id) = (field(&out, "key:"), field(&out, "key_id:"));
+    let (ok, out) = remote(&["apikey", "list", "--user", "frank"]);
+    assert!(ok && out.contains(&key_id) && !out.contains(&key), "{out}");
+    let (ok, out) = remote(&["apikey", "rotate", &key_id, "--overlap", "0s"]);
+    assert!(ok && out.contains("stops working at"), "{out}");
+    let new_key = field(&out, "key:");
+    assert_eq!(status_with(ward.grpc_addr, ("x-api-key", &key)).await, 401);
+    assert_eq!(
+        status_with(ward.grpc_addr, ("x-api-key", &new_key)).await,
+        200
+    );
+    let (ok, out) = remote(&["apikey", "revoke", &field(&out, "key_id:")]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        status_with(ward.grpc_addr, ("x-api-key", &new_key)).await,
+        401
+    );
+
+    // No token: refused by the server, and the CLI says so.
+    let (ok, out) = support::cli::ward(&["session", "list", "frank", "--server", &url]);
+    assert!(!ok && out.contains("Unauthenticated"), "{out}");
+    // Direct to Redis, as before, sees what the API wrote.
+    let cfg = dir.path().join("direct.yaml");
+    std::fs::write(
+        &cfg,
+        format!("store: {{redis: {{url: \"{}\"}}}}\n", redis.url()),
+    )
+    .unwrap();
+    let (ok, out) = support::cli::ward(&[
+        "apikey",
+        "list",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--user",
+        "frank",
+    ]);
+    assert!(ok && out.contains(&key_id), "{out}");
 }
