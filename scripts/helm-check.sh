@@ -45,6 +45,7 @@ secrets="$work/secrets"
 mkdir -p "$secrets"
 printf '%s\n' "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" > "$secrets/hmac"
 printf '%s\n' "redis-test-password" > "$secrets/redis-password"
+printf '%s\n' "a-management-api-token-0123456789" > "$secrets/management-token"
 cp tests/fixtures/keys/rsa.pub "$secrets/jwt.pub"
 export WARD_HMAC_OLD="an-older-hmac-secret-of-at-least-32-bytes!"
 

@@ -74,6 +74,20 @@ Checks the schema cannot express; each failure names the value to fix.
 {{- if and (eq .Values.mode "gateway") (not .Values.gateway.backend.host) -}}
 {{- fail "mode gateway needs gateway.backend.host: the backend Service to protect, e.g. orders.shop.svc.cluster.local" -}}
 {{- end -}}
+{{- if hasKey .Values.config "management" -}}
+{{- fail "config.management is set by the chart: use management.enabled / management.port / management.tokenSecretKey instead" -}}
+{{- end -}}
+{{- if .Values.management.enabled -}}
+{{- if ne .Values.mode "standalone" -}}
+{{- fail "management.enabled is for mode standalone (one Service that login services and operators call)" -}}
+{{- end -}}
+{{- if not .Values.management.tokenSecretKey -}}
+{{- fail "management.enabled needs management.tokenSecretKey: the key of secrets.existingSecret holding the API's bearer token (the API is never open)" -}}
+{{- end -}}
+{{- if not .Values.secrets.existingSecret -}}
+{{- fail "management.tokenSecretKey needs secrets.existingSecret (the Secret that holds that key)" -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.http.enabled (ne .Values.mode "standalone") -}}
 {{- fail "http.enabled is for mode standalone (in sidecar and gateway modes the pod's Envoy uses gRPC)" -}}
 {{- end -}}
@@ -113,6 +127,12 @@ store:
     password: {file: {{ printf "%s/%s" $.Values.secrets.mountPath . | quote }}}
     {{- end }}
 {{- end }}
+{{- end }}
+{{- if .Values.management.enabled }}
+management:
+  listen: {{ printf "0.0.0.0:%d" (int .Values.management.port) | quote }}
+  auth:
+    token_file: {{ printf "%s/%s" .Values.secrets.mountPath .Values.management.tokenSecretKey | quote }}
 {{- end }}
 {{- end -}}
 
@@ -229,6 +249,9 @@ ports:
   {{- end }}
   {{- if .Values.http.enabled }}
   - {name: http-authz, containerPort: {{ .Values.http.port }}, protocol: TCP}
+  {{- end }}
+  {{- if .Values.management.enabled }}
+  - {name: management, containerPort: {{ .Values.management.port }}, protocol: TCP}
   {{- end }}
   - {name: admin, containerPort: {{ .Values.ports.admin }}, protocol: TCP}
 {{- with include "ward.env" . | trim }}
