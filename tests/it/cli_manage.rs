@@ -88,6 +88,67 @@ async fn api_keys_are_created_listed_and_revoked_and_only_hashes_are_stored() {
     );
     let (ok, out) = ward(&["apikey", "revoke", "-c", &cfg, "key_unknown"]);
     assert!(!ok && out.contains("not found"), "{out}");
+    let (ok, out) = ward(&["apikey", "rotate", "-c", &cfg, &key_id]);
+    assert!(!ok && out.contains("revoked or expired"), "{out}");
+}
+
+/// `ward apikey rotate` against Redis: a new key with the old one's
+/// metadata, and the old one ending after the overlap, record and index.
+#[tokio::test]
+async fn a_rotated_key_keeps_its_metadata_and_the_old_one_ends_after_the_overlap() {
+    let redis = RedisServer::start().await;
+    let (_dir, cfg) = config(&redis);
+    let (ok, out) = ward(&[
+        "apikey", "create", "-c", &cfg, "--user", "bob", "--name", "deploy", "--scopes", "deploy",
+    ]);
+    assert!(ok, "{out}");
+    let old_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key_id:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let old_key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let (ok, out) = ward(&["apikey", "rotate", "-c", &cfg, &old_id, "--overlap", "10m"]);
+    assert!(ok && out.contains("stops working at"), "{out}");
+    let new_key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let (old_hash, new_hash) = (
+        ward::apikey::hash_hex(&old_key),
+        ward::apikey::hash_hex(&new_key),
+    );
+    for field in ["user_id", "name", "scopes"] {
+        assert_eq!(
+            redis_cli(&redis, &["HGET", &format!("apikey:{new_hash}"), field]),
+            redis_cli(&redis, &["HGET", &format!("apikey:{old_hash}"), field]),
+            "{field}"
+        );
+    }
+    let ttl = |key: &str| redis_cli(&redis, &["TTL", key]).parse::<i64>().unwrap();
+    assert!((590..=600).contains(&ttl(&format!("apikey:{old_hash}"))));
+    assert!((590..=600).contains(&ttl(&format!("apikey_id:{old_id}"))));
+    assert_eq!(
+        ttl(&format!("apikey:{new_hash}")),
+        -1,
+        "no expiry, like the old key had"
+    );
+    let expires: u64 = redis_cli(
+        &redis,
+        &["HGET", &format!("apikey:{old_hash}"), "expires_at"],
+    )
+    .parse()
+    .unwrap();
+    let now = support::tokens::now();
+    assert!((now + 590..=now + 601).contains(&expires), "{expires}");
 }
 
 #[tokio::test]
