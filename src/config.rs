@@ -39,7 +39,9 @@ pub use listen::{
     MAX_CONNECTIONS_LIMIT, MAX_HEADER_LIST_SIZE_RANGE, MAX_REQUEST_BYTES_RANGE,
 };
 pub use log::{Log, LogFormat};
-pub use management::{MIN_TOKEN_BYTES, ManagementAuth, ManagementConfig, read_token};
+pub use management::{
+    MIN_TOKEN_BYTES, ManagementAuth, ManagementConfig, ManagementTls, read_token,
+};
 pub use policy::{
     BUILTIN_POLICIES, Mode, OnStoreError, PolicyConfig, Requirement, ResponsesConfig, RouteConfig,
 };

@@ -57,6 +57,8 @@ pub enum ServerError {
     Admin(std::io::Error),
     #[error("policies: {0}")]
     Policies(#[from] crate::policy::PolicyErrors),
+    #[error("management API: {0}")]
+    Management(String),
 }
 
 /// A ward whose listeners are bound, ready to serve.
@@ -66,7 +68,7 @@ pub struct Server {
     admin: TcpListener,
     http: Option<TcpListener>,
     /// `management.listen`: the management API, off unless set.
-    management: Option<TcpListener>,
+    management: Option<management::Bound>,
     live: Arc<Live>,
     shared: Shared,
     /// The config file to reload from (`ward serve`); `None`: no reload.
@@ -130,12 +132,7 @@ impl Server {
             }
             None => None,
         };
-        let management = match config.management.listen {
-            Some(addr) => {
-                Some(conn::bind_tcp(addr).map_err(bind_err("management", addr.to_string()))?)
-            }
-            None => None,
-        };
+        let management = management::bind(&config.management, listen.handshake_timeout)?;
         let unix = match &listen.unix_socket {
             Some(path) => {
                 remove_stale_socket(path);
@@ -172,7 +169,9 @@ impl Server {
     }
 
     pub fn management_addr(&self) -> Option<SocketAddr> {
-        self.management.as_ref().and_then(|l| l.local_addr().ok())
+        self.management
+            .as_ref()
+            .and_then(management::Bound::local_addr)
     }
 
     /// Serves until `shutdown` completes, then drains in-flight checks for
@@ -265,9 +264,9 @@ impl Server {
                 .with_graceful_shutdown(admin_stop)
                 .await
         });
-        let management = self.management.map(|listener| {
+        let management = self.management.map(|bound| {
             let config = &self.live.current().config.management;
-            management::spawn(listener, config, self.live.clone(), stopped(stop.clone()))
+            management::spawn(bound, config, self.live.clone(), stopped(stop.clone()))
         });
         let live = self.live.clone();
         let http = self.http.map(|listener| {

@@ -30,6 +30,25 @@ pub struct ManagementAuth {
     /// call, so a rotated Secret applies without a restart; a trailing
     /// newline is not part of the token.
     pub token_file: Option<PathBuf>,
+    /// TLS on the listener, with client certificates (mTLS): a caller
+    /// whose certificate chains to `client_ca` and names one of
+    /// `allowed_identities` is let in without a token.
+    pub tls: Option<ManagementTls>,
+}
+
+/// The listener's TLS and the client certificates it accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagementTls {
+    /// The server's certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The server's private key (PEM).
+    pub key: PathBuf,
+    /// The CA (PEM) client certificates must chain to.
+    pub client_ca: PathBuf,
+    /// DNS names a client certificate must be valid for (its
+    /// `subjectAltName`), one of them: who may call. Required.
+    pub allowed_identities: Vec<String>,
 }
 
 /// The shortest token accepted: a guessable token would open the API.
@@ -48,18 +67,70 @@ impl ManagementConfig {
                 "must differ from listen.grpc, listen.admin and listen.http",
             );
         }
-        match &self.auth.token_file {
-            None => p.add(
+        let auth = &self.auth;
+        if auth.token_file.is_none() && auth.tls.is_none() {
+            p.add(
                 "management.auth",
-                "needs token_file when management.listen is set (the API is never open)",
-            ),
-            Some(path) => {
-                if let Err(e) = read_token(path) {
-                    p.add("management.auth.token_file", e);
-                }
+                "needs token_file or tls when management.listen is set (the API is never open)",
+            );
+        }
+        if let Some(path) = &auth.token_file
+            && let Err(e) = read_token(path)
+        {
+            p.add("management.auth.token_file", e);
+        }
+        if let Some(tls) = &auth.tls {
+            tls.check(p);
+        }
+    }
+}
+
+impl ManagementTls {
+    fn check(&self, p: &mut Problems) {
+        for (field, path) in [
+            ("cert", &self.cert),
+            ("key", &self.key),
+            ("client_ca", &self.client_ca),
+        ] {
+            match std::fs::read_to_string(path) {
+                Ok(text) if text.contains("-----BEGIN ") => {}
+                Ok(_) => p.add(
+                    format!("management.auth.tls.{field}"),
+                    format!("{}: not PEM", path.display()),
+                ),
+                Err(e) => p.add(
+                    format!("management.auth.tls.{field}"),
+                    format!("cannot read {}: {e}", path.display()),
+                ),
+            }
+        }
+        if self.allowed_identities.is_empty() {
+            p.add(
+                "management.auth.tls.allowed_identities",
+                "must name at least one client identity (a DNS name in the client certificate)",
+            );
+        }
+        for (i, id) in self.allowed_identities.iter().enumerate() {
+            if !is_dns_name(id) {
+                p.add(
+                    format!("management.auth.tls.allowed_identities[{i}]"),
+                    format!("`{id}` is not a DNS name"),
+                );
             }
         }
     }
+}
+
+/// A DNS name as a certificate's `subjectAltName` holds it: dot-separated
+/// labels of letters, digits and inner `-`, 1 to 63 bytes each, 253 in all.
+fn is_dns_name(name: &str) -> bool {
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    (1..=253).contains(&name.len()) && name.split('.').all(label)
 }
 
 /// The token in `path`, without a trailing newline; a message when it
@@ -94,7 +165,7 @@ mod tests {
         assert_eq!(
             problems("management: {listen: '127.0.0.1:9003'}"),
             vec![
-                "management.auth: needs token_file when management.listen is set (the API is never open)"
+                "management.auth: needs token_file or tls when management.listen is set (the API is never open)"
             ]
         );
         let clash = problems(
@@ -103,6 +174,32 @@ mod tests {
         assert_eq!(clash.len(), 2, "{clash:?}");
         assert!(clash[0].starts_with("management.listen: must differ"));
         assert!(clash[1].starts_with("management.auth.token_file: cannot read /nonexistent/t"));
+    }
+
+    #[test]
+    fn tls_needs_readable_pem_files_and_dns_identities() {
+        let found = problems(
+            "management:\n  listen: '127.0.0.1:9003'\n  auth:\n    tls:\n      cert: tests/fixtures/management/server.pem\n      key: /nonexistent/key.pem\n      client_ca: Cargo.toml\n      allowed_identities: ['login.auth.svc', 'not a name']",
+        );
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].starts_with("management.auth.tls.key: cannot read /nonexistent/key.pem"));
+        assert_eq!(
+            found[1],
+            "management.auth.tls.client_ca: Cargo.toml: not PEM"
+        );
+        assert_eq!(
+            found[2],
+            "management.auth.tls.allowed_identities[1]: `not a name` is not a DNS name"
+        );
+        let none = problems(
+            "management:\n  listen: '127.0.0.1:9003'\n  auth:\n    tls: {cert: tests/fixtures/management/server.pem, key: tests/fixtures/management/server.key, client_ca: tests/fixtures/management/ca.pem, allowed_identities: []}",
+        );
+        assert_eq!(
+            none,
+            vec![
+                "management.auth.tls.allowed_identities: must name at least one client identity (a DNS name in the client certificate)"
+            ]
+        );
     }
 
     #[test]

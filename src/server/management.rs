@@ -27,15 +27,69 @@ mod introspect;
 pub mod proto;
 mod service;
 
+use super::ServerError;
 use super::generation::Live;
-use crate::config::ManagementConfig;
+use crate::config::{ManagementConfig, ManagementTls};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 /// The management listener's task.
 pub(super) type Task = JoinHandle<Result<(), tonic::transport::Error>>;
+
+/// The management listener, bound, with its server (TLS loaded): what
+/// can fail does so at start, not in a background task.
+pub(super) struct Bound {
+    listener: TcpListener,
+    server: Server,
+}
+
+impl Bound {
+    pub(super) fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+}
+
+/// Binds `config.listen` (when set) and loads its TLS.
+pub(super) fn bind(
+    config: &ManagementConfig,
+    handshake_timeout: Duration,
+) -> Result<Option<Bound>, ServerError> {
+    let Some(addr) = config.listen else {
+        return Ok(None);
+    };
+    let listener = super::conn::bind_tcp(addr).map_err(|source| ServerError::Bind {
+        what: "management",
+        addr: addr.to_string(),
+        source,
+    })?;
+    let mut server = Server::builder().accept_http1(true);
+    if let Some(tls) = &config.auth.tls {
+        // A token as well: a client certificate is one way in, not the only.
+        let optional = config.auth.token_file.is_some();
+        server = server.tls_config(tls_config(tls, optional, handshake_timeout)?)?;
+    }
+    Ok(Some(Bound { listener, server }))
+}
+
+/// The listener's certificate, and the CA client certificates chain to.
+fn tls_config(
+    tls: &ManagementTls,
+    client_auth_optional: bool,
+    handshake_timeout: Duration,
+) -> Result<ServerTlsConfig, ServerError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| ServerError::Management(format!("{}: {e}", path.display())))
+    };
+    Ok(ServerTlsConfig::new()
+        .identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?))
+        .client_ca_root(Certificate::from_pem(read(&tls.client_ca)?))
+        .client_auth_optional(client_auth_optional)
+        .timeout(handshake_timeout))
+}
 
 /// Plain HTTP routes served beside the gRPC service, outside its
 /// bearer/mTLS gate (each route authenticates its own callers). None yet:
@@ -44,9 +98,9 @@ pub(crate) fn http_routes() -> axum::Router {
     axum::Router::new()
 }
 
-/// Serves the management API on `listener` until `stop` completes.
+/// Serves the management API on `bound` until `stop` completes.
 pub(super) fn spawn(
-    listener: TcpListener,
+    bound: Bound,
     config: &ManagementConfig,
     live: Arc<Live>,
     stop: impl Future<Output = ()> + Send + 'static,
@@ -54,10 +108,10 @@ pub(super) fn spawn(
     let admin = service::Admin::new(live, auth::Gate::new(&config.auth));
     let routes = tonic::service::Routes::from(http_routes())
         .add_service(proto::admin_service_server::AdminServiceServer::new(admin));
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let server = tonic::transport::Server::builder()
-        .accept_http1(true)
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(bound.listener);
+    let mut server = bound.server;
+    let serve = server
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stop);
-    tokio::spawn(server)
+    tokio::spawn(serve)
 }

@@ -33,6 +33,7 @@ mod jwt_hostile;
 mod limits;
 mod management;
 mod management_proto;
+mod management_tls;
 mod policies;
 mod propagation;
 mod properties;

@@ -1,6 +1,11 @@
 //! Who may call the management API, and the audit line of every call.
 //!
-//! A caller sends `authorization: Bearer <token>`; the token is compared
+//! With `management.auth.tls`, a caller may present a client certificate:
+//! the TLS handshake (rustls) already checked that it chains to
+//! `client_ca` and is meant for client authentication; here its DNS names
+//! are checked against `allowed_identities` by rustls' own verifier
+//! (webpki), and a certificate naming none of them is no credential.
+//! Otherwise (or as well) a caller sends `authorization: Bearer <token>`; the token is compared
 //! with the one in `management.auth.token_file`, read on every call (a
 //! rotated Secret applies at once, and a file that became unreadable
 //! refuses everyone: fail closed). Both sides are hashed with SHA-256 and
@@ -23,13 +28,17 @@ pub(super) const AUDIT_TARGET: &str = "ward::audit";
 #[derive(Debug, Clone)]
 pub(super) struct Gate {
     token_file: Option<PathBuf>,
+    /// `tls.allowed_identities`, when mTLS is on.
+    identities: Option<Vec<String>>,
 }
 
 /// An authenticated caller, for the audit line.
 #[derive(Debug, Clone)]
 pub(super) struct Caller {
-    /// How it authenticated: `bearer`.
+    /// How it authenticated: `bearer` or `mtls`.
     pub how: &'static str,
+    /// The allowed identity its certificate is valid for (mTLS).
+    pub identity: Option<String>,
     pub peer: Option<SocketAddr>,
 }
 
@@ -47,6 +56,7 @@ impl Gate {
     pub(super) fn new(auth: &ManagementAuth) -> Self {
         Self {
             token_file: auth.token_file.clone(),
+            identities: auth.tls.as_ref().map(|t| t.allowed_identities.clone()),
         }
     }
 
@@ -54,14 +64,37 @@ impl Gate {
     /// call's name and the peer, never what was sent).
     pub(super) fn caller<T>(&self, request: &Request<T>, call: &str) -> Result<Caller, Status> {
         let peer = request.remote_addr();
+        let mut refusal = None;
+        if let Some(allowed) = &self.identities
+            && let Some(certs) = request.peer_certs()
+            && let Some(leaf) = certs.first()
+        {
+            match allowed_identity(leaf, allowed) {
+                Some(identity) => {
+                    return Ok(Caller {
+                        how: "mtls",
+                        identity: Some(identity),
+                        peer,
+                    });
+                }
+                None => refusal = Some("the client certificate names no allowed identity"),
+            }
+        }
         let presented = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        match self.check_bearer(presented) {
+        let checked = match (&self.token_file, refusal) {
+            // mTLS only, and the certificate did not pass.
+            (None, Some(why)) => Err(why),
+            (None, None) if self.identities.is_some() => Err("no client certificate"),
+            _ => self.check_bearer(presented),
+        };
+        match checked {
             Ok(()) => Ok(Caller {
                 how: "bearer",
+                identity: None,
                 peer,
             }),
             Err(why) => {
@@ -72,7 +105,9 @@ impl Gate {
                     why,
                     "management call refused"
                 );
-                Err(Status::unauthenticated("a valid bearer token is required"))
+                Err(Status::unauthenticated(
+                    "a valid bearer token or an allowed client certificate is required",
+                ))
             }
         }
     }
@@ -96,6 +131,22 @@ impl Gate {
     }
 }
 
+/// The first of `allowed` that the certificate `leaf` is valid for (its
+/// `subjectAltName` DNS names, as webpki matches a server's).
+fn allowed_identity(
+    leaf: &rustls_pki_types::CertificateDer<'_>,
+    allowed: &[String],
+) -> Option<String> {
+    let cert = webpki::EndEntityCert::try_from(leaf).ok()?;
+    allowed
+        .iter()
+        .find(|id| {
+            rustls_pki_types::ServerName::try_from(id.as_str())
+                .is_ok_and(|name| cert.verify_is_valid_for_subject_name(&name).is_ok())
+        })
+        .cloned()
+}
+
 /// The audit line of an authenticated call: who, what, about whom, and
 /// how it ended (`ok` or the gRPC status code).
 pub(super) fn audit<T>(
@@ -114,6 +165,7 @@ pub(super) fn audit<T>(
     tracing::info!(
         target: AUDIT_TARGET,
         caller = caller.how,
+        identity = caller.identity.as_deref(),
         peer = caller.peer.map(|p| p.to_string()),
         call,
         user = subject.user,
