@@ -28,6 +28,27 @@ pub struct StoreArgs {
     /// its management.auth.token_file holds).
     #[arg(long, value_name = "FILE", requires = "server")]
     token_file: Option<PathBuf>,
+    /// With an `https://` --server: the CA (PEM) its certificate chains to.
+    #[arg(long, value_name = "FILE", requires = "server")]
+    ca_file: Option<PathBuf>,
+    /// With an `https://` --server: a client certificate (PEM) for mTLS.
+    #[arg(long, value_name = "FILE", requires_all = ["server", "key"])]
+    cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The management API connection the flags describe.
+    fn remote<'a>(&'a self, url: &'a str) -> super::target::RemoteOptions<'a> {
+        super::target::RemoteOptions {
+            url,
+            token_file: self.token_file.as_deref(),
+            ca_file: self.ca_file.as_deref(),
+            client: self.cert.as_deref().zip(self.key.as_deref()),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -156,9 +177,7 @@ fn run(
     };
     let result = super::block_on(1, async {
         let target = match (&config, &store.server) {
-            (_, Some(url)) => {
-                Target::Remote(Remote::connect(url, store.token_file.as_deref()).await?)
-            }
+            (_, Some(url)) => Target::Remote(Remote::connect(&store.remote(url)).await?),
             (Some(config), None) => Target::Direct {
                 manager: Manager::open(config).await?,
                 prefix: config.api_keys.prefix.clone(),

@@ -13,8 +13,9 @@ use crate::server::management::convert;
 use crate::server::management::proto::admin_service_client::AdminServiceClient;
 use crate::server::management::proto::*;
 use crate::session::NewSession;
+use std::path::Path;
 use std::time::Duration;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 /// Why an operation failed, on either path.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub(crate) enum TargetError {
     Connect { url: String, reason: String },
     #[error("--config or --server is required")]
     NoTarget,
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cannot read --token-file: {0}")]
     Token(String),
     /// The API's answer: its status code and message.
@@ -38,6 +41,16 @@ pub(crate) enum Target {
     Remote(Remote),
 }
 
+/// How to reach a management API: `--server` and its companions.
+pub(crate) struct RemoteOptions<'a> {
+    pub url: &'a str,
+    pub token_file: Option<&'a Path>,
+    /// The CA of an `https://` server's certificate.
+    pub ca_file: Option<&'a Path>,
+    /// A client certificate and its key (PEM), for mTLS.
+    pub client: Option<(&'a Path, &'a Path)>,
+}
+
 /// A management API client and the bearer token it sends.
 pub(crate) struct Remote {
     client: AdminServiceClient<Channel>,
@@ -45,22 +58,26 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
-    /// Connects to `url` (`http://host:port`); `token` from the file.
-    pub(crate) async fn connect(
-        url: &str,
-        token_file: Option<&std::path::Path>,
-    ) -> Result<Self, TargetError> {
-        let token = match token_file {
+    /// Connects to `options.url` (`http://host:port`, or `https://` with
+    /// TLS); the token from its file.
+    pub(crate) async fn connect(options: &RemoteOptions<'_>) -> Result<Self, TargetError> {
+        let token = match options.token_file {
             Some(path) => Some(read_token(path)?),
             None => None,
         };
         let unreachable = |reason: String| TargetError::Connect {
-            url: url.to_string(),
+            url: options.url.to_string(),
             reason,
         };
-        let channel = Channel::from_shared(url.to_string())
+        let mut endpoint = Channel::from_shared(options.url.to_string())
             .map_err(|e| unreachable(e.to_string()))?
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(5));
+        if options.url.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(tls(options)?)
+                .map_err(|e| unreachable(e.to_string()))?;
+        }
+        let channel = endpoint
             .connect()
             .await
             .map_err(|e| unreachable(e.to_string()))?;
@@ -89,9 +106,25 @@ impl Remote {
     }
 }
 
+/// The client side of an `https://` server: its CA (required: there is
+/// no system trust store here) and, for mTLS, a client certificate.
+fn tls(options: &RemoteOptions<'_>) -> Result<ClientTlsConfig, TargetError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| TargetError::Tls(format!("{}: {e}", path.display())))
+    };
+    let ca = options
+        .ca_file
+        .ok_or_else(|| TargetError::Tls("an https:// --server needs --ca-file".into()))?;
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+    if let Some((cert, key)) = options.client {
+        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(tls)
+}
+
 /// The token in `path` without its trailing newline (not checked for
 /// length here: the server judges it).
-fn read_token(path: &std::path::Path) -> Result<String, TargetError> {
+fn read_token(path: &Path) -> Result<String, TargetError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| TargetError::Token(format!("{}: {e}", path.display())))?;
     Ok(text.trim_end_matches(['\n', '\r']).to_string())

@@ -197,3 +197,35 @@ async fn with_a_token_file_as_well_the_bearer_token_still_lets_in() {
         tonic::Code::Ok
     );
 }
+
+/// `ward ... --server https://...` with `--ca-file` and a client
+/// certificate: the CLI over mTLS.
+#[tokio::test]
+async fn the_cli_reaches_the_api_over_mtls() {
+    let redis = RedisServer::start().await;
+    let ward = Ward::start(&config(&redis, None)).await;
+    let url = format!("https://{}", ward.management_addr.unwrap());
+    let run = |cert: &str| {
+        let (pem, key) = (format!("{DIR}/{cert}.pem"), format!("{DIR}/{cert}.key"));
+        support::cli::ward(&[
+            "session",
+            "create",
+            "--user",
+            "grace",
+            "--server",
+            &url,
+            "--ca-file",
+            &format!("{DIR}/ca.pem"),
+            "--cert",
+            &pem,
+            "--key",
+            &key,
+        ])
+    };
+    let (ok, out) = run("login");
+    assert!(ok && !out.trim().is_empty(), "{out}");
+    let (ok, out) = run("intruder");
+    assert!(!ok && out.contains("Unauthenticated"), "{out}");
+    let (ok, out) = support::cli::ward(&["session", "list", "grace", "--server", &url]);
+    assert!(!ok && out.contains("needs --ca-file"), "{out}");
+}
