@@ -81,11 +81,14 @@ Checks the schema cannot express; each failure names the value to fix.
 {{- if ne .Values.mode "standalone" -}}
 {{- fail "management.enabled is for mode standalone (one Service that login services and operators call)" -}}
 {{- end -}}
-{{- if not .Values.management.tokenSecretKey -}}
-{{- fail "management.enabled needs management.tokenSecretKey: the key of secrets.existingSecret holding the API's bearer token (the API is never open)" -}}
+{{- if not (or .Values.management.tokenSecretKey .Values.management.tls.enabled) -}}
+{{- fail "management.enabled needs management.tokenSecretKey or management.tls.enabled: a way to authenticate callers (the API is never open)" -}}
 {{- end -}}
 {{- if not .Values.secrets.existingSecret -}}
-{{- fail "management.tokenSecretKey needs secrets.existingSecret (the Secret that holds that key)" -}}
+{{- fail "management.enabled needs secrets.existingSecret (the Secret holding its token or certificates)" -}}
+{{- end -}}
+{{- if and .Values.management.tls.enabled (not .Values.management.tls.allowedIdentities) -}}
+{{- fail "management.tls.enabled needs management.tls.allowedIdentities: the client certificate DNS names that may call" -}}
 {{- end -}}
 {{- end -}}
 {{- if and .Values.http.enabled (ne .Values.mode "standalone") -}}
@@ -129,10 +132,22 @@ store:
 {{- end }}
 {{- end }}
 {{- if .Values.management.enabled }}
+{{- $mount := .Values.secrets.mountPath }}
 management:
   listen: {{ printf "0.0.0.0:%d" (int .Values.management.port) | quote }}
   auth:
-    token_file: {{ printf "%s/%s" .Values.secrets.mountPath .Values.management.tokenSecretKey | quote }}
+    {{- with .Values.management.tokenSecretKey }}
+    token_file: {{ printf "%s/%s" $mount . | quote }}
+    {{- end }}
+    {{- with .Values.management.tls }}
+    {{- if .enabled }}
+    tls:
+      cert: {{ printf "%s/%s" $mount .certSecretKey | quote }}
+      key: {{ printf "%s/%s" $mount .keySecretKey | quote }}
+      client_ca: {{ printf "%s/%s" $mount .clientCaSecretKey | quote }}
+      allowed_identities: {{ toJson .allowedIdentities }}
+    {{- end }}
+    {{- end }}
 {{- end }}
 {{- end -}}
 
