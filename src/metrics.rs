@@ -31,14 +31,17 @@ pub enum Listener {
     Http,
     /// `listen.admin`
     Admin,
+    /// `management.listen`
+    Management,
 }
 
 impl Listener {
-    pub const ALL: [Listener; 4] = [
+    pub const ALL: [Listener; 5] = [
         Listener::Grpc,
         Listener::Unix,
         Listener::Http,
         Listener::Admin,
+        Listener::Management,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +50,7 @@ impl Listener {
             Listener::Unix => "unix",
             Listener::Http => "http",
             Listener::Admin => "admin",
+            Listener::Management => "management",
         }
     }
 }
@@ -91,7 +95,7 @@ pub struct Metrics {
     /// JWKS entries left out, per fetch, in [`SkipReason::ALL`] order.
     jwks_keys_skipped: Vec<IntCounter>,
     /// Per listener, indexed by [`Listener`] discriminant.
-    connections: [ConnectionMetrics; 4],
+    connections: [ConnectionMetrics; Listener::ALL.len()],
     reloads: ReloadMetrics,
 }
 

@@ -266,7 +266,14 @@ impl Server {
         });
         let management = self.management.map(|bound| {
             let config = &self.live.current().config.management;
-            management::spawn(bound, config, self.live.clone(), stopped(stop.clone()))
+            let limits = limits(Listener::Management, conn::Protocol::Sniff);
+            management::spawn(
+                bound,
+                config,
+                self.live.clone(),
+                limits,
+                stopped(stop.clone()),
+            )
         });
         let live = self.live.clone();
         let http = self.http.map(|listener| {

@@ -319,12 +319,18 @@ impl<L: Accept> Limited<L> {
     }
 
     fn conn(&self, io: L::Io, slot: Slot) -> Conn<L::Io> {
+        let first = FirstRequest::new(self.limits.protocol);
+        let handshake = if first == FirstRequest::Done {
+            Handshake::Done
+        } else {
+            Handshake::Waiting {
+                deadline: Box::pin(tokio::time::sleep(self.limits.handshake_timeout)),
+                first,
+            }
+        };
         Conn {
             io,
-            handshake: Handshake::Waiting {
-                deadline: Box::pin(tokio::time::sleep(self.limits.handshake_timeout)),
-                first: FirstRequest::new(self.limits.protocol),
-            },
+            handshake,
             listener: self.limits.name,
             timeouts: self.limits.metrics.handshake_timeouts.clone(),
             _slot: slot,

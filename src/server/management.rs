@@ -37,6 +37,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+/// HTTP/2 pings on an idle management connection, and how long one may
+/// go unanswered: a client that went away is noticed (the cap counts it).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The management listener's task.
 pub(super) type Task = JoinHandle<Result<(), tonic::transport::Error>>;
 
@@ -45,6 +50,7 @@ pub(super) type Task = JoinHandle<Result<(), tonic::transport::Error>>;
 pub(super) struct Bound {
     listener: TcpListener,
     server: Server,
+    tls: bool,
 }
 
 impl Bound {
@@ -66,13 +72,20 @@ pub(super) fn bind(
         addr: addr.to_string(),
         source,
     })?;
-    let mut server = Server::builder().accept_http1(true);
+    let mut server = Server::builder()
+        .accept_http1(true)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
     if let Some(tls) = &config.auth.tls {
         // A token as well: a client certificate is one way in, not the only.
         let optional = config.auth.token_file.is_some();
         server = server.tls_config(tls_config(tls, optional, handshake_timeout)?)?;
     }
-    Ok(Some(Bound { listener, server }))
+    Ok(Some(Bound {
+        listener,
+        server,
+        tls: config.auth.tls.is_some(),
+    }))
 }
 
 /// The listener's certificate, and the CA client certificates chain to.
@@ -98,17 +111,28 @@ pub(crate) fn http_routes() -> axum::Router {
     axum::Router::new()
 }
 
-/// Serves the management API on `bound` until `stop` completes.
+/// Serves the management API on `bound` until `stop` completes, behind
+/// the connection cap and first-request deadline of `limits`
+/// (`listen.max_connections`, `listen.handshake_timeout`): HTTP/2 or
+/// HTTP/1 told apart by their first bytes, or with TLS, the TLS layer's
+/// own handshake deadline.
 pub(super) fn spawn(
     bound: Bound,
     config: &ManagementConfig,
     live: Arc<Live>,
+    limits: super::conn::Limits,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Task {
     let admin = service::Admin::new(live, auth::Gate::new(&config.auth));
     let routes = tonic::service::Routes::from(http_routes())
         .add_service(proto::admin_service_server::AdminServiceServer::new(admin));
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(bound.listener);
+    let protocol = if bound.tls {
+        super::conn::Protocol::Opaque
+    } else {
+        super::conn::Protocol::Sniff
+    };
+    let limits = super::conn::Limits { protocol, ..limits };
+    let incoming = super::conn::Limited::new(bound.listener, limits);
     let mut server = bound.server;
     let serve = server
         .add_routes(routes)

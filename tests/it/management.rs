@@ -610,3 +610,63 @@ async fn the_cli_goes_through_the_api_with_server_and_its_token() {
     ]);
     assert!(ok && out.contains(&key_id), "{out}");
 }
+
+/// The management port keeps the listeners' hygiene: a peer that says
+/// nothing, or starts the HTTP/2 preface and stops, is closed after
+/// `listen.handshake_timeout`; a whole HTTP/1.1 request is answered (the
+/// plain routes' port: 404 for a path none serves) and its connection is
+/// not cut; gRPC calls work as ever.
+#[tokio::test]
+async fn the_management_port_times_out_silent_peers_and_speaks_http1_and_grpc() {
+    use support::sockets::{closed_after, closed_before};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let redis = RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config(&redis, &dir) + "listen: {handshake_timeout: 300ms}\n";
+    let ward = Ward::start(&yaml).await;
+    let addr = ward.management_addr.unwrap();
+    let start = tokio::time::Instant::now();
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut preface = TcpStream::connect(addr).await.unwrap();
+    preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    let mut http1 = TcpStream::connect(addr).await.unwrap();
+    http1
+        .write_all(b"POST /no-such-route HTTP/1.1\r\nhost: ward\r\ncontent-length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 256];
+    let n = http1.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    for (what, stream) in [("silent", &mut silent), ("preface only", &mut preface)] {
+        let after = closed_after(stream, start, Duration::from_secs(3))
+            .await
+            .unwrap_or_else(|| panic!("{what}: still open"));
+        assert!(
+            after >= Duration::from_millis(300),
+            "{what}: closed after {after:?}"
+        );
+    }
+    assert!(
+        !closed_before(
+            &mut http1,
+            tokio::time::Instant::now() + Duration::from_millis(600)
+        )
+        .await,
+        "an HTTP/1.1 connection past its first request was closed"
+    );
+    let timeouts = authz::metric(
+        ward.admin_addr,
+        "ward_connections_handshake_timeouts_total",
+        &[("listener", "management")],
+    )
+    .await;
+    assert_eq!(timeouts, 2.0);
+    let mut api = client(&ward).await;
+    api.list_sessions(authed(ListSessionsRequest {
+        user_id: "alice".into(),
+    }))
+    .await
+    .unwrap();
+}
