@@ -380,6 +380,16 @@ impl Drop for Scheduler {
     }
 }
 
+/// Header bytes as text: a copy when they are UTF-8 (the common case, and
+/// a fast check), else with invalid sequences replaced, as the gRPC mode
+/// reads them.
+fn owned_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
 /// Writes `message` to Envoy's log (`[dynamic_modules]`).
 fn log(level: LogLevel, message: &str) {
     // SAFETY: the buffer points into `message`, alive for the call; Envoy
@@ -437,8 +447,8 @@ impl Host for Stream {
                 // A header that is not UTF-8 keeps its bytes lossily: ward's
                 // credential readers refuse U+FFFD like any non-ASCII byte.
                 (
-                    String::from_utf8_lossy(k).into_owned(),
-                    String::from_utf8_lossy(v).into_owned(),
+                    owned_text(k),
+                    owned_text(v),
                 )
             })
             .collect()
