@@ -108,7 +108,8 @@ impl<'a> Headers<'a> {
 /// [`FOLD_SCAN`] names an index by name hash keeps it linear in the number
 /// of headers, however many repeat.
 pub fn fold_headers(headers: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
+    let headers = headers.into_iter();
+    let mut out: Vec<(String, String)> = Vec::with_capacity(headers.size_hint().0);
     // Built past FOLD_SCAN names: a seeded hash of each name, its place.
     let mut index: Option<(foldhash::fast::RandomState, HashMap<u64, usize, NoHash>)> = None;
     for (mut name, value) in headers {
