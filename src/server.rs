@@ -10,6 +10,7 @@
 
 mod admin;
 pub mod conn;
+mod cores;
 mod generation;
 mod grpc;
 mod http;
@@ -75,6 +76,9 @@ pub struct Server {
     reload_from: Option<PathBuf>,
     drain_delay: Duration,
     shutdown_grace: Duration,
+    /// Check workers (`runtime.worker_threads`, 0 resolved): the runtime
+    /// `serve` runs on, plus `cores.rs` for the others.
+    workers: usize,
 }
 
 /// A socket file left by a previous run would make bind fail; anything
@@ -153,6 +157,7 @@ impl Server {
             reload_from: None,
             drain_delay: config.runtime.drain_delay,
             shutdown_grace: config.runtime.shutdown_grace,
+            workers: crate::runtime::workers(config.runtime.worker_threads),
         })
     }
 
@@ -248,6 +253,16 @@ impl Server {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let grpc = conn::Limited::new(self.grpc, limits(Listener::Grpc, conn::Protocol::Http2));
+        let cores = start_cores(self.workers);
+        let core_tasks = cores
+            .handles()
+            .iter()
+            .filter_map(|core| {
+                let incoming = share_tcp(&grpc, core)?;
+                let serve = router().serve_with_incoming_shutdown(incoming, stopped(stop.clone()));
+                Some(core.spawn(serve))
+            })
+            .collect();
         let tcp = tokio::spawn(router().serve_with_incoming_shutdown(grpc, stopped(stop.clone())));
         let unix = self.unix.map(|(listener, path)| {
             let incoming =
@@ -288,6 +303,7 @@ impl Server {
         });
         Tasks {
             tcp,
+            cores: (cores, core_tasks),
             unix,
             admin,
             http,
@@ -296,9 +312,50 @@ impl Server {
     }
 }
 
+/// The check cores beside this runtime for `workers` (`server/cores.rs`);
+/// none if they cannot start (logged: ward then serves on one).
+fn start_cores(workers: usize) -> cores::Cores {
+    cores::Cores::start(workers.saturating_sub(1)).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot start the check cores: serving on one");
+        cores::Cores::none()
+    })
+}
+
+/// An acceptor of `grpc`'s socket on `core`'s runtime (a duplicate of the
+/// socket registered there), under the same connection cap; `None` (and
+/// logged) if the socket cannot be duplicated.
+fn share_tcp(
+    grpc: &conn::Limited<TcpListener>,
+    core: &tokio::runtime::Handle,
+) -> Option<conn::Limited<TcpListener>> {
+    use std::os::fd::AsFd;
+    let shared = grpc
+        .listener()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::net::TcpListener::from)
+        .and_then(|listener| {
+            let _in_core = core.enter();
+            TcpListener::from_std(listener)
+        });
+    match shared {
+        Ok(listener) => Some(conn::Limited::sharing(listener, grpc.counter())),
+        Err(e) => {
+            tracing::error!(error = %e, "a check core cannot accept on the gRPC socket");
+            None
+        }
+    }
+}
+
 /// The listeners' tasks, for the drain.
 struct Tasks {
     tcp: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// The other check cores, and their gRPC listeners' tasks; the cores
+    /// stop once these have drained.
+    cores: (
+        cores::Cores,
+        Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+    ),
     unix: Option<(JoinHandle<Result<(), tonic::transport::Error>>, PathBuf)>,
     admin: JoinHandle<std::io::Result<()>>,
     http: Option<JoinHandle<std::io::Result<()>>>,
@@ -309,8 +366,12 @@ impl Tasks {
     /// Waits for every listener to finish its in-flight checks, for up to
     /// `grace`; the Unix socket's file goes with it.
     async fn drain(self, grace: Duration) -> Result<(), ServerError> {
+        let (cores, core_tasks) = self.cores;
         let drain = async {
             let tcp_result = self.tcp.await;
+            for task in core_tasks {
+                let _ = task.await;
+            }
             if let Some((task, path)) = self.unix {
                 let _ = task.await;
                 let _ = std::fs::remove_file(path);
@@ -329,6 +390,7 @@ impl Tasks {
             Ok(Err(join)) => tracing::error!(error = %join, "gRPC task failed"),
             Err(_) => tracing::warn!("shutdown grace elapsed with checks still in flight"),
         }
+        drop(cores);
         tracing::info!("ward stopped");
         Ok(())
     }

@@ -104,6 +104,13 @@ DIRECT_SCENARIOS = [
     DirectScenario("ward_hit", "ward, JWT RS256, cache hit", "ward", tokens=hot_token_args),
     DirectScenario("ward_hit_10k_routes", "ward, JWT cache hit, 10k routes", "ward",
                    tokens=hot_token_args, ward_extra={"routes": ten_thousand_routes()}),
+    # Traces configured (an OTLP endpoint) but no check sampled: what the
+    # trace-context plumbing costs a hit. (Tracing off is `ward_hit`; its
+    # cost against a build without tracing code is in docs/operations.md.)
+    DirectScenario("ward_hit_traces_unsampled", "ward, JWT cache hit, traces on, 0% sampled",
+                   "ward", tokens=hot_token_args,
+                   ward_extra={"tracing": {"otlp": {"endpoint": "http://127.0.0.1:9"},
+                                           "sampling_ratio": 0.0}}),
     DirectScenario("ward_miss_rs256", "ward, JWT RS256, cache miss", "ward",
                    tokens=miss_args("RS256", 20000)),
     DirectScenario("ward_miss_es256", "ward, JWT ES256, cache miss", "ward",
