@@ -97,6 +97,67 @@ pub struct Metrics {
     /// Per listener, indexed by [`Listener`] discriminant.
     connections: [ConnectionMetrics; Listener::ALL.len()],
     reloads: ReloadMetrics,
+    management: ManagementMetrics,
+}
+
+/// The management API's calls (`proto/ward/admin/v1/admin.proto`), the
+/// `call` label of `ward_management_calls_total`.
+pub const MANAGEMENT_CALLS: [&str; 11] = [
+    "CreateSession",
+    "GetSession",
+    "ListSessions",
+    "RevokeSession",
+    "RevokeUserSessions",
+    "CreateApiKey",
+    "ListApiKeys",
+    "RevokeApiKey",
+    "RotateApiKey",
+    "RevokeToken",
+    "Introspect",
+];
+
+/// How a management call ended: the `result` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallResult {
+    Ok,
+    /// The caller did not authenticate (`UNAUTHENTICATED`).
+    Refused,
+    /// Any other error (a bad argument, not found, the store).
+    Failed,
+}
+
+impl CallResult {
+    const ALL: [CallResult; 3] = [CallResult::Ok, CallResult::Refused, CallResult::Failed];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            CallResult::Ok => "ok",
+            CallResult::Refused => "refused",
+            CallResult::Failed => "failed",
+        }
+    }
+}
+
+/// `ward_management_calls_total`, every series made at start:
+/// `[call][result]`.
+struct ManagementMetrics(Vec<[IntCounter; 3]>);
+
+impl ManagementMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let total = IntCounterVec::new(
+            Opts::new(
+                "ward_management_calls_total",
+                "Management API calls, by call and result (ok, refused: not authenticated, failed).",
+            ),
+            &["call", "result"],
+        )?;
+        registry.register(Box::new(total.clone()))?;
+        let counters = MANAGEMENT_CALLS
+            .iter()
+            .map(|call| CallResult::ALL.map(|r| total.with_label_values(&[call, r.as_str()])))
+            .collect();
+        Ok(Self(counters))
+    }
 }
 
 /// `ward serve`'s config reloads (`server/reload.rs`).
@@ -131,6 +192,15 @@ impl ReloadMetrics {
 }
 
 impl Metrics {
+    /// Counts one management call (`call`: one of [`MANAGEMENT_CALLS`];
+    /// another name counts nothing).
+    pub fn management_call(&self, call: &str, result: CallResult) {
+        let index = MANAGEMENT_CALLS.iter().position(|c| *c == call);
+        if let Some(counters) = index.and_then(|i| self.management.0.get(i)) {
+            counters[result as usize].inc();
+        }
+    }
+
     /// Counts a reload; a success also dates the running config.
     pub fn config_reloaded(&self, success: bool) {
         if success {
@@ -247,8 +317,10 @@ impl Metrics {
         registry.register(Box::new(jwks_keys.clone()))?;
         registry.register(Box::new(jwks_last_success.clone()))?;
         let reloads = ReloadMetrics::register(&registry)?;
+        let management = ManagementMetrics::register(&registry)?;
         Ok(Self {
             reloads,
+            management,
             registry,
             checks,
             check_duration,
@@ -434,6 +506,11 @@ mod tests {
                     ..Deny::new(reason)
                 };
                 m.record(&Decision::Deny(deny), 10.0);
+            }
+        }
+        for call in MANAGEMENT_CALLS {
+            for result in CallResult::ALL {
+                m.management_call(call, result);
             }
         }
         for listener in Listener::ALL {

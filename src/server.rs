@@ -287,6 +287,7 @@ impl Server {
                 config,
                 self.live.clone(),
                 limits,
+                metrics.clone(),
                 stopped(stop.clone()),
             )
         });

@@ -121,9 +121,10 @@ pub(super) fn spawn(
     config: &ManagementConfig,
     live: Arc<Live>,
     limits: super::conn::Limits,
+    metrics: Arc<crate::metrics::Metrics>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Task {
-    let admin = service::Admin::new(live, auth::Gate::new(&config.auth));
+    let admin = service::Admin::new(live, auth::Gate::new(&config.auth), metrics);
     let routes = tonic::service::Routes::from(http_routes())
         .add_service(proto::admin_service_server::AdminServiceServer::new(admin));
     let protocol = if bound.tls {

@@ -157,6 +157,13 @@ async fn sessions_are_created_read_listed_and_revoked_through_the_api() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
+    let failed = authz::metric(
+        ward.admin_addr,
+        "ward_management_calls_total",
+        &[("call", "GetSession"), ("result", "failed")],
+    )
+    .await;
+    assert_eq!(failed, 1.0);
     let invalid = api
         .create_session(authed(CreateSessionRequest::default()))
         .await
@@ -378,6 +385,22 @@ async fn callers_without_the_token_or_with_a_wrong_one_are_unauthenticated() {
         .await
         .unwrap();
 
+    // Counted, by call and result.
+    for (call, result, want) in [
+        ("ListSessions", "refused", 6.0),
+        ("ListSessions", "ok", 1.0),
+        ("CreateApiKey", "refused", 1.0),
+        ("Introspect", "refused", 1.0),
+        ("CreateApiKey", "ok", 0.0),
+    ] {
+        let got = authz::metric(
+            ward.admin_addr,
+            "ward_management_calls_total",
+            &[("call", call), ("result", result)],
+        )
+        .await;
+        assert_eq!(got, want, "{call} {result}");
+    }
     let logs = ward.logs();
     assert_eq!(logs.matches("management call refused").count(), 8, "{logs}");
     assert!(

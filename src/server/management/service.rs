@@ -9,6 +9,7 @@ use super::convert::{self, status};
 use super::proto::admin_service_server::AdminService;
 use super::proto::*;
 use crate::manage::{KeyRequest, Manager};
+use crate::metrics::{CallResult, Metrics};
 use crate::server::generation::Live;
 use crate::session::NewSession;
 use std::sync::Arc;
@@ -22,13 +23,41 @@ const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
 pub(super) struct Admin {
     live: Arc<Live>,
     gate: Gate,
+    metrics: Arc<Metrics>,
 }
 
 type Answer<T> = Result<Response<T>, Status>;
 
 impl Admin {
-    pub(super) fn new(live: Arc<Live>, gate: Gate) -> Self {
-        Self { live, gate }
+    pub(super) fn new(live: Arc<Live>, gate: Gate, metrics: Arc<Metrics>) -> Self {
+        Self {
+            live,
+            gate,
+            metrics,
+        }
+    }
+
+    /// The caller of `request`, a refusal counted.
+    fn caller<T>(&self, request: &Request<T>, name: &str) -> Result<Caller, Status> {
+        self.gate.caller(request, name).inspect_err(|_| {
+            self.metrics.management_call(name, CallResult::Refused);
+        })
+    }
+
+    /// The audit line and the counter of an authenticated call.
+    fn finished<T>(
+        &self,
+        caller: &Caller,
+        name: &str,
+        subject: &Subject<'_>,
+        result: &Result<T, Status>,
+    ) {
+        audit(caller, name, subject, result);
+        let counted = match result {
+            Ok(_) => CallResult::Ok,
+            Err(_) => CallResult::Failed,
+        };
+        self.metrics.management_call(name, counted);
     }
 
     /// The store of the generation running now, as the CLI's `Manager`.
@@ -49,10 +78,10 @@ impl Admin {
         subject: impl FnOnce(&Req) -> Subject<'_>,
         op: impl AsyncFnOnce(&Self, &Req, &Caller) -> Result<T, Status>,
     ) -> Answer<T> {
-        let caller = self.gate.caller(&request, name)?;
+        let caller = self.caller(&request, name)?;
         let req = request.into_inner();
         let result = op(self, &req, &caller).await;
-        audit(&caller, name, &subject(&req), &result);
+        self.finished(&caller, name, &subject(&req), &result);
         result.map(Response::new)
     }
 }
@@ -296,14 +325,14 @@ impl AdminService for Admin {
     }
 
     async fn introspect(&self, r: Request<IntrospectRequest>) -> Answer<IntrospectResponse> {
-        let caller = self.gate.caller(&r, "Introspect")?;
+        let caller = self.caller(&r, "Introspect")?;
         let result = super::introspect::run(&self.live.current(), r.into_inner()).await;
         let user = result
             .as_ref()
             .ok()
             .map(|a| a.user_id.as_str())
             .filter(|u| !u.is_empty());
-        audit(
+        self.finished(
             &caller,
             "Introspect",
             &Subject {
