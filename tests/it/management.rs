@@ -693,3 +693,49 @@ async fn the_management_port_times_out_silent_peers_and_speaks_http1_and_grpc() 
     .await
     .unwrap();
 }
+
+/// The API acts on the running config: after a reload, the next call
+/// runs on the new generation (here: new keys carry the new
+/// `api_keys.prefix`).
+#[tokio::test]
+async fn after_a_reload_the_api_runs_on_the_new_config() {
+    let redis = RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ward = Ward::start(&config(&redis, &dir)).await;
+    let mut api = client(&ward).await;
+    let create = || {
+        authed(CreateApiKeyRequest {
+            user_id: "heidi".into(),
+            name: "k".into(),
+            ..Default::default()
+        })
+    };
+    let before = api.create_api_key(create()).await.unwrap().into_inner();
+    assert!(before.key.starts_with("ward_"), "{}", before.key);
+    let path = ward.config_path();
+    let text = std::fs::read_to_string(path).unwrap() + "api_keys: {prefix: acme}\n";
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+    ward.signal("HUP");
+    let started = Instant::now();
+    loop {
+        let key = api.create_api_key(create()).await.unwrap().into_inner().key;
+        if key.starts_with("acme_") {
+            // And the new generation's checker accepts it.
+            assert_eq!(status_with(ward.grpc_addr, ("x-api-key", &key)).await, 200);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still {key}: {}",
+            ward.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The old key still works: the reload kept the store.
+    assert_eq!(
+        status_with(ward.grpc_addr, ("x-api-key", &before.key)).await,
+        200
+    );
+}
