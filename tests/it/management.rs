@@ -733,9 +733,4 @@ async fn after_a_reload_the_api_runs_on_the_new_config() {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    // The old key still works: the reload kept the store.
-    assert_eq!(
-        status_with(ward.grpc_addr, ("x-api-key", &before.key)).await,
-        200
-    );
 }
