@@ -11,6 +11,7 @@ use tempfile::TempDir;
 pub struct Provider {
     /// `http://127.0.0.1:PORT/realms/shop`
     pub issuer: String,
+    addr: std::net::SocketAddr,
     _process: Process,
     _dir: TempDir,
 }
@@ -34,6 +35,31 @@ impl Provider {
     /// Starts a provider signing with the fixture key `key` (a PEM under
     /// `tests/fixtures/keys`) as `kid`.
     pub async fn start(key: &str, kid: &str) -> Provider {
+        Self::start_with(key, kid, None).await
+    }
+
+    /// [`Provider::start`] with back-channel logout on: one client `web`
+    /// whose `backchannel_logout_uri` is `logout_uri` (see
+    /// [`Provider::logout`]).
+    pub async fn with_backchannel_logout(key: &str, kid: &str, logout_uri: &str) -> Provider {
+        Self::start_with(key, kid, Some(logout_uri)).await
+    }
+
+    /// Makes the provider send client `web` the logout token of its
+    /// session `sid` of user `sub`, as its end_session endpoint does;
+    /// `Ok` when the client answered 200, else the provider's error.
+    pub async fn logout(&self, sub: &str, sid: &str) -> Result<(), String> {
+        let path = format!("/realms/shop/test/backchannel-logout?sub={sub}&sid={sid}");
+        let resp = super::http::send(self.addr, "POST", &path, &[], b"")
+            .await
+            .unwrap();
+        match resp.status {
+            204 => Ok(()),
+            _ => Err(format!("{}: {}", resp.status, resp.text())),
+        }
+    }
+
+    async fn start_with(key: &str, kid: &str, logout_uri: Option<&str>) -> Provider {
         let dir = tempfile::tempdir().unwrap();
         let [addr] = super::free_addrs::<1>();
         let issuer = format!("http://{addr}/realms/shop");
@@ -45,6 +71,9 @@ impl Provider {
             .env("OIDC_PORT", addr.port().to_string())
             .env("OIDC_KEY", root.join("tests/fixtures/keys").join(key))
             .env("OIDC_KID", kid);
+        if let Some(uri) = logout_uri {
+            cmd.env("OIDC_BACKCHANNEL_URI", uri);
+        }
         let mut process =
             Process::spawn("oidc-provider", cmd, &dir.path().join("oidc.log")).unwrap();
         process
@@ -53,6 +82,7 @@ impl Provider {
             .unwrap();
         Provider {
             issuer,
+            addr,
             _process: process,
             _dir: dir,
         }
