@@ -283,3 +283,83 @@ async fn a_replayed_or_forged_logout_token_is_refused_and_revokes_nothing() {
     assert_eq!(resp.status, 400, "{}", resp.text());
     assert_eq!(revoked(&carol), "", "carol was never logged out");
 }
+
+/// A provider that serves discovery and a JWKS this test can change.
+struct RotatingIdp {
+    issuer: String,
+    jwks: Arc<std::sync::Mutex<String>>,
+}
+
+impl RotatingIdp {
+    async fn start(kid: &str) -> RotatingIdp {
+        use http_body_util::Full;
+        use hyper::body::Bytes;
+        use hyper_util::rt::TokioIo;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let jwks = Arc::new(std::sync::Mutex::new(String::new()));
+        let idp = RotatingIdp { issuer, jwks };
+        idp.publish(kid);
+        let (issuer, jwks) = (idp.issuer.clone(), idp.jwks.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (issuer, jwks) = (issuer.clone(), jwks.clone());
+                let svc = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                    let body = match req.uri().path() {
+                        "/.well-known/openid-configuration" => {
+                            json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")})
+                                .to_string()
+                        }
+                        _ => jwks.lock().unwrap().clone(),
+                    };
+                    async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from(body),
+                        )))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc),
+                );
+            }
+        });
+        idp
+    }
+
+    /// Publishes the fixture P-256 key under `kid` alone.
+    fn publish(&self, kid: &str) {
+        let doc = json!({"keys": [tokens::jwk(Algorithm::ES256, kid)]});
+        *self.jwks.lock().unwrap() = doc.to_string();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_signed_with_a_rotated_key_is_verified_after_one_refetch() {
+    let redis = RedisServer::start().await;
+    let idp = RotatingIdp::start(KID).await;
+    let issuer = idp.issuer.as_str();
+    let yaml = config(&redis, issuer).replace(
+        &format!("jwks: [{{issuer: \"{issuer}\"}}]"),
+        &format!("jwks: [{{issuer: \"{issuer}\", min_refetch_interval: 0s}}]"),
+    );
+    let endpoint = Endpoint::start(&yaml, TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let rotated = |sub: &str| {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("rotated".into());
+        header.typ = Some("logout+jwt".into());
+        let now = now();
+        let claims = json!({
+            "iss": issuer, "aud": "web", "iat": now, "exp": now + 60, "sub": sub,
+            "jti": format!("jti-{sub}"), "events": {LOGOUT_EVENT: {}},
+        });
+        jsonwebtoken::encode(&header, &claims, &tokens::encoding_key(Algorithm::ES256)).unwrap()
+    };
+    // Not published yet: refetched once, still unknown, refused.
+    let resp = endpoint.post(&rotated("dave")).await;
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert!(resp.text().contains("kid"), "{}", resp.text());
+    idp.publish("rotated");
+    let resp = endpoint.post(&rotated("erin")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}
