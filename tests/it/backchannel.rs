@@ -4,7 +4,8 @@
 //! for its session, and the session-bound JWTs with them, on two other
 //! wards at once; a replayed and a forged token are refused and revoke
 //! nothing. The endpoint runs in this process on a loopback listener of
-//! its own (`server::backchannel::serve`), over the same store.
+//! its own (`server::backchannel::serve`), over the same store; the
+//! provider test logs in and out through the provider's own pages.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -184,9 +185,16 @@ async fn the_providers_logout_revokes_its_sessions_and_their_tokens_on_every_war
     let _endpoint = Endpoint::start(&yaml, listener).await;
     let wards = [Ward::start(&yaml).await, Ward::start(&yaml).await];
     let cfg = wards[0].config_path().display().to_string();
-    // Two logins of alice at the provider (two provider sessions).
-    let ended = login(&cfg, &provider.issuer, "alice", Some("idp-s1"));
-    let kept = login(&cfg, &provider.issuer, "alice", Some("idp-s2"));
+    // alice logs in twice (two browsers: two provider sessions); the login
+    // service records each ward session under the ID token's sid and sub.
+    let first = provider.login("alice").await;
+    let second = provider.login("alice").await;
+    let sid_of = |l: &support::oidc::Login| l.claims["sid"].as_str().unwrap().to_string();
+    let (first_sid, second_sid) = (sid_of(&first), sid_of(&second));
+    assert_ne!(first_sid, second_sid);
+    assert_eq!(first.claims["sub"], "alice");
+    let ended = login(&cfg, &provider.issuer, "alice", Some(&first_sid));
+    let kept = login(&cfg, &provider.issuer, "alice", Some(&second_sid));
     let mut claims = tokens::claims("alice");
     claims["iss"] = provider.issuer.clone().into();
     claims["sid"] = ended.clone().into();
@@ -207,7 +215,9 @@ async fn the_providers_logout_revokes_its_sessions_and_their_tokens_on_every_war
             assert_eq!(until_status(ward, &[(name, value)], 200).await.0, 200);
         }
     }
-    provider.logout("alice", "idp-s1").await.unwrap();
+    // alice logs out of her first session at the provider, which tells
+    // ward (its back-channel logout) before it answers the browser.
+    provider.end_session(first).await;
     for ward in &wards {
         for (name, value, want) in checks {
             let got = until_status(ward, &[(name, value)], want).await;
@@ -218,7 +228,7 @@ async fn the_providers_logout_revokes_its_sessions_and_their_tokens_on_every_war
         redis.cli(&["HGET", &format!("session:{kept}"), "revoked"]),
         ""
     );
-    let index = format!("oidc_sid:{}#idp-s1", provider.issuer);
+    let index = format!("oidc_sid:{}#{first_sid}", provider.issuer);
     assert_eq!(
         redis.cli(&["EXISTS", &index]),
         "0",
