@@ -18,6 +18,7 @@ use crate::backchannel::{self, LogoutError, LogoutRules, Target};
 use crate::config::Config;
 use crate::jwks::KeyStore;
 use crate::jwt::{JwtError, KeySet};
+use crate::metrics::{LogoutOutcome, Metrics};
 use crate::session;
 use crate::store::keys::KeyNames;
 use crate::store::records::Records;
@@ -46,6 +47,7 @@ pub struct Backchannel {
     keys: Arc<KeyStore>,
     store: Store,
     names: KeyNames,
+    metrics: Arc<Metrics>,
 }
 
 /// The endpoint's view of the running ward: the current config's
@@ -68,9 +70,14 @@ enum Refusal {
 }
 
 impl Backchannel {
-    /// The endpoint for `config`, over the ward's key store and store;
-    /// `None` when `management.backchannel_logout` is not set.
-    pub fn new(config: &Config, keys: Arc<KeyStore>, store: Store) -> Option<Self> {
+    /// The endpoint for `config`, over the ward's key store, store and
+    /// metrics; `None` when `management.backchannel_logout` is not set.
+    pub fn new(
+        config: &Config,
+        keys: Arc<KeyStore>,
+        store: Store,
+        metrics: Arc<Metrics>,
+    ) -> Option<Self> {
         let logout = config.management.backchannel_logout.as_ref()?;
         Some(Self {
             rules: LogoutRules {
@@ -83,6 +90,7 @@ impl Backchannel {
             keys,
             store,
             names: KeyNames::new(&config.store.key_prefix),
+            metrics,
         })
     }
 
@@ -172,6 +180,14 @@ async fn handle(State(current): State<Current>, headers: HeaderMap, body: Bytes)
         Ok(token) => backchannel.logout(&token).await,
         Err(e) => Err(e),
     };
+    let outcome = match &result {
+        Ok(_) => LogoutOutcome::LoggedOut,
+        Err(Refusal::Replay) => LogoutOutcome::Replayed,
+        Err(Refusal::Store(_) | Refusal::Random(_)) => LogoutOutcome::Failed,
+        Err(Refusal::Form(_) | Refusal::Token(_)) => LogoutOutcome::Refused,
+    };
+    let revoked = result.as_ref().map_or(0, |(_, n)| *n);
+    backchannel.metrics.backchannel_logout(outcome, revoked);
     match result {
         Ok((logout, revoked)) => {
             let by = match logout.target {

@@ -50,6 +50,7 @@ management:
 /// The endpoint, served until dropped.
 struct Endpoint {
     addr: SocketAddr,
+    metrics: Arc<ward::metrics::Metrics>,
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -63,14 +64,14 @@ impl Endpoint {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let keys = ward::jwks::KeyStore::new(&config.jwt).unwrap();
         let metrics = Arc::new(ward::metrics::Metrics::new().unwrap());
-        keys.spawn(metrics, stopped.clone());
+        keys.spawn(metrics.clone(), stopped.clone());
         let started = Instant::now();
         while !keys.is_ready() {
             assert!(started.elapsed() < Duration::from_secs(10), "no keys");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let store = ward::store::Store::open(&config).await.unwrap();
-        let endpoint = Backchannel::new(&config, keys, store).unwrap();
+        let endpoint = Backchannel::new(&config, keys, store, metrics.clone()).unwrap();
         let path = &config.management.backchannel_logout.as_ref().unwrap().path;
         let router = backchannel::router(path, backchannel::fixed(Arc::new(endpoint)));
         let addr = listener.local_addr().unwrap();
@@ -78,7 +79,20 @@ impl Endpoint {
         tokio::spawn(backchannel::serve(listener, router, async move {
             let _ = stopped.wait_for(|s| *s).await;
         }));
-        Endpoint { addr, _stop: stop }
+        Endpoint {
+            addr,
+            metrics,
+            _stop: stop,
+        }
+    }
+
+    /// The endpoint's metric lines that start with `prefix`.
+    fn metrics(&self, prefix: &str) -> Vec<String> {
+        let text = self.metrics.render();
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(String::from)
+            .collect()
     }
 
     async fn post(&self, token: &str) -> support::http::Response {
@@ -292,6 +306,48 @@ async fn a_replayed_or_forged_logout_token_is_refused_and_revokes_nothing() {
         .unwrap();
     assert_eq!(resp.status, 400, "{}", resp.text());
     assert_eq!(revoked(&carol), "", "carol was never logged out");
+    assert_eq!(
+        endpoint.metrics("ward_backchannel_"),
+        [
+            r#"ward_backchannel_logouts_total{result="failed"} 0"#,
+            r#"ward_backchannel_logouts_total{result="logged_out"} 1"#,
+            r#"ward_backchannel_logouts_total{result="refused"} 6"#,
+            r#"ward_backchannel_logouts_total{result="replayed"} 1"#,
+            "ward_backchannel_sessions_revoked_total 1",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_the_store_cannot_record_is_a_400_the_provider_may_retry() {
+    let mut redis = RedisServer::start().await;
+    let provider = Provider::start("ec256.key", KID).await;
+    let yaml = config(&redis, &provider.issuer);
+    let endpoint = Endpoint::start(&yaml, TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let token = logout_token(
+        &provider.issuer,
+        json!({"sub": "bob"}),
+        &tokens::encoding_key(Algorithm::ES256),
+    );
+    redis.stop();
+    let resp = endpoint.post(&token).await;
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert_eq!(resp.json()["error"], "temporarily_unavailable");
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+    redis.restart().await;
+    // The same token, once the store is back: not a replay.
+    let started = Instant::now();
+    let resp = loop {
+        let resp = endpoint.post(&token).await;
+        if resp.status == 200 || started.elapsed() > Duration::from_secs(5) {
+            break resp;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let failed = endpoint.metrics(r#"ward_backchannel_logouts_total{result="failed"}"#);
+    let failed: u64 = failed[0].rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(failed >= 1, "{failed}");
 }
 
 /// A provider that serves discovery and a JWKS this test can change.
