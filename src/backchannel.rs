@@ -6,7 +6,8 @@
 //!
 //! The rules, in order: the token is a strict JWS (`jwt.rs`) signed by a
 //! key of its issuer, and only of its issuer (the `iss` read before the
-//! signature only chooses the keys); `typ`, when present, is `logout+jwt`;
+//! signature only chooses the keys); `typ`, when present, is `logout+jwt`
+//! (or another configured type);
 //! `iss` is that issuer, `aud` the configured client id, `exp` not passed;
 //! `iat` present, not in the future and not older than the replay window;
 //! `jti` present; `events` names the back-channel logout event with an
@@ -20,8 +21,6 @@ use std::time::Duration;
 
 /// The member of `events` that makes a JWT a logout token (§2.4).
 pub const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-/// The explicit type a logout token should carry (§2.4, RFC 8725 §3.11).
-pub const LOGOUT_TYPE: &str = "logout+jwt";
 /// The longest `sid`, `sub` or `jti` ward accepts: they become Redis keys.
 pub const MAX_ID_BYTES: usize = 255;
 
@@ -37,6 +36,9 @@ pub struct LogoutRules {
     pub max_age: Duration,
     /// Tokens longer than this are refused before parsing.
     pub max_token_bytes: usize,
+    /// The header `typ` values accepted (a token without `typ` passes):
+    /// `logout+jwt` unless configured otherwise (§2.4, RFC 8725 §3.11).
+    pub types: AllowedTypes,
 }
 
 /// A verified logout: whose sessions end, and the `jti` to remember.
@@ -104,8 +106,7 @@ pub fn verify(
             max_lifetime: None,
         },
     };
-    let types = AllowedTypes::new(&[LOGOUT_TYPE]);
-    let verified = verifier.verify_as(token, &keys, &types, now)?;
+    let verified = verifier.verify_as(token, &keys, &rules.types, now)?;
     let claims = &verified.claims;
     let iat = issued_at(claims)?;
     let max_age = rules.max_age.as_secs();

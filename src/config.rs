@@ -27,7 +27,7 @@ mod tracing;
 mod validate;
 
 pub use api_keys::ApiKeysConfig;
-pub use backchannel::{BackchannelConfig, MAX_TOKEN_AGE};
+pub use backchannel::{BackchannelConfig, LOGOUT_TYPE, MAX_TOKEN_AGE};
 pub use cache::CacheConfig;
 pub use files::Part;
 pub use headers::HeadersConfig;

@@ -28,6 +28,7 @@ fn rules() -> LogoutRules {
         leeway: Duration::from_secs(60),
         max_age: Duration::from_secs(600),
         max_token_bytes: 8192,
+        types: AllowedTypes::new(&["logout+jwt"]),
     }
 }
 
@@ -148,6 +149,14 @@ fn typ_when_present_is_logout_jwt() {
             "{wrong}"
         );
     }
+    // A provider typing its logout tokens `JWT`, once configured so.
+    let mut h = header();
+    h["typ"] = "JWT".into();
+    let lenient = LogoutRules {
+        types: AllowedTypes::new(&["logout+jwt", "JWT"]),
+        ..rules()
+    };
+    assert!(verify(&sign(&h, &claims(), SECRET), keys, &lenient, NOW).is_ok());
 }
 
 #[test]

@@ -22,6 +22,12 @@ pub struct BackchannelConfig {
     /// The providers whose logouts are accepted, by issuer; each must be a
     /// `jwt.jwks[].issuer`, whose keys alone verify its logout tokens.
     pub issuers: Vec<String>,
+    /// The header `typ` values a logout token may carry; a token without
+    /// `typ` passes. `logout+jwt` by default (§2.4's explicit type); a
+    /// provider that types its logout tokens `JWT` (Keycloak before 25)
+    /// needs it added.
+    #[serde(default = "default_types")]
+    pub allowed_types: Vec<String>,
     /// The endpoint's path.
     #[serde(default = "default_path")]
     pub path: String,
@@ -30,6 +36,13 @@ pub struct BackchannelConfig {
     /// until then, or its `exp` if sooner.
     #[serde(default = "default_max_token_age", with = "humantime_serde")]
     pub max_token_age: Duration,
+}
+
+/// The `typ` of a logout token (Back-Channel Logout §2.4).
+pub const LOGOUT_TYPE: &str = "logout+jwt";
+
+fn default_types() -> Vec<String> {
+    vec![LOGOUT_TYPE.into()]
 }
 
 fn default_path() -> String {

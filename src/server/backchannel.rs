@@ -17,7 +17,7 @@ use crate::apikey::RandomError;
 use crate::backchannel::{self, LogoutError, LogoutRules, Target};
 use crate::config::Config;
 use crate::jwks::KeyStore;
-use crate::jwt::{JwtError, KeySet};
+use crate::jwt::{AllowedTypes, JwtError, KeySet};
 use crate::metrics::{LogoutOutcome, Metrics};
 use crate::session;
 use crate::store::keys::KeyNames;
@@ -85,6 +85,7 @@ impl Backchannel {
                 leeway: config.jwt.leeway,
                 max_age: logout.max_token_age,
                 max_token_bytes: config.jwt.max_token_bytes,
+                types: AllowedTypes::new(&logout.allowed_types),
             },
             issuers: logout.issuers.clone(),
             keys,

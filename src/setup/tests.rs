@@ -294,7 +294,7 @@ fn backchannel_logout_is_checked_against_the_jwks_issuers() {
         Vec::<String>::new()
     );
     let got = with(&format!(
-        "{{client_id: \"\", issuers: [\"{idp}\", \"https://other\"], path: \"logout\", max_token_age: 2d}}"
+        "{{client_id: \"\", issuers: [\"{idp}\", \"https://other\"], path: \"logout\", max_token_age: 2d, allowed_types: [\"a b\"]}}"
     ));
     let paths: Vec<&str> = got.iter().map(|p| p.split(": ").next().unwrap()).collect();
     assert_eq!(
@@ -304,6 +304,7 @@ fn backchannel_logout_is_checked_against_the_jwks_issuers() {
             "management.backchannel_logout.issuers[1]",
             "management.backchannel_logout.path",
             "management.backchannel_logout.max_token_age",
+            "management.backchannel_logout.allowed_types[0]",
         ],
         "{got:?}"
     );
