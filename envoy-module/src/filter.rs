@@ -27,7 +27,7 @@ use ward::wiring::{self, ServerChecker};
 
 use crate::runtime;
 use crate::source;
-use crate::stats::{ConfigHost, Stats};
+use crate::stats::{Commit, ConfigHost, FLUSH_EVERY, Flush, Stats};
 
 /// What the filter needs from Envoy for one stream (`abi::Stream`, or a
 /// fake in tests).
@@ -38,6 +38,9 @@ pub trait Host {
     /// Sets a request header (replacing every value), or removes it
     /// (`None`).
     fn set_header(&mut self, name: &str, value: Option<&str>);
+    /// Adds a request header the request does not have (cheaper than
+    /// `set_header`, which first looks for and removes every value).
+    fn add_header(&mut self, name: &str, value: &str);
     /// Makes Envoy pick the route again (headers it matches on changed).
     fn clear_route_cache(&mut self);
     /// Answers the request locally.
@@ -58,8 +61,6 @@ pub trait Host {
     fn increment_counter(&mut self, id: usize, labels: &[&str], by: u64);
     /// Records a value in a histogram defined at config time.
     fn record_histogram(&mut self, id: usize, value: u64);
-    /// Sets a gauge defined at config time.
-    fn set_gauge(&mut self, id: usize, value: u64);
     /// Sets a string in the stream's dynamic metadata.
     fn set_metadata(&mut self, namespace: &str, key: &str, value: &str);
 }
@@ -113,7 +114,7 @@ pub struct Config {
     shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
     /// Dropped with the config: the background tasks end.
-    _stop: watch::Sender<bool>,
+    stop: watch::Sender<bool>,
 }
 
 impl Config {
@@ -137,12 +138,47 @@ impl Config {
             return Err(fail(ConfigError::Invalid(problems).to_string()));
         }
         let stats = Stats::define(envoy).map_err(|e| fail(format!("stats: {e}")))?;
+        stats.touch(envoy);
+        let flusher = envoy.flusher();
         let threads = runtime::threads(config.runtime.worker_threads);
         let (runtime, warning) = runtime::runtime(threads).map_err(fail)?;
         if let Some(warning) = warning {
             envoy.warn(&warning);
         }
-        build(&config, stats, runtime).map_err(fail)
+        let config = build(&config, stats, runtime).map_err(fail)?;
+        if let Some(flusher) = flusher {
+            config.spawn_flushes(flusher);
+        }
+        Ok(config)
+    }
+
+    /// Copies ward's counters into Envoy's stats (`stats.rs`): Envoy calls
+    /// it on its main thread when the runtime asked for it.
+    pub fn flush(&self, envoy: &mut impl Flush) {
+        self.shared.stats.flush(envoy, &self.shared.metrics);
+    }
+
+    /// Every [`FLUSH_EVERY`], if a counter moved, asks Envoy for a flush;
+    /// ends with the config.
+    fn spawn_flushes(&self, flusher: Box<dyn Commit>) {
+        let shared = Arc::downgrade(&self.shared);
+        let mut stopped = self.stop.subscribe();
+        self.runtime.spawn(async move {
+            let mut every = tokio::time::interval(FLUSH_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stopped.changed() => return,
+                }
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                if shared.stats.pending(&shared.metrics) {
+                    flusher.commit();
+                }
+            }
+        });
     }
 }
 
@@ -170,7 +206,7 @@ fn build(config: &WardConfig, stats: Stats, runtime: &Runtime) -> Result<Config,
             stats,
         }),
         runtime: runtime.handle().clone(),
-        _stop: stop,
+        stop,
     })
 }
 
@@ -313,7 +349,7 @@ impl Filter {
             // The check panicked or was cancelled: fail closed.
             None => {
                 let shared = &self.config.shared;
-                shared.stats.record_internal_error(host, &shared.metrics);
+                shared.stats.record_internal_error(host);
                 internal_error(host)
             }
         };
@@ -407,11 +443,17 @@ fn allow<'s>(
 ) -> Verdict {
     let edits = shared.managed.edits(req, set.clone());
     let sets_any = set.clone().next().is_some();
+    // A header the client did not send is added; one it sent (forged) is
+    // replaced, every value of it.
+    let mut put = |name: &str, value: &str| match req.headers.get(name) {
+        None => host.add_header(name, value),
+        Some(_) => host.set_header(name, Some(value)),
+    };
     for (name, value) in set {
-        host.set_header(name, Some(value));
+        put(name, value);
     }
     for (name, value) in &edits.set {
-        host.set_header(name, Some(value));
+        put(name, value);
     }
     for name in &edits.remove {
         host.set_header(name, None);
@@ -494,6 +536,8 @@ mod tests {
         headers: Vec<(String, String)>,
         policy: Option<String>,
         set: Vec<(String, Option<String>)>,
+        /// The names of `set` that were added (not sent by the client).
+        added: Vec<String>,
         route_cleared: bool,
         sent: Option<Sent>,
         /// Counter increments: id, label values, amount.
@@ -523,6 +567,10 @@ mod tests {
         }
         fn set_header(&mut self, name: &str, value: Option<&str>) {
             self.set.push((name.into(), value.map(Into::into)));
+        }
+        fn add_header(&mut self, name: &str, value: &str) {
+            self.added.push(name.into());
+            self.set.push((name.into(), Some(value.into())));
         }
         fn clear_route_cache(&mut self) {
             self.route_cleared = true;
@@ -555,7 +603,6 @@ mod tests {
         fn record_histogram(&mut self, id: usize, value: u64) {
             self.recorded.push((id, value));
         }
-        fn set_gauge(&mut self, _: usize, _: u64) {}
         fn set_metadata(&mut self, namespace: &str, key: &str, value: &str) {
             assert_eq!(namespace, METADATA_NAMESPACE);
             self.metadata.push((key.into(), value.into()));
@@ -583,17 +630,12 @@ mod tests {
         assert!(body.contains("\"reason\":\"missing_credential\""), "{body}");
         assert_eq!(details, "ward_missing_credential");
         assert!(host.set.is_empty());
-        // Counted under the gRPC mode's labels, with its latency.
-        let labels = ["deny", "none", "missing_credential"]
-            .map(String::from)
-            .to_vec();
-        assert!(
-            host.counted
-                .iter()
-                .any(|(_, l, by)| *l == labels && *by == 1),
-            "{:?}",
-            host.counted
-        );
+        // Counted by ward under the gRPC mode's labels (flushed to Envoy
+        // later, `stats.rs`), its latency recorded into Envoy's histogram.
+        let text = config.shared.metrics.render();
+        let series =
+            r#"ward_check_total{decision="deny",method="none",reason="missing_credential"} 1"#;
+        assert!(text.contains(series), "{text}");
         assert_eq!(host.recorded.len(), 1);
         let reason = ("reason".to_string(), "missing_credential".to_string());
         assert_eq!(host.metadata, [reason]);
@@ -660,5 +702,50 @@ mod tests {
             [(":path".to_string(), Some("/api?a=1&b=2".to_string()))]
         );
         assert!(host.route_cleared);
+    }
+
+    /// An allow adds the identity headers the client did not send and
+    /// replaces (every value of) one it forged; the route is chosen again.
+    #[test]
+    fn an_allow_adds_new_identity_headers_and_replaces_forged_ones() {
+        let dir = std::env::temp_dir().join(format!("ward-module-allow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let seed = dir.join("seed.yaml");
+        let sid = "112f551c-d6fe-4e67-a818-01deee0e47c9";
+        std::fs::write(
+            &seed,
+            format!("sessions:\n  - id: {sid}\n    user_id: carol\n    roles: [reader]\n"),
+        )
+        .unwrap();
+        let yaml = format!("store:\n  seed_file: {}\n", seed.display());
+        let config = Config::new(yaml.as_bytes(), &mut Defined::default()).unwrap();
+        let config: &'static Config = Box::leak(Box::new(config));
+        let mut host = Fake::new(&[("x-session-id", sid), ("x-user-id", "mallory")]);
+        assert_eq!(check(config, &mut host), Verdict::Continue);
+        let value = |name: &str| {
+            host.set
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            value("x-user-id").as_deref(),
+            Some("carol"),
+            "{:?}",
+            host.set
+        );
+        assert!(
+            !host.added.iter().any(|n| n == "x-user-id"),
+            "{:?}",
+            host.added
+        );
+        assert!(
+            host.added.iter().any(|n| n == "x-auth-method"),
+            "{:?}",
+            host.added
+        );
+        assert_eq!(value("x-auth-method").as_deref(), Some("session"));
+        assert!(host.route_cleared);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
