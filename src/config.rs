@@ -8,6 +8,7 @@
 //! documentation lives in `docs/configuration.md`.
 
 mod api_keys;
+mod backchannel;
 mod cache;
 mod files;
 mod headers;
@@ -15,6 +16,7 @@ mod jwt;
 mod limits;
 mod listen;
 mod log;
+mod management;
 mod policy;
 mod reload;
 mod runtime;
@@ -25,6 +27,7 @@ mod tracing;
 mod validate;
 
 pub use api_keys::ApiKeysConfig;
+pub use backchannel::{BackchannelConfig, LOGOUT_TYPE, MAX_TOKEN_AGE};
 pub use cache::CacheConfig;
 pub use files::Part;
 pub use headers::HeadersConfig;
@@ -38,6 +41,7 @@ pub use listen::{
     MAX_CONNECTIONS_LIMIT, MAX_HEADER_LIST_SIZE_RANGE, MAX_REQUEST_BYTES_RANGE,
 };
 pub use log::{Log, LogFormat};
+pub use management::ManagementConfig;
 pub use policy::{
     BUILTIN_POLICIES, Mode, OnStoreError, PolicyConfig, Requirement, ResponsesConfig, RouteConfig,
 };
@@ -81,6 +85,8 @@ pub struct Config {
     pub reload: ReloadConfig,
     /// OpenTelemetry traces (off unless `tracing.otlp` is set).
     pub tracing: TracingConfig,
+    /// Management surfaces: OpenID Connect back-channel logout.
+    pub management: ManagementConfig,
 }
 
 /// The YAML parser starts its messages with its own notion of the path

@@ -8,7 +8,7 @@ use crate::apikey::{self, NewApiKey};
 use crate::config::Config;
 use crate::session::{self, NewSession};
 use crate::store::keys::KeyNames;
-use crate::store::records::Records;
+use crate::store::records::{OidcLogin, Records};
 use crate::store::{Hash, Store, StoreError};
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ pub(crate) enum ManageError {
     Random(#[from] apikey::RandomError),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A store and its key names, opened from a config that uses Redis.
@@ -57,6 +59,17 @@ impl Manager {
             .create_session(&sid, session, crate::unix_now())
             .await?;
         Ok(sid)
+    }
+
+    /// Records the OpenID login session `sid` came from (a provider's
+    /// back-channel logout then revokes it), for as long as it lives.
+    pub(crate) async fn link_oidc(
+        &self,
+        sid: &str,
+        login: &OidcLogin<'_>,
+        ttl: Duration,
+    ) -> Result<(), ManageError> {
+        Ok(self.records().link_oidc(sid, login, ttl).await?)
     }
 
     pub(crate) async fn list_sessions(&self, user_id: &str) -> Result<String, ManageError> {
@@ -135,6 +148,26 @@ impl Manager {
             Err(ManageError::NotFound(format!("API key {key_id}")))
         }
     }
+}
+
+/// A login's provider names as a logout token could name them: an issuer
+/// without `#` (the index keys' separator; an issuer has no fragment), a
+/// `sid` and `sub` as `backchannel::verify` accepts them. Anything else
+/// would be recorded under a key no logout ever reads.
+pub(crate) fn check_oidc_login(login: &OidcLogin<'_>) -> Result<(), ManageError> {
+    let bad = |what: &str| Err(ManageError::Invalid(what.to_string()));
+    if login.issuer.is_empty() || login.issuer.contains('#') {
+        return bad("--oidc-issuer must be the provider's issuer URL (no `#`)");
+    }
+    let fits = |v: &str| {
+        !v.is_empty()
+            && v.len() <= crate::backchannel::MAX_ID_BYTES
+            && !v.chars().any(char::is_control)
+    };
+    if !login.sid.is_none_or(fits) || !login.sub.is_none_or(fits) {
+        return bad("--oidc-sid and --oidc-sub must be 1-255 bytes without control characters");
+    }
+    Ok(())
 }
 
 fn field(hash: &Hash, name: &str) -> String {

@@ -10,6 +10,11 @@ use crate::credential_kind::CredentialKind;
 use crate::decision::Decision;
 use crate::jwt::keys::SkipReason;
 use crate::reason::Reason;
+mod logout;
+
+pub use logout::LogoutOutcome;
+
+use logout::LogoutMetrics;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -93,6 +98,7 @@ pub struct Metrics {
     /// Per listener, indexed by [`Listener`] discriminant.
     connections: [ConnectionMetrics; 4],
     reloads: ReloadMetrics,
+    logouts: LogoutMetrics,
 }
 
 /// `ward serve`'s config reloads (`server/reload.rs`).
@@ -243,8 +249,10 @@ impl Metrics {
         registry.register(Box::new(jwks_keys.clone()))?;
         registry.register(Box::new(jwks_last_success.clone()))?;
         let reloads = ReloadMetrics::register(&registry)?;
+        let logouts = LogoutMetrics::register(&registry)?;
         Ok(Self {
             reloads,
+            logouts,
             registry,
             checks,
             check_duration,
@@ -269,6 +277,11 @@ impl Metrics {
                 .collect(),
             connections,
         })
+    }
+
+    /// Counts one back-channel logout request and the sessions it revoked.
+    pub fn backchannel_logout(&self, outcome: LogoutOutcome, revoked: usize) {
+        self.logouts.record(outcome, revoked);
     }
 
     /// The connection metrics of `listener`.

@@ -5,8 +5,9 @@
 
 use super::{Failure, Outcome};
 use crate::config::Config;
-use crate::manage::{ManageError, Manager};
+use crate::manage::{self, ManageError, Manager};
 use crate::session::NewSession;
+use crate::store::records::OidcLogin;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -58,6 +59,7 @@ pub enum ApikeyCommand {
 pub enum SessionCommand {
     /// Create a session and print its id (for tests and demos; a login
     /// service normally does this).
+    #[command(group(clap::ArgGroup::new("oidc_subject").multiple(true).args(["oidc_sid", "oidc_sub"])))]
     Create {
         #[command(flatten)]
         store: StoreArgs,
@@ -76,6 +78,17 @@ pub enum SessionCommand {
         /// Lifetime (key TTL and expires_at).
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         ttl: Duration,
+        /// The OpenID provider (its `iss`) the login came from: with
+        /// --oidc-sid and/or --oidc-sub, its back-channel logout revokes
+        /// this session.
+        #[arg(long, requires = "oidc_subject")]
+        oidc_issuer: Option<String>,
+        /// The provider's session id (the ID token's `sid`).
+        #[arg(long, requires = "oidc_issuer")]
+        oidc_sid: Option<String>,
+        /// The provider's user (the ID token's `sub`).
+        #[arg(long, requires = "oidc_issuer")]
+        oidc_sub: Option<String>,
     },
     /// List a user's live sessions.
     List {
@@ -174,6 +187,9 @@ async fn session_text(m: &Manager, cmd: SessionCommand) -> Result<String, Manage
             scopes,
             fingerprint,
             ttl,
+            oidc_issuer,
+            oidc_sid,
+            oidc_sub,
             ..
         } => {
             let new = NewSession {
@@ -184,7 +200,19 @@ async fn session_text(m: &Manager, cmd: SessionCommand) -> Result<String, Manage
                 fingerprint,
                 ttl,
             };
-            Ok(format!("{}\n", m.create_session(&new).await?))
+            let login = oidc_issuer.as_deref().map(|issuer| OidcLogin {
+                issuer,
+                sid: oidc_sid.as_deref(),
+                sub: oidc_sub.as_deref(),
+            });
+            if let Some(login) = &login {
+                manage::check_oidc_login(login)?;
+            }
+            let sid = m.create_session(&new).await?;
+            if let Some(login) = &login {
+                m.link_oidc(&sid, login, ttl).await?;
+            }
+            Ok(format!("{sid}\n"))
         }
         SessionCommand::List { user, .. } => m.list_sessions(&user).await,
         SessionCommand::Revoke { sid, .. } => {

@@ -73,6 +73,9 @@ impl Config {
         self.check_limits(&mut p);
         self.check_reload(&mut p);
         self.check_tracing(&mut p);
+        if let Some(logout) = &self.management.backchannel_logout {
+            logout.check(&self.jwt, &mut p);
+        }
         p.0
     }
 
