@@ -8,6 +8,7 @@
 //! documentation lives in `docs/configuration.md`.
 
 mod api_keys;
+mod backchannel;
 mod cache;
 mod files;
 mod headers;
@@ -26,6 +27,7 @@ mod tracing;
 mod validate;
 
 pub use api_keys::ApiKeysConfig;
+pub use backchannel::{BackchannelConfig, LOGOUT_TYPE, MAX_TOKEN_AGE};
 pub use cache::CacheConfig;
 pub use files::Part;
 pub use headers::HeadersConfig;
@@ -85,7 +87,8 @@ pub struct Config {
     pub reload: ReloadConfig,
     /// OpenTelemetry traces (off unless `tracing.otlp` is set).
     pub tracing: TracingConfig,
-    /// The management API (off unless `management.listen` is set).
+    /// The management API (off unless `management.listen` is set) and
+    /// OpenID Connect back-channel logout.
     pub management: ManagementConfig,
 }
 

@@ -22,6 +22,7 @@
 //! | `forward` | what of a credential reaches the backend on allow (pure) |
 //! | [`jwt`] | JWT parsing, key choice, signature and claim rules (pure) |
 //! | [`identity`] | claims rendered into identity headers (pure) |
+//! | [`backchannel`] | OpenID Connect back-channel logout: a logout token checked by every §2.6 rule (pure) |
 //! | [`headers`] | ward's managed header set and what to strip (pure) |
 //! | [`fingerprint`] | device fingerprints, v1 and v2; client IP from trusted hops (pure) |
 //! | [`apikey`], [`session`] | API key and session formats; each record read and written by its one module (pure) |
@@ -63,6 +64,7 @@ pub(crate) const TRACE_TARGET: &str = "ward::otel";
 
 pub mod apikey;
 pub(crate) mod authn;
+pub mod backchannel;
 pub mod cache;
 pub mod check;
 #[cfg(feature = "server")]

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::fields;
 use crate::session::{self, NewSession};
 use crate::store::keys::KeyNames;
-use crate::store::records::Records;
+use crate::store::records::{OidcLogin, Records};
 use crate::store::{Hash, Store, StoreError};
 use std::time::Duration;
 
@@ -117,15 +117,25 @@ impl Manager {
         Records::new(&self.store, &self.keys)
     }
 
-    /// Creates a session; returns its new id and `expires_at`.
+    /// Creates a session; returns its new id and `expires_at`. With
+    /// `login`, the OpenID login it came from is recorded too, for as
+    /// long as the session lives (a provider's back-channel logout then
+    /// revokes it).
     pub(crate) async fn create_session(
         &self,
         session: &NewSession,
+        login: Option<&OidcLogin<'_>>,
     ) -> Result<(String, u64), ManageError> {
         required("user_id", &session.user_id)?;
+        if let Some(login) = login {
+            check_oidc_login(login)?;
+        }
         let sid = session::generate_id()?;
         let now = crate::unix_now();
         self.records().create_session(&sid, session, now).await?;
+        if let Some(login) = login {
+            self.records().link_oidc(&sid, login, session.ttl).await?;
+        }
         Ok((sid, now + session.ttl.as_secs()))
     }
 
@@ -274,6 +284,30 @@ impl Manager {
         let remaining = Duration::from_secs(expires_at - now);
         Ok(self.records().revoke_jti(jti, remaining).await?)
     }
+}
+
+/// A login's provider names as a logout token could name them: an issuer
+/// without `#` (the index keys' separator; an issuer has no fragment), a
+/// `sid` and `sub` as `backchannel::verify` accepts them, at least one of
+/// the two. Anything else would be recorded under a key no logout ever
+/// reads.
+pub(crate) fn check_oidc_login(login: &OidcLogin<'_>) -> Result<(), ManageError> {
+    let bad = |what: &str| Err(ManageError::Invalid(what.to_string()));
+    if login.issuer.is_empty() || login.issuer.contains('#') {
+        return bad("--oidc-issuer must be the provider's issuer URL (no `#`)");
+    }
+    if login.sid.is_none() && login.sub.is_none() {
+        return bad("an OpenID login needs --oidc-sid and/or --oidc-sub");
+    }
+    let fits = |v: &str| {
+        !v.is_empty()
+            && v.len() <= crate::backchannel::MAX_ID_BYTES
+            && !v.chars().any(char::is_control)
+    };
+    if !login.sid.is_none_or(fits) || !login.sub.is_none_or(fits) {
+        return bad("--oidc-sid and --oidc-sub must be 1-255 bytes without control characters");
+    }
+    Ok(())
 }
 
 /// A required field must not be empty (nor blank).

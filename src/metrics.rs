@@ -10,6 +10,11 @@ use crate::credential_kind::CredentialKind;
 use crate::decision::Decision;
 use crate::jwt::keys::SkipReason;
 use crate::reason::Reason;
+mod logout;
+
+pub use logout::LogoutOutcome;
+
+use logout::LogoutMetrics;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -98,6 +103,7 @@ pub struct Metrics {
     connections: [ConnectionMetrics; Listener::ALL.len()],
     reloads: ReloadMetrics,
     management: ManagementMetrics,
+    logouts: LogoutMetrics,
 }
 
 /// The management API's calls (`proto/ward/admin/v1/admin.proto`), the
@@ -318,9 +324,11 @@ impl Metrics {
         registry.register(Box::new(jwks_last_success.clone()))?;
         let reloads = ReloadMetrics::register(&registry)?;
         let management = ManagementMetrics::register(&registry)?;
+        let logouts = LogoutMetrics::register(&registry)?;
         Ok(Self {
             reloads,
             management,
+            logouts,
             registry,
             checks,
             check_duration,
@@ -345,6 +353,11 @@ impl Metrics {
                 .collect(),
             connections,
         })
+    }
+
+    /// Counts one back-channel logout request and the sessions it revoked.
+    pub fn backchannel_logout(&self, outcome: LogoutOutcome, revoked: usize) {
+        self.logouts.record(outcome, revoked);
     }
 
     /// The connection metrics of `listener`.

@@ -9,6 +9,7 @@
 //! is taken fails startup instead of a background task.
 
 mod admin;
+pub mod backchannel;
 pub mod conn;
 mod cores;
 mod generation;

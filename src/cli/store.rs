@@ -9,6 +9,7 @@ use super::target::{Remote, Target, TargetError};
 use super::{Failure, Outcome};
 use crate::manage::{ApiKeyInfo, KeyRequest, Manager, SessionInfo};
 use crate::session::NewSession;
+use crate::store::records::OidcLogin;
 use clap::{Args, Subcommand};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -101,6 +102,7 @@ pub enum ApikeyCommand {
 pub enum SessionCommand {
     /// Create a session and print its id (for tests and demos; a login
     /// service normally does this).
+    #[command(group(clap::ArgGroup::new("oidc_subject").multiple(true).args(["oidc_sid", "oidc_sub"])))]
     Create {
         #[command(flatten)]
         store: StoreArgs,
@@ -119,6 +121,17 @@ pub enum SessionCommand {
         /// Lifetime (key TTL and expires_at).
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         ttl: Duration,
+        /// The OpenID provider (its `iss`) the login came from: with
+        /// --oidc-sid and/or --oidc-sub, its back-channel logout revokes
+        /// this session.
+        #[arg(long, requires = "oidc_subject")]
+        oidc_issuer: Option<String>,
+        /// The provider's session id (the ID token's `sid`).
+        #[arg(long, requires = "oidc_issuer")]
+        oidc_sid: Option<String>,
+        /// The provider's user (the ID token's `sub`).
+        #[arg(long, requires = "oidc_issuer")]
+        oidc_sub: Option<String>,
     },
     /// List a user's live sessions.
     List {
@@ -243,6 +256,9 @@ async fn session_text(t: &Target, cmd: SessionCommand) -> Result<String, TargetE
             scopes,
             fingerprint,
             ttl,
+            oidc_issuer,
+            oidc_sid,
+            oidc_sub,
             ..
         } => {
             let new = NewSession {
@@ -253,7 +269,15 @@ async fn session_text(t: &Target, cmd: SessionCommand) -> Result<String, TargetE
                 fingerprint,
                 ttl,
             };
-            Ok(format!("{}\n", t.create_session(new).await?))
+            let login = oidc_issuer.as_deref().map(|issuer| OidcLogin {
+                issuer,
+                sid: oidc_sid.as_deref(),
+                sub: oidc_sub.as_deref(),
+            });
+            Ok(format!(
+                "{}\n",
+                t.create_session(new, login.as_ref()).await?
+            ))
         }
         SessionCommand::List { user, .. } => Ok(session_table(&t.list_sessions(&user).await?)),
         SessionCommand::Revoke { sid, .. } => {

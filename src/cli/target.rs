@@ -13,6 +13,7 @@ use crate::server::management::convert;
 use crate::server::management::proto::admin_service_client::AdminServiceClient;
 use crate::server::management::proto::*;
 use crate::session::NewSession;
+use crate::store::records::OidcLogin;
 use std::path::Path;
 use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -131,10 +132,15 @@ fn read_token(path: &Path) -> Result<String, TargetError> {
 }
 
 impl Target {
-    pub(crate) async fn create_session(&self, new: NewSession) -> Result<String, TargetError> {
+    pub(crate) async fn create_session(
+        &self,
+        new: NewSession,
+        login: Option<&OidcLogin<'_>>,
+    ) -> Result<String, TargetError> {
         match self {
-            Target::Direct { manager, .. } => Ok(manager.create_session(&new).await?.0),
+            Target::Direct { manager, .. } => Ok(manager.create_session(&new, login).await?.0),
             Target::Remote(r) => {
+                let text = |v: Option<&str>| v.unwrap_or_default().to_string();
                 let message = CreateSessionRequest {
                     user_id: new.user_id,
                     email: new.email.unwrap_or_default(),
@@ -142,6 +148,9 @@ impl Target {
                     scopes: new.scopes,
                     fingerprint: new.fingerprint.unwrap_or_default(),
                     ttl_seconds: new.ttl.as_secs().max(1),
+                    oidc_issuer: text(login.map(|l| l.issuer)),
+                    oidc_sid: text(login.and_then(|l| l.sid)),
+                    oidc_sub: text(login.and_then(|l| l.sub)),
                 };
                 let answer = r.client().create_session(r.request(message)).await?;
                 Ok(answer.into_inner().session_id)

@@ -1,11 +1,15 @@
-//! The `management` section: the management API (`proto/ward/admin/v1`),
-//! served on a listener of its own and off unless `listen` is set. It
-//! changes sessions, API keys and revoked tokens, so it is never on the
-//! Check port and never open: a config that turns it on without a way to
-//! authenticate callers is refused (fail closed). See
+//! The `management` section: what ward offers the systems around it
+//! besides checks. The management API (`proto/ward/admin/v1`), served on
+//! a listener of its own and off unless `listen` is set: it changes
+//! sessions, API keys and revoked tokens, so it is never on the Check port
+//! and never open (a config that turns it on without a way to
+//! authenticate callers is refused: fail closed). And the OpenID Connect
+//! back-channel logout endpoint (`backchannel_logout`), on the same
+//! listener, which its signed token alone authenticates. See
 //! `docs/operations.md#the-management-api`.
 
 use super::Problems;
+use super::backchannel::BackchannelConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +23,9 @@ pub struct ManagementConfig {
     pub listen: Option<SocketAddr>,
     /// How callers prove who they are; required when `listen` is set.
     pub auth: ManagementAuth,
+    /// OpenID Connect Back-Channel Logout 1.0: an identity provider's
+    /// logout revokes the ward sessions recorded for it.
+    pub backchannel_logout: Option<BackchannelConfig>,
 }
 
 /// The ways a caller may authenticate.

@@ -80,6 +80,9 @@ impl Config {
         ];
         let listeners: Vec<_> = listeners.into_iter().flatten().collect();
         self.management.check(&listeners, &mut p);
+        if let Some(logout) = &self.management.backchannel_logout {
+            logout.check(&self.jwt, &mut p);
+        }
         p.0
     }
 

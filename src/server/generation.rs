@@ -8,6 +8,7 @@
 //! of each.
 
 use super::ServerError;
+use super::backchannel::Backchannel;
 use super::grpc::CheckService;
 use super::http::HttpService;
 use super::reload::digest::Digests;
@@ -58,6 +59,9 @@ pub(super) struct Generation {
     pub keys: Arc<KeyStore>,
     pub config: Config,
     pub digests: Digests,
+    /// The back-channel logout endpoint's state over this generation's
+    /// keys and store (`management.backchannel_logout`; `None`: off).
+    pub backchannel: Option<Arc<Backchannel>>,
     store: Store,
     parts: Parts,
     /// Held for their `Drop`: the keys' fetchers, the lookups' subscriber.
@@ -107,12 +111,16 @@ impl Generation {
             }
         }
         let (grpc, http) = front_ends(&config, parts.clone(), shared)?;
+        let backchannel =
+            Backchannel::new(&config, keys.clone(), store.clone(), shared.metrics.clone())
+                .map(Arc::new);
         let generation = Generation {
             grpc,
             http,
             keys,
             config,
             digests,
+            backchannel,
             store,
             parts,
             stops: [keys_stop, lookups_stop],

@@ -105,10 +105,19 @@ fn tls_config(
 }
 
 /// Plain HTTP routes served beside the gRPC service, outside its
-/// bearer/mTLS gate (each route authenticates its own callers). None yet:
-/// the back-channel logout endpoint is merged here.
-pub(crate) fn http_routes() -> axum::Router {
-    axum::Router::new()
+/// bearer/mTLS gate (each route authenticates its own callers): the
+/// back-channel logout endpoint at `management.backchannel_logout.path`
+/// when it is configured at start, over the running generation's keys
+/// and store (a reload that turns it off makes it a 404).
+fn http_routes(config: &ManagementConfig, live: Arc<Live>) -> axum::Router {
+    match &config.backchannel_logout {
+        Some(logout) => {
+            let current: super::backchannel::Current =
+                Arc::new(move || live.current().backchannel.clone());
+            super::backchannel::router(&logout.path, current)
+        }
+        None => axum::Router::new(),
+    }
 }
 
 /// Serves the management API on `bound` until `stop` completes, behind
@@ -124,8 +133,9 @@ pub(super) fn spawn(
     metrics: Arc<crate::metrics::Metrics>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Task {
+    let http = http_routes(config, live.clone());
     let admin = service::Admin::new(live, auth::Gate::new(&config.auth), metrics);
-    let routes = tonic::service::Routes::from(http_routes())
+    let routes = tonic::service::Routes::from(http)
         .add_service(proto::admin_service_server::AdminServiceServer::new(admin));
     let protocol = if bound.tls {
         super::conn::Protocol::Opaque

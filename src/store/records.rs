@@ -15,6 +15,10 @@ use crate::fields;
 use crate::session::{self, NewSession};
 use std::time::Duration;
 
+mod oidc;
+
+pub use oidc::OidcLogin;
+
 /// `put_hash`'s view of a record's owned fields.
 fn pairs<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
     fields.iter().map(|(k, v)| (*k, v.as_str())).collect()

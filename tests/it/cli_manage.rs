@@ -198,6 +198,58 @@ async fn sessions_are_created_listed_and_revoked_per_user() {
     );
 }
 
+#[tokio::test]
+async fn a_session_from_an_openid_login_is_recorded_under_its_provider_sid_and_sub() {
+    let redis = RedisServer::start().await;
+    let (_dir, cfg) = config(&redis);
+    let issuer = "https://idp.example/realms/shop";
+    let create = |ttl: &str, extra: &[&str]| {
+        let mut args = vec![
+            "session", "create", "-c", &cfg, "--user", "u-1", "--ttl", ttl,
+        ];
+        args.extend_from_slice(extra);
+        ward(&args)
+    };
+    let oidc = [
+        "--oidc-issuer",
+        issuer,
+        "--oidc-sid",
+        "idp-s1",
+        "--oidc-sub",
+        "alice",
+    ];
+    let (ok, out) = create("1h", &oidc);
+    assert!(ok, "{out}");
+    let first = out.trim().to_string();
+    // A shorter session later never shortens the index.
+    let (ok, out) = create("10m", &["--oidc-issuer", issuer, "--oidc-sub", "alice"]);
+    assert!(ok, "{out}");
+    let second = out.trim().to_string();
+    let by_sid = format!("oidc_sid:{issuer}#idp-s1");
+    let by_sub = format!("oidc_sub:{issuer}#alice");
+    assert_eq!(redis_cli(&redis, &["SMEMBERS", &by_sid]), first);
+    let members: BTreeSet<String> = redis_cli(&redis, &["SMEMBERS", &by_sub])
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(members, BTreeSet::from([first.clone(), second]));
+    for key in [&by_sid, &by_sub] {
+        let ttl: i64 = redis_cli(&redis, &["TTL", key]).parse().unwrap();
+        assert!((3500..=3600).contains(&ttl), "{key}: {ttl}");
+    }
+    // Names a logout could never match are refused before any write.
+    for bad in [
+        vec!["--oidc-sid", "s"],
+        vec!["--oidc-issuer", issuer],
+        vec!["--oidc-issuer", "https://idp#x", "--oidc-sid", "s"],
+        vec!["--oidc-issuer", issuer, "--oidc-sid", ""],
+    ] {
+        let (ok, out) = create("1h", &bad);
+        assert!(!ok, "{bad:?}: {out}");
+    }
+    assert_eq!(redis_cli(&redis, &["SCARD", "user_sessions:u-1"]), "2");
+}
+
 #[test]
 fn fingerprint_prints_the_documented_vector() {
     let (ok, out) = ward(&[

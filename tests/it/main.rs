@@ -7,6 +7,7 @@ mod support;
 
 mod api_keys;
 mod architecture;
+mod backchannel;
 mod cached_records;
 mod cli;
 mod cli_install_module;

@@ -176,6 +176,43 @@ async fn sets(s: &impl Backend) {
     assert_eq!(s.set_members("s").await, Ok(vec![]));
 }
 
+async fn an_index_set_only_ever_extends_its_ttl(s: &impl Backend) {
+    let short = Duration::from_millis(200);
+    let long = Duration::from_secs(30);
+    // A longer TTL raises it; a shorter one never lowers it.
+    s.set_add_for("up", "a", short).await.unwrap();
+    s.set_add_for("up", "b", long).await.unwrap();
+    s.set_add_for("down", "a", long).await.unwrap();
+    s.set_add_for("down", "b", short).await.unwrap();
+    // A set written without a TTL gets one; a short one alone expires.
+    s.set_add("plain", "a").await.unwrap();
+    s.set_add_for("plain", "b", short).await.unwrap();
+    eventually_gone(s, "plain").await;
+    for key in ["up", "down"] {
+        assert_eq!(s.set_members(key).await, Ok(strings(&["a", "b"])), "{key}");
+    }
+    s.put_string("str", "v", None).await.unwrap();
+    let r = s.set_add_for("str", "m", long).await;
+    assert!(matches!(r, Err(StoreError::BadRecord(_))), "{r:?}");
+}
+
+async fn a_claim_is_won_once_until_it_expires(s: &impl Backend) {
+    let long = Duration::from_secs(30);
+    assert_eq!(s.claim("jti", "first", long).await, Ok(true));
+    // The same claimant again (a retried request) is still its own claim.
+    assert_eq!(s.claim("jti", "first", long).await, Ok(true));
+    assert_eq!(s.claim("jti", "second", long).await, Ok(false));
+    assert_eq!(s.string("jti").await, Ok(Some("first".into())));
+    s.claim("brief", "first", Duration::from_millis(200))
+        .await
+        .unwrap();
+    eventually_gone(s, "brief").await;
+    assert_eq!(s.claim("brief", "second", long).await, Ok(true));
+    s.set_add("set", "m").await.unwrap();
+    let r = s.claim("set", "x", long).await;
+    assert!(matches!(r, Err(StoreError::BadRecord(_))), "{r:?}");
+}
+
 async fn wrong_type_is_a_bad_record(s: &impl Backend) {
     s.put_string("str", "v", None).await.unwrap();
     s.set_add("set", "m").await.unwrap();
@@ -307,6 +344,8 @@ contract!(
     strings_with_and_without_ttl,
     delete_says_whether_it_existed,
     sets,
+    an_index_set_only_ever_extends_its_ttl,
+    a_claim_is_won_once_until_it_expires,
     wrong_type_is_a_bad_record,
     concurrent_reads_each_get_their_own_answer,
 );

@@ -46,6 +46,17 @@ pub struct CreateSessionRequest {
     /// Lifetime in seconds (the record's TTL and `expires_at`); 0: 24 hours.
     #[prost(uint64, tag = "6")]
     pub ttl_seconds: u64,
+    /// The OpenID login the session came from, when there is one: the
+    /// provider's issuer URL and its `sid` and/or `sub` (at least one). The
+    /// provider's back-channel logout for that session or user then revokes
+    /// this session (`management.backchannel_logout`; docs/redis-contract.md).
+    /// Empty: none.
+    #[prost(string, tag = "7")]
+    pub oidc_issuer: ::prost::alloc::string::String,
+    #[prost(string, tag = "8")]
+    pub oidc_sid: ::prost::alloc::string::String,
+    #[prost(string, tag = "9")]
+    pub oidc_sub: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -12,6 +12,7 @@ use crate::manage::{KeyRequest, Manager};
 use crate::metrics::{CallResult, Metrics};
 use crate::server::generation::Live;
 use crate::session::NewSession;
+use crate::store::records::OidcLogin;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -86,6 +87,46 @@ impl Admin {
     }
 }
 
+/// `Some(v)` unless `v` is empty (proto3's "absent").
+fn some(v: &str) -> Option<&str> {
+    Some(v).filter(|v| !v.is_empty())
+}
+
+/// `CreateSession`: the session, and the OpenID login it came from when
+/// the request names one.
+async fn new_session(
+    manager: &Manager,
+    q: &CreateSessionRequest,
+) -> Result<CreateSessionResponse, Status> {
+    let ttl = convert::nonzero(q.ttl_seconds).map_or(DEFAULT_SESSION_TTL, Duration::from_secs);
+    let new = NewSession {
+        user_id: q.user_id.clone(),
+        email: convert::nonempty(q.email.clone()),
+        roles: q.roles.clone(),
+        scopes: q.scopes.clone(),
+        fingerprint: convert::nonempty(q.fingerprint.clone()),
+        ttl,
+    };
+    let login = some(&q.oidc_issuer).map(|issuer| OidcLogin {
+        issuer,
+        sid: some(&q.oidc_sid),
+        sub: some(&q.oidc_sub),
+    });
+    if login.is_none() && !(q.oidc_sid.is_empty() && q.oidc_sub.is_empty()) {
+        return Err(Status::invalid_argument(
+            "oidc_sid and oidc_sub need oidc_issuer",
+        ));
+    }
+    let (session_id, expires_at) = manager
+        .create_session(&new, login.as_ref())
+        .await
+        .map_err(status)?;
+    Ok(CreateSessionResponse {
+        session_id,
+        expires_at,
+    })
+}
+
 fn user(user_id: &str) -> Subject<'_> {
     Subject {
         user: Some(user_id),
@@ -124,24 +165,7 @@ impl AdminService for Admin {
             "CreateSession",
             r,
             |q| user(&q.user_id),
-            async |s, q, _| {
-                let ttl = convert::nonzero(q.ttl_seconds)
-                    .map_or(DEFAULT_SESSION_TTL, Duration::from_secs);
-                let new = NewSession {
-                    user_id: q.user_id.clone(),
-                    email: convert::nonempty(q.email.clone()),
-                    roles: q.roles.clone(),
-                    scopes: q.scopes.clone(),
-                    fingerprint: convert::nonempty(q.fingerprint.clone()),
-                    ttl,
-                };
-                let (session_id, expires_at) =
-                    s.manager().create_session(&new).await.map_err(status)?;
-                Ok(CreateSessionResponse {
-                    session_id,
-                    expires_at,
-                })
-            },
+            async |s, q, _| new_session(&s.manager(), q).await,
         )
         .await
     }

@@ -3,8 +3,9 @@
 //! The test gives the config as YAML without caring about ports: `listen.grpc`,
 //! `listen.admin` and `listen.http` are overwritten with free 127.0.0.1 ports, and the
 //! placeholder `{{tmp}}` is replaced by this ward's private temporary directory
-//! (for a unix socket path, say). A config with a `management:` section gets
-//! a free port for `management.listen` too (`Ward::management_addr`). ward runs with the crate root as its working
+//! (for a unix socket path, say). A config whose `management:` section has
+//! `auth` gets a free port for `management.listen` too
+//! (`Ward::management_addr`). ward runs with the crate root as its working
 //! directory, so `tests/fixtures/...` paths work as written.
 
 use std::net::SocketAddr;
@@ -26,8 +27,8 @@ pub struct Ward {
     /// HTTP ext_authz mode (on in tests unless the config says
     /// `listen: {http: ~}`).
     pub http_addr: SocketAddr,
-    /// The management API (`management.listen`), when the config has a
-    /// `management` section.
+    /// The management API (`management.listen`), when the config has
+    /// `management.auth`.
     pub management_addr: Option<SocketAddr>,
     process: Process,
     config_path: PathBuf,
@@ -146,7 +147,7 @@ impl Ward {
 }
 
 /// `yaml` with `{{tmp}}` replaced and `listen.grpc` / `listen.admin` set
-/// (and `management.listen`, returned, when there is a `management`).
+/// (and `management.listen`, returned, when there is `management.auth`).
 fn with_listen(
     yaml: &str,
     tmp: &Path,
@@ -173,7 +174,10 @@ fn with_listen(
     if !listen.get("http").is_some_and(Value::is_null) {
         listen.insert(Value::from("http"), Value::from(http.to_string()));
     }
-    let management = match root.get_mut("management").and_then(Value::as_mapping_mut) {
+    // The listener needs `auth`: a section without it (back-channel
+    // logout's settings alone) keeps the management listener off.
+    let section = root.get_mut("management").and_then(Value::as_mapping_mut);
+    let management = match section.filter(|s| s.contains_key("auth")) {
         Some(section) => {
             section.insert(Value::from("listen"), Value::from(management.to_string()));
             Some(management)
