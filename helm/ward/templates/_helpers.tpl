@@ -74,8 +74,13 @@ Checks the schema cannot express; each failure names the value to fix.
 {{- if and (eq .Values.mode "gateway") (not .Values.gateway.backend.host) -}}
 {{- fail "mode gateway needs gateway.backend.host: the backend Service to protect, e.g. orders.shop.svc.cluster.local" -}}
 {{- end -}}
-{{- if hasKey .Values.config "management" -}}
-{{- fail "config.management is set by the chart: use management.enabled / management.port / management.tokenSecretKey instead" -}}
+{{- with .Values.config.management -}}
+{{- if or (hasKey . "listen") (hasKey . "auth") -}}
+{{- fail "config.management.listen and config.management.auth are set by the chart: use management.enabled / port / tokenSecretKey / tls instead" -}}
+{{- end -}}
+{{- if and (hasKey . "backchannel_logout") (not $.Values.management.enabled) -}}
+{{- fail "config.management.backchannel_logout needs management.enabled: the endpoint is served on the management port" -}}
+{{- end -}}
 {{- end -}}
 {{- if .Values.management.enabled -}}
 {{- if ne .Values.mode "standalone" -}}
