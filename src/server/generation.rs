@@ -97,7 +97,8 @@ impl Generation {
             Some(o) => (o.parts.lookups.clone(), o.stops[1].clone()),
             None => new_lookups(&config, &store, shared),
         };
-        let mut parts = Parts::new(&config, keys.clone(), lookups);
+        let previous = old.and_then(|o| o.parts.signing.as_deref());
+        let mut parts = Parts::after(&config, keys.clone(), lookups, previous);
         if let Some(o) = old {
             if kept.tokens {
                 parts.tokens = o.parts.tokens.clone();
