@@ -122,6 +122,13 @@ impl Generation {
     }
 }
 
+impl Generation {
+    /// The identity-token keys, when a policy sends tokens.
+    pub(super) fn signing(&self) -> Option<&crate::identity_token::keys::KeyRing> {
+        self.parts.signing.as_deref()
+    }
+}
+
 impl Kept {
     /// What a generation built from `new` may keep of one built from
     /// `old` (nothing at start).
