@@ -180,13 +180,108 @@ async fn the_backend_verifies_the_token_with_wards_jwks_and_never_gets_a_forged_
     backend_verifies("module", &envoy, &echo, &keys).await;
 }
 
+/// The Python that has docs/backends.md's libraries: `WARD_BACKENDS_PYTHON`,
+/// else `.venv-backends/` (scripts/test.sh installs it there).
+fn backends_python() -> PathBuf {
+    let python = std::env::var_os("WARD_BACKENDS_PYTHON").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-backends/bin/python"),
+        PathBuf::from,
+    );
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test.sh, which installs PyJWT and cryptography there",
+        python.display()
+    );
+    python
+}
+
+/// The Python snippet of docs/backends.md, as a reader copies it.
+fn python_snippet() -> String {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/backends.md"),
+    )
+    .unwrap();
+    let after = doc.split("<!-- snippet: python").nth(1).expect("the marked snippet");
+    let code = after.split("```python\n").nth(1).unwrap();
+    code.split("\n```").next().unwrap().to_string()
+}
+
+/// Runs the snippet's `verify_identity` on `token`: the claims, or the
+/// exception's text.
+fn python_verify(issuer: &str, audience: &str, token: &str) -> Result<Value, String> {
+    let program = format!(
+        "{}\nimport json, sys\nprint(json.dumps(verify_identity(sys.argv[1])))\n",
+        python_snippet()
+    );
+    let out = std::process::Command::new(backends_python())
+        .arg("-c")
+        .arg(program)
+        .arg(token)
+        .env("WARD_ISSUER", issuer)
+        .env("AUDIENCE", audience)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test]
+async fn the_python_snippet_of_the_backend_docs_verifies_a_real_wards_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), "identity.pem");
+    let reload = "reload: {watch_interval: 1h}\n";
+    let ward = Ward::start(&config(&one_key(&key), "60s", reload)).await;
+    // The issuer is the URL the admin port is reached under: known once
+    // ward has its port.
+    let issuer = format!("http://{}", ward.admin_addr);
+    edit_config(&ward, |doc| {
+        doc["identity_token"]["issuer"] = issuer.clone().into();
+    });
+    reloaded(&ward, 1.0).await;
+    let auth = bearer("alice");
+    let resp = support::http::send(
+        ward.http_addr,
+        "GET",
+        "/api/orders",
+        &[("authorization", &auth)],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let token = resp.header(HEADER).unwrap().to_string();
+    let claims = python_verify(&issuer, "orders", &token).unwrap();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["aud"], "orders");
+    assert_eq!(claims["iss"], issuer.as_str());
+    // Another service's audience, a changed payload: refused.
+    let err = python_verify(&issuer, "billing", &token).unwrap_err();
+    assert!(err.contains("InvalidAudienceError"), "{err}");
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = String::from_utf8(b64.decode(&parts[1]).unwrap()).unwrap();
+    parts[1] = b64.encode(payload.replace("alice", "admin"));
+    let err = python_verify(&issuer, "orders", &parts.join(".")).unwrap_err();
+    assert!(err.contains("InvalidSignatureError"), "{err}");
+}
+
 /// Replaces `identity_token.keys` in ward's config file (the rest, its
 /// listeners included, as written).
 fn set_keys(ward: &Ward, keys: &str) {
+    edit_config(ward, |doc| {
+        doc["identity_token"]["keys"] = serde_yaml_ng::from_str(keys).unwrap();
+    });
+}
+
+/// Edits ward's config file in place (a new file renamed over it).
+fn edit_config(ward: &Ward, edit: impl FnOnce(&mut serde_yaml_ng::Value)) {
     let path = ward.config_path();
     let text = std::fs::read_to_string(path).unwrap();
     let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
-    doc["identity_token"]["keys"] = serde_yaml_ng::from_str(keys).unwrap();
+    edit(&mut doc);
     let tmp = path.with_extension("new");
     std::fs::write(&tmp, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
     std::fs::rename(&tmp, path).unwrap();
