@@ -174,3 +174,46 @@ pub(super) fn check_section(config: &IdentityTokenConfig, used: bool, p: &mut Pr
         p.add(format!("identity_token.keys[{i}].kid"), "must not be empty");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn paths(yaml: &str) -> Vec<String> {
+        let config = Config::from_yaml(yaml).unwrap();
+        config.validate().into_iter().map(|p| p.path).collect()
+    }
+
+    #[test]
+    fn every_problem_names_its_field() {
+        assert_eq!(
+            paths(
+                "policies: {a: {identity_token: {audience: '', header: X-Bad, ttl: 2s}}}\n\
+                 routes: [{prefix: /r, identity_token: {audience: r, ttl: 2h}}]\n"
+            ),
+            [
+                "policies.a.identity_token.header",
+                "policies.a.identity_token.audience",
+                "policies.a.identity_token.ttl",
+                "routes[0].identity_token.ttl",
+                "identity_token.issuer",
+            ]
+        );
+        for issuer in ["ward.local", "https://ward.local/"] {
+            let yaml = format!(
+                "identity_token: {{issuer: \"{issuer}\"}}\n\
+                 policies: {{a: {{identity_token: {{audience: a}}}}}}\n"
+            );
+            assert_eq!(paths(&yaml), ["identity_token.issuer"], "{issuer}");
+        }
+        let twice = "identity_token:\n  issuer: https://w\n  keys: [{pem_file: /a, kid: k}, {pem_file: /b, kid: k}]\n";
+        assert_eq!(paths(twice), ["identity_token.keys"]);
+        // Defaults: a 60 s token in x-ward-identity; no issuer needed
+        // while no policy sends tokens.
+        let config = Config::from_yaml("policies: {a: {identity_token: {audience: a}}}").unwrap();
+        let profile = config.policies["a"].identity_token.clone().unwrap();
+        assert_eq!(profile.header, "x-ward-identity");
+        assert_eq!(profile.ttl.as_secs(), 60);
+        assert!(paths("identity_token: {publish_lead: 1m}").is_empty());
+    }
+}

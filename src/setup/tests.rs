@@ -279,3 +279,22 @@ fn the_verification_pool_is_bounded() {
     let err = Config::from_yaml("jwt: {verify: {priority: high}}").unwrap_err();
     assert!(err.to_string().starts_with("jwt.verify.priority"), "{err}");
 }
+
+#[test]
+fn identity_token_keys_that_do_not_load_name_their_field() {
+    let yaml = "identity_token:\n  issuer: https://ward.test\n  keys:\n    - {pem_file: tests/fixtures/keys/ec256.key}\n    - {pem_file: tests/fixtures/keys/ec256.pub}\n    - {pem_file: tests/fixtures/keys/ec256.key, algorithm: Ed25519}\n    - {pem_file: tests/fixtures/keys/ed25519.key, algorithm: EdDSA}\n    - {pem_file: /nonexistent.pem}\npolicies: {a: {identity_token: {audience: a}}}\n";
+    let got = problems(yaml);
+    let paths: Vec<&str> = got.iter().map(|p| p.split(':').next().unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            "identity_token.keys[1].pem_file",
+            "identity_token.keys[2].pem_file",
+            "identity_token.keys[4].pem_file",
+        ],
+        "{got:?}"
+    );
+    // Keys nothing signs with are not read.
+    let unused = "identity_token: {keys: [{pem_file: /nonexistent.pem}]}\n";
+    assert!(problems(unused).is_empty());
+}

@@ -197,11 +197,13 @@ fn backends_python() -> PathBuf {
 
 /// The Python snippet of docs/backends.md, as a reader copies it.
 fn python_snippet() -> String {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/backends.md"),
-    )
-    .unwrap();
-    let after = doc.split("<!-- snippet: python").nth(1).expect("the marked snippet");
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/backends.md"))
+            .unwrap();
+    let after = doc
+        .split("<!-- snippet: python")
+        .nth(1)
+        .expect("the marked snippet");
     let code = after.split("```python\n").nth(1).unwrap();
     code.split("\n```").next().unwrap().to_string()
 }
