@@ -152,8 +152,9 @@ impl<P: Ports> Checker<P> {
             });
         }
         let result = result.map_err(|reason| self.failed(&presented, reason));
-        let (step, detail) = trace::authenticated(&result);
-        trace.step(step, || detail);
+        trace.step(trace::authenticated_step(&result), || {
+            trace::authenticated(&result)
+        });
         let identity = match result? {
             Authenticated::Identity(identity) => identity,
             Authenticated::Anonymous => {

@@ -143,17 +143,14 @@ impl Metrics {
             Opts::new("ward_check_total", "Authorization decisions."),
             &["decision", "method", "reason"],
         )?;
-        let mut checks = Vec::new();
-        for method in METHODS {
-            let mut row = vec![
-                checks_vec.with_label_values(&["allow", method, "ok"]),
-                checks_vec.with_label_values(&["allow", method, "public"]),
-            ];
-            for reason in Reason::ALL {
-                row.push(checks_vec.with_label_values(&["deny", method, reason.as_str()]));
-            }
-            checks.push(row);
-        }
+        let checks = Self::check_labels()
+            .chunks(2 + Reason::ALL.len())
+            .map(|row| {
+                row.iter()
+                    .map(|labels| checks_vec.with_label_values(labels))
+                    .collect()
+            })
+            .collect();
         let check_duration = Histogram::with_opts(
             HistogramOpts::new(
                 "ward_check_duration_seconds",
@@ -299,6 +296,12 @@ impl Metrics {
 
     /// Counts one decision and its latency.
     pub fn record(&self, decision: &Decision, seconds: f64) {
+        self.count(decision);
+        self.check_duration.observe(seconds);
+    }
+
+    /// Counts one decision (`ward_check_total`): one atomic add.
+    pub fn count(&self, decision: &Decision) {
         let row = match decision.method() {
             None => 0,
             Some(CredentialKind::Jwt) => 1,
@@ -313,7 +316,31 @@ impl Metrics {
         if let Some(counter) = self.checks.get(row).and_then(|r| r.get(col)) {
             counter.inc();
         }
-        self.check_duration.observe(seconds);
+    }
+
+    /// Every `ward_check_total` series, as its label values (`decision`,
+    /// `method`, `reason`), in a fixed order: the index
+    /// [`Metrics::checks_total`] reads.
+    pub fn check_labels() -> Vec<[&'static str; 3]> {
+        let mut labels = Vec::new();
+        for method in METHODS {
+            labels.push(["allow", method, "ok"]);
+            labels.push(["allow", method, "public"]);
+            for reason in Reason::ALL {
+                labels.push(["deny", method, reason.as_str()]);
+            }
+        }
+        labels
+    }
+
+    /// The value of `ward_check_total` series `index` of
+    /// [`Metrics::check_labels`] (the Envoy module mirrors them).
+    pub fn checks_total(&self, index: usize) -> u64 {
+        let width = 2 + Reason::ALL.len();
+        self.checks
+            .get(index / width)
+            .and_then(|row| row.get(index % width))
+            .map_or(0, IntCounter::get)
     }
 
     /// The Prometheus text exposition of every metric.

@@ -3,6 +3,7 @@
 //! knows Envoy's `CheckRequest`; everything after it sees this.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 /// One request to authorize. Header names are lowercase, as Envoy sends
@@ -100,27 +101,75 @@ impl<'a> Headers<'a> {
 
 /// Owned pairs from headers in the order received, names lowercased (ASCII)
 /// and a repeated name folded into one value the way a proxy folds it: `,`
-/// between values (`; ` for `cookie`). Linear in the number of headers,
-/// however many repeat. The one fold every front end uses (gRPC's raw
-/// `header_map`, HTTP mode, `ward explain`), so they read a request alike.
+/// between values (`; ` for `cookie`). The one fold every front end uses
+/// (gRPC's raw `header_map`, HTTP mode, the Envoy module, `ward explain`),
+/// so they read a request alike. It runs on every check: a request's few
+/// names are compared in place (no allocation beyond the output); past
+/// [`FOLD_SCAN`] names an index by name hash keeps it linear in the number
+/// of headers, however many repeat.
 pub fn fold_headers(headers: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    let mut index: HashMap<String, usize, foldhash::fast::RandomState> = HashMap::default();
+    // Built past FOLD_SCAN names: a seeded hash of each name, its place.
+    let mut index: Option<(foldhash::fast::RandomState, HashMap<u64, usize, NoHash>)> = None;
     for (mut name, value) in headers {
         name.make_ascii_lowercase();
-        match index.get(&name) {
-            Some(&i) => {
+        let found = match &mut index {
+            None => out.iter().position(|(n, _)| *n == name),
+            Some((hasher, index)) => {
+                let hash = hasher.hash_one(&name);
+                match index.get(&hash) {
+                    Some(&i) if out[i].0 == name => Some(i),
+                    // A hash collision (or none yet): find it the slow way.
+                    Some(_) => out.iter().position(|(n, _)| *n == name),
+                    None => {
+                        index.insert(hash, out.len());
+                        None
+                    }
+                }
+            }
+        };
+        match found {
+            Some(i) => {
                 let folded = &mut out[i].1;
                 folded.push_str(if name == "cookie" { "; " } else { "," });
                 folded.push_str(&value);
             }
             None => {
-                index.insert(name.clone(), out.len());
                 out.push((name, value));
+                if index.is_none() && out.len() > FOLD_SCAN {
+                    let hasher = foldhash::fast::RandomState::default();
+                    let places = out.iter().enumerate();
+                    let places = places.map(|(i, (n, _))| (hasher.hash_one(n), i)).collect();
+                    index = Some((hasher, places));
+                }
             }
         }
     }
     out
+}
+
+/// How many distinct names [`fold_headers`] compares one by one before it
+/// indexes them.
+const FOLD_SCAN: usize = 24;
+
+/// A map keyed by a hash already computed: the key is its own hash.
+type NoHash = std::hash::BuildHasherDefault<IdentityHasher>;
+
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 #[cfg(test)]
@@ -158,5 +207,39 @@ mod tests {
         assert_eq!(pairs.len(), 2);
         assert_eq!(Headers::owned(&pairs).get("accept"), Some("a,b"));
         assert_eq!(Headers::owned(&pairs).get("cookie"), Some("x=1; y=2"));
+    }
+
+    /// Past the names compared one by one (an index takes over), the fold
+    /// is the same: every size up to well past it, with repeats early and
+    /// late, in mixed case, against the plainest fold.
+    #[test]
+    fn many_headers_fold_as_few_do() {
+        fn plain(pairs: &[(String, String)]) -> Vec<(String, String)> {
+            let mut out: Vec<(String, String)> = Vec::new();
+            for (name, value) in pairs {
+                let name = name.to_ascii_lowercase();
+                match out.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, v)) => {
+                        v.push_str(if name == "cookie" { "; " } else { "," });
+                        v.push_str(value);
+                    }
+                    None => out.push((name, value.clone())),
+                }
+            }
+            out
+        }
+        for size in 0..(3 * FOLD_SCAN) {
+            let pairs: Vec<(String, String)> = (0..size)
+                .map(|i| {
+                    let name = match i % 7 {
+                        0 => "cookie".to_string(),
+                        3 => format!("X-Repeat-{}", i % 5),
+                        _ => format!("x-header-{i}"),
+                    };
+                    (name, format!("v{i}"))
+                })
+                .collect();
+            assert_eq!(fold_headers(pairs.clone()), plain(&pairs), "{size} headers");
+        }
     }
 }

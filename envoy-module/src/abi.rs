@@ -13,7 +13,7 @@
 #![allow(unsafe_code)]
 
 use crate::filter::{self, Config, Filter, Hold, Host, LogLevel, Resume, Verdict};
-use crate::stats::ConfigHost;
+use crate::stats::{Commit, ConfigHost, Flush};
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -180,13 +180,28 @@ unsafe extern "C" {
         label_values_length: usize,
         value: u64,
     ) -> i32;
-    fn envoy_dynamic_module_callback_http_filter_set_gauge(
-        filter: *mut c_void,
+    fn envoy_dynamic_module_callback_http_filter_config_increment_counter(
+        config: *mut c_void,
         id: usize,
         label_values: *const ModuleBuffer,
         label_values_length: usize,
         value: u64,
     ) -> i32;
+    fn envoy_dynamic_module_callback_http_filter_config_set_gauge(
+        config: *mut c_void,
+        id: usize,
+        label_values: *const ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> i32;
+    fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
+        config: *mut c_void,
+    ) -> *mut c_void;
+    fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+        scheduler: *mut c_void,
+        event: u64,
+    );
+    fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(scheduler: *mut c_void);
 }
 
 /// `envoy_dynamic_module_type_metrics_result_Success`.
@@ -257,6 +272,85 @@ impl ConfigHost for ConfigEnvoy {
     fn warn(&mut self, message: &str) {
         log(LogLevel::Warn, message);
     }
+
+    fn flusher(&mut self) -> Option<Box<dyn Commit>> {
+        // SAFETY: `self.0` is the filter config of the running `config_new`
+        // hook; the scheduler Envoy returns holds a weak reference to it.
+        let scheduler =
+            unsafe { envoy_dynamic_module_callback_http_filter_config_scheduler_new(self.0) };
+        (!scheduler.is_null()).then(|| Box::new(ConfigScheduler(scheduler)) as Box<dyn Commit>)
+    }
+}
+
+/// Envoy's filter config on its main thread, in the flush hook
+/// (`on_http_filter_config_scheduled`): the counters and gauges change
+/// through the config, no stream needed.
+impl Flush for ConfigEnvoy {
+    fn add_counter(&mut self, id: usize, labels: &[&str], by: u64) {
+        let labels: Vec<ModuleBuffer> = labels
+            .iter()
+            .map(|l| ModuleBuffer::of(l.as_bytes()))
+            .collect();
+        // SAFETY: `self.0` is the filter config Envoy passed to the running
+        // hook, on its main thread; `id` was defined on it; the label
+        // buffers outlive the call (Envoy copies them into stat names). A
+        // wrong id or label count is a result code, never a crash.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                self.0,
+                id,
+                labels.as_ptr(),
+                labels.len(),
+                by,
+            );
+        }
+    }
+
+    fn set_gauge(&mut self, id: usize, value: u64) {
+        // SAFETY: as for `add_counter`, with no labels.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_config_set_gauge(
+                self.0,
+                id,
+                std::ptr::null(),
+                0,
+                value,
+            );
+        }
+    }
+}
+
+/// The event id of a stats flush (the config's one kind of event).
+const FLUSH_STATS: u64 = 1;
+
+/// A filter config's scheduler: commits run the flush hook on Envoy's main
+/// thread; Envoy drops them once the config is gone. Deleted when the
+/// runtime's flush task ends.
+struct ConfigScheduler(*mut c_void);
+
+// SAFETY: as for [`Scheduler`]: commit posts to the main dispatcher from
+// any thread, and the object holds only a weak reference to the config;
+// commits from several threads at once are posts to a thread-safe queue.
+unsafe impl Send for ConfigScheduler {}
+// SAFETY: see `Send`; `commit` takes `&self` and Envoy's commit is
+// thread-safe.
+unsafe impl Sync for ConfigScheduler {}
+
+impl Commit for ConfigScheduler {
+    fn commit(&self) {
+        // SAFETY: `self.0` came from `config_scheduler_new` and is deleted
+        // only in `drop`, after every commit through `&self`.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_config_scheduler_commit(self.0, FLUSH_STATS)
+        }
+    }
+}
+
+impl Drop for ConfigScheduler {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from `config_scheduler_new`; deleted once.
+        unsafe { envoy_dynamic_module_callback_http_filter_config_scheduler_delete(self.0) }
+    }
 }
 
 /// The event id ward commits (one kind of event: "the check ended").
@@ -283,6 +377,16 @@ impl Drop for Scheduler {
             envoy_dynamic_module_callback_http_filter_scheduler_commit(self.0, CHECK_DONE);
             envoy_dynamic_module_callback_http_filter_scheduler_delete(self.0);
         }
+    }
+}
+
+/// Header bytes as text: a copy when they are UTF-8 (the common case, and
+/// a fast check), else with invalid sequences replaced, as the gRPC mode
+/// reads them.
+fn owned_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 
@@ -343,8 +447,8 @@ impl Host for Stream {
                 // A header that is not UTF-8 keeps its bytes lossily: ward's
                 // credential readers refuse U+FFFD like any non-ASCII byte.
                 (
-                    String::from_utf8_lossy(k).into_owned(),
-                    String::from_utf8_lossy(v).into_owned(),
+                    owned_text(k),
+                    owned_text(v),
                 )
             })
             .collect()
@@ -483,19 +587,6 @@ impl Host for Stream {
         }
     }
 
-    fn set_gauge(&mut self, id: usize, value: u64) {
-        // SAFETY: as for `increment_counter`, with no labels.
-        unsafe {
-            envoy_dynamic_module_callback_http_filter_set_gauge(
-                self.ptr,
-                id,
-                std::ptr::null(),
-                0,
-                value,
-            );
-        }
-    }
-
     fn route_policy(&mut self) -> Option<String> {
         // SAFETY: `ptr` is the filter of the running hook; the result is
         // null or a pointer this module returned from
@@ -566,7 +657,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         "http_filter_config_new",
         std::ptr::null(),
         || match Config::new(text, &mut ConfigEnvoy(config_envoy)) {
-            Ok(config) => Box::into_raw(Box::new(config)).cast_const().cast(),
+            Ok(config) => Box::into_raw(Box::new(Loaded {
+                config,
+                envoy: config_envoy,
+            }))
+            .cast_const()
+            .cast(),
             Err(message) => {
                 log(LogLevel::Error, &message);
                 std::ptr::null()
@@ -584,8 +680,45 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(conf
         return;
     }
     // SAFETY: the pointer came from `Box::into_raw` in `config_new`.
-    let config = unsafe { Box::from_raw(config.cast_mut().cast::<Config>()) };
-    guard("http_filter_config_destroy", (), move || drop(config));
+    let loaded = unsafe { Box::from_raw(config.cast_mut().cast::<Loaded>()) };
+    // The counters gained since the last flush reach Envoy before the
+    // config goes (a listener update would lose them otherwise): Envoy
+    // calls this hook on its main thread, its config still whole.
+    guard("http_filter_config_destroy", (), move || {
+        loaded.config.flush(&mut ConfigEnvoy(loaded.envoy));
+        drop(loaded);
+    });
+}
+
+/// A filter config as Envoy holds it: ward's, and Envoy's side of it (for
+/// the stats flushes on Envoy's main thread).
+struct Loaded {
+    config: Config,
+    envoy: *mut c_void,
+}
+
+/// Envoy's main thread runs a flush the config's runtime asked for
+/// (`stats.rs`): ward's counters are copied into Envoy's.
+///
+/// # Safety
+/// `config` is a pointer `on_http_filter_config_new` returned, still alive
+/// (Envoy drops the event of a destroyed config); `config_envoy` is its
+/// Envoy side.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+    config_envoy: *mut c_void,
+    config: *const c_void,
+    _event: u64,
+) {
+    if config.is_null() {
+        return;
+    }
+    // SAFETY: the pointer came from `Box::into_raw` in `config_new` and the
+    // config is alive for this hook (above).
+    let config = unsafe { &(*config.cast::<Loaded>()).config };
+    guard("http_filter_config_scheduled", (), || {
+        config.flush(&mut ConfigEnvoy(config_envoy));
+    });
 }
 
 /// A per-route config: the name of the ward policy the route selects (the
@@ -642,7 +775,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
         return std::ptr::null();
     }
     // SAFETY: Envoy keeps the config alive while a filter of it exists.
-    let config: &'static Config = unsafe { &*config.cast::<Config>() };
+    let config: &'static Config = unsafe { &(*config.cast::<Loaded>()).config };
     guard("http_filter_new", std::ptr::null(), || {
         Box::into_raw(Box::new(Filter::new(config)))
             .cast_const()

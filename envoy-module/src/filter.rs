@@ -27,7 +27,7 @@ use ward::wiring::{self, ServerChecker};
 
 use crate::runtime;
 use crate::source;
-use crate::stats::{ConfigHost, Stats};
+use crate::stats::{Commit, ConfigHost, FLUSH_EVERY, Flush, Stats};
 
 /// What the filter needs from Envoy for one stream (`abi::Stream`, or a
 /// fake in tests).
@@ -58,8 +58,6 @@ pub trait Host {
     fn increment_counter(&mut self, id: usize, labels: &[&str], by: u64);
     /// Records a value in a histogram defined at config time.
     fn record_histogram(&mut self, id: usize, value: u64);
-    /// Sets a gauge defined at config time.
-    fn set_gauge(&mut self, id: usize, value: u64);
     /// Sets a string in the stream's dynamic metadata.
     fn set_metadata(&mut self, namespace: &str, key: &str, value: &str);
 }
@@ -113,7 +111,7 @@ pub struct Config {
     shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
     /// Dropped with the config: the background tasks end.
-    _stop: watch::Sender<bool>,
+    stop: watch::Sender<bool>,
 }
 
 impl Config {
@@ -137,12 +135,47 @@ impl Config {
             return Err(fail(ConfigError::Invalid(problems).to_string()));
         }
         let stats = Stats::define(envoy).map_err(|e| fail(format!("stats: {e}")))?;
+        stats.touch(envoy);
+        let flusher = envoy.flusher();
         let threads = runtime::threads(config.runtime.worker_threads);
         let (runtime, warning) = runtime::runtime(threads).map_err(fail)?;
         if let Some(warning) = warning {
             envoy.warn(&warning);
         }
-        build(&config, stats, runtime).map_err(fail)
+        let config = build(&config, stats, runtime).map_err(fail)?;
+        if let Some(flusher) = flusher {
+            config.spawn_flushes(flusher);
+        }
+        Ok(config)
+    }
+
+    /// Copies ward's counters into Envoy's stats (`stats.rs`): Envoy calls
+    /// it on its main thread when the runtime asked for it.
+    pub fn flush(&self, envoy: &mut impl Flush) {
+        self.shared.stats.flush(envoy, &self.shared.metrics);
+    }
+
+    /// Every [`FLUSH_EVERY`], if a counter moved, asks Envoy for a flush;
+    /// ends with the config.
+    fn spawn_flushes(&self, flusher: Box<dyn Commit>) {
+        let shared = Arc::downgrade(&self.shared);
+        let mut stopped = self.stop.subscribe();
+        self.runtime.spawn(async move {
+            let mut every = tokio::time::interval(FLUSH_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stopped.changed() => return,
+                }
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                if shared.stats.pending(&shared.metrics) {
+                    flusher.commit();
+                }
+            }
+        });
     }
 }
 
@@ -170,7 +203,7 @@ fn build(config: &WardConfig, stats: Stats, runtime: &Runtime) -> Result<Config,
             stats,
         }),
         runtime: runtime.handle().clone(),
-        _stop: stop,
+        stop,
     })
 }
 
@@ -313,7 +346,7 @@ impl Filter {
             // The check panicked or was cancelled: fail closed.
             None => {
                 let shared = &self.config.shared;
-                shared.stats.record_internal_error(host, &shared.metrics);
+                shared.stats.record_internal_error(host);
                 internal_error(host)
             }
         };
@@ -555,7 +588,6 @@ mod tests {
         fn record_histogram(&mut self, id: usize, value: u64) {
             self.recorded.push((id, value));
         }
-        fn set_gauge(&mut self, _: usize, _: u64) {}
         fn set_metadata(&mut self, namespace: &str, key: &str, value: &str) {
             assert_eq!(namespace, METADATA_NAMESPACE);
             self.metadata.push((key.into(), value.into()));
@@ -583,17 +615,12 @@ mod tests {
         assert!(body.contains("\"reason\":\"missing_credential\""), "{body}");
         assert_eq!(details, "ward_missing_credential");
         assert!(host.set.is_empty());
-        // Counted under the gRPC mode's labels, with its latency.
-        let labels = ["deny", "none", "missing_credential"]
-            .map(String::from)
-            .to_vec();
-        assert!(
-            host.counted
-                .iter()
-                .any(|(_, l, by)| *l == labels && *by == 1),
-            "{:?}",
-            host.counted
-        );
+        // Counted by ward under the gRPC mode's labels (flushed to Envoy
+        // later, `stats.rs`), its latency recorded into Envoy's histogram.
+        let text = config.shared.metrics.render();
+        let series =
+            r#"ward_check_total{decision="deny",method="none",reason="missing_credential"} 1"#;
+        assert!(text.contains(series), "{text}");
         assert_eq!(host.recorded.len(), 1);
         let reason = ("reason".to_string(), "missing_credential".to_string());
         assert_eq!(host.metadata, [reason]);

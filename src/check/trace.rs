@@ -65,14 +65,20 @@ pub(super) fn limiter(secs: u64, result: &Result<Authenticated, Reason>) -> Stri
     format!("blocked for {secs}s more; not answerable from the caches ({why})")
 }
 
-pub(super) fn authenticated(result: &Result<Authenticated, Deny>) -> (&'static str, String) {
+/// The step's name: what decided the identity.
+pub(super) fn authenticated_step(result: &Result<Authenticated, Deny>) -> &'static str {
     match result {
-        Ok(Authenticated::Identity(identity)) => ("authenticate", describe(identity)),
-        Ok(Authenticated::Anonymous) => (
-            "on_store_error",
-            "store unavailable; open: allowed anonymously".into(),
-        ),
-        Err(deny) => ("authenticate", deny.reason.as_str().to_string()),
+        Ok(Authenticated::Anonymous) => "on_store_error",
+        _ => "authenticate",
+    }
+}
+
+/// The step's detail (formatted only when tracing: it is not free).
+pub(super) fn authenticated(result: &Result<Authenticated, Deny>) -> String {
+    match result {
+        Ok(Authenticated::Identity(identity)) => describe(identity),
+        Ok(Authenticated::Anonymous) => "store unavailable; open: allowed anonymously".into(),
+        Err(deny) => deny.reason.as_str().to_string(),
     }
 }
 

@@ -441,6 +441,20 @@ async fn prometheus(envoy: &Envoy) -> String {
         .to_string()
 }
 
+/// Envoy's Prometheus text once `ready` holds for it (ward's counters
+/// reach Envoy at the module's next stats flush, about a second), or the
+/// last text after 5 s.
+async fn prometheus_once(envoy: &Envoy, ready: impl Fn(&str) -> bool) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let text = prometheus(envoy).await;
+        if ready(&text) || started.elapsed() > std::time::Duration::from_secs(5) {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The value of one sample line (`name{labels}`), 0 if absent.
 fn sample(text: &str, series: &str) -> f64 {
     text.lines()
@@ -471,7 +485,12 @@ async fn wards_counters_are_envoy_stats_under_the_grpc_modes_names() {
         assert_eq!(envoy.get("/api", &[]).await.status, 401);
     }
     assert_eq!(envoy.get("/public/x", &[]).await.status, 200);
-    let text = prometheus(&envoy).await;
+    let token_cache =
+        |r: &str| format!(r#"envoy_ward_cache_requests_total{{cache="token",result="{r}"}}"#);
+    let text = prometheus_once(&envoy, |t| {
+        sample(t, &public) == 1.0 && sample(t, &token_cache("hit")) >= 2.0
+    })
+    .await;
     assert_eq!(sample(&text, &jwt_ok), 3.0, "{text}");
     assert_eq!(sample(&text, &missing), 2.0, "{text}");
     assert_eq!(sample(&text, &public), 1.0, "{text}");
@@ -482,8 +501,6 @@ async fn wards_counters_are_envoy_stats_under_the_grpc_modes_names() {
     // thread verified before that first poll looked again, the check was
     // decided at once: one miss. The two later requests hit.
     assert_eq!(sample(&text, "envoy_ward_jwt_verifications_total{}"), 1.0);
-    let token_cache =
-        |r: &str| format!(r#"envoy_ward_cache_requests_total{{cache="token",result="{r}"}}"#);
     let (hits, misses) = (
         sample(&text, &token_cache("hit")),
         sample(&text, &token_cache("miss")),
@@ -502,6 +519,35 @@ async fn wards_counters_are_envoy_stats_under_the_grpc_modes_names() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(count, 6.0);
+}
+
+/// With no traffic at all, what ward's background parts count reaches
+/// Envoy: a JWKS file loaded on the module's runtime shows as the keys
+/// gauge and a successful refresh, copied on Envoy's main thread.
+#[tokio::test]
+async fn background_counters_and_gauges_reach_envoy_without_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    let keys = json!({"keys": [
+        support::tokens::jwk(Algorithm::RS256, "r1"),
+        support::tokens::jwk(Algorithm::ES256, "e1"),
+    ]});
+    std::fs::write(&jwks, keys.to_string()).unwrap();
+    let echo = Echo::start().await;
+    let envoy = start(
+        &format!("jwt:\n  jwks: [{{file: {}}}]\n", jwks.display()),
+        &echo,
+    )
+    .await;
+    let gauge = "envoy_ward_jwks_keys{}";
+    let refreshed = r#"envoy_ward_jwks_refresh_total{result="ok"}"#;
+    let text = prometheus_once(&envoy, |t| sample(t, gauge) == 2.0).await;
+    assert_eq!(sample(&text, gauge), 2.0, "{text}");
+    assert_eq!(sample(&text, refreshed), 1.0, "{text}");
+    assert!(
+        sample(&text, "envoy_ward_jwks_last_success_timestamp_seconds{}") > 1.7e9,
+        "{text}"
+    );
 }
 
 /// SIGTERM while checks wait on Redis (paused): Envoy exits cleanly
@@ -639,9 +685,6 @@ async fn a_listener_update_takes_the_new_config_and_drops_the_old_checker() {
         ),
         "{log}"
     );
-    // ward's counters go on across the update: the allow before it counts.
-    let jwt_ok = r#"envoy_ward_check_total{decision="allow",method="jwt",reason="ok"}"#;
-    assert_eq!(sample(&prometheus(&envoy).await, jwt_ok), 2.0);
     // Both configs' subscribers while the old listener drains (1 s); then
     // its filter config is destroyed, and only the new one's is left.
     let mut seen: Vec<String> = Vec::new();
@@ -657,8 +700,12 @@ async fn a_listener_update_takes_the_new_config_and_drops_the_old_checker() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    // ... and stay once the old config is gone.
-    assert_eq!(sample(&prometheus(&envoy).await, jwt_ok), 2.0);
+    // ward's counters go on across the update, once the old config is
+    // gone too: the allow before it counts (the old config flushed it; the
+    // new one holds the series in Envoy from its start).
+    let jwt_ok = r#"envoy_ward_check_total{decision="allow",method="jwt",reason="ok"}"#;
+    let text = prometheus_once(&envoy, |t| sample(t, jwt_ok) >= 2.0).await;
+    assert_eq!(sample(&text, jwt_ok), 2.0, "{text}");
     assert_no_crash(&envoy.logs());
 }
 
