@@ -446,10 +446,7 @@ impl Host for Stream {
                 };
                 // A header that is not UTF-8 keeps its bytes lossily: ward's
                 // credential readers refuse U+FFFD like any non-ASCII byte.
-                (
-                    owned_text(k),
-                    owned_text(v),
-                )
+                (owned_text(k), owned_text(v))
             })
             .collect()
     }
