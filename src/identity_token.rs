@@ -22,6 +22,7 @@ use keys::{KeyRing, SigningKeyError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A policy's identity token settings, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +52,9 @@ impl Profile {
         all.dedup();
         let ttl = profile.ttl.as_secs();
         let me = (profile.audience.as_str(), ttl);
-        let digest = Sha256::digest(format!("{}\n{}", profile.audience, ttl));
+        // The issuer too: a reload that changes it makes kept tokens unusable.
+        let issuer = config.identity_token.issuer.as_deref().unwrap_or_default();
+        let digest = Sha256::digest(format!("{issuer}\n{}\n{ttl}", profile.audience));
         let mut id = [0u8; 8];
         id.copy_from_slice(&digest[..8]);
         Profile {
@@ -209,10 +212,14 @@ fn claims(
 
 /// 128 random bits, base64url: unique per token.
 fn jti() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut bytes = [0u8; 16];
-    // The OS generator does not fail on Linux once booted; were it to,
-    // the token would still be unique enough by its other claims.
-    let _ = getrandom::fill(&mut bytes);
+    // The OS generator does not fail on Linux once booted; were it to, a
+    // process-wide counter still keeps every jti of this process apart.
+    if getrandom::fill(&mut bytes).is_err() {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+    }
     URL_SAFE_NO_PAD.encode(bytes)
 }
 

@@ -134,6 +134,23 @@ fn no_refresh_that_would_not_live_longer() {
 }
 
 #[test]
+fn a_token_is_reused_only_under_the_profile_and_issuer_it_was_signed_for() {
+    let (_, orders, _, ring) = setup();
+    let id = identity(None);
+    sign_and_keep(&id, &orders, &ring, &[0; 32], 1_000).unwrap();
+    let other_issuer = Config::from_yaml(&CONFIG.replace("ward.test", "ward.other")).unwrap();
+    let moved = Profile::new(
+        other_issuer.policies["orders"]
+            .identity_token
+            .as_ref()
+            .unwrap(),
+        &other_issuer,
+    );
+    assert_ne!(moved.id, orders.id);
+    assert!(matches!(kept(&id, &moved, &ring, 1_001), Kept::Missing));
+}
+
+#[test]
 fn a_newer_signing_key_refreshes_a_kept_token() {
     let (config, orders, _, ring) = setup();
     let id = identity(None);
