@@ -47,6 +47,11 @@ secrets="$work/secrets"
 mkdir -p "$secrets"
 printf '%s\n' "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" > "$secrets/hmac"
 printf '%s\n' "redis-test-password" > "$secrets/redis-password"
+printf '%s\n' "a-management-api-token-0123456789" > "$secrets/management-token"
+# The management API's TLS (ci/management-mtls.yaml): the test certificates.
+cp tests/fixtures/management/server.pem "$secrets/tls.crt"
+cp tests/fixtures/management/server.key "$secrets/tls.key"
+cp tests/fixtures/management/ca.pem "$secrets/ca.crt"
 cp tests/fixtures/keys/rsa.pub "$secrets/jwt.pub"
 # ci/identity-token.yaml's signing keys (P-256, PKCS#8).
 mkdir -p "$secrets/identity"

@@ -84,6 +84,14 @@ impl<P: Ports> Checker<P> {
         (decision, trace)
     }
 
+    /// As [`Checker::explain`], without counting a rejected credential in
+    /// the limiter (the management API's `Introspect`).
+    pub async fn introspect(&self, req: &Request<'_>, now: u64) -> (Decision, Trace) {
+        let mut trace = Trace::quiet();
+        let decision = self.run(req, now, &mut trace).await;
+        (decision, trace)
+    }
+
     /// The pipeline: each step returns its result, recorded here (and
     /// only here) for `explain`; the first deny ends the check.
     async fn run(&self, req: &Request<'_>, now: u64, trace: &mut Trace) -> Decision {
@@ -151,7 +159,8 @@ impl<P: Ports> Checker<P> {
                 ..deny(&presented, Reason::TooManyFailures)
             });
         }
-        let result = result.map_err(|reason| self.failed(&presented, reason));
+        let quiet = trace.quiet;
+        let result = result.map_err(|reason| self.failed(&presented, reason, quiet));
         trace.step(trace::authenticated_step(&result), || {
             trace::authenticated(&result)
         });
@@ -262,9 +271,10 @@ impl<P: Ports> Checker<P> {
     }
 
     /// A failed authentication's deny; a rejected credential (401, not an
-    /// outage or a malformed request) counts toward the limiter.
-    fn failed(&self, presented: &Presented<'_, '_>, reason: Reason) -> Deny {
-        if reason.status() == 401 {
+    /// outage or a malformed request) counts toward the limiter, unless
+    /// the check is `quiet` (an introspection).
+    fn failed(&self, presented: &Presented<'_, '_>, reason: Reason, quiet: bool) -> Deny {
+        if reason.status() == 401 && !quiet {
             self.ports
                 .record_failure(presented.client_ip(), limiter_key(presented));
         }

@@ -13,6 +13,7 @@ pub mod explain;
 pub mod fingerprint;
 pub mod install_module;
 pub mod store;
+mod target;
 
 use crate::config::{Config, ProcessEnv};
 use std::future::Future;
@@ -61,7 +62,9 @@ pub fn check_config(file: &Path) -> Outcome {
 pub fn serve(path: &Path) -> Outcome {
     let (config, text) = crate::setup::load_with_text(path, &ProcessEnv)
         .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
-    let result = block_on(config.runtime.worker_threads, async {
+    // One runtime here; the other check workers are the server's cores
+    // (`server/cores.rs`).
+    let result = block_on(1, async {
         // In the runtime: the OTLP/gRPC exporter's channel lives on it.
         let telemetry = crate::telemetry::init(&config.log, &config.tracing);
         let served = serve_on(&config, &text, path).await;
@@ -84,6 +87,7 @@ async fn serve_on(
         grpc = ?server.grpc_addr(),
         admin = ?server.admin_addr(),
         http = ?server.http_addr(),
+        management = ?server.management_addr(),
         unix_socket = ?config.listen.unix_socket,
         version = env!("CARGO_PKG_VERSION"),
         "ward listening"

@@ -8,6 +8,7 @@
 //! documentation lives in `docs/configuration.md`.
 
 mod api_keys;
+mod backchannel;
 mod cache;
 mod files;
 mod headers;
@@ -16,6 +17,7 @@ mod jwt;
 mod limits;
 mod listen;
 mod log;
+mod management;
 mod policy;
 mod reload;
 mod runtime;
@@ -26,6 +28,7 @@ mod tracing;
 mod validate;
 
 pub use api_keys::ApiKeysConfig;
+pub use backchannel::{BackchannelConfig, LOGOUT_TYPE, MAX_TOKEN_AGE};
 pub use cache::CacheConfig;
 pub use files::Part;
 pub use headers::HeadersConfig;
@@ -43,6 +46,9 @@ pub use listen::{
     MAX_CONNECTIONS_LIMIT, MAX_HEADER_LIST_SIZE_RANGE, MAX_REQUEST_BYTES_RANGE,
 };
 pub use log::{Log, LogFormat};
+pub use management::{
+    MIN_TOKEN_BYTES, ManagementAuth, ManagementConfig, ManagementTls, read_token,
+};
 pub use policy::{
     BUILTIN_POLICIES, Mode, OnStoreError, PolicyConfig, Requirement, ResponsesConfig, RouteConfig,
 };
@@ -89,6 +95,9 @@ pub struct Config {
     /// How identity tokens for backends are signed (the policies that
     /// send one say so in their own `identity_token`).
     pub identity_token: IdentityTokenConfig,
+    /// The management API (off unless `management.listen` is set) and
+    /// OpenID Connect back-channel logout.
+    pub management: ManagementConfig,
 }
 
 impl Config {

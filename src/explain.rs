@@ -175,6 +175,37 @@ pub(crate) async fn explain(
     Ok(Explanation { text: out, allowed })
 }
 
+/// What a running checker decides for a request, and why.
+pub(crate) struct Introspection {
+    pub decision: Decision,
+    /// The HTTP status Envoy would answer with (200 on allow).
+    pub status: u16,
+    /// Each step of the check and its result, as `explain` prints them.
+    pub steps: Vec<(String, String)>,
+}
+
+/// `request` through a running `checker` at `now`, without side effects
+/// (`Checker::introspect`): the management API's `Introspect`.
+pub(crate) async fn introspect<P: crate::ports::Ports>(
+    checker: &crate::check::Checker<P>,
+    responder: &Responder,
+    request: &ExplainRequest,
+    now: u64,
+) -> Result<Introspection, ExplainError> {
+    let parts = Parts::of(request)?;
+    let req = parts.request();
+    let (decision, trace) = checker.introspect(&req, now).await;
+    let status = match &decision {
+        Decision::Deny(deny) => responder.deny(Some(&req), deny).status,
+        _ => 200,
+    };
+    Ok(Introspection {
+        decision,
+        status,
+        steps: trace.steps,
+    })
+}
+
 /// What the checked [`Request`] borrows: the request to explain as
 /// `ward serve` would see it.
 struct Parts<'a> {

@@ -13,6 +13,7 @@ mod config;
 mod credentials;
 mod formats;
 mod jws;
+mod logout;
 mod path;
 
 pub use check_request::check_request;

@@ -103,6 +103,21 @@ impl KeyStore {
         self.current.load_full()
     }
 
+    /// The last good keys of the discovery source for `issuer`
+    /// (`jwt.jwks[].issuer`), and of no other source: a back-channel
+    /// logout token is verified with its own provider's keys only
+    /// (`server/backchannel.rs`). Empty until the source has loaded;
+    /// `None` when no source has this issuer.
+    pub fn issuer_keys(&self, issuer: &str) -> Option<Arc<KeySet>> {
+        let source = self
+            .sources
+            .iter()
+            .find(|s| s.config.issuer.as_deref() == Some(issuer))?;
+        let keys = source.keys.load_full();
+        let keys = keys.iter().flat_map(|k| k.iter().cloned());
+        Some(Arc::new(KeySet::new(keys)))
+    }
+
     /// True once every JWKS source has loaded at least once.
     pub fn is_ready(&self) -> bool {
         self.sources.iter().all(|s| s.keys.load().is_some())

@@ -76,7 +76,25 @@ pub struct Verifier {
 impl Verifier {
     pub fn verify(&self, token: &str, keys: &KeySet, now: u64) -> Result<Verified, JwtError> {
         let payload = self.verify_signature(token, keys)?;
-        let claims = json::parse_object(&payload).map_err(|e| match e {
+        self.verify_claims(&payload, now)
+    }
+
+    /// [`Verifier::verify`] for a token of another kind than the keys'
+    /// own (a logout token, `backchannel.rs`): `types` judges the header
+    /// `typ` instead of the verifying key's list.
+    pub fn verify_as(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        types: &AllowedTypes,
+        now: u64,
+    ) -> Result<Verified, JwtError> {
+        let payload = self.verify_signature_typed(token, keys, Some(types))?;
+        self.verify_claims(&payload, now)
+    }
+
+    fn verify_claims(&self, payload: &[u8], now: u64) -> Result<Verified, JwtError> {
+        let claims = json::parse_object(payload).map_err(|e| match e {
             StrictJsonError::DuplicateMember => {
                 JwtError::Malformed("payload names a member twice (RFC 7519 §4)")
             }
@@ -99,6 +117,17 @@ impl Verifier {
     /// and the verifying key's judgement of `typ`. Returns the decoded
     /// payload, not yet read as claims.
     pub fn verify_signature(&self, token: &str, keys: &KeySet) -> Result<Vec<u8>, JwtError> {
+        self.verify_signature_typed(token, keys, None)
+    }
+
+    /// The JWS layer, with `typ` judged by `types` when given, else by
+    /// the verifying key.
+    fn verify_signature_typed(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        types: Option<&AllowedTypes>,
+    ) -> Result<Vec<u8>, JwtError> {
         let parts = token::parse(token, self.max_token_bytes)?;
         let alg = parts.header.alg;
         let candidates = candidates(&parts, keys)?;
@@ -114,11 +143,29 @@ impl Verifier {
                 .unwrap_or(false)
             })
             .ok_or(JwtError::BadSignature)?;
-        if !key.types.accepts(parts.header.typ.as_deref()) {
+        if !types
+            .unwrap_or(&key.types)
+            .accepts(parts.header.typ.as_deref())
+        {
             return Err(JwtError::UnsupportedTyp);
         }
         token::decode_part(parts.payload)
     }
+}
+
+/// The `iss` a token claims, read before anything is verified: only to
+/// choose whose keys verify it (a logout token, `backchannel.rs`), never
+/// to trust. The same strict parse as a verification (size cap, header,
+/// strict JSON payload); `None` when `iss` is absent or not a string.
+pub fn claimed_issuer(token: &str, max_bytes: usize) -> Result<Option<String>, JwtError> {
+    let parts = token::parse(token, max_bytes)?;
+    let payload = token::decode_part(parts.payload)?;
+    let mut claims = json::parse_object(&payload)
+        .map_err(|_| JwtError::Malformed("payload is not a strict JSON object"))?;
+    Ok(match claims.remove("iss") {
+        Some(Value::String(iss)) => Some(iss),
+        _ => None,
+    })
 }
 
 /// The keys that may have signed `parts`: by `kid` and `alg`.

@@ -23,6 +23,7 @@
 //! | [`jwt`] | JWT parsing, key choice, signature and claim rules (pure) |
 //! | [`identity`] | claims rendered into identity headers (pure) |
 //! | [`identity_token`] | signed identity tokens for backends: claims, signing keys and their rotation schedule, JWKS and discovery documents (pure) |
+//! | [`backchannel`] | OpenID Connect back-channel logout: a logout token checked by every §2.6 rule (pure) |
 //! | [`headers`] | ward's managed header set and what to strip (pure) |
 //! | [`fingerprint`] | device fingerprints, v1 and v2; client IP from trusted hops (pure) |
 //! | [`apikey`], [`session`] | API key and session formats; each record read and written by its one module (pure) |
@@ -48,10 +49,10 @@
 //! | [`lookup`] | store reads behind the cache: fresh, negative, stale, single-flight |
 //! | `record` | a cached store record and the slot for its parsed view (pure) |
 //! | [`store`] | the Redis contract: Redis (standalone, Cluster, Sentinel) and the embedded store (I/O) |
-//! | `manage` | `ward apikey` / `ward session` |
+//! | `manage` | the management operations behind `ward apikey` / `ward session` and the management API |
 //! | [`metrics`] | Prometheus metrics in an explicit registry |
 //! | [`runtime`] | the Tokio runtime for a worker count |
-//! | [`server`] | listeners (connection caps and handshake timeouts: [`server::conn`]), the Envoy adapter, admin port, shutdown (I/O) |
+//! | [`server`] | listeners (connection caps and handshake timeouts: [`server::conn`]), the Envoy adapter, admin port, the management API ([`server::management`]), shutdown (I/O) |
 //! | `telemetry` | `tracing` subscriber setup |
 //! | `fuzzing` | the fuzz targets' harnesses (hidden; `fuzz/`, `tests/it/fuzz_corpora.rs`) |
 
@@ -65,6 +66,7 @@ pub(crate) const TRACE_TARGET: &str = "ward::otel";
 
 pub mod apikey;
 pub(crate) mod authn;
+pub mod backchannel;
 pub mod background;
 pub mod cache;
 pub mod check;

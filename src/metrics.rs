@@ -10,6 +10,11 @@ use crate::credential_kind::CredentialKind;
 use crate::decision::Decision;
 use crate::jwt::keys::SkipReason;
 use crate::reason::Reason;
+mod logout;
+
+pub use logout::LogoutOutcome;
+
+use logout::LogoutMetrics;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -31,14 +36,17 @@ pub enum Listener {
     Http,
     /// `listen.admin`
     Admin,
+    /// `management.listen`
+    Management,
 }
 
 impl Listener {
-    pub const ALL: [Listener; 4] = [
+    pub const ALL: [Listener; 5] = [
         Listener::Grpc,
         Listener::Unix,
         Listener::Http,
         Listener::Admin,
+        Listener::Management,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +55,7 @@ impl Listener {
             Listener::Unix => "unix",
             Listener::Http => "http",
             Listener::Admin => "admin",
+            Listener::Management => "management",
         }
     }
 }
@@ -91,8 +100,70 @@ pub struct Metrics {
     /// JWKS entries left out, per fetch, in [`SkipReason::ALL`] order.
     jwks_keys_skipped: Vec<IntCounter>,
     /// Per listener, indexed by [`Listener`] discriminant.
-    connections: [ConnectionMetrics; 4],
+    connections: [ConnectionMetrics; Listener::ALL.len()],
     reloads: ReloadMetrics,
+    management: ManagementMetrics,
+    logouts: LogoutMetrics,
+}
+
+/// The management API's calls (`proto/ward/admin/v1/admin.proto`), the
+/// `call` label of `ward_management_calls_total`.
+pub const MANAGEMENT_CALLS: [&str; 11] = [
+    "CreateSession",
+    "GetSession",
+    "ListSessions",
+    "RevokeSession",
+    "RevokeUserSessions",
+    "CreateApiKey",
+    "ListApiKeys",
+    "RevokeApiKey",
+    "RotateApiKey",
+    "RevokeToken",
+    "Introspect",
+];
+
+/// How a management call ended: the `result` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallResult {
+    Ok,
+    /// The caller did not authenticate (`UNAUTHENTICATED`).
+    Refused,
+    /// Any other error (a bad argument, not found, the store).
+    Failed,
+}
+
+impl CallResult {
+    const ALL: [CallResult; 3] = [CallResult::Ok, CallResult::Refused, CallResult::Failed];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            CallResult::Ok => "ok",
+            CallResult::Refused => "refused",
+            CallResult::Failed => "failed",
+        }
+    }
+}
+
+/// `ward_management_calls_total`, every series made at start:
+/// `[call][result]`.
+struct ManagementMetrics(Vec<[IntCounter; 3]>);
+
+impl ManagementMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let total = IntCounterVec::new(
+            Opts::new(
+                "ward_management_calls_total",
+                "Management API calls, by call and result (ok, refused: not authenticated, failed).",
+            ),
+            &["call", "result"],
+        )?;
+        registry.register(Box::new(total.clone()))?;
+        let counters = MANAGEMENT_CALLS
+            .iter()
+            .map(|call| CallResult::ALL.map(|r| total.with_label_values(&[call, r.as_str()])))
+            .collect();
+        Ok(Self(counters))
+    }
 }
 
 /// `ward serve`'s config reloads (`server/reload.rs`).
@@ -127,6 +198,15 @@ impl ReloadMetrics {
 }
 
 impl Metrics {
+    /// Counts one management call (`call`: one of [`MANAGEMENT_CALLS`];
+    /// another name counts nothing).
+    pub fn management_call(&self, call: &str, result: CallResult) {
+        let index = MANAGEMENT_CALLS.iter().position(|c| *c == call);
+        if let Some(counters) = index.and_then(|i| self.management.0.get(i)) {
+            counters[result as usize].inc();
+        }
+    }
+
     /// Counts a reload; a success also dates the running config.
     pub fn config_reloaded(&self, success: bool) {
         if success {
@@ -243,8 +323,12 @@ impl Metrics {
         registry.register(Box::new(jwks_keys.clone()))?;
         registry.register(Box::new(jwks_last_success.clone()))?;
         let reloads = ReloadMetrics::register(&registry)?;
+        let management = ManagementMetrics::register(&registry)?;
+        let logouts = LogoutMetrics::register(&registry)?;
         Ok(Self {
             reloads,
+            management,
+            logouts,
             registry,
             checks,
             check_duration,
@@ -269,6 +353,11 @@ impl Metrics {
                 .collect(),
             connections,
         })
+    }
+
+    /// Counts one back-channel logout request and the sessions it revoked.
+    pub fn backchannel_logout(&self, outcome: LogoutOutcome, revoked: usize) {
+        self.logouts.record(outcome, revoked);
     }
 
     /// The connection metrics of `listener`.
@@ -433,6 +522,11 @@ mod tests {
                     ..Deny::new(reason)
                 };
                 m.record(&Decision::Deny(deny), 10.0);
+            }
+        }
+        for call in MANAGEMENT_CALLS {
+            for result in CallResult::ALL {
+                m.management_call(call, result);
             }
         }
         for listener in Listener::ALL {

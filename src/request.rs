@@ -105,10 +105,11 @@ impl<'a> Headers<'a> {
 /// (gRPC's raw `header_map`, HTTP mode, the Envoy module, `ward explain`),
 /// so they read a request alike. It runs on every check: a request's few
 /// names are compared in place (no allocation beyond the output); past
-/// [`FOLD_SCAN`] names an index by name hash keeps it linear in the number
+/// `FOLD_SCAN` names an index by name hash keeps it linear in the number
 /// of headers, however many repeat.
 pub fn fold_headers(headers: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
+    let headers = headers.into_iter();
+    let mut out: Vec<(String, String)> = Vec::with_capacity(headers.size_hint().0);
     // Built past FOLD_SCAN names: a seeded hash of each name, its place.
     let mut index: Option<(foldhash::fast::RandomState, HashMap<u64, usize, NoHash>)> = None;
     for (mut name, value) in headers {

@@ -13,7 +13,12 @@
 //! to 0.03, and Check/s rose by about a quarter (82k to 105k), for ward
 //! and the baseline alike.
 //!
-//! More workers get the multi-thread scheduler.
+//! `ward serve` runs on one such runtime; more check workers are more of
+//! them, each serving its own connections (`server/cores.rs`), not Tokio's
+//! multi-thread scheduler, whose hand-offs between workers cost more CPU
+//! per check than they bring on one connection. [`builder`] still gives the
+//! multi-thread scheduler for more than one worker to the tools that want
+//! it (the benchmark's do-nothing server).
 
 use std::num::NonZeroUsize;
 use tokio::runtime::Builder;

@@ -9,10 +9,13 @@
 //! is taken fails startup instead of a background task.
 
 mod admin;
+pub mod backchannel;
 pub mod conn;
+mod cores;
 mod generation;
 mod grpc;
 mod http;
+pub mod management;
 mod reload;
 mod trace;
 pub mod unary;
@@ -56,6 +59,8 @@ pub enum ServerError {
     Admin(std::io::Error),
     #[error("policies: {0}")]
     Policies(#[from] crate::policy::PolicyErrors),
+    #[error("management API: {0}")]
+    Management(String),
 }
 
 /// A ward whose listeners are bound, ready to serve.
@@ -64,12 +69,17 @@ pub struct Server {
     unix: Option<(UnixListener, PathBuf)>,
     admin: TcpListener,
     http: Option<TcpListener>,
+    /// `management.listen`: the management API, off unless set.
+    management: Option<management::Bound>,
     live: Arc<Live>,
     shared: Shared,
     /// The config file to reload from (`ward serve`); `None`: no reload.
     reload_from: Option<PathBuf>,
     drain_delay: Duration,
     shutdown_grace: Duration,
+    /// Check workers (`runtime.worker_threads`, 0 resolved): the runtime
+    /// `serve` runs on, plus `cores.rs` for the others.
+    workers: usize,
 }
 
 /// A socket file left by a previous run would make bind fail; anything
@@ -127,6 +137,7 @@ impl Server {
             }
             None => None,
         };
+        let management = management::bind(&config.management, listen.handshake_timeout)?;
         let unix = match &listen.unix_socket {
             Some(path) => {
                 remove_stale_socket(path);
@@ -141,11 +152,13 @@ impl Server {
             unix,
             admin,
             http,
+            management,
             live: Live::new(generation),
             shared,
             reload_from: None,
             drain_delay: config.runtime.drain_delay,
             shutdown_grace: config.runtime.shutdown_grace,
+            workers: crate::runtime::workers(config.runtime.worker_threads),
         })
     }
 
@@ -159,6 +172,12 @@ impl Server {
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management
+            .as_ref()
+            .and_then(management::Bound::local_addr)
     }
 
     /// Serves until `shutdown` completes, then drains in-flight checks for
@@ -226,12 +245,25 @@ impl Server {
             handshake_timeout: listen.handshake_timeout,
             metrics: metrics.connections(listener),
         };
-        let listeners = 2 + usize::from(self.unix.is_some()) + usize::from(self.http.is_some());
+        let listeners = 2
+            + usize::from(self.unix.is_some())
+            + usize::from(self.http.is_some())
+            + usize::from(self.management.is_some());
         conn::warn_if_few_descriptors(listeners.saturating_mul(listen.max_connections));
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let grpc = conn::Limited::new(self.grpc, limits(Listener::Grpc, conn::Protocol::Http2));
+        let cores = start_cores(self.workers);
+        let core_tasks = cores
+            .handles()
+            .iter()
+            .filter_map(|core| {
+                let incoming = share_tcp(&grpc, core)?;
+                let serve = router().serve_with_incoming_shutdown(incoming, stopped(stop.clone()));
+                Some(core.spawn(serve))
+            })
+            .collect();
         let tcp = tokio::spawn(router().serve_with_incoming_shutdown(grpc, stopped(stop.clone())));
         let unix = self.unix.map(|(listener, path)| {
             let incoming =
@@ -248,6 +280,18 @@ impl Server {
                 .with_graceful_shutdown(admin_stop)
                 .await
         });
+        let management = self.management.map(|bound| {
+            let config = &self.live.current().config.management;
+            let limits = limits(Listener::Management, conn::Protocol::Sniff);
+            management::spawn(
+                bound,
+                config,
+                self.live.clone(),
+                limits,
+                metrics.clone(),
+                stopped(stop.clone()),
+            )
+        });
         let live = self.live.clone();
         let http = self.http.map(|listener| {
             let listener =
@@ -261,9 +305,46 @@ impl Server {
         });
         Tasks {
             tcp,
+            cores: (cores, core_tasks),
             unix,
             admin,
             http,
+            management,
+        }
+    }
+}
+
+/// The check cores beside this runtime for `workers` (`server/cores.rs`);
+/// none if they cannot start (logged: ward then serves on one).
+fn start_cores(workers: usize) -> cores::Cores {
+    cores::Cores::start(workers.saturating_sub(1)).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot start the check cores: serving on one");
+        cores::Cores::none()
+    })
+}
+
+/// An acceptor of `grpc`'s socket on `core`'s runtime (a duplicate of the
+/// socket registered there), under the same connection cap; `None` (and
+/// logged) if the socket cannot be duplicated.
+fn share_tcp(
+    grpc: &conn::Limited<TcpListener>,
+    core: &tokio::runtime::Handle,
+) -> Option<conn::Limited<TcpListener>> {
+    use std::os::fd::AsFd;
+    let shared = grpc
+        .listener()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::net::TcpListener::from)
+        .and_then(|listener| {
+            let _in_core = core.enter();
+            TcpListener::from_std(listener)
+        });
+    match shared {
+        Ok(listener) => Some(conn::Limited::sharing(listener, grpc.counter())),
+        Err(e) => {
+            tracing::error!(error = %e, "a check core cannot accept on the gRPC socket");
+            None
         }
     }
 }
@@ -271,23 +352,37 @@ impl Server {
 /// The listeners' tasks, for the drain.
 struct Tasks {
     tcp: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// The other check cores, and their gRPC listeners' tasks; the cores
+    /// stop once these have drained.
+    cores: (
+        cores::Cores,
+        Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+    ),
     unix: Option<(JoinHandle<Result<(), tonic::transport::Error>>, PathBuf)>,
     admin: JoinHandle<std::io::Result<()>>,
     http: Option<JoinHandle<std::io::Result<()>>>,
+    management: Option<management::Task>,
 }
 
 impl Tasks {
     /// Waits for every listener to finish its in-flight checks, for up to
     /// `grace`; the Unix socket's file goes with it.
     async fn drain(self, grace: Duration) -> Result<(), ServerError> {
+        let (cores, core_tasks) = self.cores;
         let drain = async {
             let tcp_result = self.tcp.await;
+            for task in core_tasks {
+                let _ = task.await;
+            }
             if let Some((task, path)) = self.unix {
                 let _ = task.await;
                 let _ = std::fs::remove_file(path);
             }
             let _ = self.admin.await;
             if let Some(task) = self.http {
+                let _ = task.await;
+            }
+            if let Some(task) = self.management {
                 let _ = task.await;
             }
             tcp_result
@@ -297,6 +392,7 @@ impl Tasks {
             Ok(Err(join)) => tracing::error!(error = %join, "gRPC task failed"),
             Err(_) => tracing::warn!("shutdown grace elapsed with checks still in flight"),
         }
+        drop(cores);
         tracing::info!("ward stopped");
         Ok(())
     }

@@ -82,6 +82,10 @@ fn check_keys(config: &Config, p: &mut Problems, env: &dyn EnvSource) {
         let path = format!("{path}.allowed_types");
         check_types(p, &path, src.allowed_types.as_ref());
     }
+    if let Some(logout) = &config.management.backchannel_logout {
+        let path = "management.backchannel_logout.allowed_types";
+        check_types(p, path, Some(&logout.allowed_types));
+    }
 }
 
 /// Every identity-token key loads (a PEM of its algorithm), when a

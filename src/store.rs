@@ -136,6 +136,15 @@ impl Backend for Store {
     ) -> Result<bool, StoreError> {
         delegate!(self, b => b.set_field_if_exists(key, field, value).await)
     }
+    async fn expire_field_if_exists(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, b => b.expire_field_if_exists(key, field, value, ttl).await)
+    }
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         delegate!(self, b => b.exists(key).await)
     }
@@ -162,6 +171,12 @@ impl Backend for Store {
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
         delegate!(self, b => b.set_members(key).await)
     }
+    async fn set_add_for(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        delegate!(self, b => b.set_add_for(key, member, ttl).await)
+    }
+    async fn claim(&self, key: &str, claimant: &str, ttl: Duration) -> Result<bool, StoreError> {
+        delegate!(self, b => b.claim(key, claimant, ttl).await)
+    }
     async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError> {
         delegate!(self, b => b.publish(channel, message).await)
     }
@@ -187,6 +202,17 @@ pub trait Backend {
         field: &str,
         value: &str,
     ) -> Result<bool, StoreError>;
+    /// Sets one field and caps the key's TTL at `ttl` (a longer or no TTL
+    /// becomes `ttl`, a shorter one stays), only if the key exists, in one
+    /// atomic step; true if it did. What ends a record early (an API key's
+    /// rotation) without a window where the field and the TTL disagree.
+    async fn expire_field_if_exists(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
     /// `EXISTS key`.
     async fn exists(&self, key: &str) -> Result<bool, StoreError>;
     /// `SET key value [PX ttl]`.
@@ -206,6 +232,15 @@ pub trait Backend {
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError>;
     /// `SMEMBERS key`, sorted.
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
+    /// `SADD key member`, and the key's TTL raised to at least `ttl`
+    /// (never lowered, so an index outlives every member's record), in
+    /// one atomic step.
+    async fn set_add_for(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// Sets `key` to `claimant` for `ttl` unless it holds another value,
+    /// in one atomic step; true when it now holds `claimant`. A first use
+    /// (a logout token's `jti`) wins; the same request sent twice (a retry
+    /// on a dropped connection) is still its own, a second claimant not.
+    async fn claim(&self, key: &str, claimant: &str, ttl: Duration) -> Result<bool, StoreError>;
     /// `PUBLISH channel message`.
     async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError>;
 }

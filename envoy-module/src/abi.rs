@@ -112,6 +112,12 @@ unsafe extern "C" {
         key: ModuleBuffer,
         value: ModuleBuffer,
     ) -> bool;
+    fn envoy_dynamic_module_callback_http_add_header(
+        filter: *mut c_void,
+        kind: i32,
+        key: ModuleBuffer,
+        value: ModuleBuffer,
+    ) -> bool;
     fn envoy_dynamic_module_callback_http_clear_route_cache(filter: *mut c_void);
     fn envoy_dynamic_module_callback_http_send_response(
         filter: *mut c_void,
@@ -461,6 +467,18 @@ impl Host for Stream {
                 REQUEST_HEADER,
                 ModuleBuffer::of(name.as_bytes()),
                 value,
+            );
+        }
+    }
+
+    fn add_header(&mut self, name: &str, value: &str) {
+        // SAFETY: both buffers outlive the call; Envoy copies them.
+        unsafe {
+            envoy_dynamic_module_callback_http_add_header(
+                self.ptr,
+                REQUEST_HEADER,
+                ModuleBuffer::of(name.as_bytes()),
+                ModuleBuffer::of(value.as_bytes()),
             );
         }
     }

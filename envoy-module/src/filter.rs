@@ -38,6 +38,9 @@ pub trait Host {
     /// Sets a request header (replacing every value), or removes it
     /// (`None`).
     fn set_header(&mut self, name: &str, value: Option<&str>);
+    /// Adds a request header the request does not have (cheaper than
+    /// `set_header`, which first looks for and removes every value).
+    fn add_header(&mut self, name: &str, value: &str);
     /// Makes Envoy pick the route again (headers it matches on changed).
     fn clear_route_cache(&mut self);
     /// Answers the request locally.
@@ -440,11 +443,17 @@ fn allow<'s>(
 ) -> Verdict {
     let edits = shared.managed.edits(req, set.clone());
     let sets_any = set.clone().next().is_some();
+    // A header the client did not send is added; one it sent (forged) is
+    // replaced, every value of it.
+    let mut put = |name: &str, value: &str| match req.headers.get(name) {
+        None => host.add_header(name, value),
+        Some(_) => host.set_header(name, Some(value)),
+    };
     for (name, value) in set {
-        host.set_header(name, Some(value));
+        put(name, value);
     }
     for (name, value) in &edits.set {
-        host.set_header(name, Some(value));
+        put(name, value);
     }
     for name in &edits.remove {
         host.set_header(name, None);
@@ -527,6 +536,8 @@ mod tests {
         headers: Vec<(String, String)>,
         policy: Option<String>,
         set: Vec<(String, Option<String>)>,
+        /// The names of `set` that were added (not sent by the client).
+        added: Vec<String>,
         route_cleared: bool,
         sent: Option<Sent>,
         /// Counter increments: id, label values, amount.
@@ -556,6 +567,10 @@ mod tests {
         }
         fn set_header(&mut self, name: &str, value: Option<&str>) {
             self.set.push((name.into(), value.map(Into::into)));
+        }
+        fn add_header(&mut self, name: &str, value: &str) {
+            self.added.push(name.into());
+            self.set.push((name.into(), Some(value.into())));
         }
         fn clear_route_cache(&mut self) {
             self.route_cleared = true;
@@ -687,5 +702,50 @@ mod tests {
             [(":path".to_string(), Some("/api?a=1&b=2".to_string()))]
         );
         assert!(host.route_cleared);
+    }
+
+    /// An allow adds the identity headers the client did not send and
+    /// replaces (every value of) one it forged; the route is chosen again.
+    #[test]
+    fn an_allow_adds_new_identity_headers_and_replaces_forged_ones() {
+        let dir = std::env::temp_dir().join(format!("ward-module-allow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let seed = dir.join("seed.yaml");
+        let sid = "112f551c-d6fe-4e67-a818-01deee0e47c9";
+        std::fs::write(
+            &seed,
+            format!("sessions:\n  - id: {sid}\n    user_id: carol\n    roles: [reader]\n"),
+        )
+        .unwrap();
+        let yaml = format!("store:\n  seed_file: {}\n", seed.display());
+        let config = Config::new(yaml.as_bytes(), &mut Defined::default()).unwrap();
+        let config: &'static Config = Box::leak(Box::new(config));
+        let mut host = Fake::new(&[("x-session-id", sid), ("x-user-id", "mallory")]);
+        assert_eq!(check(config, &mut host), Verdict::Continue);
+        let value = |name: &str| {
+            host.set
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            value("x-user-id").as_deref(),
+            Some("carol"),
+            "{:?}",
+            host.set
+        );
+        assert!(
+            !host.added.iter().any(|n| n == "x-user-id"),
+            "{:?}",
+            host.added
+        );
+        assert!(
+            host.added.iter().any(|n| n == "x-auth-method"),
+            "{:?}",
+            host.added
+        );
+        assert_eq!(value("x-auth-method").as_deref(), Some("session"));
+        assert!(host.route_cleared);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

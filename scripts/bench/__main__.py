@@ -23,6 +23,7 @@ from bench.bed import Bed  # noqa: E402
 from bench.chart import render_svg  # noqa: E402
 from bench.machine import machine_info  # noqa: E402
 from bench.measure import median, wait_quiet  # noqa: E402
+from bench.phases.cores import phase_cores  # noqa: E402
 from bench.phases.direct import phase_direct  # noqa: E402
 from bench.phases.envoy import phase_envoy  # noqa: E402
 from bench.phases.memory import phase_memory  # noqa: E402
@@ -35,14 +36,14 @@ from bench.settings import (BASELINE_BIN, CHECKOUT_WARD_BIN, LOAD_CPU,  # noqa: 
                             SERVER_CPU, WARD_BIN)
 from bench.targets import compute_targets  # noqa: E402
 
-PHASES = ("direct", "envoy", "memory", "tail")
+PHASES = ("direct", "envoy", "memory", "tail", "cores")
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="scripts/bench.sh", description=bench.__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="shorter runs (~2 min)")
-    ap.add_argument("--only", default="direct,envoy,memory,tail",
+    ap.add_argument("--only", default="direct,envoy,memory,tail,cores",
                     help="comma-separated phases to run (default: all)")
     ap.add_argument("--scenarios", default="", metavar="NAMES",
                     help="direct phase: only these comma-separated scenarios (and the no-op "
@@ -135,6 +136,8 @@ def main() -> int:
             res["memory"] = phase_memory(bed)
         elif p == "tail":
             res["tail"] = phase_tail(bed, res.get("direct"))
+        elif p == "cores":
+            res["cores"] = phase_cores(bed)
         timings[p] = time.monotonic() - t
         log(f"{p} done in {timings[p]:.0f}s")
     res["phase_s"] = timings

@@ -117,4 +117,13 @@ def render_markdown(res: dict) -> str:
                       f"p99 {fl['p99'] / 1000:.3f} ms, max {fl['max'] / 1000:.1f} ms. "
                       "Slowest request in each second (ms): "
                       + ", ".join(f"{v:.1f}" for v in t.get("per_second_max_ms", [])) + "."]
+    c = res.get("cores")
+    if c:
+        lines += ["", f"**Runtime workers** (ward pinned to one CPU, open loop at {c['rate']:,} "
+                  f"Check/s, JWT cache hit; median of {c['reps']} interleaved runs)", "",
+                  "| client connections | CPU us / check, 1 worker | 2 workers | 2 vs 1 |",
+                  "|---:|---:|---:|---:|"]
+        for conns in (1, 4):
+            lines.append(f"| {conns} | {c[f'cpu_us_w1_c{conns}']:.2f} | "
+                         f"{c[f'cpu_us_w2_c{conns}']:.2f} | {c['ratios'][f'conns_{conns}']:.3f} |")
     return "\n".join(lines) + "\n"

@@ -117,6 +117,13 @@ DIRECT_SCENARIOS = [
     # hit only copies it into the answer.
     DirectScenario("ward_hit_identity_token", "ward, JWT cache hit with identity token", "ward",
                    tokens=hot_token_args, ward_extra=IDENTITY_TOKEN_EXTRA),
+    # Traces configured (an OTLP endpoint) but no check sampled: what the
+    # trace-context plumbing costs a hit. (Tracing off is `ward_hit`; its
+    # cost against a build without tracing code is in docs/operations.md.)
+    DirectScenario("ward_hit_traces_unsampled", "ward, JWT cache hit, traces on, 0% sampled",
+                   "ward", tokens=hot_token_args,
+                   ward_extra={"tracing": {"otlp": {"endpoint": "http://127.0.0.1:9"},
+                                           "sampling_ratio": 0.0}}),
     DirectScenario("ward_miss_rs256", "ward, JWT RS256, cache miss", "ward",
                    tokens=miss_args("RS256", 20000)),
     DirectScenario("ward_miss_es256", "ward, JWT ES256, cache miss", "ward",

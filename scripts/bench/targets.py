@@ -15,6 +15,7 @@ TARGETS = [
     ("session_miss_vs_noop_rps", "ward session all-miss Check/s vs no-op", ">=", 0.50),
     ("routes_10k_vs_hit_rps", "ward cache hit with 10k routes vs without", ">=", 0.95),
     ("identity_token_vs_hit_rps", "ward cache hit with identity token vs without", ">=", 0.95),
+    ("traces_unsampled_vs_hit_rps", "ward cache hit, traces on but unsampled, vs off", ">=", 0.95),
     ("envoy_ward_vs_noop", "Envoy+ward req/s vs Envoy+no-op", ">=", 0.95),
     ("envoy_ward_vs_jwt_authn", "Envoy+ward req/s vs Envoy+jwt_authn", ">=", 0.90),
     ("envoy_added_p99_ms", "p99 ward adds through Envoy at fixed rate (ms)", "<=", 1.0),
@@ -30,6 +31,9 @@ TARGETS = [
     ("module_apikey_vs_jwt", "Envoy+module API key hit req/s vs JWT hit", ">=", 0.95),
     ("idle_rss_mb", "ward idle RSS (MB)", "<=", 20.0),
     ("tail_p999_over_p50", "tail run p99.9 / p50", "<=", 10.0),
+    # issue 16: a second runtime worker's cost, ward on one CPU at a fixed rate
+    ("cores_w2_vs_w1_conns1", "CPU per check, 2 workers vs 1 (1 connection)", "<=", 1.1),
+    ("cores_w2_vs_w1_conns4", "CPU per check, 2 workers vs 1 (4 connections)", "<=", 1.1),
 ]
 
 
@@ -52,6 +56,9 @@ def compute_targets(res: dict) -> list[dict]:
         signed = d["scenarios"].get("ward_hit_identity_token")
         if signed and hit and hit["rps_ratio"]:
             vals["identity_token_vs_hit_rps"] = signed["rps_ratio"] / hit["rps_ratio"]
+        traced = d["scenarios"].get("ward_hit_traces_unsampled")
+        if traced and hit and hit["rps_ratio"]:
+            vals["traces_unsampled_vs_hit_rps"] = traced["rps_ratio"] / hit["rps_ratio"]
     e = res.get("envoy")
     if e:
         vals["envoy_ward_vs_noop"] = e["ratios"]["ward_tcp_vs_noop"]
@@ -71,6 +78,10 @@ def compute_targets(res: dict) -> list[dict]:
     t = res.get("tail")
     if t:
         vals["tail_p999_over_p50"] = t["p999_over_p50"]
+    c = res.get("cores")
+    if c:
+        vals["cores_w2_vs_w1_conns1"] = c["ratios"].get("conns_1")
+        vals["cores_w2_vs_w1_conns4"] = c["ratios"].get("conns_4")
     out = []
     for key, desc, op, limit in TARGETS:
         v = vals.get(key)

@@ -15,6 +15,9 @@ use crate::reason::Reason;
 #[derive(Debug, Default)]
 pub struct Trace {
     enabled: bool,
+    /// Whether the check may change what later checks see (a rejected
+    /// credential counted in the limiter); not for an introspection.
+    pub(super) quiet: bool,
     pub steps: Vec<(String, String)>,
 }
 
@@ -22,7 +25,17 @@ impl Trace {
     pub fn enabled() -> Self {
         Trace {
             enabled: true,
+            quiet: false,
             steps: Vec::new(),
+        }
+    }
+
+    /// Enabled, and leaving no trace in the limiter: the management API's
+    /// `Introspect` asks about a credential, it does not present it.
+    pub fn quiet() -> Self {
+        Trace {
+            quiet: true,
+            ..Trace::enabled()
         }
     }
 

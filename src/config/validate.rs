@@ -74,6 +74,16 @@ impl Config {
         self.check_reload(&mut p);
         self.check_tracing(&mut p);
         self.check_identity_token(&mut p);
+        let listeners = [
+            Some(self.listen.grpc),
+            Some(self.listen.admin),
+            self.listen.http,
+        ];
+        let listeners: Vec<_> = listeners.into_iter().flatten().collect();
+        self.management.check(&listeners, &mut p);
+        if let Some(logout) = &self.management.backchannel_logout {
+            logout.check(&self.jwt, &mut p);
+        }
         p.0
     }
 

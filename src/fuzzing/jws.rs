@@ -11,7 +11,8 @@
 //!
 //! A verified token's claims must meet the rules at the `now` used: `exp`
 //! ahead (within the leeway), `nbf`/`iat` not ahead, issuer and audience
-//! accepted, lifetime within the cap.
+//! accepted, lifetime within the cap. Each mode-1 token is also checked
+//! as a back-channel logout token (`logout.rs`).
 
 use crate::jwt::{AllowedTypes, JwtError, Key, KeySet, Rules, Verified, Verifier, keys};
 use base64::Engine;
@@ -69,8 +70,8 @@ fn verifier(strict: bool) -> Verifier {
     }
 }
 
-fn key_set() -> &'static KeySet {
-    static KEYS: OnceLock<KeySet> = OnceLock::new();
+fn key_set() -> &'static Arc<KeySet> {
+    static KEYS: OnceLock<Arc<KeySet>> = OnceLock::new();
     KEYS.get_or_init(|| {
         let mut keys: Vec<Arc<Key>> = HMAC
             .iter()
@@ -91,7 +92,7 @@ fn key_set() -> &'static KeySet {
                 types: AllowedTypes::default(),
             }));
         }
-        KeySet::new(keys)
+        Arc::new(KeySet::new(keys))
     })
 }
 
@@ -127,6 +128,7 @@ fn signed(verifier: &Verifier, data: &[u8]) {
         );
     }
     let _ = checked(verifier, &result);
+    super::logout::logout(&token, key_set(), NOW);
 }
 
 /// Whether a header is a plain JSON object naming exactly this key: its

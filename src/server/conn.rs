@@ -270,6 +270,15 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// At most one log line per listener this often about refusals.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// A listener's connection count and limits, shared by every acceptor of
+/// one socket (the check cores of `server/cores.rs`): the cap is the
+/// listener's, however many threads accept.
+#[derive(Clone)]
+pub struct Counter {
+    gate: Arc<Gate>,
+    limits: Limits,
+}
+
 /// A listener that enforces [`Limits`]: a stream of [`Conn`]s for tonic,
 /// an `axum::serve::Listener` for axum.
 pub struct Limited<L> {
@@ -295,6 +304,32 @@ impl<L: Accept> Limited<L> {
             backoff: None,
             refused_unlogged: 0,
             last_refusal_log: None,
+        }
+    }
+
+    /// An acceptor of `listener` counted under `counter`'s cap.
+    pub fn sharing(listener: L, counter: Counter) -> Self {
+        Limited {
+            listener,
+            gate: counter.gate,
+            limits: counter.limits,
+            backoff: None,
+            refused_unlogged: 0,
+            last_refusal_log: None,
+        }
+    }
+
+    /// The socket it accepts on.
+    pub fn listener(&self) -> &L {
+        &self.listener
+    }
+
+    /// Where this listener's connections are counted, for another
+    /// acceptor that shares its cap ([`Limited::sharing`]).
+    pub fn counter(&self) -> Counter {
+        Counter {
+            gate: self.gate.clone(),
+            limits: self.limits.clone(),
         }
     }
 
@@ -325,12 +360,18 @@ impl<L: Accept> Limited<L> {
     }
 
     fn conn(&self, io: L::Io, slot: Slot) -> Conn<L::Io> {
+        let first = FirstRequest::new(self.limits.protocol);
+        let handshake = if first == FirstRequest::Done {
+            Handshake::Done
+        } else {
+            Handshake::Waiting {
+                deadline: Box::pin(tokio::time::sleep(self.limits.handshake_timeout)),
+                first,
+            }
+        };
         Conn {
             io,
-            handshake: Handshake::Waiting {
-                deadline: Box::pin(tokio::time::sleep(self.limits.handshake_timeout)),
-                first: FirstRequest::new(self.limits.protocol),
-            },
+            handshake,
             listener: self.limits.name,
             timeouts: self.limits.metrics.handshake_timeouts.clone(),
             _slot: slot,

@@ -8,6 +8,7 @@
 //! of each.
 
 use super::ServerError;
+use super::backchannel::Backchannel;
 use super::grpc::CheckService;
 use super::http::HttpService;
 use super::reload::digest::Digests;
@@ -58,6 +59,9 @@ pub(super) struct Generation {
     pub keys: Arc<KeyStore>,
     pub config: Config,
     pub digests: Digests,
+    /// The back-channel logout endpoint's state over this generation's
+    /// keys and store (`management.backchannel_logout`; `None`: off).
+    pub backchannel: Option<Arc<Backchannel>>,
     store: Store,
     parts: Parts,
     /// Held for their `Drop`: the keys' fetchers, the lookups' subscriber.
@@ -108,12 +112,16 @@ impl Generation {
             }
         }
         let (grpc, http) = front_ends(&config, parts.clone(), shared)?;
+        let backchannel =
+            Backchannel::new(&config, keys.clone(), store.clone(), shared.metrics.clone())
+                .map(Arc::new);
         let generation = Generation {
             grpc,
             http,
             keys,
             config,
             digests,
+            backchannel,
             store,
             parts,
             stops: [keys_stop, lookups_stop],
@@ -126,6 +134,12 @@ impl Generation {
     /// The identity-token keys, when a policy sends tokens.
     pub(super) fn signing(&self) -> Option<&crate::identity_token::keys::KeyRing> {
         self.parts.signing.as_deref()
+    }
+
+    /// The management operations over this generation's store (the
+    /// management API's writes go where its checks read).
+    pub(super) fn manager(&self) -> crate::manage::Manager {
+        crate::manage::Manager::over(self.store.clone(), &self.config)
     }
 }
 

@@ -298,3 +298,49 @@ fn identity_token_keys_that_do_not_load_name_their_field() {
     let unused = "identity_token: {keys: [{pem_file: /nonexistent.pem}]}\n";
     assert!(problems(unused).is_empty());
 }
+
+#[test]
+fn backchannel_logout_is_checked_against_the_jwks_issuers() {
+    let idp = "https://idp.example/realms/shop";
+    let base = format!("jwt: {{issuers: [\"{idp}\"], jwks: [{{issuer: \"{idp}\"}}]}}\n");
+    let with = |logout: &str| {
+        problems(&format!(
+            "{base}management: {{backchannel_logout: {logout}}}\n"
+        ))
+    };
+    assert_eq!(
+        with(&format!("{{client_id: web, issuers: [\"{idp}\"]}}")),
+        Vec::<String>::new()
+    );
+    let got = with(&format!(
+        "{{client_id: \"\", issuers: [\"{idp}\", \"https://other\"], path: \"logout\", max_token_age: 2d, allowed_types: [\"a b\"]}}"
+    ));
+    let paths: Vec<&str> = got.iter().map(|p| p.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            "management.backchannel_logout.client_id",
+            "management.backchannel_logout.issuers[1]",
+            "management.backchannel_logout.path",
+            "management.backchannel_logout.max_token_age",
+            "management.backchannel_logout.allowed_types[0]",
+        ],
+        "{got:?}"
+    );
+    assert!(got[1].contains("jwt.jwks[].issuer"), "{got:?}");
+    let none = with("{client_id: web, issuers: []}");
+    assert!(
+        none.iter()
+            .any(|p| p.starts_with("management.backchannel_logout.issuers:")),
+        "{none:?}"
+    );
+    let parse = Config::from_yaml(
+        "management: {backchannel_logout: {client_id: web, issuers: [], nope: 1}}",
+    );
+    assert!(
+        parse
+            .unwrap_err()
+            .to_string()
+            .contains("management.backchannel_logout"),
+    );
+}

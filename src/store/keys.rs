@@ -55,6 +55,26 @@ impl KeyNames {
         format!("{}user_apikeys:{user_id}", self.prefix)
     }
 
+    /// `oidc_sid:{issuer}#{sid}`: a set of the ward session ids a login
+    /// service recorded for an OpenID provider's session `sid`. An issuer
+    /// has no `#` (it has no fragment, OpenID Discovery §4.3), so the first
+    /// `#` ends it, whatever the `sid`.
+    pub fn oidc_sid(&self, issuer: &str, sid: &str) -> String {
+        format!("{}oidc_sid:{issuer}#{sid}", self.prefix)
+    }
+
+    /// `oidc_sub:{issuer}#{sub}`: a set of the ward session ids recorded
+    /// for the provider's user `sub`.
+    pub fn oidc_sub(&self, issuer: &str, sub: &str) -> String {
+        format!("{}oidc_sub:{issuer}#{sub}", self.prefix)
+    }
+
+    /// `logout_jti:{issuer}#{jti}`: a string, held while a back-channel
+    /// logout token with this `jti` would be a replay.
+    pub fn logout_jti(&self, issuer: &str, jti: &str) -> String {
+        format!("{}logout_jti:{issuer}#{jti}", self.prefix)
+    }
+
     /// `revoked_jti:{jti}`: exists while the token it names is revoked.
     pub fn revoked_jti(&self, jti: &str) -> String {
         self.key("revoked_jti:", jti)

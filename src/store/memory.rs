@@ -150,6 +150,28 @@ impl Backend for MemoryStore {
         })?
     }
 
+    async fn expire_field_if_exists(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.with(key, |data, now| match data.get_mut(key) {
+            None => Ok(false),
+            Some(Entry {
+                value: Value::Hash(fields),
+                expires_at,
+            }) => {
+                fields.insert(field.to_string(), value.to_string());
+                let cap = now + ttl;
+                *expires_at = Some(expires_at.map_or(cap, |t| t.min(cap)));
+                Ok(true)
+            }
+            Some(_) => Err(StoreError::BadRecord(WRONG_TYPE.into())),
+        })?
+    }
+
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         self.with(key, |data, _| data.contains_key(key))
     }
@@ -229,6 +251,40 @@ impl Backend for MemoryStore {
                 value: Value::Set(set),
                 ..
             }) => Ok(set.iter().cloned().collect()),
+            Some(_) => Err(StoreError::BadRecord(WRONG_TYPE.into())),
+        })?
+    }
+
+    async fn set_add_for(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.with(key, |data, now| {
+            let entry = data.entry(key.to_string()).or_insert_with(|| Entry {
+                value: Value::Set(BTreeSet::new()),
+                expires_at: None,
+            });
+            let Value::Set(set) = &mut entry.value else {
+                return Err(StoreError::BadRecord(WRONG_TYPE.into()));
+            };
+            set.insert(member.to_string());
+            let until = now + ttl;
+            entry.expires_at = Some(entry.expires_at.map_or(until, |t| t.max(until)));
+            Ok(())
+        })?
+    }
+
+    async fn claim(&self, key: &str, claimant: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.with(key, |data, now| match data.get(key) {
+            None => {
+                let entry = Entry {
+                    value: Value::String(claimant.to_string()),
+                    expires_at: Some(now + ttl),
+                };
+                data.insert(key.to_string(), entry);
+                Ok(true)
+            }
+            Some(Entry {
+                value: Value::String(held),
+                ..
+            }) => Ok(held == claimant),
             Some(_) => Err(StoreError::BadRecord(WRONG_TYPE.into())),
         })?
     }

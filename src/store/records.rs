@@ -15,6 +15,10 @@ use crate::fields;
 use crate::session::{self, NewSession};
 use std::time::Duration;
 
+mod oidc;
+
+pub use oidc::OidcLogin;
+
 /// `put_hash`'s view of a record's owned fields.
 fn pairs<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
     fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
@@ -145,6 +149,51 @@ impl<'a, B: Backend> Records<'a, B> {
             .backend
             .set_field_if_exists(&key, apikey::field::REVOKED, fields::REVOKED)
             .await?;
+        self.invalidate(&key).await?;
+        Ok(existed)
+    }
+
+    /// One session's record, if it exists.
+    pub async fn session(&self, sid: &str) -> Result<Option<Hash>, StoreError> {
+        self.backend.hash(&self.keys.session(sid)).await
+    }
+
+    /// The record of the API key with this public id, with its hash (the
+    /// record's key); `None` if unknown.
+    pub async fn api_key_by_id(&self, key_id: &str) -> Result<Option<(String, Hash)>, StoreError> {
+        let Some(hash) = self.backend.string(&self.keys.api_key_id(key_id)).await? else {
+            return Ok(None);
+        };
+        let record = self.backend.hash(&self.keys.api_key(&hash)).await?;
+        Ok(record.map(|r| (hash, r)))
+    }
+
+    /// Ends an API key early (a rotation's overlap): `expires_at` (unix
+    /// seconds, what every check reads) and the record's TTL (`ttl`, at
+    /// most) in one step, then its id index; false if the key is gone.
+    pub async fn expire_api_key(
+        &self,
+        key_id: &str,
+        key_hash: &str,
+        expires_at: u64,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let key = self.keys.api_key(key_hash);
+        let ttl = ttl.max(Duration::from_secs(1));
+        let existed = self
+            .backend
+            .expire_field_if_exists(
+                &key,
+                apikey::field::EXPIRES_AT,
+                &expires_at.to_string(),
+                ttl,
+            )
+            .await?;
+        if existed {
+            self.backend
+                .put_string(&self.keys.api_key_id(key_id), key_hash, Some(ttl))
+                .await?;
+        }
         self.invalidate(&key).await?;
         Ok(existed)
     }

@@ -113,6 +113,26 @@ impl std::fmt::Debug for RedisStore {
 const SET_FIELD_IF_EXISTS: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then \
      redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1 else return 0 end";
 
+/// `expire_field_if_exists`: HSET, then PEXPIRE unless the key already
+/// expires sooner (PTTL -1: no TTL).
+const EXPIRE_FIELD_IF_EXISTS: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then \
+     redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) \
+     local t = redis.call('PTTL', KEYS[1]) \
+     if t < 0 or t > tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end \
+     return 1 else return 0 end";
+/// `SADD`, then `PEXPIRE` only to raise the TTL (a set without one, new
+/// or old, gets one): `EXPIRE ... GT` needs Redis 7, ward supports 6.2.
+const SET_ADD_FOR: &str = "redis.call('SADD', KEYS[1], ARGV[1]) \
+     if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then \
+     redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 1";
+
+/// `SET NX PX`, except that the value already there being the claimant's
+/// own is a success too: a request repeated on a fresh connection
+/// (`send_with_retry`) must not find its own first attempt a replay.
+const CLAIM: &str = "local v = redis.call('GET', KEYS[1]) \
+     if v == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end \
+     if v == ARGV[1] then return 1 end return 0";
+
 impl RedisStore {
     /// Builds the store. Does not wait for Redis: it connects lazily (one
     /// warm-up attempt, bounded by `connect_timeout`, only logs if Redis is
@@ -371,6 +391,24 @@ impl Backend for RedisStore {
         Ok(set == 1)
     }
 
+    async fn expire_field_if_exists(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let ms = millis(ttl).to_string();
+        let set: i64 = self
+            .shared
+            .cmd(
+                "EVAL",
+                &[EXPIRE_FIELD_IF_EXISTS, "1", key, field, value, &ms],
+            )
+            .await?;
+        Ok(set == 1)
+    }
+
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         let n: i64 = self.shared.cmd("EXISTS", &[key]).await?;
         Ok(n > 0)
@@ -419,6 +457,23 @@ impl Backend for RedisStore {
         let mut members: Vec<String> = self.shared.cmd("SMEMBERS", &[key]).await?;
         members.sort_unstable();
         Ok(members)
+    }
+
+    async fn set_add_for(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        let ms = millis(ttl).to_string();
+        self.shared
+            .cmd::<i64>("EVAL", &[SET_ADD_FOR, "1", key, member, &ms])
+            .await
+            .map(drop)
+    }
+
+    async fn claim(&self, key: &str, claimant: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let ms = millis(ttl).to_string();
+        let won: i64 = self
+            .shared
+            .cmd("EVAL", &[CLAIM, "1", key, claimant, &ms])
+            .await?;
+        Ok(won == 1)
     }
 
     async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError> {

@@ -88,6 +88,67 @@ async fn api_keys_are_created_listed_and_revoked_and_only_hashes_are_stored() {
     );
     let (ok, out) = ward(&["apikey", "revoke", "-c", &cfg, "key_unknown"]);
     assert!(!ok && out.contains("not found"), "{out}");
+    let (ok, out) = ward(&["apikey", "rotate", "-c", &cfg, &key_id]);
+    assert!(!ok && out.contains("revoked or expired"), "{out}");
+}
+
+/// `ward apikey rotate` against Redis: a new key with the old one's
+/// metadata, and the old one ending after the overlap, record and index.
+#[tokio::test]
+async fn a_rotated_key_keeps_its_metadata_and_the_old_one_ends_after_the_overlap() {
+    let redis = RedisServer::start().await;
+    let (_dir, cfg) = config(&redis);
+    let (ok, out) = ward(&[
+        "apikey", "create", "-c", &cfg, "--user", "bob", "--name", "deploy", "--scopes", "deploy",
+    ]);
+    assert!(ok, "{out}");
+    let old_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key_id:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let old_key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let (ok, out) = ward(&["apikey", "rotate", "-c", &cfg, &old_id, "--overlap", "10m"]);
+    assert!(ok && out.contains("stops working at"), "{out}");
+    let new_key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let (old_hash, new_hash) = (
+        ward::apikey::hash_hex(&old_key),
+        ward::apikey::hash_hex(&new_key),
+    );
+    for field in ["user_id", "name", "scopes"] {
+        assert_eq!(
+            redis_cli(&redis, &["HGET", &format!("apikey:{new_hash}"), field]),
+            redis_cli(&redis, &["HGET", &format!("apikey:{old_hash}"), field]),
+            "{field}"
+        );
+    }
+    let ttl = |key: &str| redis_cli(&redis, &["TTL", key]).parse::<i64>().unwrap();
+    assert!((590..=600).contains(&ttl(&format!("apikey:{old_hash}"))));
+    assert!((590..=600).contains(&ttl(&format!("apikey_id:{old_id}"))));
+    assert_eq!(
+        ttl(&format!("apikey:{new_hash}")),
+        -1,
+        "no expiry, like the old key had"
+    );
+    let expires: u64 = redis_cli(
+        &redis,
+        &["HGET", &format!("apikey:{old_hash}"), "expires_at"],
+    )
+    .parse()
+    .unwrap();
+    let now = support::tokens::now();
+    assert!((now + 590..=now + 601).contains(&expires), "{expires}");
 }
 
 #[tokio::test]
@@ -135,6 +196,58 @@ async fn sessions_are_created_listed_and_revoked_per_user() {
         ),
         "1"
     );
+}
+
+#[tokio::test]
+async fn a_session_from_an_openid_login_is_recorded_under_its_provider_sid_and_sub() {
+    let redis = RedisServer::start().await;
+    let (_dir, cfg) = config(&redis);
+    let issuer = "https://idp.example/realms/shop";
+    let create = |ttl: &str, extra: &[&str]| {
+        let mut args = vec![
+            "session", "create", "-c", &cfg, "--user", "u-1", "--ttl", ttl,
+        ];
+        args.extend_from_slice(extra);
+        ward(&args)
+    };
+    let oidc = [
+        "--oidc-issuer",
+        issuer,
+        "--oidc-sid",
+        "idp-s1",
+        "--oidc-sub",
+        "alice",
+    ];
+    let (ok, out) = create("1h", &oidc);
+    assert!(ok, "{out}");
+    let first = out.trim().to_string();
+    // A shorter session later never shortens the index.
+    let (ok, out) = create("10m", &["--oidc-issuer", issuer, "--oidc-sub", "alice"]);
+    assert!(ok, "{out}");
+    let second = out.trim().to_string();
+    let by_sid = format!("oidc_sid:{issuer}#idp-s1");
+    let by_sub = format!("oidc_sub:{issuer}#alice");
+    assert_eq!(redis_cli(&redis, &["SMEMBERS", &by_sid]), first);
+    let members: BTreeSet<String> = redis_cli(&redis, &["SMEMBERS", &by_sub])
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(members, BTreeSet::from([first.clone(), second]));
+    for key in [&by_sid, &by_sub] {
+        let ttl: i64 = redis_cli(&redis, &["TTL", key]).parse().unwrap();
+        assert!((3500..=3600).contains(&ttl), "{key}: {ttl}");
+    }
+    // Names a logout could never match are refused before any write.
+    for bad in [
+        vec!["--oidc-sid", "s"],
+        vec!["--oidc-issuer", issuer],
+        vec!["--oidc-issuer", "https://idp#x", "--oidc-sid", "s"],
+        vec!["--oidc-issuer", issuer, "--oidc-sid", ""],
+    ] {
+        let (ok, out) = create("1h", &bad);
+        assert!(!ok, "{bad:?}: {out}");
+    }
+    assert_eq!(redis_cli(&redis, &["SCARD", "user_sessions:u-1"]), "2");
 }
 
 #[test]

@@ -336,3 +336,60 @@ async fn the_grpc_listener_advertises_its_limits_and_pings_out_a_dead_peer() {
         0.0
     );
 }
+
+/// The threads of process `pid` named `name`: their CPU ticks so far
+/// (user + system), one entry per thread.
+fn thread_ticks(pid: u32, name: &str) -> Vec<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|task| {
+            let dir = task.ok()?.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            (comm.trim() == name).then_some(())?;
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            // Fields after the parenthesized name: state is field 3; utime
+            // and stime are fields 14 and 15.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i - 3)?.parse::<u64>().ok();
+            Some(ticks(14)? + ticks(15)?)
+        })
+        .collect()
+}
+
+/// `runtime.worker_threads: 2` is a second check core (`server/cores.rs`):
+/// a thread `ward-core-1` that accepts on the gRPC socket and answers the
+/// connections it took, so checks from several connections run on both.
+/// With 1 worker there is no such thread.
+#[tokio::test]
+async fn a_second_worker_is_a_core_that_answers_the_connections_it_accepts() {
+    let one = Ward::start(&format!("{}runtime: {{worker_threads: 1}}\n", config("{}"))).await;
+    assert!(thread_ticks(one.pid(), "ward-core-1").is_empty());
+    drop(one);
+
+    let ward = Ward::start(&format!("{}runtime: {{worker_threads: 2}}\n", config("{}"))).await;
+    assert_eq!(thread_ticks(ward.pid(), "ward-core-1").len(), 1);
+    let bearer = Arc::new(bearer());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Rounds of 8 new connections x 300 checks, until the core has spent
+    // CPU (a tick is 10 ms) answering some of them.
+    while thread_ticks(ward.pid(), "ward-core-1")[0] == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "ward-core-1 never answered a check"
+        );
+        let rounds = (0..8).map(|_| {
+            let (addr, bearer) = (ward.grpc_addr, bearer.clone());
+            tokio::spawn(async move {
+                let client = connect(addr).await;
+                for _ in 0..300 {
+                    let resp = check(&client, &[("authorization", bearer.as_str())]).await;
+                    assert_eq!(status(&resp), 200, "{resp:?}");
+                }
+            })
+        });
+        for round in rounds.collect::<Vec<_>>() {
+            round.await.unwrap();
+        }
+    }
+}

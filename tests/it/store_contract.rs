@@ -94,6 +94,40 @@ async fn set_field_if_exists(s: &impl Backend) {
     assert!(hash.ttl.is_some(), "the TTL is kept");
 }
 
+async fn expire_field_if_exists(s: &impl Backend) {
+    let day = Duration::from_secs(86_400);
+    assert_eq!(
+        s.expire_field_if_exists("h", "a", "1", day).await,
+        Ok(false)
+    );
+    assert_eq!(s.exists("h").await, Ok(false), "must not create the key");
+    // No TTL: the cap becomes the TTL.
+    s.put_hash("h", &[("a", "1"), ("b", "2")], None)
+        .await
+        .unwrap();
+    assert_eq!(s.expire_field_if_exists("h", "a", "9", day).await, Ok(true));
+    let hash = s.hash("h").await.unwrap().unwrap();
+    assert_eq!(hash.fields, fields(&[("a", "9"), ("b", "2")]));
+    let ttl = hash.ttl.unwrap();
+    assert!(ttl <= day && ttl > day - Duration::from_secs(5), "{ttl:?}");
+    // A shorter TTL stays.
+    s.put_hash("h", &[("a", "1")], Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(s.expire_field_if_exists("h", "a", "2", day).await, Ok(true));
+    assert!(s.hash("h").await.unwrap().unwrap().ttl.unwrap() <= Duration::from_secs(10));
+    // A longer one is cut, and the key then goes.
+    s.expire_field_if_exists("h", "a", "3", Duration::from_millis(200))
+        .await
+        .unwrap();
+    eventually_gone(s, "h").await;
+    s.put_string("str", "v", None).await.unwrap();
+    assert!(matches!(
+        s.expire_field_if_exists("str", "a", "1", day).await,
+        Err(StoreError::BadRecord(_))
+    ));
+}
+
 async fn strings_with_and_without_ttl(s: &impl Backend) {
     s.put_string("k", "v", None).await.unwrap();
     assert_eq!(s.string("k").await, Ok(Some("v".into())));
@@ -140,6 +174,43 @@ async fn sets(s: &impl Backend) {
     s.set_remove("s", "c").await.unwrap();
     assert_eq!(s.exists("s").await, Ok(false), "an empty set disappears");
     assert_eq!(s.set_members("s").await, Ok(vec![]));
+}
+
+async fn an_index_set_only_ever_extends_its_ttl(s: &impl Backend) {
+    let short = Duration::from_millis(200);
+    let long = Duration::from_secs(30);
+    // A longer TTL raises it; a shorter one never lowers it.
+    s.set_add_for("up", "a", short).await.unwrap();
+    s.set_add_for("up", "b", long).await.unwrap();
+    s.set_add_for("down", "a", long).await.unwrap();
+    s.set_add_for("down", "b", short).await.unwrap();
+    // A set written without a TTL gets one; a short one alone expires.
+    s.set_add("plain", "a").await.unwrap();
+    s.set_add_for("plain", "b", short).await.unwrap();
+    eventually_gone(s, "plain").await;
+    for key in ["up", "down"] {
+        assert_eq!(s.set_members(key).await, Ok(strings(&["a", "b"])), "{key}");
+    }
+    s.put_string("str", "v", None).await.unwrap();
+    let r = s.set_add_for("str", "m", long).await;
+    assert!(matches!(r, Err(StoreError::BadRecord(_))), "{r:?}");
+}
+
+async fn a_claim_is_won_once_until_it_expires(s: &impl Backend) {
+    let long = Duration::from_secs(30);
+    assert_eq!(s.claim("jti", "first", long).await, Ok(true));
+    // The same claimant again (a retried request) is still its own claim.
+    assert_eq!(s.claim("jti", "first", long).await, Ok(true));
+    assert_eq!(s.claim("jti", "second", long).await, Ok(false));
+    assert_eq!(s.string("jti").await, Ok(Some("first".into())));
+    s.claim("brief", "first", Duration::from_millis(200))
+        .await
+        .unwrap();
+    eventually_gone(s, "brief").await;
+    assert_eq!(s.claim("brief", "second", long).await, Ok(true));
+    s.set_add("set", "m").await.unwrap();
+    let r = s.claim("set", "x", long).await;
+    assert!(matches!(r, Err(StoreError::BadRecord(_))), "{r:?}");
 }
 
 async fn wrong_type_is_a_bad_record(s: &impl Backend) {
@@ -269,9 +340,12 @@ contract!(
     put_hash_replaces_everything,
     hash_expires,
     set_field_if_exists,
+    expire_field_if_exists,
     strings_with_and_without_ttl,
     delete_says_whether_it_existed,
     sets,
+    an_index_set_only_ever_extends_its_ttl,
+    a_claim_is_won_once_until_it_expires,
     wrong_type_is_a_bad_record,
     concurrent_reads_each_get_their_own_answer,
 );

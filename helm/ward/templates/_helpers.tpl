@@ -74,6 +74,28 @@ Checks the schema cannot express; each failure names the value to fix.
 {{- if and (eq .Values.mode "gateway") (not .Values.gateway.backend.host) -}}
 {{- fail "mode gateway needs gateway.backend.host: the backend Service to protect, e.g. orders.shop.svc.cluster.local" -}}
 {{- end -}}
+{{- with .Values.config.management -}}
+{{- if or (hasKey . "listen") (hasKey . "auth") -}}
+{{- fail "config.management.listen and config.management.auth are set by the chart: use management.enabled / port / tokenSecretKey / tls instead" -}}
+{{- end -}}
+{{- if and (hasKey . "backchannel_logout") (not $.Values.management.enabled) -}}
+{{- fail "config.management.backchannel_logout needs management.enabled: the endpoint is served on the management port" -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.management.enabled -}}
+{{- if ne .Values.mode "standalone" -}}
+{{- fail "management.enabled is for mode standalone (one Service that login services and operators call)" -}}
+{{- end -}}
+{{- if not (or .Values.management.tokenSecretKey .Values.management.tls.enabled) -}}
+{{- fail "management.enabled needs management.tokenSecretKey or management.tls.enabled: a way to authenticate callers (the API is never open)" -}}
+{{- end -}}
+{{- if not .Values.secrets.existingSecret -}}
+{{- fail "management.enabled needs secrets.existingSecret (the Secret holding its token or certificates)" -}}
+{{- end -}}
+{{- if and .Values.management.tls.enabled (not .Values.management.tls.allowedIdentities) -}}
+{{- fail "management.tls.enabled needs management.tls.allowedIdentities: the client certificate DNS names that may call" -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.http.enabled (ne .Values.mode "standalone") -}}
 {{- fail "http.enabled is for mode standalone (in sidecar and gateway modes the pod's Envoy uses gRPC)" -}}
 {{- end -}}
@@ -145,6 +167,24 @@ store:
     password: {file: {{ printf "%s/%s" $.Values.secrets.mountPath . | quote }}}
     {{- end }}
 {{- end }}
+{{- end }}
+{{- if .Values.management.enabled }}
+{{- $mount := .Values.secrets.mountPath }}
+management:
+  listen: {{ printf "0.0.0.0:%d" (int .Values.management.port) | quote }}
+  auth:
+    {{- with .Values.management.tokenSecretKey }}
+    token_file: {{ printf "%s/%s" $mount . | quote }}
+    {{- end }}
+    {{- with .Values.management.tls }}
+    {{- if .enabled }}
+    tls:
+      cert: {{ printf "%s/%s" $mount .certSecretKey | quote }}
+      key: {{ printf "%s/%s" $mount .keySecretKey | quote }}
+      client_ca: {{ printf "%s/%s" $mount .clientCaSecretKey | quote }}
+      allowed_identities: {{ toJson .allowedIdentities }}
+    {{- end }}
+    {{- end }}
 {{- end }}
 {{- end -}}
 
@@ -262,6 +302,9 @@ ports:
   {{- end }}
   {{- if .Values.http.enabled }}
   - {name: http-authz, containerPort: {{ .Values.http.port }}, protocol: TCP}
+  {{- end }}
+  {{- if .Values.management.enabled }}
+  - {name: management, containerPort: {{ .Values.management.port }}, protocol: TCP}
   {{- end }}
   - {name: admin, containerPort: {{ .Values.ports.admin }}, protocol: TCP}
 {{- with include "ward.env" . | trim }}

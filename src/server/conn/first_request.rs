@@ -1,6 +1,7 @@
 //! What "the first request has arrived" means, byte by byte: the HTTP/2
 //! client preface and frames up to the end of the first header block, or
-//! an HTTP/1 request line and headers up to the empty line. The
+//! an HTTP/1 request line and headers up to the empty line (or either,
+//! told apart by the first two bytes, on the management port). The
 //! handshake deadline of [`super::Conn`] runs until this says done.
 
 /// What a listener's clients speak first: decides what "the first request
@@ -11,6 +12,12 @@ pub enum Protocol {
     Http2,
     /// The HTTP ext_authz mode and the admin port.
     Http1,
+    /// Either, told apart by the first bytes (`PR`, as in the HTTP/2
+    /// preface `PRI * HTTP/2.0`, or anything else): the management port.
+    Sniff,
+    /// Bytes this layer cannot read (TLS records): only the connection
+    /// cap applies here, the TLS layer has its own handshake deadline.
+    Opaque,
 }
 
 /// The HTTP/2 client connection preface (RFC 9113 §3.4): 24 bytes.
@@ -40,6 +47,9 @@ pub enum FirstRequest {
     /// `content` once any other byte was seen (empty lines before the
     /// request line are skipped by the parser, so they do not count).
     Http1 { line_start: bool, content: bool },
+    /// Either protocol: nothing seen yet (`p`: false), or a `P` (true),
+    /// which a second `R` makes the HTTP/2 preface.
+    Sniff { p: bool },
     /// The first request's headers are in.
     Done,
 }
@@ -52,6 +62,8 @@ impl FirstRequest {
                 line_start: false,
                 content: false,
             },
+            Protocol::Sniff => FirstRequest::Sniff { p: false },
+            Protocol::Opaque => FirstRequest::Done,
         }
     }
 
@@ -61,6 +73,23 @@ impl FirstRequest {
         while !bytes.is_empty() {
             let taken = match self {
                 FirstRequest::Done => return true,
+                // Decides the protocol, then the chosen state reads the
+                // bytes (a `P` already taken counts as HTTP/1 content).
+                FirstRequest::Sniff { p: false } if bytes[0] == b'P' => {
+                    *self = FirstRequest::Sniff { p: true };
+                    1
+                }
+                FirstRequest::Sniff { p: true } if bytes[0] == b'R' => {
+                    *self = FirstRequest::Preface(2);
+                    1
+                }
+                FirstRequest::Sniff { p } => {
+                    *self = FirstRequest::Http1 {
+                        line_start: false,
+                        content: *p,
+                    };
+                    0
+                }
                 FirstRequest::Preface(seen) => {
                     let take = (PREFACE_LEN - *seen).min(bytes.len());
                     *seen += take;
@@ -233,5 +262,42 @@ mod tests {
             done_after(Protocol::Http1, b"GET / HTTP/1.1\r\nx: aaaaaaa", 1),
             None
         );
+    }
+
+    #[test]
+    fn sniffing_tells_http2_from_http1_by_the_first_bytes() {
+        let h2 = [PREFACE, &frame(HEADERS, END_HEADERS, &[0x82; 5])].concat();
+        let posts: &[&[u8]] = &[
+            b"POST /logout HTTP/1.1\r\nhost: a\r\n\r\n",
+            b"PUT / HTTP/1.1\r\n\r\n",
+            b"\r\nGET / HTTP/1.1\r\n\r\n",
+        ];
+        for chunk in [1, 2, 3, 100] {
+            assert_eq!(
+                done_after(Protocol::Sniff, &h2, chunk),
+                done_after(Protocol::Http2, &h2, chunk)
+            );
+            assert_eq!(
+                done_after(Protocol::Sniff, PREFACE, chunk),
+                None,
+                "preface only"
+            );
+            for req in posts {
+                assert_eq!(
+                    done_after(Protocol::Sniff, req, chunk),
+                    done_after(Protocol::Http1, req, chunk),
+                    "{chunk}: {}",
+                    String::from_utf8_lossy(req)
+                );
+                assert_eq!(
+                    done_after(Protocol::Sniff, &req[..req.len() - 1], chunk),
+                    None
+                );
+            }
+        }
+        // A lone `P` then silence: never done.
+        assert_eq!(done_after(Protocol::Sniff, b"P", 1), None);
+        // Encrypted bytes are not read at all.
+        assert!(FirstRequest::new(Protocol::Opaque).feed(b""));
     }
 }

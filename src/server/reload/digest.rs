@@ -15,9 +15,18 @@ use std::path::{Path, PathBuf};
 
 type Sha = [u8; 32];
 
-/// Sections that only a restart applies: a reload that changes one says
-/// so and keeps the running values.
-pub(in crate::server) const RESTART_ONLY: [&str; 4] = ["listen", "runtime", "log", "tracing"];
+/// Sections (or fields, dotted) that only a restart applies: a reload
+/// that changes one says so and keeps the running values. Of
+/// `management`, its listener and how callers authenticate; the
+/// back-channel logout's rules follow a reload.
+pub(in crate::server) const RESTART_ONLY: [&str; 6] = [
+    "listen",
+    "runtime",
+    "log",
+    "tracing",
+    "management.listen",
+    "management.auth",
+];
 
 /// Sections whose values cached identities hold (rendered headers, roles
 /// and scopes, the cache's own bounds).
@@ -93,7 +102,8 @@ fn whole(yaml: &Value, files: &[(Part, PathBuf)]) -> Sha {
 
 /// One section's YAML, as text (empty when absent).
 fn section(yaml: &Value, name: &str) -> Vec<u8> {
-    match yaml.get(name) {
+    let found = name.split('.').try_fold(yaml, |value, key| value.get(key));
+    match found {
         Some(value) => serde_yaml_ng::to_string(value)
             .unwrap_or_default()
             .into_bytes(),
@@ -142,6 +152,16 @@ mod tests {
         let listen =
             digests("cache: {max_ttl: 60s}\nlimits: {}\nlisten: {grpc: '127.0.0.1:9100'}\n");
         assert_eq!(base.restart_changes(&listen), vec!["listen"]);
+        let logout = digests(
+            "cache: {max_ttl: 60s}\nlimits: {}\nmanagement: {backchannel_logout: {client_id: a, issuers: [i]}}\n",
+        );
+        assert!(
+            base.restart_changes(&logout).is_empty(),
+            "logout rules reload"
+        );
+        let auth =
+            digests("cache: {max_ttl: 60s}\nlimits: {}\nmanagement: {auth: {token_file: /t}}\n");
+        assert_eq!(base.restart_changes(&auth), vec!["management.auth"]);
         assert_eq!(base.records, listen.records);
         let routes =
             digests("cache: {max_ttl: 60s}\nlimits: {}\nroutes: [{prefix: /, policy: public}]\n");

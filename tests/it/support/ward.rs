@@ -3,7 +3,9 @@
 //! The test gives the config as YAML without caring about ports: `listen.grpc`,
 //! `listen.admin` and `listen.http` are overwritten with free 127.0.0.1 ports, and the
 //! placeholder `{{tmp}}` is replaced by this ward's private temporary directory
-//! (for a unix socket path, say). ward runs with the crate root as its working
+//! (for a unix socket path, say). A config whose `management:` section has
+//! `auth` gets a free port for `management.listen` too
+//! (`Ward::management_addr`). ward runs with the crate root as its working
 //! directory, so `tests/fixtures/...` paths work as written.
 
 use std::net::SocketAddr;
@@ -25,6 +27,9 @@ pub struct Ward {
     /// HTTP ext_authz mode (on in tests unless the config says
     /// `listen: {http: ~}`).
     pub http_addr: SocketAddr,
+    /// The management API (`management.listen`), when the config has
+    /// `management.auth`.
+    pub management_addr: Option<SocketAddr>,
     process: Process,
     config_path: PathBuf,
     dir: TempDir,
@@ -64,8 +69,12 @@ impl Ward {
 
     async fn start_once(yaml: &str, probe: &str) -> Result<Ward, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("ward: tempdir: {e}"))?;
-        let [grpc_addr, admin_addr, http_addr] = free_addrs::<3>();
-        let config = with_listen(yaml, dir.path(), [grpc_addr, admin_addr, http_addr])?;
+        let [grpc_addr, admin_addr, http_addr, management] = free_addrs::<4>();
+        let (config, management_addr) = with_listen(
+            yaml,
+            dir.path(),
+            [grpc_addr, admin_addr, http_addr, management],
+        )?;
         let config_path = dir.path().join("ward.yaml");
         std::fs::write(&config_path, config).map_err(|e| format!("ward: write config: {e}"))?;
 
@@ -81,6 +90,7 @@ impl Ward {
             grpc_addr,
             admin_addr,
             http_addr,
+            management_addr,
             process,
             config_path,
             dir,
@@ -136,12 +146,13 @@ impl Ward {
     }
 }
 
-/// `yaml` with `{{tmp}}` replaced and `listen.grpc` / `listen.admin` set.
+/// `yaml` with `{{tmp}}` replaced and `listen.grpc` / `listen.admin` set
+/// (and `management.listen`, returned, when there is `management.auth`).
 fn with_listen(
     yaml: &str,
     tmp: &Path,
-    [grpc, admin, http]: [SocketAddr; 3],
-) -> Result<String, String> {
+    [grpc, admin, http, management]: [SocketAddr; 4],
+) -> Result<(String, Option<SocketAddr>), String> {
     let yaml = yaml.replace("{{tmp}}", &tmp.display().to_string());
     let mut doc: Value = serde_yaml_ng::from_str(&yaml)
         .map_err(|e| format!("ward: test config is not YAML: {e}"))?;
@@ -163,5 +174,17 @@ fn with_listen(
     if !listen.get("http").is_some_and(Value::is_null) {
         listen.insert(Value::from("http"), Value::from(http.to_string()));
     }
-    serde_yaml_ng::to_string(&doc).map_err(|e| format!("ward: serialize config: {e}"))
+    // The listener needs `auth`: a section without it (back-channel
+    // logout's settings alone) keeps the management listener off.
+    let section = root.get_mut("management").and_then(Value::as_mapping_mut);
+    let management = match section.filter(|s| s.contains_key("auth")) {
+        Some(section) => {
+            section.insert(Value::from("listen"), Value::from(management.to_string()));
+            Some(management)
+        }
+        None => None,
+    };
+    let text =
+        serde_yaml_ng::to_string(&doc).map_err(|e| format!("ward: serialize config: {e}"))?;
+    Ok((text, management))
 }
