@@ -178,14 +178,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Conn<IO> {
         Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
 
-    /// `false`, whatever the socket can do: h2 then copies every frame
-    /// under 1 KB into its write buffer and writes many answers at once.
-    /// Told `true`, it copies only frames under 256 bytes, and writes a
-    /// larger one (an allow with an identity token is about 800 bytes) on
-    /// its own, one `writev` per check (benchmark bed: 0.85 of the hit
-    /// without a token, against the same answer batched).
     fn is_write_vectored(&self) -> bool {
-        false
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
