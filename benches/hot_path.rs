@@ -351,6 +351,35 @@ fn bench_authenticate(c: &mut Criterion) {
         })
     });
 
+    // The same hit on a policy that sends an identity token (issue 18):
+    // the token kept in the identity is reused, never signed on a hit.
+    let mut signed = config(vec![rs256.clone()]);
+    let with_token = "identity_token: {issuer: \"http://ward.bench\"}\n\
+                      policies: {backend: {identity_token: {audience: bench}}}\n\
+                      default_policy: backend\n";
+    let extra = ward::config::Config::from_yaml(with_token).unwrap();
+    signed.identity_token = extra.identity_token;
+    signed.policies = extra.policies;
+    signed.default_policy = extra.default_policy;
+    let hit_signed = authenticator(&signed);
+    let decision = rt.block_on(hit_signed.check(&request(&one), now));
+    assert!(
+        matches!(&decision, ward::decision::Decision::Allow(a) if a.token.is_some()),
+        "{decision:?}"
+    );
+    group.bench_function("cache_hit_identity_token", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let req = request(&one);
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(hit_signed.check(black_box(&req), now).await);
+                }
+                start.elapsed()
+            })
+        })
+    });
+
     // Many cached callers: the same hit path over 10k entries, so the
     // cache and the requests no longer sit in L1/L2.
     group.bench_function("cache_hit_10k", |b| {

@@ -8,7 +8,8 @@
 #   validated by kubernetes-validate --strict against two Kubernetes minor
 #   versions (K8S_VERSIONS), plus structural checks (scripts/helm_check.py);
 # - `ward check-config` on every ward config the chart renders. The only
-#   rewrite: the secrets mount path (/var/run/secrets/ward/) points at a
+#   rewrite: the secrets mount paths (/var/run/secrets/ward/, and the
+#   identity-token keys' /var/run/secrets/ward-identity/) point at a
 #   temporary directory holding test secrets;
 # - `envoy --mode validate` on the gateway mode's rendered Envoy config
 #   (with gateway.module.enabled, the module built and loaded: the same
@@ -26,6 +27,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 K8S_VERSIONS=(1.29 1.34)
 CHART=helm/ward
 SECRETS_MOUNT=/var/run/secrets/ward
+IDENTITY_MOUNT=/var/run/secrets/ward-identity
 
 [ -n "${WARD_HELM_BIN:-}" ] || install_helm
 [ -n "${WARD_K8S_VALIDATE_BIN:-}" ] || install_kubernetes_validate
@@ -51,6 +53,10 @@ cp tests/fixtures/management/server.pem "$secrets/tls.crt"
 cp tests/fixtures/management/server.key "$secrets/tls.key"
 cp tests/fixtures/management/ca.pem "$secrets/ca.crt"
 cp tests/fixtures/keys/rsa.pub "$secrets/jwt.pub"
+# ci/identity-token.yaml's signing keys (P-256, PKCS#8).
+mkdir -p "$secrets/identity"
+cp tests/fixtures/keys/ec256.key "$secrets/identity/key-2026-11.pem"
+cp tests/fixtures/keys/ec256.key "$secrets/identity/key-2026-12.pem"
 export WARD_HMAC_OLD="an-older-hmac-secret-of-at-least-32-bytes!"
 
 step "helm lint --strict (every mode)"
@@ -74,7 +80,8 @@ for values in "${renders[@]}"; do
     manifests+=("$dir/core.yaml")
     [ ! -f "$dir/sidecar-pod.yaml" ] || manifests+=("$dir/sidecar-pod.yaml")
 
-    sed "s|$SECRETS_MOUNT/|$secrets/|g" "$dir/ward.yaml" > "$dir/ward-local.yaml"
+    sed -e "s|$IDENTITY_MOUNT/|$secrets/identity/|g" -e "s|$SECRETS_MOUNT/|$secrets/|g" \
+        "$dir/ward.yaml" > "$dir/ward-local.yaml"
     "$WARD" check-config "$dir/ward-local.yaml" >/dev/null \
         || { cat "$dir/ward.yaml"; "$WARD" check-config "$dir/ward-local.yaml"; die "$name: ward check-config failed"; }
     echo "ward check-config: ok"

@@ -108,6 +108,33 @@ install_oidc_provider() {
     step "oidc-provider $OIDC_PROVIDER_VERSION on Node.js $(node --version)"
 }
 
+# PyJWT with cryptography, in their own venv .venv-backends/: the Python
+# snippet of docs/backends.md (how a backend verifies ward's identity
+# token) runs with them against a real ward (tests/it/identity_tokens.rs).
+# Pinned.
+PYJWT_VERSION="2.15.1"
+CRYPTOGRAPHY_VERSION="50.0.2"
+
+install_backend_python() {
+    local py="$ROOT/.venv-backends/bin/python"
+    local have=""
+    [ -x "$py" ] && have="$("$py" -c 'import importlib.metadata as m
+print(m.version("PyJWT"), m.version("cryptography"))' 2>/dev/null || true)"
+    if [ "$have" != "$PYJWT_VERSION $CRYPTOGRAPHY_VERSION" ]; then
+        step "Installing PyJWT==$PYJWT_VERSION cryptography==$CRYPTOGRAPHY_VERSION into .venv-backends"
+        if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+            apt_install python3 python3-venv
+        fi
+        rm -rf "$ROOT/.venv-backends"
+        python3 -m venv "$ROOT/.venv-backends"
+        "$ROOT/.venv-backends/bin/pip" install --quiet --disable-pip-version-check --no-input \
+            "PyJWT==$PYJWT_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION"
+        [ -x "$py" ] || die "PyJWT installed, but no $py"
+    fi
+    export WARD_BACKENDS_PYTHON="$py"
+    step "Backend snippet (Python): PyJWT $PYJWT_VERSION, cryptography $CRYPTOGRAPHY_VERSION (.venv-backends)"
+}
+
 # kubernetes-validate (offline schema checks of rendered manifests), in its
 # own venv .venv-k8s/. Pinned.
 KUBERNETES_VALIDATE_VERSION="1.37.0"

@@ -35,6 +35,7 @@ install_envoy
 install_helm
 install_kubernetes_validate
 install_oidc_provider
+install_backend_python
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

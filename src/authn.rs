@@ -305,7 +305,10 @@ impl JwtRules {
                 IdentityError::MissingUserId(_) => Reason::MissingClaim,
                 IdentityError::BadValue { .. } => Reason::InvalidClaim,
             })?;
-        Ok((Arc::new(identity), verified.exp))
+        Ok((
+            Arc::new(identity.with_expiry(Some(verified.exp))),
+            verified.exp,
+        ))
     }
 }
 

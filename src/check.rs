@@ -24,12 +24,15 @@
 use crate::authn::{Authenticated, Authenticator, ReadMode};
 use crate::config::{Config, Mode};
 use crate::credentials::Extractor;
-use crate::decision::{Decision, Deny};
+use crate::decision::{Allowed, Decision, Deny, IdentityToken};
+use crate::identity::Identity;
+use crate::identity_token::{self, Kept};
 use crate::policy::{Policies, Policy, SelectError, Selection, Source};
 use crate::ports::Ports;
 use crate::presented::Presented;
 use crate::reason::Reason;
 use crate::request::Request;
+use std::sync::Arc;
 
 mod trace;
 
@@ -173,7 +176,55 @@ impl<P: Ports> Checker<P> {
             .authorize(&identity)
             .map_err(|reason| deny(&presented, reason));
         trace.step("authorize", || trace::authorized(&authorized));
-        authorized.map(|()| Decision::Allow(identity))
+        authorized?;
+        let token = self.identity_token(&identity, policy, &presented, now);
+        if let Some(profile) = &policy.identity_token {
+            trace.step("identity_token", || trace::identity_token(profile, &token));
+        }
+        Ok(Decision::Allow(Allowed {
+            identity,
+            token: token?,
+        }))
+    }
+
+    /// The policy's identity token for `identity`: the one kept in the
+    /// identity while it has life left (a re-sign queued in the
+    /// background when a third is left), else one signed here. Could not
+    /// sign: 500, never an allow without the token the backend checks.
+    fn identity_token(
+        &self,
+        identity: &Arc<Identity>,
+        policy: &Policy,
+        presented: &Presented<'_, '_>,
+        now: u64,
+    ) -> Result<Option<IdentityToken>, Deny> {
+        let Some(profile) = &policy.identity_token else {
+            return Ok(None);
+        };
+        let unavailable = || deny(presented, Reason::IdentityTokenUnavailable);
+        let ring = self.ports.signing_keys().ok_or_else(unavailable)?;
+        let signed = match identity_token::kept(identity, profile, ring, now) {
+            Kept::Fresh(signed) => signed,
+            Kept::Refresh(signed) => {
+                let (identity, profile) = (identity.clone(), profile.clone());
+                let (ring, hash) = (ring.clone(), *presented.hash());
+                // Dropped unrun (a full queue), the slot stays marked as
+                // refreshing until the token expires and a check signs
+                // inline, which clears it.
+                self.ports.background(Box::new(move || {
+                    let _ = identity_token::sign_and_keep(&identity, &profile, &ring, &hash, now);
+                }));
+                signed
+            }
+            Kept::Missing => {
+                identity_token::sign_and_keep(identity, profile, ring, presented.hash(), now)
+                    .map_err(|_| unavailable())?
+            }
+        };
+        Ok(Some(IdentityToken {
+            name: profile.header.clone(),
+            signed,
+        }))
     }
 
     /// The policy: Envoy's, else the first matching route, else the

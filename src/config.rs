@@ -12,6 +12,7 @@ mod backchannel;
 mod cache;
 mod files;
 mod headers;
+mod identity_token;
 mod jwt;
 mod limits;
 mod listen;
@@ -31,6 +32,10 @@ pub use backchannel::{BackchannelConfig, LOGOUT_TYPE, MAX_TOKEN_AGE};
 pub use cache::CacheConfig;
 pub use files::Part;
 pub use headers::HeadersConfig;
+pub use identity_token::{
+    DEFAULT_TOKEN_HEADER, IdentityTokenConfig, MAX_TOKEN_TTL, SigningAlgorithm, SigningKeyConfig,
+    TokenProfileConfig,
+};
 pub use jwt::{
     ClaimHeader, ClaimMapping, DEFAULT_TYPES, JwksSource, JwtConfig, MAX_VERIFY_QUEUE,
     MAX_VERIFY_THREADS, RevocationConfig, StaticKey, VerifyConfig, VerifyPriority,
@@ -87,9 +92,24 @@ pub struct Config {
     pub reload: ReloadConfig,
     /// OpenTelemetry traces (off unless `tracing.otlp` is set).
     pub tracing: TracingConfig,
+    /// How identity tokens for backends are signed (the policies that
+    /// send one say so in their own `identity_token`).
+    pub identity_token: IdentityTokenConfig,
     /// The management API (off unless `management.listen` is set) and
     /// OpenID Connect back-channel logout.
     pub management: ManagementConfig,
+}
+
+impl Config {
+    /// Every policy's identity token settings (named policies, then
+    /// routes' inline ones), in config order.
+    pub fn token_profiles(&self) -> impl Iterator<Item = &TokenProfileConfig> {
+        let named = self
+            .policies
+            .values()
+            .filter_map(|p| p.identity_token.as_ref());
+        named.chain(self.routes.iter().filter_map(|r| r.identity_token.as_ref()))
+    }
 }
 
 /// The YAML parser starts its messages with its own notion of the path

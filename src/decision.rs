@@ -5,7 +5,7 @@
 
 use crate::credential_kind::CredentialKind;
 use crate::credentials::CredentialHash;
-use crate::identity::Identity;
+use crate::identity::{Headers, Identity, Signed};
 use crate::policy::Policy;
 use crate::reason::Reason;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// What ward answers for one check.
 #[derive(Debug, Clone)]
 pub enum Decision {
-    Allow(Arc<Identity>),
+    Allow(Allowed),
     /// No identity injected, and every managed header the client sent
     /// still removed: a `public` policy, an `optional` one whose credential
     /// did not pass, or a store outage under `on_store_error: open`.
@@ -34,10 +34,49 @@ impl Decision {
     /// The kind of the credential presented, if one was found.
     pub fn method(&self) -> Option<CredentialKind> {
         match self {
-            Decision::Allow(identity) => Some(identity.method),
+            Decision::Allow(allowed) => Some(allowed.identity.method),
             Decision::AllowAnonymous { method } => *method,
             Decision::Deny(deny) => deny.method,
         }
+    }
+}
+
+/// An allow with an identity: its headers, and the identity token the
+/// policy sends with them, if it does.
+#[derive(Debug, Clone)]
+pub struct Allowed {
+    pub identity: Arc<Identity>,
+    pub token: Option<IdentityToken>,
+}
+
+impl From<Arc<Identity>> for Allowed {
+    fn from(identity: Arc<Identity>) -> Self {
+        Allowed {
+            identity,
+            token: None,
+        }
+    }
+}
+
+impl Allowed {
+    /// Every header the allow sets: the identity's, then the token's.
+    pub fn headers(&self) -> std::iter::Chain<Headers<'_>, std::option::IntoIter<(&str, &str)>> {
+        let token = self.token.as_ref().map(IdentityToken::header);
+        self.identity.headers().chain(token)
+    }
+}
+
+/// A signed identity token and the header it goes in.
+#[derive(Debug, Clone)]
+pub struct IdentityToken {
+    pub name: Arc<str>,
+    pub signed: Arc<Signed>,
+}
+
+impl IdentityToken {
+    /// `(header name, token)`.
+    pub fn header(&self) -> (&str, &str) {
+        (&self.name, &self.signed.token)
     }
 }
 

@@ -267,9 +267,9 @@ fn render_decision(
     managed: &ManagedHeaders,
 ) -> bool {
     match decision {
-        Decision::Allow(identity) => {
+        Decision::Allow(allowed) => {
             let _ = writeln!(out, "{:<13}ALLOW (200)", "decision");
-            render_edits(out, req, identity.headers(), managed);
+            render_edits(out, req, allowed.headers(), managed);
             true
         }
         Decision::AllowAnonymous { .. } => {

@@ -38,6 +38,9 @@ impl ManagedHeaders {
         names.extend(config.jwt.claims.headers.iter().map(|m| m.header.clone()));
         names.extend(config.sessions.fields.iter().map(|f| f.header.clone()));
         names.push(config.api_keys.id_header.clone());
+        // Identity-token headers: a client's copy never reaches the
+        // backend, whichever policy the request gets (public ones too).
+        names.extend(config.token_profiles().map(|p| p.header.clone()));
         let h = &config.headers;
         names.extend([h.email.clone(), h.roles.clone(), h.scopes.clone()]);
         let mut managed = Self::new(&config.headers.managed_prefixes, names);

@@ -11,8 +11,10 @@ use crate::credential_kind::CredentialKind;
 use serde_json::{Map, Value};
 
 mod packed;
+mod signed;
 
 pub use packed::{EncodedAllow, Headers, Identity, Items};
+pub use signed::{Signed, Slot, TokenSlots};
 
 /// An identity field by field, as the credential kinds render it; packed
 /// into an [`Identity`] (`Identity::from`) to be kept and shared.

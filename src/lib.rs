@@ -22,6 +22,7 @@
 //! | `forward` | what of a credential reaches the backend on allow (pure) |
 //! | [`jwt`] | JWT parsing, key choice, signature and claim rules (pure) |
 //! | [`identity`] | claims rendered into identity headers (pure) |
+//! | [`identity_token`] | signed identity tokens for backends: claims, signing keys and their rotation schedule, JWKS and discovery documents (pure) |
 //! | [`backchannel`] | OpenID Connect back-channel logout: a logout token checked by every §2.6 rule (pure) |
 //! | [`headers`] | ward's managed header set and what to strip (pure) |
 //! | [`fingerprint`] | device fingerprints, v1 and v2; client IP from trusted hops (pure) |
@@ -36,6 +37,7 @@
 //! | `explain` | `ward explain`: the serve-time checker on one request |
 //! | [`cli`] | the `ward` subcommands behind `main.rs`: config loading, the runtime, exit statuses |
 //! | `cache` | the moka cache of verified credentials |
+//! | [`background`] | one thread for work a check hands off and never waits for: identity tokens re-signed before they expire |
 //! | [`clock`] | the monotonic clock of the cache and limiter windows; a manual one for tests |
 //! | [`jwks`] | the key store and background JWKS fetchers (I/O) |
 //! | [`policy`] | route policies; [`policy::path`] canonicalizes paths (pure) |
@@ -65,6 +67,7 @@ pub(crate) const TRACE_TARGET: &str = "ward::otel";
 pub mod apikey;
 pub(crate) mod authn;
 pub mod backchannel;
+pub mod background;
 pub mod cache;
 pub mod check;
 #[cfg(feature = "server")]
@@ -85,6 +88,7 @@ pub mod forward;
 pub mod fuzzing;
 pub mod headers;
 pub mod identity;
+pub mod identity_token;
 pub mod jwks;
 pub mod jwt;
 pub mod limiter;

@@ -510,7 +510,10 @@ mod tests {
         };
         for method in [None].into_iter().chain(CredentialKind::ALL.map(Some)) {
             if let Some(kind) = method {
-                m.record(&Decision::Allow(identity(kind).into()), 0.001);
+                m.record(
+                    &Decision::Allow(std::sync::Arc::new(identity(kind)).into()),
+                    0.001,
+                );
             }
             m.record(&Decision::AllowAnonymous { method }, 0.001);
             for reason in Reason::ALL {

@@ -24,6 +24,7 @@ pub use route::{PathMatch, RouteError, RouteSpec, RouteTable};
 
 use crate::config::{Config, Mode, OnStoreError, PolicyConfig, Requirement};
 use crate::identity::Identity;
+use crate::identity_token::Profile;
 use crate::reason::Reason;
 
 use crate::credential_kind::CredentialKind;
@@ -41,6 +42,8 @@ pub struct Policy {
     pub scopes: Requirement,
     pub on_store_error: OnStoreError,
     pub login_url: Option<String>,
+    /// The identity token an allow sends the backend, if any.
+    pub identity_token: Option<Arc<Profile>>,
 }
 
 /// The credential kinds a config enables: JWTs when keys or JWKS are
@@ -72,6 +75,7 @@ impl Policy {
             scopes: config.scopes.clone(),
             on_store_error: config.on_store_error,
             login_url: config.login_url.clone(),
+            identity_token: None,
         }
     }
 

@@ -15,6 +15,7 @@
 
 use crate::credentials::CredentialHash;
 use crate::identity::Identity;
+use crate::identity_token::keys::KeyRing;
 use crate::jwt::KeySet;
 use crate::reason::Reason;
 use crate::record::{ApiKeyRecord, SessionRecord};
@@ -112,4 +113,14 @@ pub trait Ports: Send + Sync {
     fn record_failure(&self, ip: Option<IpAddr>, credential: &[u8]);
 
     fn count(&self, event: Event);
+
+    /// The identity-token signing keys (`None`: the config has none, or
+    /// they could not be loaded: a policy that sends tokens then fails
+    /// closed).
+    fn signing_keys(&self) -> Option<&Arc<KeyRing>>;
+
+    /// Runs `job` later, off the check's thread, without waiting for it
+    /// (an identity token's re-sign). May drop it when too much is
+    /// queued: the job must not be needed for correctness.
+    fn background(&self, job: Box<dyn FnOnce() + Send>);
 }

@@ -102,6 +102,7 @@ reasons! {
     NoRoute                  "no_route", 403, Some("access_denied");
     MalformedPath            "malformed_path", 400, Some("invalid_request");
     TooManyFailures          "too_many_failures", 429, Some("too_many_requests");
+    IdentityTokenUnavailable "identity_token_unavailable", 500, Some("server_error");
 }
 
 impl Reason {

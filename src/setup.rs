@@ -52,6 +52,7 @@ pub fn problems(config: &Config, env: &dyn EnvSource) -> Vec<ConfigProblem> {
 fn artefact_problems(config: &Config, env: &dyn EnvSource) -> Vec<ConfigProblem> {
     let mut p = Problems(Vec::new());
     check_keys(config, &mut p, env);
+    check_signing_keys(config, &mut p);
     check_seed(config, &mut p);
     check_policies(config, &mut p);
     p.0
@@ -84,6 +85,19 @@ fn check_keys(config: &Config, p: &mut Problems, env: &dyn EnvSource) {
     if let Some(logout) = &config.management.backchannel_logout {
         let path = "management.backchannel_logout.allowed_types";
         check_types(p, path, Some(&logout.allowed_types));
+    }
+}
+
+/// Every identity-token key loads (a PEM of its algorithm), when a
+/// policy sends tokens.
+fn check_signing_keys(config: &Config, p: &mut Problems) {
+    if config.token_profiles().next().is_none() {
+        return;
+    }
+    for (i, key) in config.identity_token.keys.iter().enumerate() {
+        if let Err(e) = crate::identity_token::keys::SigningKey::load(key) {
+            p.add(format!("identity_token.keys[{i}].pem_file"), e.to_string());
+        }
     }
 }
 

@@ -5,11 +5,13 @@
 //! fetchers, the governor limiter, and Prometheus counters. `ward serve`
 //! and `ward explain` build their checker here, so they run the same one.
 
+use crate::background::Background;
 use crate::cache::TokenCache;
 use crate::check::Checker;
 use crate::config::Config;
 use crate::credentials::CredentialHash;
 use crate::identity::Identity;
+use crate::identity_token::{self, keys::KeyRing};
 use crate::jwks::KeyStore;
 use crate::jwt::KeySet;
 use crate::limiter::Limiter;
@@ -78,6 +80,10 @@ pub struct Parts {
     pub lookups: Arc<Lookups>,
     pub(crate) tokens: TokenCache,
     pub limiter: Arc<Limiter>,
+    /// The identity-token keys (`None`: no policy sends tokens).
+    pub signing: Option<Arc<KeyRing>>,
+    /// Where identity tokens are re-signed (idle without `signing`).
+    pub background: Background,
 }
 
 impl Parts {
@@ -85,12 +91,30 @@ impl Parts {
     /// checker only: the views its records keep follow this config's
     /// header rules, and the limiter reads its clock.
     pub fn new(config: &Config, keys: Arc<KeyStore>, lookups: Arc<Lookups>) -> Self {
+        Self::after(config, keys, lookups, None)
+    }
+
+    /// As [`Parts::new`], the identity-token keys following those of the
+    /// config before a reload (`previous`).
+    pub fn after(
+        config: &Config,
+        keys: Arc<KeyStore>,
+        lookups: Arc<Lookups>,
+        previous: Option<&KeyRing>,
+    ) -> Self {
         let limiter = Limiter::with_clock(&config.limits, lookups.clock().clone());
+        let signing = signing_keys(config, previous, crate::unix_now());
+        let background = match signing {
+            Some(_) => Background::start(),
+            None => Background::idle(),
+        };
         Self {
             keys,
             lookups,
             tokens: TokenCache::new(&config.cache),
             limiter: Arc::new(limiter),
+            signing,
+            background,
         }
     }
 
@@ -197,6 +221,30 @@ impl Ports for ServerPorts {
         match event {
             Event::TokenCacheHit => self.metrics.token_cache_hits.inc(),
             Event::TokenCacheMiss => self.metrics.token_cache_misses.inc(),
+        }
+    }
+
+    fn signing_keys(&self) -> Option<&Arc<KeyRing>> {
+        self.parts.signing.as_ref()
+    }
+
+    fn background(&self, job: Box<dyn FnOnce() + Send>) {
+        self.parts.background.run(job);
+    }
+}
+
+/// The identity-token keys of `config` at `now`, after `previous` (a
+/// reload's: see `KeyRing::new`); `None` when no policy sends a token,
+/// or the keys do not load (`setup` has refused such a config already,
+/// unless a file changed since: then the policies that send tokens deny).
+pub fn signing_keys(config: &Config, previous: Option<&KeyRing>, now: u64) -> Option<Arc<KeyRing>> {
+    config.token_profiles().next()?;
+    let max_ttl = identity_token::max_ttl(config);
+    match KeyRing::new(&config.identity_token, max_ttl, previous, now) {
+        Ok(ring) => Some(Arc::new(ring)),
+        Err(e) => {
+            tracing::error!(error = %e, "identity_token keys could not be loaded");
+            None
         }
     }
 }

@@ -403,7 +403,7 @@ fn apply(
     shared.stats.record(host, decision, micros, &shared.metrics);
     set_metadata(host, decision);
     match decision {
-        Decision::Allow(identity) => allow(shared, req, identity.headers(), host),
+        Decision::Allow(allowed) => allow(shared, req, allowed.headers(), host),
         Decision::AllowAnonymous { .. } => allow(shared, req, std::iter::empty(), host),
         Decision::Deny(deny) => {
             let d = shared.responder.deny(Some(req), deny);
@@ -422,9 +422,9 @@ fn apply(
 fn set_metadata(host: &mut impl Host, decision: &Decision) {
     let mut set = |key: &str, value: &str| host.set_metadata(METADATA_NAMESPACE, key, value);
     match decision {
-        Decision::Allow(identity) => {
-            set("user_id", identity.user_id());
-            set("auth_method", identity.method.as_str());
+        Decision::Allow(allowed) => {
+            set("user_id", allowed.identity.user_id());
+            set("auth_method", allowed.identity.method.as_str());
         }
         Decision::AllowAnonymous { .. } => set("auth_method", "none"),
         Decision::Deny(deny) => set("reason", deny.reason.as_str()),

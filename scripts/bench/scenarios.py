@@ -30,6 +30,14 @@ class DirectScenario:
     crosscheck: bool = False          # h2load twin, shown apart from the ratios
 
 
+# ward config for the identity-token row: every check's policy sends one.
+IDENTITY_TOKEN_EXTRA = {
+    "identity_token": {"issuer": "http://ward.bench:9090"},
+    "policies": {"backend": {"identity_token": {"audience": "bench"}}},
+    "default_policy": "backend",
+}
+
+
 def hot_token_args(bed: Bed) -> list[str]:
     return ["--tokens", one_token(bed)]
 
@@ -104,6 +112,11 @@ DIRECT_SCENARIOS = [
     DirectScenario("ward_hit", "ward, JWT RS256, cache hit", "ward", tokens=hot_token_args),
     DirectScenario("ward_hit_10k_routes", "ward, JWT cache hit, 10k routes", "ward",
                    tokens=hot_token_args, ward_extra={"routes": ten_thousand_routes()}),
+    # Issue 18: the same hit on a policy that sends a signed identity token
+    # (a generated ES256 key): the token is kept with the identity, so a
+    # hit only copies it into the answer.
+    DirectScenario("ward_hit_identity_token", "ward, JWT cache hit with identity token", "ward",
+                   tokens=hot_token_args, ward_extra=IDENTITY_TOKEN_EXTRA),
     # Traces configured (an OTLP endpoint) but no check sampled: what the
     # trace-context plumbing costs a hit. (Tracing off is `ward_hit`; its
     # cost against a build without tracing code is in docs/operations.md.)

@@ -14,6 +14,7 @@ TARGETS = [
     ("apikey_hit_vs_noop_rps", "ward API key cache hit Check/s vs no-op", ">=", 0.90),
     ("session_miss_vs_noop_rps", "ward session all-miss Check/s vs no-op", ">=", 0.50),
     ("routes_10k_vs_hit_rps", "ward cache hit with 10k routes vs without", ">=", 0.95),
+    ("identity_token_vs_hit_rps", "ward cache hit with identity token vs without", ">=", 0.95),
     ("traces_unsampled_vs_hit_rps", "ward cache hit, traces on but unsampled, vs off", ">=", 0.95),
     ("envoy_ward_vs_noop", "Envoy+ward req/s vs Envoy+no-op", ">=", 0.95),
     ("envoy_ward_vs_jwt_authn", "Envoy+ward req/s vs Envoy+jwt_authn", ">=", 0.90),
@@ -52,6 +53,9 @@ def compute_targets(res: dict) -> list[dict]:
         routes = d["scenarios"].get("ward_hit_10k_routes")
         if routes and hit and hit["rps_ratio"]:
             vals["routes_10k_vs_hit_rps"] = routes["rps_ratio"] / hit["rps_ratio"]
+        signed = d["scenarios"].get("ward_hit_identity_token")
+        if signed and hit and hit["rps_ratio"]:
+            vals["identity_token_vs_hit_rps"] = signed["rps_ratio"] / hit["rps_ratio"]
         traced = d["scenarios"].get("ward_hit_traces_unsampled")
         if traced and hit and hit["rps_ratio"]:
             vals["traces_unsampled_vs_hit_rps"] = traced["rps_ratio"] / hit["rps_ratio"]

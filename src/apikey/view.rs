@@ -26,7 +26,7 @@ pub fn of(fields: &Fields, rules: &HeaderRules, id_header: &str) -> View {
     let record = ApiKey::parse(fields)?;
     let identity = record
         .identity(rules, id_header)
-        .map(Arc::new)
+        .map(|identity| Arc::new(identity.with_expiry(record.expires_at)))
         .map_err(|_| ());
     Ok(Parsed { record, identity })
 }

@@ -4,8 +4,9 @@
 
 use crate::authn::Authenticated;
 use crate::credentials::short_hash;
-use crate::decision::Deny;
+use crate::decision::{Deny, IdentityToken};
 use crate::identity::Identity;
+use crate::identity_token::Profile;
 use crate::policy::{Policy, Selection, Source};
 use crate::presented::Presented;
 use crate::reason::Reason;
@@ -108,5 +109,21 @@ pub(super) fn authorized(result: &Result<(), Deny>) -> String {
     match result {
         Ok(()) => "ok".into(),
         Err(deny) => deny.reason.as_str().to_string(),
+    }
+}
+
+/// The identity token step of a policy that sends one: kept or signed,
+/// or why not.
+pub(super) fn identity_token(
+    profile: &Profile,
+    token: &Result<Option<IdentityToken>, Deny>,
+) -> String {
+    match token {
+        Ok(Some(t)) => format!(
+            "sent in {} (aud {}, expires at {})",
+            t.name, profile.audience, t.signed.exp
+        ),
+        Ok(None) => "none".into(),
+        Err(d) => format!("could not sign one: {}", d.reason.as_str()),
     }
 }

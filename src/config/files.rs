@@ -13,6 +13,8 @@ pub enum Part {
     Keys,
     /// The store and its connection (`store`).
     Store,
+    /// Identity-token signing keys (`identity_token`).
+    IdentityKeys,
 }
 
 impl Config {
@@ -27,6 +29,9 @@ impl Config {
         }
         for source in &self.jwt.jwks {
             files.extend(source.file.clone().map(|f| (Part::Keys, f)));
+        }
+        for key in &self.identity_token.keys {
+            files.push((Part::IdentityKeys, key.pem_file.clone()));
         }
         files.extend(self.store.seed_file.clone().map(|f| (Part::Store, f)));
         let password = self.store.redis.as_ref().and_then(|r| r.password.as_ref());

@@ -3,6 +3,7 @@
 //! compiles them, and `validate.rs` reports what is wrong with their
 //! field paths.
 
+use super::TokenProfileConfig;
 use crate::credential_kind::CredentialKind;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -78,6 +79,9 @@ pub struct PolicyConfig {
     pub on_store_error: OnStoreError,
     /// Where a browser without a valid credential is sent (302).
     pub login_url: Option<String>,
+    /// A signed identity token for the backend on every allow with an
+    /// identity (docs/backends.md).
+    pub identity_token: Option<TokenProfileConfig>,
 }
 
 /// One entry of `routes`: a match, then either `policy: NAME` or the
@@ -110,6 +114,7 @@ pub struct RouteConfig {
     pub scopes: Option<Requirement>,
     pub on_store_error: Option<OnStoreError>,
     pub login_url: Option<String>,
+    pub identity_token: Option<TokenProfileConfig>,
 }
 
 impl RouteConfig {
@@ -121,6 +126,7 @@ impl RouteConfig {
             || self.scopes.is_some()
             || self.on_store_error.is_some()
             || self.login_url.is_some()
+            || self.identity_token.is_some()
     }
 
     /// The inline policy (defaults for what is not set).
@@ -132,6 +138,7 @@ impl RouteConfig {
             scopes: self.scopes.clone().unwrap_or_default(),
             on_store_error: self.on_store_error.unwrap_or_default(),
             login_url: self.login_url.clone(),
+            identity_token: self.identity_token.clone(),
         }
     }
 }

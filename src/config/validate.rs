@@ -73,6 +73,7 @@ impl Config {
         self.check_limits(&mut p);
         self.check_reload(&mut p);
         self.check_tracing(&mut p);
+        self.check_identity_token(&mut p);
         let listeners = [
             Some(self.listen.grpc),
             Some(self.listen.admin),
@@ -84,6 +85,23 @@ impl Config {
             logout.check(&self.jwt, &mut p);
         }
         p.0
+    }
+
+    fn check_identity_token(&self, p: &mut Problems) {
+        for (name, policy) in &self.policies {
+            if let Some(profile) = &policy.identity_token {
+                let path = format!("policies.{name}.identity_token");
+                super::identity_token::check_profile(profile, &path, p);
+            }
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            if let Some(profile) = &route.identity_token {
+                let path = format!("routes[{i}].identity_token");
+                super::identity_token::check_profile(profile, &path, p);
+            }
+        }
+        let used = self.token_profiles().next().is_some();
+        super::identity_token::check_section(&self.identity_token, used, p);
     }
 
     fn check_responses(&self, p: &mut Problems) {

@@ -10,6 +10,7 @@
 //! a cache hit.
 
 use super::IdentityParts;
+use super::signed::TokenSlots;
 use crate::credential_kind::CredentialKind;
 use std::sync::OnceLock;
 
@@ -33,6 +34,12 @@ pub struct Identity {
     /// cached identity shared by thousands of checks is encoded once; it
     /// goes with the identity when the cache drops it.
     pub encoded: OnceLock<EncodedAllow>,
+    /// When the credential stops being valid (unix seconds; 0: no
+    /// expiry known): an identity token never outlives it.
+    expires_at: u64,
+    /// The identity tokens signed for this identity, one slot per token
+    /// profile (`signed.rs`), so a cache hit reuses them.
+    pub tokens: TokenSlots,
 }
 
 /// An allow's fixed part as encoded bytes: plain bytes, so the pure core
@@ -102,6 +109,8 @@ impl From<IdentityParts> for Identity {
             headers: u16::try_from(headers.len()).unwrap_or(u16::MAX),
             roles: u16::try_from(roles.len()).unwrap_or(u16::MAX),
             encoded: OnceLock::new(),
+            expires_at: 0,
+            tokens: TokenSlots::default(),
         }
     }
 }
@@ -117,6 +126,18 @@ impl Identity {
         self.text
             .get(start as usize..end as usize)
             .unwrap_or_default()
+    }
+
+    /// The identity, good until its credential's `expires_at` (unix
+    /// seconds), when one is known.
+    pub fn with_expiry(mut self, expires_at: Option<u64>) -> Self {
+        self.expires_at = expires_at.unwrap_or(0);
+        self
+    }
+
+    /// When the credential expires (unix seconds), if it does.
+    pub fn expires_at(&self) -> Option<u64> {
+        Some(self.expires_at).filter(|&e| e > 0)
     }
 
     fn jti_index(&self) -> usize {

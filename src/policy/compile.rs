@@ -8,6 +8,7 @@ use super::{
 };
 use crate::config::{Config, Mode, PolicyConfig, RouteConfig};
 use crate::credential_kind::CredentialKind;
+use crate::identity_token::Profile;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ impl Policies {
         for (i, r) in config.routes.iter().enumerate() {
             let path = format!("routes[{i}]");
             let name = r.name.clone().unwrap_or_else(|| path.clone());
-            let policy = route_policy(&path, &name, r, &named, enabled, &mut add);
+            let policy = route_policy(&path, &name, r, &named, enabled, config, &mut add);
             specs.push(
                 route_spec(r)
                     .map_err(|message| add(path.clone(), message))
@@ -85,7 +86,7 @@ fn named_policies(
             continue;
         }
         check_policy(&path, p, enabled, add);
-        let policy = Arc::new(Policy::from_config(name, p, enabled));
+        let policy = Arc::new(compiled(name, p, enabled, config));
         named.insert(name.clone(), policy);
     }
     named
@@ -99,13 +100,14 @@ fn route_policy(
     r: &RouteConfig,
     named: &HashMap<String, Arc<Policy>>,
     enabled: [bool; 3],
+    config: &Config,
     add: &mut impl FnMut(String, String),
 ) -> Option<Arc<Policy>> {
     match (&r.policy, r.has_inline_policy()) {
         (Some(_), true) => {
             add(
                 path.to_string(),
-                "set either `policy` or inline policy fields (mode, accept, roles, scopes, on_store_error, login_url), not both".into(),
+                "set either `policy` or inline policy fields (mode, accept, roles, scopes, on_store_error, login_url, identity_token), not both".into(),
             );
             None
         }
@@ -119,9 +121,20 @@ fn route_policy(
         (None, _) => {
             let inline = r.inline_policy();
             check_policy(path, &inline, enabled, add);
-            Some(Arc::new(Policy::from_config(name, &inline, enabled)))
+            Some(Arc::new(compiled(name, &inline, enabled, config)))
         }
     }
+}
+
+/// A policy with its identity token profile (which needs the whole
+/// config: the other profiles decide its slot).
+fn compiled(name: &str, p: &PolicyConfig, enabled: [bool; 3], config: &Config) -> Policy {
+    let mut policy = Policy::from_config(name, p, enabled);
+    policy.identity_token = p
+        .identity_token
+        .as_ref()
+        .map(|t| Arc::new(Profile::new(t, config)));
+    policy
 }
 
 /// `default_policy`, else `required` without routes and `deny` with them.

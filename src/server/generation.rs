@@ -101,7 +101,8 @@ impl Generation {
             Some(o) => (o.parts.lookups.clone(), o.stops[1].clone()),
             None => new_lookups(&config, &store, shared),
         };
-        let mut parts = Parts::new(&config, keys.clone(), lookups);
+        let previous = old.and_then(|o| o.parts.signing.as_deref());
+        let mut parts = Parts::after(&config, keys.clone(), lookups, previous);
         if let Some(o) = old {
             if kept.tokens {
                 parts.tokens = o.parts.tokens.clone();
@@ -130,6 +131,11 @@ impl Generation {
 }
 
 impl Generation {
+    /// The identity-token keys, when a policy sends tokens.
+    pub(super) fn signing(&self) -> Option<&crate::identity_token::keys::KeyRing> {
+        self.parts.signing.as_deref()
+    }
+
     /// The management operations over this generation's store (the
     /// management API's writes go where its checks read).
     pub(super) fn manager(&self) -> crate::manage::Manager {

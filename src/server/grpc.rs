@@ -230,9 +230,10 @@ impl CheckService {
             "grpc",
         );
         match decision {
-            Decision::Allow(identity) => Answer::Allow {
-                edits: self.managed.edits(req, identity.headers()),
-                identity,
+            Decision::Allow(allowed) => Answer::Allow {
+                edits: self.managed.edits(req, allowed.headers()),
+                identity: allowed.identity,
+                token: allowed.token,
             },
             Decision::AllowAnonymous { .. } => Answer::Message(self.allow_anonymous(req)),
             Decision::Deny(deny) => Answer::Message(self.deny(Some(req), &deny)),

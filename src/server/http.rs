@@ -147,7 +147,7 @@ impl HttpService {
 
     fn finish(&self, req: &Request<'_>, decision: &Decision, start: Instant) -> Response<Body> {
         let response = match decision {
-            Decision::Allow(identity) => self.allow(req, identity.headers()),
+            Decision::Allow(allowed) => self.allow(req, allowed.headers()),
             Decision::AllowAnonymous { .. } => self.allow(req, std::iter::empty()),
             Decision::Deny(deny) => self.deny(Some(req), deny),
         };

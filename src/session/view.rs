@@ -38,7 +38,7 @@ pub fn of(fields: &Fields, rules: &HeaderRules, mapped: &[(String, String)]) -> 
         fingerprint: session.fingerprint.map(str::to_string),
         identity: session
             .identity(rules, mapped)
-            .map(Arc::new)
+            .map(|identity| Arc::new(identity.with_expiry(session.expires_at)))
             .map_err(|_| ()),
     })
 }

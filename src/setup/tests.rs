@@ -281,6 +281,25 @@ fn the_verification_pool_is_bounded() {
 }
 
 #[test]
+fn identity_token_keys_that_do_not_load_name_their_field() {
+    let yaml = "identity_token:\n  issuer: https://ward.test\n  keys:\n    - {pem_file: tests/fixtures/keys/ec256.key}\n    - {pem_file: tests/fixtures/keys/ec256.pub}\n    - {pem_file: tests/fixtures/keys/ec256.key, algorithm: Ed25519}\n    - {pem_file: tests/fixtures/keys/ed25519.key, algorithm: EdDSA}\n    - {pem_file: /nonexistent.pem}\npolicies: {a: {identity_token: {audience: a}}}\n";
+    let got = problems(yaml);
+    let paths: Vec<&str> = got.iter().map(|p| p.split(':').next().unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            "identity_token.keys[1].pem_file",
+            "identity_token.keys[2].pem_file",
+            "identity_token.keys[4].pem_file",
+        ],
+        "{got:?}"
+    );
+    // Keys nothing signs with are not read.
+    let unused = "identity_token: {keys: [{pem_file: /nonexistent.pem}]}\n";
+    assert!(problems(unused).is_empty());
+}
+
+#[test]
 fn backchannel_logout_is_checked_against_the_jwks_issuers() {
     let idp = "https://idp.example/realms/shop";
     let base = format!("jwt: {{issuers: [\"{idp}\"], jwks: [{{issuer: \"{idp}\"}}]}}\n");

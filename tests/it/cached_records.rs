@@ -67,7 +67,7 @@ fn headers(credential: (&str, &str), agent: &str) -> Vec<(String, String)> {
 impl Bed {
     async fn decide(&self, headers: &[(String, String)], now: u64) -> Result<String, Reason> {
         match self.checker.check(&ward_request(headers), now).await {
-            Decision::Allow(identity) => Ok(identity.user_id().to_string()),
+            Decision::Allow(allowed) => Ok(allowed.identity.user_id().to_string()),
             Decision::Deny(deny) => Err(deny.reason),
             Decision::AllowAnonymous { .. } => panic!("no public policy here"),
         }

@@ -28,6 +28,7 @@ mod fuzz_corpora;
 mod grpc_check;
 mod helm_gateway;
 mod helm_gateway_module;
+mod identity_tokens;
 mod introspect;
 mod jwks;
 mod jwt_hostile;

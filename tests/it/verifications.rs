@@ -65,7 +65,7 @@ fn bearer(token: &str) -> Vec<(String, String)> {
 /// The user, or the deny's reason.
 fn outcome(decision: Decision) -> Result<String, Reason> {
     match decision {
-        Decision::Allow(identity) => Ok(identity.user_id().to_string()),
+        Decision::Allow(allowed) => Ok(allowed.identity.user_id().to_string()),
         Decision::Deny(deny) => Err(deny.reason),
         Decision::AllowAnonymous { .. } => panic!("no public policy here"),
     }

@@ -102,9 +102,41 @@ Checks the schema cannot express; each failure names the value to fix.
 {{- if and .Values.gateway.module.enabled (ne .Values.mode "gateway") -}}
 {{- fail "gateway.module.enabled is for mode gateway (the chart runs the Envoy that loads the module only there)" -}}
 {{- end -}}
+{{- with .Values.identityToken }}{{ if .enabled }}
+{{- if include "ward.module" $ -}}
+{{- fail "identityToken needs ward's admin port to serve its keys, which gateway.module.enabled has not" -}}
+{{- end -}}
+{{- if and .keys (not .existingSecret) -}}
+{{- fail "identityToken.keys needs identityToken.existingSecret (the Secret that holds the key files)" -}}
+{{- end -}}
+{{- if and (not .keys) (or $.Values.autoscaling.enabled (gt (int $.Values.replicas) 1)) -}}
+{{- fail "identityToken without keys generates a key per pod: with more than one replica, give identityToken.existingSecret and identityToken.keys (every replica must sign with the same keys)" -}}
+{{- end -}}
+{{- end }}{{ end -}}
 {{- if and (include "ward.module" .) .Values.serviceMonitor.enabled -}}
 {{- fail "serviceMonitor.enabled needs ward's admin port, which gateway.module.enabled has not (the module exports no metrics yet): turn one off" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* ward's identity_token section from .Values.identityToken (empty when off). */}}
+{{- define "ward.identityToken" -}}
+{{- with .Values.identityToken }}{{ if .enabled -}}
+issuer: {{ default (printf "http://%s.%s.svc:%v" (include "ward.fullname" $) $.Release.Namespace $.Values.ports.admin) .issuer | quote }}
+publish_lead: {{ .publishLead | quote }}
+{{- if .keys }}
+keys:
+{{- range .keys }}
+  - pem_file: {{ printf "%s/%s" $.Values.identityToken.mountPath .file | quote }}
+    algorithm: {{ default "ES256" .algorithm | quote }}
+    {{- with .kid }}
+    kid: {{ . | quote }}
+    {{- end }}
+    {{- with .notBefore }}
+    not_before: {{ int64 . }}
+    {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}{{ end -}}
 {{- end -}}
 
 {{/* The chart's part of ward's config; .Values.config is merged over it. */}}
@@ -197,6 +229,7 @@ own runtime), the rest the same.
 {{- define "ward.config" -}}
 {{- include "ward.validate" . -}}
 {{- $config := include "ward.defaultConfig" . | fromYaml -}}
+{{- with (include "ward.identityToken" . | fromYaml) }}{{ $_ := set $config "identity_token" . }}{{ end -}}
 {{- $config = mergeOverwrite $config (deepCopy .Values.config) -}}
 {{- if include "ward.module" . -}}
 {{- $_ := unset $config "runtime" -}}
@@ -293,6 +326,9 @@ volumeMounts:
   {{- if .Values.secrets.existingSecret }}
   - {name: ward-secrets, mountPath: {{ .Values.secrets.mountPath }}, readOnly: true}
   {{- end }}
+  {{- if and .Values.identityToken.enabled .Values.identityToken.existingSecret }}
+  - {name: ward-identity-keys, mountPath: {{ .Values.identityToken.mountPath }}, readOnly: true}
+  {{- end }}
   {{- if eq .Values.mode "sidecar" }}
   - {name: ward-socket, mountPath: {{ .Values.sidecar.socketDir }}}
   {{- end }}
@@ -313,6 +349,10 @@ volumeMounts:
 {{- if .Values.secrets.existingSecret }}
 - name: ward-secrets
   secret: {secretName: {{ .Values.secrets.existingSecret }}, defaultMode: 0440}
+{{- end }}
+{{- if and .Values.identityToken.enabled .Values.identityToken.existingSecret }}
+- name: ward-identity-keys
+  secret: {secretName: {{ .Values.identityToken.existingSecret }}, defaultMode: 0440}
 {{- end }}
 {{- if eq .Values.mode "sidecar" }}
 - name: ward-socket

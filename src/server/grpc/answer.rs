@@ -6,6 +6,7 @@
 //! compares).
 
 use super::{OK_STATUS, header};
+use crate::decision::IdentityToken;
 use crate::forward::Edits;
 use crate::identity::{EncodedAllow, Identity};
 use envoy_types::ext_authz::v3::pb::{CheckResponse, HeaderAppendAction, HeaderValueOption};
@@ -23,6 +24,10 @@ pub(in crate::server) enum Answer {
     /// (forged headers, credentials not forwarded) or have rewritten.
     Allow {
         identity: Arc<Identity>,
+        /// The policy's identity token: kept in the identity too, but it
+        /// changes more often than the encoded allow (a re-sign), so it
+        /// is written per check, straight from the kept token.
+        token: Option<IdentityToken>,
         edits: Edits,
     },
     /// Any other answer (deny, public route), as Envoy's message.
@@ -64,36 +69,27 @@ impl Encoder<'_> {
     fn headers_len(identity: &Identity) -> usize {
         identity
             .headers()
-            .map(|(key, value)| {
-                let option = header_option_len(key, value);
-                encoding::key_len(2) + encoding::encoded_len_varint(option as u64) + option
-            })
+            .map(|(key, value)| header_len(key, value))
             .sum()
     }
 
     /// `OkHttpResponse.headers`, each with `OVERWRITE_IF_EXISTS_OR_ADD`.
     fn encode_headers(identity: &Identity, headers: &mut Vec<u8>) {
-        let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd as u64;
         for (key, value) in identity.headers() {
-            // HeaderValueOption { header = 1, append_action = 3 }
-            put_len_prefix(2, header_option_len(key, value), headers); // OkHttpResponse.headers
-            put_len_prefix(1, header_value_len(key, value), headers);
-            put_str_field(1, key, headers);
-            put_str_field(2, value, headers);
-            encoding::encode_key(3, WireType::Varint, headers);
-            encoding::encode_varint(overwrite, headers);
+            encode_header(key, value, headers);
         }
     }
 
-    fn ok_response_len(&self, edits: &Edits) -> usize {
+    fn ok_response_len(&self, token: Option<(&str, &str)>, edits: &Edits) -> usize {
         self.0.headers().len()
+            + token.map_or(0, |(key, value)| header_len(key, value))
             + encoding::message::encoded_len_repeated(HEADERS_FIELD, &per_check_headers(edits))
             + encoding::string::encoded_len_repeated(HEADERS_TO_REMOVE_FIELD, &edits.remove)
             + encoding::string::encoded_len_repeated(QUERY_TO_REMOVE_FIELD, &edits.remove_query)
     }
 
-    fn encoded_len(&self, edits: &Edits) -> usize {
-        let ok = self.ok_response_len(edits);
+    fn encoded_len(&self, token: Option<(&str, &str)>, edits: &Edits) -> usize {
+        let ok = self.ok_response_len(token, edits);
         encoding::message::encoded_len(STATUS_FIELD, &OK_STATUS)
             + encoding::key_len(OK_RESPONSE_FIELD)
             + encoding::encoded_len_varint(ok as u64)
@@ -102,18 +98,39 @@ impl Encoder<'_> {
     }
 
     /// Fields in the order prost writes them: status, ok_response
-    /// (headers: the identity's, then this request's; headers_to_remove;
-    /// query_parameters_to_remove), dynamic_metadata.
-    fn encode(&self, edits: &Edits, buf: &mut impl BufMut) {
+    /// (headers: the identity's, its token's, then this request's;
+    /// headers_to_remove; query_parameters_to_remove), dynamic_metadata.
+    fn encode(&self, token: Option<(&str, &str)>, edits: &Edits, buf: &mut impl BufMut) {
         encoding::message::encode(STATUS_FIELD, &OK_STATUS, buf);
         encoding::encode_key(OK_RESPONSE_FIELD, WireType::LengthDelimited, buf);
-        encoding::encode_varint(self.ok_response_len(edits) as u64, buf);
+        encoding::encode_varint(self.ok_response_len(token, edits) as u64, buf);
         buf.put_slice(self.0.headers());
+        if let Some((key, value)) = token {
+            encode_header(key, value, buf);
+        }
         encoding::message::encode_repeated(HEADERS_FIELD, &per_check_headers(edits), buf);
         encoding::string::encode_repeated(HEADERS_TO_REMOVE_FIELD, &edits.remove, buf);
         encoding::string::encode_repeated(QUERY_TO_REMOVE_FIELD, &edits.remove_query, buf);
         buf.put_slice(self.0.metadata());
     }
+}
+
+/// One `OkHttpResponse.headers` entry with `OVERWRITE_IF_EXISTS_OR_ADD`.
+fn encode_header(key: &str, value: &str, buf: &mut impl BufMut) {
+    let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd as u64;
+    // HeaderValueOption { header = 1, append_action = 3 }
+    put_len_prefix(2, header_option_len(key, value), buf); // OkHttpResponse.headers
+    put_len_prefix(1, header_value_len(key, value), buf);
+    put_str_field(1, key, buf);
+    put_str_field(2, value, buf);
+    encoding::encode_key(3, WireType::Varint, buf);
+    encoding::encode_varint(overwrite, buf);
+}
+
+/// What `encode_header` writes, exactly.
+fn header_len(key: &str, value: &str) -> usize {
+    let option = header_option_len(key, value);
+    encoding::key_len(2) + encoding::encoded_len_varint(option as u64) + option
 }
 
 /// `HeaderValue { key = 1, value = 2 }`'s size.
@@ -228,14 +245,28 @@ pub fn pre_encode(identity: &Identity) {
 impl Message for Answer {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         match self {
-            Answer::Allow { identity, edits } => Answer::encoder(identity).encode(edits, buf),
+            Answer::Allow {
+                identity,
+                token,
+                edits,
+            } => {
+                let token = token.as_ref().map(IdentityToken::header);
+                Answer::encoder(identity).encode(token, edits, buf)
+            }
             Answer::Message(m) => m.encode_raw(buf),
         }
     }
 
     fn encoded_len(&self) -> usize {
         match self {
-            Answer::Allow { identity, edits } => Answer::encoder(identity).encoded_len(edits),
+            Answer::Allow {
+                identity,
+                token,
+                edits,
+            } => {
+                let token = token.as_ref().map(IdentityToken::header);
+                Answer::encoder(identity).encoded_len(token, edits)
+            }
             Answer::Message(m) => m.encoded_len(),
         }
     }
@@ -288,12 +319,17 @@ mod tests {
     }
 
     /// The allow as a plain `CheckResponse`: what the bytes must decode to.
-    fn expected(identity: &Identity, edits: &Edits) -> CheckResponse {
+    fn expected(
+        identity: &Identity,
+        token: Option<&IdentityToken>,
+        edits: &Edits,
+    ) -> CheckResponse {
         CheckResponse {
             status: Some(OK_STATUS),
             http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
                 headers: identity
                     .headers()
+                    .chain(token.map(IdentityToken::header))
                     .chain(edits.set.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                     .map(|(k, v)| header(k, v))
                     .collect(),
@@ -334,21 +370,36 @@ mod tests {
                 },
             ]
         };
+        let token = IdentityToken {
+            name: "x-ward-identity".into(),
+            signed: Arc::new(crate::identity::Signed {
+                token: format!("eyJ.{long}.sig").into(),
+                profile: 1,
+                key: 1,
+                iat: 0,
+                exp: 60,
+            }),
+        };
         for (headers, remove) in cases {
             let id = identity(&headers);
-            for edits in with_edits(remove) {
+            for (edits, token) in with_edits(remove)
+                .into_iter()
+                .flat_map(|e| [(e.clone(), None), (e, Some(token.clone()))])
+            {
                 for _ in 0..2 {
                     // The second round encodes from the identity's kept rendering.
                     let answer = Answer::Allow {
                         identity: id.clone(),
+                        token: token.clone(),
                         edits: edits.clone(),
                     };
                     let bytes = answer.encode_to_vec();
                     assert_eq!(bytes.len(), answer.encoded_len());
                     let decoded = CheckResponse::decode(bytes.as_slice()).unwrap();
-                    assert_eq!(decoded, expected(&id, &edits));
+                    let want = expected(&id, token.as_ref(), &edits);
+                    assert_eq!(decoded, want);
                     // Same size as prost's own encoding (map order may differ).
-                    assert_eq!(bytes.len(), expected(&id, &edits).encoded_len());
+                    assert_eq!(bytes.len(), want.encoded_len());
                 }
             }
         }

@@ -46,7 +46,10 @@ pub(super) async fn run(
         ..IntrospectResponse::default()
     };
     match seen.decision {
-        Decision::Allow(identity) => {
+        Decision::Allow(allowed) => {
+            // The identity headers; never the identity token, a bearer
+            // credential for the backend (docs/backends.md).
+            let identity = allowed.identity;
             out.active = true;
             out.decision = "allow".into();
             out.user_id = identity.user_id().to_string();

@@ -339,9 +339,17 @@ pub fn render_config(opts: &EnvoyOptions, http_port: u16, admin_port: u16) -> Va
             "x-request-id",
         ]);
         forwarded.extend(
-            ["x-user-", "x-auth-", "x_user_", "x_auth_", "x-api-key-id"]
-                .iter()
-                .map(|p| json!({ "prefix": p })),
+            [
+                "x-user-",
+                "x-auth-",
+                "x_user_",
+                "x_auth_",
+                "x-api-key-id",
+                "x-ward",
+                "x_ward",
+            ]
+            .iter()
+            .map(|p| json!({ "prefix": p })),
         );
         ext_authz["allowed_headers"] = json!({ "patterns": forwarded });
         ext_authz["http_service"] = json!({
@@ -349,7 +357,7 @@ pub fn render_config(opts: &EnvoyOptions, http_port: u16, admin_port: u16) -> Va
             "authorization_response": {
                 "allowed_upstream_headers": { "patterns": exact(&[
                     "x-user-id", "x-user-email", "x-user-roles", "x-user-scopes",
-                    "x-auth-method", "x-api-key-id",
+                    "x-auth-method", "x-api-key-id", "x-ward-identity",
                 ]) }
             }
         });
