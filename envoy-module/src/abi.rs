@@ -47,6 +47,11 @@ impl ModuleBuffer {
         }
     }
 
+    /// Buffers over `texts` (label names or values), for one call.
+    fn all(texts: &[&str]) -> Vec<Self> {
+        texts.iter().map(|t| Self::of(t.as_bytes())).collect()
+    }
+
     const NULL: Self = Self {
         ptr: std::ptr::null(),
         length: 0,
@@ -224,10 +229,7 @@ struct ConfigEnvoy(*mut c_void);
 
 impl ConfigEnvoy {
     fn define(&mut self, define: DefineFn, name: &str, labels: &[&str]) -> Result<usize, String> {
-        let labels: Vec<ModuleBuffer> = labels
-            .iter()
-            .map(|l| ModuleBuffer::of(l.as_bytes()))
-            .collect();
+        let labels = ModuleBuffer::all(labels);
         let mut id = 0usize;
         // SAFETY: `self.0` is the filter config Envoy passed to the running
         // `config_new` hook; `name` and `labels` (and the strings they point
@@ -293,10 +295,7 @@ impl ConfigHost for ConfigEnvoy {
 /// through the config, no stream needed.
 impl Flush for ConfigEnvoy {
     fn add_counter(&mut self, id: usize, labels: &[&str], by: u64) {
-        let labels: Vec<ModuleBuffer> = labels
-            .iter()
-            .map(|l| ModuleBuffer::of(l.as_bytes()))
-            .collect();
+        let labels = ModuleBuffer::all(labels);
         // SAFETY: `self.0` is the filter config Envoy passed to the running
         // hook, on its main thread; `id` was defined on it; the label
         // buffers outlive the call (Envoy copies them into stat names). A
@@ -557,10 +556,7 @@ impl Host for Stream {
     }
 
     fn increment_counter(&mut self, id: usize, labels: &[&str], by: u64) {
-        let labels: Vec<ModuleBuffer> = labels
-            .iter()
-            .map(|l| ModuleBuffer::of(l.as_bytes()))
-            .collect();
+        let labels = ModuleBuffer::all(labels);
         // SAFETY: `ptr` is the filter of the running hook (on its worker);
         // `id` came from this filter's config; the label buffers outlive the
         // call (Envoy copies them into stat names). A wrong id or label count
