@@ -20,7 +20,7 @@ use crate::fingerprint;
 use crate::identity::{ClaimRenderer, HeaderRules, Identity, IdentityError};
 use crate::jwt::{JwtError, KeySet, Rules, Verifier};
 use crate::on_store_error::{self, Site, Verdict};
-use crate::ports::{Event, Ports, Stale, Verification};
+use crate::ports::{Event, Ports, Stale, Verification, VerifiedToken};
 use crate::presented::Presented;
 use crate::reason::Reason;
 use crate::record::SessionRecord;
@@ -305,10 +305,11 @@ impl JwtRules {
                 IdentityError::MissingUserId(_) => Reason::MissingClaim,
                 IdentityError::BadValue { .. } => Reason::InvalidClaim,
             })?;
-        Ok((
-            Arc::new(identity.with_expiry(Some(verified.exp))),
-            verified.exp,
-        ))
+        Ok(VerifiedToken {
+            identity: Arc::new(identity.with_expiry(Some(verified.exp))),
+            exp: verified.exp,
+            keys: keys.fingerprint(),
+        })
     }
 }
 

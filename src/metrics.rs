@@ -79,6 +79,8 @@ pub struct Metrics {
     check_duration: Histogram,
     pub token_cache_hits: IntCounter,
     pub token_cache_misses: IntCounter,
+    /// Hits past `cache.max_ttl` renewed without a signature check.
+    pub token_cache_renewed: IntCounter,
     pub store_cache_hits: IntCounter,
     pub store_cache_misses: IntCounter,
     /// Store failures answered from a stale entry.
@@ -334,6 +336,7 @@ impl Metrics {
             check_duration,
             token_cache_hits: cache.with_label_values(&["token", "hit"]),
             token_cache_misses: cache.with_label_values(&["token", "miss"]),
+            token_cache_renewed: cache.with_label_values(&["token", "renewed"]),
             store_cache_hits: cache.with_label_values(&["store", "hit"]),
             store_cache_misses: cache.with_label_values(&["store", "miss"]),
             store_cache_stale: cache.with_label_values(&["store", "stale"]),

@@ -43,9 +43,21 @@ pub enum Event {
     TokenCacheMiss,
 }
 
-/// A new token's verification, as [`Ports::verify`] runs it: the identity
-/// and the token's `exp` (unix seconds), or why it was refused.
-pub type Verification = Result<(Arc<Identity>, u64), Reason>;
+/// A new token's verification, as [`Ports::verify`] runs it: what it
+/// verified as, or why it was refused.
+pub type Verification = Result<VerifiedToken, Reason>;
+
+/// A token whose signature and claims checked out.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub identity: Arc<Identity>,
+    /// The token's `exp`, unix seconds.
+    pub exp: u64,
+    /// The [`KeySet::fingerprint`](crate::jwt::KeySet::fingerprint) of the
+    /// keys it was verified with: while the keys keep it, the token would
+    /// verify the same again (`cache.rs` renews it without a signature check).
+    pub keys: u64,
+}
 
 /// What a check needs from outside the core.
 pub trait Ports: Send + Sync {

@@ -175,10 +175,13 @@ impl Verifications {
         let job = move || {
             counter.inc();
             let verified = verify();
-            let answer = verified.as_ref().map(|(id, _)| id.clone()).map_err(|r| *r);
+            let answer = verified
+                .as_ref()
+                .map(|v| v.identity.clone())
+                .map_err(|r| *r);
             landing.land(answer, |_| {
-                if let Ok((identity, exp)) = verified {
-                    tokens.insert(hash, identity, exp, now);
+                if let Ok(v) = verified {
+                    tokens.insert(hash, v.identity, v.exp, v.keys, now);
                 }
             });
         };

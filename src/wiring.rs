@@ -6,7 +6,7 @@
 //! and `ward explain` build their checker here, so they run the same one.
 
 use crate::background::Background;
-use crate::cache::TokenCache;
+use crate::cache::{Lookup, TokenCache};
 use crate::check::Checker;
 use crate::config::Config;
 use crate::credentials::CredentialHash;
@@ -168,7 +168,12 @@ impl Ports for ServerPorts {
     }
 
     fn token(&self, hash: &CredentialHash, now: u64) -> Option<Arc<Identity>> {
-        self.parts.tokens.get(hash, now)
+        let keys = || self.parts.keys.snapshot().fingerprint();
+        let renewed = || self.metrics.token_cache_renewed.inc();
+        match self.parts.tokens.lookup(hash, now, keys, renewed) {
+            Lookup::Hit(identity) => Some(identity),
+            Lookup::Miss => None,
+        }
     }
 
     async fn verify<F>(

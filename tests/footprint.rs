@@ -81,7 +81,7 @@ fn a_cached_identity_fits_in_a_kilobyte() {
     });
     let cached = live_per_entry(|| {
         for (key, id) in keys.iter().zip(identities.drain(..)) {
-            cache.insert(*key, id, 4_600, 1_000);
+            cache.insert(*key, id, 4_600, 0x5eed, 1_000);
         }
         cache.sync();
     });

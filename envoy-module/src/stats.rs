@@ -123,6 +123,7 @@ fn series() -> Vec<Series> {
     vec![
         ("cache_requests_total", CACHE, &["token", "hit"], f(|m| m.token_cache_hits.get())),
         ("cache_requests_total", CACHE, &["token", "miss"], f(|m| m.token_cache_misses.get())),
+        ("cache_requests_total", CACHE, &["token", "renewed"], f(|m| m.token_cache_renewed.get())),
         ("cache_requests_total", CACHE, &["store", "hit"], f(|m| m.store_cache_hits.get())),
         ("cache_requests_total", CACHE, &["store", "miss"], f(|m| m.store_cache_misses.get())),
         ("cache_requests_total", CACHE, &["store", "stale"], f(|m| m.store_cache_stale.get())),

@@ -14,7 +14,8 @@
 use super::rsa::{self, MIN_RSA_BITS};
 use super::typ::AllowedTypes;
 use crate::config::{EnvSource, SecretError, StaticKey};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -30,6 +31,30 @@ pub struct Key {
     pub key: DecodingKey,
     /// The header `typ` values a token verified by this key may carry.
     pub types: AllowedTypes,
+}
+
+impl Key {
+    /// Feeds what a verification with this key depends on to `digest`,
+    /// each field length-prefixed so no two keys feed the same bytes.
+    fn digest_into(&self, digest: &mut Sha256) {
+        let mut field = |bytes: &[u8]| {
+            digest.update((bytes.len() as u64).to_le_bytes());
+            digest.update(bytes);
+        };
+        field(self.kid.as_deref().map_or(b"\0none", str::as_bytes));
+        field(format!("{:?}", self.alg).as_bytes());
+        for typ in self.types.iter() {
+            field(typ.as_bytes());
+        }
+        field(b"\0material");
+        match self.key.kind() {
+            DecodingKeyKind::SecretOrDer(bytes) => field(bytes),
+            DecodingKeyKind::RsaModulusExponent { n, e } => {
+                field(n);
+                field(e);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Key {
@@ -233,19 +258,36 @@ pub struct KeySet {
     by_kid: HashMap<String, Vec<Arc<Key>>>,
     without_kid: Vec<Arc<Key>>,
     total: usize,
+    fingerprint: u64,
 }
 
 impl KeySet {
     pub fn new(keys: impl IntoIterator<Item = Arc<Key>>) -> Self {
         let mut set = KeySet::default();
+        let mut digest = Sha256::new();
         for key in keys {
+            key.digest_into(&mut digest);
             set.total += 1;
             match &key.kid {
                 Some(kid) => set.by_kid.entry(kid.clone()).or_default().push(key),
                 None => set.without_kid.push(key),
             }
         }
+        let digest = digest.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        set.fingerprint = u64::from_le_bytes(first);
         set
+    }
+
+    /// What every verification against this set depends on (each key's
+    /// `kid`, algorithm, accepted `typ`s and material, in order), hashed:
+    /// two sets with the same fingerprint verify every token alike. A JWKS
+    /// refetch of an unchanged document builds a new set with the same
+    /// fingerprint, so the token cache can tell "the keys changed" from
+    /// "the keys were fetched again" (`cache.rs`).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     pub fn is_empty(&self) -> bool {

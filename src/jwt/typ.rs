@@ -32,6 +32,11 @@ impl AllowedTypes {
         Self(list.into())
     }
 
+    /// The accepted values, normalized and sorted.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
     /// Whether a token with header `typ` (`None`: absent) is accepted.
     pub fn accepts(&self, typ: Option<&str>) -> bool {
         let Some(typ) = typ else { return true };

@@ -199,3 +199,54 @@ async fn jwks_from_a_file() {
         (401, "algorithm_mismatch".into())
     );
 }
+
+/// Past `cache.max_ttl` a hot token is renewed without a signature check
+/// while ward's keys are the very set that verified it (a refetch of the
+/// same document included), verified again once the set changed (a key
+/// added), and refused once its key is gone.
+#[tokio::test]
+async fn a_cached_token_is_renewed_while_its_keys_are_unchanged() {
+    use support::authz::metric;
+    let idp = Idp::start(200, keys(&[(Algorithm::ES256, "k1")])).await;
+    // Fresh for 3-4 s (whole seconds, spread), kept 2 s more if unused.
+    let ward = InProc::start(&format!("{}cache: {{max_ttl: 4s}}\n", idp.config("0s"))).await;
+    eventually("ready", async || readyz(&ward).await == 200).await;
+    let verifications = async || metric(ward.admin_addr, "ward_jwt_verifications_total", &[]).await;
+    let renewed = async || {
+        let labels = [("cache", "token"), ("result", "renewed")];
+        metric(ward.admin_addr, "ward_cache_requests_total", &labels).await
+    };
+    let past_max_ttl = || tokio::time::sleep(Duration::from_millis(4100));
+    let token = sign(Algorithm::ES256, Some("k1"), &claims("alice"));
+    assert_eq!(status_of(&ward, &token).await.0, 200);
+    assert_eq!(verifications().await, 1.0);
+
+    // The same document fetched again (an unknown kid asks for it).
+    let fetched = idp.fetches();
+    let stranger = sign(Algorithm::ES256, Some("k9"), &claims("x"));
+    assert_eq!(status_of(&ward, &stranger).await.0, 401);
+    assert!(idp.fetches() > fetched);
+    past_max_ttl().await;
+    assert_eq!(status_of(&ward, &token).await.0, 200);
+    assert_eq!((verifications().await, renewed().await), (1.0, 1.0));
+
+    // A key added: another set, so the token is verified again.
+    idp.set(
+        200,
+        keys(&[(Algorithm::ES256, "k1"), (Algorithm::ES256, "k2")]),
+    );
+    let k2 = sign(Algorithm::ES256, Some("k2"), &claims("bob"));
+    assert_eq!(status_of(&ward, &k2).await.0, 200);
+    past_max_ttl().await;
+    assert_eq!(status_of(&ward, &token).await.0, 200);
+    assert_eq!((verifications().await, renewed().await), (3.0, 1.0));
+
+    // Its key removed: refused once its freshness is over.
+    idp.set(200, keys(&[(Algorithm::ES256, "k2")]));
+    let fetched = idp.fetches();
+    assert_eq!(status_of(&ward, &stranger).await.0, 401);
+    eventually("the refetch", async || idp.fetches() > fetched).await;
+    assert_eq!(status_of(&ward, &token).await.0, 200, "still fresh");
+    past_max_ttl().await;
+    assert_eq!(status_of(&ward, &token).await, (401, "unknown_kid".into()));
+}

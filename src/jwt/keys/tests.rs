@@ -205,3 +205,50 @@ fn jwks_skips_weak_rsa_keys_by_kid_without_key_material() {
     assert!(skipped[1].detail.contains("2040 bits"), "{skipped:?}");
     assert!(!skipped[0].to_string().contains("Wl"), "no key material");
 }
+
+/// The fingerprint says whether two key sets verify alike: equal for the
+/// same keys loaded twice (a refetch), different when anything a
+/// verification depends on differs.
+#[test]
+fn the_fingerprint_changes_with_anything_a_verification_depends_on() {
+    let secret_a = "0123456789abcdef0123456789abcdef";
+    let secret_b = "0123456789abcdef0123456789abcdeF";
+    let key = |kid: Option<&str>, secret: &str, types: Option<&[&str]>| {
+        let mut c = cfg("HS256", None, Some(secret));
+        c.kid = kid.map(Into::into);
+        c.allowed_types = types.map(|t| t.iter().map(|s| s.to_string()).collect());
+        Arc::new(load(&c).unwrap())
+    };
+    let set = |keys: Vec<Arc<Key>>| KeySet::new(keys).fingerprint();
+    let base = set(vec![key(Some("a"), secret_a, None)]);
+    assert_eq!(
+        base,
+        set(vec![key(Some("a"), secret_a, None)]),
+        "loaded again"
+    );
+    for (what, other) in [
+        ("kid", set(vec![key(Some("b"), secret_a, None)])),
+        ("no kid", set(vec![key(None, secret_a, None)])),
+        ("material", set(vec![key(Some("a"), secret_b, None)])),
+        ("typ", set(vec![key(Some("a"), secret_a, Some(&["JWT"]))])),
+        (
+            "a key added",
+            set(vec![
+                key(Some("a"), secret_a, None),
+                key(Some("b"), secret_b, None),
+            ]),
+        ),
+        ("no keys", set(vec![])),
+    ] {
+        assert_ne!(base, other, "{what}");
+    }
+    let mut alg = cfg("HS384", None, Some(&format!("{secret_a}{secret_a}")));
+    alg.kid = Some("a".into());
+    let mut same_bytes = cfg("HS256", None, Some(&format!("{secret_a}{secret_a}")));
+    same_bytes.kid = Some("a".into());
+    assert_ne!(
+        set(vec![Arc::new(load(&alg).unwrap())]),
+        set(vec![Arc::new(load(&same_bytes).unwrap())]),
+        "alg"
+    );
+}
