@@ -31,6 +31,7 @@ TARGETS = [
     ("module_apikey_vs_jwt", "Envoy+module API key hit req/s vs JWT hit", ">=", 0.95),
     ("idle_rss_mb", "ward idle RSS (MB)", "<=", 20.0),
     ("tail_p999_over_p50", "tail run p99.9 / p50", "<=", 10.0),
+    ("tail_p999_vs_noop", "tail run p99.9, ward vs the no-op at the same load", "<=", 1.5),
     # issue 16: a second runtime worker's cost, ward on one CPU at a fixed rate
     ("cores_w2_vs_w1_conns1", "CPU per check, 2 workers vs 1 (1 connection)", "<=", 1.1),
     ("cores_w2_vs_w1_conns4", "CPU per check, 2 workers vs 1 (4 connections)", "<=", 1.1),
@@ -78,6 +79,7 @@ def compute_targets(res: dict) -> list[dict]:
     t = res.get("tail")
     if t:
         vals["tail_p999_over_p50"] = t["p999_over_p50"]
+        vals["tail_p999_vs_noop"] = t.get("p999_vs_noop")
     c = res.get("cores")
     if c:
         vals["cores_w2_vs_w1_conns1"] = c["ratios"].get("conns_1")
