@@ -178,8 +178,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Conn<IO> {
         Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
 
+    /// `false`, so that h2 copies every frame under 1 KB into its write
+    /// buffer (`src/server/unary.rs`, `DATA_FRAME_MAX`): a frame it chains
+    /// instead holds back every frame behind it until written, a `writev`
+    /// per answer. Writes still carry many frames each.
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        false
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

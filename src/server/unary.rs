@@ -180,17 +180,16 @@ struct Answer {
     trailers: Option<http::HeaderMap>,
 }
 
-/// The largest DATA frame an answer is sent in. h2 writes a DATA frame of
-/// 256 bytes or more on its own (it chains the payload instead of copying
-/// it into its write buffer, and buffers nothing behind it until written),
-/// so a larger answer costs a `writev` per check where smaller ones go out
-/// many per write. An allow with an identity token is about 800 bytes:
-/// sent in frames under that size it stays batched with the others (a
-/// gRPC message may span DATA frames). Telling h2 the socket cannot write
-/// vectored (its threshold is then 1 KB) batched better on the benchmark
-/// bed, but slowed a lone check to tens of milliseconds under a reload
-/// test: not done.
-const DATA_FRAME_MAX: usize = 255;
+/// The largest DATA frame an answer is sent in. h2 writes a DATA frame at
+/// or above its chain threshold on its own (it chains the payload instead
+/// of copying it into its write buffer, and buffers nothing behind it
+/// until written), so such an answer costs a `writev` per check where
+/// smaller ones go out many per write. The threshold is 1 KB because ward's
+/// connections say they cannot write vectored (`conn.rs`); at h2's other
+/// threshold (256 B) an allow with an identity token (about 800 B) had to
+/// be cut into four frames, each a trip through h2's flow control. A
+/// larger answer (a gRPC message may span DATA frames) is cut under it.
+const DATA_FRAME_MAX: usize = 1023;
 
 impl Body for Answer {
     type Data = Bytes;
@@ -305,7 +304,7 @@ mod tests {
     #[test]
     fn an_answer_goes_out_in_data_frames_h2_batches_then_its_trailers() {
         let message = prost_types::Value {
-            kind: Some(prost_types::value::Kind::StringValue("t".repeat(1000))),
+            kind: Some(prost_types::value::Kind::StringValue("t".repeat(3000))),
         };
         let (_, body) = respond(&message).into_parts();
         let mut body = std::pin::pin!(body);
