@@ -195,17 +195,58 @@ fn backends_python() -> PathBuf {
     python
 }
 
-/// The Python snippet of docs/backends.md, as a reader copies it.
-fn python_snippet() -> String {
+/// The snippet of docs/backends.md marked `name`, fenced as `lang`, as a
+/// reader copies it.
+fn snippet(name: &str, lang: &str) -> String {
     let doc =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/backends.md"))
             .unwrap();
     let after = doc
-        .split("<!-- snippet: python")
+        .split(&format!("<!-- snippet: {name}"))
         .nth(1)
         .expect("the marked snippet");
-    let code = after.split("```python\n").nth(1).unwrap();
+    let code = after.split(&format!("```{lang}\n")).nth(1).unwrap();
     code.split("\n```").next().unwrap().to_string()
+}
+
+fn python_snippet() -> String {
+    snippet("python", "python")
+}
+
+/// Runs the Node.js snippet's `verifyIdentity` on `token` with the `jose`
+/// that scripts/test.sh installs (oidc-provider's own dependency, under
+/// `WARD_OIDC_PROVIDER_DIR`): the claims, or the error's code.
+fn node_verify(issuer: &str, audience: &str, token: &str) -> Result<Value, String> {
+    let modules = std::env::var_os("WARD_OIDC_PROVIDER_DIR")
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/oidc-provider"),
+            PathBuf::from,
+        )
+        .join("node_modules");
+    assert!(
+        modules.join("jose").exists(),
+        "{} is missing: run scripts/test.sh, which installs oidc-provider (npm) and its jose there",
+        modules.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&modules, dir.path().join("node_modules")).unwrap();
+    std::fs::write(dir.path().join("snippet.mjs"), snippet("node", "js")).unwrap();
+    let runner = "import { verifyIdentity } from './snippet.mjs';\n\
+        try { console.log(JSON.stringify(await verifyIdentity(process.argv[2]))); }\n\
+        catch (e) { console.error(e.code ?? e.name); process.exit(1); }\n";
+    std::fs::write(dir.path().join("run.mjs"), runner).unwrap();
+    let out = std::process::Command::new("node")
+        .arg(dir.path().join("run.mjs"))
+        .arg(token)
+        .env("WARD_ISSUER", issuer)
+        .env("AUDIENCE", audience)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
 
 /// Runs the snippet's `verify_identity` on `token`: the claims, or the
@@ -231,7 +272,7 @@ fn python_verify(issuer: &str, audience: &str, token: &str) -> Result<Value, Str
 }
 
 #[tokio::test]
-async fn the_python_snippet_of_the_backend_docs_verifies_a_real_wards_token() {
+async fn the_python_and_node_snippets_of_the_backend_docs_verify_a_real_wards_token() {
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path(), "identity.pem");
     let reload = "reload: {watch_interval: 1h}\n";
@@ -268,6 +309,19 @@ async fn the_python_snippet_of_the_backend_docs_verifies_a_real_wards_token() {
     parts[1] = b64.encode(payload.replace("alice", "admin"));
     let err = python_verify(&issuer, "orders", &parts.join(".")).unwrap_err();
     assert!(err.contains("InvalidSignatureError"), "{err}");
+    // The Node.js snippet, the same way.
+    let claims = node_verify(&issuer, "orders", &token).unwrap();
+    assert_eq!(
+        (&claims["sub"], &claims["aud"]),
+        (&"alice".into(), &"orders".into())
+    );
+    let err = node_verify(&issuer, "billing", &token).unwrap_err();
+    assert!(err.contains("ERR_JWT_CLAIM_VALIDATION_FAILED"), "{err}");
+    let err = node_verify(&issuer, "orders", &parts.join(".")).unwrap_err();
+    assert!(
+        err.contains("ERR_JWS_SIGNATURE_VERIFICATION_FAILED"),
+        "{err}"
+    );
 }
 
 /// Replaces `identity_token.keys` in ward's config file (the rest, its
