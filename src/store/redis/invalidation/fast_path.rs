@@ -48,9 +48,11 @@ pub(super) async fn run(
     let lost = Arc::new(Notify::new());
     let mut links: HashMap<Endpoint, Link> = HashMap::new();
     let mut delay = FIRST_RETRY;
+    let mut failing = false;
     loop {
         match cluster.masters().await {
             Ok(masters) => {
+                failing = false;
                 let skip = primary.borrow_and_update().clone();
                 reconcile(
                     &mut links,
@@ -70,7 +72,15 @@ pub(super) async fn run(
                 tokio::time::sleep(FIRST_RETRY).await;
             }
             Err(e) => {
-                tracing::debug!(error = %e, "invalidation fast path: masters unknown; retrying");
+                // Said once per streak (an ACL without `cluster|slots`
+                // would otherwise turn the fast path off unseen); the
+                // primary subscription still hears every message.
+                if failing {
+                    tracing::debug!(error = %e, "invalidation fast path: masters unknown; retrying");
+                } else {
+                    tracing::warn!(error = %e, "invalidation fast path: masters unknown; retrying");
+                    failing = true;
+                }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(MAX_RETRY);
             }
