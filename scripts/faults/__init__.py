@@ -5,6 +5,7 @@ tools and the gRPC client venv (.venv-faults) and builds ward first.
     bash scripts/faults.sh --quick               # standalone Redis, a subset, < 90 s
     bash scripts/faults.sh --full                # every fault, then a 30 min soak
     bash scripts/faults.sh --full --soak-minutes 5 --publish
+    bash scripts/faults.sh --full --soak-minutes 0 --only sentinel,cluster
 
 It starts real processes on loopback: redis-server (standalone with an
 append-only file; a master + replica watched by three Sentinels; a

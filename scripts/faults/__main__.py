@@ -1,8 +1,9 @@
 """The command line (`python3 scripts/faults ...`, as scripts/faults.sh
 runs it with .venv-faults's Python): starts the deployments one after the
-other (standalone Redis; with --full also Sentinel and Cluster), the two
-wards, Envoy and the load, runs each fault in order, prints the table,
-writes faults-results/<timestamp>/ and exits 0 only if every target held."""
+other (standalone Redis; with --full also Sentinel and Cluster; --only
+picks some), the two wards, Envoy and the load, runs each fault in order,
+prints the table, writes faults-results/<timestamp>/ and exits 0 only if
+every target held."""
 
 from __future__ import annotations
 
@@ -47,9 +48,43 @@ def parse_args() -> argparse.Namespace:
                       help="every fault on every deployment, then the soak")
     ap.add_argument("--soak-minutes", type=int, default=30, metavar="N",
                     help="the full run's soak length (default 30; 0 skips it)")
+    ap.add_argument("--only", type=deployments, metavar="LIST",
+                    help="only these deployments, comma-separated: standalone, sentinel, "
+                         "cluster (default: all with --full; --quick is standalone only)")
     ap.add_argument("--publish", action="store_true",
                     help="copy the table into docs/reliability.md")
-    return ap.parse_args()
+    args = ap.parse_args()
+    if args.only is None:
+        args.only = ("standalone",) if args.quick else DEPLOYMENTS
+    if args.quick and args.only != ("standalone",):
+        ap.error("--quick runs on standalone Redis only; use --full --only ...")
+    if args.publish and args.full and args.only != DEPLOYMENTS:
+        ap.error("--publish needs every deployment: the table is published whole")
+    return args
+
+
+DEPLOYMENTS = ("standalone", "sentinel", "cluster")
+
+
+def deployments(text: str) -> tuple:
+    """--only's value: known names, kept in the run's order."""
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    unknown = names - set(DEPLOYMENTS)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown deployment {', '.join(sorted(unknown)) or '(none)'}; "
+            f"choose from {', '.join(DEPLOYMENTS)}")
+    return tuple(d for d in DEPLOYMENTS if d in names)
+
+
+def mode_text(args) -> str:
+    """How the run was asked for, as the table's first line says it."""
+    if args.quick:
+        return "--quick"
+    text = f"--full, soak {args.soak_minutes} min"
+    if args.only != DEPLOYMENTS:
+        text += f", only {','.join(args.only)}"
+    return text
 
 
 def own_pids(ctx) -> list[int]:
@@ -97,6 +132,49 @@ def deploy(ctx, redis) -> None:
     time.sleep(3.0)  # warm: hot credentials cached, connections open
 
 
+def standalone(ctx, groups: list, args) -> None:
+    log("standalone Redis")
+    deploy(ctx, Standalone(ctx.run))
+    rows: list = []
+    groups.append(("standalone Redis", rows))
+    run_row(rows, baseline, ctx)
+    run_row(rows, store.redis_sigstop, ctx)
+    run_row(rows, store.redis_restart, ctx)
+    run_row(rows, store.redis_restart_idle, ctx)
+    run_row(rows, store.pubsub_kill, ctx)
+    run_row(rows, edge.bogus_addresses, ctx)
+    run_row(rows, edge.reload_under_load, ctx)
+    if args.full:
+        for mode in ("500", "garbage", "slow"):
+            run_row(rows, edge.jwks, ctx, mode)
+        run_row(rows, edge.silent_connections, ctx)
+        run_row(rows, edge.rolling_stop, ctx)
+        if args.soak_minutes > 0:
+            run_row(rows, soak, ctx, args.soak_minutes)
+
+
+def sentinel(ctx, groups: list, args) -> None:
+    log("Sentinel: master + replica, 3 Sentinels")
+    deploy(ctx, SentinelSet(ctx.run))
+    rows: list = []
+    groups.append(("Sentinel (master + replica, 3 Sentinels)", rows))
+    run_row(rows, store.pubsub_kill, ctx)
+    run_row(rows, store.sentinel_failover, ctx, False)
+    run_row(rows, store.sentinel_failover, ctx, True)
+
+
+def cluster(ctx, groups: list, args) -> None:
+    log("Cluster: 3 masters + 3 replicas")
+    deploy(ctx, ClusterSet(ctx.run))
+    rows: list = []
+    groups.append(("Cluster (3 masters + 3 replicas)", rows))
+    run_row(rows, store.pubsub_kill, ctx)
+    run_row(rows, store.cluster_master_killed, ctx)
+
+
+RUNS = {"standalone": standalone, "sentinel": sentinel, "cluster": cluster}
+
+
 def main() -> int:
     args = parse_args()
     if not os.path.exists(WARD_BIN):
@@ -112,44 +190,13 @@ def main() -> int:
     ctx.own_pids = lambda: own_pids(ctx)
     groups = []
     res = {"started": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-           "mode": "--quick" if args.quick else f"--full, soak {args.soak_minutes} min",
+           "mode": mode_text(args),
            "ward_bin": os.path.relpath(WARD_BIN, ROOT), "rate": RATE,
            "machine": machine_info(WARD_BIN), "groups": groups}
     log(f"results in {os.path.relpath(run.outdir, ROOT)}; ward {res['ward_bin']}")
     try:
-        log("standalone Redis")
-        deploy(ctx, Standalone(run))
-        rows: list = []
-        groups.append(("standalone Redis", rows))
-        run_row(rows, baseline, ctx)
-        run_row(rows, store.redis_sigstop, ctx)
-        run_row(rows, store.redis_restart, ctx)
-        run_row(rows, store.redis_restart_idle, ctx)
-        run_row(rows, store.pubsub_kill, ctx)
-        run_row(rows, edge.bogus_addresses, ctx)
-        run_row(rows, edge.reload_under_load, ctx)
-        if args.full:
-            for mode in ("500", "garbage", "slow"):
-                run_row(rows, edge.jwks, ctx, mode)
-            run_row(rows, edge.silent_connections, ctx)
-            run_row(rows, edge.rolling_stop, ctx)
-            if args.soak_minutes > 0:
-                run_row(rows, soak, ctx, args.soak_minutes)
-
-            log("Sentinel: master + replica, 3 Sentinels")
-            deploy(ctx, SentinelSet(run))
-            rows = []
-            groups.append(("Sentinel (master + replica, 3 Sentinels)", rows))
-            run_row(rows, store.pubsub_kill, ctx)
-            run_row(rows, store.sentinel_failover, ctx, False)
-            run_row(rows, store.sentinel_failover, ctx, True)
-
-            log("Cluster: 3 masters + 3 replicas")
-            deploy(ctx, ClusterSet(run))
-            rows = []
-            groups.append(("Cluster (3 masters + 3 replicas)", rows))
-            run_row(rows, store.pubsub_kill, ctx)
-            run_row(rows, store.cluster_master_killed, ctx)
+        for name in args.only:
+            RUNS[name](ctx, groups, args)
         res["load_stats"] = ctx.load.ask("stats")
     finally:
         if ctx.load:

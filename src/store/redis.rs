@@ -23,6 +23,7 @@ mod connection;
 mod invalidation;
 mod nodes;
 mod sentinel;
+mod slots;
 
 use self::connection::Connection;
 use self::nodes::Request;

@@ -12,6 +12,7 @@ mod cached_records;
 mod cli;
 mod cli_install_module;
 mod cli_manage;
+mod cluster_invalidation;
 mod connections;
 mod corrupt_records;
 mod credentials_hostile;

@@ -3,7 +3,8 @@
 //!
 //! - standalone: the crate's `ConnectionManager` (reconnects by itself);
 //! - cluster: the crate's async cluster connection (follows slot moves and
-//!   node failures by itself);
+//!   node failures by itself), also asked which nodes are masters for the
+//!   invalidation fast path ([`Cluster::masters`]);
 //! - sentinel: see [`super::sentinel`].
 //!
 //! All three connect lazily: building one fails only on a bad config, so a
@@ -14,19 +15,20 @@
 
 use super::nodes::{Credentials, Request, parse_nodes, parse_url};
 use super::sentinel::SentinelMaster;
+use super::slots::{self, Endpoint};
 use crate::config::{RedisConfig, RedisMode};
 use arc_swap::ArcSwap;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Client, ConnectionInfo, RedisResult, Value};
+use redis::{Client, ConnectionAddr, ConnectionInfo, RedisResult, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A connection to Redis in one of the three modes.
 pub(super) enum Connection {
     Standalone(Box<Standalone>),
-    Cluster(Box<Cluster>),
+    Cluster(Arc<Cluster>),
     Sentinel(Arc<SentinelMaster>),
 }
 
@@ -43,11 +45,12 @@ pub(super) struct Cluster {
     connection: ArcSwap<ClusterConnection>,
 }
 
-/// Where to subscribe: any of these nodes (standalone, or any cluster node
-/// since a cluster broadcasts `PUBLISH` to every node), or the master the
-/// Sentinels name at the time.
+/// Where to subscribe: the standalone node; any node of a cluster (which
+/// broadcasts `PUBLISH` to every node), whose masters the fast path
+/// listens on too; or the master the Sentinels name at the time.
 pub(super) enum SubscriptionTarget {
     Nodes(Vec<Client>),
+    Cluster(Arc<Cluster>),
     Sentinel(Arc<SentinelMaster>),
 }
 
@@ -61,7 +64,7 @@ impl Connection {
                 Connection::Standalone(Box::new(Standalone::open(config, &credentials)?))
             }
             RedisMode::Cluster => {
-                Connection::Cluster(Box::new(Cluster::open(config, &credentials)?))
+                Connection::Cluster(Arc::new(Cluster::open(config, &credentials)?))
             }
             RedisMode::Sentinel => {
                 Connection::Sentinel(Arc::new(SentinelMaster::open(config, &credentials)?))
@@ -94,12 +97,7 @@ impl Connection {
     pub(super) fn subscription_target(&self) -> SubscriptionTarget {
         match self {
             Connection::Standalone(s) => SubscriptionTarget::Nodes(vec![s.client.clone()]),
-            Connection::Cluster(c) => SubscriptionTarget::Nodes(
-                c.nodes
-                    .iter()
-                    .filter_map(|n| Client::open(n.clone()).ok())
-                    .collect(),
-            ),
+            Connection::Cluster(c) => SubscriptionTarget::Cluster(c.clone()),
             Connection::Sentinel(master) => SubscriptionTarget::Sentinel(master.clone()),
         }
     }
@@ -110,7 +108,16 @@ impl SubscriptionTarget {
     pub(super) async fn clients(&self) -> RedisResult<Vec<Client>> {
         match self {
             SubscriptionTarget::Nodes(clients) => Ok(clients.clone()),
+            SubscriptionTarget::Cluster(cluster) => Ok(cluster.seeds()),
             SubscriptionTarget::Sentinel(master) => Ok(vec![master.lookup_client().await?]),
+        }
+    }
+
+    /// The cluster whose other masters the fast path listens on, if any.
+    pub(super) fn cluster(&self) -> Option<Arc<Cluster>> {
+        match self {
+            SubscriptionTarget::Cluster(cluster) => Some(cluster.clone()),
+            _ => None,
         }
     }
 }
@@ -171,6 +178,60 @@ impl Cluster {
             connect_timeout: config.connect_timeout,
             connection: ArcSwap::from_pointee(connection),
         })
+    }
+
+    /// Clients for the seed nodes of the config, in its order.
+    fn seeds(&self) -> Vec<Client> {
+        self.nodes
+            .iter()
+            .filter_map(|n| Client::open(n.clone()).ok())
+            .collect()
+    }
+
+    /// The masters the cluster names now (`CLUSTER SLOTS`, sent to any
+    /// node over the command connection, so no connection of its own),
+    /// each with a client that reaches it as the seeds are reached (their
+    /// credentials and TLS settings). Bounded by `connect_timeout`.
+    pub(super) async fn masters(&self) -> RedisResult<Vec<(Endpoint, Client)>> {
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("SLOTS");
+        let mut connection = (**self.connection.load()).clone();
+        let reply = tokio::time::timeout(
+            self.connect_timeout,
+            Request::Cmd(&cmd).send(&mut connection),
+        )
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "CLUSTER SLOTS timed out",
+            ))
+        })??;
+        Ok(slots::masters(&reply)
+            .into_iter()
+            .filter_map(|endpoint| Some((endpoint.clone(), self.client_for(&endpoint)?)))
+            .collect())
+    }
+
+    /// A client for an announced node, built from the first seed's
+    /// settings with the node's host and port.
+    fn client_for(&self, endpoint: &Endpoint) -> Option<Client> {
+        let seed = self.nodes.first()?;
+        let addr = match seed.addr() {
+            ConnectionAddr::Tcp(..) => ConnectionAddr::Tcp(endpoint.host.clone(), endpoint.port),
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host: endpoint.host.clone(),
+                port: endpoint.port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => return None,
+        };
+        Client::open(seed.clone().set_addr(addr)).ok()
     }
 }
 

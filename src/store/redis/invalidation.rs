@@ -8,12 +8,23 @@
 //! [`Invalidation::Key`] per message. On connection loss it retries with a
 //! bounded backoff. A periodic `PING` notices a connection that died
 //! without closing.
+//!
+//! In a Cluster this primary subscription hears every message, but one
+//! published on another node reaches it over the cluster bus, which Redis
+//! 7.0 writes without `TCP_NODELAY`: up to a delayed ACK (40 ms) late. So
+//! [`fast_path`] also listens on every other master, and each message
+//! arrives first from the node it was published on; the copy that follows
+//! over the bus evicts the key again, which is harmless.
+
+mod fast_path;
 
 use super::connection::SubscriptionTarget;
+use super::slots::Endpoint;
 use crate::store::Invalidation;
 use crate::store::keys::INVALIDATION_CHANNEL;
+use redis::Client;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 
 const FIRST_RETRY: Duration = Duration::from_millis(100);
@@ -24,16 +35,27 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 /// and send `Reset`, which is still correct).
 const BUFFER: usize = 1024;
 
-/// Starts the subscriber; it stops when the receiver is dropped.
+/// Starts the subscriber (and, in a Cluster, the fast path); both stop
+/// when the receiver is dropped.
 pub(super) fn spawn(
     target: SubscriptionTarget,
     connect_timeout: Duration,
 ) -> mpsc::Receiver<Invalidation> {
     let (tx, rx) = mpsc::channel(BUFFER);
+    let (primary, primary_rx) = watch::channel(None);
+    if let Some(cluster) = target.cluster() {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tx.closed() => {}
+                _ = fast_path::run(cluster, &tx, primary_rx, connect_timeout) => {}
+            }
+        });
+    }
     tokio::spawn(async move {
         tokio::select! {
             _ = tx.closed() => {}
-            _ = run(&target, &tx, connect_timeout) => {}
+            _ = run(&target, &tx, &primary, connect_timeout) => {}
         }
     });
     rx
@@ -50,12 +72,13 @@ enum End {
 async fn run(
     target: &SubscriptionTarget,
     tx: &mpsc::Sender<Invalidation>,
+    primary: &watch::Sender<Option<Endpoint>>,
     connect_timeout: Duration,
 ) {
     let mut delay = FIRST_RETRY;
     let mut healthy = true;
     loop {
-        match subscribe(target, tx, connect_timeout, &mut healthy).await {
+        match subscribe(target, tx, primary, connect_timeout, &mut healthy).await {
             End::ReceiverGone => return,
             End::Lost(reason) if healthy => {
                 tracing::warn!(%reason, "invalidation subscription lost; retrying");
@@ -69,9 +92,12 @@ async fn run(
     }
 }
 
+/// Subscribes on the first node that takes it, tells the fast path which
+/// node that is (it need not listen there twice), and forwards.
 async fn subscribe(
     target: &SubscriptionTarget,
     tx: &mpsc::Sender<Invalidation>,
+    primary: &watch::Sender<Option<Endpoint>>,
     connect_timeout: Duration,
     healthy: &mut bool,
 ) -> End {
@@ -81,20 +107,10 @@ async fn subscribe(
     };
     let mut last = String::from("no node to subscribe on");
     for client in clients {
-        let subscribed = tokio::time::timeout(connect_timeout, async {
-            let (mut sink, stream) = client.get_async_pubsub().await?.split();
-            sink.subscribe(INVALIDATION_CHANNEL).await?;
-            Ok::<_, redis::RedisError>((sink, stream))
-        })
-        .await;
-        let (sink, stream) = match subscribed {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => {
-                last = e.to_string();
-                continue;
-            }
-            Err(_) => {
-                last = "subscribe timed out".into();
+        let mut listener = match Listener::subscribe(&client, connect_timeout).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                last = e;
                 continue;
             }
         };
@@ -102,43 +118,81 @@ async fn subscribe(
             tracing::info!("invalidation subscription restored");
         }
         *healthy = true;
-        return forward(sink, stream, tx, connect_timeout).await;
+        primary.send_replace(Endpoint::of(client.get_connection_info().addr()));
+        return forward(&mut listener, tx).await;
     }
     End::Lost(last)
 }
 
 /// Sends `Reset`, then every message, until the connection fails.
-async fn forward(
-    mut sink: redis::aio::PubSubSink,
-    mut stream: redis::aio::PubSubStream,
-    tx: &mpsc::Sender<Invalidation>,
-    connect_timeout: Duration,
-) -> End {
+async fn forward(listener: &mut Listener, tx: &mpsc::Sender<Invalidation>) -> End {
     if tx.send(Invalidation::Reset).await.is_err() {
         return End::ReceiverGone;
     }
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await; // the first tick is immediate
     loop {
-        tokio::select! {
-            message = stream.next() => {
-                let Some(message) = message else {
-                    return End::Lost("connection closed".into());
-                };
-                // A key ward cannot read: forget everything rather than
-                // keep something stale.
-                let event = message
-                    .get_payload::<String>()
-                    .map_or(Invalidation::Reset, Invalidation::Key);
-                if tx.send(event).await.is_err() {
-                    return End::ReceiverGone;
+        let payload = match listener.next().await {
+            Ok(payload) => payload,
+            Err(reason) => return End::Lost(reason),
+        };
+        // A key ward cannot read: forget everything rather than keep
+        // something stale.
+        let event = payload.map_or(Invalidation::Reset, Invalidation::Key);
+        if tx.send(event).await.is_err() {
+            return End::ReceiverGone;
+        }
+    }
+}
+
+/// One connection subscribed to the invalidation channel, pinged every
+/// [`PING_EVERY`] so that one that died without closing is noticed.
+struct Listener {
+    sink: redis::aio::PubSubSink,
+    stream: redis::aio::PubSubStream,
+    ping: tokio::time::Interval,
+    timeout: Duration,
+}
+
+impl Listener {
+    /// Connects to `client` and subscribes, within `timeout`.
+    async fn subscribe(client: &Client, timeout: Duration) -> Result<Listener, String> {
+        let subscribed = tokio::time::timeout(timeout, async {
+            let (mut sink, stream) = client.get_async_pubsub().await?.split();
+            sink.subscribe(INVALIDATION_CHANNEL).await?;
+            Ok::<_, redis::RedisError>((sink, stream))
+        })
+        .await;
+        let (sink, stream) = match subscribed {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("subscribe timed out".into()),
+        };
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.reset(); // the first tick one period from now, not at once
+        Ok(Listener {
+            sink,
+            stream,
+            ping,
+            timeout,
+        })
+    }
+
+    /// The next message's payload (`None`: not UTF-8), or why the
+    /// connection is lost.
+    async fn next(&mut self) -> Result<Option<String>, String> {
+        loop {
+            tokio::select! {
+                message = self.stream.next() => {
+                    let Some(message) = message else {
+                        return Err("connection closed".into());
+                    };
+                    return Ok(message.get_payload::<String>().ok());
                 }
-            }
-            _ = ping.tick() => {
-                match tokio::time::timeout(connect_timeout, sink.ping::<redis::Value>()).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return End::Lost(format!("ping: {e}")),
-                    Err(_) => return End::Lost("ping timed out".into()),
+                _ = self.ping.tick() => {
+                    match tokio::time::timeout(self.timeout, self.sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Err(format!("ping: {e}")),
+                        Err(_) => return Err("ping timed out".into()),
+                    }
                 }
             }
         }

@@ -88,6 +88,20 @@ impl RedisServer {
         cli(self.port, args)
     }
 
+    /// Sends the server a signal with `kill`: `"STOP"` freezes it (a
+    /// stalled node: its connections stay open, nothing is read or sent),
+    /// `"CONT"` wakes it.
+    pub fn signal(&self, name: &str) {
+        let pid = self.process.as_ref().map_or(0, Process::pid);
+        assert_ne!(pid, 0, "redis-server on {} is not running", self.port);
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill: cannot run");
+        assert!(status.success(), "kill -{name} redis-server: {status}");
+    }
+
     async fn spawn(&mut self) -> Result<(), String> {
         self.starts += 1;
         let mut cmd = Command::new("redis-server");
@@ -196,18 +210,25 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub async fn start() -> RedisCluster {
+        RedisCluster::start_with(&[]).await
+    }
+
+    /// A cluster whose nodes get extra `redis-server` arguments (e.g.
+    /// `["--cluster-require-full-coverage", "no"]`: the live masters keep
+    /// serving their slots when one is gone).
+    pub async fn start_with(extra: &[&str]) -> RedisCluster {
         let mut nodes = Vec::new();
         for _ in 0..3 {
-            let node = RedisServer::start_with(&[
+            let mut args = vec![
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
                 "nodes.conf",
                 "--cluster-node-timeout",
                 "2000",
-            ])
-            .await;
-            nodes.push(node);
+            ];
+            args.extend_from_slice(extra);
+            nodes.push(RedisServer::start_with(&args).await);
         }
         let addrs: Vec<String> = nodes
             .iter()
