@@ -95,3 +95,37 @@ fn client_cert_byte_sequences_are_strict() {
         assert!(principal_of_client_cert(bad).is_err(), "{bad:?}");
     }
 }
+
+/// A real certificate (rcgen): the URI SAN wins over a DNS name listed
+/// before it; padding may be left out; bytes after it are refused.
+#[test]
+fn client_cert_names_its_uri_san() {
+    use base64::Engine;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["orders.shop".to_string()]).unwrap();
+    let uri = rcgen::SanType::URI(ORDERS.try_into().unwrap());
+    params.subject_alt_names.push(uri);
+    let der = params.self_signed(&key).unwrap().der().to_vec();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+    let read = |v: &str| principal_of_client_cert(v);
+    assert_eq!(
+        read(&format!(" :{b64}: ")).unwrap().as_deref(),
+        Some(ORDERS)
+    );
+    let unpadded = b64.trim_end_matches('=');
+    assert_eq!(
+        read(&format!(":{unpadded}:")).unwrap().as_deref(),
+        Some(ORDERS)
+    );
+    let mut longer = der.clone();
+    longer.push(0);
+    let longer = base64::engine::general_purpose::STANDARD.encode(&longer);
+    assert!(read(&format!(":{longer}:")).is_err());
+    let params = rcgen::CertificateParams::new(vec!["billing.shop".to_string()]).unwrap();
+    let der = params.self_signed(&key).unwrap().der().to_vec();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+    assert_eq!(
+        read(&format!(":{b64}:")).unwrap().as_deref(),
+        Some("billing.shop")
+    );
+}

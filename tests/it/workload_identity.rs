@@ -21,7 +21,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use jsonwebtoken::Algorithm;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, SanType,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -60,11 +62,19 @@ impl Pki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Every name distinct: a leaf named like its issuer looks
+        // self-issued to Envoy's verifier.
+        ca_params.distinguished_name = DistinguishedName::new();
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "ward workload test CA");
         let ca = ca_params.self_signed(&ca_key).unwrap().pem();
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf = |dns: &str, uri: Option<&str>| {
             let key = KeyPair::generate().unwrap();
             let mut params = CertificateParams::new(vec![dns.to_string()]).unwrap();
+            params.distinguished_name = DistinguishedName::new();
+            params.distinguished_name.push(DnType::CommonName, dns);
             if let Some(uri) = uri {
                 let uri = uri.try_into().unwrap();
                 params.subject_alt_names.insert(0, SanType::URI(uri));
