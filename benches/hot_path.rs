@@ -172,6 +172,7 @@ fn request(headers: &[(String, String)]) -> Request<'_> {
         headers: Headers::owned(headers),
         policy: None,
         source_ip: None,
+        principal: None,
     }
 }
 

@@ -21,7 +21,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-TARGETS=(check_request jws path credentials formats config)
+TARGETS=(check_request jws path credentials formats config workload)
 SECONDS_EACH=60
 JOBS="${FUZZ_JOBS:-2}"
 
@@ -34,6 +34,7 @@ max_len() {
         credentials) echo 1024 ;;
         formats) echo 512 ;;
         config) echo 4096 ;;
+        workload) echo 2048 ;;  # an XFCC element, or a certificate
         *) die "unknown target $1" ;;
     esac
 }

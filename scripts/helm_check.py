@@ -196,16 +196,24 @@ def istio(directory):
                     if h not in cfg.get("includeRequestHeadersInCheck", []):
                         fail(f"{name}: includeRequestHeadersInCheck lacks {h}")
             providers[p["name"]] = kinds[0]
-    policy = yaml.safe_load((d / "authorization-policy.yaml").read_text())
-    if policy.get("apiVersion") != "security.istio.io/v1" or policy.get("kind") != "AuthorizationPolicy":
-        fail("authorization-policy.yaml: not a security.istio.io/v1 AuthorizationPolicy")
-    spec = policy["spec"]
-    if spec.get("action") != "CUSTOM":
-        fail("authorization-policy.yaml: action must be CUSTOM")
-    if spec.get("provider", {}).get("name") not in providers:
-        fail(f"authorization-policy.yaml: provider {spec.get('provider')} is not one of {sorted(providers)}")
-    if not spec.get("rules"):
-        fail("authorization-policy.yaml: CUSTOM needs rules (no rules: nothing is sent to ward)")
+    # authorization-policy.yaml, and authorization-policy-workload.yaml
+    # (workload identity: with a PeerAuthentication beside it).
+    for path in sorted(d.glob("authorization-policy*.yaml")):
+        name = path.name
+        docs = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+        policies = [doc for doc in docs if doc.get("kind") == "AuthorizationPolicy"]
+        if len(policies) != 1 or policies[0].get("apiVersion") != "security.istio.io/v1":
+            fail(f"{name}: not one security.istio.io/v1 AuthorizationPolicy")
+        spec = policies[0]["spec"]
+        if spec.get("action") != "CUSTOM":
+            fail(f"{name}: action must be CUSTOM")
+        if spec.get("provider", {}).get("name") not in providers:
+            fail(f"{name}: provider {spec.get('provider')} is not one of {sorted(providers)}")
+        if not spec.get("rules"):
+            fail(f"{name}: CUSTOM needs rules (no rules: nothing is sent to ward)")
+        for doc in docs:
+            if doc.get("kind") == "PeerAuthentication" and doc["spec"]["mtls"]["mode"] != "STRICT":
+                fail(f"{name}: a PeerAuthentication here must require mTLS (STRICT)")
 
 
 def dashboard(path):

@@ -17,6 +17,11 @@
 //!    anonymously, or keeps a verified JWT's identity);
 //! 5. authorization: the policy's roles and scopes (403).
 //!
+//! A policy that names workloads (`workload.rs`, `check/workload.rs`)
+//! checks the calling workload's principal before step 2 (`workload`:
+//! beside a user credential), or instead of 2-4 (`accept: [mtls]`, when
+//! no user credential is presented).
+//!
 //! An `optional` policy turns every failure of 2-5 into an anonymous
 //! allow: the request passes without identity headers (forged ones are
 //! still removed).
@@ -24,7 +29,7 @@
 use crate::authn::{Authenticated, Authenticator, ReadMode};
 use crate::config::{Config, Mode};
 use crate::credentials::Extractor;
-use crate::decision::{Allowed, Decision, Deny, IdentityToken};
+use crate::decision::{Allowed, Decision, Deny, IdentityToken, PrincipalHeader};
 use crate::identity::Identity;
 use crate::identity_token::{self, Kept};
 use crate::policy::{Policies, Policy, SelectError, Selection, Source};
@@ -32,9 +37,11 @@ use crate::ports::Ports;
 use crate::presented::Presented;
 use crate::reason::Reason;
 use crate::request::Request;
+use crate::workload::Workload;
 use std::sync::Arc;
 
 mod trace;
+mod workload;
 
 pub(crate) use trace::Trace;
 
@@ -49,6 +56,10 @@ pub struct Checker<P> {
     authn: Authenticator,
     ports: P,
     trusted_hops: usize,
+    /// Where a workload's principal comes from, and its header.
+    workload: Workload,
+    /// `headers.auth_method`, for a workload's identity.
+    method_header: String,
 }
 
 impl<P: Ports> Checker<P> {
@@ -61,6 +72,8 @@ impl<P: Ports> Checker<P> {
             authn: Authenticator::new(config),
             ports,
             trusted_hops: config.sessions.fingerprint.trusted_hops,
+            workload: Workload::from_config(config),
+            method_header: config.headers.auth_method.clone(),
         }
     }
 
@@ -125,7 +138,8 @@ impl<P: Ports> Checker<P> {
         }
     }
 
-    /// Credential → accepted kind → limiter → authn → authorize.
+    /// The workload the policy requires, if any; then `mtls` alone, or
+    /// the user credential.
     async fn authenticate(
         &self,
         req: &Request<'_>,
@@ -133,10 +147,29 @@ impl<P: Ports> Checker<P> {
         now: u64,
         trace: &mut Trace,
     ) -> Result<Decision, Deny> {
+        let principal = self.required_workload(req, policy, trace)?;
+        if policy.only_mtls() {
+            return self.workload_allow(req, policy, trace);
+        }
         let mut decoded = String::new();
         let presented = self.present(req, &mut decoded);
         trace.step("credential", || trace::credential(&presented));
-        let presented = presented?;
+        let missing = matches!(&presented, Err(d) if d.reason == Reason::MissingCredential);
+        if missing && policy.principals.is_some() {
+            return self.workload_allow(req, policy, trace);
+        }
+        self.user(presented?, policy, now, principal, trace).await
+    }
+
+    /// Accepted kind → limiter → authn → authorize, for a user credential.
+    async fn user(
+        &self,
+        presented: Presented<'_, '_>,
+        policy: &Policy,
+        now: u64,
+        principal: Option<PrincipalHeader>,
+        trace: &mut Trace,
+    ) -> Result<Decision, Deny> {
         if !policy.accepts(presented.kind()) {
             trace.step("accepted", || trace::accepted(policy));
             return Err(deny(&presented, Reason::CredentialNotAccepted));
@@ -184,6 +217,7 @@ impl<P: Ports> Checker<P> {
         Ok(Decision::Allow(Allowed {
             identity,
             token: token?,
+            principal,
         }))
     }
 

@@ -26,6 +26,7 @@ mod sessions;
 mod store;
 mod tracing;
 mod validate;
+mod workload;
 
 pub use api_keys::ApiKeysConfig;
 pub use backchannel::{BackchannelConfig, LOGOUT_TYPE, MAX_TOKEN_AGE};
@@ -59,6 +60,10 @@ pub use sessions::{CLIENT_IP, FieldHeader, FingerprintConfig, FingerprintMode, S
 pub use store::{RedisConfig, RedisMode, StoreConfig};
 pub use tracing::{OtlpConfig, OtlpProtocol, TracingConfig};
 pub use validate::{Problems, is_valid_header_name};
+pub use workload::{
+    CertHeader, DEFAULT_PRINCIPAL_HEADER, ForwardedCertConfig, PatternForm, PrincipalPattern,
+    WorkloadConfig, WorkloadRequirement, check_principal_patterns,
+};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -98,6 +103,9 @@ pub struct Config {
     /// The management API (off unless `management.listen` is set) and
     /// OpenID Connect back-channel logout.
     pub management: ManagementConfig,
+    /// Where a calling workload's principal may come from, and the header
+    /// an allow carries it in.
+    pub workload: WorkloadConfig,
 }
 
 impl Config {

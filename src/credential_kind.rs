@@ -1,7 +1,11 @@
-//! The three kinds of credential ward checks, as one enum for every part
-//! that names them: a policy's `accept` list in the config, the policy
-//! check, the identity (`x-auth-method`) and the metrics' `method` label.
-//! Before, each had its own copy and the copies were converted by hand.
+//! The kinds of credential ward checks, as one enum for every part that
+//! names them: a policy's `accept` list in the config, the policy check,
+//! the identity (`x-auth-method`) and the metrics' `method` label. Before,
+//! each had its own copy and the copies were converted by hand.
+//!
+//! Three are user credentials a request carries (one per request); the
+//! fourth, `mtls`, is the calling workload's certificate principal
+//! (`workload.rs`), which rides beside them.
 
 use serde::Deserialize;
 
@@ -14,13 +18,17 @@ pub enum CredentialKind {
     Session,
     #[serde(rename = "apikey")]
     ApiKey,
+    /// The peer workload's principal (downstream mTLS), accepted alone.
+    #[serde(rename = "mtls")]
+    Mtls,
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 3] = [
+    pub const ALL: [CredentialKind; 4] = [
         CredentialKind::Jwt,
         CredentialKind::Session,
         CredentialKind::ApiKey,
+        CredentialKind::Mtls,
     ];
 
     /// The name in the config, the `x-auth-method` header and metrics.
@@ -29,6 +37,7 @@ impl CredentialKind {
             CredentialKind::Jwt => "jwt",
             CredentialKind::Session => "session",
             CredentialKind::ApiKey => "apikey",
+            CredentialKind::Mtls => "mtls",
         }
     }
 }

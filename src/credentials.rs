@@ -50,6 +50,8 @@ fn malformed(kind: CredentialKind) -> Reason {
         CredentialKind::Jwt => Reason::MalformedToken,
         CredentialKind::Session => Reason::MalformedSessionId,
         CredentialKind::ApiKey => Reason::MalformedApiKey,
+        // Never read from headers: the principal is `workload.rs`'s.
+        CredentialKind::Mtls => Reason::MalformedPrincipal,
     }
 }
 

@@ -41,12 +41,14 @@ impl Decision {
     }
 }
 
-/// An allow with an identity: its headers, and the identity token the
-/// policy sends with them, if it does.
+/// An allow with an identity: its headers, the identity token the
+/// policy sends with them, if it does, and the calling workload's
+/// principal, if the policy checked one.
 #[derive(Debug, Clone)]
 pub struct Allowed {
     pub identity: Arc<Identity>,
     pub token: Option<IdentityToken>,
+    pub principal: Option<PrincipalHeader>,
 }
 
 impl From<Arc<Identity>> for Allowed {
@@ -54,15 +56,40 @@ impl From<Arc<Identity>> for Allowed {
         Allowed {
             identity,
             token: None,
+            principal: None,
         }
     }
 }
 
+/// Every header an allow sets, in order.
+pub type AllowHeaders<'a> = std::iter::Chain<
+    std::iter::Chain<Headers<'a>, std::option::IntoIter<(&'a str, &'a str)>>,
+    std::option::IntoIter<(&'a str, &'a str)>,
+>;
+
 impl Allowed {
-    /// Every header the allow sets: the identity's, then the token's.
-    pub fn headers(&self) -> std::iter::Chain<Headers<'_>, std::option::IntoIter<(&str, &str)>> {
+    /// Every header the allow sets: the identity's, the token's, then the
+    /// principal's.
+    pub fn headers(&self) -> AllowHeaders<'_> {
         let token = self.token.as_ref().map(IdentityToken::header);
-        self.identity.headers().chain(token)
+        let principal = self.principal.as_ref().map(PrincipalHeader::header);
+        self.identity.headers().chain(token).chain(principal)
+    }
+}
+
+/// The checked principal of the calling workload, and the header it goes
+/// in (`workload.header`). Set per check: the same user may call through
+/// many workloads, so it is never part of the cached identity.
+#[derive(Debug, Clone)]
+pub struct PrincipalHeader {
+    pub name: Arc<str>,
+    pub value: String,
+}
+
+impl PrincipalHeader {
+    /// `(header name, principal)`.
+    pub fn header(&self) -> (&str, &str) {
+        (&self.name, &self.value)
     }
 }
 

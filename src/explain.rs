@@ -48,6 +48,8 @@ pub(crate) struct ExplainRequest {
     #[serde(deserialize_with = "header_list")]
     pub headers: Vec<(String, String)>,
     pub source_ip: Option<IpAddr>,
+    /// The peer's principal Envoy would report (`source.principal`).
+    pub principal: Option<String>,
     /// The `ward_policy` an Envoy route would set in `context_extensions`.
     pub envoy_policy: Option<String>,
 }
@@ -115,6 +117,7 @@ impl ExplainRequest {
             url: url.to_string(),
             headers: pairs,
             source_ip,
+            principal: None,
             envoy_policy: envoy_policy.map(str::to_string),
         })
     }
@@ -255,6 +258,7 @@ impl<'a> Parts<'a> {
             headers: Headers::owned(&self.headers),
             policy: self.from.envoy_policy.as_deref(),
             source_ip: self.from.source_ip,
+            principal: self.from.principal.as_deref(),
         }
     }
 }

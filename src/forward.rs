@@ -203,6 +203,7 @@ mod tests {
             headers: Headers::new(headers),
             policy: None,
             source_ip: None,
+            principal: None,
         };
         let mut e = Edits::default();
         f.apply(&req, set.iter().copied(), &mut e);

@@ -15,6 +15,7 @@ mod formats;
 mod jws;
 mod logout;
 mod path;
+mod workload;
 
 pub use check_request::check_request;
 pub use config::config;
@@ -22,19 +23,21 @@ pub use credentials::credentials;
 pub use formats::formats;
 pub use jws::{NOW as JWS_NOW, jws};
 pub use path::path;
+pub use workload::workload;
 
 /// A harness: arbitrary bytes in, a panic if a property fails.
 pub type Harness = fn(&[u8]);
 
 /// The fuzz targets, by name: what `scripts/fuzz.sh` runs and the replay
 /// test walks.
-pub const TARGETS: [(&str, Harness); 6] = [
+pub const TARGETS: [(&str, Harness); 7] = [
     ("check_request", check_request),
     ("jws", jws),
     ("path", path),
     ("credentials", credentials),
     ("formats", formats),
     ("config", config),
+    ("workload", workload),
 ];
 
 /// Fuzzed bytes as text, the way a transport that requires UTF-8 would

@@ -6,10 +6,18 @@
 //! no credential. Envoy applies `headers_to_remove` after the headers ward
 //! sets, so a header ward sets must never be listed for removal: it is
 //! overwritten instead (`OVERWRITE_IF_EXISTS_OR_ADD`).
+//!
+//! The forwarded client certificate headers (`x-forwarded-client-cert`,
+//! RFC 9440 `client-cert` and `client-cert-chain`) are managed too, per
+//! request: only a hop trusted to set them (`workload.forwarded_cert`)
+//! may send them on to the backend; from anyone else they are removed,
+//! as ward ignores them (`workload.rs`).
 
 use crate::config::Config;
 use crate::forward::{Edits, Forwarding};
 use crate::request::Request;
+use crate::workload::{CERT_HEADERS, Workload};
+use std::sync::Arc;
 
 /// Decides whether a header name belongs to ward's managed set.
 ///
@@ -27,6 +35,8 @@ pub struct ManagedHeaders {
     first_bytes: [bool; 256],
     /// The credentials that must not reach the backend.
     forwarding: Forwarding,
+    /// Who may send the forwarded certificate headers on (`None`: no one).
+    workload: Option<Arc<Workload>>,
 }
 
 impl ManagedHeaders {
@@ -43,8 +53,11 @@ impl ManagedHeaders {
         names.extend(config.token_profiles().map(|p| p.header.clone()));
         let h = &config.headers;
         names.extend([h.email.clone(), h.roles.clone(), h.scopes.clone()]);
+        // The checked principal's header: a client's copy never arrives.
+        names.push(config.workload.header.clone());
         let mut managed = Self::new(&config.headers.managed_prefixes, names);
         managed.forwarding = Forwarding::from_config(config);
+        managed.workload = Some(Arc::new(Workload::from_config(config)));
         managed
     }
 
@@ -68,6 +81,7 @@ impl ManagedHeaders {
             names,
             first_bytes,
             forwarding: Forwarding::default(),
+            workload: None,
         }
     }
 
@@ -84,10 +98,31 @@ impl ManagedHeaders {
             remove: self.to_remove(req.header_names(), set.clone()),
             ..Edits::default()
         };
+        self.untrusted_certs(req, &mut edits.remove);
         self.forwarding.apply(req, set, &mut edits);
         let Edits { remove, set, .. } = &mut edits;
         remove.retain(|r| !set.iter().any(|(s, _)| s.eq_ignore_ascii_case(r)));
         edits
+    }
+
+    /// The forwarded certificate headers of a request from a peer not
+    /// trusted to send them, added to `remove` (each name once).
+    fn untrusted_certs(&self, req: &Request<'_>, remove: &mut Vec<String>) {
+        let cert = |name: &str| {
+            CERT_HEADERS
+                .iter()
+                .any(|c| same_name(name.as_bytes(), c.as_bytes()))
+        };
+        let mut names = req.header_names().filter(|n| cert(n)).peekable();
+        if names.peek().is_none() || self.workload.as_ref().is_some_and(|w| w.trusted_hop(req)) {
+            return;
+        }
+        for name in names {
+            let name = name.to_ascii_lowercase();
+            if !remove.contains(&name) {
+                remove.push(name);
+            }
+        }
     }
 
     /// Is `name` one of ward's headers?
@@ -223,6 +258,46 @@ mod tests {
         assert!(m.is_managed("mail") && m.is_managed("perms"));
         // Still set by the default JWT claim mapping.
         assert!(m.is_managed("x-user-email"));
+    }
+
+    #[test]
+    fn forwarded_certs_go_unless_a_trusted_hop_sent_them() {
+        let orders = "spiffe://cluster.local/ns/shop/sa/orders";
+        let headers = [
+            ("x-forwarded-client-cert", "URI=spiffe://td/forged"),
+            ("client_cert", ":AAAA:"),
+            ("Client-Cert-Chain", ":AAAA:"),
+            ("accept", "*/*"),
+        ];
+        let req = |principal| Request {
+            method: "GET",
+            host: "h",
+            path: "/",
+            headers: crate::request::Headers::new(&headers),
+            policy: None,
+            source_ip: None,
+            principal,
+        };
+        let removed = |m: &ManagedHeaders, principal| {
+            let mut r = m.edits(&req(principal), std::iter::empty()).remove;
+            r.sort();
+            r
+        };
+        let all = [
+            "client-cert-chain",
+            "client_cert",
+            "x-forwarded-client-cert",
+        ];
+        assert_eq!(removed(&managed(), Some(orders)), all);
+        let config: Config = serde_yaml_ng::from_str(&format!(
+            "workload: {{forwarded_cert: {{header: xfcc, trusted_peers: [\"{orders}\"]}}}}"
+        ))
+        .unwrap();
+        let m = ManagedHeaders::from_config(&config);
+        assert_eq!(removed(&m, Some(orders)), Vec::<String>::new());
+        assert_eq!(removed(&m, Some("spiffe://td/other")), all);
+        assert_eq!(removed(&m, None), all);
+        assert!(m.is_managed("x-ward-principal") && m.is_managed("X_Ward_Principal"));
     }
 
     #[test]

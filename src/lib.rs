@@ -18,6 +18,7 @@
 //! | [`credential_kind`] | the one enum of credential kinds (config, policy, identity, metrics) |
 //! | [`request`] | ward's own view of a check request |
 //! | [`credentials`] | which credential a request carries (pure) |
+//! | [`workload`] | the calling workload's principal: the mTLS peer, or a trusted hop's forwarded certificate (pure) |
 //! | `presented` | the credential as the later steps see it; its hash and the client IP, each computed once (pure) |
 //! | `forward` | what of a credential reaches the backend on allow (pure) |
 //! | [`jwt`] | JWT parsing, key choice, signature and claim rules (pure) |
@@ -114,6 +115,7 @@ pub mod store;
 pub(crate) mod telemetry;
 pub mod verifications;
 pub mod wiring;
+pub mod workload;
 
 /// Seconds since the Unix epoch: the one clock read per check, handed to
 /// the pure core as `now`.

@@ -22,7 +22,7 @@ use prometheus::{
 
 /// Auth method label values, in table order: `none`, then
 /// [`CredentialKind::ALL`].
-const METHODS: [&str; 4] = ["none", "jwt", "session", "apikey"];
+const METHODS: [&str; 5] = ["none", "jwt", "session", "apikey", "mtls"];
 
 /// A listener ward serves on: the `listener` label of the connection
 /// metrics.
@@ -399,6 +399,7 @@ impl Metrics {
             Some(CredentialKind::Jwt) => 1,
             Some(CredentialKind::Session) => 2,
             Some(CredentialKind::ApiKey) => 3,
+            Some(CredentialKind::Mtls) => 4,
         };
         let col = match decision {
             Decision::Allow(_) => 0,

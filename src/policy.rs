@@ -18,11 +18,13 @@
 mod compile;
 mod glob;
 pub mod path;
+mod principals;
 mod route;
 
+pub use principals::Principals;
 pub use route::{PathMatch, RouteError, RouteSpec, RouteTable};
 
-use crate::config::{Config, Mode, OnStoreError, PolicyConfig, Requirement};
+use crate::config::{Config, Mode, OnStoreError, PolicyConfig, PrincipalPattern, Requirement};
 use crate::identity::Identity;
 use crate::identity_token::Profile;
 use crate::reason::Reason;
@@ -37,36 +39,50 @@ pub struct Policy {
     /// The policy's name, or the route's for an inline policy.
     pub name: String,
     pub mode: Mode,
-    accept: [bool; 3],
+    accept: [bool; KINDS],
     pub roles: Requirement,
     pub scopes: Requirement,
     pub on_store_error: OnStoreError,
     pub login_url: Option<String>,
     /// The identity token an allow sends the backend, if any.
     pub identity_token: Option<Arc<Profile>>,
+    /// With `mtls` accepted: the workload principals it lets in alone.
+    pub principals: Option<Arc<Principals>>,
+    /// The workloads that must call, beside the user credential.
+    pub workload: Option<Arc<Principals>>,
 }
 
+/// How many credential kinds there are.
+const KINDS: usize = CredentialKind::ALL.len();
+
 /// The credential kinds a config enables: JWTs when keys or JWKS are
-/// configured, sessions and API keys when enabled.
-pub fn enabled_kinds(config: &Config) -> [bool; 3] {
-    let mut on = [false; 3];
+/// configured, sessions and API keys when enabled; `mtls` always (a
+/// policy names it, with its principals).
+pub fn enabled_kinds(config: &Config) -> [bool; KINDS] {
+    let mut on = [false; KINDS];
     on[slot(CredentialKind::Jwt)] = !(config.jwt.keys.is_empty() && config.jwt.jwks.is_empty());
     on[slot(CredentialKind::Session)] = config.sessions.enabled;
     on[slot(CredentialKind::ApiKey)] = config.api_keys.enabled;
+    on[slot(CredentialKind::Mtls)] = true;
     on
 }
 
 impl Policy {
-    /// A policy accepting `config.accept` (every kind when empty) among
-    /// the `enabled` ones.
-    pub fn from_config(name: &str, config: &PolicyConfig, enabled: [bool; 3]) -> Self {
-        let mut accept = [config.accept.is_empty(); 3];
+    /// A policy accepting `config.accept` (every user credential kind
+    /// when empty; `mtls` only when listed) among the `enabled` ones.
+    /// Principal patterns `check-config` would refuse let nothing in.
+    pub fn from_config(name: &str, config: &PolicyConfig, enabled: [bool; KINDS]) -> Self {
+        let mut accept = [config.accept.is_empty(); KINDS];
+        accept[slot(CredentialKind::Mtls)] = false;
         for kind in &config.accept {
             accept[slot(*kind)] = true;
         }
         for (a, on) in accept.iter_mut().zip(enabled) {
             *a &= on;
         }
+        let compile =
+            |patterns: &[PrincipalPattern]| Arc::new(Principals::new(patterns).unwrap_or_default());
+        let mtls = accept[slot(CredentialKind::Mtls)];
         Self {
             name: name.to_string(),
             mode: config.mode,
@@ -76,10 +92,12 @@ impl Policy {
             on_store_error: config.on_store_error,
             login_url: config.login_url.clone(),
             identity_token: None,
+            principals: mtls.then(|| compile(&config.principals)),
+            workload: config.workload.as_ref().map(|w| compile(&w.principals)),
         }
     }
 
-    fn builtin(name: &str, mode: Mode, enabled: [bool; 3]) -> Self {
+    fn builtin(name: &str, mode: Mode, enabled: [bool; KINDS]) -> Self {
         Self::from_config(
             name,
             &PolicyConfig {
@@ -93,6 +111,12 @@ impl Policy {
     /// Whether this policy accepts credentials of `method`.
     pub fn accepts(&self, method: CredentialKind) -> bool {
         self.accept[slot(method)]
+    }
+
+    /// Whether `mtls` is the only kind accepted: user credentials are
+    /// not read at all.
+    pub fn only_mtls(&self) -> bool {
+        self.accepted().all(|k| k == CredentialKind::Mtls) && self.principals.is_some()
     }
 
     /// The kinds accepted, in a fixed order (for challenges and `explain`).
@@ -122,6 +146,7 @@ fn slot(method: CredentialKind) -> usize {
         CredentialKind::Jwt => 0,
         CredentialKind::Session => 1,
         CredentialKind::ApiKey => 2,
+        CredentialKind::Mtls => 3,
     }
 }
 

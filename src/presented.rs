@@ -103,6 +103,7 @@ mod tests {
             headers: Headers::new(&headers),
             policy: None,
             source_ip: Some(IpAddr::from([127, 0, 0, 1])),
+            principal: None,
         };
         let p = Presented::new(Credential::ApiKey("k"), &req, 2);
         assert_eq!(p.kind(), CredentialKind::ApiKey);

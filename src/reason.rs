@@ -103,6 +103,10 @@ reasons! {
     MalformedPath            "malformed_path", 400, Some("invalid_request");
     TooManyFailures          "too_many_failures", 429, Some("too_many_requests");
     IdentityTokenUnavailable "identity_token_unavailable", 500, Some("server_error");
+    MissingPrincipal         "missing_principal", 401, None;
+    PrincipalRequired        "principal_required", 403, Some("access_denied");
+    PrincipalNotAllowed      "principal_not_allowed", 403, Some("access_denied");
+    MalformedPrincipal       "malformed_principal", 400, Some("invalid_request");
 }
 
 impl Reason {

@@ -20,6 +20,10 @@ pub struct Request<'a> {
     /// The peer address Envoy saw (not necessarily the client: see
     /// `fingerprint::client_ip`).
     pub source_ip: Option<IpAddr>,
+    /// The principal of the peer's certificate as Envoy reports it
+    /// (`source.principal`: downstream mTLS), if any. Only the gRPC mode
+    /// learns it; see `workload.rs` for what else may name a workload.
+    pub principal: Option<&'a str>,
 }
 
 impl<'a> Request<'a> {

@@ -120,8 +120,14 @@ impl Responder {
                         "Session realm=\"{realm}\", cookie=\"{}\"",
                         self.session_cookie
                     ),
+                    // TLS client authentication has no HTTP scheme.
+                    CredentialKind::Mtls => String::new(),
                 })
+                .filter(|s| !s.is_empty())
                 .collect();
+            if schemes.is_empty() {
+                return None;
+            }
             if reason == Reason::CredentialNotAccepted {
                 for s in &mut schemes {
                     s.push_str(
@@ -211,6 +217,7 @@ mod tests {
             headers: Headers::new(headers),
             policy: None,
             source_ip: None,
+            principal: None,
         }
     }
 

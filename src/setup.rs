@@ -146,6 +146,12 @@ fn check_policies(config: &Config, p: &mut Problems) {
             p.add(problem.path, problem.message);
         }
     }
+    if let Some(fwd) = &config.workload.forwarded_cert
+        && let Err((i, e)) = crate::policy::Principals::new(&fwd.trusted_peers)
+    {
+        let path = format!("workload.forwarded_cert.trusted_peers[{i}]");
+        p.add(path, e.to_string());
+    }
     for code in config.responses.status.keys() {
         if !Reason::ALL.iter().any(|r| r.as_str() == code) {
             p.add(

@@ -133,7 +133,8 @@ impl Config {
             None => format!("ward: invalid filter_config: {why}"),
         };
         let config = WardConfig::from_yaml(&text).map_err(|e| fail(e.to_string()))?;
-        let problems = ward::setup::problems(&config, &ProcessEnv);
+        let mut problems = ward::setup::problems(&config, &ProcessEnv);
+        problems.extend(workload_problems(&config));
         if !problems.is_empty() {
             return Err(fail(ConfigError::Invalid(problems).to_string()));
         }
@@ -254,6 +255,9 @@ impl Owned {
             headers,
             policy: self.policy.as_deref(),
             source_ip: self.source_ip,
+            // The module does not read the peer certificate (yet): policies
+            // that need a principal are refused with its config.
+            principal: None,
         }
     }
 }
@@ -502,6 +506,39 @@ pub fn internal_error(host: &mut impl Host) -> Verdict {
 }
 
 /// `ip:port`, `[v6]:port` or a bare address.
+/// What the module cannot do with workload identity: it does not read
+/// the peer's certificate (Envoy 1.40's ABI offers its URI SAN as the
+/// `connection.uri_san_peer_certificate` attribute; ward does not use it
+/// yet), so a policy that needs a principal, or a hop trusted by its
+/// principal, would never pass: refused with the config, not at run time.
+fn workload_problems(config: &WardConfig) -> Vec<ward::config::ConfigProblem> {
+    let why = "the Envoy module does not read the peer certificate: run `ward serve` (gRPC ext_authz) for workload identity (docs/envoy-module.md)";
+    let needs = |p: &ward::config::PolicyConfig| {
+        p.accept
+            .contains(&ward::credential_kind::CredentialKind::Mtls)
+            || p.workload.is_some()
+    };
+    let named = config.policies.iter().filter(|(_, p)| needs(p));
+    let mut paths: Vec<String> = named.map(|(name, _)| format!("policies.{name}")).collect();
+    let routes = config.routes.iter().enumerate();
+    paths.extend(
+        routes
+            .filter(|(_, r)| r.policy.is_none() && needs(&r.inline_policy()))
+            .map(|(i, _)| format!("routes[{i}]")),
+    );
+    let trusted = config.workload.forwarded_cert.as_ref();
+    if trusted.is_some_and(|f| !f.trusted_peers.is_empty()) {
+        paths.push("workload.forwarded_cert.trusted_peers".into());
+    }
+    paths
+        .into_iter()
+        .map(|path| ward::config::ConfigProblem {
+            path,
+            message: why.into(),
+        })
+        .collect()
+}
+
 fn parse_ip(addr: &str) -> Option<IpAddr> {
     addr.parse::<SocketAddr>()
         .map(|s| s.ip())
@@ -677,6 +714,20 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.contains("jwt.keys[0]"), "{e}");
+    }
+
+    #[test]
+    fn workload_identity_is_refused_with_the_config() {
+        for yaml in [
+            "policies:\n  svc: {accept: [mtls], principals: [\"spiffe://td/a\"]}\n",
+            "jwt:\n  keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]\nroutes:\n  - {prefix: /, accept: [jwt], workload: {principals: [\"spiffe://td/a\"]}}\n",
+            "workload: {forwarded_cert: {header: xfcc, trusted_peers: [\"spiffe://td/gw\"]}}\n",
+        ] {
+            let e = Config::new(yaml.as_bytes(), &mut Defined::default())
+                .err()
+                .unwrap();
+            assert!(e.contains("does not read the peer certificate"), "{e}");
+        }
     }
 
     #[test]

@@ -7,9 +7,10 @@ use crate::credentials::short_hash;
 use crate::decision::{Deny, IdentityToken};
 use crate::identity::Identity;
 use crate::identity_token::Profile;
-use crate::policy::{Policy, Selection, Source};
+use crate::policy::{Policy, Principals, Selection, Source};
 use crate::presented::Presented;
 use crate::reason::Reason;
+use crate::workload::Principal;
 
 /// Each step and its result, in order; empty unless enabled.
 #[derive(Debug, Default)]
@@ -125,5 +126,26 @@ pub(super) fn identity_token(
         ),
         Ok(None) => "none".into(),
         Err(d) => format!("could not sign one: {}", d.reason.as_str()),
+    }
+}
+
+/// The workload principal step: who, from where, and whether the
+/// policy lets it in.
+pub(super) fn principal(
+    found: Option<&Principal<'_>>,
+    result: Result<(), Reason>,
+    allowed: &Principals,
+) -> String {
+    let name = found.map_or_else(
+        || "none".to_string(),
+        |p| format!("{} (from {})", p.name, p.origin.as_str()),
+    );
+    match result {
+        Ok(()) => format!("{name}: allowed"),
+        Err(reason) => format!(
+            "{name}: {}; the policy lets in {}",
+            reason.as_str(),
+            allowed.written().join(", ")
+        ),
     }
 }

@@ -26,12 +26,17 @@ pub struct ExplainArgs {
     /// The address Envoy would report as the peer (source.address).
     #[arg(long, value_name = "IP")]
     source_ip: Option<IpAddr>,
+    /// The peer's certificate principal Envoy would report
+    /// (source.principal), e.g. spiffe://cluster.local/ns/shop/sa/orders.
+    #[arg(long, value_name = "PRINCIPAL")]
+    principal: Option<String>,
     /// The `ward_policy` an Envoy route sets in context_extensions.
     #[arg(long, value_name = "NAME")]
     envoy_policy: Option<String>,
     /// Read the request from a JSON file instead: {"method", "url",
-    /// "headers": {name: value or [values]}, "source_ip", "envoy_policy"}.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "headers", "source_ip", "envoy_policy"])]
+    /// "headers": {name: value or [values]}, "source_ip", "principal",
+    /// "envoy_policy"}.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "headers", "source_ip", "principal", "envoy_policy"])]
     request: Option<PathBuf>,
 }
 
@@ -46,7 +51,11 @@ pub fn run(args: &ExplainArgs) -> Outcome {
             &args.headers,
             args.source_ip,
             args.envoy_policy.as_deref(),
-        ),
+        )
+        .map(|request| ExplainRequest {
+            principal: args.principal.clone(),
+            ..request
+        }),
     }
     .map_err(|e| Failure(e.to_string()))?;
     let explained = super::block_on(

@@ -3,7 +3,7 @@
 //! compiles them, and `validate.rs` reports what is wrong with their
 //! field paths.
 
-use super::TokenProfileConfig;
+use super::{PrincipalPattern, TokenProfileConfig, WorkloadRequirement};
 use crate::credential_kind::CredentialKind;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -82,6 +82,10 @@ pub struct PolicyConfig {
     /// A signed identity token for the backend on every allow with an
     /// identity (docs/backends.md).
     pub identity_token: Option<TokenProfileConfig>,
+    /// The workload principals `accept: [mtls]` lets in (required with it).
+    pub principals: Vec<PrincipalPattern>,
+    /// The workloads that must call, beside a user credential.
+    pub workload: Option<WorkloadRequirement>,
 }
 
 /// One entry of `routes`: a match, then either `policy: NAME` or the
@@ -115,6 +119,8 @@ pub struct RouteConfig {
     pub on_store_error: Option<OnStoreError>,
     pub login_url: Option<String>,
     pub identity_token: Option<TokenProfileConfig>,
+    pub principals: Option<Vec<PrincipalPattern>>,
+    pub workload: Option<WorkloadRequirement>,
 }
 
 impl RouteConfig {
@@ -127,6 +133,8 @@ impl RouteConfig {
             || self.on_store_error.is_some()
             || self.login_url.is_some()
             || self.identity_token.is_some()
+            || self.principals.is_some()
+            || self.workload.is_some()
     }
 
     /// The inline policy (defaults for what is not set).
@@ -139,6 +147,8 @@ impl RouteConfig {
             on_store_error: self.on_store_error.unwrap_or_default(),
             login_url: self.login_url.clone(),
             identity_token: self.identity_token.clone(),
+            principals: self.principals.clone().unwrap_or_default(),
+            workload: self.workload.clone(),
         }
     }
 }

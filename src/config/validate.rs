@@ -74,6 +74,7 @@ impl Config {
         self.check_reload(&mut p);
         self.check_tracing(&mut p);
         self.check_identity_token(&mut p);
+        self.workload.check(&mut p);
         let listeners = [
             Some(self.listen.grpc),
             Some(self.listen.admin),

@@ -30,6 +30,7 @@ fn extract_at(ex: &Extractor, path: &str, pairs: &[(&str, &str)]) -> Result<Stri
         headers: Headers::new(pairs),
         policy: None,
         source_ip: None,
+        principal: None,
     };
     ex.extract(&req, &mut String::new()).map(|c| match c {
         Credential::Bearer(t) => format!("jwt:{t}"),

@@ -38,6 +38,7 @@ pub fn credentials(data: &[u8]) {
         headers: Headers::owned(&folded),
         policy: None,
         source_ip: None,
+        principal: None,
     };
     let mut decoded = String::new();
     let Ok(credential) = extractor(choice).extract(&req, &mut decoded) else {

@@ -4,7 +4,8 @@
 //! its field path, so `ward check-config` shows them all at once.
 
 use super::{
-    PathMatch, Policies, Policy, PolicyProblem, RouteSpec, RouteTable, enabled_kinds, route, slot,
+    KINDS, PathMatch, Policies, Policy, PolicyProblem, Principals, RouteSpec, RouteTable,
+    enabled_kinds, route, slot,
 };
 use crate::config::{Config, Mode, PolicyConfig, RouteConfig};
 use crate::credential_kind::CredentialKind;
@@ -62,7 +63,7 @@ fn valid_name(name: &str) -> bool {
 /// or not a valid name is a problem, not a policy.
 fn named_policies(
     config: &Config,
-    enabled: [bool; 3],
+    enabled: [bool; KINDS],
     add: &mut impl FnMut(String, String),
 ) -> HashMap<String, Arc<Policy>> {
     let mut named: HashMap<String, Arc<Policy>> = HashMap::new();
@@ -99,7 +100,7 @@ fn route_policy(
     name: &str,
     r: &RouteConfig,
     named: &HashMap<String, Arc<Policy>>,
-    enabled: [bool; 3],
+    enabled: [bool; KINDS],
     config: &Config,
     add: &mut impl FnMut(String, String),
 ) -> Option<Arc<Policy>> {
@@ -107,7 +108,7 @@ fn route_policy(
         (Some(_), true) => {
             add(
                 path.to_string(),
-                "set either `policy` or inline policy fields (mode, accept, roles, scopes, on_store_error, login_url, identity_token), not both".into(),
+                "set either `policy` or inline policy fields (mode, accept, roles, scopes, on_store_error, login_url, identity_token, principals, workload), not both".into(),
             );
             None
         }
@@ -128,7 +129,7 @@ fn route_policy(
 
 /// A policy with its identity token profile (which needs the whole
 /// config: the other profiles decide its slot).
-fn compiled(name: &str, p: &PolicyConfig, enabled: [bool; 3], config: &Config) -> Policy {
+fn compiled(name: &str, p: &PolicyConfig, enabled: [bool; KINDS], config: &Config) -> Policy {
     let mut policy = Policy::from_config(name, p, enabled);
     policy.identity_token = p
         .identity_token
@@ -185,7 +186,7 @@ fn route_table(
 fn check_policy(
     path: &str,
     p: &PolicyConfig,
-    enabled: [bool; 3],
+    enabled: [bool; KINDS],
     add: &mut impl FnMut(String, String),
 ) {
     for (i, kind) in p.accept.iter().enumerate() {
@@ -195,6 +196,7 @@ fn check_policy(
                 CredentialKind::Jwt => "no jwt.keys or jwt.jwks are configured",
                 CredentialKind::Session => "sessions.enabled is false",
                 CredentialKind::ApiKey => "api_keys.enabled is false",
+                CredentialKind::Mtls => "it is always available",
             };
             add(
                 format!("{path}.accept[{i}]"),
@@ -202,6 +204,7 @@ fn check_policy(
             );
         }
     }
+    check_workload(path, p, add);
     if matches!(p.mode, Mode::Public | Mode::Optional | Mode::Deny)
         && !(p.roles.is_empty() && p.scopes.is_empty())
     {
@@ -234,6 +237,61 @@ fn check_policy(
                 );
             }
         }
+    }
+}
+
+/// `accept: [mtls]` with its `principals`, and `workload` beside a user
+/// credential: each where it means something, every pattern compiling.
+fn check_workload(path: &str, p: &PolicyConfig, add: &mut impl FnMut(String, String)) {
+    let mtls = p.accept.contains(&CredentialKind::Mtls);
+    let users = p.accept.iter().any(|k| *k != CredentialKind::Mtls);
+    if mtls && p.principals.is_empty() {
+        add(
+            format!("{path}.principals"),
+            "`accept: [mtls]` needs the principals it lets in".into(),
+        );
+    }
+    if !mtls && !p.principals.is_empty() {
+        add(format!("{path}.principals"), "principals are for `accept: [mtls]`; beside a user credential use `workload.principals`".into());
+    }
+    let lists = [
+        ("principals", Some(&p.principals)),
+        (
+            "workload.principals",
+            p.workload.as_ref().map(|w| &w.principals),
+        ),
+    ];
+    for (field, list) in lists {
+        let Some(list) = list else { continue };
+        let mut problems = crate::config::Problems(Vec::new());
+        crate::config::check_principal_patterns(&format!("{path}.{field}"), list, &mut problems);
+        for problem in problems.0 {
+            add(problem.path, problem.message);
+        }
+        if let Err((i, e)) = Principals::new(list) {
+            add(format!("{path}.{field}[{i}]"), e.to_string());
+        }
+    }
+    if let Some(w) = &p.workload {
+        if w.principals.is_empty() {
+            add(
+                format!("{path}.workload.principals"),
+                "must name at least one principal".into(),
+            );
+        }
+        if mtls && !users {
+            add(format!("{path}.workload"), "needs a user credential kind in `accept`; with `accept: [mtls]` alone, list the workloads in `principals`".into());
+        }
+    }
+    let any = mtls || p.workload.is_some();
+    if any && matches!(p.mode, Mode::Public | Mode::Deny) {
+        add(
+            format!("{path}.mode"),
+            "principals and workload need `mode: required` or `optional`".into(),
+        );
+    }
+    if mtls && p.identity_token.is_some() {
+        add(format!("{path}.identity_token"), "a policy accepting `mtls` cannot send an identity token (a workload has no user to sign for)".into());
     }
 }
 

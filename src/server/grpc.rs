@@ -190,6 +190,7 @@ impl CheckService {
                     headers: attrs.headers(),
                     policy: attrs.extension(POLICY_KEY),
                     source_ip: attrs.source_ip,
+                    principal: attrs.principal,
                 };
                 let span = trace::check_span(parent, |k| req.headers.get(k));
                 let decided = self.checker.check(&req, crate::unix_now());
@@ -230,11 +231,18 @@ impl CheckService {
             "grpc",
         );
         match decision {
-            Decision::Allow(allowed) => Answer::Allow {
-                edits: self.managed.edits(req, allowed.headers()),
-                identity: allowed.identity,
-                token: allowed.token,
-            },
+            Decision::Allow(allowed) => {
+                let mut edits = self.managed.edits(req, allowed.headers());
+                // Per check, like the edits: never in the encoded identity.
+                if let Some(p) = allowed.principal {
+                    edits.set.push((p.name.to_string(), p.value));
+                }
+                Answer::Allow {
+                    edits,
+                    identity: allowed.identity,
+                    token: allowed.token,
+                }
+            }
             Decision::AllowAnonymous { .. } => Answer::Message(self.allow_anonymous(req)),
             Decision::Deny(deny) => Answer::Message(self.deny(Some(req), &deny)),
         }

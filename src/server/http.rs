@@ -111,6 +111,9 @@ async fn decide(
         // The peer is the proxy, not the client: the client IP comes from
         // `x-forwarded-for` (trusted hops), which the proxy must forward.
         source_ip: None,
+        // Envoy's HTTP ext_authz sends no peer principal: only a trusted
+        // hop's forwarded certificate can name a workload here.
+        principal: None,
     };
     // Envoy's HTTP ext_authz client puts its span's context in these
     // headers, beside the checked request's own.

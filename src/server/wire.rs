@@ -37,6 +37,8 @@ pub struct CheckView {
     extensions: Vec<(Span, Span)>,
     /// `attributes.source.address.socket_address.address`.
     source: Option<Span>,
+    /// `attributes.source.principal`.
+    principal: Option<Span>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -156,11 +158,16 @@ impl CheckView {
         Ok(())
     }
 
-    /// `Peer.address` (1) → `Address`: the `socket_address` member (1) of
-    /// its `oneof` (a later `pipe` (2) or internal address (3) replaces it)
-    /// → `SocketAddress.address` (2).
+    /// `Peer.principal` (4): the peer certificate's principal (downstream
+    /// mTLS); `Peer.address` (1) → `Address`: the `socket_address` member
+    /// (1) of its `oneof` (a later `pipe` (2) or internal address (3)
+    /// replaces it) → `SocketAddress.address` (2).
     fn peer(&mut self, mut r: Reader<'_>) -> Result<(), WireError> {
         while let Some((tag, wt)) = r.field()? {
+            if tag == 4 {
+                self.principal = Some(r.span(wt, "source.principal")?);
+                continue;
+            }
             if tag != 1 {
                 r.skip(tag, wt)?;
                 continue;
@@ -282,6 +289,8 @@ pub struct Attributes<'a> {
     /// `context_extensions`, each pair borrowed.
     pub extensions: Vec<(&'a str, &'a str)>,
     pub source_ip: Option<IpAddr>,
+    /// `source.principal`, when Envoy sent a non-empty one.
+    pub principal: Option<&'a str>,
 }
 
 /// Why a `CheckRequest` cannot be read.
@@ -312,6 +321,10 @@ impl CheckView {
                 .source
                 .and_then(|span| std::str::from_utf8(self.bytes(span)).ok())
                 .and_then(|ip| ip.parse().ok()),
+            principal: match self.principal {
+                Some(span) if span.0 != span.1 => Some(self.text(span)?),
+                _ => None,
+            },
         })
     }
 

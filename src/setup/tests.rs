@@ -344,3 +344,40 @@ fn backchannel_logout_is_checked_against_the_jwks_issuers() {
             .contains("management.backchannel_logout"),
     );
 }
+
+#[test]
+fn workload_policies_and_trusted_hops_are_checked() {
+    let got = problems(&format!(
+        r#"{KEY}
+workload:
+  header: "X-Bad"
+  forwarded_cert: {{header: xfcc, any_peer: true, trusted_peers: ["spiffe://td/gw", {{glob: "spiffe://td/a**"}}]}}
+policies:
+  svc: {{accept: [mtls]}}
+  stray: {{principals: ["spiffe://td/a"]}}
+  both: {{accept: [mtls], principals: ["spiffe://td/a", ""], workload: {{principals: []}}, identity_token: {{audience: x}}}}
+  open: {{mode: public, accept: [jwt], workload: {{principals: [{{glob: "spiffe://td/**x**"}}]}}}}
+  fine: {{accept: [jwt, mtls], principals: [{{prefix: "spiffe://td/ns"}}], workload: {{principals: ["spiffe://td/b"]}}}}
+"#
+    ));
+    let paths: Vec<&str> = got.iter().map(|p| p.split(": ").next().unwrap()).collect();
+    for want in [
+        "workload.header",
+        "workload.forwarded_cert",
+        "workload.forwarded_cert.trusted_peers[1]",
+        "policies.svc.principals",
+        "policies.stray.principals",
+        "policies.both.principals[1]",
+        "policies.both.workload.principals",
+        "policies.both.workload",
+        "policies.both.identity_token",
+        "policies.open.workload.principals[0]",
+        "policies.open.mode",
+    ] {
+        assert!(paths.contains(&want), "{want} not in {got:#?}");
+    }
+    assert!(
+        !paths.iter().any(|p| p.starts_with("policies.fine")),
+        "{got:#?}"
+    );
+}

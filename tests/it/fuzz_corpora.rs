@@ -107,6 +107,11 @@ fn replay_config() {
     replay("config");
 }
 
+#[test]
+fn replay_workload() {
+    replay("workload");
+}
+
 /// Rebuilds `fuzz/seeds/` from real inputs.
 #[test]
 #[ignore = "writes fuzz/seeds/; run by hand after a format change"]
@@ -118,6 +123,7 @@ fn write_seed_corpora() {
         ("credentials", seeds::header_lists()),
         ("formats", seeds::formats()),
         ("config", seeds::configs()),
+        ("workload", seeds::workload()),
     ] {
         let dir = fuzz_dir().join("seeds").join(target);
         let _ = std::fs::remove_dir_all(&dir);
@@ -439,6 +445,40 @@ mod seeds {
             .into_iter()
             .map(|(name, choice, text)| file(&format!("{name}.txt"), raw(choice, &text)))
             .collect()
+    }
+
+    /// XFCC values (mode 0) and a certificate's DER (mode 1).
+    pub fn workload() -> Files {
+        let orders = "spiffe://cluster.local/ns/shop/sa/orders";
+        let gateway = "spiffe://cluster.local/ns/edge/sa/gateway";
+        let pem = std::fs::read_to_string("tests/fixtures/management/login.pem").unwrap();
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
+        let mut cert = vec![1];
+        cert.extend(der);
+        vec![
+            file(
+                "xfcc-one.txt",
+                raw(0, &format!("By=spiffe://td/api;Hash=ab12;URI={orders}")),
+            ),
+            file(
+                "xfcc-appended.txt",
+                raw(
+                    0,
+                    &format!("Hash=ab12;URI={orders},By=spiffe://td/api;Hash=cd34;URI={gateway}"),
+                ),
+            ),
+            file(
+                "xfcc-quoted.txt",
+                raw(
+                    0,
+                    r#"Hash=ab;Subject="CN=orders,O=shop \"x\"";DNS=orders.shop"#,
+                ),
+            ),
+            file("xfcc-unterminated.txt", raw(0, r#"URI="spiffe://td/open"#)),
+            file("xfcc-control.txt", raw(0, "URI=\"spiffe://td/a\nb\"")),
+            file("client-cert.der", cert),
+        ]
     }
 
     pub fn formats() -> Files {

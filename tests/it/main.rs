@@ -50,4 +50,5 @@ mod store_contract;
 mod store_failure;
 mod traces;
 mod verifications;
+mod workload_identity;
 mod wycheproof;

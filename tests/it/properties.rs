@@ -400,6 +400,7 @@ proptest! {
             headers: Headers::owned(&headers),
             policy: None,
             source_ip: None,
+            principal: None,
         };
         let decision = fx.runtime.block_on(fx.checker.check(&req, NOW));
         if let Decision::Deny(denied) = decision {

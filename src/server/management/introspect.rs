@@ -24,6 +24,7 @@ pub(super) async fn run(
         },
         headers: req.headers.into_iter().map(|h| (h.name, h.value)).collect(),
         source_ip: None,
+        principal: Some(req.principal).filter(|p| !p.is_empty()),
         envoy_policy: Some(req.envoy_policy).filter(|p| !p.is_empty()),
     };
     let service = &generation.grpc;
@@ -57,6 +58,7 @@ pub(super) async fn run(
             out.scopes = identity.scopes().map(str::to_string).collect();
             out.identity_headers = identity
                 .headers()
+                .chain(allowed.principal.as_ref().map(|p| p.header()))
                 .map(|(k, v)| header((k.to_string(), v.to_string())))
                 .collect();
         }

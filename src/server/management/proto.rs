@@ -248,6 +248,10 @@ pub struct IntrospectRequest {
     /// The `ward_policy` an Envoy route would set; empty: none.
     #[prost(string, tag = "4")]
     pub envoy_policy: ::prost::alloc::string::String,
+    /// The peer's certificate principal Envoy would report
+    /// (`source.principal`, e.g. a SPIFFE ID); empty: none.
+    #[prost(string, tag = "5")]
+    pub principal: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -43,7 +43,7 @@ fn envoy_request(raw: bool) -> CheckRequest {
                 ..Default::default()
             })),
         }),
-        principal: "spiffe://cluster.local/ns/a/sa/b".into(),
+        principal: format!("spiffe://cluster.local/ns/a/sa/{}", ip.len()),
         ..Default::default()
     };
     CheckRequest {
@@ -102,6 +102,18 @@ fn reads_what_envoys_message_holds() {
     assert_eq!(a.extension("ward_policy"), Some("admin"));
     assert_eq!(a.extension("other"), None);
     assert_eq!(a.source_ip, "2001:db8::7".parse().ok());
+    // The source's principal, not the destination's (both are set).
+    assert_eq!(a.principal, Some("spiffe://cluster.local/ns/a/sa/11"));
+}
+
+#[test]
+fn an_absent_or_empty_principal_is_none() {
+    let mut req = envoy_request(false);
+    let source = req.attributes.as_mut().unwrap().source.as_mut().unwrap();
+    source.principal = String::new();
+    assert_eq!(view(&req).attributes().unwrap().principal, None);
+    req.attributes.as_mut().unwrap().source = None;
+    assert_eq!(view(&req).attributes().unwrap().principal, None);
 }
 
 #[test]

@@ -128,5 +128,6 @@ pub fn ward_request(headers: &[(String, String)]) -> ward::request::Request<'_> 
         headers: ward::request::Headers::owned(headers),
         policy: None,
         source_ip: Some(std::net::IpAddr::from([10, 0, 0, 1])),
+        principal: None,
     }
 }
