@@ -70,6 +70,22 @@ pub(crate) async fn status_with(grpc: SocketAddr, header: (&str, &str)) -> i32 {
     authz::status(&check(&client, &[header]).await)
 }
 
+/// The status a check with `header` gets once a write made through the
+/// API has reached ward's cache: every ward, this one too, evicts the
+/// key when the write's invalidation arrives (docs/operations.md), a
+/// pub/sub round trip after the call returned. Polls for at most 2 s.
+async fn status_after_write(grpc: SocketAddr, header: (&str, &str), expected: i32) -> i32 {
+    let mut status = status_with(grpc, header).await;
+    for _ in 0..100 {
+        if status == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        status = status_with(grpc, header).await;
+    }
+    status
+}
+
 #[tokio::test]
 async fn sessions_are_created_read_listed_and_revoked_through_the_api() {
     let redis = RedisServer::start().await;
@@ -129,7 +145,10 @@ async fn sessions_are_created_read_listed_and_revoked_through_the_api() {
     }))
     .await
     .unwrap();
-    assert_eq!(status_with(grpc, ("x-session-id", &sids[0])).await, 401);
+    assert_eq!(
+        status_after_write(grpc, ("x-session-id", &sids[0]), 401).await,
+        401
+    );
     let again = api
         .get_session(authed(GetSessionRequest {
             session_id: sids[0].clone(),
@@ -148,7 +167,10 @@ async fn sessions_are_created_read_listed_and_revoked_through_the_api() {
         .into_inner();
     assert_eq!(all.revoked, 3, "revoking twice still counts the session");
     for sid in &sids {
-        assert_eq!(status_with(grpc, ("x-session-id", sid)).await, 401);
+        assert_eq!(
+            status_after_write(grpc, ("x-session-id", sid), 401).await,
+            401
+        );
     }
     let missing = api
         .get_session(authed(GetSessionRequest {
@@ -217,7 +239,10 @@ async fn api_keys_are_created_listed_rotated_and_revoked_through_the_api() {
     assert_ne!(rotated.key, created.key);
     assert_eq!(rotated.expires_at, created.expires_at, "the old expiry");
     assert!(rotated.old_key_expires_at <= tokens::now());
-    assert_eq!(status_with(grpc, ("x-api-key", &created.key)).await, 401);
+    assert_eq!(
+        status_after_write(grpc, ("x-api-key", &created.key), 401).await,
+        401
+    );
     assert_eq!(status_with(grpc, ("x-api-key", &rotated.key)).await, 200);
 
     // With an overlap, both work; the old one's record now ends then.
@@ -244,7 +269,10 @@ async fn api_keys_are_created_listed_rotated_and_revoked_through_the_api() {
     }))
     .await
     .unwrap();
-    assert_eq!(status_with(grpc, ("x-api-key", &overlap.key)).await, 401);
+    assert_eq!(
+        status_after_write(grpc, ("x-api-key", &overlap.key), 401).await,
+        401
+    );
     let gone = api
         .revoke_api_key(authed(RevokeApiKeyRequest {
             key_id: "key_unknown".into(),
