@@ -1,4 +1,4 @@
-//! The three kinds of credential ward checks, as one enum for every part
+//! The four kinds of credential ward checks, as one enum for every part
 //! that names them: a policy's `accept` list in the config, the policy
 //! check, the identity (`x-auth-method`) and the metrics' `method` label.
 //! Before, each had its own copy and the copies were converted by hand.
@@ -14,13 +14,17 @@ pub enum CredentialKind {
     Session,
     #[serde(rename = "apikey")]
     ApiKey,
+    /// An opaque bearer token, checked at its provider (RFC 7662).
+    #[serde(rename = "opaque")]
+    Opaque,
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 3] = [
+    pub const ALL: [CredentialKind; 4] = [
         CredentialKind::Jwt,
         CredentialKind::Session,
         CredentialKind::ApiKey,
+        CredentialKind::Opaque,
     ];
 
     /// The name in the config, the `x-auth-method` header and metrics.
@@ -29,6 +33,7 @@ impl CredentialKind {
             CredentialKind::Jwt => "jwt",
             CredentialKind::Session => "session",
             CredentialKind::ApiKey => "apikey",
+            CredentialKind::Opaque => "opaque",
         }
     }
 }

@@ -37,7 +37,7 @@ pub struct Policy {
     /// The policy's name, or the route's for an inline policy.
     pub name: String,
     pub mode: Mode,
-    accept: [bool; 3],
+    accept: [bool; KINDS],
     pub roles: Requirement,
     pub scopes: Requirement,
     pub on_store_error: OnStoreError,
@@ -46,21 +46,25 @@ pub struct Policy {
     pub identity_token: Option<Arc<Profile>>,
 }
 
+/// How many credential kinds there are.
+pub const KINDS: usize = CredentialKind::ALL.len();
+
 /// The credential kinds a config enables: JWTs when keys or JWKS are
 /// configured, sessions and API keys when enabled.
-pub fn enabled_kinds(config: &Config) -> [bool; 3] {
-    let mut on = [false; 3];
+pub fn enabled_kinds(config: &Config) -> [bool; KINDS] {
+    let mut on = [false; KINDS];
     on[slot(CredentialKind::Jwt)] = !(config.jwt.keys.is_empty() && config.jwt.jwks.is_empty());
     on[slot(CredentialKind::Session)] = config.sessions.enabled;
     on[slot(CredentialKind::ApiKey)] = config.api_keys.enabled;
+    on[slot(CredentialKind::Opaque)] = config.introspection_on();
     on
 }
 
 impl Policy {
     /// A policy accepting `config.accept` (every kind when empty) among
     /// the `enabled` ones.
-    pub fn from_config(name: &str, config: &PolicyConfig, enabled: [bool; 3]) -> Self {
-        let mut accept = [config.accept.is_empty(); 3];
+    pub fn from_config(name: &str, config: &PolicyConfig, enabled: [bool; KINDS]) -> Self {
+        let mut accept = [config.accept.is_empty(); KINDS];
         for kind in &config.accept {
             accept[slot(*kind)] = true;
         }
@@ -79,7 +83,7 @@ impl Policy {
         }
     }
 
-    fn builtin(name: &str, mode: Mode, enabled: [bool; 3]) -> Self {
+    fn builtin(name: &str, mode: Mode, enabled: [bool; KINDS]) -> Self {
         Self::from_config(
             name,
             &PolicyConfig {
@@ -122,6 +126,7 @@ fn slot(method: CredentialKind) -> usize {
         CredentialKind::Jwt => 0,
         CredentialKind::Session => 1,
         CredentialKind::ApiKey => 2,
+        CredentialKind::Opaque => 3,
     }
 }
 

@@ -62,7 +62,7 @@ fn valid_name(name: &str) -> bool {
 /// or not a valid name is a problem, not a policy.
 fn named_policies(
     config: &Config,
-    enabled: [bool; 3],
+    enabled: [bool; super::KINDS],
     add: &mut impl FnMut(String, String),
 ) -> HashMap<String, Arc<Policy>> {
     let mut named: HashMap<String, Arc<Policy>> = HashMap::new();
@@ -99,7 +99,7 @@ fn route_policy(
     name: &str,
     r: &RouteConfig,
     named: &HashMap<String, Arc<Policy>>,
-    enabled: [bool; 3],
+    enabled: [bool; super::KINDS],
     config: &Config,
     add: &mut impl FnMut(String, String),
 ) -> Option<Arc<Policy>> {
@@ -128,7 +128,12 @@ fn route_policy(
 
 /// A policy with its identity token profile (which needs the whole
 /// config: the other profiles decide its slot).
-fn compiled(name: &str, p: &PolicyConfig, enabled: [bool; 3], config: &Config) -> Policy {
+fn compiled(
+    name: &str,
+    p: &PolicyConfig,
+    enabled: [bool; super::KINDS],
+    config: &Config,
+) -> Policy {
     let mut policy = Policy::from_config(name, p, enabled);
     policy.identity_token = p
         .identity_token
@@ -185,7 +190,7 @@ fn route_table(
 fn check_policy(
     path: &str,
     p: &PolicyConfig,
-    enabled: [bool; 3],
+    enabled: [bool; super::KINDS],
     add: &mut impl FnMut(String, String),
 ) {
     for (i, kind) in p.accept.iter().enumerate() {
@@ -195,6 +200,7 @@ fn check_policy(
                 CredentialKind::Jwt => "no jwt.keys or jwt.jwks are configured",
                 CredentialKind::Session => "sessions.enabled is false",
                 CredentialKind::ApiKey => "api_keys.enabled is false",
+                CredentialKind::Opaque => "no introspection.providers are configured",
             };
             add(
                 format!("{path}.accept[{i}]"),
