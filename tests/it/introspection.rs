@@ -55,6 +55,34 @@ fn basic(provider: &Provider, extra: &str) -> String {
     )
 }
 
+/// The provider, a Redis, ward (provider entry [`basic`] plus `extra`)
+/// and a real Envoy in front of the echo upstream.
+struct Bed {
+    provider: Provider,
+    redis: RedisServer,
+    ward: Ward,
+    /// Held for its lifetime: Envoy's upstream.
+    _echo: Echo,
+    envoy: Envoy,
+}
+
+impl Bed {
+    async fn start(extra: &str) -> Bed {
+        let provider = Provider::with_introspection("ec256.key", "realm-key").await;
+        let redis = RedisServer::start().await;
+        let ward = Ward::start(&config(&provider, &redis, &basic(&provider, extra))).await;
+        let echo = Echo::start().await;
+        let envoy = Envoy::start(echo.addr, ward.grpc_addr).await;
+        Bed {
+            provider,
+            redis,
+            ward,
+            _echo: echo,
+            envoy,
+        }
+    }
+}
+
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -65,11 +93,8 @@ fn deny_reason(resp: &support::http::Response) -> String {
 
 #[tokio::test]
 async fn an_opaque_token_is_allowed_with_its_identity_and_a_jwt_still_goes_to_jwt() {
-    let provider = Provider::with_introspection("ec256.key", "realm-key").await;
-    let redis = RedisServer::start().await;
-    let ward = Ward::start(&config(&provider, &redis, &basic(&provider, ""))).await;
-    let echo = Echo::start().await;
-    let envoy = Envoy::start(echo.addr, ward.grpc_addr).await;
+    let bed = Bed::start("").await;
+    let (provider, ward, envoy) = (&bed.provider, &bed.ward, &bed.envoy);
 
     let token = provider.client_token().await;
     let auth = bearer(&token);
@@ -115,12 +140,8 @@ async fn an_opaque_token_is_allowed_with_its_identity_and_a_jwt_still_goes_to_jw
 
 #[tokio::test]
 async fn a_revoked_token_is_denied_after_the_cache_ttl() {
-    let provider = Provider::with_introspection("ec256.key", "realm-key").await;
-    let redis = RedisServer::start().await;
-    let entry = basic(&provider, ", max_ttl: 1s");
-    let ward = Ward::start(&config(&provider, &redis, &entry)).await;
-    let echo = Echo::start().await;
-    let envoy = Envoy::start(echo.addr, ward.grpc_addr).await;
+    let bed = Bed::start(", max_ttl: 1s").await;
+    let (provider, envoy) = (&bed.provider, &bed.envoy);
     let token = provider.client_token().await;
     let auth = bearer(&token);
     let resp = envoy.get("/api", &[("authorization", &auth)]).await;
@@ -140,13 +161,9 @@ async fn a_revoked_token_is_denied_after_the_cache_ttl() {
 
 #[tokio::test]
 async fn a_revoked_token_is_denied_at_once_when_its_invalidation_key_is_published() {
-    let provider = Provider::with_introspection("ec256.key", "realm-key").await;
-    let redis = RedisServer::start().await;
-    let entry = basic(&provider, ", max_ttl: 300s");
-    let ward = Ward::start(&config(&provider, &redis, &entry)).await;
-    wait_subscribed(&redis).await;
-    let echo = Echo::start().await;
-    let envoy = Envoy::start(echo.addr, ward.grpc_addr).await;
+    let bed = Bed::start(", max_ttl: 300s").await;
+    let (provider, redis, ward, envoy) = (&bed.provider, &bed.redis, &bed.ward, &bed.envoy);
+    wait_subscribed(redis).await;
     let token = provider.client_token().await;
     let auth = bearer(&token);
     let resp = envoy.get("/api", &[("authorization", &auth)]).await;
@@ -156,7 +173,7 @@ async fn a_revoked_token_is_denied_at_once_when_its_invalidation_key_is_publishe
         "introspect:{}",
         hex::encode(ward::credentials::hash_credential(&token))
     );
-    publish_invalidation(&redis, &key);
+    publish_invalidation(redis, &key);
     let started = std::time::Instant::now();
     loop {
         let resp = envoy.get("/api", &[("authorization", &auth)]).await;
@@ -175,18 +192,16 @@ async fn a_revoked_token_is_denied_at_once_when_its_invalidation_key_is_publishe
 
 #[tokio::test]
 async fn a_provider_down_gets_each_policys_answer() {
-    let mut provider = Provider::with_introspection("ec256.key", "realm-key").await;
-    let redis = RedisServer::start().await;
-    let entry = basic(&provider, ", max_ttl: 1s");
-    let ward = Ward::start(&config(&provider, &redis, &entry)).await;
-    let echo = Echo::start().await;
-    let envoy = Envoy::start(echo.addr, ward.grpc_addr).await;
-    let seen = provider.client_token().await;
-    let unseen = provider.client_token().await;
+    let mut bed = Bed::start(", max_ttl: 1s").await;
+    let seen = bed.provider.client_token().await;
+    let unseen = bed.provider.client_token().await;
     let (seen, unseen) = (bearer(&seen), bearer(&unseen));
-    let resp = envoy.get("/p-stale/x", &[("authorization", &seen)]).await;
+    let resp = bed
+        .envoy
+        .get("/p-stale/x", &[("authorization", &seen)])
+        .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
-    provider.stop();
+    bed.provider.stop();
     // Past max_ttl: the answer is no longer fresh.
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let cases: [(&str, &str, u16, &str); 5] = [
@@ -199,7 +214,7 @@ async fn a_provider_down_gets_each_policys_answer() {
         ("/p-open/x", &unseen, 200, ""),
     ];
     for (path, auth, want_status, want) in cases {
-        let resp = envoy.get(path, &[("authorization", auth)]).await;
+        let resp = bed.envoy.get(path, &[("authorization", auth)]).await;
         assert_eq!(resp.status, want_status, "{path}: {}", resp.text());
         if want_status == 200 {
             let user: Vec<String> = header_values(&resp.json(), "x-user-id");
