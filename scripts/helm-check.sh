@@ -48,6 +48,8 @@ mkdir -p "$secrets"
 printf '%s\n' "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" > "$secrets/hmac"
 printf '%s\n' "redis-test-password" > "$secrets/redis-password"
 printf '%s\n' "a-management-api-token-0123456789" > "$secrets/management-token"
+# ci/introspection.yaml: ward's client secret at the identity provider.
+printf '%s\n' "an-introspection-client-secret-0123456789" > "$secrets/introspection-secret"
 # The management API's TLS (ci/management-mtls.yaml): the test certificates.
 cp tests/fixtures/management/server.pem "$secrets/tls.crt"
 cp tests/fixtures/management/server.key "$secrets/tls.key"

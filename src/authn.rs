@@ -18,6 +18,7 @@ use crate::credential_kind::CredentialKind;
 use crate::credentials::{Credential, CredentialHash};
 use crate::fingerprint;
 use crate::identity::{ClaimRenderer, HeaderRules, Identity, IdentityError};
+use crate::introspection::{AnswerRules, OpaqueFormats};
 use crate::jwt::{JwtError, KeySet, Rules, Verifier};
 use crate::on_store_error::{self, Site, Verdict};
 use crate::ports::{Event, Ports, Stale, Verification, VerifiedToken};
@@ -28,6 +29,8 @@ use crate::session;
 use crate::store::reply::StoreError;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod opaque;
 
 /// What authentication established.
 #[derive(Debug, Clone)]
@@ -57,6 +60,10 @@ pub(crate) struct Authenticator {
     api_key_id_header: String,
     check_jti: bool,
     require_session: bool,
+    /// Which bearer tokens are opaque, and for which provider.
+    formats: OpaqueFormats,
+    /// Each provider's answer rules, in `introspection.providers` order.
+    answers: Vec<AnswerRules>,
 }
 
 impl Authenticator {
@@ -88,6 +95,17 @@ impl Authenticator {
             api_key_id_header: config.api_keys.id_header.clone(),
             check_jti: jwt.revocation.check_jti,
             require_session: jwt.revocation.require_session,
+            formats: OpaqueFormats::from_config(&config.introspection),
+            answers: config
+                .introspection
+                .providers
+                .iter()
+                .map(|p| AnswerRules {
+                    issuer: p.issuer.clone(),
+                    audiences: p.audiences.clone(),
+                    leeway: jwt.leeway.as_secs(),
+                })
+                .collect(),
         }
     }
 
@@ -106,6 +124,7 @@ impl Authenticator {
             Credential::Bearer(token) => self.jwt(io, token, presented, now).await,
             Credential::Session(sid) => self.session(io, sid, presented, now).await,
             Credential::ApiKey(key) => self.api_key(io, key, presented, now).await,
+            Credential::Opaque(token) => self.opaque(io, token, presented, now).await,
         }
     }
 

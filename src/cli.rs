@@ -50,9 +50,13 @@ pub fn block_on<F: Future>(worker_threads: usize, task: F) -> Result<F::Output, 
     Ok(runtime.block_on(task))
 }
 
-/// `ward check-config FILE`: `FILE: ok`, or every problem.
+/// `ward check-config FILE`: `FILE: ok`, or every problem; warnings
+/// (valid, but likely not meant) on stderr either way.
 pub fn check_config(file: &Path) -> Outcome {
-    config(file)?;
+    let config = config(file)?;
+    for warning in config.warnings() {
+        eprintln!("{}: warning: {warning}", file.display());
+    }
     println!("{}: ok", file.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,7 @@ mod cache;
 mod files;
 mod headers;
 mod identity_token;
+mod introspection;
 mod jwt;
 mod limits;
 mod listen;
@@ -36,6 +37,10 @@ pub use headers::HeadersConfig;
 pub use identity_token::{
     DEFAULT_TOKEN_HEADER, IdentityTokenConfig, MAX_TOKEN_TTL, SigningAlgorithm, SigningKeyConfig,
     TokenProfileConfig,
+};
+pub use introspection::{
+    ClientAuth, INTROSPECTION_TIMEOUT_WARN, IntrospectionConfig, IntrospectionProvider,
+    MAX_INTROSPECTION_TIMEOUT, is_loopback_url, is_safe_endpoint, is_token_byte,
 };
 pub use jwt::{
     ClaimHeader, ClaimMapping, DEFAULT_TYPES, JwksSource, JwtConfig, MAX_VERIFY_QUEUE,
@@ -106,9 +111,29 @@ pub struct Config {
     /// Where a calling workload's principal may come from, and the header
     /// an allow carries it in.
     pub workload: WorkloadConfig,
+    /// Opaque access tokens, checked at their provider (RFC 7662).
+    pub introspection: IntrospectionConfig,
 }
 
 impl Config {
+    /// Whether any opaque-token provider is configured.
+    pub fn introspection_on(&self) -> bool {
+        !self.introspection.providers.is_empty()
+    }
+
+    /// Whether bearer tokens are read at all: JWTs or opaque tokens.
+    pub fn bearer_on(&self) -> bool {
+        !(self.jwt.keys.is_empty() && self.jwt.jwks.is_empty()) || self.introspection_on()
+    }
+
+    /// What `ward check-config` prints as warnings: valid, but likely
+    /// not what was meant (each with its field path).
+    pub fn warnings(&self) -> Vec<ConfigProblem> {
+        let mut p = Problems(Vec::new());
+        self.introspection.warnings(&mut p);
+        p.0
+    }
+
     /// Every policy's identity token settings (named policies, then
     /// routes' inline ones), in config order.
     pub fn token_profiles(&self) -> impl Iterator<Item = &TokenProfileConfig> {

@@ -3,8 +3,8 @@
 //! the identity (`x-auth-method`) and the metrics' `method` label. Before,
 //! each had its own copy and the copies were converted by hand.
 //!
-//! Three are user credentials a request carries (one per request); the
-//! fourth, `mtls`, is the calling workload's certificate principal
+//! Four are user credentials a request carries (one per request); the
+//! fifth, `mtls`, is the calling workload's certificate principal
 //! (`workload.rs`), which rides beside them.
 
 use serde::Deserialize;
@@ -18,16 +18,20 @@ pub enum CredentialKind {
     Session,
     #[serde(rename = "apikey")]
     ApiKey,
+    /// An opaque bearer token, checked at its provider (RFC 7662).
+    #[serde(rename = "opaque")]
+    Opaque,
     /// The peer workload's principal (downstream mTLS), accepted alone.
     #[serde(rename = "mtls")]
     Mtls,
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 4] = [
+    pub const ALL: [CredentialKind; 5] = [
         CredentialKind::Jwt,
         CredentialKind::Session,
         CredentialKind::ApiKey,
+        CredentialKind::Opaque,
         CredentialKind::Mtls,
     ];
 
@@ -37,6 +41,7 @@ impl CredentialKind {
             CredentialKind::Jwt => "jwt",
             CredentialKind::Session => "session",
             CredentialKind::ApiKey => "apikey",
+            CredentialKind::Opaque => "opaque",
             CredentialKind::Mtls => "mtls",
         }
     }

@@ -14,6 +14,7 @@
 
 use crate::config::Config;
 use crate::credential_kind::CredentialKind;
+use crate::introspection::OpaqueFormats;
 use crate::reason::Reason;
 use crate::request::Request;
 
@@ -23,9 +24,13 @@ pub const ACCESS_TOKEN: &str = "access_token";
 /// A credential found in a request, borrowed from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential<'a> {
+    /// A bearer token read as a JWT.
     Bearer(&'a str),
     Session(&'a str),
     ApiKey(&'a str),
+    /// A bearer token that is not a JWT and matches an introspection
+    /// provider's format (`introspection.providers`).
+    Opaque(&'a str),
 }
 
 /// SHA-256 of a credential: the token cache's key, the limiter's key, and
@@ -52,6 +57,7 @@ fn malformed(kind: CredentialKind) -> Reason {
         CredentialKind::ApiKey => Reason::MalformedApiKey,
         // Never read from headers: the principal is `workload.rs`'s.
         CredentialKind::Mtls => Reason::MalformedPrincipal,
+        CredentialKind::Opaque => Reason::MalformedToken,
     }
 }
 
@@ -70,13 +76,15 @@ pub struct Extractor {
     pub session: Option<(String, String)>,
     /// API key header and `Authorization` scheme (`None`: API keys off).
     pub api_key: Option<(String, String)>,
+    /// Which bearer tokens are opaque, for introspection (empty: none).
+    pub opaque: OpaqueFormats,
 }
 
 impl Extractor {
     pub fn from_config(config: &Config) -> Self {
         let jwt_on = !(config.jwt.keys.is_empty() && config.jwt.jwks.is_empty());
         Self {
-            jwt_header: jwt_on.then(|| config.jwt.header.clone()),
+            jwt_header: config.bearer_on().then(|| config.jwt.header.clone()),
             jwt_query: config.jwt.from_query.clone().filter(|_| jwt_on),
             session: config.sessions.enabled.then(|| {
                 (
@@ -90,6 +98,16 @@ impl Extractor {
                     config.api_keys.scheme.clone(),
                 )
             }),
+            opaque: OpaqueFormats::from_config(&config.introspection),
+        }
+    }
+
+    /// A bearer token: opaque when it is no JWT and an introspection
+    /// provider's format matches it, else a JWT to verify.
+    fn bearer<'a>(&self, token: &'a str) -> Credential<'a> {
+        match self.opaque.provider_for(token) {
+            Some(_) => Credential::Opaque(token),
+            None => Credential::Bearer(token),
         }
     }
 
@@ -113,10 +131,7 @@ impl Extractor {
         if let Some(header) = self.jwt_header.as_deref().filter(|h| *h != "authorization")
             && let Some(value) = req.header(header)
         {
-            found.push(Credential::Bearer(token(
-                strip_bearer(trim_ows(value)),
-                CredentialKind::Jwt,
-            )?));
+            found.push(self.bearer(token(strip_bearer(trim_ows(value)), CredentialKind::Jwt)?));
         }
         if let Some((header, _)) = &self.api_key
             && let Some(value) = req.header(header)
@@ -161,7 +176,7 @@ impl Extractor {
         if self.jwt_header.as_deref() == Some("authorization")
             && scheme.eq_ignore_ascii_case("bearer")
         {
-            return Ok(Credential::Bearer(token(rest, CredentialKind::Jwt)?));
+            return Ok(self.bearer(token(rest, CredentialKind::Jwt)?));
         }
         match &self.api_key {
             Some((_, s)) if scheme.eq_ignore_ascii_case(s) => {

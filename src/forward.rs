@@ -66,14 +66,15 @@ impl Forwarding {
     pub(crate) fn from_config(config: &Config) -> Self {
         let mut f = Forwarding::default();
         let jwt = &config.jwt;
-        if !(jwt.keys.is_empty() && jwt.jwks.is_empty()) {
-            if !jwt.forward_credential {
-                if jwt.header == "authorization" {
-                    f.schemes.push("bearer".into());
-                } else {
-                    f.headers.push(jwt.header.clone());
-                }
+        // Opaque tokens travel in the JWT header: the same rule.
+        if config.bearer_on() && !jwt.forward_credential {
+            if jwt.header == "authorization" {
+                f.schemes.push("bearer".into());
+            } else {
+                f.headers.push(jwt.header.clone());
             }
+        }
+        if !(jwt.keys.is_empty() && jwt.jwks.is_empty()) {
             f.query = jwt.from_query.clone();
         }
         let sessions = &config.sessions;

@@ -10,7 +10,7 @@
 //! skipped and counted in `ward_jwks_keys_skipped_total{reason}`; a weak
 //! one is also logged as a warning, by `kid`, never with key material.
 
-mod discovery;
+pub(crate) mod discovery;
 
 use crate::config::{JwksSource, JwtConfig, ProcessEnv};
 use crate::jwt::keys::{self, Key, KeyError, SkipReason, Skipped};
@@ -282,7 +282,9 @@ async fn fetch(
     Ok(keys.into_iter().map(Arc::new).collect())
 }
 
-async fn fetch_url(
+/// A GET of `url` within `timeout`: the body, at most [`MAX_JWKS_BYTES`]
+/// (also the discovery document's reader for `introspections.rs`).
+pub(crate) async fn fetch_url(
     url: &str,
     timeout: Duration,
     client: Option<&reqwest::Client>,

@@ -41,6 +41,8 @@
 //! | [`background`] | one thread for work a check hands off and never waits for: identity tokens re-signed before they expire |
 //! | [`clock`] | the monotonic clock of the cache and limiter windows; a manual one for tests |
 //! | [`jwks`] | the key store and background JWKS fetchers (I/O) |
+//! | [`introspection`] | opaque tokens: which bearer tokens are opaque, and an RFC 7662 answer read strictly (pure) |
+//! | [`introspections`] | opaque tokens' calls to their providers: kept answers, single flight, global limits, breaker, discovery, invalidation (I/O) |
 //! | [`policy`] | route policies; [`policy::path`] canonicalizes paths (pure) |
 //! | [`limiter`] | failed-authentication budgets per IP and credential |
 //! | `authn` | extract → cache → verify → identity: one check |
@@ -90,6 +92,8 @@ pub mod fuzzing;
 pub mod headers;
 pub mod identity;
 pub mod identity_token;
+pub mod introspection;
+pub mod introspections;
 pub mod jwks;
 pub mod jwt;
 pub mod limiter;

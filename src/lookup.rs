@@ -154,8 +154,18 @@ impl Expiry<String, Arc<Cached>> for KeepFor {
 /// The keys are client-chosen, so the seed stays random.
 type StoreKeyHasher = foldhash::quality::RandomState;
 
+/// Something else an invalidation message may name (the opaque tokens'
+/// answers, `introspections.rs`): told every key, and every reset.
+pub trait Evict: Send + Sync {
+    fn evict(&self, key: &str);
+    fn evict_all(&self);
+}
+
 /// Cached reads of sessions, API keys and revocations.
 pub struct Lookups {
+    /// Told of every invalidation too; held weakly, so a checker that
+    /// goes (a reload) stops being told.
+    also: std::sync::Mutex<Vec<std::sync::Weak<dyn Evict>>>,
     store: Store,
     keys: KeyNames,
     cache: moka::sync::Cache<String, Arc<Cached>, StoreKeyHasher>,
@@ -214,6 +224,26 @@ impl Lookups {
             flights: Flights::new(),
             metrics,
             clock,
+            also: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Tells `other` of every invalidation from now on, while it lives.
+    pub fn also_evict(&self, other: std::sync::Weak<dyn Evict>) {
+        if let Ok(mut also) = self.also.lock() {
+            also.retain(|o| o.strong_count() > 0);
+            also.push(other);
+        }
+    }
+
+    /// Runs `f` on each live [`Evict`] registered.
+    fn tell(&self, f: impl Fn(&dyn Evict)) {
+        let live: Vec<_> = match self.also.lock() {
+            Ok(also) => also.iter().filter_map(std::sync::Weak::upgrade).collect(),
+            Err(_) => return,
+        };
+        for other in live {
+            f(other.as_ref());
         }
     }
 
@@ -267,6 +297,7 @@ impl Lookups {
     pub async fn invalidate(&self, key: &str) {
         self.flights.invalidate(key);
         self.cache.invalidate(key);
+        self.tell(|other| other.evict(key));
     }
 
     /// Evicts everything (messages may have been missed). Reads in flight
@@ -274,6 +305,7 @@ impl Lookups {
     pub fn invalidate_all(&self) {
         self.flights.invalidate_all();
         self.cache.invalidate_all();
+        self.tell(|other| other.evict_all());
     }
 
     /// `fetch` makes the store call, only if this read leads a miss: a

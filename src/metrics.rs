@@ -10,10 +10,13 @@ use crate::credential_kind::CredentialKind;
 use crate::decision::Decision;
 use crate::jwt::keys::SkipReason;
 use crate::reason::Reason;
+mod introspection;
 mod logout;
 
+pub use introspection::{CacheOutcome, CallOutcome};
 pub use logout::LogoutOutcome;
 
+use introspection::IntrospectionMetrics;
 use logout::LogoutMetrics;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -22,7 +25,7 @@ use prometheus::{
 
 /// Auth method label values, in table order: `none`, then
 /// [`CredentialKind::ALL`].
-const METHODS: [&str; 5] = ["none", "jwt", "session", "apikey", "mtls"];
+const METHODS: [&str; 6] = ["none", "jwt", "session", "apikey", "opaque", "mtls"];
 
 /// A listener ward serves on: the `listener` label of the connection
 /// metrics.
@@ -106,6 +109,7 @@ pub struct Metrics {
     reloads: ReloadMetrics,
     management: ManagementMetrics,
     logouts: LogoutMetrics,
+    introspection: IntrospectionMetrics,
 }
 
 /// The management API's calls (`proto/ward/admin/v1/admin.proto`), the
@@ -327,10 +331,12 @@ impl Metrics {
         let reloads = ReloadMetrics::register(&registry)?;
         let management = ManagementMetrics::register(&registry)?;
         let logouts = LogoutMetrics::register(&registry)?;
+        let introspection = IntrospectionMetrics::register(&registry)?;
         Ok(Self {
             reloads,
             management,
             logouts,
+            introspection,
             registry,
             checks,
             check_duration,
@@ -356,6 +362,26 @@ impl Metrics {
                 .collect(),
             connections,
         })
+    }
+
+    /// Counts one introspection call (or its refusal by the limits).
+    pub fn introspection_call(&self, outcome: CallOutcome) {
+        self.introspection.call(outcome);
+    }
+
+    /// Counts one look in the introspection cache.
+    pub fn introspection_cache(&self, outcome: CacheOutcome) {
+        self.introspection.cache(outcome);
+    }
+
+    /// Observes one introspection call's time.
+    pub fn introspection_duration(&self, seconds: f64) {
+        self.introspection.duration(seconds);
+    }
+
+    /// Counts one discovery read of an introspection endpoint.
+    pub fn introspection_discovery(&self, ok: bool) {
+        self.introspection.discovery(ok);
     }
 
     /// Counts one back-channel logout request and the sessions it revoked.
@@ -399,7 +425,8 @@ impl Metrics {
             Some(CredentialKind::Jwt) => 1,
             Some(CredentialKind::Session) => 2,
             Some(CredentialKind::ApiKey) => 3,
-            Some(CredentialKind::Mtls) => 4,
+            Some(CredentialKind::Opaque) => 4,
+            Some(CredentialKind::Mtls) => 5,
         };
         let col = match decision {
             Decision::Allow(_) => 0,
@@ -533,6 +560,15 @@ mod tests {
                 m.management_call(call, result);
             }
         }
+        for outcome in CallOutcome::ALL {
+            m.introspection_call(outcome);
+        }
+        for outcome in CacheOutcome::ALL {
+            m.introspection_cache(outcome);
+        }
+        m.introspection_duration(0.01);
+        m.introspection_discovery(true);
+        m.introspection_discovery(false);
         for listener in Listener::ALL {
             let c = m.connections(listener);
             c.open.inc();

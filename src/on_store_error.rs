@@ -42,6 +42,10 @@ pub(crate) enum Site {
     TokenSession,
     /// `revoked_jti:{jti}` for a JWT (`check_jti`).
     RevokedJti,
+    /// An opaque token's introspection endpoint: not the store, but a
+    /// dependency failing the same ways, decided by the same rule (its
+    /// outage is `introspection_unavailable`).
+    Introspection,
 }
 
 /// What the check does about the failure.
@@ -64,15 +68,28 @@ pub(crate) fn verdict(fault: Fault, policy: OnStoreError, site: Site) -> Verdict
             // A marker exists under the token's jti, in whatever shape:
             // the issuer meant to revoke it.
             Site::RevokedJti => Reason::TokenRevoked,
+            // Not produced (a provider's unreadable answer is an
+            // outage); were it, a refusal of the token.
+            Site::Introspection => Reason::InactiveToken,
         }),
-        Fault::NotCached => Verdict::Deny(Reason::StoreUnavailable),
+        Fault::NotCached => Verdict::Deny(down(site)),
         Fault::Outage => match (policy, site) {
-            (OnStoreError::Closed | OnStoreError::Stale, _) => {
-                Verdict::Deny(Reason::StoreUnavailable)
+            (OnStoreError::Closed | OnStoreError::Stale, _) => Verdict::Deny(down(site)),
+            (OnStoreError::Open, Site::Session | Site::ApiKey | Site::Introspection) => {
+                Verdict::Anonymous
             }
-            (OnStoreError::Open, Site::Session | Site::ApiKey) => Verdict::Anonymous,
             (OnStoreError::Open, Site::TokenSession | Site::RevokedJti) => Verdict::KeepIdentity,
         },
+    }
+}
+
+/// The 503 of a dependency that did not answer.
+fn down(site: Site) -> Reason {
+    match site {
+        Site::Introspection => Reason::IntrospectionUnavailable,
+        Site::Session | Site::ApiKey | Site::TokenSession | Site::RevokedJti => {
+            Reason::StoreUnavailable
+        }
     }
 }
 
@@ -128,6 +145,11 @@ mod tests {
             (NotCached, Open,   ApiKey,       down),
             (NotCached, Open,   TokenSession, down),
             (NotCached, Open,   RevokedJti,   down),
+            (Outage,    Closed, Introspection, deny(Reason::IntrospectionUnavailable)),
+            (Outage,    Stale,  Introspection, deny(Reason::IntrospectionUnavailable)),
+            (Outage,    Open,   Introspection, Verdict::Anonymous),
+            (BadRecord, Open,   Introspection, deny(Reason::InactiveToken)),
+            (NotCached, Open,   Introspection, deny(Reason::IntrospectionUnavailable)),
         ];
         for (fault, policy, site, want) in cases {
             assert_eq!(
@@ -141,7 +163,7 @@ mod tests {
     #[test]
     fn a_bad_record_is_never_an_outage_or_an_allow() {
         for policy in [Closed, Stale, Open] {
-            for site in [Session, ApiKey, TokenSession, RevokedJti] {
+            for site in [Session, ApiKey, TokenSession, RevokedJti, Introspection] {
                 match verdict(BadRecord, policy, site) {
                     Verdict::Deny(r) => assert_eq!(r.status(), 401, "{policy:?} {site:?}"),
                     v => panic!("{policy:?} {site:?}: {v:?}"),

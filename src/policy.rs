@@ -53,16 +53,18 @@ pub struct Policy {
 }
 
 /// How many credential kinds there are.
-const KINDS: usize = CredentialKind::ALL.len();
+pub const KINDS: usize = CredentialKind::ALL.len();
 
 /// The credential kinds a config enables: JWTs when keys or JWKS are
-/// configured, sessions and API keys when enabled; `mtls` always (a
-/// policy names it, with its principals).
+/// configured, sessions and API keys when enabled, opaque tokens when
+/// introspection providers are; `mtls` always (a policy names it, with
+/// its principals).
 pub fn enabled_kinds(config: &Config) -> [bool; KINDS] {
     let mut on = [false; KINDS];
     on[slot(CredentialKind::Jwt)] = !(config.jwt.keys.is_empty() && config.jwt.jwks.is_empty());
     on[slot(CredentialKind::Session)] = config.sessions.enabled;
     on[slot(CredentialKind::ApiKey)] = config.api_keys.enabled;
+    on[slot(CredentialKind::Opaque)] = config.introspection_on();
     on[slot(CredentialKind::Mtls)] = true;
     on
 }
@@ -146,7 +148,8 @@ fn slot(method: CredentialKind) -> usize {
         CredentialKind::Jwt => 0,
         CredentialKind::Session => 1,
         CredentialKind::ApiKey => 2,
-        CredentialKind::Mtls => 3,
+        CredentialKind::Opaque => 3,
+        CredentialKind::Mtls => 4,
     }
 }
 

@@ -59,6 +59,24 @@ pub struct VerifiedToken {
     pub keys: u64,
 }
 
+/// Why an opaque token's introspection gave no identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntrospectionFailure {
+    /// The provider answered, and the token does not pass (kept for the
+    /// provider's `negative_ttl`).
+    Refused(Reason),
+    /// The provider did not answer usably, and no earlier answer could
+    /// stand in (the policy's `on_store_error` decides).
+    Outage,
+    /// Too many calls to providers already (`introspection.max_*`).
+    Overloaded,
+}
+
+/// What the core makes of a provider's answer: the identity and the
+/// token's `exp`, or the refusal; `Err(None)`: no answer at all (an
+/// outage).
+pub type Interpretation = Result<(Arc<Identity>, Option<u64>), Option<Reason>>;
+
 /// What a check needs from outside the core.
 pub trait Ports: Send + Sync {
     /// The hash at `session:{sid}` (`None`: no such session).
@@ -102,6 +120,34 @@ pub trait Ports: Send + Sync {
     ) -> impl Future<Output = Result<Arc<Identity>, Reason>> + Send
     where
         F: FnOnce() -> Verification + Send + 'static;
+
+    /// An opaque token's kept answer at `now`: the identity of an active
+    /// one (until its `exp`, at most the provider's `max_ttl`), or the
+    /// refusal of an inactive one (for `negative_ttl`).
+    fn introspected(
+        &self,
+        hash: &CredentialHash,
+        now: u64,
+    ) -> Option<Result<Arc<Identity>, Reason>>;
+
+    /// Asks provider `provider` (its index in `introspection.providers`)
+    /// about `token`: once for all the checks of one token that ask
+    /// together, within the global call limits, through the provider's
+    /// breaker; `interpret` reads the answer. With `stale`, an outage may
+    /// be answered by an earlier active answer still within
+    /// `store.stale_if_error` of its freshness. The answer is kept for
+    /// [`Ports::introspected`].
+    fn introspect<F>(
+        &self,
+        provider: usize,
+        token: &str,
+        hash: &CredentialHash,
+        now: u64,
+        stale: Stale,
+        interpret: F,
+    ) -> impl Future<Output = Result<Arc<Identity>, IntrospectionFailure>> + Send
+    where
+        F: FnOnce(&[u8]) -> Interpretation + Send;
 
     /// Whether verified tokens are kept at all (`cache.enabled`).
     fn keeps_tokens(&self) -> bool;

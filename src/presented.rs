@@ -57,6 +57,7 @@ impl<'r, 'a> Presented<'r, 'a> {
             Credential::Bearer(_) => CredentialKind::Jwt,
             Credential::Session(_) => CredentialKind::Session,
             Credential::ApiKey(_) => CredentialKind::ApiKey,
+            Credential::Opaque(_) => CredentialKind::Opaque,
         }
     }
 
@@ -70,7 +71,8 @@ impl<'r, 'a> Presented<'r, 'a> {
         self.hash.get_or_init(|| {
             let (Credential::Bearer(secret)
             | Credential::Session(secret)
-            | Credential::ApiKey(secret)) = self.credential;
+            | Credential::ApiKey(secret)
+            | Credential::Opaque(secret)) = self.credential;
             hash_credential(secret)
         })
     }

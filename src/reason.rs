@@ -103,6 +103,9 @@ reasons! {
     MalformedPath            "malformed_path", 400, Some("invalid_request");
     TooManyFailures          "too_many_failures", 429, Some("too_many_requests");
     IdentityTokenUnavailable "identity_token_unavailable", 500, Some("server_error");
+    InactiveToken            "inactive_token", 401, Some("invalid_token");
+    IntrospectionUnavailable "introspection_unavailable", 503, Some("temporarily_unavailable");
+    IntrospectionOverloaded  "introspection_overloaded", 503, Some("temporarily_unavailable");
     MissingPrincipal         "missing_principal", 401, None;
     PrincipalRequired        "principal_required", 403, Some("access_denied");
     PrincipalNotAllowed      "principal_not_allowed", 403, Some("access_denied");

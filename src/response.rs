@@ -110,8 +110,14 @@ impl Responder {
             };
             let mut schemes: Vec<String> = accepted
                 .iter()
+                // JWTs and opaque tokens share one scheme: one challenge.
+                .filter(|m| {
+                    **m != CredentialKind::Opaque || !accepted.contains(&CredentialKind::Jwt)
+                })
                 .map(|m| match m {
-                    CredentialKind::Jwt => format!("Bearer realm=\"{realm}\""),
+                    CredentialKind::Jwt | CredentialKind::Opaque => {
+                        format!("Bearer realm=\"{realm}\"")
+                    }
                     CredentialKind::ApiKey => format!(
                         "ApiKey realm=\"{realm}\", header=\"{}\"",
                         self.api_key_header

@@ -52,6 +52,7 @@ pub fn problems(config: &Config, env: &dyn EnvSource) -> Vec<ConfigProblem> {
 fn artefact_problems(config: &Config, env: &dyn EnvSource) -> Vec<ConfigProblem> {
     let mut p = Problems(Vec::new());
     check_keys(config, &mut p, env);
+    check_introspection(config, &mut p, env);
     check_signing_keys(config, &mut p);
     check_seed(config, &mut p);
     check_policies(config, &mut p);
@@ -85,6 +86,15 @@ fn check_keys(config: &Config, p: &mut Problems, env: &dyn EnvSource) {
     if let Some(logout) = &config.management.backchannel_logout {
         let path = "management.backchannel_logout.allowed_types";
         check_types(p, path, Some(&logout.allowed_types));
+    }
+}
+
+/// Every introspection provider's client secret or private key reads.
+fn check_introspection(config: &Config, p: &mut Problems, env: &dyn EnvSource) {
+    for (i, provider) in config.introspection.providers.iter().enumerate() {
+        if let Err((field, why)) = crate::introspections::ClientCredentials::load(provider, env) {
+            p.add(format!("introspection.providers[{i}].{field}"), why);
+        }
     }
 }
 

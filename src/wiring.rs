@@ -8,17 +8,18 @@
 use crate::background::Background;
 use crate::cache::{Lookup, TokenCache};
 use crate::check::Checker;
-use crate::config::Config;
+use crate::config::{Config, ProcessEnv};
 use crate::credentials::CredentialHash;
 use crate::identity::Identity;
 use crate::identity_token::{self, keys::KeyRing};
+use crate::introspections::Introspections;
 use crate::jwks::KeyStore;
 use crate::jwt::KeySet;
 use crate::limiter::Limiter;
 use crate::lookup::Lookups;
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyErrors};
-use crate::ports::{Event, Ports, Stale, Verification};
+use crate::ports::{Event, Interpretation, IntrospectionFailure, Ports, Stale, Verification};
 use crate::reason::Reason;
 use crate::record::{ApiKeyRecord, SessionRecord};
 use crate::store::StoreError;
@@ -61,12 +62,21 @@ pub fn checker_with(
         parts.tokens.clone(),
         metrics.clone(),
     );
+    // Each checker its own introspection state (answers, limits,
+    // discovery), told of invalidations by the parts' store reads.
+    let introspections = Introspections::start(config, metrics.clone(), &ProcessEnv);
+    if let Some(i) = &introspections {
+        let weak = Arc::downgrade(i);
+        let weak: std::sync::Weak<dyn crate::lookup::Evict> = weak;
+        parts.lookups.also_evict(weak);
+    }
     Ok(Checker::new(
         config,
         policies,
         ServerPorts {
             parts,
             verifications,
+            introspections,
             metrics,
         },
     ))
@@ -128,6 +138,8 @@ impl Parts {
 pub struct ServerPorts {
     parts: Parts,
     verifications: Verifications,
+    /// `None`: no `introspection.providers`.
+    introspections: Option<Arc<Introspections>>,
     metrics: Arc<Metrics>,
 }
 
@@ -135,6 +147,11 @@ impl ServerPorts {
     /// The cached store reads, for invalidation.
     pub fn lookups(&self) -> &Arc<Lookups> {
         &self.parts.lookups
+    }
+
+    /// True once every introspection endpoint is known (discovery).
+    pub fn introspection_ready(&self) -> bool {
+        self.introspections.as_ref().is_none_or(|i| i.is_ready())
     }
 
     /// Holds every verification thread busy until the [`Hold`] is
@@ -190,6 +207,36 @@ impl Ports for ServerPorts {
         let span = tracing::info_span!(target: crate::TRACE_TARGET, "ward.jwt.verify");
         self.verifications
             .verify(hash, now, verify)
+            .instrument(span)
+            .await
+    }
+
+    fn introspected(
+        &self,
+        hash: &CredentialHash,
+        now: u64,
+    ) -> Option<Result<Arc<Identity>, Reason>> {
+        self.introspections.as_ref()?.kept(hash, now)
+    }
+
+    async fn introspect<F>(
+        &self,
+        provider: usize,
+        token: &str,
+        hash: &CredentialHash,
+        now: u64,
+        stale: Stale,
+        interpret: F,
+    ) -> Result<Arc<Identity>, IntrospectionFailure>
+    where
+        F: FnOnce(&[u8]) -> Interpretation + Send,
+    {
+        let Some(introspections) = &self.introspections else {
+            return Err(IntrospectionFailure::Outage);
+        };
+        let span = tracing::info_span!(target: crate::TRACE_TARGET, "ward.introspection");
+        introspections
+            .introspect(provider, token, hash, now, stale, interpret)
             .instrument(span)
             .await
     }

@@ -184,6 +184,15 @@ impl Config {
 }
 
 fn build(config: &WardConfig, stats: Stats, runtime: &Runtime) -> Result<Config, String> {
+    // Opaque tokens need calls to their provider from inside Envoy's
+    // workers, with limits and discovery of their own: not built for
+    // the module (docs/envoy-module.md). Refused, never ignored.
+    if config.introspection_on() {
+        return Err(
+            "introspection.providers: opaque-token introspection is not supported in the Envoy module; run `ward serve` as the ext_authz service for opaque tokens"
+                .into(),
+        );
+    }
     let store = runtime
         .block_on(Store::open(config))
         .map_err(|e| format!("store: {e}"))?;

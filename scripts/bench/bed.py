@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from typing import Callable, Optional
 
@@ -48,6 +49,7 @@ class Bed:
         # The retry budget grows with the runs: a baseline doubles ward's.
         self.retries_left = (6 if args.quick else 16) * (2 if self.baseline_bin else 1)
         self.redis: Optional[Redis] = None  # started by the first scenario that needs it
+        self.introspection: Optional[str] = None  # likewise, the responder's URL
         # The direct phase's run lengths (s), set when it starts; the pools
         # of tokens sent once are sized from them.
         self.direct_warmup = self.direct_duration = self.direct_window = 0.0
@@ -62,6 +64,19 @@ class Bed:
         if self.redis is None:
             self.redis = Redis(self, LOAD_CPU)
         return self.redis
+
+    def ensure_introspection(self) -> str:
+        """The run's introspection endpoint (a tiny loopback responder,
+        `introspection_responder.py`, on the load CPU), started on first
+        use; its URL."""
+        if self.introspection is None:
+            port = free_port()
+            script = os.path.join(os.path.dirname(__file__), "introspection_responder.py")
+            proc = Proc(self.name("introspection"), [sys.executable, script, str(port)],
+                        LOAD_CPU, self.logs)
+            wait_until("introspection responder", lambda: tcp_open(port), proc=proc)
+            self.introspection = f"http://127.0.0.1:{port}/introspect"
+        return self.introspection
 
 
 WARD_KEYS = [

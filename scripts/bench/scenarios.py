@@ -7,11 +7,12 @@ entry up by themselves."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from bench.bed import Bed
-from bench.credentials import lines_file, one_token, token_pool
+from bench.credentials import lines_file, one_token, random_base62, token_pool
 
 
 # ------------------------------------------------------------------ direct
@@ -86,6 +87,35 @@ def session_miss_args(rate_guess: int):
     return args
 
 
+def introspection(bed: Bed) -> dict:
+    """ward config for the opaque-token rows: one provider, the bed's
+    loopback responder; the global caps out of the way of the cold row."""
+    return {"introspection": {
+        "max_concurrency": 4096, "max_rate": 100000,
+        "providers": [{"endpoint": bed.ensure_introspection(), "client_id": "bench",
+                       "client_secret": {"value": "bench-secret"}, "timeout": "1s",
+                       "prefix": "opq_", "max_ttl": "1h"}]}}
+
+
+def opaque_hit_args(bed: Bed) -> list[str]:
+    return ["--tokens", lines_file(bed, "opaque-hot.txt", ["opq_" + random_base62(40)])]
+
+
+def opaque_miss_args(rate_guess: int):
+    """A different opaque token per request, each sent once: every check
+    is a call to the responder."""
+
+    def args(bed: Bed) -> list[str]:
+        count = int(math.ceil(rate_guess * bed.direct_window * 1.15 / 1000.0) * 1000)
+        path = os.path.join(bed.cache, f"opaque-miss-{count}.txt")
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.writelines("opq_" + random_base62(40) + "\n" for _ in range(count))
+        return ["--tokens", path, "--once"]
+
+    return args
+
+
 def ten_thousand_routes() -> list[dict]:
     """10,000 routes none of which matches the bench request (exact paths,
     segment prefixes and globs, a third each), then a catch-all: the
@@ -141,6 +171,15 @@ DIRECT_SCENARIOS = [
                    "ward", tokens=session_miss_args(60000), method="session",
                    setup=lambda bed: {**redis_store(bed),
                                       "cache": {"max_entries": 200000, "max_ttl": "300s"}}),
+    # Issue 20: opaque tokens (RFC 7662 introspection) against a loopback
+    # responder. The hit never calls it (one call per run): compare with
+    # ward_hit. The cold row calls it for every check: its rate is the
+    # responder's (Python, on the load CPU); read its p50/p99.
+    DirectScenario("ward_opaque_hit", "ward, opaque token, cache hit", "ward",
+                   tokens=opaque_hit_args, setup=introspection, method="opaque"),
+    DirectScenario("ward_opaque_miss", "ward, opaque token, all miss (loopback provider)",
+                   "ward", tokens=opaque_miss_args(4000), setup=introspection,
+                   method="opaque"),
     # The same two with h2load, to show loadgen is not the bottleneck.
     DirectScenario("h2load_noop", "no-op server, h2load", "noop", tool="h2load",
                    tokens=hot_token_args, crosscheck=True),

@@ -16,6 +16,8 @@ TARGETS = [
     ("routes_10k_vs_hit_rps", "ward cache hit with 10k routes vs without", ">=", 0.95),
     ("identity_token_vs_hit_rps", "ward cache hit with identity token vs without", ">=", 0.95),
     ("traces_unsampled_vs_hit_rps", "ward cache hit, traces on but unsampled, vs off", ">=", 0.95),
+    # issue 20: an opaque token answered from the introspection cache
+    ("opaque_hit_vs_hit_rps", "ward opaque-token cache hit vs JWT cache hit", ">=", 0.95),
     ("envoy_ward_vs_noop", "Envoy+ward req/s vs Envoy+no-op", ">=", 0.95),
     ("envoy_ward_vs_jwt_authn", "Envoy+ward req/s vs Envoy+jwt_authn", ">=", 0.90),
     ("envoy_added_p99_ms", "p99 ward adds through Envoy at fixed rate (ms)", "<=", 1.0),
@@ -60,6 +62,9 @@ def compute_targets(res: dict) -> list[dict]:
         traced = d["scenarios"].get("ward_hit_traces_unsampled")
         if traced and hit and hit["rps_ratio"]:
             vals["traces_unsampled_vs_hit_rps"] = traced["rps_ratio"] / hit["rps_ratio"]
+        opaque = d["scenarios"].get("ward_opaque_hit")
+        if opaque and hit and hit["rps_ratio"]:
+            vals["opaque_hit_vs_hit_rps"] = opaque["rps_ratio"] / hit["rps_ratio"]
     e = res.get("envoy")
     if e:
         vals["envoy_ward_vs_noop"] = e["ratios"]["ward_tcp_vs_noop"]

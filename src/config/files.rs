@@ -15,6 +15,9 @@ pub enum Part {
     Store,
     /// Identity-token signing keys (`identity_token`).
     IdentityKeys,
+    /// An introspection provider's client secret or private key: read by
+    /// each new checker, so a changed file is reloaded like the config.
+    Introspection,
 }
 
 impl Config {
@@ -32,6 +35,12 @@ impl Config {
         }
         for key in &self.identity_token.keys {
             files.push((Part::IdentityKeys, key.pem_file.clone()));
+        }
+        for provider in &self.introspection.providers {
+            for secret in [&provider.client_secret, &provider.private_key] {
+                let file = secret.as_ref().and_then(|s| s.file.clone());
+                files.extend(file.map(|f| (Part::Introspection, f)));
+            }
         }
         files.extend(self.store.seed_file.clone().map(|f| (Part::Store, f)));
         let password = self.store.redis.as_ref().and_then(|r| r.password.as_ref());

@@ -75,6 +75,7 @@ impl Config {
         self.check_tracing(&mut p);
         self.check_identity_token(&mut p);
         self.workload.check(&mut p);
+        self.introspection.check(&mut p);
         let listeners = [
             Some(self.listen.grpc),
             Some(self.listen.admin),
@@ -217,10 +218,10 @@ impl Config {
             p.add("jwt.max_token_bytes", "must be between 64 and 65536");
         }
         let jwt_on = !(jwt.keys.is_empty() && jwt.jwks.is_empty());
-        if !jwt_on && !self.sessions.enabled && !self.api_keys.enabled {
+        if !jwt_on && !self.sessions.enabled && !self.api_keys.enabled && !self.introspection_on() {
             p.add(
                 "jwt",
-                "no credential kind is enabled: set jwt.keys or jwt.jwks, or enable sessions or api_keys",
+                "no credential kind is enabled: set jwt.keys, jwt.jwks or introspection.providers, or enable sessions or api_keys",
             );
         }
         // Keys, JWKS files and `typ` lists are loaded in setup.rs.

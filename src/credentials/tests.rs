@@ -7,6 +7,7 @@ fn short_hash_is_stable_and_short() {
     assert_eq!(short_hash(&h), short_hash(&hash_credential("secret-token")));
     assert!(!short_hash(&h).contains("secret"));
 }
+use crate::introspection::OpaqueFormats;
 use crate::request::Headers;
 
 fn extractor() -> Extractor {
@@ -15,6 +16,7 @@ fn extractor() -> Extractor {
         jwt_query: None,
         session: Some(("session_id".into(), "x-session-id".into())),
         api_key: Some(("x-api-key".into(), "ApiKey".into())),
+        opaque: OpaqueFormats::default(),
     }
 }
 
@@ -36,6 +38,7 @@ fn extract_at(ex: &Extractor, path: &str, pairs: &[(&str, &str)]) -> Result<Stri
         Credential::Bearer(t) => format!("jwt:{t}"),
         Credential::Session(s) => format!("session:{s}"),
         Credential::ApiKey(k) => format!("apikey:{k}"),
+        Credential::Opaque(t) => format!("opaque:{t}"),
     })
 }
 
@@ -284,4 +287,36 @@ fn form_decoding() {
     assert_eq!(form_decode("a+b%20c%2e%zz%").as_deref(), Some("a b c.%zz%"));
     assert_eq!(form_decode("%E2%80%A8").as_deref(), Some("\u{2028}"));
     assert_eq!(form_decode("%FF"), None);
+}
+
+#[test]
+fn a_bearer_token_is_opaque_only_when_no_jwt_and_a_provider_format_matches() {
+    let config = crate::config::Config::from_yaml(
+        r#"
+introspection:
+  providers:
+    - {endpoint: "https://idp.test/i", client_id: w, client_secret: {value: s}, prefix: "at_"}
+"#,
+    )
+    .unwrap();
+    let ex = Extractor::from_config(&config);
+    let cases: &[(&str, Result<&str, Reason>)] = &[
+        (
+            "Bearer at_0123456789abcdef",
+            Ok("opaque:at_0123456789abcdef"),
+        ),
+        (
+            "Bearer at_a.b.0123456789abcdef",
+            Ok("jwt:at_a.b.0123456789abcdef"),
+        ),
+        ("Bearer xx_0123456789abcdef", Ok("jwt:xx_0123456789abcdef")),
+        (
+            "Bearer at_0123456789abcdef\u{7f}",
+            Err(Reason::MalformedToken),
+        ),
+    ];
+    for (value, want) in cases {
+        let want = want.map(str::to_string);
+        assert_eq!(extract(&ex, &[("authorization", value)]), want, "{value}");
+    }
 }

@@ -45,7 +45,10 @@ pub fn credentials(data: &[u8]) {
         return;
     };
     let value = match credential {
-        Credential::Bearer(v) | Credential::Session(v) | Credential::ApiKey(v) => v,
+        Credential::Bearer(v)
+        | Credential::Session(v)
+        | Credential::ApiKey(v)
+        | Credential::Opaque(v) => v,
     };
     assert!(!value.is_empty(), "empty credential");
     // A query token is form-decoded: it need not appear as sent.
@@ -88,5 +91,6 @@ fn extractor(choice: u8) -> Extractor {
         jwt_header,
         session: (choice & 4 == 0).then(|| ("session_id".into(), "x-session-id".into())),
         api_key: (choice & 8 == 0).then(|| ("x-api-key".into(), "ApiKey".into())),
+        opaque: Default::default(),
     }
 }

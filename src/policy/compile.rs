@@ -196,6 +196,7 @@ fn check_policy(
                 CredentialKind::Jwt => "no jwt.keys or jwt.jwks are configured",
                 CredentialKind::Session => "sessions.enabled is false",
                 CredentialKind::ApiKey => "api_keys.enabled is false",
+                CredentialKind::Opaque => "no introspection.providers are configured",
                 CredentialKind::Mtls => "it is always available",
             };
             add(

@@ -40,10 +40,15 @@ pub(super) fn router(live: Arc<Live>, metrics: Arc<Metrics>, draining: Arc<Atomi
 async fn ready(axum::extract::State(s): axum::extract::State<State>) -> impl IntoResponse {
     if s.draining.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-    } else if s.live.current().keys.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
+    } else if !s.live.current().keys.is_ready() {
         (StatusCode::SERVICE_UNAVAILABLE, "waiting for keys\n")
+    } else if !s.live.current().grpc.checker.ports().introspection_ready() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for introspection discovery\n",
+        )
+    } else {
+        (StatusCode::OK, "ready\n")
     }
 }
 

@@ -129,7 +129,9 @@ impl Reloader {
         Some(config)
     }
 
-    /// The new generation, once its JWKS sources have loaded.
+    /// The new generation, once its JWKS sources have loaded and its
+    /// introspection endpoints are known (discovery), so a reload never
+    /// answers opaque tokens with 503 while they load.
     async fn build(
         &self,
         config: Config,
@@ -140,8 +142,9 @@ impl Reloader {
         let (generation, kept) =
             Generation::build(config, digests, Some(old), &self.shared).await?;
         let keys = generation.keys.clone();
+        let checker = generation.grpc.checker.clone();
         let loaded = async {
-            while !keys.is_ready() {
+            while !keys.is_ready() || !checker.ports().introspection_ready() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };

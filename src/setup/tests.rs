@@ -381,3 +381,59 @@ policies:
         "{got:#?}"
     );
 }
+
+#[test]
+fn introspection_problems_name_their_field_and_a_slow_timeout_only_warns() {
+    let got = problems(
+        r#"
+introspection:
+  max_concurrency: 0
+  providers:
+    - {issuer: "http://idp.example/realms/x", endpoint: "https://idp.example/i", client_id: ward}
+    - {endpoint: "http://idp.example/i", client_id: "", client_auth: private_key_jwt, client_secret: {value: s}, timeout: 6s}
+    - {endpoint: "https://idp.example/i", client_id: ward, client_secret: {value: s}, max_ttl: 0s}
+    - {endpoint: "https://idp.example/i", client_id: ward, client_auth: private_key_jwt, private_key: {file: tests/fixtures/keys/rsa.pub}, prefix: "at_"}
+policies:
+  api: {accept: [opaque]}
+"#,
+    );
+    let paths: Vec<&str> = got.iter().map(|p| p.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            "introspection.max_concurrency",
+            "introspection.providers[0]",
+            "introspection.providers[0].client_secret",
+            "introspection.providers[0].prefix",
+            "introspection.providers[1].endpoint",
+            "introspection.providers[1].client_id",
+            "introspection.providers[1].private_key",
+            "introspection.providers[1].timeout",
+            "introspection.providers[1].prefix",
+            "introspection.providers[2].max_ttl",
+            "introspection.providers[2].prefix",
+            "introspection.providers[0].client_secret",
+            "introspection.providers[1].private_key",
+            "introspection.providers[3].private_key",
+        ],
+        "{got:?}"
+    );
+    // Valid, opaque accepted, and a timeout above 150 ms is a warning.
+    let yaml = r#"
+introspection:
+  providers:
+    - {endpoint: "http://127.0.0.1:9/i", client_id: ward, client_secret: {value: s}, timeout: 300ms}
+policies:
+  api: {accept: [opaque]}
+"#;
+    assert_eq!(problems(yaml), Vec::<String>::new());
+    let warnings = Config::from_yaml(yaml).unwrap().warnings();
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].path, "introspection.providers[0].timeout");
+    let off = problems("sessions: {enabled: true}\npolicies:\n  api: {accept: [opaque]}\n");
+    assert!(
+        off.iter()
+            .any(|p| p.contains("`opaque` cannot be accepted: no introspection.providers")),
+        "{off:?}"
+    );
+}

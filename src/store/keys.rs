@@ -34,6 +34,13 @@ impl KeyNames {
         self.key("session:", sid)
     }
 
+    /// `introspect:{sha256-hex}`: no record, only a name to publish on
+    /// `ward:invalidate` when an opaque token is revoked at its provider
+    /// (every ward then forgets the provider's answer for it).
+    pub fn introspected(&self, hash_hex: &str) -> String {
+        self.key("introspect:", hash_hex)
+    }
+
     /// `user_sessions:{user_id}`: a set of the user's session ids.
     pub fn user_sessions(&self, user_id: &str) -> String {
         format!("{}user_sessions:{user_id}", self.prefix)

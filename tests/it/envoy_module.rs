@@ -242,6 +242,20 @@ fn invalid_ward_config_rejects_the_listener_with_its_field_path() {
     assert!(log.contains("jwt.keys[0]: unknown alg `HS999`"), "{log}");
 }
 
+/// Opaque tokens are not built for the module: a config with
+/// introspection providers is refused, never run treating them as JWTs.
+#[test]
+fn an_introspection_config_is_refused_with_why() {
+    let (accepted, log) = validate(
+        "introspection:\n  providers:\n    - {endpoint: \"https://idp.test/i\", client_id: ward, client_secret: {value: s}}\n",
+    );
+    assert!(!accepted, "Envoy accepted it:\n{log}");
+    assert!(
+        log.contains("opaque-token introspection is not supported in the Envoy module"),
+        "{log}"
+    );
+}
+
 /// `config_file: PATH` as the filter config: a missing file, or a file
 /// ward rejects, makes Envoy refuse the listener, naming the file.
 #[test]

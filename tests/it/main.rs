@@ -31,6 +31,7 @@ mod helm_gateway;
 mod helm_gateway_module;
 mod identity_tokens;
 mod introspect;
+mod introspection;
 mod jwks;
 mod jwt_hostile;
 mod limits;

@@ -12,8 +12,8 @@ pub struct Provider {
     /// `http://127.0.0.1:PORT/realms/shop`
     pub issuer: String,
     addr: std::net::SocketAddr,
-    _process: Process,
-    _dir: TempDir,
+    process: Process,
+    dir: TempDir,
 }
 
 /// The installed package's entry file (scripts/test.sh installs it).
@@ -45,7 +45,23 @@ impl Provider {
         Self::start_with(key, kid, Some(logout_uri)).await
     }
 
+    /// [`Provider::start`] with client credentials, introspection and
+    /// revocation on (clients `app`, `ward`, `ward-jwt`: see
+    /// tests/fixtures/oidc/provider.mjs).
+    pub async fn with_introspection(key: &str, kid: &str) -> Provider {
+        Self::start_env(key, kid, None, true).await
+    }
+
     async fn start_with(key: &str, kid: &str, logout_uri: Option<&str>) -> Provider {
+        Self::start_env(key, kid, logout_uri, false).await
+    }
+
+    async fn start_env(
+        key: &str,
+        kid: &str,
+        logout_uri: Option<&str>,
+        introspection: bool,
+    ) -> Provider {
         let dir = tempfile::tempdir().unwrap();
         let [addr] = super::free_addrs::<1>();
         let issuer = format!("http://{addr}/realms/shop");
@@ -60,6 +76,9 @@ impl Provider {
         if let Some(uri) = logout_uri {
             cmd.env("OIDC_BACKCHANNEL_URI", uri);
         }
+        if introspection {
+            cmd.env("OIDC_INTROSPECTION", "1");
+        }
         let mut process =
             Process::spawn("oidc-provider", cmd, &dir.path().join("oidc.log")).unwrap();
         process
@@ -69,11 +88,65 @@ impl Provider {
         Provider {
             issuer,
             addr,
-            _process: process,
-            _dir: dir,
+            process,
+            dir,
         }
     }
+
+    /// The provider's loopback address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Stops the provider (its port then refuses connections).
+    pub fn stop(&mut self) {
+        self.process.kill();
+    }
+
+    /// Introspection calls the provider has received so far (each one is
+    /// a line of its log).
+    pub fn introspection_calls(&self) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("oidc.log")).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains("introspection call"))
+            .count()
+    }
+
+    /// An opaque access token for client `app` (client credentials, scope
+    /// `api:read`).
+    pub async fn client_token(&self) -> String {
+        let body = "grant_type=client_credentials&scope=api%3Aread";
+        let resp = self.as_app("/realms/shop/token", body).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let token = resp.json()["access_token"].as_str().unwrap().to_string();
+        assert_ne!(token.matches('.').count(), 2, "not opaque: {token}");
+        token
+    }
+
+    /// Revokes `token` at the provider (RFC 7009), as its client `app`.
+    pub async fn revoke(&self, token: &str) {
+        let body = format!("token={token}&token_type_hint=access_token");
+        let resp = self.as_app("/realms/shop/token/revocation", &body).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+
+    async fn as_app(&self, path: &str, form: &str) -> super::http::Response {
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("app:{APP_SECRET}"));
+        let auth = format!("Basic {basic}");
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ];
+        super::http::send(self.addr, "POST", path, &headers, form.as_bytes())
+            .await
+            .unwrap()
+    }
 }
+
+/// The client secrets of `app` and `ward` (tests/fixtures/oidc/provider.mjs).
+const APP_SECRET: &str = "app-client-secret-for-the-test-0123456789";
+pub const WARD_SECRET: &str = "ward-client-secret-for-the-test-012345678";
 
 /// What a login at the provider gave the relying party: the ID token and
 /// the claims a login service records (`iss`, `sid`, `sub`).
