@@ -235,8 +235,21 @@ fn node_verify(issuer: &str, audience: &str, token: &str) -> Result<Value, Strin
         try { console.log(JSON.stringify(await verifyIdentity(process.argv[2]))); }\n\
         catch (e) { console.error(e.code ?? e.name); process.exit(1); }\n";
     std::fs::write(dir.path().join("run.mjs"), runner).unwrap();
-    let out = std::process::Command::new("node")
-        .arg(dir.path().join("run.mjs"))
+    let mut node = std::process::Command::new("node");
+    node.arg(dir.path().join("run.mjs"));
+    run_snippet(node, issuer, audience, token)
+}
+
+/// Runs a snippet's program with `token` as its argument and the
+/// snippet's two settings in its environment: the claims it printed as
+/// JSON, or what it wrote to stderr.
+fn run_snippet(
+    mut command: std::process::Command,
+    issuer: &str,
+    audience: &str,
+    token: &str,
+) -> Result<Value, String> {
+    let out = command
         .arg(token)
         .env("WARD_ISSUER", issuer)
         .env("AUDIENCE", audience)
@@ -256,19 +269,9 @@ fn python_verify(issuer: &str, audience: &str, token: &str) -> Result<Value, Str
         "{}\nimport json, sys\nprint(json.dumps(verify_identity(sys.argv[1])))\n",
         python_snippet()
     );
-    let out = std::process::Command::new(backends_python())
-        .arg("-c")
-        .arg(program)
-        .arg(token)
-        .env("WARD_ISSUER", issuer)
-        .env("AUDIENCE", audience)
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    let mut python = std::process::Command::new(backends_python());
+    python.arg("-c").arg(program);
+    run_snippet(python, issuer, audience, token)
 }
 
 #[tokio::test]
