@@ -135,8 +135,7 @@ impl Authenticator {
         presented: &Presented<'_, '_>,
         now: u64,
     ) -> Result<Authenticated, Reason> {
-        let hash = presented.hash();
-        let identity = match io.ports.token(hash, now) {
+        let identity = match io.ports.token(token, || presented.hash(), now) {
             Some(identity) => {
                 io.ports.count(Event::TokenCacheHit);
                 identity
@@ -146,7 +145,8 @@ impl Authenticator {
                 if io.ports.keeps_tokens() {
                     io.ports.count(Event::TokenCacheMiss);
                 }
-                self.verify_jwt(io.ports, token, hash, now).await?
+                self.verify_jwt(io.ports, token, presented.hash(), now)
+                    .await?
             }
         };
         self.check_revocation(io, &identity, now).await?;

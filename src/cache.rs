@@ -3,7 +3,8 @@
 //!
 //! Keyed by the SHA-256 of the token, so the cache holds no credential and
 //! a hit needs no constant-time compare (an attacker who can find a
-//! SHA-256 preimage has easier targets). Only successes are stored, as the
+//! SHA-256 preimage has easier targets); the small [`hot`] table in front
+//! of it is the exception, and says why. Only successes are stored, as the
 //! rendered identity, and an entry never outlives its token's `exp`: a hit
 //! re-checks `exp` against the caller's clock, so a late eviction can never
 //! extend a token's life.
@@ -21,6 +22,10 @@
 //! and a reload that changes the rules clears this cache). Changed keys:
 //! no renewal, the token is verified again. An entry unused for
 //! `max_ttl` and half as long again is dropped.
+//!
+//! In front of it, [`hot`] keeps the hottest tokens by their text, so a
+//! hit on one of them skips the SHA-256 and the lookup here
+//! ([`TokenCache::lookup_token`]).
 
 use crate::config::CacheConfig;
 use crate::credentials::CredentialHash;
@@ -28,6 +33,10 @@ use crate::identity::Identity;
 use moka::Expiry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod hot;
+
+use hot::HotTokens;
 
 /// Held by value: moka clones it on a hit (an `Arc` count and three
 /// numbers), and an `Arc<Entry>` would cost every entry one more heap
@@ -90,6 +99,8 @@ pub enum Lookup {
 #[derive(Clone)]
 pub struct TokenCache {
     inner: Option<moka::sync::Cache<CredentialHash, Entry, KeyHasher>>,
+    /// The hottest tokens by their text (shared by clones, as `inner`).
+    hot: Option<Arc<HotTokens>>,
     max_ttl: Duration,
     /// How long past its freshness an unused entry is kept.
     grace: u64,
@@ -107,8 +118,13 @@ impl TokenCache {
                 .expire_after(Lifetime)
                 .build_with_hasher(KeyHasher::default())
         });
+        let hot = config
+            .enabled
+            .then(|| HotTokens::for_cache(config.max_entries).map(Arc::new))
+            .flatten();
         Self {
             inner,
+            hot,
             max_ttl: config.max_ttl,
             grace: config.max_ttl.as_secs().div_ceil(2).max(1),
         }
@@ -123,6 +139,31 @@ impl TokenCache {
         (now < entry.expires_at && now < entry.fresh_until).then_some(entry.identity)
     }
 
+    /// [`TokenCache::lookup`] for `token`, whose hash `key` gives (asked
+    /// only when the hot table does not have the token), keeping a hit in
+    /// the hot table.
+    pub fn lookup_token<'k>(
+        &self,
+        token: &str,
+        key: impl FnOnce() -> &'k CredentialHash,
+        now: u64,
+        keys: impl FnOnce() -> u64,
+        renewed: impl FnOnce(),
+    ) -> Lookup {
+        if let Some(identity) = self.hot.as_ref().and_then(|h| h.get(token, secs(now))) {
+            return Lookup::Hit(identity);
+        }
+        match self.find(key(), now, keys, renewed) {
+            Some((identity, until)) => {
+                if let Some(hot) = &self.hot {
+                    hot.put(token, Arc::clone(&identity), until);
+                }
+                Lookup::Hit(identity)
+            }
+            None => Lookup::Miss,
+        }
+    }
+
     /// As [`TokenCache::get`], renewing an entry past its freshness when
     /// `keys` (asked only then) is still the fingerprint of the keys that
     /// verified it. `renewed` is told when that happens.
@@ -133,28 +174,41 @@ impl TokenCache {
         keys: impl FnOnce() -> u64,
         renewed: impl FnOnce(),
     ) -> Lookup {
-        let Some(cache) = &self.inner else {
-            return Lookup::Miss;
-        };
-        let Some(entry) = cache.get(key) else {
-            return Lookup::Miss;
-        };
+        match self.find(key, now, keys, renewed) {
+            Some((identity, _)) => Lookup::Hit(identity),
+            None => Lookup::Miss,
+        }
+    }
+
+    /// A hit's identity and how long it is good as is (the earlier of
+    /// `exp` and `fresh_until`, unix seconds).
+    fn find(
+        &self,
+        key: &CredentialHash,
+        now: u64,
+        keys: impl FnOnce() -> u64,
+        renewed: impl FnOnce(),
+    ) -> Option<(Arc<Identity>, u32)> {
+        let cache = self.inner.as_ref()?;
+        let entry = cache.get(key)?;
         if secs(now) >= entry.expires_at {
-            return Lookup::Miss;
+            return None;
         }
         if secs(now) < entry.fresh_until {
-            return Lookup::Hit(entry.identity);
+            let until = entry.expires_at.min(entry.fresh_until);
+            return Some((entry.identity, until));
         }
         if keys() != entry.keys {
-            return Lookup::Miss;
+            return None;
         }
-        let identity = Arc::clone(&entry.identity);
-        cache.insert(
-            *key,
-            self.entry(key, entry.identity, entry.keys, entry.expires_at, now),
+        let renewal = self.entry(key, entry.identity, entry.keys, entry.expires_at, now);
+        let hit = (
+            Arc::clone(&renewal.identity),
+            renewal.expires_at.min(renewal.fresh_until),
         );
+        cache.insert(*key, renewal);
         renewed();
-        Lookup::Hit(identity)
+        Some(hit)
     }
 
     /// Stores a verified identity whose credential expires at `expires_at`,
@@ -348,5 +402,72 @@ mod tests {
         c.insert(k, identity("alice"), 400, KEYS, 0);
         assert!(matches!(c.lookup(&k, 300, || KEYS, || {}), Lookup::Hit(_)));
         assert!(matches!(c.lookup(&k, 400, || KEYS, || {}), Lookup::Miss));
+    }
+
+    /// `lookup_token` at `now`, and whether it needed the token's hash.
+    fn by_text(
+        c: &TokenCache,
+        token: &str,
+        k: &CredentialHash,
+        now: u64,
+    ) -> (Option<String>, bool) {
+        let asked = std::cell::Cell::new(false);
+        let hash = || {
+            asked.set(true);
+            k
+        };
+        let user = match c.lookup_token(token, hash, now, || KEYS, || {}) {
+            Lookup::Hit(identity) => Some(identity.user_id().to_string()),
+            Lookup::Miss => None,
+        };
+        (user, asked.get())
+    }
+
+    #[test]
+    fn a_hit_by_text_skips_the_hash_until_exp_or_freshness_ends() {
+        let c = cache(true);
+        let k = [0u8; 32]; // no jitter: fresh for 300 s
+        c.insert(k, identity("alice"), 10_000, KEYS, 0);
+        let alice = Some("alice".to_string());
+        assert_eq!(
+            by_text(&c, "token-a", &k, 10),
+            (alice.clone(), true),
+            "first: hashed"
+        );
+        assert_eq!(
+            by_text(&c, "token-a", &k, 11),
+            (alice.clone(), false),
+            "then by its text"
+        );
+        assert!(by_text(&c, "token-b", &k, 12).1, "another text is hashed");
+        assert_eq!(
+            by_text(&c, "token-a", &k, 300),
+            (alice.clone(), true),
+            "past its freshness: the full path, which renews it"
+        );
+        assert_eq!(
+            by_text(&c, "token-a", &k, 599),
+            (alice, false),
+            "renewed until 600"
+        );
+    }
+
+    #[test]
+    fn a_hit_by_text_never_outlives_the_tokens_exp() {
+        let c = cache(true);
+        let k = [0u8; 32];
+        c.insert(k, identity("alice"), 100, KEYS, 0);
+        assert_eq!(by_text(&c, "token-a", &k, 10).0.as_deref(), Some("alice"));
+        assert_eq!(by_text(&c, "token-a", &k, 100), (None, true));
+    }
+
+    #[test]
+    fn a_disabled_cache_knows_no_token_by_text() {
+        let c = cache(false);
+        let k = [0u8; 32];
+        c.insert(k, identity("alice"), 10_000, KEYS, 0);
+        assert_eq!(by_text(&c, "token-a", &k, 10), (None, true));
+        assert_eq!(by_text(&c, "token-a", &k, 11), (None, true));
+        assert!(c.hot.is_none());
     }
 }

@@ -100,9 +100,15 @@ pub trait Ports: Send + Sync {
         stale: Stale,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// The identity verified earlier for a token, if still unexpired at
-    /// `now`.
-    fn token(&self, hash: &CredentialHash, now: u64) -> Option<Arc<Identity>>;
+    /// The identity verified earlier for `token`, if still unexpired at
+    /// `now`. `hash` gives its hash, the cache's key: asked only when the
+    /// wiring does not know the token by its text already.
+    fn token<'k>(
+        &self,
+        token: &str,
+        hash: impl FnOnce() -> &'k CredentialHash,
+        now: u64,
+    ) -> Option<Arc<Identity>>;
 
     /// Runs `verify` (a new token's signature and claims: the costly part
     /// of a check) where the wiring says: off the thread that answers

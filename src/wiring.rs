@@ -184,10 +184,19 @@ impl Ports for ServerPorts {
         self.parts.lookups.jti_revoked(jti, stale).await
     }
 
-    fn token(&self, hash: &CredentialHash, now: u64) -> Option<Arc<Identity>> {
+    fn token<'k>(
+        &self,
+        token: &str,
+        hash: impl FnOnce() -> &'k CredentialHash,
+        now: u64,
+    ) -> Option<Arc<Identity>> {
         let keys = || self.parts.keys.snapshot().fingerprint();
         let renewed = || self.metrics.token_cache_renewed.inc();
-        match self.parts.tokens.lookup(hash, now, keys, renewed) {
+        match self
+            .parts
+            .tokens
+            .lookup_token(token, hash, now, keys, renewed)
+        {
             Lookup::Hit(identity) => Some(identity),
             Lookup::Miss => None,
         }

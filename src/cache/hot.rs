@@ -1,0 +1,146 @@
+//! The hottest tokens by their text, in front of the token cache: a JWT
+//! cache hit without the SHA-256.
+//!
+//! Why: on a JWT cache hit, the SHA-256 of the token (the token cache's
+//! key, over about 600 bytes for an RS256 token) and moka's lookup were
+//! the largest parts of ward's own work, about 4 % and 2 % of a check's
+//! CPU in a `perf` profile; a session hit pays neither. This table keeps,
+//! per slot, one token that hit the token cache, with that entry's
+//! identity and deadline, so that the next check of the same text is
+//! answered after a seeded fast hash (which slot) and one comparison.
+//!
+//! What keeps it as safe as the cache behind it:
+//! - It only repeats what the token cache answered, and only until the
+//!   earlier of the token's `exp` and the verification's freshness at the
+//!   time it was copied (`cache.max_ttl`); after that the check takes the
+//!   full path (hash, token cache, renewal or verification), which fills
+//!   the slot again.
+//! - A slot is chosen by a hash seeded per process, but answers only for
+//!   the exact text it holds, compared in constant time
+//!   (`constant_time_eq`): a collision, chosen or not, costs a miss,
+//!   never another token's identity.
+//! - Unlike the token cache, it holds credentials (the token text, in
+//!   process memory only: never logged, written or sent), a bounded number
+//!   of them ([`MAX_SLOTS`]), each for at most `cache.max_ttl`.
+//! - It belongs to its token cache: a reload that clears the cache drops
+//!   it too.
+
+use crate::identity::Identity;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Slots at most: enough for the tokens of a busy minute, small enough
+/// (a pointer-sized lock and an option per slot, the text only once
+/// filled) to cost an idle ward nothing it would notice.
+pub(super) const MAX_SLOTS: usize = 4096;
+
+/// One token, as the token cache answered for it.
+struct Hot {
+    token: Box<str>,
+    identity: Arc<Identity>,
+    /// Unix seconds: the earlier of the token's `exp` and the end of its
+    /// verification's freshness.
+    until: u32,
+}
+
+/// A direct-mapped table of [`Hot`] tokens.
+pub(super) struct HotTokens {
+    slots: Box<[Mutex<Option<Hot>>]>,
+    seed: foldhash::quality::RandomState,
+}
+
+impl HotTokens {
+    /// A table for a token cache of `max_entries`: never more slots than
+    /// the cache has entries, a power of two. `None` for an empty cache.
+    pub(super) fn for_cache(max_entries: u64) -> Option<Self> {
+        let n = usize::try_from(max_entries)
+            .unwrap_or(usize::MAX)
+            .min(MAX_SLOTS);
+        let n = 1usize.checked_shl(n.checked_ilog2()?)?;
+        Some(Self {
+            slots: (0..n).map(|_| Mutex::new(None)).collect(),
+            seed: foldhash::quality::RandomState::default(),
+        })
+    }
+
+    fn slot(&self, token: &str) -> &Mutex<Option<Hot>> {
+        // The mask keeps the low bits: the slot count is a power of two.
+        let h = self.seed.hash_one(token.as_bytes()) as usize;
+        &self.slots[h & (self.slots.len() - 1)]
+    }
+
+    /// The identity held for exactly `token`, if still good at `now`.
+    pub(super) fn get(&self, token: &str, now: u32) -> Option<Arc<Identity>> {
+        let slot = self
+            .slot(token)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let hot = slot.as_ref()?;
+        let same = constant_time_eq::constant_time_eq(hot.token.as_bytes(), token.as_bytes());
+        (same && now < hot.until).then(|| Arc::clone(&hot.identity))
+    }
+
+    /// Holds `token`'s identity until `until`, in place of whatever its
+    /// slot held.
+    pub(super) fn put(&self, token: &str, identity: Arc<Identity>, until: u32) {
+        let hot = Hot {
+            token: token.into(),
+            identity,
+            until,
+        };
+        let old = self
+            .slot(token)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(hot);
+        // Freed after the lock is released.
+        drop(old);
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential_kind::CredentialKind;
+
+    fn identity(user: &str) -> Arc<Identity> {
+        Arc::new(Identity::from(crate::identity::IdentityParts {
+            user_id: user.into(),
+            method: CredentialKind::Jwt,
+            headers: vec![],
+            jti: None,
+            session_id: None,
+            roles: vec![],
+            scopes: vec![],
+        }))
+    }
+
+    #[test]
+    fn sized_by_the_cache_a_power_of_two_and_bounded() {
+        let len = |n| HotTokens::for_cache(n).map(|h| h.len());
+        assert_eq!(len(0), None);
+        assert_eq!(len(1), Some(1));
+        assert_eq!(len(100), Some(64), "never more than the cache holds");
+        assert_eq!(len(100_000), Some(MAX_SLOTS));
+        assert_eq!(len(u64::MAX), Some(MAX_SLOTS));
+    }
+
+    #[test]
+    fn answers_only_for_the_exact_text_and_only_until_its_deadline() {
+        let hot = HotTokens::for_cache(1).unwrap(); // one slot: all collide
+        hot.put("token-a", identity("alice"), 100);
+        assert_eq!(hot.get("token-a", 99).unwrap().user_id(), "alice");
+        assert!(hot.get("token-a", 100).is_none(), "not at its deadline");
+        assert!(hot.get("token-b", 50).is_none(), "same slot, other text");
+        assert!(hot.get("token-", 50).is_none(), "a prefix is another text");
+        assert!(hot.get("token-aa", 50).is_none());
+        hot.put("token-b", identity("bob"), 100);
+        assert!(hot.get("token-a", 50).is_none(), "replaced");
+        assert_eq!(hot.get("token-b", 50).unwrap().user_id(), "bob");
+    }
+}
