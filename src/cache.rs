@@ -156,7 +156,7 @@ impl TokenCache {
         match self.find(key(), now, keys, renewed) {
             Some((identity, until)) => {
                 if let Some(hot) = &self.hot {
-                    hot.put(token, Arc::clone(&identity), until);
+                    hot.put(token, Arc::clone(&identity), until, secs(now));
                 }
                 Lookup::Hit(identity)
             }

@@ -24,10 +24,15 @@
 //!   of them ([`MAX_SLOTS`]), each for at most `cache.max_ttl`.
 //! - It belongs to its token cache: a reload that clears the cache drops
 //!   it too.
+//!
+//! A slot's token is replaced only if it was not answered since it came
+//! in or last held its place (a second chance, as in CLOCK): tokens seen
+//! once, a flood of distinct ones, cannot push out the ones in use, and
+//! cost no copy while they fail to.
 
 use crate::identity::Identity;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Slots at most: enough for the tokens of a busy minute, small enough
 /// (a pointer-sized lock and an option per slot, the text only once
@@ -41,6 +46,15 @@ struct Hot {
     /// Unix seconds: the earlier of the token's `exp` and the end of its
     /// verification's freshness.
     until: u32,
+    /// Answered since it came in or last held its place.
+    used: bool,
+}
+
+impl Hot {
+    /// Is this `token`? In constant time (only the length can show).
+    fn is(&self, token: &str) -> bool {
+        constant_time_eq::constant_time_eq(self.token.as_bytes(), token.as_bytes())
+    }
 }
 
 /// A direct-mapped table of [`Hot`] tokens.
@@ -71,30 +85,44 @@ impl HotTokens {
 
     /// The identity held for exactly `token`, if still good at `now`.
     pub(super) fn get(&self, token: &str, now: u32) -> Option<Arc<Identity>> {
-        let slot = self
-            .slot(token)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let hot = slot.as_ref()?;
-        let same = constant_time_eq::constant_time_eq(hot.token.as_bytes(), token.as_bytes());
-        (same && now < hot.until).then(|| Arc::clone(&hot.identity))
+        let mut slot = self.lock(token);
+        let hot = slot.as_mut()?;
+        if !(hot.is(token) && now < hot.until) {
+            return None;
+        }
+        hot.used = true;
+        Some(Arc::clone(&hot.identity))
     }
 
-    /// Holds `token`'s identity until `until`, in place of whatever its
-    /// slot held.
-    pub(super) fn put(&self, token: &str, identity: Arc<Identity>, until: u32) {
-        let hot = Hot {
+    /// Holds `token`'s identity until `until` (also a refresh of the same
+    /// token), unless its slot holds another one, still good at `now`,
+    /// that was answered since its last chance: that one stays, and loses
+    /// its mark.
+    pub(super) fn put(&self, token: &str, identity: Arc<Identity>, until: u32, now: u32) {
+        let mut slot = self.lock(token);
+        if let Some(held) = slot.as_mut()
+            && held.used
+            && now < held.until
+            && !held.is(token)
+        {
+            held.used = false;
+            return;
+        }
+        let old = slot.replace(Hot {
             token: token.into(),
             identity,
             until,
-        };
-        let old = self
-            .slot(token)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .replace(hot);
+            used: false,
+        });
+        drop(slot);
         // Freed after the lock is released.
         drop(old);
+    }
+
+    fn lock(&self, token: &str) -> MutexGuard<'_, Option<Hot>> {
+        self.slot(token)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     #[cfg(test)]
@@ -133,14 +161,37 @@ mod tests {
     #[test]
     fn answers_only_for_the_exact_text_and_only_until_its_deadline() {
         let hot = HotTokens::for_cache(1).unwrap(); // one slot: all collide
-        hot.put("token-a", identity("alice"), 100);
+        hot.put("token-a", identity("alice"), 100, 0);
         assert_eq!(hot.get("token-a", 99).unwrap().user_id(), "alice");
         assert!(hot.get("token-a", 100).is_none(), "not at its deadline");
         assert!(hot.get("token-b", 50).is_none(), "same slot, other text");
         assert!(hot.get("token-", 50).is_none(), "a prefix is another text");
         assert!(hot.get("token-aa", 50).is_none());
-        hot.put("token-b", identity("bob"), 100);
-        assert!(hot.get("token-a", 50).is_none(), "replaced");
-        assert_eq!(hot.get("token-b", 50).unwrap().user_id(), "bob");
+    }
+
+    #[test]
+    fn a_token_in_use_gets_a_second_chance_before_it_is_replaced() {
+        let hot = HotTokens::for_cache(1).unwrap();
+        let user = |t, now| hot.get(t, now).map(|i| i.user_id().to_string());
+        hot.put("token-a", identity("alice"), 100, 0);
+        hot.put("token-b", identity("bob"), 100, 1);
+        assert_eq!(user("token-a", 2), None, "never answered: replaced");
+        assert_eq!(user("token-b", 2).as_deref(), Some("bob"));
+        hot.put("token-c", identity("carol"), 100, 3);
+        assert_eq!(user("token-c", 3), None, "bob was answered: kept");
+        hot.put("token-c", identity("carol"), 100, 4);
+        assert_eq!(
+            user("token-c", 4).as_deref(),
+            Some("carol"),
+            "bob's chance is spent"
+        );
+        hot.put("token-c", identity("carol"), 300, 5);
+        assert_eq!(user("token-c", 200).as_deref(), Some("carol"), "refreshed");
+        hot.put("token-d", identity("dave"), 400, 300);
+        assert_eq!(
+            user("token-d", 300).as_deref(),
+            Some("dave"),
+            "an answered token past its deadline holds no place"
+        );
     }
 }
