@@ -92,12 +92,19 @@ def compare_modules(before_module: str, labels: dict[str, str], runs: dict[str, 
             "rps_before": median([r["rps"] for r in rs]),
             "rps_runs_before": [r["rps"] for r in rs],
             "after_over_before": paired(runs[name], rs, "rps"),
+            "cpu_after_over_before": paired(cpu_per_request(runs[name]), cpu_per_request(rs), "us"),
             "after_vs_jwt_authn": paired(runs[name], runs["envoy_jwt_authn"], "rps"),
             "before_vs_jwt_authn": paired(rs, runs["envoy_jwt_authn"], "rps"),
             "after_vs_noop_module": paired(runs[name], runs["envoy_noop_module"], "rps"),
             "before_vs_noop_module": paired(rs, runs["envoy_noop_module"], "rps"),
         }
     return out
+
+
+def cpu_per_request(rs: list[dict]) -> list[dict]:
+    """Envoy's CPU per request (µs) of each run: steadier than req/s on a
+    shared machine (see docs/benchmarks.md)."""
+    return [{"us": r["util"]["envoy"] / r["rps"] * 1e6} for r in rs]
 
 
 def render_module_comparison(e: dict) -> list[str]:
@@ -117,13 +124,14 @@ def render_module_comparison(e: dict) -> list[str]:
              f"before: `{b[BEFORE]['path']}` (sha256 {b[BEFORE]['sha256']}))",
              "",
              "| scenario | after req/s | before req/s | **after / before** | after × jwt_authn | "
-             "before × jwt_authn | after × do-nothing module | before × do-nothing module |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "before × jwt_authn | after × do-nothing module | before × do-nothing module | "
+             "after / before Envoy CPU per request |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in b["scenarios"].values():
         lines.append(f"| {s['label']} | {s['rps_after']:,.0f} | {s['rps_before']:,.0f} | "
                      f"**{f(s['after_over_before'])}** | {f(s['after_vs_jwt_authn'])} | "
                      f"{f(s['before_vs_jwt_authn'])} | {f(s['after_vs_noop_module'])} | "
-                     f"{f(s['before_vs_noop_module'])} |")
+                     f"{f(s['before_vs_noop_module'])} | {f(s.get('cpu_after_over_before'))} |")
     return lines
 
 
