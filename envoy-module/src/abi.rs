@@ -14,8 +14,11 @@
 
 use crate::filter::{self, Config, Filter, Hold, Host, LogLevel, Resume, Verdict};
 use crate::stats::{Commit, ConfigHost, Flush};
+use crate::view::RawHeader;
 use std::ffi::{c_char, c_void};
+use std::net::IpAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 /// The ABI version Envoy 1.40 expects (1.41 accepts it too, per Envoy's
 /// compatibility policy).
@@ -385,16 +388,6 @@ impl Drop for Scheduler {
     }
 }
 
-/// Header bytes as text: a copy when they are UTF-8 (the common case, and
-/// a fast check), else with invalid sequences replaced, as the gRPC mode
-/// reads them.
-fn owned_text(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-    }
-}
-
 /// Writes `message` to Envoy's log (`[dynamic_modules]`).
 fn log(level: LogLevel, message: &str) {
     // SAFETY: the buffer points into `message`, alive for the call; Envoy
@@ -410,7 +403,7 @@ struct Stream {
 }
 
 impl Host for Stream {
-    fn request_headers(&mut self) -> Vec<(String, String)> {
+    fn request_headers(&mut self) -> Vec<RawHeader<'_>> {
         // SAFETY: `ptr` is the filter Envoy passed to the running hook.
         let n = unsafe {
             envoy_dynamic_module_callback_http_get_headers_size(self.ptr, REQUEST_HEADER)
@@ -441,17 +434,16 @@ impl Host for Stream {
         raw.iter()
             .map(|h| {
                 // SAFETY: Envoy filled each entry with buffers of its header
-                // map, valid until the hook returns or a header is set; they
-                // are copied here, before either.
-                let (k, v) = unsafe {
+                // map, valid until the hook returns or a header is set. The
+                // slices borrow `self` mutably: every call that could set a
+                // header needs `&mut self` too, so none can run while they
+                // live, and `Stream` does not outlive the hook.
+                unsafe {
                     (
                         bytes(h.key_ptr, h.key_length),
                         bytes(h.value_ptr, h.value_length),
                     )
-                };
-                // A header that is not UTF-8 keeps its bytes lossily: ward's
-                // credential readers refuse U+FFFD like any non-ASCII byte.
-                (owned_text(k), owned_text(v))
+                }
             })
             .collect()
     }
@@ -511,7 +503,7 @@ impl Host for Stream {
         }
     }
 
-    fn source_address(&mut self) -> Option<String> {
+    fn source_ip(&mut self) -> Option<IpAddr> {
         let mut out = EnvoyBuffer {
             ptr: std::ptr::null(),
             length: 0,
@@ -534,9 +526,9 @@ impl Host for Stream {
         if !ok || out.ptr.is_null() {
             return None;
         }
-        // SAFETY: Envoy's buffer, valid until the hook returns; copied now.
+        // SAFETY: Envoy's buffer, valid until the hook returns; read now.
         let text = unsafe { bytes(out.ptr, out.length) };
-        std::str::from_utf8(text).ok().map(str::to_owned)
+        std::str::from_utf8(text).ok().and_then(filter::parse_ip)
     }
 
     fn log(&mut self, level: LogLevel, message: &str) {
@@ -598,7 +590,7 @@ impl Host for Stream {
         }
     }
 
-    fn route_policy(&mut self) -> Option<String> {
+    fn route_policy(&mut self) -> Option<Arc<str>> {
         // SAFETY: `ptr` is the filter of the running hook; the result is
         // null or a pointer this module returned from
         // `on_http_filter_per_route_config_new`, alive until Envoy calls
@@ -610,7 +602,7 @@ impl Host for Stream {
         }
         // SAFETY: see above: a `RouteConfig` this module leaked.
         let route = unsafe { &*route.cast::<filter::RouteConfig>() };
-        Some(route.policy.clone())
+        Some(Arc::clone(&route.policy))
     }
 }
 

@@ -15,26 +15,30 @@ use std::time::Instant;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use ward::config::{Config as WardConfig, ConfigError, ProcessEnv};
-use ward::decision::{Decision, Deny};
+use ward::decision::Decision;
 use ward::headers::ManagedHeaders;
 use ward::jwks::KeyStore;
 use ward::lookup::Lookups;
 use ward::metrics::Metrics;
-use ward::request::{Headers, Request, fold_headers};
+use ward::request::{Headers, Request};
 use ward::response::Responder;
 use ward::store::Store;
 use ward::wiring::{self, ServerChecker};
 
+use crate::plan::Plan;
 use crate::runtime;
 use crate::source;
 use crate::stats::{Commit, ConfigHost, FLUSH_EVERY, Flush, Stats};
+use crate::view::{RawHeader, View};
 
 /// What the filter needs from Envoy for one stream (`abi::Stream`, or a
 /// fake in tests).
 pub trait Host {
     /// Every request header, names as Envoy holds them (lowercase),
-    /// pseudo-headers (`:method`, `:path`, `:authority`) included.
-    fn request_headers(&mut self) -> Vec<(String, String)>;
+    /// pseudo-headers (`:method`, `:path`, `:authority`) included: Envoy's
+    /// own bytes, borrowed until the next call (any change to the headers
+    /// invalidates them).
+    fn request_headers(&mut self) -> Vec<RawHeader<'_>>;
     /// Sets a request header (replacing every value), or removes it
     /// (`None`).
     fn set_header(&mut self, name: &str, value: Option<&str>);
@@ -45,10 +49,11 @@ pub trait Host {
     fn clear_route_cache(&mut self);
     /// Answers the request locally.
     fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str, details: &str);
-    /// `source.address` (`ip:port`) of the downstream connection.
-    fn source_address(&mut self) -> Option<String>;
+    /// The IP of `source.address` (`ip:port`, [`parse_ip`]) of the
+    /// downstream connection.
+    fn source_ip(&mut self) -> Option<IpAddr>;
     /// The ward policy the route selects (the per-route config).
-    fn route_policy(&mut self) -> Option<String>;
+    fn route_policy(&mut self) -> Option<Arc<str>>;
     /// A line in Envoy's log.
     fn log(&mut self, level: LogLevel, message: &str);
     /// A handle that, from any thread, makes Envoy call this stream's
@@ -97,13 +102,13 @@ pub enum Verdict {
 
 /// What every check of one filter config shares, across Envoy's workers
 /// and the module's runtime.
-struct Shared {
+pub(crate) struct Shared {
     checker: ServerChecker,
-    managed: ManagedHeaders,
-    responder: Responder,
+    pub(crate) managed: ManagedHeaders,
+    pub(crate) responder: Responder,
     /// What the checker's parts count (read by `stats` for Envoy).
-    metrics: Arc<Metrics>,
-    stats: Stats,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) stats: Stats,
 }
 
 /// One filter config: what `ward serve` would run for this YAML. Dropped
@@ -224,7 +229,8 @@ fn build(config: &WardConfig, stats: Stats, runtime: &Runtime) -> Result<Config,
 /// module's equivalent of the gRPC mode's `ward_policy`). An unknown name
 /// is a 500 deny at request time, as in gRPC mode.
 pub struct RouteConfig {
-    pub policy: String,
+    /// Shared with every check on the route (no copy per request).
+    pub policy: Arc<str>,
 }
 
 impl RouteConfig {
@@ -236,7 +242,7 @@ impl RouteConfig {
             return Err("ward: per-route config: a policy name is required".into());
         }
         Ok(RouteConfig {
-            policy: policy.to_owned(),
+            policy: Arc::from(policy),
         })
     }
 }
@@ -245,7 +251,7 @@ impl RouteConfig {
 /// it to the runtime.
 struct Owned {
     pairs: Vec<(String, String)>,
-    policy: Option<String>,
+    policy: Option<Arc<str>>,
     source_ip: Option<IpAddr>,
     /// Where the runtime leaves the decision for the stream's worker.
     decision: Mutex<Option<Decision>>,
@@ -253,22 +259,42 @@ struct Owned {
 
 impl Owned {
     fn request(&self) -> Request<'_> {
-        let headers = Headers::owned(&self.pairs);
-        Request {
-            method: headers.get(":method").unwrap_or(""),
-            host: headers
-                .get(":authority")
-                .or_else(|| headers.get("host"))
-                .unwrap_or(""),
-            path: headers.get(":path").unwrap_or("/"),
-            headers,
-            policy: self.policy.as_deref(),
-            source_ip: self.source_ip,
-            // The module does not read the peer certificate (yet): policies
-            // that need a principal are refused with its config.
-            principal: None,
-        }
+        request(
+            Headers::owned(&self.pairs),
+            self.policy.as_deref(),
+            self.source_ip,
+        )
     }
+}
+
+/// ward's view of the request: its headers, the route's policy, the peer.
+fn request<'a>(
+    headers: Headers<'a>,
+    policy: Option<&'a str>,
+    source_ip: Option<IpAddr>,
+) -> Request<'a> {
+    Request {
+        method: headers.get(":method").unwrap_or(""),
+        host: headers
+            .get(":authority")
+            .or_else(|| headers.get("host"))
+            .unwrap_or(""),
+        path: headers.get(":path").unwrap_or("/"),
+        headers,
+        policy,
+        source_ip,
+        // The module does not read the peer certificate (yet): policies
+        // that need a principal are refused with its config.
+        principal: None,
+    }
+}
+
+/// Where the first poll of a check left it.
+enum First<'d> {
+    /// Decided on Envoy's worker: its changes, ready to make.
+    Decided(Plan<'d>),
+    /// It waits: the request, owned, for the runtime.
+    Waits(Owned),
 }
 
 /// Where one stream stands.
@@ -301,22 +327,40 @@ impl Filter {
 
     /// The request's headers: the check, decided now if nothing needs
     /// waiting, else started on the runtime ([`Verdict::Wait`]).
+    ///
+    /// The check reads the headers in Envoy's buffers (`view.rs`); what
+    /// its decision changes is planned while they are borrowed and made
+    /// after (`plan.rs`).
     pub fn on_request_headers(&mut self, host: &mut impl Host) -> Verdict {
         let start = Instant::now();
-        let owned = Owned {
-            pairs: fold_headers(host.request_headers()),
-            policy: host.route_policy(),
-            source_ip: host.source_address().as_deref().and_then(parse_ip),
-            decision: Mutex::new(None),
-        };
+        let policy = host.route_policy();
+        let source_ip = host.source_ip();
         let shared = &self.config.shared;
-        let decided = {
-            let _context = self.config.runtime.enter();
-            poll_once(shared.checker.check(&owned.request(), ward::unix_now()))
+        let decision;
+        let first = {
+            let raw = host.request_headers();
+            let view = View::new(&raw);
+            let req = request(view.headers(), policy.as_deref(), source_ip);
+            let decided = {
+                let _context = self.config.runtime.enter();
+                poll_once(shared.checker.check(&req, ward::unix_now()))
+            };
+            match decided {
+                Some(decided) => {
+                    decision = decided;
+                    First::Decided(Plan::new(shared, &req, &decision, start))
+                }
+                None => First::Waits(Owned {
+                    pairs: view.into_owned(),
+                    policy,
+                    source_ip,
+                    decision: Mutex::new(None),
+                }),
+            }
         };
-        let verdict = match decided {
-            Some(decision) => apply(shared, &owned.request(), &decision, host, start),
-            None => self.wait(owned, host, start),
+        let verdict = match first {
+            First::Decided(plan) => plan.apply(shared, host, start),
+            First::Waits(owned) => self.wait(owned, host, start),
         };
         self.settle(verdict)
     }
@@ -351,17 +395,13 @@ impl Filter {
             return;
         };
         let decision = owned.decision.lock().ok().and_then(|mut d| d.take());
+        let shared = &self.config.shared;
         let verdict = match decision {
-            Some(decision) => apply(
-                &self.config.shared,
-                &owned.request(),
-                &decision,
-                host,
-                start,
-            ),
+            Some(decision) => {
+                Plan::new(shared, &owned.request(), &decision, start).apply(shared, host, start)
+            }
             // The check panicked or was cancelled: fail closed.
             None => {
-                let shared = &self.config.shared;
                 shared.stats.record_internal_error(host);
                 internal_error(host)
             }
@@ -404,101 +444,6 @@ pub enum Hold {
     Answered,
 }
 
-/// Applies a decision to the stream.
-fn apply(
-    shared: &Shared,
-    req: &Request<'_>,
-    decision: &Decision,
-    host: &mut impl Host,
-    start: Instant,
-) -> Verdict {
-    let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-    shared.stats.record(host, decision, micros, &shared.metrics);
-    set_metadata(host, decision);
-    match decision {
-        Decision::Allow(allowed) => allow(shared, req, allowed.headers(), host),
-        Decision::AllowAnonymous { .. } => allow(shared, req, std::iter::empty(), host),
-        Decision::Deny(deny) => {
-            let d = shared.responder.deny(Some(req), deny);
-            let headers: Vec<(&str, &str)> =
-                d.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let details = format!("ward_{}", deny.reason.as_str());
-            host.send_response(d.status, &headers, &d.body, &details);
-            log_deny(host, req, deny, d.status, start);
-            Verdict::Answered
-        }
-    }
-}
-
-/// The decision in the stream's dynamic metadata, with the gRPC mode's
-/// keys (docs/decisions.md#dynamic-metadata).
-fn set_metadata(host: &mut impl Host, decision: &Decision) {
-    let mut set = |key: &str, value: &str| host.set_metadata(METADATA_NAMESPACE, key, value);
-    match decision {
-        Decision::Allow(allowed) => {
-            set("user_id", allowed.identity.user_id());
-            set("auth_method", allowed.identity.method.as_str());
-        }
-        Decision::AllowAnonymous { .. } => set("auth_method", "none"),
-        Decision::Deny(deny) => set("reason", deny.reason.as_str()),
-    }
-}
-
-/// Sets the identity headers, removes forged managed headers and
-/// credentials not forwarded (a `jwt.from_query` token cut out of
-/// `:path`, as Envoy's `query_parameters_to_remove` does in gRPC mode);
-/// the route is chosen again if anything changed.
-fn allow<'s>(
-    shared: &Shared,
-    req: &Request<'_>,
-    set: impl Iterator<Item = (&'s str, &'s str)> + Clone,
-    host: &mut impl Host,
-) -> Verdict {
-    let edits = shared.managed.edits(req, set.clone());
-    let sets_any = set.clone().next().is_some();
-    // A header the client did not send is added; one it sent (forged) is
-    // replaced, every value of it.
-    let mut put = |name: &str, value: &str| match req.headers.get(name) {
-        None => host.add_header(name, value),
-        Some(_) => host.set_header(name, Some(value)),
-    };
-    for (name, value) in set {
-        put(name, value);
-    }
-    for (name, value) in &edits.set {
-        put(name, value);
-    }
-    for name in &edits.remove {
-        host.set_header(name, None);
-    }
-    let path = ward::forward::path_without_query(req.path, &edits.remove_query);
-    if let Some(path) = &path {
-        host.set_header(":path", Some(path));
-    }
-    if sets_any || !edits.set.is_empty() || !edits.remove.is_empty() || path.is_some() {
-        host.clear_route_cache();
-    }
-    Verdict::Continue
-}
-
-/// The deny's log line, as `ward serve` writes it, through Envoy's log.
-fn log_deny(host: &mut impl Host, req: &Request<'_>, deny: &Deny, status: u16, start: Instant) {
-    host.log(LogLevel::Info, &format!(
-        "ward: deny request_id={} reason={} status={} policy={} method={} credential={} path={} transport=module micros={}",
-        req.request_id().unwrap_or(""),
-        deny.reason.as_str(),
-        status,
-        deny.policy.as_ref().map_or("", |p| p.name.as_str()),
-        deny.method.map_or("none", |m| m.as_str()),
-        deny.credential
-            .as_ref()
-            .map(ward::credentials::short_hash)
-            .unwrap_or_default(),
-        req.path,
-        start.elapsed().as_micros(),
-    ));
-}
-
 /// A 500 for a check that panicked or never finished: fail closed, with
 /// a reason.
 pub fn internal_error(host: &mut impl Host) -> Verdict {
@@ -514,7 +459,6 @@ pub fn internal_error(host: &mut impl Host) -> Verdict {
     Verdict::Answered
 }
 
-/// `ip:port`, `[v6]:port` or a bare address.
 /// What the module cannot do with workload identity: it does not read
 /// the peer's certificate (Envoy 1.40's ABI offers its URI SAN as the
 /// `connection.uri_san_peer_certificate` attribute; ward does not use it
@@ -548,7 +492,8 @@ fn workload_problems(config: &WardConfig) -> Vec<ward::config::ConfigProblem> {
         .collect()
 }
 
-fn parse_ip(addr: &str) -> Option<IpAddr> {
+/// `ip:port`, `[v6]:port` or a bare address.
+pub fn parse_ip(addr: &str) -> Option<IpAddr> {
     addr.parse::<SocketAddr>()
         .map(|s| s.ip())
         .or_else(|_| addr.parse::<IpAddr>())
@@ -590,6 +535,7 @@ mod tests {
         counted: Vec<(usize, Vec<String>, u64)>,
         recorded: Vec<(usize, u64)>,
         metadata: Vec<(String, String)>,
+        logged: Vec<String>,
     }
 
     impl Fake {
@@ -608,8 +554,9 @@ mod tests {
     }
 
     impl Host for Fake {
-        fn request_headers(&mut self) -> Vec<(String, String)> {
-            self.headers.clone()
+        fn request_headers(&mut self) -> Vec<RawHeader<'_>> {
+            let raw = self.headers.iter();
+            raw.map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect()
         }
         fn set_header(&mut self, name: &str, value: Option<&str>) {
             self.set.push((name.into(), value.map(Into::into)));
@@ -631,13 +578,17 @@ mod tests {
             let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string()));
             self.sent = Some((status, headers.collect(), body.into(), details.into()));
         }
-        fn source_address(&mut self) -> Option<String> {
-            Some("127.0.0.1:5000".into())
+        fn source_ip(&mut self) -> Option<IpAddr> {
+            parse_ip("127.0.0.1:5000")
         }
-        fn route_policy(&mut self) -> Option<String> {
-            self.policy.clone()
+        fn route_policy(&mut self) -> Option<Arc<str>> {
+            self.policy.as_deref().map(Arc::from)
         }
-        fn log(&mut self, _: LogLevel, _: &str) {}
+        fn log(&mut self, _: LogLevel, message: &str) {
+            // After the reply, as in Envoy.
+            assert!(self.sent.is_some());
+            self.logged.push(message.into());
+        }
         fn resumer(&mut self) -> Option<Box<dyn Resume>> {
             None
         }
@@ -703,6 +654,41 @@ mod tests {
         );
         assert!(host.route_cleared);
         assert_eq!(host.metadata, [("auth_method".into(), "none".into())]);
+    }
+
+    /// A request Envoy holds in another form than ward's (a repeated
+    /// name, an uppercase one) is folded before the check, as the gRPC
+    /// mode folds it: the forged copies are all found and removed.
+    #[test]
+    fn repeated_and_uppercase_forged_headers_are_removed() {
+        let config = config();
+        let mut host = Fake::new(&[
+            ("x-user-id", "mallory"),
+            ("X-Auth-Method", "jwt"),
+            ("x-user-id", "eve"),
+        ]);
+        host.policy = Some("public".into());
+        assert_eq!(check(config, &mut host), Verdict::Continue);
+        assert_eq!(
+            host.set,
+            [
+                ("x-user-id".to_string(), None),
+                ("x-auth-method".to_string(), None)
+            ]
+        );
+        assert!(host.route_cleared);
+    }
+
+    /// A deny's log line is written after its reply, from what was read
+    /// before it (the reply ends the borrow of Envoy's header buffers).
+    #[test]
+    fn a_deny_is_answered_then_logged_with_the_request_id() {
+        let config = config();
+        let mut host = Fake::new(&[("x-request-id", "req-7")]);
+        assert_eq!(check(config, &mut host), Verdict::Answered);
+        let line = host.logged.first().cloned().unwrap_or_default();
+        assert!(line.contains("request_id=req-7"), "{line}");
+        assert!(line.contains("reason=missing_credential"), "{line}");
     }
 
     #[test]

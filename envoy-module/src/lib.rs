@@ -8,6 +8,10 @@
 //! - `filter.rs`: the filter config (ward's YAML, validated as `ward
 //!   check-config` does) and one request's check, over the `Host` trait
 //!   (Envoy's stream, or a fake in the unit tests).
+//! - `view.rs`: the request's headers as the check reads them, borrowed
+//!   from Envoy's buffers when they are already in ward's form.
+//! - `plan.rs`: what a decision changes on the stream, worked out while
+//!   the headers are borrowed, made after.
 //! - `runtime.rs`: the module's one Tokio runtime, process-wide, sized by
 //!   the first filter config.
 //! - `source.rs`: where the filter config's ward YAML comes from (inline,
@@ -27,6 +31,8 @@
 #[cfg(not(test))]
 mod abi;
 pub mod filter;
+mod plan;
 mod runtime;
 mod source;
 pub mod stats;
+mod view;

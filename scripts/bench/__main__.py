@@ -31,9 +31,9 @@ from bench.phases.tail import phase_tail  # noqa: E402
 from bench.procs import Proc, log, on_signal  # noqa: E402
 from bench.report import render_markdown  # noqa: E402
 from bench.results import publish, render_again, write_run  # noqa: E402
-from bench.settings import (BASELINE_BIN, CHECKOUT_WARD_BIN, LOAD_CPU,  # noqa: E402
+from bench.settings import (BASELINE_BIN, BASELINE_MODULE, CHECKOUT_WARD_BIN, LOAD_CPU,  # noqa: E402
                             LOADGEN_BIN, MODULE_DIR, NOOP_BIN, NOOP_MODULE_DIR, ROOT,
-                            SERVER_CPU, WARD_BIN)
+                            SERVER_CPU, WARD_BIN, module_file)
 from bench.targets import compute_targets  # noqa: E402
 
 PHASES = ("direct", "envoy", "memory", "tail", "cores")
@@ -46,8 +46,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--only", default="direct,envoy,memory,tail,cores",
                     help="comma-separated phases to run (default: all)")
     ap.add_argument("--scenarios", default="", metavar="NAMES",
-                    help="direct phase: only these comma-separated scenarios (and the no-op "
-                         "baseline); the targets of the others read as not measured")
+                    help="only these comma-separated scenarios (and each phase's baseline: the "
+                         "no-op in the direct phase, Envoy alone in the envoy phase); the targets "
+                         "of the others read as not measured")
     ap.add_argument("--authz-cpu", default=SERVER_CPU, choices=[SERVER_CPU, LOAD_CPU],
                     help=f"CPU for the ext_authz server behind Envoy (default {SERVER_CPU}: "
                          "shared with Envoy, so its CPU costs proxy throughput)")
@@ -58,6 +59,10 @@ def parse_args() -> argparse.Namespace:
                     help="direct phase: also run every ward scenario against this build, "
                          "alternating with the other, and report after / before "
                          "(env WARD_BASELINE_BIN)")
+    ap.add_argument("--baseline-module", default=BASELINE_MODULE, metavar="PATH",
+                    help="envoy phase: also run every ward-module scenario with this build of "
+                         "the module (a libward_envoy.so, or its directory), alternating with "
+                         "the other, and report after / before (env WARD_BASELINE_MODULE)")
     ap.add_argument("--tail-fresh-every", type=int, default=20, metavar="N",
                     help="tail phase: 1 request in N carries a fresh ES256 token (default 20: "
                          "5 %%; 5 is the 20 %% variant)")
@@ -79,9 +84,12 @@ def parse_args() -> argparse.Namespace:
         ap.error("--tail-fresh-every must be at least 2")
     if args.baseline_bin and "direct" not in args.phases:
         ap.error("--baseline-bin compares builds in the direct phase: add it to --only")
-    if args.publish and (args.baseline_bin or
+    if args.baseline_module and "envoy" not in args.phases:
+        ap.error("--baseline-module compares modules in the envoy phase: add it to --only")
+    if args.publish and (args.baseline_bin or args.baseline_module or
                          os.path.realpath(args.ward_bin) != os.path.realpath(CHECKOUT_WARD_BIN)):
-        ap.error("--publish publishes this checkout's build alone: drop --ward-bin/--baseline-bin")
+        ap.error("--publish publishes this checkout's build alone: drop --ward-bin/"
+                 "--baseline-bin/--baseline-module")
     return args
 
 
@@ -96,6 +104,8 @@ def check_tools(args: argparse.Namespace) -> None:
                 raise SystemExit(f"{so} missing: run scripts/bench.sh (it builds both modules)")
     if args.baseline_bin and not os.access(args.baseline_bin, os.X_OK):
         raise SystemExit(f"--baseline-bin {args.baseline_bin}: not an executable file")
+    if args.baseline_module and not os.path.isfile(module_file(args.baseline_module)):
+        raise SystemExit(f"--baseline-module {args.baseline_module}: no libward_envoy.so there")
     for tool in ("h2load", "taskset", "nginx"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"{tool} missing: run scripts/bench.sh (it installs it)")

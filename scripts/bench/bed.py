@@ -19,7 +19,8 @@ from typing import Callable, Optional
 from bench.credentials import new_api_key, random_base62, resp
 from bench.envoy_bootstrap import envoy_config
 from bench.procs import Proc, free_port, http_get, log, tcp_open, wait_until
-from bench.settings import HMAC_SECRET, LOAD_CPU, NOOP_BIN, ROOT, find_envoy
+from bench.settings import (HMAC_SECRET, LOAD_CPU, MODULE_FILE, NOOP_BIN, ROOT, find_envoy,
+                            module_file)
 
 
 class Bed:
@@ -46,8 +47,14 @@ class Bed:
         self.authz_cpu = args.authz_cpu
         self.ward_bin = args.ward_bin
         self.baseline_bin = args.baseline_bin  # "" unless two builds are compared
+        # Likewise for the Envoy module (envoy phase): the directory Envoy
+        # searches for the baseline's libward_envoy.so, "" without one.
+        self.baseline_module = getattr(args, "baseline_module", "")
+        self.baseline_module_dir = (module_search_dir(self.baseline_module, self.tmp)
+                                    if self.baseline_module else "")
         # The retry budget grows with the runs: a baseline doubles ward's.
-        self.retries_left = (6 if args.quick else 16) * (2 if self.baseline_bin else 1)
+        self.retries_left = ((6 if args.quick else 16)
+                             * (2 if self.baseline_bin or self.baseline_module else 1))
         self.redis: Optional[Redis] = None  # started by the first scenario that needs it
         self.introspection: Optional[str] = None  # likewise, the responder's URL
         # The direct phase's run lengths (s), set when it starts; the pools
@@ -97,6 +104,18 @@ def module_config(redis_url: Optional[str] = None) -> str:
     if redis_url:
         config["store"] = {"redis": {"url": redis_url}}
     return json.dumps(config)  # JSON is YAML
+
+
+def module_search_dir(path: str, tmp: str) -> str:
+    """A directory where Envoy finds the module build `path` as
+    libward_envoy.so (its own, or a link to it under `tmp`)."""
+    so = os.path.abspath(module_file(path))
+    if os.path.basename(so) == MODULE_FILE:
+        return os.path.dirname(so)
+    d = os.path.join(tmp, "baseline-module")
+    os.makedirs(d, exist_ok=True)
+    os.symlink(so, os.path.join(d, MODULE_FILE))
+    return d
 
 
 class Ward:

@@ -10,7 +10,12 @@ This module decides that order, names the builds, reduces the runs to
 ratios (after / before per repetition, then the median, like every other
 ratio of the bed) and renders them as a table under the direct one. Without
 a baseline none of it runs, and results.json, results.md and chart.svg are
-what they were."""
+what they were.
+
+The envoy phase does the same for ward's Envoy module (`--baseline-module`,
+`WARD_BASELINE_MODULE`): each module scenario also runs with the baseline
+build of `libward_envoy.so`, alternating likewise (`compare_modules`); the
+latency runs use the build under test only."""
 
 from __future__ import annotations
 
@@ -67,6 +72,67 @@ def compare_builds(after_bin: str, before_bin: str, labels: dict[str, str],
             "cpu_after_over_before": paired(runs[name], rs, "cpu_ms_per_1k"),
         }
     return out
+
+
+def compare_modules(before_module: str, labels: dict[str, str], runs: dict[str, list[dict]],
+                    before: dict[str, list[dict]]) -> dict:
+    """results.json's `envoy.baseline_module`: per module scenario, the
+    baseline's req/s, after / before, and both builds' ratios to
+    `jwt_authn` and to the do-nothing module from the same repetitions.
+    `runs` holds every scenario's runs with the build under test, `before`
+    the baseline module's."""
+    from bench.settings import MODULE_DIR, module_file
+
+    out = {AFTER: build_info(module_file(MODULE_DIR)), BEFORE: build_info(module_file(before_module)),
+           "scenarios": {}}
+    for name, rs in before.items():
+        out["scenarios"][name] = {
+            "label": labels[name],
+            "rps_after": median([r["rps"] for r in runs[name]]),
+            "rps_before": median([r["rps"] for r in rs]),
+            "rps_runs_before": [r["rps"] for r in rs],
+            "after_over_before": paired(runs[name], rs, "rps"),
+            "cpu_after_over_before": paired(cpu_per_request(runs[name]), cpu_per_request(rs), "us"),
+            "after_vs_jwt_authn": paired(runs[name], runs["envoy_jwt_authn"], "rps"),
+            "before_vs_jwt_authn": paired(rs, runs["envoy_jwt_authn"], "rps"),
+            "after_vs_noop_module": paired(runs[name], runs["envoy_noop_module"], "rps"),
+            "before_vs_noop_module": paired(rs, runs["envoy_noop_module"], "rps"),
+        }
+    return out
+
+
+def cpu_per_request(rs: list[dict]) -> list[dict]:
+    """Envoy's CPU per request (µs) of each run: steadier than req/s on a
+    shared machine (see docs/benchmarks.md)."""
+    return [{"us": r["util"]["envoy"] / r["rps"] * 1e6} for r in rs]
+
+
+def render_module_comparison(e: dict) -> list[str]:
+    """Markdown lines: the after / before table of an envoy phase that had
+    a baseline module (none when it had not)."""
+    b = e.get("baseline_module")
+    if not b:
+        return []
+
+    def f(v):
+        return "–" if v is None or v != v else f"{v:.2f}"
+
+    lines = ["", f"**Module after / before** (two builds of ward's Envoy module in the same run: "
+             f"each module scenario above also ran with the baseline, alternating with the build "
+             f"under test in every repetition; ratios per repetition, median of {e['reps']}. "
+             f"After: `{b[AFTER]['path']}` (sha256 {b[AFTER]['sha256']}); "
+             f"before: `{b[BEFORE]['path']}` (sha256 {b[BEFORE]['sha256']}))",
+             "",
+             "| scenario | after req/s | before req/s | **after / before** | after × jwt_authn | "
+             "before × jwt_authn | after × do-nothing module | before × do-nothing module | "
+             "after / before Envoy CPU per request |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in b["scenarios"].values():
+        lines.append(f"| {s['label']} | {s['rps_after']:,.0f} | {s['rps_before']:,.0f} | "
+                     f"**{f(s['after_over_before'])}** | {f(s['after_vs_jwt_authn'])} | "
+                     f"{f(s['before_vs_jwt_authn'])} | {f(s['after_vs_noop_module'])} | "
+                     f"{f(s['before_vs_noop_module'])} | {f(s.get('cpu_after_over_before'))} |")
+    return lines
 
 
 def render_comparison(d: dict) -> list[str]:

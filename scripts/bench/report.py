@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from bench.compare import render_comparison
+from bench.compare import render_comparison, render_module_comparison
 from bench.settings import LOAD_CPU, MAX_FOREIGN, SERVER_CPU
 
 
@@ -92,6 +92,7 @@ def render_markdown(res: dict) -> str:
                       f"{r['module_added_p99_over_jwt_authn_ms']:+.3f} ms (median of "
                       f"{e.get('lat_reps', 1)} latency runs). CPU in parentheses: the module's "
                       f"runtime thread, on Envoy's CPU."]
+        lines += render_module_comparison(e)
     m = res.get("memory")
     if m:
         lines += ["", "**Memory** (ward RSS; distinct HS256 tokens, one cache entry each)", "",

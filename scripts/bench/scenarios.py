@@ -189,15 +189,18 @@ DIRECT_SCENARIOS = [
 
 
 def direct_scenarios(bed: Bed) -> list[DirectScenario]:
-    """All scenarios, or those `--scenarios` names (the baseline always)."""
-    if not bed.scenarios:
-        return DIRECT_SCENARIOS
+    """All scenarios, or those `--scenarios` names (the baseline always).
+    Names of the envoy phase's scenarios are left to it (envoy_scenarios)."""
     known = {sc.name for sc in DIRECT_SCENARIOS}
-    unknown = sorted(set(bed.scenarios) - known)
+    named = [n for n in bed.scenarios if n not in ENVOY_NAMES]
+    if not named:
+        return DIRECT_SCENARIOS
+    unknown = sorted(set(named) - known)
     if unknown:
-        raise SystemExit(f"--scenarios: unknown {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    keep = set(bed.scenarios) | {"noop"} | ({"h2load_noop"} if any(
-        n.startswith("h2load_") for n in bed.scenarios) else set())
+        raise SystemExit(f"--scenarios: unknown {', '.join(unknown)} "
+                         f"(known: {', '.join(sorted(known | ENVOY_NAMES))})")
+    keep = set(named) | {"noop"} | ({"h2load_noop"} if any(
+        n.startswith("h2load_") for n in named) else set())
     return [sc for sc in DIRECT_SCENARIOS if sc.name in keep]
 
 
@@ -280,3 +283,16 @@ ENVOY_SCENARIOS = [
                   "Envoy + ward module, session miss (Redis; loadgen)", "module",
                   credential="session_miss"),
 ]
+
+
+ENVOY_NAMES = {sc.name for sc in ENVOY_SCENARIOS}
+
+
+def envoy_scenarios(bed: Bed) -> list[EnvoyScenario]:
+    """All envoy scenarios, or those `--scenarios` names (Envoy alone, the
+    baseline, always); ratios whose scenarios did not run read as not
+    measured."""
+    named = {n for n in bed.scenarios if n in ENVOY_NAMES}
+    if not named:
+        return ENVOY_SCENARIOS
+    return [sc for sc in ENVOY_SCENARIOS if sc.name in named | {"envoy"}]

@@ -16,6 +16,17 @@ RELEASE = os.environ.get("WARD_BENCH_RELEASE_DIR") or os.path.join(ROOT, "target
 CHECKOUT_WARD_BIN = os.path.join(RELEASE, "ward")
 WARD_BIN = os.environ.get("WARD_BIN") or CHECKOUT_WARD_BIN
 BASELINE_BIN = os.environ.get("WARD_BASELINE_BIN") or ""
+# Another build of ward's Envoy module to compare in the envoy phase
+# (WARD_BASELINE_MODULE, --baseline-module: a libward_envoy.so, or the
+# directory holding one; see compare.py): none by default.
+BASELINE_MODULE = os.environ.get("WARD_BASELINE_MODULE") or ""
+MODULE_FILE = "libward_envoy.so"  # Envoy loads `lib<name>.so`, name "ward_envoy"
+
+
+def module_file(path: str) -> str:
+    """A module build as named on the command line: the file, or the
+    directory holding libward_envoy.so."""
+    return os.path.join(path, MODULE_FILE) if os.path.isdir(path) else path
 # benches/tools/*.rs, built as Cargo examples (see Cargo.toml).
 NOOP_BIN = os.path.join(RELEASE, "examples", "noop_authz")
 # Envoy's module search paths: ward's module (`cargo build --release -p

@@ -69,7 +69,8 @@ def compute_targets(res: dict) -> list[dict]:
     if e:
         vals["envoy_ward_vs_noop"] = e["ratios"]["ward_tcp_vs_noop"]
         vals["envoy_ward_vs_jwt_authn"] = e["ratios"]["ward_tcp_vs_jwt_authn"]
-        vals["envoy_added_p99_ms"] = e["scenarios"]["envoy_ward_tcp"]["latency"]["added_p99_ms"]
+        if "envoy_ward_tcp" in e["scenarios"]:  # else not run (--scenarios)
+            vals["envoy_added_p99_ms"] = e["scenarios"]["envoy_ward_tcp"]["latency"]["added_p99_ms"]
         r = e["ratios"]
         if "module_jwt_vs_jwt_authn" in r:  # runs from before the module rows lack them
             vals["module_vs_jwt_authn"] = r["module_jwt_vs_jwt_authn"]

@@ -170,6 +170,23 @@ async fn module_decides_inside_envoy() {
     assert_eq!(header_values(&seen, "x-auth-method"), ["jwt"]);
     assert!(header_values(&seen, "x-user-admin").is_empty(), "{seen}");
 
+    // A forged header sent twice (Envoy holds two entries: the check
+    // reads a folded copy instead of Envoy's buffers): every value is
+    // replaced.
+    let resp = envoy
+        .get(
+            "/api/orders",
+            &[
+                ("authorization", &bearer),
+                ("x-user-id", "mallory"),
+                ("x-user-id", "eve"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}\n{}", resp.text(), envoy.logs());
+    let seen = echo.requests().pop().expect("reached upstream");
+    assert_eq!(header_values(&seen, "x-user-id"), ["alice"]);
+
     // No credential: ward's 401, its JSON body and challenge; nothing upstream.
     let hits = echo.hits();
     let resp = envoy.get("/api/orders", &[("x-user-id", "mallory")]).await;

@@ -12,10 +12,11 @@ import os
 import time
 
 from bench.bed import Bed, Envoy, Nginx, Noop, Ward, module_config
+from bench.compare import AFTER, BEFORE, build_order, compare_modules
 from bench.measure import (CLK_TCK, Foreign, cpu_ticks, measure, median, ms, parse_h2load,
                            thread_ticks)
 from bench.procs import log, run_tool
-from bench.scenarios import ENVOY_SCENARIOS, EnvoyScenario, envoy_credential, h2load_header
+from bench.scenarios import EnvoyScenario, envoy_credential, envoy_scenarios, h2load_header
 from bench.settings import (ENVOY_CONNS, ENVOY_DEPTH, LOAD_CPU, LOADGEN_BIN, MODULE_DIR,
                             NOOP_MODULE_DIR, SERVER_CPU)
 
@@ -28,7 +29,8 @@ PATH = "/api/v1/items?limit=10"
 class EnvoyStack:
     """Envoy (+ its authz server) for one scenario, nginx shared."""
 
-    def __init__(self, bed: Bed, sc: EnvoyScenario, nginx: Nginx):
+    def __init__(self, bed: Bed, sc: EnvoyScenario, nginx: Nginx, baseline: bool = False):
+        # `baseline`: ward's module is the baseline build (bed.baseline_module).
         self.authz = None
         self.nginx = nginx
         args = {"mode": sc.mode, "upstream_port": nginx.port}
@@ -48,7 +50,8 @@ class EnvoyStack:
             stored = sc.credential in ("session", "apikey", "session_miss")
             redis = bed.ensure_redis().url if stored else None
             args["module_config"] = module_config(redis)
-            env = {"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": MODULE_DIR}
+            env = {"ENVOY_DYNAMIC_MODULES_SEARCH_PATH":
+                   bed.baseline_module_dir if baseline else MODULE_DIR}
         elif sc.mode == "noop_module":
             env = {"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": NOOP_MODULE_DIR}
         self.module = sc.mode == "module"
@@ -159,35 +162,40 @@ def latency_through_envoy(bed: Bed, stack: EnvoyStack, cred: list[str], rate: fl
             "foreign_cpu": foreign_cpu}
 
 
-def run_fresh(bed: Bed, sc: EnvoyScenario, nginx: Nginx, body) -> dict:
-    """`body(stack)` on a fresh stack for `sc`, retried while the machine
-    was busy (measure)."""
+def run_fresh(bed: Bed, sc: EnvoyScenario, nginx: Nginx, body, baseline: bool = False) -> dict:
+    """`body(stack)` on a fresh stack for `sc` (with the baseline module
+    if `baseline`), retried while the machine was busy (measure)."""
 
     def once():
-        stack = EnvoyStack(bed, sc, nginx)
+        stack = EnvoyStack(bed, sc, nginx, baseline=baseline)
         try:
             return body(stack)
         finally:
             stack.stop()
 
-    return measure(bed, sc.name, once)
+    return measure(bed, sc.name + (" (before)" if baseline else ""), once)
 
 
-def fixed_rate(maxes: dict[str, float]) -> tuple[float, float]:
+def fixed_rate(maxes: dict[str, float], lat_scenarios: list[EnvoyScenario]) -> tuple[float, float]:
     """Half of Envoy alone's max, as asked, unless a scenario saturates
     below that; then half of the slowest one's max, so no scenario is
     measured while queueing. Returns (rate, half of Envoy alone's max)."""
     half_alone = maxes["envoy"] / 2
-    rate = min(half_alone, min(maxes[sc.name] for sc in LATENCY_SCENARIOS) / 2)
+    rate = min(half_alone, min(maxes[sc.name] for sc in lat_scenarios) / 2)
     return max(100.0, math.floor(rate / 100) * 100), half_alone
 
 
-# The miss rows are measured for throughput only (see EnvoyScenario).
-LATENCY_SCENARIOS = [sc for sc in ENVOY_SCENARIOS if not sc.credential.endswith("_miss")]
+def latency_scenarios(scenarios: list[EnvoyScenario]) -> list[EnvoyScenario]:
+    """The miss rows are measured for throughput only (see EnvoyScenario)."""
+    return [sc for sc in scenarios if not sc.credential.endswith("_miss")]
+
+
 NOT_MEASURED = {k: float("nan") for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms", "rps")}
 
 
 def phase_envoy(bed: Bed) -> dict:
+    scenarios = envoy_scenarios(bed)
+    lat_scenarios = latency_scenarios(scenarios)
     q = bed.quick
     warmup, duration = (0.5, 2.0) if q else (1.0, 4.0)
     reps = 2 if q else 3
@@ -197,30 +205,36 @@ def phase_envoy(bed: Bed) -> dict:
     bed.jwks = run_tool([LOADGEN_BIN, "jwks", "--alg", "RS256", "--kid", "bench-rs256"],
                         None, 30, "jwks").strip()
     creds = {sc.name: envoy_credential(bed, sc.credential, warmup + duration)
-             for sc in ENVOY_SCENARIOS}
-    log(f"envoy: {len(ENVOY_SCENARIOS)} scenarios x {reps} repetitions, h2load "
+             for sc in scenarios}
+    log(f"envoy: {len(scenarios)} scenarios x {reps} repetitions, h2load "
         f"{ENVOY_CONNS} conns x {ENVOY_DEPTH} streams, {warmup}s + {duration}s; "
         f"Envoy on CPU {SERVER_CPU}, authz server on CPU {bed.authz_cpu}, "
         f"h2load + nginx on CPU {LOAD_CPU}")
     nginx = Nginx(bed, LOAD_CPU)
-    runs: dict[str, list[dict]] = {sc.name: [] for sc in ENVOY_SCENARIOS}
-    lats: dict[str, list[dict]] = {sc.name: [] for sc in ENVOY_SCENARIOS}
+    runs: dict[str, list[dict]] = {sc.name: [] for sc in scenarios}
+    lats: dict[str, list[dict]] = {sc.name: [] for sc in scenarios}
+    # The baseline module's runs of the module scenarios (none without one).
+    before: dict[str, list[dict]] = {sc.name: [] for sc in scenarios
+                                     if bed.baseline_module and sc.mode == "module"}
     try:
         for rep in range(reps):
-            for sc in ENVOY_SCENARIOS:
-                h = run_fresh(bed, sc, nginx, lambda stack: max_through_envoy(
-                    bed, stack, creds[sc.name], duration, warmup))
-                runs[sc.name].append(h)
-                log(f"  [{rep + 1}/{reps}] {sc.name:26s} {h['rps']:8.0f} req/s  CPU "
-                    + " ".join(f"{k} {v * 100:.0f}%" for k, v in h["util"].items())
-                    + (f"  (other processes: {h['foreign_cpu'] * 100:.0f}% CPU)"
-                       if h["foreign_cpu"] > 0.05 else ""))
+            for sc in scenarios:
+                for build in build_order(rep) if sc.name in before else (AFTER,):
+                    is_base = build == BEFORE
+                    h = run_fresh(bed, sc, nginx, lambda stack: max_through_envoy(
+                        bed, stack, creds[sc.name], duration, warmup), baseline=is_base)
+                    (before if is_base else runs)[sc.name].append(h)
+                    what = sc.name + (f" ({build})" if sc.name in before else "")
+                    log(f"  [{rep + 1}/{reps}] {what:35s} {h['rps']:8.0f} req/s  CPU "
+                        + " ".join(f"{k} {v * 100:.0f}%" for k, v in h["util"].items())
+                        + (f"  (other processes: {h['foreign_cpu'] * 100:.0f}% CPU)"
+                           if h["foreign_cpu"] > 0.05 else ""))
         maxes = {n: median([r["rps"] for r in rs]) for n, rs in runs.items()}
-        rate, half_alone = fixed_rate(maxes)
+        rate, half_alone = fixed_rate(maxes, lat_scenarios)
         log(f"  latency at a fixed {rate:.0f} req/s (Envoy alone max {maxes['envoy']:.0f}), "
             f"{lat_reps} x {lat_duration}s per scenario")
         for rep in range(lat_reps):
-            for sc in LATENCY_SCENARIOS:
+            for sc in lat_scenarios:
                 lt = run_fresh(bed, sc, nginx, lambda stack: latency_through_envoy(
                     bed, stack, creds[sc.name], rate, lat_duration, 1.0))
                 lats[sc.name].append(lt)
@@ -234,8 +248,11 @@ def phase_envoy(bed: Bed) -> dict:
            "pinning": {"envoy": SERVER_CPU, "authz": bed.authz_cpu, "nginx": LOAD_CPU,
                        "h2load": LOAD_CPU},
            "scenarios": {sc.name: summary(sc, runs[sc.name], lats[sc.name])
-                         for sc in ENVOY_SCENARIOS}}
+                         for sc in scenarios}}
     out["ratios"] = ratios(out["scenarios"], runs)
+    if before:
+        out["baseline_module"] = compare_modules(
+            bed.baseline_module, {sc.name: sc.label for sc in scenarios}, runs, before)
     return out
 
 
@@ -259,6 +276,8 @@ def ratios(s: dict, runs: dict[str, list[dict]]) -> dict:
     latency each scenario adds over Envoy alone."""
 
     def rep_ratio(a, b):
+        if a not in runs or b not in runs:  # not run (--scenarios)
+            return float("nan")
         return median([x["rps"] / y["rps"] for x, y in zip(runs[a], runs[b])])
 
     for name in s:
@@ -268,7 +287,10 @@ def ratios(s: dict, runs: dict[str, list[dict]]) -> dict:
         lt = sc["latency"]
         lt["added_p50_ms"] = lt["p50_ms"] - base["p50_ms"]
         lt["added_p99_ms"] = lt["p99_ms"] - base["p99_ms"]
-    module, jwt_authn = s["envoy_ward_module_jwt"]["latency"], s["envoy_jwt_authn"]["latency"]
+    missing = {"latency": dict(NOT_MEASURED, added_p50_ms=float("nan"),
+                               added_p99_ms=float("nan"))}
+    module = s.get("envoy_ward_module_jwt", missing)["latency"]
+    jwt_authn = s.get("envoy_jwt_authn", missing)["latency"]
     return {
         "ward_tcp_vs_noop": rep_ratio("envoy_ward_tcp", "envoy_noop"),
         "ward_tcp_vs_jwt_authn": rep_ratio("envoy_ward_tcp", "envoy_jwt_authn"),
