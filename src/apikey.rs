@@ -12,6 +12,7 @@
 use crate::fields::{self, Fields};
 use crate::identity::{HeaderRules, Identity, IdentityError, list_items, list_value};
 use crate::reason::Reason;
+use std::borrow::Cow;
 
 use crate::credential_kind::CredentialKind;
 use sha2::{Digest, Sha256};
@@ -204,14 +205,14 @@ impl ApiKey {
     ) -> Result<Identity, IdentityError> {
         let extra = [
             (
-                field::SCOPES.into(),
-                rules.scopes_header.clone(),
-                list_value(&self.scopes),
+                field::SCOPES,
+                rules.scopes_header.as_str(),
+                Cow::Owned(list_value(&self.scopes)),
             ),
             (
-                field::KEY_ID.into(),
-                id_header.to_string(),
-                self.key_id.clone(),
+                field::KEY_ID,
+                id_header,
+                Cow::Borrowed(self.key_id.as_str()),
             ),
         ];
         let mut identity = rules.build(&self.user_id, CredentialKind::ApiKey, extra)?;

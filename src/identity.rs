@@ -9,6 +9,7 @@
 use crate::config::{ClaimHeader, ClaimMapping, HeadersConfig};
 use crate::credential_kind::CredentialKind;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 mod packed;
 mod signed;
@@ -31,6 +32,11 @@ pub struct IdentityParts {
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
 }
+
+/// One more header for [`HeaderRules::build`]: `(source, header, value)`,
+/// the source (a claim or record field) named only in an error; an empty
+/// value sends no header.
+pub type Extra<'a> = (&'a str, &'a str, Cow<'a, str>);
 
 /// The header rules every credential kind shares.
 #[derive(Debug, Clone)]
@@ -59,25 +65,26 @@ impl HeaderRules {
     }
 
     /// An identity's parts with the user id and method headers, then `extra`
-    /// `(source, header, value)` triples (the first value for a header
-    /// wins), every value checked for header safety.
-    pub fn build(
+    /// [`Extra`] triples (the first value for a header wins), every value
+    /// checked for header safety. The triples borrow what they can: only
+    /// the headers kept are copied, into the parts.
+    pub fn build<'a>(
         &self,
         user_id: &str,
         method: CredentialKind,
-        extra: impl IntoIterator<Item = (String, String, String)>,
+        extra: impl IntoIterator<Item = Extra<'a>>,
     ) -> Result<IdentityParts, IdentityError> {
         self.check_value("user id", user_id)?;
-        let mut headers = vec![
-            (self.user_id_header.clone(), user_id.to_string()),
-            (self.method_header.clone(), method.as_str().to_string()),
-        ];
+        let extra = extra.into_iter();
+        let mut headers = Vec::with_capacity(2 + extra.size_hint().0);
+        headers.push((self.user_id_header.clone(), user_id.to_string()));
+        headers.push((self.method_header.clone(), method.as_str().to_string()));
         for (source, header, value) in extra {
-            if value.is_empty() || headers.iter().any(|(name, _)| *name == header) {
+            if value.is_empty() || headers.iter().any(|(name, _)| name == header) {
                 continue;
             }
-            self.check_value(&source, &value)?;
-            headers.push((header, value));
+            self.check_value(source, &value)?;
+            headers.push((header.to_string(), value.into_owned()));
         }
         Ok(IdentityParts {
             user_id: user_id.to_string(),
@@ -168,7 +175,7 @@ impl ClaimRenderer {
                 why,
             })?;
             if let Some(text) = text {
-                extra.push((m.claim.clone(), m.header.clone(), text));
+                extra.push((m.claim.as_str(), m.header.as_str(), Cow::Owned(text)));
             }
         }
         let mut identity = self.rules.build(user_id, method, extra)?;

@@ -11,6 +11,7 @@
 use crate::fields::{self, Fields};
 use crate::identity::{HeaderRules, Identity, IdentityError, list_items, list_value};
 use crate::reason::Reason;
+use std::borrow::Cow;
 
 use crate::apikey::{RandomError, random_base62};
 use crate::credential_kind::CredentialKind;
@@ -160,31 +161,32 @@ impl<'a> Session<'a> {
         rules: &HeaderRules,
         mapped: &[(String, String)],
     ) -> Result<Identity, IdentityError> {
-        let value = |name: &str| self.fields.get(name).cloned().unwrap_or_default();
+        let value = |name: &str| self.fields.get(name).map_or("", String::as_str);
         let (roles, scopes) = (value(field::ROLES), value(field::SCOPES));
-        let mut extra = vec![
+        let fixed = [
             (
-                field::EMAIL.into(),
-                rules.email_header.clone(),
-                value(field::EMAIL),
+                field::EMAIL,
+                rules.email_header.as_str(),
+                Cow::Borrowed(value(field::EMAIL)),
             ),
             (
-                field::ROLES.into(),
-                rules.roles_header.clone(),
-                list_value(&roles),
+                field::ROLES,
+                rules.roles_header.as_str(),
+                Cow::Owned(list_value(roles)),
             ),
             (
-                field::SCOPES.into(),
-                rules.scopes_header.clone(),
-                list_value(&scopes),
+                field::SCOPES,
+                rules.scopes_header.as_str(),
+                Cow::Owned(list_value(scopes)),
             ),
         ];
-        for (name, header) in mapped {
-            extra.push((name.clone(), header.clone(), value(name)));
-        }
+        let mapped = mapped
+            .iter()
+            .map(|(name, header)| (name.as_str(), header.as_str(), Cow::Borrowed(value(name))));
+        let extra = fixed.into_iter().chain(mapped);
         let mut identity = rules.build(self.user_id, CredentialKind::Session, extra)?;
-        identity.roles = list_items(&roles);
-        identity.scopes = list_items(&scopes);
+        identity.roles = list_items(roles);
+        identity.scopes = list_items(scopes);
         Ok(identity.into())
     }
 }

@@ -88,14 +88,21 @@ impl From<IdentityParts> for Identity {
             roles,
             scopes,
         } = parts;
-        let mut pieces: Vec<&str> = vec![&user_id];
-        pieces.extend(headers.iter().flat_map(|(n, v)| [n.as_str(), v.as_str()]));
-        pieces.push(jti.as_deref().unwrap_or_default());
-        pieces.push(session_id.as_deref().unwrap_or_default());
-        pieces.extend(roles.iter().chain(&scopes).map(String::as_str));
-        let mut text = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
-        let mut ends = Vec::with_capacity(pieces.len());
-        for piece in pieces {
+        // Walked twice (sizes, then copies) rather than collected: one
+        // allocation fewer per identity built, which a cache miss pays.
+        let pieces = || {
+            std::iter::once(user_id.as_str())
+                .chain(headers.iter().flat_map(|(n, v)| [n.as_str(), v.as_str()]))
+                .chain([
+                    jti.as_deref().unwrap_or_default(),
+                    session_id.as_deref().unwrap_or_default(),
+                ])
+                .chain(roles.iter().chain(&scopes).map(String::as_str))
+        };
+        let (count, len) = pieces().fold((0, 0), |(n, len), p| (n + 1, len + p.len()));
+        let mut text = String::with_capacity(len);
+        let mut ends = Vec::with_capacity(count);
+        for piece in pieces() {
             // Cannot saturate: the pieces come from a JWT capped by
             // `jwt.max_token_bytes` or a store record (Redis caps a value
             // at 512 MB), so the text stays far below 4 GiB.
