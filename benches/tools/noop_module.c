@@ -11,10 +11,19 @@
  *      benches/tools/noop_module.c
  * Envoy loads it as dynamic_module_config.name "ward_noop". The hooks and
  * callbacks are those of envoy-module/src/abi.rs (checked against 1.40).
+ *
+ * With the filter config "shaped" it makes, with constant values, every
+ * call into Envoy that ward's module makes on a JWT cache hit: all request
+ * headers in one call, the route's per-route config, the source address,
+ * one histogram value, two dynamic metadata strings, four identity
+ * headers added and the route cache cleared. Its row is what applying
+ * ward's answer costs inside Envoy, apart from what ward computes (as the
+ * ward-shaped no-op server is for ext_authz).
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
     const char *ptr;
@@ -32,30 +41,98 @@ bool envoy_dynamic_module_callback_http_get_header(void *filter, int kind, buffe
                                                    buffer *out, size_t index, size_t *count);
 bool envoy_dynamic_module_callback_http_set_header(void *filter, int kind, buffer key,
                                                    buffer value);
+/* The shaped mode's calls (the signatures of envoy-module/src/abi.rs). */
+size_t envoy_dynamic_module_callback_http_get_headers_size(void *filter, int kind);
+bool envoy_dynamic_module_callback_http_get_headers(void *filter, int kind, header *out);
+bool envoy_dynamic_module_callback_http_add_header(void *filter, int kind, buffer key,
+                                                   buffer value);
+void envoy_dynamic_module_callback_http_clear_route_cache(void *filter);
+bool envoy_dynamic_module_callback_http_filter_get_attribute_string(void *filter, int id,
+                                                                    buffer *out, size_t *len);
+const void *envoy_dynamic_module_callback_get_most_specific_route_config(void *filter);
+void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(void *filter, buffer ns,
+                                                                    buffer key, buffer value);
+int envoy_dynamic_module_callback_http_filter_config_define_histogram(void *config, buffer name,
+                                                                      const buffer *labels,
+                                                                      size_t labels_length,
+                                                                      size_t *id);
+int envoy_dynamic_module_callback_http_filter_record_histogram_value(void *filter, size_t id,
+                                                                     const buffer *labels,
+                                                                     size_t labels_length,
+                                                                     uint64_t value);
 
-enum { REQUEST_HEADER = 0, CONTINUE = 0 };
+enum { REQUEST_HEADER = 0, CONTINUE = 0, ATTRIBUTE_SOURCE_ADDRESS = 24, MAX_HEADERS = 128 };
 
-/* Any non-null pointer: the filter keeps no state. */
-static const char state = 0;
+/* A filter's state is its config's: plain or shaped. */
+typedef struct {
+    bool shaped;
+    size_t histogram;
+} noop_config;
+static noop_config plain = {false, 0}, shaped = {true, 0};
 
 const char *envoy_dynamic_module_on_program_init(void) { return "v0.2.0"; }
 
 const void *envoy_dynamic_module_on_http_filter_config_new(void *envoy, buffer name,
                                                            buffer config) {
-    (void)envoy, (void)name, (void)config;
-    return &state;
+    (void)name;
+    if (config.length != 6 || memcmp(config.ptr, "shaped", 6) != 0)
+        return &plain;
+    buffer histogram = {"ward_noop_duration", 18};
+    envoy_dynamic_module_callback_http_filter_config_define_histogram(envoy, histogram, 0, 0,
+                                                                      &shaped.histogram);
+    return &shaped;
 }
+
 void envoy_dynamic_module_on_http_filter_config_destroy(const void *config) { (void)config; }
 
 const void *envoy_dynamic_module_on_http_filter_new(const void *config, void *envoy) {
-    (void)config, (void)envoy;
-    return &state;
+    (void)envoy;
+    return config;
 }
+
 void envoy_dynamic_module_on_http_filter_destroy(const void *filter) { (void)filter; }
+
+static void add(void *envoy, const char *name, const char *value) {
+    buffer k = {name, strlen(name)}, v = {value, strlen(value)};
+    envoy_dynamic_module_callback_http_add_header(envoy, REQUEST_HEADER, k, v);
+}
+
+static void metadata(void *envoy, const char *key, const char *value) {
+    buffer ns = {"envoy.filters.http.ext_authz", 28}, k = {key, strlen(key)}, v = {value, strlen(value)};
+    envoy_dynamic_module_callback_http_set_dynamic_metadata_string(envoy, ns, k, v);
+}
+
+/* ward's calls on a JWT cache hit, in its order (envoy-module/src/plan.rs). */
+static void shaped_allow(void *envoy, const noop_config *config) {
+    header headers[MAX_HEADERS];
+    size_t n = envoy_dynamic_module_callback_http_get_headers_size(envoy, REQUEST_HEADER);
+    if (n > MAX_HEADERS)
+        return;
+    envoy_dynamic_module_callback_http_get_headers(envoy, REQUEST_HEADER, headers);
+    envoy_dynamic_module_callback_get_most_specific_route_config(envoy);
+    buffer address = {0, 0};
+    size_t length = 0;
+    envoy_dynamic_module_callback_http_filter_get_attribute_string(
+        envoy, ATTRIBUTE_SOURCE_ADDRESS, &address, &length);
+    envoy_dynamic_module_callback_http_filter_record_histogram_value(envoy, config->histogram, 0,
+                                                                     0, 1);
+    metadata(envoy, "user_id", "user-0");
+    metadata(envoy, "auth_method", "jwt");
+    add(envoy, "x-user-id", "user-0");
+    add(envoy, "x-auth-method", "jwt");
+    add(envoy, "x-user-email", "user-0@example.com");
+    add(envoy, "x-user-roles", "reader");
+    envoy_dynamic_module_callback_http_clear_route_cache(envoy);
+}
 
 int envoy_dynamic_module_on_http_filter_request_headers(void *envoy, const void *filter,
                                                         bool end_of_stream) {
-    (void)filter, (void)end_of_stream;
+    (void)end_of_stream;
+    const noop_config *config = filter;
+    if (config->shaped) {
+        shaped_allow(envoy, config);
+        return CONTINUE;
+    }
     buffer key = {"authorization", 13}, value = {0, 0};
     size_t count = 0;
     envoy_dynamic_module_callback_http_get_header(envoy, REQUEST_HEADER, key, &value, 0, &count);

@@ -258,6 +258,9 @@ class EnvoyScenario:
     # one header value, and left out of the fixed-rate latency runs, whose
     # rate they would lower for every row.
     credential: str = "jwt"
+    # The do-nothing module making every call into Envoy that ward's
+    # module makes on a JWT hit (its "shaped" filter config).
+    shaped: bool = False
 
 
 ENVOY_SCENARIOS = [
@@ -272,6 +275,8 @@ ENVOY_SCENARIOS = [
     # ward inside Envoy (libward_envoy.so), beside its floor: a module
     # that reads one header and sets one (benches/tools/noop_module.c).
     EnvoyScenario("envoy_noop_module", "Envoy + do-nothing module", "noop_module"),
+    EnvoyScenario("envoy_noop_module_shaped", "Envoy + do-nothing module, ward-shaped",
+                  "noop_module", shaped=True),
     EnvoyScenario("envoy_ward_module_jwt", "Envoy + ward module, JWT RS256 cache hit", "module"),
     EnvoyScenario("envoy_ward_module_session", "Envoy + ward module, session cache hit",
                   "module", credential="session"),

@@ -54,6 +54,8 @@ class EnvoyStack:
                    bed.baseline_module_dir if baseline else MODULE_DIR}
         elif sc.mode == "noop_module":
             env = {"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": NOOP_MODULE_DIR}
+            if sc.shaped:
+                args["module_config"] = "shaped"
         self.module = sc.mode == "module"
         try:
             self.envoy = Envoy(bed, SERVER_CPU, args, env=env)
@@ -308,6 +310,10 @@ def ratios(s: dict, runs: dict[str, list[dict]]) -> dict:
         "module_session_miss_vs_jwt": rep_ratio("envoy_ward_module_session_miss",
                                                 "envoy_ward_module_jwt"),
         "noop_module_vs_envoy": rep_ratio("envoy_noop_module", "envoy"),
+        "noop_module_shaped_vs_noop_module": rep_ratio("envoy_noop_module_shaped",
+                                                       "envoy_noop_module"),
+        "module_jwt_vs_noop_module_shaped": rep_ratio("envoy_ward_module_jwt",
+                                                      "envoy_noop_module_shaped"),
         "module_added_p50_over_jwt_authn_ms": module["added_p50_ms"] - jwt_authn["added_p50_ms"],
         "module_added_p99_over_jwt_authn_ms": module["added_p99_ms"] - jwt_authn["added_p99_ms"],
     }
