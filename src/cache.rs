@@ -287,7 +287,8 @@ mod tests {
     use crate::credential_kind::CredentialKind;
     use crate::credentials::hash_credential;
 
-    fn identity(user: &str) -> Arc<Identity> {
+    /// A JWT identity of `user` (also for `hot`'s tests).
+    pub(super) fn identity(user: &str) -> Arc<Identity> {
         Arc::new(Identity::from(crate::identity::IdentityParts {
             user_id: user.into(),
             method: CredentialKind::Jwt,

@@ -107,6 +107,14 @@ def cpu_per_request(rs: list[dict]) -> list[dict]:
     return [{"us": r["util"]["envoy"] / r["rps"] * 1e6} for r in rs]
 
 
+def intro(what: str, b: dict, reps: int) -> str:
+    """The sentence above an after / before table: `what` (bold title and
+    how the baseline ran), then how the ratios are taken and the builds."""
+    return (f"{what}, alternating with the build under test in every repetition; ratios per "
+            f"repetition, median of {reps}. After: `{b[AFTER]['path']}` (sha256 "
+            f"{b[AFTER]['sha256']}); before: `{b[BEFORE]['path']}` (sha256 {b[BEFORE]['sha256']}))")
+
+
 def render_module_comparison(e: dict) -> list[str]:
     """Markdown lines: the after / before table of an envoy phase that had
     a baseline module (none when it had not)."""
@@ -117,11 +125,8 @@ def render_module_comparison(e: dict) -> list[str]:
     def f(v):
         return "–" if v is None or v != v else f"{v:.2f}"
 
-    lines = ["", f"**Module after / before** (two builds of ward's Envoy module in the same run: "
-             f"each module scenario above also ran with the baseline, alternating with the build "
-             f"under test in every repetition; ratios per repetition, median of {e['reps']}. "
-             f"After: `{b[AFTER]['path']}` (sha256 {b[AFTER]['sha256']}); "
-             f"before: `{b[BEFORE]['path']}` (sha256 {b[BEFORE]['sha256']}))",
+    lines = ["", intro("**Module after / before** (two builds of ward's Envoy module in the same "
+                       "run: each module scenario above also ran with the baseline", b, e["reps"]),
              "",
              "| scenario | after req/s | before req/s | **after / before** | after × jwt_authn | "
              "before × jwt_authn | after × do-nothing module | before × do-nothing module | "
@@ -145,11 +150,8 @@ def render_comparison(d: dict) -> list[str]:
     def f(v, spec=".2f"):
         return "–" if v is None or v != v else f"{v:{spec}}"
 
-    lines = ["", f"**After / before** (two ward builds in the same run: each ward scenario "
-             f"above also ran against the baseline, alternating with the build under test in "
-             f"every repetition; ratios per repetition, median of {d['reps']}. "
-             f"After: `{b[AFTER]['path']}` (sha256 {b[AFTER]['sha256']}); "
-             f"before: `{b[BEFORE]['path']}` (sha256 {b[BEFORE]['sha256']}))",
+    lines = ["", intro("**After / before** (two ward builds in the same run: each ward scenario "
+                       "above also ran against the baseline", b, d["reps"]),
              "",
              "| scenario | after Check/s | before Check/s | **after / before** | after × no-op | "
              "before × no-op | after / before CPU per check |",

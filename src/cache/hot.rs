@@ -134,19 +134,7 @@ impl HotTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credential_kind::CredentialKind;
-
-    fn identity(user: &str) -> Arc<Identity> {
-        Arc::new(Identity::from(crate::identity::IdentityParts {
-            user_id: user.into(),
-            method: CredentialKind::Jwt,
-            headers: vec![],
-            jti: None,
-            session_id: None,
-            roles: vec![],
-            scopes: vec![],
-        }))
-    }
+    use crate::cache::tests::identity;
 
     #[test]
     fn sized_by_the_cache_a_power_of_two_and_bounded() {
