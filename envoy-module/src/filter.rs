@@ -116,7 +116,7 @@ pub(crate) struct Shared {
 /// flight keep its checker until they finish, and its background tasks
 /// (JWKS fetchers, store invalidations) stop.
 pub struct Config {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
     /// Dropped with the config: the background tasks end.
     stop: watch::Sender<bool>,
