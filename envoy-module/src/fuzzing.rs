@@ -54,9 +54,9 @@ pub fn module_headers(data: &[u8]) {
     if mode & 4 != 0 {
         raw.push((b"x-session-id", SESSION.as_bytes()));
     }
-    // Envoy's codecs refuse a name that is not an HTTP token before any
-    // filter runs: the plan only ever sees token names.
-    raw.retain(|(name, _)| is_token_name(name));
+    if !envoy_accepts(&raw) {
+        return;
+    }
     let policy = match mode % 4 {
         1 => Some("public"),
         2 => Some("no-such-policy"),
@@ -95,14 +95,30 @@ fn same_reading(raw: &[RawHeader<'_>]) {
     assert_eq!(view.into_owned(), folded);
 }
 
-/// RFC 9110 token characters (an optional leading `:` for a
-/// pseudo-header), as Envoy's HTTP/1 and HTTP/2 codecs require of names.
-fn is_token_name(name: &[u8]) -> bool {
-    let name = name.strip_prefix(b":").unwrap_or(name);
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b))
+/// Whether Envoy lets the request reach a filter at all: its codecs
+/// refuse a name that is not an HTTP token (RFC 9110), an uppercase or
+/// repeated pseudo-header; its connection manager a `:path` that does not
+/// start with `/` (`absolute_path_rejected`).
+fn envoy_accepts(raw: &[RawHeader<'_>]) -> bool {
+    let token = |name: &[u8]| {
+        !name.is_empty()
+            && name
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b))
+    };
+    let pseudo = raw
+        .iter()
+        .filter_map(|(n, v)| Some((n.strip_prefix(b":")?, v)));
+    let mut seen: Vec<&[u8]> = Vec::new();
+    for (name, value) in pseudo {
+        let fine = !name.iter().any(u8::is_ascii_uppercase) && !seen.contains(&name);
+        if !fine || (name == b"path" && !value.starts_with(b"/")) {
+            return false;
+        }
+        seen.push(name);
+    }
+    raw.iter()
+        .all(|(n, _)| token(n.strip_prefix(b":").unwrap_or(n)))
 }
 
 /// One check of `raw` on a stream modelled as Envoy's header map; what
@@ -134,6 +150,11 @@ fn reaches_backend_unforged(stream: &Stream, config: &Config) {
             "the client's {name}: {value:?} reaches the backend"
         );
     }
+    let paths = stream.values(":path");
+    assert!(
+        paths.len() <= 1 && paths.iter().all(|p| p.starts_with('/')),
+        "{paths:?}"
+    );
     if stream.user.as_deref() == Some("carol") {
         assert_eq!(stream.values("x-user-id"), ["carol"]);
         assert_eq!(stream.values("x-auth-method"), ["session"]);
@@ -165,9 +186,11 @@ enum By {
     Ward,
 }
 
-/// A stream as Envoy holds it: names matched without regard to case (as
-/// Envoy's codecs lowercase them), `set_header` replacing every value,
-/// `add_header` appending one, a null value removing them all.
+/// A stream as Envoy 1.40's callbacks treat it (`abi_impl.cc`): names
+/// matched without regard to case (Envoy's codecs lowercase them),
+/// `set_header` replacing every value, or removing them all when the
+/// value is null *or empty*; `add_header` appending one, and doing
+/// nothing with an empty value.
 struct Stream {
     map: Vec<(Vec<u8>, String, By)>,
     policy: Option<Arc<str>>,
@@ -213,8 +236,11 @@ impl Host for Stream {
         }
     }
     fn add_header(&mut self, name: &str, value: &str) {
-        self.map
-            .push((name.as_bytes().to_vec(), value.into(), By::Ward));
+        assert_eq!(self.replies, 0, "a header added after the reply");
+        if !value.is_empty() {
+            let name = name.as_bytes().to_vec();
+            self.map.push((name, value.into(), By::Ward));
+        }
     }
     fn clear_route_cache(&mut self) {}
     fn send_response(&mut self, status: u16, _: &[(&str, &str)], _: &str, _: &str) {
