@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs ward's cargo-fuzz targets (fuzz/fuzz_targets/, harnesses in
-# src/fuzzing/) for a while each, two at a time, and fails on any crash.
+# src/fuzzing/ and envoy-module/src/fuzzing.rs) for a while each, two
+# at a time, and fails on any crash.
 #
 #   bash scripts/fuzz.sh                         # every target, 60 s each
 #   bash scripts/fuzz.sh --seconds 600 jws path  # these two, 10 min each
@@ -14,14 +15,15 @@
 # fuzz/artifacts/<target>/. Minimise a crash with
 #   cargo +nightly fuzz tmin --sanitizer none <target> fuzz/artifacts/<target>/crash-...
 # and commit it under fuzz/regressions/<target>/: `cargo test --test
-# fuzz_corpora` replays it from then on.
+# fuzz_corpora` (module_headers: `cargo test -p ward-envoy-module
+# fuzzing`) replays it from then on.
 
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-TARGETS=(check_request jws path credentials formats config workload)
+TARGETS=(check_request jws path credentials formats config workload module_headers)
 SECONDS_EACH=60
 JOBS="${FUZZ_JOBS:-2}"
 
@@ -35,6 +37,7 @@ max_len() {
         formats) echo 512 ;;
         config) echo 4096 ;;
         workload) echo 2048 ;;  # an XFCC element, or a certificate
+        module_headers) echo 2048 ;;  # a request's header block
         *) die "unknown target $1" ;;
     esac
 }
@@ -44,7 +47,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) SECONDS_EACH="${2:?--seconds needs a number}"; shift 2 ;;
         --seconds=*) SECONDS_EACH="${1#*=}"; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         -*) die "unknown option $1" ;;
         *) max_len "$1" >/dev/null; chosen+=("$1"); shift ;;
     esac

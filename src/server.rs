@@ -400,7 +400,8 @@ impl Tasks {
 
 /// What both front ends do with every decision, after answering it: count
 /// it (`ward_check_total`, the duration histogram) and log a deny, naming
-/// the credential by its short hash only (`transport`: `grpc` or `http`).
+/// the credential by its short hash only, and the path without its query
+/// (`transport`: `grpc` or `http`).
 /// `req` is `None` for a request ward could not read (its deny is logged
 /// with an empty `path` and `request_id`).
 pub(crate) fn record(
@@ -424,7 +425,7 @@ pub(crate) fn record(
                 .as_ref()
                 .map(crate::credentials::short_hash)
                 .unwrap_or_default(),
-            path = req.map_or("", |r| r.path),
+            path = req.map_or("", |r| r.logged_path()),
             transport,
             trace_id = Some(trace::trace_id(&tracing::Span::current())).filter(|id| !id.is_empty()),
             "deny"

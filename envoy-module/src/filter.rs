@@ -116,7 +116,7 @@ pub(crate) struct Shared {
 /// flight keep its checker until they finish, and its background tasks
 /// (JWKS fetchers, store invalidations) stop.
 pub struct Config {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
     /// Dropped with the config: the background tasks end.
     stop: watch::Sender<bool>,
@@ -735,10 +735,16 @@ mod tests {
             host.headers[1].1 = path.into();
             host
         };
-        // Read: a bad token in the query is a 401.
+        // Read: a bad token in the query is a 401, logged without the
+        // query (a token is never logged).
         let mut host = with_path("/api?access_token=a.b.c");
         assert_eq!(check(config, &mut host), Verdict::Answered);
         assert_eq!(host.sent.unwrap().0, 401);
+        let line = host.logged.concat();
+        assert!(
+            line.contains(" path=/api ") && !line.contains("a.b.c"),
+            "{line}"
+        );
         // Cut on an anonymous allow too, the rest of the query kept.
         let mut host = with_path("/api?a=1&access_token=a.b.c&b=2");
         host.policy = Some("public".into());

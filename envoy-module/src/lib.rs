@@ -12,6 +12,9 @@
 //!   from Envoy's buffers when they are already in ward's form.
 //! - `plan.rs`: what a decision changes on the stream, worked out while
 //!   the headers are borrowed, made after.
+//! - `fuzzing.rs`: the `module_headers` fuzz harness (feature `fuzzing`,
+//!   `fuzz/`; replayed by its unit tests): the borrowed reading against
+//!   the folded one, and the plan against a model of Envoy's header map.
 //! - `runtime.rs`: the module's one Tokio runtime, process-wide, sized by
 //!   the first filter config.
 //! - `source.rs`: where the filter config's ward YAML comes from (inline,
@@ -27,10 +30,14 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// Not in unit tests: the callbacks it declares exist only inside Envoy.
-#[cfg(not(test))]
+// Not in unit tests nor the fuzz build: the callbacks it declares exist
+// only inside Envoy.
+#[cfg(not(any(test, feature = "fuzzing")))]
 mod abi;
 pub mod filter;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod plan;
 mod runtime;
 mod source;

@@ -162,7 +162,7 @@ fn reply(shared: &Shared, req: &Request<'_>, deny: &Deny, start: Instant) -> Rep
             .as_ref()
             .map(ward::credentials::short_hash)
             .unwrap_or_default(),
-        req.path,
+        req.logged_path(),
         start.elapsed().as_micros(),
     );
     Reply {
