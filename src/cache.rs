@@ -3,7 +3,7 @@
 //!
 //! Keyed by the SHA-256 of the token, so the cache holds no credential and
 //! a hit needs no constant-time compare (an attacker who can find a
-//! SHA-256 preimage has easier targets); the small [`hot`] table in front
+//! SHA-256 preimage has easier targets); the small `hot.rs` table in front
 //! of it is the exception, and says why. Only successes are stored, as the
 //! rendered identity, and an entry never outlives its token's `exp`: a hit
 //! re-checks `exp` against the caller's clock, so a late eviction can never
@@ -23,7 +23,7 @@
 //! no renewal, the token is verified again. An entry unused for
 //! `max_ttl` and half as long again is dropped.
 //!
-//! In front of it, [`hot`] keeps the hottest tokens by their text, so a
+//! In front of it, `hot.rs` keeps the hottest tokens by their text, so a
 //! hit on one of them skips the SHA-256 and the lookup here
 //! ([`TokenCache::lookup_token`]).
 
