@@ -262,6 +262,15 @@ async fn no_check_fails_across_twenty_reloads_under_load() {
         });
         hangup(&ward);
         wait_reloads(&ward, 2.0 + f64::from(i)).await;
+        // Checks on the new generation before the next reload, however
+        // fast reloads are on this machine.
+        let before = sent.load(Ordering::Relaxed);
+        for _ in 0..400 {
+            if sent.load(Ordering::Relaxed) >= before + 8 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     stop.store(true, Ordering::Relaxed);
     for task in load {
