@@ -42,6 +42,8 @@ cargo fmt --all -- --check
 
 step "cargo clippy (workspace, all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
+# The module's bench and fuzz harness need its `fuzzing` feature.
+cargo clippy -p ward-envoy-module --features fuzzing --all-targets -- -D warnings
 
 step "cargo build -p ward --no-default-features (the core without the servers)"
 cargo build --quiet -p ward --no-default-features

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -343,7 +343,9 @@ impl Filter {
             let req = request(view.headers(), policy.as_deref(), source_ip);
             let decided = {
                 let _context = self.config.runtime.enter();
-                poll_once(shared.checker.check(&req, ward::unix_now()))
+                // Pinned where it is made: the future (kilobytes, sized
+                // for the slow paths) is never copied on a hit.
+                poll_once(pin!(shared.checker.check(&req, ward::unix_now())))
             };
             match decided {
                 Some(decided) => {
@@ -502,8 +504,7 @@ pub fn parse_ip(addr: &str) -> Option<IpAddr> {
 
 /// The future's value if it completes without waiting; `None` if it would
 /// wait (it is dropped then, and the check starts over on the runtime).
-fn poll_once<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = pin!(future);
+fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Option<F::Output> {
     let mut cx = Context::from_waker(Waker::noop());
     match future.as_mut().poll(&mut cx) {
         Poll::Ready(value) => Some(value),
