@@ -5,7 +5,8 @@
 //! `+switch-master` event: a revocation a writer makes on the new master
 //! is honoured long before that conversion, which the test checks is
 //! still to come when ward denies (so the event moved ward, not the
-//! conversion's closed connections).
+//! conversion's closed connections). A Sentinel down or frozen costs
+//! ward only its link to that Sentinel.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -133,4 +134,56 @@ async fn revoke_on_the_new_master(first_down: bool) {
         "promoted {:?} after SENTINEL FAILOVER; denied {denied_after:?} after the revocation",
         revoked - failover
     );
+}
+
+/// Frozen Sentinels (`SIGSTOP`: connections open, nothing answered) cost
+/// ward only its `+switch-master` link: checks, cached or read from the
+/// master, go on; the ping notices the frozen link, and ward listens on
+/// the next Sentinel that answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_sentinels_never_hold_up_checks() {
+    let deployment = RedisSentinel::start().await;
+    let ward = InProc::start(&config(&deployment)).await;
+    let expires = (tokens::now() + 3600).to_string();
+    let session = |sid: &str| {
+        let fields = [("user_id", "alice"), ("expires_at", expires.as_str())];
+        hset(&deployment.master, &format!("session:{sid}"), &fields);
+    };
+    let cached = session_id();
+    session(&cached);
+    wait_subscribed(&deployment.master).await;
+    assert_eq!(
+        verdict(&ward.check(&[("x-session-id", &cached)]).await).0,
+        200
+    );
+    wait_for("ward on the first Sentinel", Duration::from_secs(5), || {
+        listened_on(&deployment.sentinels[0])
+    })
+    .await;
+
+    for sentinel in &deployment.sentinels {
+        sentinel.signal("STOP");
+    }
+    let fresh = session_id();
+    session(&fresh);
+    for sid in [&cached, &fresh, &cached] {
+        let started = Instant::now();
+        let status = verdict(&ward.check(&[("x-session-id", sid)]).await).0;
+        assert_eq!(status, 200, "answered while the Sentinels are frozen");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    for sentinel in &deployment.sentinels[1..] {
+        sentinel.signal("CONT");
+    }
+    // The ping (every 5 s, 1 s to answer) finds the frozen link.
+    wait_for("ward on another Sentinel", Duration::from_secs(15), || {
+        deployment.sentinels[1..].iter().any(listened_on)
+    })
+    .await;
+    deployment.sentinels[0].signal("CONT");
 }
