@@ -201,7 +201,7 @@ impl SentinelMaster {
     pub(super) async fn follow(&self, master: &Endpoint) -> RedisResult<Client> {
         let client = self.client_for(master)?;
         let _lookup = self.sentinel.lock().await;
-        let here = self.current.load();
+        let here = self.current.load_full();
         if here.as_ref().and_then(|c| c.master.as_ref()) == Some(master) {
             return Ok(client);
         }
