@@ -44,6 +44,7 @@ mod properties;
 mod reload;
 mod request_size;
 mod revocation;
+mod sentinel_failover;
 mod sessions;
 mod shipped_envoy;
 mod shipped_module;

@@ -120,6 +120,15 @@ impl SubscriptionTarget {
             _ => None,
         }
     }
+
+    /// The Sentinel-named master whose `+switch-master` events the
+    /// subscription follows, if any.
+    pub(super) fn sentinel(&self) -> Option<Arc<SentinelMaster>> {
+        match self {
+            SubscriptionTarget::Sentinel(master) => Some(master.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl Standalone {

@@ -15,8 +15,15 @@
 //! [`fast_path`] also listens on every other master, and each message
 //! arrives first from the node it was published on; the copy that follows
 //! over the bus evicts the key again, which is harmless.
+//!
+//! In Sentinel mode a manual failover closes no connection: the old master
+//! stays a master for ~13 s. So [`switch_master`] listens on a Sentinel for
+//! `+switch-master`, moves the command connection to the new master, then
+//! this subscription ([`End::Moved`]): it resubscribes there at once, with
+//! its `Reset`, so nothing read from the old master stays cached.
 
 mod fast_path;
+mod switch_master;
 
 use super::connection::SubscriptionTarget;
 use super::slots::Endpoint;
@@ -43,6 +50,7 @@ pub(super) fn spawn(
 ) -> mpsc::Receiver<Invalidation> {
     let (tx, rx) = mpsc::channel(BUFFER);
     let (primary, primary_rx) = watch::channel(None);
+    let (moves_tx, moves) = watch::channel(None);
     if let Some(cluster) = target.cluster() {
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -51,14 +59,43 @@ pub(super) fn spawn(
                 _ = fast_path::run(cluster, &tx, primary_rx, connect_timeout) => {}
             }
         });
+    } else if let Some(master) = target.sentinel() {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tx.closed() => {}
+                _ = switch_master::run(master, moves_tx, primary_rx, connect_timeout) => {}
+            }
+        });
     }
+    let mut subscriber = Subscriber {
+        target,
+        tx,
+        primary,
+        moves,
+        connect_timeout,
+    };
     tokio::spawn(async move {
+        let tx = subscriber.tx.clone();
         tokio::select! {
             _ = tx.closed() => {}
-            _ = run(&target, &tx, &primary, connect_timeout) => {}
+            _ = subscriber.run() => {}
         }
     });
     rx
+}
+
+/// The primary subscription: where it subscribes, where it forwards, and
+/// what tells it to move.
+struct Subscriber {
+    target: SubscriptionTarget,
+    tx: mpsc::Sender<Invalidation>,
+    /// The node it is subscribed on, for the fast path and `switch_master`.
+    primary: watch::Sender<Option<Endpoint>>,
+    /// A master to move to at once ([`switch_master`]); never changes in
+    /// the other modes.
+    moves: watch::Receiver<Option<Client>>,
+    connect_timeout: Duration,
 }
 
 /// Why a subscription ended.
@@ -67,84 +104,109 @@ enum End {
     ReceiverGone,
     /// Connecting or the connection failed: retry.
     Lost(String),
+    /// The master moved ([`switch_master`]): resubscribe there at once.
+    Moved,
 }
 
-async fn run(
-    target: &SubscriptionTarget,
-    tx: &mpsc::Sender<Invalidation>,
-    primary: &watch::Sender<Option<Endpoint>>,
-    connect_timeout: Duration,
-) {
-    let mut delay = FIRST_RETRY;
-    let mut healthy = true;
-    loop {
-        match subscribe(target, tx, primary, connect_timeout, &mut healthy).await {
-            End::ReceiverGone => return,
-            End::Lost(reason) if healthy => {
-                tracing::warn!(%reason, "invalidation subscription lost; retrying");
-                healthy = false;
-                delay = FIRST_RETRY;
+impl Subscriber {
+    async fn run(&mut self) {
+        let mut delay = FIRST_RETRY;
+        let mut healthy = true;
+        let mut moved_to = None;
+        loop {
+            match self.subscribe(moved_to.take(), &mut healthy).await {
+                End::ReceiverGone => return,
+                End::Moved => {
+                    moved_to = self.moves.borrow_and_update().clone();
+                    continue;
+                }
+                End::Lost(reason) if healthy => {
+                    tracing::warn!(%reason, "invalidation subscription lost; retrying");
+                    healthy = false;
+                    delay = FIRST_RETRY;
+                }
+                End::Lost(reason) => {
+                    tracing::debug!(%reason, "invalidation subscription retry failed");
+                }
             }
-            End::Lost(reason) => tracing::debug!(%reason, "invalidation subscription retry failed"),
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_RETRY);
-    }
-}
-
-/// Subscribes on the first node that takes it, tells the fast path which
-/// node that is (it need not listen there twice), and forwards.
-async fn subscribe(
-    target: &SubscriptionTarget,
-    tx: &mpsc::Sender<Invalidation>,
-    primary: &watch::Sender<Option<Endpoint>>,
-    connect_timeout: Duration,
-    healthy: &mut bool,
-) -> End {
-    let clients = match target.clients().await {
-        Ok(clients) => clients,
-        Err(e) => return End::Lost(e.to_string()),
-    };
-    let mut last = String::from("no node to subscribe on");
-    for client in clients {
-        let mut listener = match Listener::subscribe(&client, connect_timeout).await {
-            Ok(listener) => listener,
-            Err(e) => {
-                last = e;
-                continue;
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = moved(&mut self.moves) => {
+                    moved_to = self.moves.borrow_and_update().clone();
+                }
             }
-        };
-        if !*healthy {
-            tracing::info!("invalidation subscription restored");
+            delay = (delay * 2).min(MAX_RETRY);
         }
-        *healthy = true;
-        primary.send_replace(Endpoint::of(client.get_connection_info().addr()));
-        return forward(&mut listener, tx).await;
     }
-    End::Lost(last)
-}
 
-/// Sends `Reset`, then every message, until the connection fails.
-async fn forward(listener: &mut Listener, tx: &mpsc::Sender<Invalidation>) -> End {
-    if tx.send(Invalidation::Reset).await.is_err() {
-        return End::ReceiverGone;
-    }
-    loop {
-        let payload = match listener.next().await {
-            Ok(payload) => payload,
-            Err(reason) => return End::Lost(reason),
+    /// Subscribes on `moved_to`, or else on the first node that takes it,
+    /// tells the fast path which node that is (it need not listen there
+    /// twice), and forwards.
+    async fn subscribe(&mut self, moved_to: Option<Client>, healthy: &mut bool) -> End {
+        let clients = match moved_to {
+            Some(client) => vec![client],
+            None => match self.target.clients().await {
+                Ok(clients) => clients,
+                Err(e) => return End::Lost(e.to_string()),
+            },
         };
-        // A key ward cannot read: forget everything rather than keep
-        // something stale.
-        let event = payload.map_or(Invalidation::Reset, Invalidation::Key);
-        if tx.send(event).await.is_err() {
+        let mut last = String::from("no node to subscribe on");
+        for client in clients {
+            let subscribed =
+                Listener::subscribe(&client, INVALIDATION_CHANNEL, self.connect_timeout).await;
+            let mut listener = match subscribed {
+                Ok(listener) => listener,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+            if !*healthy {
+                tracing::info!("invalidation subscription restored");
+            }
+            *healthy = true;
+            self.primary
+                .send_replace(Endpoint::of(client.get_connection_info().addr()));
+            return self.forward(&mut listener).await;
+        }
+        End::Lost(last)
+    }
+
+    /// Sends `Reset`, then every message, until the connection fails or
+    /// the master moves.
+    async fn forward(&mut self, listener: &mut Listener) -> End {
+        if self.tx.send(Invalidation::Reset).await.is_err() {
             return End::ReceiverGone;
         }
+        loop {
+            let payload = tokio::select! {
+                next = listener.next() => match next {
+                    Ok(payload) => payload,
+                    Err(reason) => return End::Lost(reason),
+                },
+                _ = moved(&mut self.moves) => return End::Moved,
+            };
+            // A key ward cannot read: forget everything rather than keep
+            // something stale.
+            let event = payload.map_or(Invalidation::Reset, Invalidation::Key);
+            if self.tx.send(event).await.is_err() {
+                return End::ReceiverGone;
+            }
+        }
     }
 }
 
-/// One connection subscribed to the invalidation channel, pinged every
-/// [`PING_EVERY`] so that one that died without closing is noticed.
+/// Resolves when a move is asked for; never once nobody can ask (every
+/// mode but Sentinel).
+async fn moved(moves: &mut watch::Receiver<Option<Client>>) {
+    if moves.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// One connection subscribed to one channel (the invalidation channel,
+/// or a Sentinel's `+switch-master`), pinged every [`PING_EVERY`] so that
+/// one that died without closing is noticed.
 struct Listener {
     sink: redis::aio::PubSubSink,
     stream: redis::aio::PubSubStream,
@@ -153,11 +215,15 @@ struct Listener {
 }
 
 impl Listener {
-    /// Connects to `client` and subscribes, within `timeout`.
-    async fn subscribe(client: &Client, timeout: Duration) -> Result<Listener, String> {
+    /// Connects to `client` and subscribes to `channel`, within `timeout`.
+    async fn subscribe(
+        client: &Client,
+        channel: &str,
+        timeout: Duration,
+    ) -> Result<Listener, String> {
         let subscribed = tokio::time::timeout(timeout, async {
             let (mut sink, stream) = client.get_async_pubsub().await?.split();
-            sink.subscribe(INVALIDATION_CHANNEL).await?;
+            sink.subscribe(channel).await?;
             Ok::<_, redis::RedisError>((sink, stream))
         })
         .await;

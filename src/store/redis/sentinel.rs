@@ -5,15 +5,23 @@
 //! while the Sentinels still name the dead master the lookup fails (and
 //! the breaker limits how often we ask); once they name the promoted
 //! replica, the next call connects to it.
+//!
+//! A manual failover (`SENTINEL FAILOVER`) breaks no connection: the old
+//! master stays a master until a Sentinel converts it (~13 s). So the
+//! invalidation subscriber also listens for the Sentinels' `+switch-master`
+//! event (`invalidation/switch_master.rs`), asks the Sentinel that sent it
+//! where the master is ([`SentinelMaster::named_by`]), and moves the
+//! connection there at once ([`SentinelMaster::follow`]).
 
 use super::nodes::{Credentials, Request, parse_nodes};
+use super::slots::Endpoint;
 use crate::config::RedisConfig;
 use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, RedisConnectionInfo, RedisError,
-    RedisResult, ServerErrorKind, TlsMode, Value,
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
+    RedisConnectionInfo, RedisError, RedisResult, ServerErrorKind, TlsMode, Value,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,12 +31,24 @@ use std::time::Duration;
 pub(super) struct SentinelMaster {
     /// The Sentinel client; the lock also makes lookups one at a time.
     sentinel: tokio::sync::Mutex<SentinelClient>,
-    current: ArcSwapOption<MultiplexedConnection>,
-    /// Lookups finished so far: a caller that queued behind a lookup takes
-    /// its result instead of starting another.
+    current: ArcSwapOption<Current>,
+    /// Lookups (and follows) finished so far: a caller that queued behind
+    /// one takes its result instead of starting another.
     lookups: AtomicU64,
     name: String,
+    /// The Sentinels, with their own credentials (from their URLs).
+    sentinels: Vec<ConnectionInfo>,
+    /// How a data node is reached: the config's credentials, and TLS when
+    /// the Sentinels are reached over TLS (as the crate's lookup does).
+    node: RedisConnectionInfo,
+    tls: bool,
     connect_timeout: Duration,
+}
+
+/// The connection to the master, and which node it reaches.
+struct Current {
+    connection: MultiplexedConnection,
+    master: Option<Endpoint>,
 }
 
 impl SentinelMaster {
@@ -43,33 +63,42 @@ impl SentinelMaster {
             .as_deref()
             .ok_or("store.redis.master_name: required in sentinel mode")?;
         let sentinels = parse_nodes(config)?;
-        let mut node = SentinelNodeConnectionInfo::default()
-            .set_redis_connection_info(credentials.apply(RedisConnectionInfo::default()));
-        if sentinels
+        let node_settings = credentials.apply(RedisConnectionInfo::default());
+        let mut node =
+            SentinelNodeConnectionInfo::default().set_redis_connection_info(node_settings.clone());
+        let tls = sentinels
             .iter()
-            .any(|s| matches!(s.addr(), ConnectionAddr::TcpTls { .. }))
-        {
+            .any(|s| matches!(s.addr(), ConnectionAddr::TcpTls { .. }));
+        if tls {
             node = node.set_tls_mode(TlsMode::Secure);
         }
-        let client = SentinelClient::build(sentinels, name, Some(node), SentinelServerType::Master)
-            .map_err(|e| format!("store.redis.nodes: {e}"))?;
+        let client = SentinelClient::build(
+            sentinels.clone(),
+            name,
+            Some(node),
+            SentinelServerType::Master,
+        )
+        .map_err(|e| format!("store.redis.nodes: {e}"))?;
         Ok(SentinelMaster {
             sentinel: tokio::sync::Mutex::new(client),
             current: ArcSwapOption::empty(),
             lookups: AtomicU64::new(0),
             name: name.to_string(),
+            sentinels,
+            node: node_settings,
+            tls,
             connect_timeout: config.connect_timeout,
         })
     }
 
     pub(super) async fn query(self: &Arc<Self>, request: Request<'_>) -> RedisResult<Value> {
-        let connection = self.connection().await?;
-        let result = request.send(&mut (*connection).clone()).await;
+        let current = self.connection().await?;
+        let result = request.send(&mut current.connection.clone()).await;
         if let Err(e) = &result
             && points_elsewhere(e)
         {
             // Only if nobody replaced it meanwhile.
-            self.current.compare_and_swap(&Some(connection), None);
+            self.current.compare_and_swap(&Some(current), None);
         }
         result
     }
@@ -90,7 +119,7 @@ impl SentinelMaster {
     /// The current master connection, or a fresh lookup. The lookup runs
     /// in its own task, bounded by `connect_timeout`, so it completes even
     /// when the caller's (shorter) command deadline gives up on it.
-    async fn connection(self: &Arc<Self>) -> RedisResult<Arc<MultiplexedConnection>> {
+    async fn connection(self: &Arc<Self>) -> RedisResult<Arc<Current>> {
         if let Some(connection) = self.current.load_full() {
             return Ok(connection);
         }
@@ -101,7 +130,7 @@ impl SentinelMaster {
             .map_err(|e| unavailable(&format!("sentinel lookup task: {e}")))?
     }
 
-    async fn reconnect(&self, seen: u64) -> RedisResult<Arc<MultiplexedConnection>> {
+    async fn reconnect(&self, seen: u64) -> RedisResult<Arc<Current>> {
         let mut sentinel = self.sentinel.lock().await;
         if self.lookups.load(Ordering::Acquire) != seen {
             return self
@@ -127,9 +156,94 @@ impl SentinelMaster {
             master = %client.get_connection_info().addr(),
             "connected to the Redis master named by the Sentinels"
         );
-        let connection = Arc::new(connection);
-        self.current.store(Some(connection.clone()));
-        Ok(connection)
+        let current = Arc::new(Current {
+            connection,
+            master: Endpoint::of(client.get_connection_info().addr()),
+        });
+        self.current.store(Some(current.clone()));
+        Ok(current)
+    }
+
+    /// The master's name and the Sentinels, for the `+switch-master`
+    /// listener.
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(super) fn sentinels(&self) -> &[ConnectionInfo] {
+        &self.sentinels
+    }
+
+    /// Where `sentinel` says the master is now (`SENTINEL
+    /// GET-MASTER-ADDR-BY-NAME`), on a connection of its own, bounded by
+    /// `connect_timeout`; `None` if it knows no such master.
+    pub(super) async fn named_by(&self, sentinel: &Client) -> RedisResult<Option<Endpoint>> {
+        let mut cmd = redis::cmd("SENTINEL");
+        cmd.arg("GET-MASTER-ADDR-BY-NAME").arg(&self.name);
+        let config =
+            AsyncConnectionConfig::new().set_connection_timeout(Some(self.connect_timeout));
+        let named = tokio::time::timeout(self.connect_timeout, async {
+            let mut connection = sentinel
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            cmd.query_async::<Option<(String, u16)>>(&mut connection)
+                .await
+        })
+        .await
+        .unwrap_or_else(|_| Err(unavailable("sentinel query timed out")))?;
+        Ok(named.map(|(host, port)| Endpoint { host, port }))
+    }
+
+    /// Moves the connection to `master` (a node the Sentinels name after a
+    /// `+switch-master`) unless it is there already, and returns a client
+    /// that reaches it. Under the lookup lock, so a lookup that started
+    /// before does not put the old master back.
+    pub(super) async fn follow(&self, master: &Endpoint) -> RedisResult<Client> {
+        let client = self.client_for(master)?;
+        let _lookup = self.sentinel.lock().await;
+        let here = self.current.load_full();
+        if here.as_ref().and_then(|c| c.master.as_ref()) == Some(master) {
+            return Ok(client);
+        }
+        let config =
+            AsyncConnectionConfig::new().set_connection_timeout(Some(self.connect_timeout));
+        let connection = tokio::time::timeout(
+            self.connect_timeout,
+            client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        .unwrap_or_else(|_| Err(unavailable("connecting to the new master timed out")))?;
+        let from = here.as_ref().and_then(|c| c.master.as_ref());
+        tracing::info!(
+            master_name = %self.name,
+            from = %from.map(ToString::to_string).unwrap_or_default(),
+            master = %master,
+            "followed the Sentinels' +switch-master to the new master"
+        );
+        self.current.store(Some(Arc::new(Current {
+            connection,
+            master: Some(master.clone()),
+        })));
+        self.lookups.fetch_add(1, Ordering::AcqRel);
+        Ok(client)
+    }
+
+    /// A client for a data node, reached as the crate's lookup reaches
+    /// the master (the config's credentials; TLS if the Sentinels use it).
+    fn client_for(&self, master: &Endpoint) -> RedisResult<Client> {
+        let (host, port) = (master.host.clone(), master.port);
+        let addr = if self.tls {
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(host, port)
+        };
+        let info = addr.into_connection_info()?;
+        Client::open(info.set_redis_settings(self.node.clone()))
     }
 }
 

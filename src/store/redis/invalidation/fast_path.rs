@@ -22,6 +22,7 @@
 
 use super::{FIRST_RETRY, Listener, MAX_RETRY};
 use crate::store::Invalidation;
+use crate::store::keys::INVALIDATION_CHANNEL;
 use crate::store::redis::connection::Cluster;
 use crate::store::redis::slots::Endpoint;
 use redis::Client;
@@ -152,7 +153,8 @@ async fn link(
 ) {
     let mut delay = FIRST_RETRY;
     loop {
-        let reason = match Listener::subscribe(&client, connect_timeout).await {
+        let subscribed = Listener::subscribe(&client, INVALIDATION_CHANNEL, connect_timeout).await;
+        let reason = match subscribed {
             Ok(mut listener) => {
                 delay = FIRST_RETRY;
                 forward_keys(&mut listener, &tx).await
