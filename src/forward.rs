@@ -138,6 +138,9 @@ impl Forwarding {
 /// `:path` itself (the Envoy module), where the gRPC mode has Envoy apply
 /// `query_parameters_to_remove`.
 pub fn path_without_query(path: &str, params: &[String]) -> Option<String> {
+    if params.is_empty() {
+        return None;
+    }
     let (base, query) = path.split_once('?')?;
     let named = |name: &str| params.iter().any(|p| param_is(name, p));
     let pieces = || {

@@ -26,9 +26,10 @@ use std::sync::Arc;
 /// `x-user_id`) would reach them as `x-user-id`.
 #[derive(Debug, Clone)]
 pub struct ManagedHeaders {
-    prefixes: Vec<String>,
-    /// Exact names ward sets (user id, auth method, mapped claims).
-    names: Vec<String>,
+    prefixes: Names,
+    /// Exact names ward sets (user id, auth method, mapped claims), but
+    /// those a prefix already covers.
+    names: Names,
     /// Whether some prefix or name starts with this byte (canonical: lower
     /// case, `-` for `_`). Checked on every header of every allow, and most
     /// headers (`:path`, `accept`, `user-agent`) fail it at once.
@@ -69,6 +70,7 @@ impl ManagedHeaders {
         let mut names: Vec<String> = names.iter().map(canonical).collect();
         names.sort();
         names.dedup();
+        names.retain(|n| !prefixes.iter().any(|p| n.starts_with(p.as_str())));
         let mut first_bytes = [false; 256];
         for s in prefixes.iter().chain(&names) {
             match s.as_bytes().first() {
@@ -77,8 +79,8 @@ impl ManagedHeaders {
             }
         }
         Self {
-            prefixes,
-            names,
+            prefixes: Names::new(&prefixes),
+            names: Names::new(&names),
             first_bytes,
             forwarding: Forwarding::default(),
             workload: None,
@@ -135,8 +137,8 @@ impl ManagedHeaders {
                 return self
                     .prefixes
                     .iter()
-                    .chain(&self.names)
-                    .any(String::is_empty);
+                    .chain(self.names.iter())
+                    .any(<[u8]>::is_empty);
             }
         };
         if !self.first_bytes[usize::from(first)] {
@@ -144,8 +146,8 @@ impl ManagedHeaders {
         }
         self.prefixes
             .iter()
-            .any(|p| name.len() >= p.len() && same_name(&name[..p.len()], p.as_bytes()))
-            || self.names.iter().any(|n| same_name(name, n.as_bytes()))
+            .any(|p| name.len() >= p.len() && same_name(&name[..p.len()], p))
+            || (self.names.may_have(name.len()) && self.names.iter().any(|n| same_name(name, n)))
     }
 
     /// The client headers to remove: every managed one that the response
@@ -161,6 +163,48 @@ impl ManagedHeaders {
             .filter(|name| !set.clone().any(|(s, _)| s.eq_ignore_ascii_case(name)))
             .map(|name| name.to_ascii_lowercase())
             .collect()
+    }
+}
+
+/// Canonical names (lower case, `-` for `_`) in one buffer: checking a
+/// request's header against them reads a line or two, not one allocation
+/// per name. Every allow checks every header of the request.
+#[derive(Debug, Clone, Default)]
+struct Names {
+    text: Box<[u8]>,
+    /// Where each name ends in `text`.
+    ends: Box<[usize]>,
+    /// Bit `min(len, 63)` set for each name's length.
+    lengths: u64,
+}
+
+impl Names {
+    fn new(names: &[String]) -> Self {
+        let mut text = Vec::new();
+        let mut ends = Vec::with_capacity(names.len());
+        let mut lengths = 0u64;
+        for name in names {
+            text.extend_from_slice(name.as_bytes());
+            ends.push(text.len());
+            lengths |= 1 << name.len().min(63);
+        }
+        Names {
+            text: text.into(),
+            ends: ends.into(),
+            lengths,
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| self.text.get(start..end).unwrap_or_default())
+    }
+
+    /// Whether some name could be `len` bytes long.
+    fn may_have(&self, len: usize) -> bool {
+        self.lengths & (1 << len.min(63)) != 0
     }
 }
 

@@ -106,25 +106,29 @@ fn edits<'d>(
     let edits = shared.managed.edits(req, set.clone());
     let path = ward::forward::path_without_query(req.path, &edits.remove_query);
     let sent = |name: &str| req.headers.get(name).is_some();
-    let set = set.map(|(name, value)| HeaderEdit {
-        sent: sent(name),
-        name: Cow::Borrowed(name),
-        value: Some(Cow::Borrowed(value)),
-    });
-    let rewrites = edits.set.into_iter().map(|(name, value)| HeaderEdit {
-        sent: sent(&name),
-        name: Cow::Owned(name),
-        value: Some(Cow::Owned(value)),
-    });
-    let removals = edits.remove.into_iter().map(|name| HeaderEdit {
-        sent: true,
-        name: Cow::Owned(name),
-        value: None,
-    });
-    Edits {
-        headers: set.chain(rewrites).chain(removals).collect(),
-        path,
+    let mut headers = Vec::with_capacity(8);
+    for (name, value) in set {
+        headers.push(HeaderEdit {
+            sent: sent(name),
+            name: Cow::Borrowed(name),
+            value: Some(Cow::Borrowed(value)),
+        });
     }
+    for (name, value) in edits.set {
+        headers.push(HeaderEdit {
+            sent: sent(&name),
+            name: Cow::Owned(name),
+            value: Some(Cow::Owned(value)),
+        });
+    }
+    for name in edits.remove {
+        headers.push(HeaderEdit {
+            sent: true,
+            name: Cow::Owned(name),
+            value: None,
+        });
+    }
+    Edits { headers, path }
 }
 
 impl Edits<'_> {
