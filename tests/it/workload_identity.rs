@@ -142,6 +142,7 @@ fn ward_config(workload: &str) -> String {
          policies:\n\
          \x20 orders-only: {{accept: [mtls], principals: [\"{ORDERS}\"]}}\n\
          \x20 by-name: {{accept: [mtls], principals: [reports.shop, orders.shop, \"CN=legacy\"]}}\n\
+         \x20 orders-for-sessions: {{accept: [session], workload: {{principals: [\"{ORDERS}\"]}}}}\n\
          \x20 orders-for-users:\n\
          \x20   accept: [jwt]\n\
          \x20   workload: {{principals: [{{prefix: \"spiffe://cluster.local/ns/shop/sa/orders\"}}]}}\n"
@@ -191,6 +192,7 @@ async fn start_envoy(
         ("/svc".into(), "orders-only".into()),
         ("/user".into(), "orders-for-users".into()),
         ("/named".into(), "by-name".into()),
+        ("/session".into(), "orders-for-sessions".into()),
     ];
     let file = |name: &str| pki.file(name).display().to_string();
     let tls = json!({
@@ -574,6 +576,56 @@ async fn trusted_hop_speaks_for_its_client(mode: Mode) {
     assert_eq!(
         from_orders.status, 403,
         "only the gateway's Client-Cert counts"
+    );
+}
+
+#[tokio::test]
+async fn a_principal_beside_a_session_survives_the_store_read() {
+    principal_survives_a_store_read(Mode::Grpc).await;
+}
+
+#[tokio::test]
+async fn a_principal_beside_a_session_survives_the_store_read_in_the_module() {
+    principal_survives_a_store_read(Mode::Module).await;
+}
+
+/// A session read from Redis: in the module, the check waits and is run
+/// again from the start on the runtime, so the principal must go with
+/// it (lost, it would be 403 `principal_required`).
+async fn principal_survives_a_store_read(mode: Mode) {
+    let redis = support::redis::RedisServer::start().await;
+    let pki = Pki::new();
+    let echo = Echo::start().await;
+    let store = format!(
+        "store:\n  redis: {{url: \"{}\", command_timeout: 1s}}\n\
+         sessions: {{fingerprint: {{mode: off}}}}\n",
+        redis.url()
+    );
+    let front = front(mode, &pki, &echo, &ward_config(&store)).await;
+    let envoy = &front.envoy;
+    let sid = support::authz::session_id();
+    let expires = (support::tokens::now() + 3600).to_string();
+    let record = format!("session:{sid}");
+    support::authz::hset(
+        &redis,
+        &record,
+        &[("user_id", "carol"), ("expires_at", &expires)],
+    );
+    let cookie = format!("session_id={sid}");
+    let cookie = [("cookie", cookie.as_str())];
+
+    // Redis held a moment: the read cannot be done in the worker's one
+    // poll, so the module's check always waits and runs again.
+    assert_eq!(redis.cli(&["CLIENT", "PAUSE", "150", "ALL"]), "OK");
+    let ok = get(envoy, &pki, Some(&pki.orders), "/session", &cookie).await;
+    let s = seen(&ok);
+    assert_eq!(header_values(&s, "x-user-id"), ["carol"], "{mode:?}");
+    assert_eq!(header_values(&s, "x-ward-principal"), [ORDERS], "{mode:?}");
+    let other = get(envoy, &pki, Some(&pki.billing), "/session", &cookie).await;
+    assert_eq!(
+        (other.status, reason(&other)),
+        (403, "principal_not_allowed".into()),
+        "{mode:?}"
     );
 }
 
