@@ -404,19 +404,35 @@ async fn principal_allows_refuses_and_rides_beside_a_user(mode: Mode) {
         "{mode:?}"
     );
 
-    let Some(ward) = &front.ward else {
-        return; // the module's counters are Envoy stats (envoy_module.rs)
-    };
-    let metrics = support::http::get(ward.admin_addr, "/metrics")
-        .await
-        .unwrap()
-        .text();
-    for series in [
+    let series = [
         r#"ward_check_total{decision="allow",method="mtls",reason="ok"} 3"#,
         r#"ward_check_total{decision="deny",method="mtls",reason="missing_principal"} 1"#,
         r#"reason="principal_required"} 1"#,
-    ] {
-        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    ];
+    let metrics = counters(&front, &series).await;
+    for series in series {
+        assert!(metrics.contains(series), "{mode:?}: {series} in\n{metrics}");
+    }
+}
+
+/// ward's counters as Prometheus text: `ward serve`'s `/metrics`, or the
+/// module's, which are Envoy stats (`envoy_ward_*` on Envoy's admin port,
+/// read back here without the `envoy_`) and arrive about a second after
+/// the event: read until every one of `series` is there, at most 5 s.
+async fn counters(front: &Front, series: &[&str]) -> String {
+    let (addr, path) = match &front.ward {
+        Some(ward) => (ward.admin_addr, "/metrics"),
+        None => (front.envoy.admin_addr, "/stats/prometheus"),
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let text = support::http::get(addr, path).await.unwrap().text();
+        let text = text.replace("envoy_ward_", "ward_");
+        let all = series.iter().all(|s| text.contains(s));
+        if all || started.elapsed() > std::time::Duration::from_secs(5) {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 

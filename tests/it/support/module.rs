@@ -45,7 +45,7 @@ pub fn into_module(config: &mut serde_json::Value, ward_yaml: &str) {
         "name": "ward",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
-            "dynamic_module_config": {"name": "ward_envoy"},
+            "dynamic_module_config": {"name": "ward_envoy", "metrics_namespace": "ward"},
             "filter_name": "ward",
             "filter_config": string(ward_yaml),
         },
