@@ -28,6 +28,7 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use ward_envoy::filter::{Config, Filter, Host, LogLevel, Resume, Verdict};
+use ward_envoy::peer::CertField;
 use ward_envoy::stats::{Commit, ConfigHost, Flush};
 
 const SESSION: &str = "112f551c-d6fe-4e67-a818-01deee0e47c9";
@@ -56,6 +57,9 @@ impl Host for Lean<'_> {
     }
     fn source_ip(&mut self) -> Option<IpAddr> {
         ward_envoy::filter::parse_ip("127.0.0.1:5000")
+    }
+    fn peer_certificate(&mut self, _: CertField) -> Option<&[u8]> {
+        None
     }
     fn route_policy(&mut self) -> Option<Arc<str>> {
         None

@@ -13,6 +13,7 @@
 #![allow(unsafe_code)]
 
 use crate::filter::{self, Config, Filter, Hold, Host, LogLevel, Resume, Verdict};
+use crate::peer::CertField;
 use crate::stats::{Commit, ConfigHost, Flush};
 use crate::view::RawHeader;
 use std::ffi::{c_char, c_void};
@@ -76,6 +77,14 @@ pub struct HttpHeader {
 const REQUEST_HEADER: i32 = 0;
 /// `envoy_dynamic_module_type_attribute_id_SourceAddress`.
 const ATTRIBUTE_SOURCE_ADDRESS: i32 = 24;
+/// `..._attribute_id_ConnectionSubjectPeerCertificate`,
+/// `_ConnectionDnsSanPeerCertificate`, `_ConnectionUriSanPeerCertificate`
+/// (the enum's 34th, 36th and 38th entries; proven against a real 1.40
+/// by `tests/it/workload_identity.rs`, whose certificates differ in each
+/// field, so a wrong value names another principal or none).
+const ATTRIBUTE_SUBJECT_PEER_CERTIFICATE: i32 = 33;
+const ATTRIBUTE_DNS_SAN_PEER_CERTIFICATE: i32 = 35;
+const ATTRIBUTE_URI_SAN_PEER_CERTIFICATE: i32 = 37;
 
 /// `..._request_headers_status_Continue` / `_StopIteration` /
 /// `_StopAllIterationAndWatermark` (the whole request held, body included,
@@ -402,6 +411,40 @@ struct Stream {
     ptr: *mut c_void,
 }
 
+impl Stream {
+    /// A string attribute of the stream (`http_filter_get_attribute_string`),
+    /// in Envoy's buffer, borrowed until the next call on the stream; `None`
+    /// when Envoy has none (e.g. a certificate field without TLS).
+    fn attribute(&mut self, id: i32) -> Option<&[u8]> {
+        let mut out = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            length: 0,
+        };
+        let length: *mut usize = &raw mut out.length;
+        // SAFETY: both out-pointers point into `out`, alive for the call.
+        // Envoy versions declare this callback either as (…, char** result,
+        // size_t* length) or as (…, envoy_buffer* result): `&out` is both
+        // a `char**` (its first field) and an `envoy_buffer*`, and the
+        // fourth argument is the length's own address, so either writes
+        // the same two fields.
+        let ok = unsafe {
+            envoy_dynamic_module_callback_http_filter_get_attribute_string(
+                self.ptr,
+                id,
+                &raw mut out,
+                length,
+            )
+        };
+        if !ok {
+            return None;
+        }
+        // SAFETY: Envoy's buffer (or null: empty), valid until the hook
+        // returns and not changed before the next call on the stream,
+        // which the `&mut self` borrow excludes.
+        Some(unsafe { bytes(out.ptr, out.length) })
+    }
+}
+
 impl Host for Stream {
     fn request_headers(&mut self) -> Vec<RawHeader<'_>> {
         // SAFETY: `ptr` is the filter Envoy passed to the running hook.
@@ -504,31 +547,16 @@ impl Host for Stream {
     }
 
     fn source_ip(&mut self) -> Option<IpAddr> {
-        let mut out = EnvoyBuffer {
-            ptr: std::ptr::null(),
-            length: 0,
-        };
-        let length: *mut usize = &raw mut out.length;
-        // SAFETY: both out-pointers point into `out`, alive for the call.
-        // Envoy versions declare this callback either as (…, char** result,
-        // size_t* length) or as (…, envoy_buffer* result): `&out` is both
-        // a `char**` (its first field) and an `envoy_buffer*`, and the
-        // fourth argument is the length's own address, so either writes
-        // the same two fields.
-        let ok = unsafe {
-            envoy_dynamic_module_callback_http_filter_get_attribute_string(
-                self.ptr,
-                ATTRIBUTE_SOURCE_ADDRESS,
-                &raw mut out,
-                length,
-            )
-        };
-        if !ok || out.ptr.is_null() {
-            return None;
-        }
-        // SAFETY: Envoy's buffer, valid until the hook returns; read now.
-        let text = unsafe { bytes(out.ptr, out.length) };
+        let text = self.attribute(ATTRIBUTE_SOURCE_ADDRESS)?;
         std::str::from_utf8(text).ok().and_then(filter::parse_ip)
+    }
+
+    fn peer_certificate(&mut self, field: CertField) -> Option<&[u8]> {
+        self.attribute(match field {
+            CertField::UriSan => ATTRIBUTE_URI_SAN_PEER_CERTIFICATE,
+            CertField::DnsSan => ATTRIBUTE_DNS_SAN_PEER_CERTIFICATE,
+            CertField::Subject => ATTRIBUTE_SUBJECT_PEER_CERTIFICATE,
+        })
     }
 
     fn log(&mut self, level: LogLevel, message: &str) {

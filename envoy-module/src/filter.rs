@@ -25,6 +25,7 @@ use ward::response::Responder;
 use ward::store::Store;
 use ward::wiring::{self, ServerChecker};
 
+use crate::peer::{self, CertField};
 use crate::plan::Plan;
 use crate::runtime;
 use crate::source;
@@ -52,6 +53,10 @@ pub trait Host {
     /// The IP of `source.address` (`ip:port`, [`parse_ip`]) of the
     /// downstream connection.
     fn source_ip(&mut self) -> Option<IpAddr>;
+    /// One field of the downstream connection's peer certificate
+    /// (`peer.rs`), Envoy's bytes; `None` without TLS, without a client
+    /// certificate, or without that field.
+    fn peer_certificate(&mut self, field: CertField) -> Option<&[u8]>;
     /// The ward policy the route selects (the per-route config).
     fn route_policy(&mut self) -> Option<Arc<str>>;
     /// A line in Envoy's log.
@@ -120,6 +125,9 @@ pub struct Config {
     runtime: tokio::runtime::Handle,
     /// Dropped with the config: the background tasks end.
     stop: watch::Sender<bool>,
+    /// Whether a check may use the peer's principal (`peer::needed`):
+    /// else its three attribute reads are skipped.
+    reads_principal: bool,
 }
 
 impl Config {
@@ -138,8 +146,7 @@ impl Config {
             None => format!("ward: invalid filter_config: {why}"),
         };
         let config = WardConfig::from_yaml(&text).map_err(|e| fail(e.to_string()))?;
-        let mut problems = ward::setup::problems(&config, &ProcessEnv);
-        problems.extend(workload_problems(&config));
+        let problems = ward::setup::problems(&config, &ProcessEnv);
         if !problems.is_empty() {
             return Err(fail(ConfigError::Invalid(problems).to_string()));
         }
@@ -222,6 +229,7 @@ fn build(config: &WardConfig, stats: Stats, runtime: &Runtime) -> Result<Config,
         }),
         runtime: runtime.handle().clone(),
         stop,
+        reads_principal: peer::needed(config),
     })
 }
 
@@ -253,6 +261,7 @@ struct Owned {
     pairs: Vec<(String, String)>,
     policy: Option<Arc<str>>,
     source_ip: Option<IpAddr>,
+    principal: Option<Box<str>>,
     /// Where the runtime leaves the decision for the stream's worker.
     decision: Mutex<Option<Decision>>,
 }
@@ -263,15 +272,18 @@ impl Owned {
             Headers::owned(&self.pairs),
             self.policy.as_deref(),
             self.source_ip,
+            self.principal.as_deref(),
         )
     }
 }
 
-/// ward's view of the request: its headers, the route's policy, the peer.
+/// ward's view of the request: its headers, the route's policy, the peer
+/// (address and principal).
 fn request<'a>(
     headers: Headers<'a>,
     policy: Option<&'a str>,
     source_ip: Option<IpAddr>,
+    principal: Option<&'a str>,
 ) -> Request<'a> {
     Request {
         method: headers.get(":method").unwrap_or(""),
@@ -283,9 +295,7 @@ fn request<'a>(
         headers,
         policy,
         source_ip,
-        // The module does not read the peer certificate (yet): policies
-        // that need a principal are refused with its config.
-        principal: None,
+        principal,
     }
 }
 
@@ -335,12 +345,21 @@ impl Filter {
         let start = Instant::now();
         let policy = host.route_policy();
         let source_ip = host.source_ip();
+        let principal = match self.config.reads_principal {
+            true => peer::principal(host),
+            false => None,
+        };
         let shared = &self.config.shared;
         let decision;
         let first = {
             let raw = host.request_headers();
             let view = View::new(&raw);
-            let req = request(view.headers(), policy.as_deref(), source_ip);
+            let req = request(
+                view.headers(),
+                policy.as_deref(),
+                source_ip,
+                principal.as_deref(),
+            );
             let decided = {
                 let _context = self.config.runtime.enter();
                 // Pinned where it is made: the future (kilobytes, sized
@@ -356,6 +375,7 @@ impl Filter {
                     pairs: view.into_owned(),
                     policy,
                     source_ip,
+                    principal,
                     decision: Mutex::new(None),
                 }),
             }
@@ -461,39 +481,6 @@ pub fn internal_error(host: &mut impl Host) -> Verdict {
     Verdict::Answered
 }
 
-/// What the module cannot do with workload identity: it does not read
-/// the peer's certificate (Envoy 1.40's ABI offers its URI SAN as the
-/// `connection.uri_san_peer_certificate` attribute; ward does not use it
-/// yet), so a policy that needs a principal, or a hop trusted by its
-/// principal, would never pass: refused with the config, not at run time.
-fn workload_problems(config: &WardConfig) -> Vec<ward::config::ConfigProblem> {
-    let why = "the Envoy module does not read the peer certificate: run `ward serve` (gRPC ext_authz) for workload identity (docs/envoy-module.md)";
-    let needs = |p: &ward::config::PolicyConfig| {
-        p.accept
-            .contains(&ward::credential_kind::CredentialKind::Mtls)
-            || p.workload.is_some()
-    };
-    let named = config.policies.iter().filter(|(_, p)| needs(p));
-    let mut paths: Vec<String> = named.map(|(name, _)| format!("policies.{name}")).collect();
-    let routes = config.routes.iter().enumerate();
-    paths.extend(
-        routes
-            .filter(|(_, r)| r.policy.is_none() && needs(&r.inline_policy()))
-            .map(|(i, _)| format!("routes[{i}]")),
-    );
-    let trusted = config.workload.forwarded_cert.as_ref();
-    if trusted.is_some_and(|f| !f.trusted_peers.is_empty()) {
-        paths.push("workload.forwarded_cert.trusted_peers".into());
-    }
-    paths
-        .into_iter()
-        .map(|path| ward::config::ConfigProblem {
-            path,
-            message: why.into(),
-        })
-        .collect()
-}
-
 /// `ip:port`, `[v6]:port` or a bare address.
 pub fn parse_ip(addr: &str) -> Option<IpAddr> {
     if let Some(ip) = ipv4_and_port(addr) {
@@ -596,6 +583,9 @@ mod tests {
     struct Fake {
         headers: Vec<(String, String)>,
         policy: Option<String>,
+        /// The peer certificate's fields Envoy would give.
+        peer: Vec<(CertField, String)>,
+        peer_reads: usize,
         set: Vec<(String, Option<String>)>,
         /// The names of `set` that were added (not sent by the client).
         added: Vec<String>,
@@ -650,6 +640,11 @@ mod tests {
         }
         fn source_ip(&mut self) -> Option<IpAddr> {
             parse_ip("127.0.0.1:5000")
+        }
+        fn peer_certificate(&mut self, field: CertField) -> Option<&[u8]> {
+            self.peer_reads += 1;
+            let found = self.peer.iter().find(|(f, _)| *f == field);
+            found.map(|(_, value)| value.as_bytes())
         }
         fn route_policy(&mut self) -> Option<Arc<str>> {
             self.policy.as_deref().map(Arc::from)
@@ -781,17 +776,85 @@ mod tests {
         assert!(e.contains("jwt.keys[0]"), "{e}");
     }
 
+    /// The peer's principal as Envoy's ext_authz derives `source.principal`
+    /// (the first of URI SAN, DNS SAN, subject that Envoy has), decided as
+    /// `ward serve` decides it; and never asked for under a config that
+    /// cannot use it.
     #[test]
-    fn workload_identity_is_refused_with_the_config() {
-        for yaml in [
-            "policies:\n  svc: {accept: [mtls], principals: [\"spiffe://td/a\"]}\n",
-            "jwt:\n  keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]\nroutes:\n  - {prefix: /, accept: [jwt], workload: {principals: [\"spiffe://td/a\"]}}\n",
-            "workload: {forwarded_cert: {header: xfcc, trusted_peers: [\"spiffe://td/gw\"]}}\n",
+    fn the_peer_principal_is_read_as_envoys_ext_authz_reads_it() {
+        let yaml =
+            "policies:\n  svc: {accept: [mtls], principals: [\"spiffe://td/a\", b.td, \"CN=c\"]}\n";
+        let svc = Config::new(yaml.as_bytes(), &mut Defined::default()).unwrap();
+        let svc: &'static Config = Box::leak(Box::new(svc));
+        use CertField::{DnsSan, Subject, UriSan};
+        // The fields Envoy has, the status, the principal header on an allow.
+        type Case = (
+            &'static [(CertField, &'static str)],
+            u16,
+            Option<&'static str>,
+        );
+        let cases: [Case; 7] = [
+            (
+                &[(UriSan, "spiffe://td/a"), (DnsSan, "b.td")],
+                200,
+                Some("spiffe://td/a"),
+            ),
+            (&[(DnsSan, "b.td"), (Subject, "CN=x")], 200, Some("b.td")),
+            (&[(Subject, "CN=c")], 200, Some("CN=c")),
+            // The URI SAN names the peer even when its DNS SAN would pass.
+            (&[(UriSan, "spiffe://td/z"), (DnsSan, "b.td")], 403, None),
+            // TLS without a client certificate: an empty subject.
+            (&[(Subject, "")], 401, None),
+            (&[], 401, None),
+            (&[(UriSan, "")], 401, None),
+        ];
+        for (peer, status, principal) in cases {
+            let mut host = Fake::new(&[("x-ward-principal", "spiffe://td/forged")]);
+            host.policy = Some("svc".into());
+            host.peer = peer.iter().map(|(f, v)| (*f, v.to_string())).collect();
+            check(svc, &mut host);
+            let sent = host.sent.as_ref().map_or(200, |s| s.0);
+            assert_eq!(sent, status, "{peer:?}: {:?}", host.sent);
+            let mut set = host.set.iter().filter(|(n, _)| n == "x-ward-principal");
+            let last = set.next_back().and_then(|(_, v)| v.as_deref());
+            if status == 200 {
+                assert_eq!(last, principal, "{peer:?}");
+            }
+        }
+
+        let mut host = Fake::new(&[]);
+        host.peer = vec![(UriSan, "spiffe://td/a".into())];
+        check(config(), &mut host);
+        assert_eq!(host.peer_reads, 0, "no policy uses a principal");
+    }
+
+    #[test]
+    fn workload_configs_are_accepted_and_need_the_principal() {
+        for (yaml, needed) in [
+            (
+                "policies:\n  svc: {accept: [mtls], principals: [\"spiffe://td/a\"]}\n",
+                true,
+            ),
+            (
+                "jwt:\n  keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]\nroutes:\n  - {prefix: /, accept: [jwt], workload: {principals: [\"spiffe://td/a\"]}}\n",
+                true,
+            ),
+            (
+                "workload: {forwarded_cert: {header: xfcc, trusted_peers: [\"spiffe://td/gw\"]}}\n",
+                true,
+            ),
+            (
+                "workload: {forwarded_cert: {header: xfcc, any_peer: true}}\n",
+                false,
+            ),
+            (
+                "jwt:\n  keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]\n",
+                false,
+            ),
         ] {
-            let e = Config::new(yaml.as_bytes(), &mut Defined::default())
-                .err()
-                .unwrap();
-            assert!(e.contains("does not read the peer certificate"), "{e}");
+            let config = Config::new(yaml.as_bytes(), &mut Defined::default());
+            let config = config.unwrap_or_else(|e| panic!("{yaml}: {e}"));
+            assert_eq!(config.reads_principal, needed, "{yaml}");
         }
     }
 

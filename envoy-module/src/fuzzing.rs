@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 use ward::request::fold_headers;
 
 use crate::filter::{Config, Filter, Host, LogLevel, Resume, Verdict};
+use crate::peer::CertField;
 use crate::stats::{Commit, ConfigHost, Flush};
 use crate::view::{RawHeader, View};
 
@@ -249,6 +250,9 @@ impl Host for Stream {
     }
     fn source_ip(&mut self) -> Option<IpAddr> {
         crate::filter::parse_ip("127.0.0.1:5000")
+    }
+    fn peer_certificate(&mut self, _: CertField) -> Option<&[u8]> {
+        None
     }
     fn route_policy(&mut self) -> Option<Arc<str>> {
         self.policy.clone()

@@ -10,6 +10,8 @@
 //!   (Envoy's stream, or a fake in the unit tests).
 //! - `view.rs`: the request's headers as the check reads them, borrowed
 //!   from Envoy's buffers when they are already in ward's form.
+//! - `peer.rs`: the downstream peer's principal (mTLS), read from the
+//!   peer certificate as Envoy's ext_authz derives `source.principal`.
 //! - `plan.rs`: what a decision changes on the stream, worked out while
 //!   the headers are borrowed, made after.
 //! - `fuzzing.rs`: the `module_headers` fuzz harness (feature `fuzzing`,
@@ -38,6 +40,7 @@ pub mod filter;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod peer;
 mod plan;
 mod runtime;
 mod source;

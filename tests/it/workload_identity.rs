@@ -11,6 +11,14 @@
 //! `x-forwarded-client-cert` or RFC 9440 `Client-Cert` from an untrusted
 //! peer never counts and never reaches the backend, and that from the
 //! trusted hop it does count.
+//!
+//! Each of those runs twice, through the same Envoy with the same ward
+//! config: `ward serve` behind Envoy's ext_authz filter (`source.principal`
+//! from Envoy's `CheckRequest`), and the module inside Envoy (the peer
+//! certificate's attributes read through the dynamic-module ABI). The
+//! certificates carry a URI SAN, a different DNS SAN and a different
+//! subject, so an attribute id that named another field would name
+//! another principal and fail the module's run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -55,6 +63,10 @@ struct Pki {
     orders: Leaf,
     billing: Leaf,
     gateway: Leaf,
+    /// A DNS SAN and no URI SAN: named by its DNS SAN.
+    reports: Leaf,
+    /// No SAN at all: named by its subject.
+    legacy: Leaf,
 }
 
 impl Pki {
@@ -70,11 +82,13 @@ impl Pki {
             .push(DnType::CommonName, "ward workload test CA");
         let ca = ca_params.self_signed(&ca_key).unwrap().pem();
         let issuer = Issuer::new(ca_params, ca_key);
-        let leaf = |dns: &str, uri: Option<&str>| {
+        // The CN doubles as the DNS SAN unless `dns` is false.
+        let leaf = |cn: &str, dns: bool, uri: Option<&str>| {
             let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(vec![dns.to_string()]).unwrap();
+            let sans = if dns { vec![cn.to_string()] } else { vec![] };
+            let mut params = CertificateParams::new(sans).unwrap();
             params.distinguished_name = DistinguishedName::new();
-            params.distinguished_name.push(DnType::CommonName, dns);
+            params.distinguished_name.push(DnType::CommonName, cn);
             if let Some(uri) = uri {
                 let uri = uri.try_into().unwrap();
                 params.subject_alt_names.insert(0, SanType::URI(uri));
@@ -87,7 +101,7 @@ impl Pki {
                 key_der: key.serialize_der(),
             }
         };
-        let server = leaf("localhost", None);
+        let server = leaf("localhost", true, None);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.pem"), &ca).unwrap();
         std::fs::write(dir.path().join("server.pem"), &server.cert).unwrap();
@@ -95,9 +109,11 @@ impl Pki {
         Pki {
             dir,
             ca,
-            orders: leaf("orders.shop", Some(ORDERS)),
-            billing: leaf("billing.shop", Some(BILLING)),
-            gateway: leaf("gateway.edge", Some(GATEWAY)),
+            orders: leaf("orders.shop", true, Some(ORDERS)),
+            billing: leaf("billing.shop", true, Some(BILLING)),
+            gateway: leaf("gateway.edge", true, Some(GATEWAY)),
+            reports: leaf("reports.shop", true, None),
+            legacy: leaf("legacy", false, None),
         }
     }
 
@@ -106,29 +122,77 @@ impl Pki {
     }
 }
 
-/// ward's config: a JWT key, and the two shapes of workload policy.
+/// Where ward runs.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// `ward serve`, asked by Envoy's ext_authz filter over gRPC.
+    Grpc,
+    /// `libward_envoy.so` inside Envoy.
+    Module,
+}
+
+/// ward's config: a JWT key, and the two shapes of workload policy (the
+/// key's path absolute: the module reads it from Envoy's directory).
 fn ward_config(workload: &str) -> String {
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/rsa.pub");
     format!(
         "log: {{format: text, level: info}}\n\
          {workload}\
-         jwt:\n  issuers: [\"https://idp.test\"]\n  keys:\n    - {{kid: r1, alg: RS256, pem_file: tests/fixtures/keys/rsa.pub}}\n\
+         jwt:\n  issuers: [\"https://idp.test\"]\n  keys:\n    - {{kid: r1, alg: RS256, pem_file: {key}}}\n\
          policies:\n\
          \x20 orders-only: {{accept: [mtls], principals: [\"{ORDERS}\"]}}\n\
+         \x20 by-name: {{accept: [mtls], principals: [reports.shop, orders.shop, \"CN=legacy\"]}}\n\
+         \x20 orders-for-sessions: {{accept: [session], workload: {{principals: [\"{ORDERS}\"]}}}}\n\
          \x20 orders-for-users:\n\
          \x20   accept: [jwt]\n\
          \x20   workload: {{principals: [{{prefix: \"spiffe://cluster.local/ns/shop/sa/orders\"}}]}}\n"
     )
 }
 
+/// Envoy in front of the echo backend, and the ward it asks (gRPC mode).
+struct Front {
+    envoy: Envoy,
+    ward: Option<Ward>,
+}
+
+/// ward with `yaml` in `mode`, behind (or inside) [`start_envoy`]'s Envoy.
+async fn front(mode: Mode, pki: &Pki, echo: &Echo, yaml: &str) -> Front {
+    match mode {
+        Mode::Grpc => {
+            let ward = Ward::start(yaml).await;
+            let envoy = start_envoy(pki, echo, ward.grpc_addr, None).await;
+            Front {
+                envoy,
+                ward: Some(ward),
+            }
+        }
+        Mode::Module => {
+            // No ext_authz server: the address is never dialled.
+            let unused = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+            let envoy = start_envoy(pki, echo, unused, Some(yaml)).await;
+            Front { envoy, ward: None }
+        }
+    }
+}
+
 /// Envoy with downstream mTLS (a client certificate verified against the
 /// test CA, but not required, so a client without one reaches ward) and
 /// `APPEND_FORWARD`; `/svc` selects `orders-only`, `/user`
-/// `orders-for-users`, `/public` skips ext_authz.
-async fn start_envoy(pki: &Pki, echo: &Echo, ward: &Ward) -> Envoy {
-    let mut opts = EnvoyOptions::new(echo.addr, ward.grpc_addr);
+/// `orders-for-users`, `/public` skips ward, `/open` is ward's `public`.
+/// With `module: Some(yaml)`, ward's module replaces the ext_authz filter
+/// (the same routes select the same policies).
+async fn start_envoy(
+    pki: &Pki,
+    echo: &Echo,
+    grpc: std::net::SocketAddr,
+    module: Option<&str>,
+) -> Envoy {
+    let mut opts = EnvoyOptions::new(echo.addr, grpc);
     opts.policy_routes = vec![
         ("/svc".into(), "orders-only".into()),
         ("/user".into(), "orders-for-users".into()),
+        ("/named".into(), "by-name".into()),
+        ("/session".into(), "orders-for-sessions".into()),
     ];
     let file = |name: &str| pki.file(name).display().to_string();
     let tls = json!({
@@ -145,16 +209,22 @@ async fn start_envoy(pki: &Pki, echo: &Echo, ward: &Ward) -> Envoy {
             }
         }
     });
-    Envoy::start_bootstrap(move |http, admin| {
+    let render = move |http, admin| {
         let mut config = render_config(&opts, http, admin);
         let chain = &mut config["static_resources"]["listeners"][0]["filter_chains"][0];
         chain["transport_socket"] = tls.clone();
         let hcm = &mut chain["filters"][0]["typed_config"];
         hcm["forward_client_cert_details"] = json!("APPEND_FORWARD");
         hcm["set_current_client_cert_details"] = json!({ "uri": true });
+        if let Some(yaml) = module {
+            support::module::into_module(&mut config, yaml);
+        }
         config
-    })
-    .await
+    };
+    match module {
+        Some(_) => Envoy::start_bootstrap_env(render, &support::module::search_path()).await,
+        None => Envoy::start_bootstrap(render).await,
+    }
 }
 
 /// One HTTPS request to Envoy, presenting `client`'s certificate if any.
@@ -244,28 +314,37 @@ fn seen(resp: &Response) -> Value {
 
 #[tokio::test]
 async fn the_peer_principal_allows_refuses_and_rides_beside_a_user() {
+    principal_allows_refuses_and_rides_beside_a_user(Mode::Grpc).await;
+}
+
+#[tokio::test]
+async fn the_peer_principal_allows_refuses_and_rides_beside_a_user_in_the_module() {
+    principal_allows_refuses_and_rides_beside_a_user(Mode::Module).await;
+}
+
+async fn principal_allows_refuses_and_rides_beside_a_user(mode: Mode) {
     let pki = Pki::new();
     let echo = Echo::start().await;
-    let ward = Ward::start(&ward_config("")).await;
-    let envoy = start_envoy(&pki, &echo, &ward).await;
+    let front = front(mode, &pki, &echo, &ward_config("")).await;
+    let envoy = &front.envoy;
     let forged = [
         ("x-ward-principal", "spiffe://cluster.local/ns/x/sa/admin"),
         ("x-user-id", "root"),
     ];
 
     // `accept: [mtls]`: the principal alone, in a header no client forges.
-    let ok = get(&envoy, &pki, Some(&pki.orders), "/svc", &forged).await;
+    let ok = get(envoy, &pki, Some(&pki.orders), "/svc", &forged).await;
     let s = seen(&ok);
     assert_eq!(header_values(&s, "x-ward-principal"), [ORDERS]);
     assert_eq!(header_values(&s, "x-auth-method"), ["mtls"]);
     assert!(header_values(&s, "x-user-id").is_empty(), "no user: {s}");
 
-    let other = get(&envoy, &pki, Some(&pki.billing), "/svc", &[]).await;
+    let other = get(envoy, &pki, Some(&pki.billing), "/svc", &[]).await;
     assert_eq!(
         (other.status, reason(&other)),
         (403, "principal_not_allowed".into())
     );
-    let none = get(&envoy, &pki, None, "/svc", &[]).await;
+    let none = get(envoy, &pki, None, "/svc", &[]).await;
     assert_eq!(
         (none.status, reason(&none)),
         (401, "missing_principal".into())
@@ -284,49 +363,95 @@ async fn the_peer_principal_allows_refuses_and_rides_beside_a_user() {
     // `workload` beside a JWT: only the orders service, for a signed-in user.
     let auth = bearer();
     let auth = [("authorization", auth.as_str())];
-    let ok = get(&envoy, &pki, Some(&pki.orders), "/user", &auth).await;
+    let ok = get(envoy, &pki, Some(&pki.orders), "/user", &auth).await;
     let s = seen(&ok);
     assert_eq!(header_values(&s, "x-user-id"), ["alice"]);
     assert_eq!(header_values(&s, "x-ward-principal"), [ORDERS]);
-    let other = get(&envoy, &pki, Some(&pki.billing), "/user", &auth).await;
+    let other = get(envoy, &pki, Some(&pki.billing), "/user", &auth).await;
     assert_eq!(
         (other.status, reason(&other)),
         (403, "principal_not_allowed".into())
     );
-    let none = get(&envoy, &pki, None, "/user", &auth).await;
+    let none = get(envoy, &pki, None, "/user", &auth).await;
     assert_eq!(
         (none.status, reason(&none)),
         (403, "principal_required".into())
     );
-    let no_user = get(&envoy, &pki, Some(&pki.orders), "/user", &[]).await;
+    let no_user = get(envoy, &pki, Some(&pki.orders), "/user", &[]).await;
     assert_eq!(
         (no_user.status, reason(&no_user)),
         (401, "missing_credential".into())
     );
 
     // A route without a workload rule: the header is still ward's alone.
-    let open = get(&envoy, &pki, Some(&pki.orders), "/open", &forged).await;
+    let open = get(envoy, &pki, Some(&pki.orders), "/open", &forged).await;
     assert!(header_values(&seen(&open), "x-ward-principal").is_empty());
 
-    let metrics = support::http::get(ward.admin_addr, "/metrics")
-        .await
-        .unwrap()
-        .text();
-    for series in [
-        r#"ward_check_total{decision="allow",method="mtls",reason="ok"} 1"#,
+    // Envoy's order: the first URI SAN, else the first DNS SAN, else the
+    // subject (orders has a URI SAN, so its DNS SAN never names it).
+    for (leaf, name) in [(&pki.reports, "reports.shop"), (&pki.legacy, "CN=legacy")] {
+        let ok = get(envoy, &pki, Some(leaf), "/named", &[]).await;
+        assert_eq!(
+            header_values(&seen(&ok), "x-ward-principal"),
+            [name],
+            "{mode:?}"
+        );
+    }
+    let uri_first = get(envoy, &pki, Some(&pki.orders), "/named", &[]).await;
+    assert_eq!(
+        (uri_first.status, reason(&uri_first)),
+        (403, "principal_not_allowed".into()),
+        "{mode:?}"
+    );
+
+    let series = [
+        r#"ward_check_total{decision="allow",method="mtls",reason="ok"} 3"#,
         r#"ward_check_total{decision="deny",method="mtls",reason="missing_principal"} 1"#,
         r#"reason="principal_required"} 1"#,
-    ] {
-        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    ];
+    let metrics = counters(&front, &series).await;
+    for series in series {
+        assert!(metrics.contains(series), "{mode:?}: {series} in\n{metrics}");
+    }
+}
+
+/// ward's counters as Prometheus text: `ward serve`'s `/metrics`, or the
+/// module's, which are Envoy stats (`envoy_ward_*` on Envoy's admin port,
+/// read back here without the `envoy_`) and arrive about a second after
+/// the event: read until every one of `series` is there, at most 5 s.
+async fn counters(front: &Front, series: &[&str]) -> String {
+    let (addr, path) = match &front.ward {
+        Some(ward) => (ward.admin_addr, "/metrics"),
+        None => (front.envoy.admin_addr, "/stats/prometheus"),
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let text = support::http::get(addr, path).await.unwrap().text();
+        let text = text.replace("envoy_ward_", "ward_");
+        let all = series.iter().all(|s| text.contains(s));
+        if all || started.elapsed() > std::time::Duration::from_secs(5) {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
 #[tokio::test]
 async fn forged_forwarded_certificates_from_an_untrusted_peer_never_count_or_arrive() {
+    forged_forwarded_certificates_never_count_or_arrive(Mode::Grpc).await;
+}
+
+#[tokio::test]
+async fn forged_forwarded_certificates_from_an_untrusted_peer_never_count_or_arrive_in_the_module()
+{
+    forged_forwarded_certificates_never_count_or_arrive(Mode::Module).await;
+}
+
+async fn forged_forwarded_certificates_never_count_or_arrive(mode: Mode) {
     let pki = Pki::new();
     let echo = Echo::start().await;
-    let ward = Ward::start(&ward_config("")).await;
-    let envoy = start_envoy(&pki, &echo, &ward).await;
+    let front = front(mode, &pki, &echo, &ward_config("")).await;
+    let envoy = &front.envoy;
     let xfcc = format!("By=spiffe://x;Hash=00;URI={ORDERS}");
     let cert = client_cert(&pki.orders);
     let forged = [
@@ -336,7 +461,7 @@ async fn forged_forwarded_certificates_from_an_untrusted_peer_never_count_or_arr
 
     // Envoy passes both on (APPEND_FORWARD; it never strips Client-Cert):
     // on a route ward does not see, the backend gets them.
-    let public = get(&envoy, &pki, Some(&pki.billing), "/public", &forged).await;
+    let public = get(envoy, &pki, Some(&pki.billing), "/public", &forged).await;
     let s = seen(&public);
     assert!(
         header_values(&s, "x-forwarded-client-cert")[0].contains(ORDERS),
@@ -345,12 +470,12 @@ async fn forged_forwarded_certificates_from_an_untrusted_peer_never_count_or_arr
     assert_eq!(header_values(&s, "client-cert"), [cert.as_str()]);
 
     // Through ward: billing claiming to be orders is still billing...
-    let denied = get(&envoy, &pki, Some(&pki.billing), "/svc", &forged).await;
+    let denied = get(envoy, &pki, Some(&pki.billing), "/svc", &forged).await;
     assert_eq!(
         (denied.status, reason(&denied)),
         (403, "principal_not_allowed".into())
     );
-    let none = get(&envoy, &pki, None, "/svc", &forged).await;
+    let none = get(envoy, &pki, None, "/svc", &forged).await;
     assert_eq!(
         (none.status, reason(&none)),
         (401, "missing_principal".into())
@@ -366,7 +491,7 @@ async fn forged_forwarded_certificates_from_an_untrusted_peer_never_count_or_arr
         ("client_cert", billing_cert.as_str()),
     ];
     for path in ["/svc", "/open"] {
-        let ok = get(&envoy, &pki, Some(&pki.orders), path, &forged).await;
+        let ok = get(envoy, &pki, Some(&pki.orders), path, &forged).await;
         let s = seen(&ok);
         for name in ["x-forwarded-client-cert", "client-cert", "client_cert"] {
             assert!(header_values(&s, name).is_empty(), "{path} {name}: {s}");
@@ -376,6 +501,15 @@ async fn forged_forwarded_certificates_from_an_untrusted_peer_never_count_or_arr
 
 #[tokio::test]
 async fn a_trusted_hop_speaks_for_its_client_by_xfcc_or_client_cert() {
+    trusted_hop_speaks_for_its_client(Mode::Grpc).await;
+}
+
+#[tokio::test]
+async fn a_trusted_hop_speaks_for_its_client_by_xfcc_or_client_cert_in_the_module() {
+    trusted_hop_speaks_for_its_client(Mode::Module).await;
+}
+
+async fn trusted_hop_speaks_for_its_client(mode: Mode) {
     let pki = Pki::new();
     let echo = Echo::start().await;
     let trusted = |header: &str| {
@@ -383,14 +517,14 @@ async fn a_trusted_hop_speaks_for_its_client_by_xfcc_or_client_cert() {
             "workload:\n  forwarded_cert: {{header: {header}, trusted_peers: [\"{GATEWAY}\"]}}\n"
         )
     };
-    let ward = Ward::start(&ward_config(&trusted("xfcc"))).await;
-    let envoy = start_envoy(&pki, &echo, &ward).await;
+    let front_xfcc = front(mode, &pki, &echo, &ward_config(&trusted("xfcc"))).await;
+    let envoy = &front_xfcc.envoy;
 
     // The gateway forwards what it saw of its client; Envoy appends its
     // own element for the gateway, which ward passes over.
     let xfcc = format!("By={GATEWAY};Hash=00;URI={ORDERS}");
     let via = [("x-forwarded-client-cert", xfcc.as_str())];
-    let ok = get(&envoy, &pki, Some(&pki.gateway), "/svc", &via).await;
+    let ok = get(envoy, &pki, Some(&pki.gateway), "/svc", &via).await;
     let s = seen(&ok);
     assert_eq!(header_values(&s, "x-ward-principal"), [ORDERS]);
     let kept = &header_values(&s, "x-forwarded-client-cert")[0];
@@ -400,35 +534,34 @@ async fn a_trusted_hop_speaks_for_its_client_by_xfcc_or_client_cert() {
     );
     let billing = format!("By={GATEWAY};Hash=00;URI={BILLING}");
     let via_billing = [("x-forwarded-client-cert", billing.as_str())];
-    let denied = get(&envoy, &pki, Some(&pki.gateway), "/svc", &via_billing).await;
+    let denied = get(envoy, &pki, Some(&pki.gateway), "/svc", &via_billing).await;
     assert_eq!(
         (denied.status, reason(&denied)),
         (403, "principal_not_allowed".into())
     );
     // The gateway alone is not its client: no principal.
-    let alone = get(&envoy, &pki, Some(&pki.gateway), "/svc", &[]).await;
+    let alone = get(envoy, &pki, Some(&pki.gateway), "/svc", &[]).await;
     assert_eq!(
         (alone.status, reason(&alone)),
         (401, "missing_principal".into())
     );
     let broken = [("x-forwarded-client-cert", "URI=\"spiffe://unterminated")];
-    let bad = get(&envoy, &pki, Some(&pki.gateway), "/svc", &broken).await;
+    let bad = get(envoy, &pki, Some(&pki.gateway), "/svc", &broken).await;
     assert_eq!(
         (bad.status, reason(&bad)),
         (400, "malformed_principal".into())
     );
     // Billing sending the same header is not the gateway: its own name.
-    let spoof = get(&envoy, &pki, Some(&pki.billing), "/svc", &via).await;
+    let spoof = get(envoy, &pki, Some(&pki.billing), "/svc", &via).await;
     assert_eq!(spoof.status, 403);
-    drop(envoy);
-    drop(ward);
+    drop(front_xfcc);
 
     // RFC 9440 `Client-Cert`, read with x509-parser.
-    let ward = Ward::start(&ward_config(&trusted("client_cert"))).await;
-    let envoy = start_envoy(&pki, &echo, &ward).await;
+    let front = front(mode, &pki, &echo, &ward_config(&trusted("client_cert"))).await;
+    let envoy = &front.envoy;
     let cert = client_cert(&pki.orders);
     let ok = get(
-        &envoy,
+        envoy,
         &pki,
         Some(&pki.gateway),
         "/svc",
@@ -437,7 +570,7 @@ async fn a_trusted_hop_speaks_for_its_client_by_xfcc_or_client_cert() {
     .await;
     assert_eq!(header_values(&seen(&ok), "x-ward-principal"), [ORDERS]);
     let junk = get(
-        &envoy,
+        envoy,
         &pki,
         Some(&pki.gateway),
         "/svc",
@@ -449,7 +582,7 @@ async fn a_trusted_hop_speaks_for_its_client_by_xfcc_or_client_cert() {
         (400, "malformed_principal".into())
     );
     let from_orders = get(
-        &envoy,
+        envoy,
         &pki,
         Some(&pki.billing),
         "/svc",
@@ -459,6 +592,56 @@ async fn a_trusted_hop_speaks_for_its_client_by_xfcc_or_client_cert() {
     assert_eq!(
         from_orders.status, 403,
         "only the gateway's Client-Cert counts"
+    );
+}
+
+#[tokio::test]
+async fn a_principal_beside_a_session_survives_the_store_read() {
+    principal_survives_a_store_read(Mode::Grpc).await;
+}
+
+#[tokio::test]
+async fn a_principal_beside_a_session_survives_the_store_read_in_the_module() {
+    principal_survives_a_store_read(Mode::Module).await;
+}
+
+/// A session read from Redis: in the module, the check waits and is run
+/// again from the start on the runtime, so the principal must go with
+/// it (lost, it would be 403 `principal_required`).
+async fn principal_survives_a_store_read(mode: Mode) {
+    let redis = support::redis::RedisServer::start().await;
+    let pki = Pki::new();
+    let echo = Echo::start().await;
+    let store = format!(
+        "store:\n  redis: {{url: \"{}\", command_timeout: 1s}}\n\
+         sessions: {{fingerprint: {{mode: off}}}}\n",
+        redis.url()
+    );
+    let front = front(mode, &pki, &echo, &ward_config(&store)).await;
+    let envoy = &front.envoy;
+    let sid = support::authz::session_id();
+    let expires = (support::tokens::now() + 3600).to_string();
+    let record = format!("session:{sid}");
+    support::authz::hset(
+        &redis,
+        &record,
+        &[("user_id", "carol"), ("expires_at", &expires)],
+    );
+    let cookie = format!("session_id={sid}");
+    let cookie = [("cookie", cookie.as_str())];
+
+    // Redis held a moment: the read cannot be done in the worker's one
+    // poll, so the module's check always waits and runs again.
+    assert_eq!(redis.cli(&["CLIENT", "PAUSE", "150", "ALL"]), "OK");
+    let ok = get(envoy, &pki, Some(&pki.orders), "/session", &cookie).await;
+    let s = seen(&ok);
+    assert_eq!(header_values(&s, "x-user-id"), ["carol"], "{mode:?}");
+    assert_eq!(header_values(&s, "x-ward-principal"), [ORDERS], "{mode:?}");
+    let other = get(envoy, &pki, Some(&pki.billing), "/session", &cookie).await;
+    assert_eq!(
+        (other.status, reason(&other)),
+        (403, "principal_not_allowed".into()),
+        "{mode:?}"
     );
 }
 
