@@ -28,8 +28,8 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use ward_envoy::filter::{Config, Filter, Host, LogLevel, Resume, Verdict};
+use ward_envoy::fuzzing::NoStats;
 use ward_envoy::peer::CertField;
-use ward_envoy::stats::{Commit, ConfigHost, Flush};
 
 const SESSION: &str = "112f551c-d6fe-4e67-a818-01deee0e47c9";
 
@@ -85,29 +85,6 @@ impl Host for Lean<'_> {
 struct Woken;
 
 impl Resume for Woken {}
-
-struct NoStats;
-
-impl Flush for NoStats {
-    fn add_counter(&mut self, _: usize, _: &[&str], _: u64) {}
-    fn set_gauge(&mut self, _: usize, _: u64) {}
-}
-
-impl ConfigHost for NoStats {
-    fn counter(&mut self, _: &str, _: &[&str]) -> Result<usize, String> {
-        Ok(0)
-    }
-    fn histogram(&mut self, _: &str, _: &[&str]) -> Result<usize, String> {
-        Ok(0)
-    }
-    fn gauge(&mut self, _: &str) -> Result<usize, String> {
-        Ok(0)
-    }
-    fn warn(&mut self, _: &str) {}
-    fn flusher(&mut self) -> Option<Box<dyn Commit>> {
-        None
-    }
-}
 
 fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
