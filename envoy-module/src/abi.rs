@@ -62,8 +62,9 @@ impl ModuleBuffer {
     };
 }
 
-/// `envoy_dynamic_module_type_envoy_http_header` and
-/// `envoy_dynamic_module_type_module_http_header` (same layout).
+/// `envoy_dynamic_module_type_envoy_http_header`,
+/// `envoy_dynamic_module_type_module_http_header` and
+/// `envoy_dynamic_module_type_module_key_value_pair` (the same layout).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct HttpHeader {
@@ -71,6 +72,24 @@ pub struct HttpHeader {
     key_length: usize,
     value_ptr: *const c_char,
     value_length: usize,
+}
+
+impl HttpHeader {
+    fn of(key: &[u8], value: &[u8]) -> Self {
+        Self {
+            key_ptr: key.as_ptr().cast(),
+            key_length: key.len(),
+            value_ptr: value.as_ptr().cast(),
+            value_length: value.len(),
+        }
+    }
+
+    const EMPTY: Self = Self {
+        key_ptr: std::ptr::null(),
+        key_length: 0,
+        value_ptr: std::ptr::null(),
+        value_length: 0,
+    };
 }
 
 /// `envoy_dynamic_module_type_http_header_type_RequestHeader`.
@@ -160,13 +179,13 @@ unsafe extern "C" {
     );
     fn envoy_dynamic_module_callback_http_filter_scheduler_delete(scheduler: *mut c_void);
     fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: *mut c_void);
-    // Declared without its result: some versions return `void`, others
-    // `bool`; on the C ABI an unread result is harmless.
-    fn envoy_dynamic_module_callback_http_set_dynamic_metadata_string(
+    // Since 1.39 (`..._string` per key builds and merges a `Struct` per
+    // call; this, once for every entry). Returns `void`.
+    fn envoy_dynamic_module_callback_http_set_dynamic_metadata_string_batch(
         filter: *mut c_void,
         namespace: ModuleBuffer,
-        key: ModuleBuffer,
-        value: ModuleBuffer,
+        entries: *const HttpHeader,
+        entries_length: usize,
     );
     fn envoy_dynamic_module_callback_http_filter_config_define_counter(
         config: *mut c_void,
@@ -454,13 +473,7 @@ impl Host for Stream {
         if n == 0 {
             return Vec::new();
         }
-        let empty = HttpHeader {
-            key_ptr: std::ptr::null(),
-            key_length: 0,
-            value_ptr: std::ptr::null(),
-            value_length: 0,
-        };
-        let mut raw = vec![empty; n];
+        let mut raw = vec![HttpHeader::EMPTY; n];
         // SAFETY: `raw` has room for the `n` headers Envoy just counted;
         // nothing changes the map between the two calls (same thread, same
         // hook).
@@ -525,12 +538,7 @@ impl Host for Stream {
     fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str, details: &str) {
         let headers: Vec<HttpHeader> = headers
             .iter()
-            .map(|(k, v)| HttpHeader {
-                key_ptr: k.as_ptr().cast(),
-                key_length: k.len(),
-                value_ptr: v.as_ptr().cast(),
-                value_length: v.len(),
-            })
+            .map(|(k, v)| HttpHeader::of(k.as_bytes(), v.as_bytes()))
             .collect();
         // SAFETY: `headers` and the strings it points into, `body` and
         // `details` all outlive the call; Envoy copies them.
@@ -605,15 +613,34 @@ impl Host for Stream {
         }
     }
 
-    fn set_metadata(&mut self, namespace: &str, key: &str, value: &str) {
-        // SAFETY: `ptr` is the filter of the running hook; the three buffers
-        // outlive the call, and Envoy copies them into the stream's metadata.
+    fn set_metadata(&mut self, namespace: &str, entries: &[(&str, &str)]) {
+        let pairs = || {
+            let pair = |(k, v): &(&str, &str)| HttpHeader::of(k.as_bytes(), v.as_bytes());
+            entries.iter().map(pair)
+        };
+        // A decision's two or three entries, without an allocation.
+        let mut stack = [HttpHeader::EMPTY; 4];
+        let heap: Vec<HttpHeader>;
+        let all: &[HttpHeader] = if entries.len() <= stack.len() {
+            for (slot, pair) in stack.iter_mut().zip(pairs()) {
+                *slot = pair;
+            }
+            &stack[..entries.len()]
+        } else {
+            heap = pairs().collect();
+            &heap
+        };
+        // SAFETY: `ptr` is the filter of the running hook; the namespace and
+        // the `length` entries (key/value pairs, the layout of
+        // `envoy_dynamic_module_type_module_key_value_pair`) point into
+        // buffers that outlive the call, and Envoy copies them into the
+        // stream's metadata.
         unsafe {
-            envoy_dynamic_module_callback_http_set_dynamic_metadata_string(
+            envoy_dynamic_module_callback_http_set_dynamic_metadata_string_batch(
                 self.ptr,
                 ModuleBuffer::of(namespace.as_bytes()),
-                ModuleBuffer::of(key.as_bytes()),
-                ModuleBuffer::of(value.as_bytes()),
+                all.as_ptr(),
+                all.len(),
             );
         }
     }

@@ -264,9 +264,11 @@ impl Host for Stream {
     fn continue_decoding(&mut self) {}
     fn increment_counter(&mut self, _: usize, _: &[&str], _: u64) {}
     fn record_histogram(&mut self, _: usize, _: u64) {}
-    fn set_metadata(&mut self, _: &str, key: &str, value: &str) {
-        if key == "user_id" {
-            self.user = Some(value.into());
+    fn set_metadata(&mut self, _: &str, entries: &[(&str, &str)]) {
+        for (key, value) in entries {
+            if *key == "user_id" {
+                self.user = Some((*value).into());
+            }
         }
     }
 }
