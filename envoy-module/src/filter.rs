@@ -485,9 +485,17 @@ pub fn internal_error(host: &mut impl Host) -> Verdict {
 
 /// `ip:port`, `[v6]:port` or a bare address.
 pub fn parse_ip(addr: &str) -> Option<IpAddr> {
-    if let Some(ip) = ipv4_and_port(addr) {
-        return Some(IpAddr::V4(ip));
+    match ipv4_and_port(addr) {
+        Some(ip) => Some(IpAddr::V4(ip)),
+        None => general_ip(addr),
     }
+}
+
+/// Any other form, through the standard parsers: out of line, so the
+/// code a check runs stays small (an IPv6 peer pays a call).
+#[cold]
+#[inline(never)]
+fn general_ip(addr: &str) -> Option<IpAddr> {
     addr.parse::<SocketAddr>()
         .map(|s| s.ip())
         .or_else(|_| addr.parse::<IpAddr>())
