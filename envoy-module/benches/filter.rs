@@ -219,7 +219,10 @@ fn shaped_noop(c: &mut Criterion, owned: &[(String, String)]) {
         black_box(stream.route_policy());
         black_box(stream.source_ip());
         stream.record_histogram(0, n as u64);
-        stream.set_metadata("ward", &[("user_id", "user-000001"), ("auth_method", "jwt")]);
+        stream.set_metadata(
+            "ward",
+            &[("user_id", "user-000001"), ("auth_method", "jwt")],
+        );
         for (name, value) in [
             ("x-user-id", "user-000001"),
             ("x-auth-method", "jwt"),

@@ -146,7 +146,10 @@ async fn allows(mode: Mode, front: &Front, echo: &Echo, redis: &RedisServer) {
         );
     }
     // The decision in the stream's dynamic metadata, both keys.
-    let allow = ["/api/orders 200 ", " user_id=alice auth_method=jwt reason=-"];
+    let allow = [
+        "/api/orders 200 ",
+        " user_id=alice auth_method=jwt reason=-",
+    ];
     logged(mode, envoy, &allow).await;
 
     // A token in the query (`jwt.from_query`), form-encoded or not: read,
@@ -196,7 +199,10 @@ async fn allows(mode: Mode, front: &Front, echo: &Echo, redis: &RedisServer) {
     assert_eq!(header_values(&seen, "x-api-key-id"), ["key_7f3a"]);
     assert_eq!(header_values(&seen, "x-auth-method"), ["apikey"]);
     assert!(header_values(&seen, "x-api-key").is_empty(), "{mode:?}");
-    let allow = ["/api 200 ", " user_id=svc-billing auth_method=apikey reason=-"];
+    let allow = [
+        "/api 200 ",
+        " user_id=svc-billing auth_method=apikey reason=-",
+    ];
     logged(mode, envoy, &allow).await;
 }
 
