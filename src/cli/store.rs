@@ -59,7 +59,7 @@ pub enum ApikeyCommand {
         #[command(flatten)]
         store: StoreArgs,
         /// The user the key acts as (x-user-id).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         user: String,
         /// A name to recognise the key by.
         #[arg(long)]
@@ -75,7 +75,7 @@ pub enum ApikeyCommand {
     List {
         #[command(flatten)]
         store: StoreArgs,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         user: String,
     },
     /// Revoke a key by its public id.
@@ -106,7 +106,9 @@ pub enum SessionCommand {
     Create {
         #[command(flatten)]
         store: StoreArgs,
-        #[arg(long)]
+        /// The user id. Identifiers that come from elsewhere (this one and
+        /// the provider's sid and sub) may begin with `-`.
+        #[arg(long, allow_hyphen_values = true)]
         user: String,
         #[arg(long)]
         email: Option<String>,
@@ -127,17 +129,17 @@ pub enum SessionCommand {
         #[arg(long, requires = "oidc_subject")]
         oidc_issuer: Option<String>,
         /// The provider's session id (the ID token's `sid`).
-        #[arg(long, requires = "oidc_issuer")]
+        #[arg(long, requires = "oidc_issuer", allow_hyphen_values = true)]
         oidc_sid: Option<String>,
         /// The provider's user (the ID token's `sub`).
-        #[arg(long, requires = "oidc_issuer")]
+        #[arg(long, requires = "oidc_issuer", allow_hyphen_values = true)]
         oidc_sub: Option<String>,
     },
     /// List a user's live sessions.
     List {
         #[command(flatten)]
         store: StoreArgs,
-        #[arg(value_name = "USER")]
+        #[arg(value_name = "USER", allow_hyphen_values = true)]
         user: String,
     },
     /// Revoke one session.
@@ -151,7 +153,7 @@ pub enum SessionCommand {
     RevokeUser {
         #[command(flatten)]
         store: StoreArgs,
-        #[arg(value_name = "USER")]
+        #[arg(value_name = "USER", allow_hyphen_values = true)]
         user: String,
     },
 }

@@ -171,6 +171,11 @@ async fn sessions_are_created_listed_and_revoked_per_user() {
     }
     let (ok, out) = ward(&["session", "list", "-c", &cfg, "bob"]);
     assert!(ok && sids.iter().all(|s| out.contains(s)), "{out}");
+    // A user id from elsewhere may begin with `-`: a value, not an option.
+    let (ok, out) = ward(&["session", "create", "-c", &cfg, "--user", "-b0b"]);
+    assert!(ok, "{out}");
+    let (ok, listed) = ward(&["session", "list", "-c", &cfg, "-b0b"]);
+    assert!(ok && listed.contains(out.trim()), "{listed}");
     let (ok, _) = ward(&["session", "revoke", "-c", &cfg, &sids[0]]);
     assert!(ok);
     assert_eq!(
@@ -248,6 +253,12 @@ async fn a_session_from_an_openid_login_is_recorded_under_its_provider_sid_and_s
         assert!(!ok, "{bad:?}: {out}");
     }
     assert_eq!(redis_cli(&redis, &["SCARD", "user_sessions:u-1"]), "2");
+    // A provider's ids are opaque: one may begin with `-` (seen from a
+    // real provider), and is a value, not an option.
+    let (ok, out) = create("1h", &["--oidc-issuer", issuer, "--oidc-sid", "-qXk2"]);
+    assert!(ok, "{out}");
+    let by_sid = format!("oidc_sid:{issuer}#-qXk2");
+    assert_eq!(redis_cli(&redis, &["SMEMBERS", &by_sid]), out.trim());
 }
 
 #[test]
