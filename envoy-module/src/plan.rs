@@ -137,10 +137,11 @@ impl Edits<'_> {
     fn apply(self, host: &mut impl Host) {
         let changed = !self.headers.is_empty() || self.path.is_some();
         for edit in &self.headers {
-            match (&edit.value, edit.sent) {
-                (Some(value), false) => host.add_header(&edit.name, value),
-                (Some(value), true) => host.set_header(&edit.name, Some(value)),
-                (None, _) => host.set_header(&edit.name, None),
+            match call(edit.value.as_deref(), edit.sent) {
+                Call::Add(value) => host.add_header(&edit.name, value),
+                Call::Set(value) => host.set_header(&edit.name, Some(value)),
+                Call::Remove => host.set_header(&edit.name, None),
+                Call::Nothing => {}
             }
         }
         if let Some(path) = &self.path {
@@ -149,6 +150,28 @@ impl Edits<'_> {
         if changed {
             host.clear_route_cache();
         }
+    }
+}
+
+/// The call into Envoy one header edit makes.
+#[derive(Debug, PartialEq, Eq)]
+enum Call<'v> {
+    Add(&'v str),
+    Set(&'v str),
+    Remove,
+    Nothing,
+}
+
+/// Setting `value` (`None`: removing) on a header the client `sent` or
+/// not. An empty value is no header on every Envoy: 1.40's callbacks
+/// remove on an empty value and never add one, a later Envoy may set it
+/// empty, so ward decides instead of Envoy.
+fn call(value: Option<&str>, sent: bool) -> Call<'_> {
+    match (value, sent) {
+        (Some(""), false) | (None, false) => Call::Nothing,
+        (Some(""), true) | (None, true) => Call::Remove,
+        (Some(value), false) => Call::Add(value),
+        (Some(value), true) => Call::Set(value),
     }
 }
 
@@ -196,5 +219,20 @@ fn set_metadata(host: &mut impl Host, decision: &Decision) {
         ),
         Decision::AllowAnonymous { .. } => set(host, &[("auth_method", "none")]),
         Decision::Deny(deny) => set(host, &[("reason", deny.reason.as_str())]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_value_is_no_header_and_a_sent_one_is_replaced_or_removed() {
+        assert_eq!(call(Some("carol"), false), Call::Add("carol"));
+        assert_eq!(call(Some("carol"), true), Call::Set("carol"));
+        assert_eq!(call(Some(""), false), Call::Nothing);
+        assert_eq!(call(Some(""), true), Call::Remove);
+        assert_eq!(call(None, true), Call::Remove);
+        assert_eq!(call(None, false), Call::Nothing);
     }
 }
