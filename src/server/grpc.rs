@@ -169,6 +169,14 @@ impl CheckService {
                 tracing::debug!(error = %e, "Check call body is not one gRPC message");
                 Reason::MalformedRequest
             }
+            // Envoy resets the calls of requests its clients dropped: not
+            // a request ward decided, so neither counted nor logged as a
+            // deny. The stream is gone; the answer is framed for form.
+            Incoming::Gone => {
+                tracing::debug!("Check call reset before its message arrived");
+                let deny = Deny::new(Reason::MalformedRequest);
+                return Answer::Message(self.deny(None, &deny));
+            }
         };
         self.refuse(refused, start)
     }

@@ -36,6 +36,9 @@ pub enum Incoming {
     TooLarge { declared: usize, limit: usize },
     /// Not one whole, uncompressed message.
     Malformed(FrameError),
+    /// The body failed before it ended: the client reset the call, or the
+    /// connection went. Nothing was asked, and nobody reads an answer.
+    Gone,
 }
 
 /// Why a request body is not one whole, uncompressed gRPC message.
@@ -51,8 +54,6 @@ pub enum FrameError {
     Flag,
     #[error("more than one message")]
     Trailing,
-    #[error("the request body failed")]
-    Body,
 }
 
 /// Reads a unary call's request body: one message of at most `limit`
@@ -68,7 +69,7 @@ where
         let frame = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await;
         match frame {
             None => return reader.finish(),
-            Some(Err(_)) => return Incoming::Malformed(FrameError::Body),
+            Some(Err(_)) => return Incoming::Gone,
             Some(Ok(frame)) => {
                 // Request trailers carry nothing ward reads.
                 if let Ok(data) = frame.into_data()
@@ -250,7 +251,7 @@ mod tests {
         let body = Chunks(chunks.collect());
         let rt = tokio::runtime::Builder::new_current_thread().build();
         rt.map(|rt| rt.block_on(read_message(body, limit)))
-            .unwrap_or(Incoming::Malformed(FrameError::Body))
+            .unwrap_or(Incoming::Gone)
     }
 
     #[test]

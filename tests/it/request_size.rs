@@ -334,3 +334,59 @@ async fn http_mode_answers_oversized_requests_with_a_4xx_deny() {
         "the oversized headers never reached the upstream"
     );
 }
+
+/// A call the client resets before its message is whole (Envoy does, for
+/// the checks of requests its clients dropped) is no request: ward counts
+/// and logs no deny for it. The same cut-short body ended normally is a
+/// 400, counted: the control, sent after the reset on the same
+/// connection.
+#[tokio::test]
+async fn a_call_reset_before_its_message_is_not_counted_as_a_deny() {
+    let ward = InProc::start(&config("")).await;
+    let valid = with_body(10).encode_to_vec();
+    let partial = frame(0, valid.len() as u32 + 10, &valid);
+    let tcp = tokio::net::TcpStream::connect(ward.grpc_addr)
+        .await
+        .unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let call = || {
+        http::Request::builder()
+            .method("POST")
+            .uri(format!(
+                "http://{}/envoy.service.auth.v3.Authorization/Check",
+                ward.grpc_addr
+            ))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap()
+    };
+    let (_reset, mut stream) = client.send_request(call(), false).unwrap();
+    stream.send_data(partial.clone().into(), false).unwrap();
+    stream.send_reset(h2::Reason::CANCEL);
+    let mut client = client.ready().await.unwrap();
+    let (control, mut stream) = client.send_request(call(), false).unwrap();
+    stream.send_data(partial.into(), true).unwrap();
+    let control = tokio::time::timeout(Duration::from_secs(10), control)
+        .await
+        .expect("ward answers the control")
+        .unwrap();
+    assert_eq!(control.status(), 200);
+    let labels = [("decision", "deny"), ("reason", "malformed_request")];
+    let started = std::time::Instant::now();
+    while metric(ward.admin_addr, "ward_check_total", &labels).await < 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the control is counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        metric(ward.admin_addr, "ward_check_total", &labels).await,
+        1.0,
+        "the reset call is not a deny"
+    );
+}

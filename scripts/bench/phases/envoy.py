@@ -126,7 +126,7 @@ def max_through_envoy(bed: Bed, stack: EnvoyStack, cred: list[str], duration: fl
         allow, deny = stack.authz.decisions()
         if deny - before[1] > 0 or allow - before[0] < h["2xx"]:
             denies = {k: v for k, v in stack.authz.metrics().items()
-                      if k.startswith("ward_check_total{") and 'decision="deny"' in k}
+                      if k.startswith("ward_check_total{") and 'decision="deny"' in k and v}
             raise RuntimeError(f"ward denied or missed checks: allow {allow - before[0]}, "
                                f"deny {deny - before[1]}, 2xx {h['2xx']}; denies: {denies}")
     h["util"] = util
