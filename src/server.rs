@@ -204,6 +204,14 @@ impl Server {
                 .http2_keepalive_interval(keepalive)
                 .http2_keepalive_timeout(Some(listen.keepalive_timeout))
                 .max_concurrent_streams(listen.max_concurrent_streams)
+                // Envoy resets the calls of requests its clients dropped,
+                // many at once when a client pool goes. h2's default (20
+                // reset before the server took them) would then close the
+                // connection and fail every check on it; as many as may be
+                // open at once still bounds a rapid-reset flood.
+                .http2_max_pending_accept_reset_streams(Some(
+                    usize::try_from(listen.max_concurrent_streams).unwrap_or(usize::MAX),
+                ))
                 .http2_max_header_list_size(listen.max_header_list_size)
                 .add_service(health_service.clone())
                 .add_service(authz.clone())

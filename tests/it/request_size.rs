@@ -390,3 +390,48 @@ async fn a_call_reset_before_its_message_is_not_counted_as_a_deny() {
         "the reset call is not a deny"
     );
 }
+
+/// Envoy resets the Check calls of every request its clients dropped: a
+/// burst of them (a client pool gone at once) must not cost the
+/// connection, which carries other requests' checks. h2's guard against
+/// rapid-reset floods closes a connection after 20 streams reset before
+/// the server took them; ward allows as many as the streams it allows
+/// open at once (`listen.max_concurrent_streams`).
+#[tokio::test]
+async fn a_burst_of_reset_calls_keeps_the_connection() {
+    let ward = InProc::start(&config("")).await;
+    let valid = with_body(10).encode_to_vec();
+    let tcp = tokio::net::TcpStream::connect(ward.grpc_addr)
+        .await
+        .unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(conn);
+    let call = || {
+        http::Request::builder()
+            .method("POST")
+            .uri(format!(
+                "http://{}/envoy.service.auth.v3.Authorization/Check",
+                ward.grpc_addr
+            ))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap()
+    };
+    let mut client = client.ready().await.unwrap();
+    for _ in 0..200 {
+        let (_gone, mut stream) = client.send_request(call(), false).unwrap();
+        stream.send_reset(h2::Reason::CANCEL);
+        client = client.ready().await.unwrap();
+    }
+    let (answer, mut stream) = client.send_request(call(), false).unwrap();
+    let len = valid.len() as u32;
+    stream
+        .send_data(frame(0, len, &valid).into(), true)
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), answer)
+        .await
+        .expect("ward answers after the burst");
+    assert_eq!(answer.map(|r| r.status().as_u16()).ok(), Some(200));
+    assert!(!connection.is_finished(), "the connection stays up");
+}
