@@ -103,14 +103,9 @@ fn frame(compressed: u8, declared: u32, bytes: &[u8]) -> Vec<u8> {
     f
 }
 
-/// Sends `body` as a Check call's request body over raw HTTP/2; with
-/// `end` false the stream stays open (the client would send more).
-async fn raw_check(addr: SocketAddr, body: Vec<u8>, end: bool) -> Raw {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(conn);
-    let mut client = client.ready().await.unwrap();
-    let req = http::Request::builder()
+/// The headers of a Check call to `addr`, over raw HTTP/2.
+fn check_call(addr: SocketAddr) -> http::Request<()> {
+    http::Request::builder()
         .method("POST")
         .uri(format!(
             "http://{addr}/envoy.service.auth.v3.Authorization/Check"
@@ -118,8 +113,17 @@ async fn raw_check(addr: SocketAddr, body: Vec<u8>, end: bool) -> Raw {
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(())
-        .unwrap();
-    let (response, mut stream) = client.send_request(req, false).unwrap();
+        .unwrap()
+}
+
+/// Sends `body` as a Check call's request body over raw HTTP/2; with
+/// `end` false the stream stays open (the client would send more).
+async fn raw_check(addr: SocketAddr, body: Vec<u8>, end: bool) -> Raw {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let (response, mut stream) = client.send_request(check_call(addr), false).unwrap();
     stream.send_data(body.into(), end).unwrap();
     let response = tokio::time::timeout(Duration::from_secs(10), response)
         .await
@@ -351,18 +355,7 @@ async fn a_call_reset_before_its_message_is_not_counted_as_a_deny() {
     let (client, conn) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(conn);
     let mut client = client.ready().await.unwrap();
-    let call = || {
-        http::Request::builder()
-            .method("POST")
-            .uri(format!(
-                "http://{}/envoy.service.auth.v3.Authorization/Check",
-                ward.grpc_addr
-            ))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(())
-            .unwrap()
-    };
+    let call = || check_call(ward.grpc_addr);
     let (_reset, mut stream) = client.send_request(call(), false).unwrap();
     stream.send_data(partial.clone().into(), false).unwrap();
     stream.send_reset(h2::Reason::CANCEL);
@@ -406,18 +399,7 @@ async fn a_burst_of_reset_calls_keeps_the_connection() {
         .unwrap();
     let (client, conn) = h2::client::handshake(tcp).await.unwrap();
     let connection = tokio::spawn(conn);
-    let call = || {
-        http::Request::builder()
-            .method("POST")
-            .uri(format!(
-                "http://{}/envoy.service.auth.v3.Authorization/Check",
-                ward.grpc_addr
-            ))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(())
-            .unwrap()
-    };
+    let call = || check_call(ward.grpc_addr);
     let mut client = client.ready().await.unwrap();
     for _ in 0..200 {
         let (_gone, mut stream) = client.send_request(call(), false).unwrap();
