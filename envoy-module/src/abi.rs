@@ -614,24 +614,12 @@ impl Host for Stream {
     }
 
     fn set_metadata(&mut self, namespace: &str, entries: &[(&str, &str)]) {
-        let pairs = || {
-            let pair = |(k, v): &(&str, &str)| HttpHeader::of(k.as_bytes(), v.as_bytes());
-            entries.iter().map(pair)
-        };
-        // A decision's two or three entries, without an allocation.
-        let mut stack = [HttpHeader::EMPTY; 4];
-        let heap: Vec<HttpHeader>;
-        let all: &[HttpHeader] = if entries.len() <= stack.len() {
-            for (slot, pair) in stack.iter_mut().zip(pairs()) {
-                *slot = pair;
-            }
-            &stack[..entries.len()]
-        } else {
-            heap = pairs().collect();
-            &heap
-        };
+        let all: Vec<HttpHeader> = entries
+            .iter()
+            .map(|(k, v)| HttpHeader::of(k.as_bytes(), v.as_bytes()))
+            .collect();
         // SAFETY: `ptr` is the filter of the running hook; the namespace and
-        // the `length` entries (key/value pairs, the layout of
+        // the entries (key/value pairs, the layout of
         // `envoy_dynamic_module_type_module_key_value_pair`) point into
         // buffers that outlive the call, and Envoy copies them into the
         // stream's metadata.

@@ -206,20 +206,19 @@ fn reply(shared: &Shared, req: &Request<'_>, deny: &Deny, start: Instant) -> Rep
 /// and merges a protobuf `Struct` per call, the costliest thing an allow
 /// asks of it.
 fn set_metadata(host: &mut impl Host, decision: &Decision) {
-    let set = |host: &mut _, entries: &[(&str, &str)]| {
-        Host::set_metadata(host, METADATA_NAMESPACE, entries)
-    };
-    match decision {
-        Decision::Allow(allowed) => set(
-            host,
-            &[
+    let allow;
+    let entries: &[(&str, &str)] = match decision {
+        Decision::Allow(allowed) => {
+            allow = [
                 ("user_id", allowed.identity.user_id()),
                 ("auth_method", allowed.identity.method.as_str()),
-            ],
-        ),
-        Decision::AllowAnonymous { .. } => set(host, &[("auth_method", "none")]),
-        Decision::Deny(deny) => set(host, &[("reason", deny.reason.as_str())]),
-    }
+            ];
+            &allow
+        }
+        Decision::AllowAnonymous { .. } => &[("auth_method", "none")],
+        Decision::Deny(deny) => &[("reason", deny.reason.as_str())],
+    };
+    host.set_metadata(METADATA_NAMESPACE, entries);
 }
 
 #[cfg(test)]
