@@ -106,10 +106,14 @@ fn edits<'d>(
     let edits = shared.managed.edits(req, set.clone());
     let path = ward::forward::path_without_query(req.path, &edits.remove_query);
     let sent = |name: &str| req.headers.get(name).is_some();
-    let mut headers = Vec::with_capacity(8);
+    let mut headers: Vec<HeaderEdit<'d>> = Vec::with_capacity(8);
     for (name, value) in set {
+        // A name set twice (config validation refuses that; this is the
+        // backstop) replaces the first value, as ext_authz's
+        // OVERWRITE_IF_EXISTS_OR_ADD does: the last one wins.
+        let planned = headers.iter().any(|e| e.name == name);
         headers.push(HeaderEdit {
-            sent: sent(name),
+            sent: planned || sent(name),
             name: Cow::Borrowed(name),
             value: Some(Cow::Borrowed(value)),
         });
@@ -233,5 +237,37 @@ mod tests {
         assert_eq!(call(Some(""), true), Call::Remove);
         assert_eq!(call(None, true), Call::Remove);
         assert_eq!(call(None, false), Call::Nothing);
+    }
+
+    #[test]
+    fn a_header_planned_twice_keeps_the_last_value() {
+        let yaml = b"jwt:\n  keys:\n    - kid: k\n      alg: HS256\n      secret:\n        value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\n";
+        let defined = &mut crate::stats::tests::Defined::default();
+        let config = crate::filter::Config::new(yaml, defined).unwrap();
+        let pairs = [(":path", "/"), ("x-user-id", "forged")];
+        let req = Request {
+            method: "GET",
+            host: "h",
+            path: "/",
+            headers: ward::request::Headers::new(&pairs),
+            policy: None,
+            source_ip: None,
+            principal: None,
+        };
+        let set = [("x-a", "1"), ("x-a", "2"), ("x-user-id", "u")];
+        let edits = edits(&config.shared, &req, set.into_iter());
+        let calls: Vec<_> = edits
+            .headers
+            .iter()
+            .map(|e| (&*e.name, call(e.value.as_deref(), e.sent)))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                ("x-a", Call::Add("1")),
+                ("x-a", Call::Set("2")),
+                ("x-user-id", Call::Set("u"))
+            ]
+        );
     }
 }

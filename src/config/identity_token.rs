@@ -216,4 +216,54 @@ mod tests {
         assert_eq!(profile.ttl.as_secs(), 60);
         assert!(paths("identity_token: {publish_lead: 1m}").is_empty());
     }
+
+    /// A header set beside the identity (the token, the principal) never
+    /// takes a name the identity already has, or a reserved one: the
+    /// backend would get two values through the module.
+    #[test]
+    fn headers_beside_the_identity_take_names_of_their_own() {
+        let issuer = "identity_token: {issuer: https://w}\n";
+        let token = |header: &str| {
+            format!(
+                "{issuer}policies: {{a: {{identity_token: {{audience: a, header: {header}}}}}}}\n"
+            )
+        };
+        for taken in [
+            "x-user-id",
+            "x-auth-method",
+            "x-user-scopes",
+            "x-ward-principal",
+        ] {
+            assert_eq!(
+                paths(&token(taken)),
+                ["policies.a.identity_token.header"],
+                "{taken}"
+            );
+        }
+        assert_eq!(
+            paths(&token("authorization")),
+            ["policies.a.identity_token.header"]
+        );
+        let claim = format!(
+            "{issuer}jwt: {{claims: {{headers: [{{claim: dept, header: x-dept}}]}}}}\n\
+             routes: [{{prefix: /r, identity_token: {{audience: r, header: x-dept}}}}]\n"
+        );
+        assert_eq!(paths(&claim), ["routes[0].identity_token.header"]);
+        for (principal, problem) in [
+            ("x-user-id", true),
+            ("x-user-email", true),
+            ("cookie", true),
+            ("x-ward-identity", false),
+            ("x-caller", false),
+        ] {
+            let yaml = format!("workload: {{header: {principal}}}\n");
+            let expected: &[&str] = if problem { &["workload.header"] } else { &[] };
+            assert_eq!(paths(&yaml), expected, "{principal}");
+        }
+        // A disabled kind's headers are free: the API key id header only
+        // counts with api_keys on (the default).
+        assert_eq!(paths("workload: {header: x-api-key-id}\n"), ["workload.header"]);
+        let off = "api_keys: {enabled: false}\njwt: {keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]}\nworkload: {header: x-api-key-id}\n";
+        assert_eq!(paths(off), Vec::<String>::new());
+    }
 }

@@ -75,6 +75,7 @@ impl Config {
         self.check_tracing(&mut p);
         self.check_identity_token(&mut p);
         self.workload.check(&mut p);
+        self.beside_identity(&mut p, "workload.header", &self.workload.header);
         self.introspection.check(&mut p);
         let listeners = [
             Some(self.listen.grpc),
@@ -94,12 +95,14 @@ impl Config {
             if let Some(profile) = &policy.identity_token {
                 let path = format!("policies.{name}.identity_token");
                 super::identity_token::check_profile(profile, &path, p);
+                self.beside_identity(p, &format!("{path}.header"), &profile.header);
             }
         }
         for (i, route) in self.routes.iter().enumerate() {
             if let Some(profile) = &route.identity_token {
                 let path = format!("routes[{i}].identity_token");
                 super::identity_token::check_profile(profile, &path, p);
+                self.beside_identity(p, &format!("{path}.header"), &profile.header);
             }
         }
         let used = self.token_profiles().next().is_some();
@@ -550,6 +553,36 @@ impl Config {
         }
         if l.max_tracked == 0 {
             p.add("limits.max_tracked", "must be at least 1");
+        }
+    }
+
+    /// A header an allow sets beside the identity's own (`workload.header`,
+    /// an `identity_token.header`) must be none of them, nor a reserved
+    /// name: the same name set twice would reach the backend as two values
+    /// through the module and as one through ext_authz. (Syntax is checked
+    /// with the field itself.)
+    fn beside_identity(&self, p: &mut Problems, path: &str, name: &str) {
+        if RESERVED_HEADERS.contains(&name) {
+            p.add(
+                path,
+                format!("`{name}` is not an identity header ward may set"),
+            );
+            return;
+        }
+        let h = &self.headers;
+        let fixed = [&h.user_id, &h.auth_method, &h.email, &h.roles, &h.scopes];
+        let claims = self.jwt.claims.headers.iter().map(|m| &m.header);
+        let fields = self.sessions.fields.iter().map(|f| &f.header);
+        let fields = fields.filter(|_| self.sessions.enabled);
+        let key_id = Some(&self.api_keys.id_header).filter(|_| self.api_keys.enabled);
+        let identity = fixed.into_iter().chain(claims).chain(fields).chain(key_id);
+        // An identity token goes beside the principal too.
+        let principal = Some(&self.workload.header).filter(|_| path != "workload.header");
+        if identity.chain(principal).any(|t| t == name) {
+            p.add(
+                path,
+                format!("`{name}` is already set by ward on an allow: pick another header"),
+            );
         }
     }
 
