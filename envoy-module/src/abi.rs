@@ -877,16 +877,16 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     }
 }
 
-/// A panic in a hook: a 500 with a reason, as ward's own denies are.
+/// A panic in a hook: a 500 with a reason, as ward's own denies are,
+/// counted as one.
 fn fail_closed(filter: &mut Filter, stream: &mut Stream, hook: &str) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         log(
             LogLevel::Error,
             &format!("ward: panic in {hook}: denied 500"),
         );
-        filter::internal_error(stream);
+        filter.fail(stream);
     }));
-    filter.failed();
 }
 
 /// The check that waited has ended (or its task died): apply it.

@@ -393,7 +393,7 @@ impl Filter {
     /// [`Filter::on_scheduled`].
     fn wait(&mut self, owned: Owned, host: &mut impl Host, start: Instant) -> Verdict {
         let Some(resumer) = host.resumer() else {
-            return internal_error(host);
+            return self.fail(host);
         };
         let owned = Arc::new(owned);
         let shared = Arc::clone(&self.config.shared);
@@ -425,19 +425,20 @@ impl Filter {
                 Plan::new(shared, &owned.request(), &decision, start).apply(shared, host, start)
             }
             // The check panicked or was cancelled: fail closed.
-            None => {
-                shared.stats.record_internal_error(host);
-                internal_error(host)
-            }
+            None => self.fail(host),
         };
         if self.settle(verdict) == Verdict::Continue {
             host.continue_decoding();
         }
     }
 
-    /// A panic in a hook: answered with a 500.
-    pub fn failed(&mut self) {
+    /// A check that cannot end (it panicked, was cancelled, or Envoy gave
+    /// no scheduler to resume it): counted as an `internal_error` deny,
+    /// answered with a 500, and nothing more goes upstream.
+    pub fn fail(&mut self, host: &mut impl Host) -> Verdict {
         self.state = State::Answered;
+        self.config.shared.stats.record_internal_error(host);
+        internal_error(host)
     }
 
     fn settle(&mut self, verdict: Verdict) -> Verdict {
@@ -470,7 +471,7 @@ pub enum Hold {
 
 /// A 500 for a check that panicked or never finished: fail closed, with
 /// a reason.
-pub fn internal_error(host: &mut impl Host) -> Verdict {
+fn internal_error(host: &mut impl Host) -> Verdict {
     host.send_response(
         500,
         &[
@@ -741,6 +742,43 @@ mod tests {
         let reason = ("reason".to_string(), "missing_credential".to_string());
         assert_eq!(host.metadata, [reason]);
         assert_eq!(host.metadata_calls, 1);
+    }
+
+    /// A check that has to wait (a new token, verified off the worker)
+    /// on a stream Envoy gives no scheduler: a counted 500, nothing sent
+    /// upstream, and the stream's body held back.
+    #[test]
+    fn a_check_that_cannot_resume_is_a_counted_500() {
+        let secret = "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t";
+        let yaml = format!(
+            "jwt:\n  verify: {{threads: 1}}\n  keys:\n    - kid: k\n      alg: HS256\n      secret:\n        value: {secret}\n"
+        );
+        let config = Config::new(yaml.as_bytes(), &mut Defined::default()).unwrap();
+        let config: &'static Config = Box::leak(Box::new(config));
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some("k".into());
+        let claims = serde_json::json!({"sub": "alice", "exp": ward::unix_now() + 600});
+        let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+        let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+        let mut host = Fake::new(&[("authorization", &format!("Bearer {token}"))]);
+        let mut filter = Filter::new(config);
+        assert_eq!(filter.on_request_headers(&mut host), Verdict::Answered);
+        let (status, _, body, details) = host.sent.clone().unwrap();
+        assert_eq!(status, 500);
+        assert!(body.contains("\"reason\":\"internal_error\""), "{body}");
+        assert_eq!(details, "ward_internal_error");
+        assert!(host.set.is_empty());
+        assert_eq!(filter.holds(), Hold::Answered);
+        let labels = ["deny", "none", "internal_error"]
+            .map(String::from)
+            .to_vec();
+        let counted: Vec<_> = host
+            .counted
+            .iter()
+            .filter(|(_, l, _)| *l == labels)
+            .collect();
+        assert_eq!(counted.len(), 1, "{:?}", host.counted);
+        assert_eq!(counted[0].2, 1);
     }
 
     #[test]
