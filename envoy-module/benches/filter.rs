@@ -19,7 +19,8 @@
 //! size of the L2 cache) before each call, untimed.
 //!
 //! Read the hits as ratios to `shaped_noop` (`_cold` to `_cold`). Run with
-//! `cargo bench -p ward-envoy-module --features fuzzing --bench filter`.
+//! `CARGO_TARGET_DIR=target/fuzzing cargo bench -p ward-envoy-module --features fuzzing --bench filter`
+//! (its own target directory: this build's `.so` has no Envoy hooks).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};

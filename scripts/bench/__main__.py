@@ -33,7 +33,8 @@ from bench.report import render_markdown  # noqa: E402
 from bench.results import publish, render_again, write_run  # noqa: E402
 from bench.settings import (BASELINE_BIN, BASELINE_MODULE, CHECKOUT_WARD_BIN, LOAD_CPU,  # noqa: E402
                             LOADGEN_BIN, MODULE_DIR, NOOP_BIN, NOOP_MODULE_DIR, ROOT,
-                            SERVER_CPU, WARD_BIN, module_file)
+                            SERVER_CPU, WARD_BIN, module_file,
+                            module_problem)
 from bench.targets import compute_targets  # noqa: E402
 
 PHASES = ("direct", "envoy", "memory", "tail", "cores")
@@ -100,12 +101,14 @@ def check_tools(args: argparse.Namespace) -> None:
     if "envoy" in args.phases:
         for so in (os.path.join(MODULE_DIR, "libward_envoy.so"),
                    os.path.join(NOOP_MODULE_DIR, "libward_noop.so")):
-            if not os.path.exists(so):
-                raise SystemExit(f"{so} missing: run scripts/bench.sh (it builds both modules)")
+            if problem := module_problem(so):
+                raise SystemExit(problem)
     if args.baseline_bin and not os.access(args.baseline_bin, os.X_OK):
         raise SystemExit(f"--baseline-bin {args.baseline_bin}: not an executable file")
     if args.baseline_module and not os.path.isfile(module_file(args.baseline_module)):
         raise SystemExit(f"--baseline-module {args.baseline_module}: no libward_envoy.so there")
+    if args.baseline_module and (problem := module_problem(module_file(args.baseline_module))):
+        raise SystemExit(f"--baseline-module: {problem}")
     for tool in ("h2load", "taskset", "nginx"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"{tool} missing: run scripts/bench.sh (it installs it)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
+import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RELEASE = os.environ.get("WARD_BENCH_RELEASE_DIR") or os.path.join(ROOT, "target", "release")
@@ -27,6 +28,20 @@ def module_file(path: str) -> str:
     """A module build as named on the command line: the file, or the
     directory holding libward_envoy.so."""
     return os.path.join(path, MODULE_FILE) if os.path.isdir(path) else path
+
+
+def module_problem(so: str) -> str:
+    """Why Envoy could not load the module build `so`, or "" if it can.
+    A build with the `fuzzing` feature (`cargo bench -p ward-envoy-module
+    --features fuzzing` in the same target directory) writes a
+    libward_envoy.so without Envoy's hooks under the same name."""
+    if not os.path.isfile(so):
+        return f"{so} missing: run scripts/bench.sh (it builds both modules)"
+    nm = subprocess.run(["nm", "-D", "--defined-only", so], capture_output=True, text=True)
+    if "envoy_dynamic_module_on_program_init" not in nm.stdout:
+        return (f"{so} exports no Envoy hooks (a `--features fuzzing` build?): "
+                "rebuild it with `cargo build --release -p ward-envoy-module`")
+    return ""
 # benches/tools/*.rs, built as Cargo examples (see Cargo.toml).
 NOOP_BIN = os.path.join(RELEASE, "examples", "noop_authz")
 # Envoy's module search paths: ward's module (`cargo build --release -p
