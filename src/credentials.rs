@@ -124,29 +124,29 @@ impl Extractor {
         req: &Request<'a>,
         decoded: &'a mut String,
     ) -> Result<Credential<'a>, Reason> {
-        let mut found: Vec<Credential<'a>> = Vec::with_capacity(1);
+        // Every carrier is read before any is judged: two carriers are a
+        // malformed request (400) whatever either holds, and a 400 comes
+        // before a credential's own 401 (docs/decisions.md, the order).
+        let mut found: Vec<Result<Credential<'a>, Reason>> = Vec::with_capacity(1);
         if let Some(value) = req.header("authorization") {
-            found.push(self.authorization(value)?);
+            found.push(self.authorization(value));
         }
         if let Some(header) = self.jwt_header.as_deref().filter(|h| *h != "authorization")
             && let Some(value) = req.header(header)
         {
-            found.push(self.bearer(token(strip_bearer(trim_ows(value)), CredentialKind::Jwt)?));
+            let value = token(strip_bearer(trim_ows(value)), CredentialKind::Jwt);
+            found.push(value.map(|t| self.bearer(t)));
         }
         if let Some((header, _)) = &self.api_key
             && let Some(value) = req.header(header)
         {
-            found.push(Credential::ApiKey(token(
-                trim_ows(value),
-                CredentialKind::ApiKey,
-            )?));
+            let value = token(trim_ows(value), CredentialKind::ApiKey);
+            found.push(value.map(Credential::ApiKey));
         }
         if let Some((cookie, header)) = &self.session {
             if let Some(value) = req.header(header) {
-                found.push(Credential::Session(token(
-                    trim_ows(value),
-                    CredentialKind::Session,
-                )?));
+                let value = token(trim_ows(value), CredentialKind::Session);
+                found.push(value.map(Credential::Session));
             }
             if let Some(cookies) = req.header("cookie") {
                 // A browser holding the cookie for two paths sends it
@@ -155,16 +155,23 @@ impl Extractor {
                 let mut values = cookie_values(cookies, cookie);
                 values.dedup();
                 for value in values {
-                    found.push(Credential::Session(cookie_token(value)?));
+                    found.push(cookie_token(value).map(Credential::Session));
                 }
             }
         }
-        let query = self.query_token(req.path, decoded)?;
-        match (found.as_slice(), query) {
-            ([], QueryToken::Token(t)) => Ok(Credential::Bearer(t)),
-            ([], _) => Err(Reason::MissingCredential),
-            ([one], QueryToken::Absent) => Ok(*one),
-            _ => Err(Reason::MultipleCredentials),
+        let query = self.query_token(req.path, decoded);
+        let carriers = found.len() + usize::from(!matches!(query, Ok(QueryToken::Absent)));
+        let mut errors = found.iter().filter_map(|r| r.err()).chain(query.err());
+        if let Some(reason) = errors.find(|r| r.status() == 400) {
+            return Err(reason);
+        }
+        if carriers > 1 {
+            return Err(Reason::MultipleCredentials);
+        }
+        match (found.pop(), query?) {
+            (Some(one), QueryToken::Absent) => one,
+            (None, QueryToken::Token(t)) => Ok(Credential::Bearer(t)),
+            _ => Err(Reason::MissingCredential),
         }
     }
 

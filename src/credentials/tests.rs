@@ -320,3 +320,60 @@ introspection:
         assert_eq!(extract(&ex, &[("authorization", value)]), want, "{value}");
     }
 }
+
+/// Two carriers are a malformed request (400) whatever either holds: one
+/// malformed value beside another credential does not turn the answer
+/// into that value's 401, and which carrier is read first does not
+/// matter. A 400 of one value (empty, a space inside) is still that 400.
+#[test]
+fn two_carriers_are_a_400_even_when_one_value_is_malformed() {
+    use Reason::*;
+    let ex = extractor();
+    let cases: [(&[(&str, &str)], Reason); 6] = [
+        (
+            &[("authorization", "Bearer t"), ("cookie", "session_id=")],
+            MultipleCredentials,
+        ),
+        (
+            &[("authorization", "Bearer t"), ("x-api-key", "k\u{b}")],
+            MultipleCredentials,
+        ),
+        (
+            &[
+                ("authorization", "Bearer t\u{b}"),
+                ("cookie", "session_id=s"),
+            ],
+            MultipleCredentials,
+        ),
+        (
+            &[("cookie", "session_id=\u{a0}"), ("x-api-key", "k")],
+            MultipleCredentials,
+        ),
+        (
+            &[("authorization", "Bearer t"), ("x-api-key", "a b")],
+            MalformedAuthorization,
+        ),
+        (
+            &[("authorization", "Basic dTpw"), ("cookie", "session_id=s")],
+            UnsupportedScheme,
+        ),
+    ];
+    for (pairs, want) in cases {
+        assert_eq!(extract(&ex, pairs), Err(want), "{pairs:?}");
+        let reversed: Vec<_> = pairs.iter().rev().copied().collect();
+        assert_eq!(extract(&ex, &reversed), Err(want), "{reversed:?}");
+    }
+    assert_eq!(
+        extract_at(&ex, "/a?access_token=%ff", &[("cookie", "session_id=s")]),
+        Err(MultipleCredentials)
+    );
+    // Alone, a malformed value is its kind's 401.
+    assert_eq!(
+        extract(&ex, &[("cookie", "session_id=")]),
+        Err(MalformedSessionId)
+    );
+    assert_eq!(
+        extract(&ex, &[("x-api-key", "k\u{b}")]),
+        Err(MalformedApiKey)
+    );
+}
