@@ -240,6 +240,19 @@ fn mask_v4(a: std::net::Ipv4Addr, bits: u8) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::from(u32::from(a) & keep)
 }
 
+/// Whether `stored` can ever match a computed fingerprint: 64 hex digits
+/// (v1) or `fp2:` and 64 (v2), in any case, surrounding whitespace
+/// ignored, as [`matches`] reads it. Anything else would deny every
+/// request of its session as `fingerprint_mismatch`.
+pub fn well_formed(stored: &str) -> bool {
+    let stored = stored.trim();
+    let hex = match Version::of(stored) {
+        Version::V2 => stored.get(V2_PREFIX.len()..).unwrap_or(""),
+        Version::V1 => stored,
+    };
+    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Constant-time comparison of a stored fingerprint with the one computed
 /// for this request with the stored one's [`Version`]: case and
 /// surrounding whitespace of the stored value are ignored.

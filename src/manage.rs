@@ -12,6 +12,8 @@
 use crate::apikey::{self, NewApiKey};
 use crate::config::Config;
 use crate::fields;
+use crate::fingerprint;
+use crate::identity::HeaderRules;
 use crate::session::{self, NewSession};
 use crate::store::keys::KeyNames;
 use crate::store::records::{OidcLogin, Records};
@@ -95,6 +97,15 @@ pub(crate) struct KeyRequest {
 pub(crate) struct Manager {
     store: Store,
     keys: KeyNames,
+    /// `jwt.leeway`: a token is accepted until `exp` plus this, so its
+    /// revocation must last as long.
+    leeway: Duration,
+    /// The header rules checks apply to a record's values: a record is
+    /// read back through them before it is written, so one no check
+    /// would accept is refused instead of stored.
+    rules: HeaderRules,
+    /// `api_keys.id_header`.
+    key_id_header: String,
 }
 
 impl Manager {
@@ -110,6 +121,9 @@ impl Manager {
         Self {
             store,
             keys: KeyNames::new(&config.store.key_prefix),
+            leeway: config.jwt.leeway,
+            rules: HeaderRules::new(&config.headers),
+            key_id_header: config.api_keys.id_header.clone(),
         }
     }
 
@@ -127,11 +141,23 @@ impl Manager {
         login: Option<&OidcLogin<'_>>,
     ) -> Result<(String, u64), ManageError> {
         required("user_id", &session.user_id)?;
+        check_ttl("ttl", session.ttl)?;
         if let Some(login) = login {
             check_oidc_login(login)?;
         }
-        let sid = session::generate_id()?;
+        if let Some(fp) = session.fingerprint.as_deref() {
+            if !fingerprint::well_formed(fp) {
+                return Err(ManageError::Invalid(
+                    "fingerprint: must be 64 hex digits, or `fp2:` and 64 hex digits (what `ward fingerprint` prints)".into(),
+                ));
+            }
+        }
         let now = crate::unix_now();
+        let record = as_read(session.fields(now));
+        let read = session::Session::parse(&record).map_err(|r| invalid_record(r.as_str()))?;
+        read.identity(&self.rules, &[])
+            .map_err(|e| invalid_record(&e.to_string()))?;
+        let sid = session::generate_id()?;
         self.records().create_session(&sid, session, now).await?;
         if let Some(login) = login {
             self.records().link_oidc(&sid, login, session.ttl).await?;
@@ -177,6 +203,9 @@ impl Manager {
     ) -> Result<CreatedKey, ManageError> {
         required("user_id", &req.user_id)?;
         required("name", &req.name)?;
+        if let Some(expires_in) = req.expires_in {
+            check_ttl("expires", expires_in)?;
+        }
         let now = crate::unix_now();
         let expires_at = req.expires_in.map(|d| now + d.as_secs().max(1));
         self.create_key_until(prefix, req, expires_at, now).await
@@ -198,6 +227,10 @@ impl Manager {
             scopes: req.scopes,
             expires_at,
         };
+        let record = as_read(new.fields(now));
+        let read = apikey::ApiKey::parse(&record).map_err(|r| invalid_record(r.as_str()))?;
+        read.identity(&self.rules, &self.key_id_header)
+            .map_err(|e| invalid_record(&e.to_string()))?;
         self.records()
             .create_api_key(&apikey::hash_hex(&key), &new, now)
             .await?;
@@ -236,6 +269,11 @@ impl Manager {
         overlap: Duration,
     ) -> Result<Rotated, ManageError> {
         required("key_id", key_id)?;
+        if overlap > MAX_TTL {
+            return Err(ManageError::Invalid(
+                "overlap: must be at most 3650d".into(),
+            ));
+        }
         let not_found = || ManageError::NotFound(format!("API key {key_id}"));
         let (hash, record) = self
             .records()
@@ -272,16 +310,19 @@ impl Manager {
         })
     }
 
-    /// Revokes the JWT with this `jti` until its `exp` (`expires_at`).
+    /// Revokes the JWT with this `jti` until ward would refuse it anyway:
+    /// its `exp` (`expires_at`) plus `jwt.leeway` (a revocation ending at
+    /// `exp` would let the token back in for the leeway).
     pub(crate) async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), ManageError> {
         required("jti", jti)?;
         let now = crate::unix_now();
-        if expires_at <= now {
+        let refused_from = expires_at.saturating_add(self.leeway.as_secs());
+        if refused_from <= now {
             return Err(ManageError::Invalid(
-                "expires_at: the token has already expired".into(),
+                "expires_at: the token has already expired (jwt.leeway included)".into(),
             ));
         }
-        let remaining = Duration::from_secs(expires_at - now);
+        let remaining = Duration::from_secs(refused_from - now);
         Ok(self.records().revoke_jti(jti, remaining).await?)
     }
 }
@@ -311,6 +352,37 @@ pub(crate) fn check_oidc_login(login: &OidcLogin<'_>) -> Result<(), ManageError>
 }
 
 /// A required field must not be empty (nor blank).
+/// The longest lifetime a session or an API key may be given: ten years.
+/// Beyond it, `now + ttl` and Redis's millisecond expiry stop being
+/// ordinary numbers (an expiry Redis refuses after the record is
+/// written, an `expires_at` wrapped into the past).
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(3650 * 24 * 3600);
+
+/// A lifetime between one second and [`MAX_TTL`], checked before anything
+/// is written.
+pub(crate) fn check_ttl(name: &str, ttl: Duration) -> Result<(), ManageError> {
+    if ttl < Duration::from_secs(1) || ttl > MAX_TTL {
+        return Err(ManageError::Invalid(format!(
+            "{name}: must be between 1s and 3650d"
+        )));
+    }
+    Ok(())
+}
+
+/// A record about to be written, as a check would read it back.
+fn as_read(fields: Vec<(&'static str, String)>) -> fields::Fields {
+    fields
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+/// A record no check would accept (a value that cannot be a header, too
+/// long for `headers.max_value_bytes`, ...): refused before writing.
+fn invalid_record(why: &str) -> ManageError {
+    ManageError::Invalid(format!("a check would refuse this record: {why}"))
+}
+
 fn required(name: &str, value: &str) -> Result<(), ManageError> {
     if value.trim().is_empty() {
         return Err(ManageError::Invalid(format!("{name} is required")));

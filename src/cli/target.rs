@@ -137,6 +137,8 @@ impl Target {
         new: NewSession,
         login: Option<&OidcLogin<'_>>,
     ) -> Result<String, TargetError> {
+        // Checked here too: the server reads a TTL of 0 as its default.
+        crate::manage::check_ttl("ttl", new.ttl)?;
         match self {
             Target::Direct { manager, .. } => Ok(manager.create_session(&new, login).await?.0),
             Target::Remote(r) => {
@@ -147,7 +149,7 @@ impl Target {
                     roles: new.roles,
                     scopes: new.scopes,
                     fingerprint: new.fingerprint.unwrap_or_default(),
-                    ttl_seconds: new.ttl.as_secs().max(1),
+                    ttl_seconds: new.ttl.as_secs(),
                     oidc_issuer: text(login.map(|l| l.issuer)),
                     oidc_sid: text(login.and_then(|l| l.sid)),
                     oidc_sub: text(login.and_then(|l| l.sub)),
@@ -202,6 +204,9 @@ impl Target {
     }
 
     pub(crate) async fn create_api_key(&self, req: KeyRequest) -> Result<CreatedKey, TargetError> {
+        if let Some(expires_in) = req.expires_in {
+            crate::manage::check_ttl("expires", expires_in)?;
+        }
         match self {
             Target::Direct { manager, prefix } => Ok(manager.create_api_key(prefix, req).await?),
             Target::Remote(r) => {
@@ -209,7 +214,7 @@ impl Target {
                     user_id: req.user_id,
                     name: req.name,
                     scopes: req.scopes,
-                    expires_in_seconds: req.expires_in.map_or(0, |d| d.as_secs().max(1)),
+                    expires_in_seconds: req.expires_in.map_or(0, |d| d.as_secs()),
                 };
                 let answer = r.client().create_api_key(r.request(message)).await?;
                 let answer = answer.into_inner();

@@ -262,7 +262,10 @@ mod tests {
         }
         // A disabled kind's headers are free: the API key id header only
         // counts with api_keys on (the default).
-        assert_eq!(paths("workload: {header: x-api-key-id}\n"), ["workload.header"]);
+        assert_eq!(
+            paths("workload: {header: x-api-key-id}\n"),
+            ["workload.header"]
+        );
         let off = "api_keys: {enabled: false}\njwt: {keys: [{kid: k, alg: HS256, secret: {value: s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t}}]}\nworkload: {header: x-api-key-id}\n";
         assert_eq!(paths(off), Vec::<String>::new());
     }

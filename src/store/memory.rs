@@ -125,7 +125,7 @@ impl Backend for MemoryStore {
                 key.to_string(),
                 Entry {
                     value: Value::Hash(map),
-                    expires_at: ttl.map(|t| now + t),
+                    expires_at: ttl.map(|t| later(now, t)),
                 },
             );
         })
@@ -164,7 +164,7 @@ impl Backend for MemoryStore {
                 expires_at,
             }) => {
                 fields.insert(field.to_string(), value.to_string());
-                let cap = now + ttl;
+                let cap = later(now, ttl);
                 *expires_at = Some(expires_at.map_or(cap, |t| t.min(cap)));
                 Ok(true)
             }
@@ -187,7 +187,7 @@ impl Backend for MemoryStore {
                 key.to_string(),
                 Entry {
                     value: Value::String(value.to_string()),
-                    expires_at: ttl.map(|t| now + t),
+                    expires_at: ttl.map(|t| later(now, t)),
                 },
             );
         })
@@ -265,7 +265,7 @@ impl Backend for MemoryStore {
                 return Err(StoreError::BadRecord(WRONG_TYPE.into()));
             };
             set.insert(member.to_string());
-            let until = now + ttl;
+            let until = later(now, ttl);
             entry.expires_at = Some(entry.expires_at.map_or(until, |t| t.max(until)));
             Ok(())
         })?
@@ -276,7 +276,7 @@ impl Backend for MemoryStore {
             None => {
                 let entry = Entry {
                     value: Value::String(claimant.to_string()),
-                    expires_at: Some(now + ttl),
+                    expires_at: Some(later(now, ttl)),
                 };
                 data.insert(key.to_string(), entry);
                 Ok(true)
@@ -296,6 +296,14 @@ impl Backend for MemoryStore {
             .send((channel.to_string(), message.to_string()));
         Ok(())
     }
+}
+
+/// `now + ttl`, with a TTL past a century held to one: `Instant + Duration`
+/// panics on overflow, and a panic here, under the store's lock, would
+/// poison it for every check after.
+fn later(now: Instant, ttl: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now + ttl.min(CENTURY)
 }
 
 #[cfg(test)]

@@ -171,6 +171,19 @@ async fn sessions_are_created_listed_and_revoked_per_user() {
     }
     let (ok, out) = ward(&["session", "list", "-c", &cfg, "bob"]);
     assert!(ok && sids.iter().all(|s| out.contains(s)), "{out}");
+    // A session dead on arrival, or one past any sane lifetime, is
+    // refused before anything is written.
+    let keys = redis_cli(&redis, &["DBSIZE"]);
+    for ttl in ["0s", "500ms", "20000y"] {
+        let (ok, out) = ward(&[
+            "session", "create", "-c", &cfg, "--user", "bob", "--ttl", ttl,
+        ]);
+        assert!(
+            !ok && out.contains("ttl: must be between 1s and 3650d"),
+            "{ttl}: {out}"
+        );
+    }
+    assert_eq!(redis_cli(&redis, &["DBSIZE"]), keys);
     // A user id from elsewhere may begin with `-`: a value, not an option.
     let (ok, out) = ward(&["session", "create", "-c", &cfg, "--user", "-b0b"]);
     assert!(ok, "{out}");

@@ -343,16 +343,26 @@ async fn a_token_revoked_by_jti_is_denied_until_its_exp() {
         status_with(grpc, ("authorization", &bearer_token)).await,
         401
     );
+    // Kept as long as ward accepts the token: exp plus jwt.leeway (60 s).
     let ttl = redis_ttl(&redis, "revoked_jti:jti-to-revoke");
-    let left = i64::try_from(exp - tokens::now()).unwrap();
+    let left = i64::try_from(exp + 60 - tokens::now()).unwrap();
     assert!(
         (left - 5..=left + 1).contains(&ttl),
-        "kept until exp: {ttl} vs {left}"
+        "kept until exp + leeway: {ttl} vs {left}"
     );
+    // Past exp but within the leeway: still accepted, so still revocable.
+    api.revoke_token(authed(RevokeTokenRequest {
+        jti: "in-leeway".into(),
+        expires_at: tokens::now() - 10,
+    }))
+    .await
+    .unwrap();
+    let ttl = redis_ttl(&redis, "revoked_jti:in-leeway");
+    assert!((45..=51).contains(&ttl), "{ttl}");
     let past = api
         .revoke_token(authed(RevokeTokenRequest {
             jti: "old".into(),
-            expires_at: tokens::now() - 10,
+            expires_at: tokens::now() - 61,
         }))
         .await
         .unwrap_err();
@@ -761,4 +771,80 @@ async fn after_a_reload_the_api_runs_on_the_new_config() {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Bad input changes nothing: a session or API key no check would
+/// accept (a header-unsafe or over-long value, a fingerprint that can
+/// never match), or a lifetime out of range, is refused with
+/// `InvalidArgument` naming what is wrong, before anything is written.
+#[tokio::test]
+async fn a_record_no_check_would_accept_is_refused_and_nothing_is_written() {
+    let redis = RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ward = Ward::start(&config(&redis, &dir)).await;
+    let mut api = client(&ward).await;
+    let keys_before = redis.cli(&["DBSIZE"]);
+    let session = |user: &str, email: &str, fingerprint: &str, ttl: u64| CreateSessionRequest {
+        user_id: user.into(),
+        email: email.into(),
+        fingerprint: fingerprint.into(),
+        ttl_seconds: ttl,
+        ..Default::default()
+    };
+    let long = "u".repeat(1025);
+    let bad_sessions = [
+        (session("alice\u{7}", "", "", 60), "user id"),
+        (session("alice", "a@x\r\nx-user-id: admin", "", 60), "email"),
+        (session(&long, "", "", 60), "max_value_bytes"),
+        (session("alice", "", "not-a-fingerprint", 60), "fingerprint"),
+        (
+            session("alice", "", &format!("fp2:{}", "a".repeat(63)), 60),
+            "fingerprint",
+        ),
+        (session("alice", "", "", u64::MAX), "ttl"),
+        (session("alice", "", "", 10_u64.pow(16)), "ttl"),
+    ];
+    for (request, names) in bad_sessions {
+        let error = api.create_session(authed(request)).await.unwrap_err();
+        assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error:?}");
+        assert!(
+            error.message().contains(names),
+            "{names}: {}",
+            error.message()
+        );
+    }
+    let key = |user: &str, scopes: &[&str], expires: u64| CreateApiKeyRequest {
+        user_id: user.into(),
+        name: "ci".into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        expires_in_seconds: expires,
+    };
+    let bad_keys = [
+        (key("bob\n", &[], 60), "user id"),
+        (key("bob", &["read\u{0}"], 60), "scopes"),
+        (key("bob", &[], u64::MAX), "expires"),
+    ];
+    for (request, names) in bad_keys {
+        let error = api.create_api_key(authed(request)).await.unwrap_err();
+        assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error:?}");
+        assert!(
+            error.message().contains(names),
+            "{names}: {}",
+            error.message()
+        );
+    }
+    assert_eq!(redis.cli(&["DBSIZE"]), keys_before, "nothing written");
+    // ward still answers checks, and the same requests made good work.
+    let good = api
+        .create_session(authed(session(
+            "alice",
+            "a@x",
+            &format!("FP2:{}", "a".repeat(64)),
+            60,
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    let cookie = format!("session_id={}", good.session_id);
+    assert_eq!(status_with(ward.grpc_addr, ("cookie", &cookie)).await, 200);
 }
