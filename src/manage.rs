@@ -145,12 +145,12 @@ impl Manager {
         if let Some(login) = login {
             check_oidc_login(login)?;
         }
-        if let Some(fp) = session.fingerprint.as_deref() {
-            if !fingerprint::well_formed(fp) {
-                return Err(ManageError::Invalid(
-                    "fingerprint: must be 64 hex digits, or `fp2:` and 64 hex digits (what `ward fingerprint` prints)".into(),
-                ));
-            }
+        if let Some(fp) = session.fingerprint.as_deref()
+            && !fingerprint::well_formed(fp)
+        {
+            return Err(ManageError::Invalid(
+                "fingerprint: must be 64 hex digits, or `fp2:` and 64 hex digits (what `ward fingerprint` prints)".into(),
+            ));
         }
         let now = crate::unix_now();
         let record = as_read(session.fields(now));
