@@ -49,11 +49,14 @@ impl<'a, B: Backend> Records<'a, B> {
     ) -> Result<(), StoreError> {
         let fields = s.fields(now);
         let key = self.keys.session(sid);
-        self.backend
-            .put_hash(&key, &pairs(&fields), Some(s.ttl))
-            .await?;
+        // The index first (docs/redis-contract.md, "Order of writes"): a
+        // write cut off between the two leaves an id pointing at nothing,
+        // never a live session "log out everywhere" cannot find.
         self.backend
             .set_add(&self.keys.user_sessions(&s.user_id), sid)
+            .await?;
+        self.backend
+            .put_hash(&key, &pairs(&fields), Some(s.ttl))
             .await?;
         self.invalidate(&key).await
     }
@@ -112,13 +115,15 @@ impl<'a, B: Backend> Records<'a, B> {
             .expires_at
             .map(|t| Duration::from_secs(t.saturating_sub(now).max(1)));
         let key = self.keys.api_key(key_hash);
-        self.backend.put_hash(&key, &pairs(&fields), ttl).await?;
-        self.backend
-            .put_string(&self.keys.api_key_id(&k.key_id), key_hash, ttl)
-            .await?;
+        // The indexes first, as for a session: a key that works is always
+        // listed and revocable by its id.
         self.backend
             .set_add(&self.keys.user_api_keys(&k.user_id), &k.key_id)
             .await?;
+        self.backend
+            .put_string(&self.keys.api_key_id(&k.key_id), key_hash, ttl)
+            .await?;
+        self.backend.put_hash(&key, &pairs(&fields), ttl).await?;
         self.invalidate(&key).await
     }
 

@@ -414,4 +414,22 @@ async fn record_writes_are_one_transaction_and_the_raw_key_is_never_sent() {
     }
     // DEL, HSET, PEXPIRE for each record created; one HSET per revocation.
     assert_eq!((transactions, scripts), (6, 2), "{text}");
+    // The indexes before the records (docs/redis-contract.md, "Order of
+    // writes"): a cut-off write never leaves a live record unlisted.
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("no {needle} in:\n{text}"))
+    };
+    assert!(
+        at("\"SADD\" \"user_apikeys:alice\"") < at("\"HSET\" \"apikey:"),
+        "{text}"
+    );
+    assert!(
+        at(&format!("\"SET\" \"apikey_id:{key_id}\"")) < at("\"HSET\" \"apikey:"),
+        "{text}"
+    );
+    assert!(
+        at("\"SADD\" \"user_sessions:bob\"") < at("\"HSET\" \"session:"),
+        "{text}"
+    );
 }
