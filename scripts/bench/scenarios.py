@@ -261,6 +261,9 @@ class EnvoyScenario:
     # The do-nothing module making every call into Envoy that ward's
     # module makes on a JWT hit (its "shaped" filter config).
     shaped: bool = False
+    # Another filter config for the do-nothing module ("jwt_authn_edits":
+    # only jwt_authn's edits); overrides `shaped`.
+    noop_config: str = ""
 
 
 ENVOY_SCENARIOS = [
@@ -287,6 +290,14 @@ ENVOY_SCENARIOS = [
     EnvoyScenario("envoy_ward_module_session_miss",
                   "Envoy + ward module, session miss (Redis; loadgen)", "module",
                   credential="session_miss"),
+]
+
+# Rows only scripts/envoy-callgrind counts (not bench rows): the
+# do-nothing module making jwt_authn's edits and nothing more.
+COUNTED_ONLY_SCENARIOS = [
+    EnvoyScenario("envoy_noop_module_jwt_authn_edits",
+                  "Envoy + do-nothing module, jwt_authn's edits only", "noop_module",
+                  noop_config="jwt_authn_edits"),
 ]
 
 

@@ -54,7 +54,9 @@ class EnvoyStack:
                    bed.baseline_module_dir if baseline else MODULE_DIR}
         elif sc.mode == "noop_module":
             env = {"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": NOOP_MODULE_DIR}
-            if sc.shaped:
+            if sc.noop_config:
+                args["module_config"] = sc.noop_config
+            elif sc.shaped:
                 args["module_config"] = "shaped"
         self.module = sc.mode == "module"
         try:
