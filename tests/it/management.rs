@@ -848,3 +848,136 @@ async fn a_record_no_check_would_accept_is_refused_and_nothing_is_written() {
     let cookie = format!("session_id={}", good.session_id);
     assert_eq!(status_with(ward.grpc_addr, ("cookie", &cookie)).await, 200);
 }
+
+/// The two ACL users docs/redis-contract.md gives (read from the page
+/// itself): the read-only one is enough for checks, the other for every
+/// management write (scripts included: Redis checks a script's commands
+/// against the user too).
+#[tokio::test]
+async fn the_documented_acl_users_are_enough() {
+    let page = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/redis-contract.md");
+    let page = std::fs::read_to_string(page).unwrap();
+    let lines: Vec<&str> = page
+        .lines()
+        .filter(|l| l.starts_with("ACL SETUSER ward"))
+        .collect();
+    assert_eq!(lines.len(), 2, "the page gives a reader and a writer");
+    let redis = RedisServer::start().await;
+    const PASSWORD: &str = "acl-password-0123456789";
+    let password = format!(">{PASSWORD}");
+    for line in &lines {
+        let args: Vec<&str> = line
+            .split_whitespace()
+            .map(|w| if w == ">CHANGE-ME" { &password } else { w })
+            .collect();
+        assert_eq!(redis.cli(&args).trim(), "OK", "{line}");
+    }
+    let as_user = |dir: &tempfile::TempDir, user: &str| {
+        let url = format!("{{url: \"{}\"}}", redis.url());
+        let with = format!(
+            "{{url: \"{}\", username: {user}, password: {{value: \"{PASSWORD}\"}}}}",
+            redis.url()
+        );
+        config(&redis, dir).replace(&url, &with)
+    };
+
+    // The reader: a session a login service wrote (as another user) is
+    // checked, and its revocation, published, reaches the cache.
+    let dir = tempfile::tempdir().unwrap();
+    let reader = Ward::start(&as_user(&dir, "ward")).await;
+    let sid = ward::session::generate_id().unwrap();
+    let key = format!("session:{sid}");
+    let exp = (tokens::now() + 3600).to_string();
+    redis.cli(&["HSET", &key, "user_id", "alice", "expires_at", &exp]);
+    redis.cli(&["EXPIRE", &key, "3600"]);
+    let cookie = format!("session_id={sid}");
+    assert_eq!(
+        status_with(reader.grpc_addr, ("cookie", &cookie)).await,
+        200
+    );
+    redis.cli(&["HSET", &key, "revoked", "1"]);
+    redis.cli(&["PUBLISH", ward::store::keys::INVALIDATION_CHANNEL, &key]);
+    assert_eq!(
+        status_after_write(reader.grpc_addr, ("cookie", &cookie), 401).await,
+        401
+    );
+
+    // The writer: every management call.
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Ward::start(&as_user(&dir, "ward-admin")).await;
+    let mut api = client(&writer).await;
+    let created = api
+        .create_session(authed(CreateSessionRequest {
+            user_id: "bob".into(),
+            ttl_seconds: 600,
+            oidc_issuer: "https://idp.test".into(),
+            oidc_sid: "idp-sid".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let cookie = format!("session_id={}", created.session_id);
+    assert_eq!(
+        status_with(writer.grpc_addr, ("cookie", &cookie)).await,
+        200
+    );
+    let user = |id: &str| ListSessionsRequest { user_id: id.into() };
+    assert_eq!(
+        api.list_sessions(authed(user("bob")))
+            .await
+            .unwrap()
+            .into_inner()
+            .sessions
+            .len(),
+        1
+    );
+    let sid = created.session_id.clone();
+    api.get_session(authed(GetSessionRequest {
+        session_id: sid.clone(),
+    }))
+    .await
+    .unwrap();
+    api.revoke_session(authed(RevokeSessionRequest { session_id: sid }))
+        .await
+        .unwrap();
+    api.revoke_user_sessions(authed(RevokeUserSessionsRequest {
+        user_id: "bob".into(),
+    }))
+    .await
+    .unwrap();
+    let key = api
+        .create_api_key(authed(CreateApiKeyRequest {
+            user_id: "bob".into(),
+            name: "ci".into(),
+            scopes: vec![],
+            expires_in_seconds: 600,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    api.list_api_keys(authed(ListApiKeysRequest {
+        user_id: "bob".into(),
+    }))
+    .await
+    .unwrap();
+    let rotated = api
+        .rotate_api_key(authed(RotateApiKeyRequest {
+            key_id: key.key_id.clone(),
+            overlap_seconds: 0,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let new_id = rotated.key_id;
+    api.revoke_api_key(authed(RevokeApiKeyRequest { key_id: new_id }))
+        .await
+        .unwrap();
+    api.revoke_token(authed(RevokeTokenRequest {
+        jti: "acl-jti".into(),
+        expires_at: tokens::now() + 600,
+    }))
+    .await
+    .unwrap();
+    assert_eq!(redis.cli(&["EXISTS", "revoked_jti:acl-jti"]).trim(), "1");
+}
