@@ -28,7 +28,9 @@ RUN cargo build --release --locked -p ward --bin ward \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /ward /ward
 COPY --from=build /libward_envoy.so /libward_envoy.so
-USER nonroot:nonroot
+# Numeric, so Kubernetes' runAsNonRoot can check it without a pod-level
+# runAsUser (the sidecar container runs in a pod the chart does not own).
+USER 65532:65532
 # 9001: ext_authz gRPC; 9901: admin (/healthz, /readyz, /metrics).
 EXPOSE 9001 9901
 ENTRYPOINT ["/ward"]
