@@ -127,6 +127,30 @@ impl ManagedHeaders {
         }
     }
 
+    /// The exact managed names no prefix covers, each in its `-` and its
+    /// `_` spelling, but those `set` sets. HTTP mode lists them all for
+    /// removal on every allow: ward sees only the headers the proxy
+    /// forwards (Envoy's `allowed_headers`, usually the prefixes), so a
+    /// forged `x-tenant-id` it never saw must go all the same.
+    pub fn unseen_to_remove<'s>(
+        &self,
+        set: impl Iterator<Item = (&'s str, &'s str)> + Clone,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for name in self.names.iter() {
+            if set.clone().any(|(s, _)| same_name(s.as_bytes(), name)) {
+                continue;
+            }
+            let dashes = String::from_utf8_lossy(name).into_owned();
+            let underscores = dashes.replace('-', "_");
+            if underscores != dashes {
+                out.push(underscores);
+            }
+            out.push(dashes);
+        }
+        out
+    }
+
     /// Is `name` one of ward's headers?
     pub fn is_managed(&self, name: &str) -> bool {
         let name = name.as_bytes();

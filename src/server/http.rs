@@ -1,6 +1,8 @@
 //! HTTP ext_authz mode: the same decisions over plain HTTP, for Envoy's
-//! `http_service` (and what nginx `auth_request` and Traefik
-//! `forwardAuth` speak).
+//! `http_service`. The checked request is the request line and `Host` as
+//! Envoy forwards them; nginx `auth_request` and Traefik `forwardAuth`
+//! send a `GET` to their own auth path instead, so they are not
+//! supported (docs/configuration.md, `listen.http`).
 //!
 //! The proxy forwards the original request's method, path and (allowed)
 //! headers; ward answers **200 with the identity headers** to allow, the
@@ -16,6 +18,8 @@
 //! upstream (Envoy: `allowed_upstream_headers`). ward can only see
 //! headers Envoy forwards, so Envoy's `allowed_headers` must include the
 //! managed prefixes (`x-user-`, `x-auth-`); `envoy/http-mode.yaml` does.
+//! The exact managed names outside them are listed on every allow that
+//! does not set them, seen or not (`ManagedHeaders::unseen_to_remove`).
 
 use super::trace;
 use crate::decision::{Decision, Deny};
@@ -136,14 +140,21 @@ impl HttpService {
     ) -> Response<Body> {
         let mut r = Response::new(Body::empty());
         let edits = self.managed.edits(req, set.clone());
+        let set_names = set.clone();
         for (name, value) in set {
             insert(r.headers_mut(), name, value);
         }
         for (name, value) in &edits.set {
             insert(r.headers_mut(), name, value);
         }
-        if !edits.remove.is_empty() {
-            insert(r.headers_mut(), HEADERS_TO_REMOVE, &edits.remove.join(","));
+        let mut remove = edits.remove;
+        for name in self.managed.unseen_to_remove(set_names) {
+            if !remove.iter().any(|r| r.eq_ignore_ascii_case(&name)) {
+                remove.push(name);
+            }
+        }
+        if !remove.is_empty() {
+            insert(r.headers_mut(), HEADERS_TO_REMOVE, &remove.join(","));
         }
         r
     }

@@ -22,6 +22,15 @@ log: {format: text, level: info}
 jwt:
   keys:
     - {kid: r1, alg: RS256, pem_file: tests/fixtures/keys/rsa.pub}
+  # A managed name outside the prefixes, which Envoy's HTTP mode does not
+  # forward to ward.
+  claims:
+    headers:
+      - {claim: email, header: x-user-email}
+      - {claim: roles, header: x-user-roles, list: true}
+      - {claim: scope, header: x-user-scopes, list: true}
+      - {claim: scp, header: x-user-scopes, list: true}
+      - {claim: tenant, header: x-tenant-id}
 policies:
   admins:
     roles: {any_of: [admin]}
@@ -308,11 +317,17 @@ async fn http_mode_through_envoy() {
                 ("x-user-id", "root"),
                 ("x-user-admin", "true"),
                 ("x_user_id", "root"),
+                // Never shown to ward (not in Envoy's allowed_headers),
+                // removed all the same.
+                ("x-tenant-id", "victim"),
+                ("x_tenant_id", "victim"),
             ],
         )
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     let seen = resp.json();
+    assert!(header_values(&seen, "x-tenant-id").is_empty(), "{seen}");
+    assert!(header_values(&seen, "x_tenant_id").is_empty(), "{seen}");
     assert_eq!(header_values(&seen, "x-user-id"), vec!["alice"]);
     assert_eq!(header_values(&seen, "x-auth-method"), vec!["jwt"]);
     assert_eq!(header_values(&seen, "x-user-scopes"), vec!["read"]);
