@@ -195,6 +195,7 @@ fn front_ends(
         metrics: shared.metrics.clone(),
         responder: Arc::new(responder.clone()),
         max_body_bytes: shared.listen.max_request_bytes,
+        body_timeout: shared.listen.handshake_timeout,
     };
     let grpc = CheckService {
         checker,

@@ -47,6 +47,10 @@ pub(super) struct HttpService {
     /// `listen.max_request_bytes`: how much of a body is read and dropped
     /// before answering.
     pub max_body_bytes: usize,
+    /// How long a request's body may take to arrive (`listen.
+    /// handshake_timeout`): a body announced and never sent must not hold
+    /// the answer, and the connection, forever.
+    pub body_timeout: std::time::Duration,
 }
 
 /// Where each request's service comes from: the running generation,
@@ -71,7 +75,9 @@ async fn check<S: CurrentService>(
     let start = Instant::now();
     let s = live.http();
     let answer = decide(&s, &method, &uri, &headers, start).await;
-    drain(body, s.max_body_bytes).await;
+    // Past the deadline the answer goes out anyway; hyper then closes the
+    // connection, whose body was never read to its end.
+    let _ = tokio::time::timeout(s.body_timeout, drain(body, s.max_body_bytes)).await;
     answer
 }
 

@@ -393,3 +393,36 @@ async fn a_second_worker_is_a_core_that_answers_the_connections_it_accepts() {
         }
     }
 }
+
+/// HTTP mode: a request that announces a body and never sends it gets its
+/// answer once `listen.handshake_timeout` has passed (it held the answer,
+/// and the connection, forever), and the connection then closes.
+#[tokio::test]
+async fn an_http_body_announced_and_never_sent_does_not_hold_the_answer() {
+    let ward = Ward::start(&config("{handshake_timeout: 300ms}")).await;
+    let start = Instant::now();
+    let mut stream = TcpStream::connect(ward.http_addr).await.unwrap();
+    stream
+        .write_all(b"POST /api HTTP/1.1\r\nhost: app\r\ncontent-length: 10\r\n\r\nabc")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer and no close within 5 s");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
+}
