@@ -86,6 +86,9 @@ async fn serve_on(
     text: &str,
     path: &Path,
 ) -> Result<(), crate::server::ServerError> {
+    for warning in config.warnings() {
+        tracing::warn!(field = %warning.path, "{}", warning.message);
+    }
     let server = crate::server::Server::bind_reloading(config, text, path).await?;
     tracing::info!(
         grpc = ?server.grpc_addr(),

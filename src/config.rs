@@ -131,7 +131,27 @@ impl Config {
     pub fn warnings(&self) -> Vec<ConfigProblem> {
         let mut p = Problems(Vec::new());
         self.introspection.warnings(&mut p);
+        self.http_client_ip_warning(&mut p);
         p.0
+    }
+
+    /// HTTP mode learns the client's address only from `x-forwarded-for`
+    /// (Envoy's `http_service` sends no peer address), and only with
+    /// `trusted_hops` above 0: at 0, its checks have none.
+    fn http_client_ip_warning(&self, p: &mut Problems) {
+        let fp = &self.sessions.fingerprint;
+        let fingerprint_ip = self.sessions.enabled
+            && fp.mode != FingerprintMode::Off
+            && fp.attributes.iter().any(|a| a == CLIENT_IP);
+        if self.listen.http.is_none() || fp.trusted_hops > 0 {
+            return;
+        }
+        if self.limits.enabled || fingerprint_ip {
+            p.add(
+                "sessions.fingerprint.trusted_hops",
+                "0 with listen.http set: HTTP-mode checks have no client IP (Envoy's http_service sends none; ward reads it from x-forwarded-for only with trusted_hops above 0), so limits.per_ip does not apply to them and a fingerprint's client_ip is empty; set it to the number of proxies that append to x-forwarded-for (1 behind one Envoy with use_remote_address: true)",
+            );
+        }
     }
 
     /// Every policy's identity token settings (named policies, then

@@ -437,3 +437,22 @@ policies:
         "{off:?}"
     );
 }
+
+/// HTTP mode has no client IP unless it reads `x-forwarded-for`: a config
+/// that relies on one (the per-IP limiter, a fingerprint over `client_ip`)
+/// without `trusted_hops` is warned about, never refused.
+#[test]
+fn http_mode_without_trusted_hops_is_warned_about() {
+    let warned = |yaml: &str| -> Vec<String> {
+        let config = Config::from_yaml(yaml).unwrap();
+        config.warnings().into_iter().map(|w| w.path).collect()
+    };
+    let http = "listen: {http: 127.0.0.1:9002}\n";
+    assert_eq!(warned(http), ["sessions.fingerprint.trusted_hops"]);
+    let hops = format!("{http}sessions: {{fingerprint: {{trusted_hops: 1}}}}\n");
+    assert!(warned(&hops).is_empty());
+    let no_limits =
+        format!("{http}limits: {{enabled: false}}\nsessions: {{fingerprint: {{mode: off}}}}\n");
+    assert!(warned(&no_limits).is_empty());
+    assert!(warned("listen: {grpc: 127.0.0.1:9001}\n").is_empty());
+}
