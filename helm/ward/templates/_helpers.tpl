@@ -62,6 +62,10 @@ no ward container, the module copied by an init container.
 Checks the schema cannot express; each failure names the value to fix.
 */}}
 {{- define "ward.validate" -}}
+{{- include "ward.noInlineSecrets" (list "config" .Values.config) -}}
+{{- if regexMatch "^rediss?://[^/@]*:[^/@]+@" (toString .Values.redis.url) -}}
+{{- fail "redis.url holds a password, which would be stored in a ConfigMap: put it in the Secret secrets.existingSecret names and set redis.passwordSecretKey" -}}
+{{- end -}}
 {{- if hasKey .Values.config "listen" -}}
 {{- fail "config.listen is set by the chart: use ports.grpc / ports.admin (and http.*, sidecar.*, connections.*) instead" -}}
 {{- end -}}
@@ -114,7 +118,25 @@ Checks the schema cannot express; each failure names the value to fix.
 {{- end -}}
 {{- end }}{{ end -}}
 {{- if and (include "ward.module" .) .Values.serviceMonitor.enabled -}}
-{{- fail "serviceMonitor.enabled needs ward's admin port, which gateway.module.enabled has not (the module exports no metrics yet): turn one off" -}}
+{{- fail "serviceMonitor.enabled needs ward's admin port, which gateway.module.enabled has not (the module's metrics are Envoy stats, on Envoy's admin port on 127.0.0.1): turn one off" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A secret written inline (`{value: ...}`, ward's secret form) anywhere in
+`config`: refused, since `config` lands in a ConfigMap (and, with the
+module, in Envoy's bootstrap and /config_dump). Takes (list PATH VALUE).
+*/}}
+{{- define "ward.noInlineSecrets" -}}
+{{- $path := index . 0 -}}
+{{- $v := index . 1 -}}
+{{- if kindIs "map" $v -}}
+{{- if and (hasKey $v "value") (eq (len $v) 1) -}}
+{{- fail (printf "%s: an inline secret ({value: ...}) would be stored in a ConfigMap: put it in the Secret secrets.existingSecret names and refer to it with {file: ...} or {env: ...}" $path) -}}
+{{- end -}}
+{{- range $k, $x := $v }}{{ include "ward.noInlineSecrets" (list (printf "%s.%s" $path $k) $x) }}{{ end -}}
+{{- else if kindIs "slice" $v -}}
+{{- range $i, $x := $v }}{{ include "ward.noInlineSecrets" (list (printf "%s[%d]" $path $i) $x) }}{{ end -}}
 {{- end -}}
 {{- end -}}
 
