@@ -242,7 +242,7 @@ fn mask_v4(a: std::net::Ipv4Addr, bits: u8) -> std::net::Ipv4Addr {
 
 /// Whether `stored` can ever match a computed fingerprint: 64 hex digits
 /// (v1) or `fp2:` and 64 (v2), in any case, surrounding whitespace
-/// ignored, as [`matches`] reads it. Anything else would deny every
+/// ignored, as [`matches()`] reads it. Anything else would deny every
 /// request of its session as `fingerprint_mismatch`.
 pub fn well_formed(stored: &str) -> bool {
     let stored = stored.trim();
