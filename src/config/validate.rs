@@ -569,8 +569,7 @@ impl Config {
             );
             return;
         }
-        let h = &self.headers;
-        let fixed = [&h.user_id, &h.auth_method, &h.email, &h.roles, &h.scopes];
+        let fixed = self.fixed_identity_headers();
         let claims = self.jwt.claims.headers.iter().map(|m| &m.header);
         let fields = self.sessions.fields.iter().map(|f| &f.header);
         let fields = fields.filter(|_| self.sessions.enabled);
@@ -586,10 +585,15 @@ impl Config {
         }
     }
 
-    fn not_set_by_ward(&self, p: &mut Problems, path: &str, name: &str) {
+    /// The `headers` section's names, which every kind of identity may
+    /// carry.
+    fn fixed_identity_headers(&self) -> [&String; 5] {
         let h = &self.headers;
-        let fixed = [&h.user_id, &h.auth_method, &h.email, &h.roles, &h.scopes];
-        if fixed.iter().any(|f| *f == name) {
+        [&h.user_id, &h.auth_method, &h.email, &h.roles, &h.scopes]
+    }
+
+    fn not_set_by_ward(&self, p: &mut Problems, path: &str, name: &str) {
+        if self.fixed_identity_headers().iter().any(|f| *f == name) {
             p.add(path, format!("`{name}` is set by ward itself"));
         }
     }
